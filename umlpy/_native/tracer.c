@@ -1,0 +1,834 @@
+/* umlpy's native tracer: spawning guests under ptrace + seccomp, the wait
+ * loop, register and memory access, syscall skipping and injection.
+ *
+ * The loop answers in C every stop that needs no decision (allowed or
+ * denied syscalls, signal re-injection, group stops) and returns to the
+ * Python guest kernel only for the stops its policy table marks. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+
+#include "tracer_api.h"
+
+_Static_assert(sizeof(struct umlpy_regs) == sizeof(struct user_regs_struct),
+               "umlpy_regs must mirror user_regs_struct");
+
+#define PTRACE_OPTIONS (PTRACE_O_TRACESECCOMP | PTRACE_O_TRACEFORK |      \
+                        PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE |       \
+                        PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL |          \
+                        PTRACE_O_TRACESYSGOOD)
+
+/* Per-thread flags, indexed by host tid. */
+#define TS_SEEN 0x01        /* its first stop was reported */
+#define TS_WANT_EXIT 0x02   /* resumed with PTRACE_SYSCALL: report the exit */
+#define TS_STOP_SHIFT 4     /* UMLPY_STOP_* of the current stop, bits 4-5 */
+
+struct umlpy_tracer {
+    unsigned char action[UMLPY_TABLE_SIZE];
+    int err[UMLPY_TABLE_SIZE];
+    int report_signals;
+    unsigned char *state;
+    size_t state_len;
+};
+
+static int read_pid_max(void)
+{
+    int fd = open("/proc/sys/kernel/pid_max", O_RDONLY | O_CLOEXEC);
+    char buf[32];
+    long v = 4194304;
+    if (fd >= 0) {
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        if (n > 0) {
+            buf[n] = 0;
+            v = strtol(buf, NULL, 10);
+        }
+        close(fd);
+    }
+    if (v < 32768 || v > 4194304)
+        v = 4194304;
+    return (int)v;
+}
+
+struct umlpy_tracer *umlpy_tracer_new(void)
+{
+    struct umlpy_tracer *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    for (int i = 0; i < UMLPY_TABLE_SIZE; i++)
+        t->action[i] = UMLPY_ACT_PYTHON;
+    t->state_len = (size_t)read_pid_max() + 1;
+    /* calloc of a large block is lazily backed: untouched pages cost nothing */
+    t->state = calloc(t->state_len, 1);
+    if (!t->state) {
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+void umlpy_tracer_free(struct umlpy_tracer *t)
+{
+    if (t) {
+        free(t->state);
+        free(t);
+    }
+}
+
+void umlpy_set_action(struct umlpy_tracer *t, int nr, int action, int err)
+{
+    if (nr >= 0 && nr < UMLPY_TABLE_SIZE) {
+        t->action[nr] = (unsigned char)action;
+        t->err[nr] = err;
+    }
+}
+
+void umlpy_set_report_signals(struct umlpy_tracer *t, int on)
+{
+    t->report_signals = on;
+}
+
+static inline unsigned char *state_of(struct umlpy_tracer *t, int pid)
+{
+    static unsigned char dummy;
+    if (pid <= 0 || (size_t)pid >= t->state_len) {
+        dummy = 0;
+        return &dummy;
+    }
+    return &t->state[pid];
+}
+
+static inline void set_stop(struct umlpy_tracer *t, int pid, int kind)
+{
+    unsigned char *s = state_of(t, pid);
+    *s = (unsigned char)((*s & 0x0f) | (kind << TS_STOP_SHIFT));
+}
+
+int umlpy_stop_kind(struct umlpy_tracer *t, int pid)
+{
+    return (*state_of(t, pid) >> TS_STOP_SHIFT) & 3;
+}
+
+/* ---- signal forwarding --------------------------------------------- */
+
+static const int forwarded_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+#define NFORWARDED (int)(sizeof forwarded_signals / sizeof forwarded_signals[0])
+static struct sigaction saved_actions[NFORWARDED];
+static int saved_valid;
+static volatile sig_atomic_t forward_pid;
+
+static void forward_handler(int sig, siginfo_t *info, void *ctx)
+{
+    (void)ctx;
+    /* si_code > 0 means the kernel sent it (e.g. the terminal's ^C to the
+     * whole foreground group): the guest got its own copy already. */
+    if (info && info->si_code > 0)
+        return;
+    if (forward_pid > 0) {
+        int saved = errno;
+        kill(forward_pid, sig);
+        errno = saved;
+    }
+}
+
+void umlpy_forward_signals_to(int pid)
+{
+    forward_pid = pid;
+    if (!saved_valid && pid > 0) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = forward_handler;
+        sa.sa_flags = SA_SIGINFO;   /* no SA_RESTART: waitpid sees EINTR */
+        sigemptyset(&sa.sa_mask);
+        for (int i = 0; i < NFORWARDED; i++)
+            sigaction(forwarded_signals[i], &sa, &saved_actions[i]);
+        saved_valid = 1;
+    }
+}
+
+void umlpy_restore_signals(void)
+{
+    forward_pid = 0;
+    if (saved_valid) {
+        for (int i = 0; i < NFORWARDED; i++)
+            sigaction(forwarded_signals[i], &saved_actions[i], NULL);
+        saved_valid = 0;
+    }
+}
+
+/* ---- spawning --------------------------------------------------------- */
+
+static void child_fail(int fd, int stage, int err)
+{
+    struct umlpy_setup_report r = {stage, err};
+    ssize_t n = write(fd, &r, sizeof r);
+    (void)n;
+    _exit(127);
+}
+
+static int write_file(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = write(fd, text, strlen(text));
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return n < 0 ? -1 : 0;
+}
+
+static int enter_user_namespace(void)
+{
+    char map[64];
+    uid_t uid = geteuid();
+    gid_t gid = getegid();
+    if (unshare(CLONE_NEWUSER) < 0)
+        return -1;
+    if (write_file("/proc/self/setgroups", "deny") < 0 && errno != ENOENT)
+        return -1;
+    snprintf(map, sizeof map, "%u %u 1\n", (unsigned)uid, (unsigned)uid);
+    if (write_file("/proc/self/uid_map", map) < 0)
+        return -1;
+    snprintf(map, sizeof map, "%u %u 1\n", (unsigned)gid, (unsigned)gid);
+    if (write_file("/proc/self/gid_map", map) < 0)
+        return -1;
+    return 0;
+}
+
+static const char *env_lookup(char **envp, const char *name)
+{
+    size_t n = strlen(name);
+    for (; envp && *envp; envp++)
+        if (strncmp(*envp, name, n) == 0 && (*envp)[n] == '=')
+            return *envp + n + 1;
+    return NULL;
+}
+
+/* execvpe without malloc (we are a child of a possibly threaded process). */
+static int exec_search(const char *file, char **argv, char **envp)
+{
+    if (strchr(file, '/')) {
+        execve(file, argv, envp);
+        return errno;
+    }
+    const char *path = env_lookup(envp, "PATH");
+    if (!path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    int best = ENOENT;
+    char buf[PATH_MAX];
+    size_t flen = strlen(file);
+    for (const char *p = path;; p++) {
+        const char *end = strchr(p, ':');
+        size_t dlen = end ? (size_t)(end - p) : strlen(p);
+        if (dlen == 0) {
+            p--;            /* empty element means the current directory */
+            dlen = 1;
+            if (flen + 2 < sizeof buf) {
+                buf[0] = '.';
+                buf[1] = '/';
+                memcpy(buf + 2, file, flen + 1);
+            } else {
+                buf[0] = 0;
+            }
+        } else if (dlen + flen + 2 < sizeof buf) {
+            memcpy(buf, p, dlen);
+            buf[dlen] = '/';
+            memcpy(buf + dlen + 1, file, flen + 1);
+        } else {
+            buf[0] = 0;
+        }
+        if (buf[0]) {
+            execve(buf, argv, envp);
+            if (errno == EACCES || errno == ENOEXEC || errno == EPERM)
+                best = errno;
+            else if (errno != ENOENT && errno != ENOTDIR && best == ENOENT)
+                best = errno;
+        }
+        if (!end)
+            break;
+        p = end;
+        if (dlen == 1 && p[0] == ':' && p[-1] == ':')
+            continue;
+    }
+    return best;
+}
+
+static void child_main(int sync_fd, int report_fd, const char *path,
+                       char **argv, char **envp, const char *cwd,
+                       const char *root, const unsigned char *filter,
+                       int filter_len)
+{
+    char c;
+    /* Block until the parent has seized us, so no syscall goes untraced. */
+    if (read(sync_fd, &c, 1) != 1)
+        child_fail(report_fd, UMLPY_SETUP_SYNC, errno ? errno : EPIPE);
+    close(sync_fd);
+
+    /* Python ignores SIGPIPE and SIGXFSZ; a guest must start as if from a
+     * shell.  Forwarded signals go back to what umlpy inherited. */
+    signal(SIGPIPE, SIG_DFL);
+    signal(SIGXFSZ, SIG_DFL);
+    if (saved_valid)
+        for (int i = 0; i < NFORWARDED; i++) {
+            struct sigaction sa = saved_actions[i];
+            if (sa.sa_handler != SIG_IGN)
+                sa.sa_handler = SIG_DFL;
+            sa.sa_flags &= ~SA_SIGINFO;
+            sigaction(forwarded_signals[i], &sa, NULL);
+        }
+
+    if (root) {
+        if (geteuid() != 0 && enter_user_namespace() < 0)
+            child_fail(report_fd, UMLPY_SETUP_USERNS, errno);
+        if (chroot(root) < 0)
+            child_fail(report_fd, UMLPY_SETUP_CHROOT, errno);
+        if (!cwd && chdir("/") < 0)
+            child_fail(report_fd, UMLPY_SETUP_CHDIR, errno);
+    }
+    if (cwd && chdir(cwd) < 0)
+        child_fail(report_fd, UMLPY_SETUP_CHDIR, errno);
+
+    struct sock_fprog prog = {
+        .len = (unsigned short)filter_len,
+        .filter = (struct sock_filter *)filter,
+    };
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        child_fail(report_fd, UMLPY_SETUP_SECCOMP, errno);
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
+        child_fail(report_fd, UMLPY_SETUP_SECCOMP, errno);
+
+    child_fail(report_fd, UMLPY_SETUP_EXEC, exec_search(path, argv, envp));
+}
+
+int umlpy_spawn(struct umlpy_tracer *t, const char *path, char **argv,
+                char **envp, const char *cwd, const char *root,
+                const unsigned char *filter, int filter_len, int *status_fd)
+{
+    int sync_pipe[2], report_pipe[2];
+    if (filter_len <= 0 || filter_len > BPF_MAXINSNS)
+        return -EINVAL;
+    if (pipe2(sync_pipe, O_CLOEXEC) < 0)
+        return -errno;
+    if (pipe2(report_pipe, O_CLOEXEC) < 0) {
+        int e = errno;
+        close(sync_pipe[0]);
+        close(sync_pipe[1]);
+        return -e;
+    }
+    /* Orphaned guests are re-parented to us, not to the host's init. */
+    prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(sync_pipe[0]);
+        close(sync_pipe[1]);
+        close(report_pipe[0]);
+        close(report_pipe[1]);
+        return -e;
+    }
+    if (pid == 0) {
+        close(sync_pipe[1]);
+        close(report_pipe[0]);
+        child_main(sync_pipe[0], report_pipe[1], path, argv, envp, cwd, root,
+                   filter, filter_len);
+        _exit(127);
+    }
+    close(sync_pipe[0]);
+    close(report_pipe[1]);
+    if (ptrace(PTRACE_SEIZE, pid, 0, (void *)(long)PTRACE_OPTIONS) < 0) {
+        int e = errno;
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        close(sync_pipe[1]);
+        close(report_pipe[0]);
+        return -e;
+    }
+    *state_of(t, pid) = TS_SEEN;
+    if (write(sync_pipe[1], "g", 1) != 1) {
+        int e = errno;
+        kill(pid, SIGKILL);
+        close(sync_pipe[1]);
+        close(report_pipe[0]);
+        return -e;
+    }
+    close(sync_pipe[1]);
+    *status_fd = report_pipe[0];
+    return pid;
+}
+
+/* ---- resuming ------------------------------------------------------- */
+
+static int resume(struct umlpy_tracer *t, int pid, int sig)
+{
+    unsigned char *s = state_of(t, pid);
+    int req = (*s & TS_WANT_EXIT) ? PTRACE_SYSCALL : PTRACE_CONT;
+    set_stop(t, pid, UMLPY_STOP_NONE);
+    if (ptrace(req, pid, 0, (void *)(long)sig) < 0)
+        return -errno;
+    return 0;
+}
+
+int umlpy_cont(struct umlpy_tracer *t, int pid, int sig)
+{
+    return resume(t, pid, sig);
+}
+
+int umlpy_cont_to_exit(struct umlpy_tracer *t, int pid)
+{
+    *state_of(t, pid) |= TS_WANT_EXIT;
+    return resume(t, pid, 0);
+}
+
+int umlpy_set_retval(int pid, long retval)
+{
+    if (ptrace(PTRACE_POKEUSER, pid, offsetof(struct user_regs_struct, rax),
+               (void *)retval) < 0)
+        return -errno;
+    return 0;
+}
+
+int umlpy_skip(struct umlpy_tracer *t, int pid, long retval)
+{
+    /* orig_rax = -1 makes the kernel skip the call and keep rax as set. */
+    if (ptrace(PTRACE_POKEUSER, pid,
+               offsetof(struct user_regs_struct, orig_rax), (void *)-1L) < 0)
+        return -errno;
+    int r = umlpy_set_retval(pid, retval);
+    if (r < 0)
+        return r;
+    return resume(t, pid, 0);
+}
+
+int umlpy_get_regs(int pid, struct umlpy_regs *regs)
+{
+    if (ptrace(PTRACE_GETREGS, pid, 0, regs) < 0)
+        return -errno;
+    return 0;
+}
+
+int umlpy_set_regs(int pid, const struct umlpy_regs *regs)
+{
+    if (ptrace(PTRACE_SETREGS, pid, 0, regs) < 0)
+        return -errno;
+    return 0;
+}
+
+int umlpy_set_syscall(int pid, long nr, const unsigned long *args)
+{
+    struct user_regs_struct r;
+    if (ptrace(PTRACE_GETREGS, pid, 0, &r) < 0)
+        return -errno;
+    r.orig_rax = (unsigned long)nr;
+    r.rdi = args[0];
+    r.rsi = args[1];
+    r.rdx = args[2];
+    r.r10 = args[3];
+    r.r8 = args[4];
+    r.r9 = args[5];
+    if (ptrace(PTRACE_SETREGS, pid, 0, &r) < 0)
+        return -errno;
+    return 0;
+}
+
+/* ---- the wait loop ---------------------------------------------------- */
+
+static int is_stopping_signal(int sig)
+{
+    return sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
+}
+
+static void fill_syscall(struct umlpy_event *ev, const struct user_regs_struct *r)
+{
+    ev->nr = (long)r->orig_rax;
+    ev->args[0] = r->rdi;
+    ev->args[1] = r->rsi;
+    ev->args[2] = r->rdx;
+    ev->args[3] = r->r10;
+    ev->args[4] = r->r8;
+    ev->args[5] = r->r9;
+    ev->ip = r->rip;
+}
+
+/* One waited-for stop: returns 1 if ev must go to Python, 0 if handled. */
+static int handle_status(struct umlpy_tracer *t, int pid, int status,
+                         struct umlpy_event *ev)
+{
+    unsigned char *s = state_of(t, pid);
+    ev->kind = UMLPY_EV_NONE;
+    ev->pid = pid;
+    ev->status = status;
+    ev->sig = 0;
+    ev->ptrace_event = 0;
+    ev->msg = 0;
+
+    if (WIFEXITED(status) || WIFSIGNALED(status)) {
+        *s = 0;
+        ev->kind = UMLPY_EV_EXIT;
+        return 1;
+    }
+    if (!WIFSTOPPED(status))
+        return 0;
+
+    int sig = WSTOPSIG(status);
+    int event = (unsigned)status >> 16;
+
+    if (!(*s & TS_SEEN)) {
+        /* A new tracee reports first; it may even beat its parent's event. */
+        *s |= TS_SEEN;
+        set_stop(t, pid, UMLPY_STOP_OTHER);
+        if (event == PTRACE_EVENT_STOP) {
+            ev->kind = UMLPY_EV_NEW;
+            return 1;
+        }
+    }
+
+    if (sig == SIGTRAP && event == PTRACE_EVENT_SECCOMP) {
+        struct user_regs_struct r;
+        if (ptrace(PTRACE_GETREGS, pid, 0, &r) < 0)
+            return 0;       /* killed under us; its exit will be reported */
+        long nr = (long)r.orig_rax;
+        int act = (nr >= 0 && nr < UMLPY_TABLE_SIZE) ? t->action[nr]
+                                                     : UMLPY_ACT_PYTHON;
+        set_stop(t, pid, UMLPY_STOP_SECCOMP);
+        if (act == UMLPY_ACT_ALLOW) {
+            resume(t, pid, 0);
+            return 0;
+        }
+        if (act == UMLPY_ACT_ERRNO) {
+            umlpy_skip(t, pid, -(long)t->err[nr]);
+            return 0;
+        }
+        ev->kind = UMLPY_EV_SYSCALL;
+        fill_syscall(ev, &r);
+        return 1;
+    }
+
+    if (sig == (SIGTRAP | 0x80)) {
+        if (*s & TS_WANT_EXIT) {
+            *s &= ~TS_WANT_EXIT;
+            set_stop(t, pid, UMLPY_STOP_SYSCALL_EXIT);
+            struct user_regs_struct r;
+            if (ptrace(PTRACE_GETREGS, pid, 0, &r) < 0)
+                return 0;
+            ev->kind = UMLPY_EV_SYSCALL_EXIT;
+            fill_syscall(ev, &r);
+            ev->retval = (long)r.rax;
+            return 1;
+        }
+        resume(t, pid, 0);
+        return 0;
+    }
+
+    if (event == PTRACE_EVENT_STOP) {
+        set_stop(t, pid, UMLPY_STOP_OTHER);
+        if (is_stopping_signal(sig)) {
+            /* Group stop: stay stopped, yet let SIGCONT wake the thread. */
+            ptrace(PTRACE_LISTEN, pid, 0, 0);
+            return 0;
+        }
+        resume(t, pid, 0);
+        return 0;
+    }
+
+    if (sig == SIGTRAP && event) {
+        unsigned long msg = 0;
+        ptrace(PTRACE_GETEVENTMSG, pid, 0, &msg);
+        ev->msg = msg;
+        ev->ptrace_event = event;
+        set_stop(t, pid, UMLPY_STOP_OTHER);
+        switch (event) {
+        case PTRACE_EVENT_FORK:
+        case PTRACE_EVENT_VFORK:
+        case PTRACE_EVENT_CLONE:
+            ev->kind = UMLPY_EV_CHILD;
+            return 1;
+        case PTRACE_EVENT_EXEC:
+            if ((int)msg != pid && (int)msg > 0) {
+                /* A non-leader thread exec'd and took over the leader's tid. */
+                unsigned char *old = state_of(t, (int)msg);
+                *s = (unsigned char)(*old | TS_SEEN);
+                *old = 0;
+                set_stop(t, pid, UMLPY_STOP_OTHER);
+            }
+            ev->kind = UMLPY_EV_EXEC;
+            return 1;
+        default:
+            resume(t, pid, 0);
+            return 0;
+        }
+    }
+
+    /* Signal-delivery stop: re-inject the signal unless Python wants it. */
+    set_stop(t, pid, UMLPY_STOP_OTHER);
+    if (t->report_signals) {
+        ev->kind = UMLPY_EV_SIGNAL;
+        ev->sig = sig;
+        return 1;
+    }
+    resume(t, pid, sig);
+    return 0;
+}
+
+int umlpy_wait(struct umlpy_tracer *t, struct umlpy_event *ev)
+{
+    for (;;) {
+        int status;
+        pid_t pid = waitpid(-1, &status, __WALL);
+        if (pid < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == ECHILD) {
+                ev->kind = UMLPY_EV_NONE;
+                ev->pid = 0;
+                return 0;
+            }
+            return -errno;
+        }
+        if (handle_status(t, pid, status, ev))
+            return 0;
+    }
+}
+
+/* ---- guest memory ------------------------------------------------- */
+
+static long proc_mem_io(int pid, unsigned long addr, void *buf,
+                        unsigned long len, int write_it)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/mem", pid);
+    int fd = open(path, (write_it ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    unsigned long done = 0;
+    while (done < len) {
+        ssize_t n = write_it ? pwrite(fd, (char *)buf + done, len - done, (off_t)(addr + done))
+                             : pread(fd, (char *)buf + done, len - done, (off_t)(addr + done));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (done == 0) {
+                int e = errno;
+                close(fd);
+                return -e;
+            }
+            break;
+        }
+        if (n == 0)
+            break;
+        done += (unsigned long)n;
+    }
+    close(fd);
+    return (long)done;
+}
+
+long umlpy_read_mem(int pid, unsigned long addr, void *buf, unsigned long len)
+{
+    if (len == 0)
+        return 0;
+    struct iovec local = {buf, len}, remote = {(void *)addr, len};
+    ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+    if (n >= 0)
+        return n;
+    if (errno == EFAULT)
+        return -EFAULT;
+    return proc_mem_io(pid, addr, buf, len, 0);
+}
+
+long umlpy_write_mem(int pid, unsigned long addr, const void *buf, unsigned long len)
+{
+    if (len == 0)
+        return 0;
+    struct iovec local = {(void *)buf, len}, remote = {(void *)addr, len};
+    ssize_t n = process_vm_writev(pid, &local, 1, &remote, 1, 0);
+    if (n == (ssize_t)len)
+        return n;
+    /* Read-only pages (e.g. code) can only be written through /proc/PID/mem. */
+    unsigned long done = n > 0 ? (unsigned long)n : 0;
+    long m = proc_mem_io(pid, addr + done, (char *)buf + done, len - done, 1);
+    if (m < 0)
+        return done ? (long)done : m;
+    return (long)(done + (unsigned long)m);
+}
+
+long umlpy_read_str(int pid, unsigned long addr, char *buf, unsigned long max)
+{
+    unsigned long got = 0;
+    while (got < max) {
+        /* Never read across a page we were not asked about: it may be unmapped. */
+        unsigned long page_left = 4096 - ((addr + got) & 4095);
+        unsigned long want = max - got < page_left ? max - got : page_left;
+        long n = umlpy_read_mem(pid, addr + got, buf + got, want);
+        if (n <= 0)
+            return got ? -EFAULT : (n < 0 ? n : -EFAULT);
+        char *nul = memchr(buf + got, 0, (size_t)n);
+        if (nul)
+            return (long)(nul - buf);
+        got += (unsigned long)n;
+    }
+    return -ENAMETOOLONG;
+}
+
+/* ---- syscall injection ---------------------------------------------- */
+
+/* Wait for the next stop of pid that is not a signal-delivery stop; the
+ * signals seen on the way are collected so they can be re-raised later. */
+static int wait_own(int pid, int *status, int *pending, int *npending, int req)
+{
+    for (;;) {
+        if (waitpid(pid, status, __WALL) < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (!WIFSTOPPED(*status))
+            return -ESRCH;
+        int sig = WSTOPSIG(*status);
+        int event = (unsigned)*status >> 16;
+        if (sig != SIGTRAP && sig != (SIGTRAP | 0x80) && event == 0) {
+            if (*npending < 32)
+                pending[(*npending)++] = sig;
+            if (ptrace(req, pid, 0, 0) < 0)
+                return -errno;
+            continue;
+        }
+        return 0;
+    }
+}
+
+static int is_syscall_stop(int status)
+{
+    return WIFSTOPPED(status) && WSTOPSIG(status) == (SIGTRAP | 0x80);
+}
+
+static int is_seccomp_stop(int status)
+{
+    return WIFSTOPPED(status) && WSTOPSIG(status) == SIGTRAP &&
+           ((unsigned)status >> 16) == PTRACE_EVENT_SECCOMP;
+}
+
+/* Drive pid, sitting just before a `syscall` instruction with regs set,
+ * through that syscall to its exit stop. */
+static int run_to_exit(int pid, int *pending, int *npending)
+{
+    int status, r;
+    if (ptrace(PTRACE_SYSCALL, pid, 0, 0) < 0)
+        return -errno;
+    for (;;) {
+        if ((r = wait_own(pid, &status, pending, npending, PTRACE_SYSCALL)) < 0)
+            return r;
+        if (is_syscall_stop(status)) {
+            /* entry first, exit second; the seccomp stop may come between */
+            if (ptrace(PTRACE_SYSCALL, pid, 0, 0) < 0)
+                return -errno;
+            for (;;) {
+                if ((r = wait_own(pid, &status, pending, npending, PTRACE_SYSCALL)) < 0)
+                    return r;
+                if (is_syscall_stop(status))
+                    return 0;
+                if (ptrace(PTRACE_SYSCALL, pid, 0, 0) < 0)
+                    return -errno;
+            }
+        }
+        if (ptrace(PTRACE_SYSCALL, pid, 0, 0) < 0)
+            return -errno;
+    }
+}
+
+int umlpy_inject_syscall(struct umlpy_tracer *t, int pid, long nr,
+                         const unsigned long *args, long *result)
+{
+    int kind = umlpy_stop_kind(t, pid);
+    int pending[32], npending = 0, r, status;
+    struct user_regs_struct saved, regs;
+
+    if (kind != UMLPY_STOP_SECCOMP && kind != UMLPY_STOP_SYSCALL_EXIT)
+        return -EINVAL;
+    if (nr == SYS_fork || nr == SYS_vfork || nr == SYS_clone ||
+        nr == SYS_clone3 || nr == SYS_execve || nr == SYS_execveat ||
+        nr == SYS_exit || nr == SYS_exit_group || nr == SYS_rt_sigreturn)
+        return -EINVAL;     /* they never come back to this stop */
+    if (ptrace(PTRACE_GETREGS, pid, 0, &saved) < 0)
+        return -errno;
+
+    regs = saved;
+    regs.rdi = args[0];
+    regs.rsi = args[1];
+    regs.rdx = args[2];
+    regs.r10 = args[3];
+    regs.r8 = args[4];
+    regs.r9 = args[5];
+    if (kind == UMLPY_STOP_SECCOMP) {
+        /* Replace the pending call, run it to its exit stop. */
+        regs.orig_rax = (unsigned long)nr;
+        if (ptrace(PTRACE_SETREGS, pid, 0, &regs) < 0)
+            return -errno;
+        if (ptrace(PTRACE_SYSCALL, pid, 0, 0) < 0)
+            return -errno;
+        do {
+            if ((r = wait_own(pid, &status, pending, &npending, PTRACE_SYSCALL)) < 0)
+                return r;
+            if (!is_syscall_stop(status) && ptrace(PTRACE_SYSCALL, pid, 0, 0) < 0)
+                return -errno;
+        } while (!is_syscall_stop(status));
+    } else {
+        /* At an exit stop rip follows the `syscall` instruction just run. */
+        regs.rip = saved.rip - 2;
+        regs.rax = (unsigned long)nr;
+        if (ptrace(PTRACE_SETREGS, pid, 0, &regs) < 0)
+            return -errno;
+        if ((r = run_to_exit(pid, pending, &npending)) < 0)
+            return r;
+    }
+    if (ptrace(PTRACE_GETREGS, pid, 0, &regs) < 0)
+        return -errno;
+    *result = (long)regs.rax;
+
+    if (kind == UMLPY_STOP_SECCOMP) {
+        /* Re-issue the original call so the thread is back in its seccomp
+         * stop: rewind to the `syscall` instruction and step into it. */
+        regs = saved;
+        regs.rax = saved.orig_rax;
+        regs.rip = saved.rip - 2;
+        if (ptrace(PTRACE_SETREGS, pid, 0, &regs) < 0)
+            return -errno;
+        if (ptrace(PTRACE_SYSCALL, pid, 0, 0) < 0)
+            return -errno;
+        for (;;) {
+            if ((r = wait_own(pid, &status, pending, &npending, PTRACE_CONT)) < 0)
+                return r;
+            if (is_seccomp_stop(status))
+                break;
+            if (ptrace(PTRACE_CONT, pid, 0, 0) < 0)
+                return -errno;
+        }
+        /* the seccomp stop shows rax = -ENOSYS; restore exactly what was */
+        if (ptrace(PTRACE_SETREGS, pid, 0, &saved) < 0)
+            return -errno;
+    } else {
+        if (ptrace(PTRACE_SETREGS, pid, 0, &saved) < 0)
+            return -errno;
+    }
+    set_stop(t, pid, kind);
+    for (int i = 0; i < npending; i++)
+        syscall(SYS_tkill, (long)pid, (long)pending[i]);
+    return 0;
+}

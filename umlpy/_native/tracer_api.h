@@ -1,0 +1,105 @@
+/* The interface between umlpy's native tracer and the Python guest kernel.
+ *
+ * This file is read twice: by tracer.c and by cffi's cdef parser, so it
+ * holds only declarations and integer #defines (no includes, no guards). */
+
+#define UMLPY_TABLE_SIZE 512     /* x86_64 syscall numbers we keep a policy for */
+
+/* What the native loop does at a seccomp stop for syscall nr. */
+#define UMLPY_ACT_ALLOW 0        /* resume without entering Python */
+#define UMLPY_ACT_ERRNO 1        /* skip the call, return -errno, no Python */
+#define UMLPY_ACT_PYTHON 2       /* report UMLPY_EV_SYSCALL to the guest kernel */
+
+/* Events umlpy_wait() hands to Python. */
+#define UMLPY_EV_NONE 0          /* no tracee is left */
+#define UMLPY_EV_SYSCALL 1       /* seccomp stop at syscall entry */
+#define UMLPY_EV_SYSCALL_EXIT 2  /* syscall-exit stop that Python asked for */
+#define UMLPY_EV_CHILD 3         /* fork/vfork/clone in the parent: msg = new tid */
+#define UMLPY_EV_EXEC 4          /* execve succeeded: msg = former tid */
+#define UMLPY_EV_EXIT 5          /* tracee exited or was killed: status */
+#define UMLPY_EV_NEW 6           /* first stop of a tracee (auto-attach) */
+#define UMLPY_EV_SIGNAL 7        /* signal-delivery stop (only if reported) */
+
+/* Kinds of ptrace-stop a thread can sit in; injection needs to know. */
+#define UMLPY_STOP_NONE 0
+#define UMLPY_STOP_SECCOMP 1
+#define UMLPY_STOP_SYSCALL_EXIT 2
+#define UMLPY_STOP_OTHER 3
+
+/* Where the child's set-up failed (reported through the status pipe). */
+#define UMLPY_SETUP_SYNC 1
+#define UMLPY_SETUP_USERNS 2
+#define UMLPY_SETUP_CHROOT 3
+#define UMLPY_SETUP_CHDIR 4
+#define UMLPY_SETUP_SECCOMP 5
+#define UMLPY_SETUP_EXEC 6
+
+struct umlpy_event {
+    int kind;
+    int pid;
+    int status;          /* raw wait status */
+    int sig;             /* stop signal, for UMLPY_EV_SIGNAL */
+    int ptrace_event;    /* PTRACE_EVENT_* for UMLPY_EV_CHILD */
+    long nr;             /* syscall number */
+    unsigned long args[6];
+    long retval;         /* for UMLPY_EV_SYSCALL_EXIT */
+    unsigned long msg;   /* PTRACE_GETEVENTMSG */
+    unsigned long ip;    /* instruction pointer at the stop */
+};
+
+/* Same layout as the kernel's x86_64 struct user_regs_struct. */
+struct umlpy_regs {
+    unsigned long r15, r14, r13, r12, rbp, rbx, r11, r10, r9, r8;
+    unsigned long rax, rcx, rdx, rsi, rdi, orig_rax, rip, cs, eflags;
+    unsigned long rsp, ss, fs_base, gs_base, ds, es, fs, gs;
+};
+
+struct umlpy_setup_report {
+    int stage;           /* UMLPY_SETUP_* */
+    int err;             /* errno */
+};
+
+struct umlpy_tracer;
+
+struct umlpy_tracer *umlpy_tracer_new(void);
+void umlpy_tracer_free(struct umlpy_tracer *t);
+void umlpy_set_action(struct umlpy_tracer *t, int nr, int action, int err);
+void umlpy_set_report_signals(struct umlpy_tracer *t, int on);
+
+/* Fork a guest: it waits until seized, installs the seccomp filter (an
+ * array of struct sock_filter, filter_len instructions) and execs path,
+ * searching PATH from envp when path has no slash.  Returns the host pid
+ * or -errno; *status_fd receives the read end of a close-on-exec pipe on
+ * which a failing child writes one struct umlpy_setup_report. */
+int umlpy_spawn(struct umlpy_tracer *t, const char *path, char **argv,
+                char **envp, const char *cwd, const char *root,
+                const unsigned char *filter, int filter_len, int *status_fd);
+
+/* Forward SIGINT/SIGTERM/SIGHUP/SIGQUIT sent to umlpy by kill(2) to pid
+ * (terminal-generated ones already reach the guest's process group).
+ * pid 0 stops forwarding. */
+void umlpy_forward_signals_to(int pid);
+void umlpy_restore_signals(void);
+
+int umlpy_wait(struct umlpy_tracer *t, struct umlpy_event *ev);
+
+int umlpy_cont(struct umlpy_tracer *t, int pid, int sig);
+int umlpy_cont_to_exit(struct umlpy_tracer *t, int pid);
+int umlpy_skip(struct umlpy_tracer *t, int pid, long retval);
+int umlpy_set_retval(int pid, long retval);
+int umlpy_set_syscall(int pid, long nr, const unsigned long *args);
+
+int umlpy_get_regs(int pid, struct umlpy_regs *regs);
+int umlpy_set_regs(int pid, const struct umlpy_regs *regs);
+
+long umlpy_read_mem(int pid, unsigned long addr, void *buf, unsigned long len);
+long umlpy_write_mem(int pid, unsigned long addr, const void *buf, unsigned long len);
+long umlpy_read_str(int pid, unsigned long addr, char *buf, unsigned long max);
+
+/* Run syscall nr(args) in a thread sitting in a seccomp stop or a
+ * syscall-exit stop, and leave the thread in the same stop with the same
+ * registers.  Returns 0 and the syscall's result in *result, or -errno. */
+int umlpy_inject_syscall(struct umlpy_tracer *t, int pid, long nr,
+                         const unsigned long *args, long *result);
+
+int umlpy_stop_kind(struct umlpy_tracer *t, int pid);

@@ -1,0 +1,20 @@
+"""Errors of umlpy itself (never of the guest, whose errors are errno
+values).  Each carries the exit status a shell would use for it."""
+
+
+class UmlpyError(Exception):
+    """A one-line, user-facing error."""
+    exit_status = 1
+
+
+class BadInput(UmlpyError):
+    """A bad option, a bad --rootfs, a bad -C directory."""
+    exit_status = 2
+
+
+class CommandNotFound(UmlpyError):
+    exit_status = 127
+
+
+class CommandNotExecutable(UmlpyError):
+    exit_status = 126

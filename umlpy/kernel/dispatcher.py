@@ -1,0 +1,31 @@
+"""The one dispatcher that routes a stopped syscall to its handler."""
+import errno as _errno
+
+from .decisions import ALLOW, Return
+from .syscalls.registry import Support
+
+
+class Dispatcher:
+    """Routes each stopped call: user hooks first, then the table entry."""
+
+    def __init__(self, table):
+        self.table = table
+        self.hooks = {}
+
+    def add_hook(self, nr, hook):
+        self.hooks.setdefault(nr, []).append(hook)
+
+    def decide(self, call):
+        for hook in self.hooks.get(call.nr, ()):
+            decision = hook(call)
+            if decision is not None:
+                return decision
+        entry = call.entry
+        if entry is None:
+            return Return(-_errno.ENOSYS)
+        support = entry.support
+        if support is Support.PASSTHROUGH:
+            return ALLOW
+        if support is Support.DENIED or support is Support.UNSUPPORTED:
+            return Return(-entry.errno)
+        return entry.handler(call)

@@ -1,0 +1,127 @@
+"""Compile a policy into a classic-BPF seccomp filter, and run one.
+
+The filter checks the architecture, sends x32 and out-of-table numbers to
+ENOSYS, then finds the call's rule with a binary search over runs of
+equal rules, so a lookup costs O(log runs) instructions.  ``evaluate``
+interprets the produced program; the tests use it to check the filter
+against the policy it came from.
+"""
+import struct
+
+from .policy import TABLE_SIZE, Action
+
+# linux/bpf_common.h and linux/seccomp.h
+BPF_LD, BPF_JMP, BPF_RET = 0x00, 0x05, 0x06
+BPF_W, BPF_ABS, BPF_K = 0x00, 0x20, 0x00
+BPF_JA, BPF_JEQ, BPF_JGE, BPF_JSET = 0x00, 0x10, 0x30, 0x40
+LD_ABS_W = BPF_LD | BPF_W | BPF_ABS
+JEQ_K, JGE_K, JSET_K, JA = (BPF_JMP | BPF_JEQ | BPF_K, BPF_JMP | BPF_JGE | BPF_K,
+                            BPF_JMP | BPF_JSET | BPF_K, BPF_JMP | BPF_JA)
+RET_K = BPF_RET | BPF_K
+
+SECCOMP_RET_KILL_PROCESS = 0x80000000
+SECCOMP_RET_TRACE = 0x7FF00000
+SECCOMP_RET_ERRNO = 0x00050000
+SECCOMP_RET_ALLOW = 0x7FFF0000
+SECCOMP_RET_DATA = 0x0000FFFF
+
+AUDIT_ARCH_X86_64 = 0xC000003E
+X32_SYSCALL_BIT = 0x40000000
+ENOSYS = 38
+
+OFF_NR, OFF_ARCH = 0, 4
+
+
+def off_arg_low(i):
+    return 16 + 8 * i      # seccomp_data.args[i], low 32 bits (little endian)
+
+
+def ret_value(rule):
+    if rule.action is Action.ALLOW:
+        return SECCOMP_RET_ALLOW
+    if rule.action is Action.ERRNO:
+        return SECCOMP_RET_ERRNO | (rule.errno & SECCOMP_RET_DATA)
+    return SECCOMP_RET_TRACE
+
+
+def _leaf(rule):
+    """Instructions deciding one run of syscall numbers."""
+    if rule.guard is None:
+        return [(RET_K, 0, 0, ret_value(rule))]
+    mask = rule.guard.mask
+    if mask >> 32:
+        raise ValueError("guards test the low 32 bits of an argument")
+    return [(LD_ABS_W, 0, 0, off_arg_low(rule.guard.arg)),
+            (JSET_K, 1, 0, mask),
+            (RET_K, 0, 0, ret_value(rule)),
+            (RET_K, 0, 0, SECCOMP_RET_TRACE)]
+
+
+def _search(runs):
+    """runs: [(first_nr, rule)], sorted, covering a contiguous range."""
+    if len(runs) == 1:
+        return _leaf(runs[0][1])
+    mid = len(runs) // 2
+    left, right = _search(runs[:mid]), _search(runs[mid:])
+    if len(left) <= 255:
+        return [(JGE_K, len(left), 0, runs[mid][0])] + left + right
+    # a conditional jump reaches 255 instructions at most: go through JA
+    return [(JGE_K, 0, 1, runs[mid][0]), (JA, 0, 0, len(left))] + left + right
+
+
+def _runs(policy):
+    runs = []
+    for nr, rule in enumerate(policy):
+        if not runs or runs[-1][1] != rule:
+            runs.append((nr, rule))
+    return runs
+
+
+def compile_filter(policy, out_of_table):
+    """Instructions (code, jt, jf, k) for policy; out_of_table is the rule
+    for numbers past the table."""
+    assert len(policy) == TABLE_SIZE
+    body = _search(_runs(list(policy) + [out_of_table]))
+    enosys = SECCOMP_RET_ERRNO | ENOSYS
+    head = [
+        (LD_ABS_W, 0, 0, OFF_ARCH),
+        (JEQ_K, 1, 0, AUDIT_ARCH_X86_64),
+        (RET_K, 0, 0, enosys),               # i386 (int 0x80) or other ABIs
+        (LD_ABS_W, 0, 0, OFF_NR),
+        (JGE_K, 0, 1, X32_SYSCALL_BIT),
+        (RET_K, 0, 0, enosys),               # the x32 ABI
+    ]
+    return head + body
+
+
+def assemble(program):
+    return b"".join(struct.pack("<HBBI", code, jt, jf, k)
+                    for code, jt, jf, k in program)
+
+
+def evaluate(program, nr, args=(0,) * 6, arch=AUDIT_ARCH_X86_64):
+    """Run program on one seccomp_data, as the kernel would; returns the
+    32-bit action value."""
+    args = (tuple(args) + (0,) * 6)[:6]
+    data = struct.pack("<IIQ6Q", nr & 0xFFFFFFFF, arch, 0,
+                       *(a & (2**64 - 1) for a in args))
+    acc, pc = 0, 0
+    while True:
+        code, jt, jf, k = program[pc]
+        if code == LD_ABS_W:
+            acc = struct.unpack_from("<I", data, k)[0]
+            pc += 1
+        elif code == RET_K:
+            return k
+        elif code == JA:
+            pc += 1 + k
+        else:
+            if code == JEQ_K:
+                taken = acc == k
+            elif code == JGE_K:
+                taken = acc >= k
+            elif code == JSET_K:
+                taken = bool(acc & k)
+            else:
+                raise ValueError(f"unknown BPF instruction {code:#x}")
+            pc += 1 + (jt if taken else jf)

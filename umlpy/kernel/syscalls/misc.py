@@ -1,0 +1,36 @@
+"""Time, system information, System V and POSIX IPC, keys, and the calls
+that administer the host (the misc family)."""
+from errno import EPERM
+
+from .registry import TABLE
+
+FAMILY = "misc"
+
+TABLE.passthrough(
+    FAMILY,
+    "uname", "sysinfo", "getrandom",
+    "gettimeofday", "time", "clock_gettime", "clock_getres",
+    "clock_nanosleep", "nanosleep",
+    "msgget", "msgsnd", "msgrcv", "msgctl",
+    "semget", "semop", "semtimedop", "semctl",
+    "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive", "mq_notify",
+    "mq_getsetattr",
+    "add_key", "request_key", "keyctl", "perf_event_open",
+)
+
+TABLE.denied(
+    FAMILY, EPERM, "changes the host itself",
+    "reboot", "kexec_load", "kexec_file_load",
+    "init_module", "finit_module", "delete_module",
+    "settimeofday", "clock_settime", "clock_adjtime", "adjtimex",
+    "sethostname", "setdomainname", "iopl", "ioperm", "vhangup",
+    "syslog", "bpf",
+)
+
+TABLE.unsupported(
+    FAMILY, "not implemented by Linux on x86_64 (removed or never wired)",
+    "_sysctl", "create_module", "get_kernel_syms", "query_module",
+    "nfsservctl", "getpmsg", "putpmsg", "afs_syscall", "tuxcall", "security",
+    "vserver", "epoll_ctl_old", "epoll_wait_old", "uselib",
+    "set_thread_area", "get_thread_area", "lookup_dcookie",
+)

@@ -1,0 +1,61 @@
+"""Processes, threads, credentials and scheduling (the process family)."""
+from errno import EPERM
+
+from ..decisions import ALLOW, Rewrite
+from .registry import TABLE
+
+FAMILY = "process"
+
+CLONE_UNTRACED = 0x00800000
+
+TABLE.passthrough(
+    FAMILY,
+    "fork", "vfork", "execve", "execveat", "exit", "exit_group",
+    "wait4", "waitid",
+    "getpid", "getppid", "gettid", "set_tid_address",
+    "getpgid", "setpgid", "getpgrp", "setsid", "getsid",
+    "getuid", "geteuid", "getgid", "getegid", "getresuid", "getresgid",
+    "setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid",
+    "setfsuid", "setfsgid", "getgroups", "setgroups", "capget", "capset",
+    "prctl", "arch_prctl", "personality",
+    "getrlimit", "setrlimit", "prlimit64", "getrusage", "times",
+    "getpriority", "setpriority", "ioprio_get", "ioprio_set",
+    "sched_yield", "sched_setparam", "sched_getparam", "sched_setscheduler",
+    "sched_getscheduler", "sched_get_priority_max", "sched_get_priority_min",
+    "sched_rr_get_interval", "sched_setaffinity", "sched_getaffinity",
+    "sched_setattr", "sched_getattr", "getcpu",
+    "set_robust_list", "get_robust_list", "rseq",
+    "futex", "futex_waitv", "futex_wake", "futex_wait", "futex_requeue",
+    "pidfd_open", "pidfd_getfd", "kcmp",
+    "process_vm_readv", "process_vm_writev", "process_madvise",
+    "process_mrelease", "unshare", "setns", "seccomp",
+    "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self",
+    "lsm_get_self_attr", "lsm_set_self_attr", "lsm_list_modules",
+)
+
+TABLE.denied(
+    FAMILY, EPERM,
+    "guests are already traced by umlpy; nested tracing is refused cleanly",
+    "ptrace",
+)
+TABLE.unsupported(
+    FAMILY,
+    "its flags live in guest memory where a seccomp filter cannot check "
+    "them; libc falls back to clone(2)",
+    "clone3",
+)
+
+
+@TABLE.guarded(FAMILY, "clone", arg=0, mask=CLONE_UNTRACED,
+               why="CLONE_UNTRACED would start a child that escapes tracing")
+def sys_clone(call):
+    flags = call.args[0]
+    if flags & CLONE_UNTRACED:
+        # The flag only opts out of being traced; without it the child
+        # is the same child, and it stays inside the sandbox.
+        args = list(call.args)
+        args[0] = flags & ~CLONE_UNTRACED
+        return Rewrite(call.nr, args)
+    return ALLOW
+
+

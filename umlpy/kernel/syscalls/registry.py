@@ -1,0 +1,116 @@
+"""The guest kernel's syscall table.
+
+Every x86_64 syscall is declared exactly once, by the family module it
+belongs to, with its support level.  The seccomp filter, the native
+policy table and the compatibility page are all derived from this table;
+nothing else decides how a syscall is treated.
+"""
+import enum
+import errno as _errno
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from .names import SYSCALL_NAMES, SYSCALL_NUMBERS, prototype
+
+
+class Support(enum.Enum):
+    PASSTHROUGH = "passthrough"   # the host runs it unchanged
+    GUARDED = "guarded"           # passes, unless an argument needs a decision
+    EMULATED = "emulated"         # the guest kernel's handler decides each call
+    DENIED = "denied"             # fails with a fixed errno
+    UNSUPPORTED = "unsupported"   # fails with ENOSYS
+
+
+@dataclass(frozen=True)
+class Guard:
+    """Stop the call only when ``args[arg] & mask`` is non-zero."""
+    arg: int
+    mask: int
+
+
+@dataclass
+class Entry:
+    nr: int
+    name: str
+    family: str
+    support: Support
+    why: str = ""
+    errno: int = 0
+    handler: Optional[Callable] = None
+    guard: Optional[Guard] = None
+
+    @property
+    def prototype(self):
+        return prototype(self.name)
+
+    def describe(self):
+        if self.support is Support.DENIED:
+            return f"denied ({_errno.errorcode.get(self.errno, self.errno)})"
+        if self.support is Support.UNSUPPORTED:
+            return "unsupported (ENOSYS)"
+        return self.support.value
+
+
+class DeclarationError(Exception):
+    """A syscall family declared a call twice, or one that does not exist."""
+
+
+class SyscallTable:
+    def __init__(self):
+        self.by_nr = {}
+
+    def _add(self, entry):
+        if entry.nr in self.by_nr:
+            raise DeclarationError(
+                f"syscall {entry.name} declared by {self.by_nr[entry.nr].family} "
+                f"and again by {entry.family}")
+        self.by_nr[entry.nr] = entry
+        return entry
+
+    def _nr(self, name):
+        try:
+            return SYSCALL_NUMBERS[name]
+        except KeyError:
+            raise DeclarationError(f"no x86_64 syscall named {name!r}") from None
+
+    def passthrough(self, family, *names, why=""):
+        for name in names:
+            self._add(Entry(self._nr(name), name, family, Support.PASSTHROUGH, why))
+
+    def denied(self, family, err, why, *names):
+        for name in names:
+            self._add(Entry(self._nr(name), name, family, Support.DENIED, why, err))
+
+    def unsupported(self, family, why, *names):
+        for name in names:
+            self._add(Entry(self._nr(name), name, family, Support.UNSUPPORTED,
+                            why, _errno.ENOSYS))
+
+    def emulated(self, family, name, why=""):
+        def register(handler):
+            self._add(Entry(self._nr(name), name, family, Support.EMULATED, why,
+                            handler=handler))
+            return handler
+        return register
+
+    def guarded(self, family, name, arg, mask, why):
+        def register(handler):
+            self._add(Entry(self._nr(name), name, family, Support.GUARDED, why,
+                            handler=handler, guard=Guard(arg, mask)))
+            return handler
+        return register
+
+    def entry(self, name_or_nr):
+        nr = name_or_nr if isinstance(name_or_nr, int) else self._nr(name_or_nr)
+        return self.by_nr.get(nr)
+
+    def missing(self):
+        """Names of x86_64 syscalls that no family declared."""
+        return sorted(name for nr, name in SYSCALL_NAMES.items()
+                      if nr not in self.by_nr)
+
+    def __iter__(self):
+        return iter(sorted(self.by_nr.values(), key=lambda e: e.nr))
+
+
+TABLE = SyscallTable()

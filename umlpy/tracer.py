@@ -1,0 +1,184 @@
+"""Python face of the native tracer (umlpy/_native/tracer.c)."""
+import errno as _errno
+import os
+
+from ._native._tracer import ffi, lib
+
+EV_NONE = lib.UMLPY_EV_NONE
+EV_SYSCALL = lib.UMLPY_EV_SYSCALL
+EV_SYSCALL_EXIT = lib.UMLPY_EV_SYSCALL_EXIT
+EV_CHILD = lib.UMLPY_EV_CHILD
+EV_EXEC = lib.UMLPY_EV_EXEC
+EV_EXIT = lib.UMLPY_EV_EXIT
+EV_NEW = lib.UMLPY_EV_NEW
+EV_SIGNAL = lib.UMLPY_EV_SIGNAL
+
+SETUP_STAGES = {
+    lib.UMLPY_SETUP_SYNC: "start",
+    lib.UMLPY_SETUP_USERNS: "user namespace",
+    lib.UMLPY_SETUP_CHROOT: "chroot",
+    lib.UMLPY_SETUP_CHDIR: "chdir",
+    lib.UMLPY_SETUP_SECCOMP: "seccomp",
+    lib.UMLPY_SETUP_EXEC: "exec",
+}
+
+
+class TracerError(OSError):
+    """A ptrace operation on a guest thread failed."""
+
+
+def _check(ret, what):
+    if ret < 0:
+        raise TracerError(-ret, f"{what}: {os.strerror(-ret)}")
+    return ret
+
+
+class SetupFailure(Exception):
+    """The guest's child process could not get as far as exec."""
+
+    def __init__(self, stage, err):
+        self.stage = stage
+        self.errno = err
+        super().__init__(f"{SETUP_STAGES.get(stage, stage)}: {os.strerror(err)}")
+
+
+class Tracer:
+    """One ptrace tracer.  All calls must come from the thread that
+    spawned the guest: ptrace ties tracees to the tracing thread."""
+
+    def __init__(self):
+        self._t = ffi.gc(lib.umlpy_tracer_new(), lib.umlpy_tracer_free)
+        if self._t == ffi.NULL:
+            raise MemoryError("cannot allocate the tracer")
+        self.ev = ffi.new("struct umlpy_event *")
+        self._regs = ffi.new("struct umlpy_regs *")
+        self._args = ffi.new("unsigned long[6]")
+        self._result = ffi.new("long *")
+
+    # policy -------------------------------------------------------------
+    def set_action(self, nr, action, err=0):
+        lib.umlpy_set_action(self._t, nr, int(action), err)
+
+    def report_signals(self, on):
+        lib.umlpy_set_report_signals(self._t, 1 if on else 0)
+
+    # spawning -----------------------------------------------------------
+    def spawn(self, path, argv, env, cwd, root, bpf):
+        """Start argv under this tracer; returns (host pid, status fd)."""
+        keep = []
+
+        def cstr(s):
+            b = ffi.new("char[]", os.fsencode(s))
+            keep.append(b)
+            return b
+
+        def cvec(items):
+            v = ffi.new("char *[]", len(items) + 1)
+            for i, s in enumerate(items):
+                v[i] = cstr(s)
+            v[len(items)] = ffi.NULL
+            return v
+
+        c_argv = cvec(argv)
+        c_env = cvec([f"{k}={v}" for k, v in env.items()])
+        status_fd = ffi.new("int *", -1)
+        pid = lib.umlpy_spawn(
+            self._t, cstr(path), c_argv, c_env,
+            cstr(cwd) if cwd is not None else ffi.NULL,
+            cstr(root) if root is not None else ffi.NULL,
+            bpf, len(bpf) // 8, status_fd)
+        if pid < 0:
+            raise OSError(-pid, f"cannot start the guest: {os.strerror(-pid)}")
+        return pid, status_fd[0]
+
+    @staticmethod
+    def read_setup_failure(status_fd):
+        """The child's set-up failure, or None if it reached exec."""
+        try:
+            data = os.read(status_fd, 8)
+        finally:
+            os.close(status_fd)
+        if len(data) < 8:
+            return None
+        stage = int.from_bytes(data[:4], "little", signed=True)
+        err = int.from_bytes(data[4:], "little", signed=True)
+        return SetupFailure(stage, err)
+
+    @staticmethod
+    def forward_signals_to(pid):
+        lib.umlpy_forward_signals_to(pid)
+
+    @staticmethod
+    def restore_signals():
+        lib.umlpy_restore_signals()
+
+    # the loop -----------------------------------------------------------
+    def wait(self):
+        """Wait for the next event that needs Python; returns its kind
+        (details in self.ev)."""
+        r = lib.umlpy_wait(self._t, self.ev)
+        if r < 0:
+            raise TracerError(-r, f"waitpid: {os.strerror(-r)}")
+        return self.ev.kind
+
+    def cont(self, tid, sig=0):
+        return lib.umlpy_cont(self._t, tid, sig)
+
+    def cont_to_exit(self, tid):
+        return lib.umlpy_cont_to_exit(self._t, tid)
+
+    def skip(self, tid, value):
+        return lib.umlpy_skip(self._t, tid, value)
+
+    def set_retval(self, tid, value):
+        return lib.umlpy_set_retval(tid, value)
+
+    def set_syscall(self, tid, nr, args):
+        a = self._args
+        for i in range(6):
+            a[i] = (args[i] if i < len(args) else 0) & 0xFFFFFFFFFFFFFFFF
+        return _check(lib.umlpy_set_syscall(tid, nr, a), "set syscall")
+
+    def stop_kind(self, tid):
+        return lib.umlpy_stop_kind(self._t, tid)
+
+    # registers and memory -------------------------------------------------
+    def get_regs(self, tid):
+        regs = ffi.new("struct umlpy_regs *")
+        _check(lib.umlpy_get_regs(tid, regs), "PTRACE_GETREGS")
+        return regs
+
+    def set_regs(self, tid, regs):
+        _check(lib.umlpy_set_regs(tid, regs), "PTRACE_SETREGS")
+
+    def read_mem(self, tid, addr, size):
+        buf = ffi.new("char[]", size)
+        n = lib.umlpy_read_mem(tid, addr, buf, size)
+        _check(n, f"read guest memory at {addr:#x}")
+        return ffi.buffer(buf, n)[:]
+
+    def write_mem(self, tid, addr, data):
+        n = lib.umlpy_write_mem(tid, addr, data, len(data))
+        return _check(n, f"write guest memory at {addr:#x}")
+
+    def read_str(self, tid, addr, limit=4096):
+        """A NUL-terminated string from guest memory, as bytes."""
+        buf = ffi.new("char[]", limit)
+        n = lib.umlpy_read_str(tid, addr, buf, limit)
+        if n < 0:
+            raise TracerError(-n, f"read guest string at {addr:#x}: {os.strerror(-n)}")
+        return ffi.buffer(buf, n)[:]
+
+    def inject_syscall(self, tid, nr, args):
+        """Run nr(*args) in the stopped thread tid; returns the raw result
+        (negative errno on failure).  tid must sit in a seccomp stop or a
+        syscall-exit stop, and is left in it, registers unchanged."""
+        a = self._args
+        for i in range(6):
+            a[i] = (args[i] if i < len(args) else 0) & 0xFFFFFFFFFFFFFFFF
+        r = lib.umlpy_inject_syscall(self._t, tid, nr, a, self._result)
+        if r == -_errno.EINVAL:
+            raise TracerError(_errno.EINVAL, "inject: the thread must sit in a "
+                              "syscall stop, and the call must return to it")
+        _check(r, "inject syscall")
+        return self._result[0]
