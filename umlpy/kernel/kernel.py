@@ -9,7 +9,7 @@ from .. import tracer as T
 from ..errors import CommandNotExecutable, CommandNotFound, UmlpyError
 from .decisions import ALLOW, AllowThen, Return, Rewrite, SyscallCall
 from .dispatcher import Dispatcher
-from .policy import TABLE_SIZE, Mode, build_policy, rule_for
+from .policy import TABLE_SIZE, Action, Mode, build_policy, rule_for
 from .process import ProcessTable
 from .seccomp import assemble, compile_filter
 from .syscalls import TABLE
@@ -70,7 +70,10 @@ class GuestKernel:
         if self.processes.main is not None:
             raise UmlpyError("this guest kernel already runs a first process")
         for nr, rule in enumerate(self.policy()):
-            self.tracer.set_action(nr, rule.action, rule.errno)
+            # A guarded call stops only when its guard matched: then it is
+            # Python's to decide.
+            action = Action.PYTHON if rule.guard else rule.action
+            self.tracer.set_action(nr, action, rule.errno)
         env = dict(os.environ if env is None else env)
         pid, self._status_fd = self.tracer.spawn(
             argv[0], argv, env, cwd, root, self.seccomp_filter())

@@ -1,0 +1,83 @@
+"""Shared fixtures: guest programs built from C at test time, and runners
+that execute the same command natively and inside umlpy."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+GUEST_SRC = Path(__file__).resolve().parent / "guest"
+UMLPY = [sys.executable, "-m", "umlpy"]
+MODES = ["default", "trace-all"]
+
+
+def _env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def shell_status(returncode):
+    """subprocess reports death by signal N as -N; a shell (and umlpy) as 128+N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def run_native(argv, timeout=120, **kw):
+    p = subprocess.run(argv, capture_output=True, timeout=timeout, **kw)
+    p.returncode = shell_status(p.returncode)
+    return p
+
+
+def umlpy_argv(argv, mode="default", options=()):
+    extra = ["--trace-all"] if mode == "trace-all" else []
+    return UMLPY + ["run", *extra, *options, "--", *argv]
+
+
+def run_umlpy(argv, mode="default", options=(), timeout=120, **kw):
+    kw.setdefault("env", _env())
+    return subprocess.run(umlpy_argv(argv, mode, options), capture_output=True,
+                          timeout=timeout, **kw)
+
+
+def assert_same(argv, mode, timeout=120, compare_stderr=True, **kw):
+    """Run argv natively and inside umlpy: output and status must agree."""
+    native = run_native(argv, timeout=timeout, **kw)
+    inside = run_umlpy(argv, mode, timeout=timeout, **kw)
+    assert inside.stdout == native.stdout, (inside.stdout[-2000:], inside.stderr[-2000:])
+    if compare_stderr:
+        assert inside.stderr == native.stderr
+    assert inside.returncode == native.returncode, inside.stderr[-2000:]
+    return native, inside
+
+
+@pytest.fixture(params=MODES)
+def mode(request):
+    return request.param
+
+
+class GuestPrograms:
+    """Compiles tests/guest/NAME.c on first use, static or dynamic."""
+
+    def __init__(self, outdir):
+        self.outdir = Path(outdir)
+        os.chmod(self.outdir, 0o755)
+
+    def __call__(self, name, static=False):
+        out = self.outdir / (name + ("-static" if static else ""))
+        if not out.exists():
+            cmd = ["gcc", "-O2", "-Wall", "-o", str(out), str(GUEST_SRC / (name + ".c")),
+                   "-pthread"]
+            if static:
+                cmd.insert(1, "-static")
+            subprocess.run(cmd, check=True, capture_output=True)
+        return str(out)
+
+
+@pytest.fixture(scope="session")
+def guest(tmp_path_factory):
+    if not shutil.which("gcc"):
+        pytest.fail("gcc is needed to build the guest test programs")
+    return GuestPrograms(tmp_path_factory.mktemp("guest-bin"))
