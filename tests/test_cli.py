@@ -87,3 +87,12 @@ def test_syscall_table_lists_every_call():
 def test_version():
     p = umlpy("--version")
     assert p.returncode == 0 and p.stdout.startswith(b"umlpy ")
+
+
+def test_compatibility_page_is_generated_from_the_table():
+    from umlpy.docs import syscall_table_markdown
+    from umlpy.kernel.syscalls import TABLE
+    from conftest import ROOT
+    page = (ROOT / "docs" / "SYSCALLS.md").read_text()
+    assert page == syscall_table_markdown(TABLE), \
+        "docs/SYSCALLS.md is stale: regenerate with 'umlpy syscalls --markdown'"

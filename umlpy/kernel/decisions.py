@@ -1,7 +1,6 @@
 """Decisions a syscall handler can take, and the view of one stopped call
 that a handler receives."""
-from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from collections import namedtuple
 
 
 class Allow:
@@ -15,30 +14,26 @@ class Allow:
 ALLOW = Allow()
 
 
-@dataclass(frozen=True)
-class Return:
+class Return(namedtuple("Return", "value")):
     """Skip the call; the guest sees ``value`` (negative errno for errors)."""
-    value: int
+    __slots__ = ()
 
 
 def fail(err):
     return Return(-err)
 
 
-@dataclass(frozen=True)
-class Rewrite:
+class Rewrite(namedtuple("Rewrite", "nr args")):
     """Run ``nr(args)`` in place of the guest's call (registers only, so a
     guest thread cannot change it under us)."""
-    nr: int
-    args: Sequence[int]
+    __slots__ = ()
 
 
-@dataclass(frozen=True)
-class AllowThen:
+class AllowThen(namedtuple("AllowThen", "on_exit rewrite", defaults=(None,))):
     """Let the host run the call, then call ``on_exit(call, result)``; a
-    non-None value it returns replaces the result."""
-    on_exit: Callable
-    rewrite: Optional[Rewrite] = None
+    non-None value it returns replaces the result.  ``rewrite`` optionally
+    changes the call first."""
+    __slots__ = ()
 
 
 class SyscallCall:

@@ -6,11 +6,10 @@ stops at all) and the native loop's table (which decides, at a stop,
 whether Python is needed).
 """
 import enum
-from dataclasses import dataclass
-from typing import Optional
+from collections import namedtuple
 
 from .syscalls.names import X32_FIRST
-from .syscalls.registry import Guard, Support
+from .syscalls.registry import Support
 
 TABLE_SIZE = X32_FIRST      # must equal UMLPY_TABLE_SIZE in tracer_api.h
 
@@ -26,11 +25,10 @@ class Action(enum.IntEnum):
     PYTHON = 2
 
 
-@dataclass(frozen=True)
-class Rule:
-    action: Action
-    errno: int = 0
-    guard: Optional[Guard] = None   # with ALLOW: stop (PYTHON) when it matches
+class Rule(namedtuple("Rule", "action errno guard", defaults=(0, None))):
+    """What to do with one syscall number; a guard (with ALLOW) makes the
+    call stop for Python when it matches."""
+    __slots__ = ()
 
 
 def rule_for(entry, mode, hooked):

@@ -4,25 +4,24 @@ For now it records host tids as the tracer learns of them (pids are still
 the host's); it is the one place that knows which threads belong to the
 sandbox, and so the one place the virtual pid map will live.
 """
-from dataclasses import dataclass, field
-from typing import Optional
-
 FORK, VFORK, CLONE = 1, 2, 3      # PTRACE_EVENT_FORK/VFORK/CLONE
 
 
-@dataclass
 class Thread:
-    tid: int
-    parent: Optional[int] = None     # tid that created it, if known
-    created_by: int = 0              # FORK, VFORK or CLONE (0: spawned or unknown)
-    execs: int = 0
+    __slots__ = ("tid", "parent", "created_by", "execs")
+
+    def __init__(self, tid):
+        self.tid = tid
+        self.parent = None           # tid that created it, if known
+        self.created_by = 0          # FORK, VFORK or CLONE (0: spawned or unknown)
+        self.execs = 0
 
 
-@dataclass
 class ProcessTable:
-    threads: dict = field(default_factory=dict)
-    main: Optional[int] = None
-    created: int = 0                 # threads and processes ever seen
+    def __init__(self):
+        self.threads = {}
+        self.main = None
+        self.created = 0             # threads and processes ever seen
 
     def spawned(self, tid):
         self.main = tid

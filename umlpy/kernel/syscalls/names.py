@@ -5,8 +5,26 @@ the calls added since are listed here by number (from the kernel's
 arch/x86/entry/syscalls/syscall_64.tbl).  Numbers 512-547 are the x32 ABI
 and are not valid x86_64 calls, so they are left out.
 """
-from ptrace.syscall.linux import x86_64 as _ptrace_x86_64
-from ptrace.syscall.prototypes import SYSCALL_PROTOTYPES as _PROTOTYPES
+import importlib.util
+import os
+
+
+def _load_ptrace_data(relpath):
+    """Load one of python-ptrace's pure-data modules by itself: importing
+    it through its package would pull in ctypes bindings and cost ~15 ms
+    at every umlpy start."""
+    spec = importlib.util.find_spec("ptrace")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("umlpy needs python-ptrace (pip install python-ptrace)")
+    path = os.path.join(list(spec.submodule_search_locations)[0], *relpath.split("/"))
+    namespace = {}
+    with open(path) as f:
+        exec(compile(f.read(), path, "exec"), namespace)
+    return namespace
+
+
+_ptrace_x86_64 = type("x86_64", (), _load_ptrace_data("syscall/linux/x86_64.py"))
+_PROTOTYPES = None
 
 X32_FIRST = 512
 
@@ -53,6 +71,10 @@ SYSCALL_NUMBERS = {name: nr for nr, name in SYSCALL_NAMES.items()}
 
 def prototype(name):
     """(return type, ((type, name), ...)) for syscall name, or None."""
+    global _PROTOTYPES
+    if _PROTOTYPES is None:
+        from ptrace.syscall.prototypes import SYSCALL_PROTOTYPES
+        _PROTOTYPES = SYSCALL_PROTOTYPES
     return _PROTOTYPES.get(name) or _MISSING_PROTOTYPES.get(name)
 
 

@@ -7,8 +7,7 @@ nothing else decides how a syscall is treated.
 """
 import enum
 import errno as _errno
-from dataclasses import dataclass
-from typing import Callable, Optional
+from collections import namedtuple
 
 from .names import SYSCALL_NAMES, SYSCALL_NUMBERS, prototype
 
@@ -21,23 +20,28 @@ class Support(enum.Enum):
     UNSUPPORTED = "unsupported"   # fails with ENOSYS
 
 
-@dataclass(frozen=True)
-class Guard:
+class Guard(namedtuple("Guard", "arg mask")):
     """Stop the call only when ``args[arg] & mask`` is non-zero."""
-    arg: int
-    mask: int
+    __slots__ = ()
 
 
-@dataclass
 class Entry:
-    nr: int
-    name: str
-    family: str
-    support: Support
-    why: str = ""
-    errno: int = 0
-    handler: Optional[Callable] = None
-    guard: Optional[Guard] = None
+    """One syscall's declaration: who owns it and how it is supported."""
+    __slots__ = ("nr", "name", "family", "support", "why", "errno", "handler", "guard")
+
+    def __init__(self, nr, name, family, support, why="", errno=0, handler=None,
+                 guard=None):
+        self.nr = nr
+        self.name = name
+        self.family = family
+        self.support = support
+        self.why = why
+        self.errno = errno
+        self.handler = handler
+        self.guard = guard
+
+    def __repr__(self):
+        return f"<Entry {self.nr} {self.name} {self.family} {self.describe()}>"
 
     @property
     def prototype(self):

@@ -1,0 +1,463 @@
+#!/usr/bin/env python3
+"""Benchmark umlpy against native execution and peer sandboxes.
+
+    python3 benchmarks/run.py [--quick] [--runs N] [--only NAME,...]
+                              [--runners NAME,...] [--json FILE] [--markdown]
+
+Runs are interleaved (for each run: for each workload: for each runner) so
+that slow drift of the machine hits every runner alike; medians are reported.
+Standard library only. See benchmarks/README.md.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+MICRO_SRC = os.path.join(HERE, "micro.c")
+SMOKE_TIMEOUT = 60
+
+# name, mode of micro.c, iterations, syscalls per op (None: not meaningful), what
+MICRO = [
+    ("getpid", "getpid", 200_000, 1, "syscall(SYS_getpid)"),
+    ("open", "open", 200_000, 2, "open+close of a file"),
+    ("stat", "stat", 200_000, 1, "stat of a file"),
+    ("read", "read", 200_000, 1, "pread of 1 byte from an open file"),
+    ("fork", "fork", 2_000, None, "fork+_exit+wait"),
+    ("exec", "exec", 500, None, "fork+exec(/bin/true)+wait"),
+]
+QUICK_DIVISOR = 10
+
+MACRO = [
+    ("sh-loop", ["sh", "-c", "i=0; while [ $i -lt 300 ]; do /bin/true; i=$((i+1)); done"]),
+    ("find", ["sh", "-c", "find /usr/lib -type f | wc -l"]),
+    ("python", ["/usr/bin/python3", "-c", "pass"]),
+    ("tar", ["sh", "-c", "tar cf - /usr/include | wc -c"]),
+]
+
+RUNNER_ORDER = ["native", "umlpy", "umlpy-trace-all", "strace", "proot", "runsc"]
+PEERS = ("strace", "proot", "runsc")  # optional; each runner is named after its tool
+RUNNER_LABELS = {
+    "native": "native", "umlpy": "umlpy", "umlpy-trace-all": "umlpy --trace-all",
+    "strace": "strace -f", "proot": "proot", "runsc": "runsc",
+}
+# Tried in order; the first that runs /bin/true with status 0 is used.
+# gVisor's ptrace platform first: it is the tracer-based design umlpy competes with.
+RUNSC_VARIANTS = [
+    ["--network=none", "--platform=ptrace"],
+    ["--rootless", "--network=none", "--platform=ptrace"],
+    ["--network=none"],
+    ["--rootless", "--network=none"],
+]
+
+
+@dataclass
+class Workload:
+    name: str
+    argv: list
+    ops: int = None            # micro workloads: operations per run
+    syscalls_per_op: int = None
+    what: str = ""
+
+    @property
+    def micro(self):
+        return self.ops is not None
+
+
+@dataclass
+class Runner:
+    name: str
+    prefix: list
+    note: str = ""
+
+    @property
+    def label(self):
+        return RUNNER_LABELS[self.name]
+
+
+@dataclass
+class Result:
+    times: list = field(default_factory=list)
+    failure: str = None
+
+    @property
+    def median(self):
+        return statistics.median(self.times) if self.times and not self.failure else None
+
+
+# ---------------------------------------------------------------- helpers
+
+def note(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def loud(msg):
+    note(f"\n!!! {msg}\n")
+
+
+def run_cmd(argv, timeout, capture=False):
+    """Run argv from the repo root; return (seconds, returncode, stdout).
+
+    returncode is None on timeout."""
+    out = subprocess.PIPE if capture else subprocess.DEVNULL
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(argv, cwd=REPO, stdin=subprocess.DEVNULL, stdout=out,
+                              stderr=subprocess.DEVNULL, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return time.perf_counter() - start, None, b""
+    return time.perf_counter() - start, proc.returncode, proc.stdout or b""
+
+
+def describe_status(rc, timeout):
+    return f"timed out after {timeout:.0f} s" if rc is None else f"exit status {rc}"
+
+
+def smoke(prefix):
+    """Does prefix + /bin/true work? Returns an error string or None."""
+    try:
+        _, rc, _ = run_cmd(prefix + ["/bin/true"], SMOKE_TIMEOUT)
+    except OSError as e:
+        return str(e)
+    return None if rc == 0 else describe_status(rc, SMOKE_TIMEOUT)
+
+
+# ---------------------------------------------------------------- runners
+
+def umlpy_prefix(path):
+    # Without --umlpy, "python -m umlpy" run from the repo root (sys.path[0]
+    # is the cwd), so the guest does not inherit a PYTHONPATH.
+    return [path, "run"] if path else [sys.executable, "-m", "umlpy", "run"]
+
+
+def candidate_runners(umlpy):
+    """Runner name -> list of (prefix, note) variants to try, in order."""
+    base = umlpy_prefix(umlpy)
+    cands = {
+        "native": [([], "")],
+        "umlpy": [(base + ["--"], "")],
+        "umlpy-trace-all": [(base + ["--trace-all", "--"], "")],
+        "strace": [(["strace", "-f", "-o", "/dev/null"], "")],
+        "proot": [(["proot", "-r", "/"], proot_note())],
+        "runsc": [(["runsc"] + v + ["do"], "") for v in RUNSC_VARIANTS],
+    }
+    return cands
+
+
+def proot_note():
+    try:
+        out = subprocess.run(["proot", "--version"], capture_output=True, text=True,
+                             timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    lines = [l.strip() for l in out.splitlines() if l.strip()]
+    version = lines[3].split()[-1] if len(lines) > 3 else "?"
+    accel = next((l for l in lines if "accelerators" in l), "")
+    return f"PRoot {version}; {accel}"
+
+
+def detect_runners(names, umlpy):
+    """Pick a working variant of each requested runner; note the skipped ones."""
+    cands = candidate_runners(umlpy)
+    runners = []
+    for name in names:
+        if name in PEERS and not shutil.which(name):
+            note(f"note: skipping {name}: not installed")
+            continue
+        errors = []
+        for prefix, extra in cands[name]:
+            err = smoke(prefix)
+            if err is None:
+                runners.append(Runner(name, prefix, extra))
+                break
+            errors.append(f"`{' '.join(prefix)} /bin/true`: {err}")
+        else:
+            msg = f"skipping {name}: smoke test failed: " + "; ".join(errors)
+            (loud if name.startswith(("native", "umlpy")) else note)(msg)
+    return runners
+
+
+# ---------------------------------------------------------------- workloads
+
+def build_micro(tmp):
+    """Compile micro.c statically; return (binary, data file)."""
+    binary = os.path.join(tmp, "micro")
+    subprocess.run(["gcc", "-static", "-O2", "-o", binary, MICRO_SRC], check=True)
+    data = os.path.join(tmp, "data")
+    with open(data, "wb") as f:
+        f.write(bytes(range(256)) * 16)
+    return binary, data
+
+
+def make_workloads(only, quick, tmp):
+    wanted = lambda name: not only or name in only
+    workloads = []
+    if any(wanted(m[0]) for m in MICRO):
+        binary, data = build_micro(tmp)
+        for name, mode, n, per_op, what in MICRO:
+            if wanted(name):
+                n = max(1, n // QUICK_DIVISOR) if quick else n
+                workloads.append(Workload(name, [binary, mode, str(n), data], n, per_op, what))
+    for name, argv in MACRO:
+        if wanted(name):
+            workloads.append(Workload(name, argv, what=" ".join(argv[-1:]) if argv[0] == "sh"
+                                      else " ".join(argv)))
+    return workloads
+
+
+# ---------------------------------------------------------------- measuring
+
+def check(workloads, runners, timeout):
+    """Run everything once (also a warm-up) and compare stdout with native's.
+
+    Returns {(workload, runner): Result}; failed pairs already carry a failure."""
+    results = {}
+    for w in workloads:
+        reference = None
+        for r in runners:
+            res = results[w.name, r.name] = Result()
+            _, rc, out = run_cmd(r.prefix + w.argv, timeout, capture=True)
+            if rc != 0:
+                res.failure = f"check run: {describe_status(rc, timeout)}"
+            elif r.name == "native":
+                reference = out
+            elif reference is not None and out != reference:
+                res.failure = (f"check run: output {out[:80]!r} differs from "
+                               f"native's {reference[:80]!r}")
+            if res.failure:
+                loud(f"FAILED {w.name} under {r.label}: {res.failure}")
+            else:
+                note(f"ok    {w.name:8s} {r.label:18s} {out.decode(errors='replace').strip()[:60]}")
+    return results
+
+
+def measure(workloads, runners, results, runs, timeout):
+    for i in range(runs):
+        note(f"run {i + 1}/{runs}")
+        for w in workloads:
+            for r in runners:
+                res = results[w.name, r.name]
+                if res.failure:
+                    continue
+                secs, rc, _ = run_cmd(r.prefix + w.argv, timeout)
+                if rc != 0:
+                    res.failure = f"run {i + 1}: {describe_status(rc, timeout)}"
+                    loud(f"FAILED {w.name} under {r.label}: {res.failure}")
+                else:
+                    res.times.append(secs)
+                    note(f"  {w.name:8s} {r.label:18s} {secs:9.4f} s")
+
+
+# ---------------------------------------------------------------- reporting
+
+def machine_info():
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu": cpu,
+        "kernel": platform.release(),
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "python": sys.version.split()[0],
+        "umlpy_commit": git_commit(),
+    }
+
+
+def git_commit():
+    try:
+        out = subprocess.run(["git", "-C", REPO, "describe", "--always", "--dirty"],
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "?"
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+
+
+def overhead_us(w, res, native):
+    """Per-op and per-syscall overhead in µs, or (None, None)."""
+    if not w.micro or res.median is None or native is None:
+        return None, None
+    per_op = (res.median - native) / w.ops * 1e6
+    per_sc = per_op / w.syscalls_per_op if w.syscalls_per_op else None
+    return per_op, per_sc
+
+
+def workload_header(w):
+    if not w.micro:
+        return f"== {w.name}: {w.what}"
+    sc = (f"{w.syscalls_per_op} syscall{'s' if w.syscalls_per_op > 1 else ''}/op"
+          if w.syscalls_per_op else "per-syscall cost not meaningful")
+    return f"== {w.name}: {w.what} x {w.ops} ops ({sc})"
+
+
+def fmt(value, spec, missing="-"):
+    return missing if value is None else format(value, spec)
+
+
+def text_report(workloads, runners, results, runs):
+    lines = []
+    for w in workloads:
+        lines += ["", workload_header(w),
+                  f"  {'runner':18s} {'median s':>10s} {'ratio':>8s} {'us/op':>9s} "
+                  f"{'us/syscall':>10s} {'runs':>5s}"]
+        native = results[w.name, "native"].median if (w.name, "native") in results else None
+        for r in runners:
+            res = results[w.name, r.name]
+            if res.failure:
+                lines.append(f"  {r.label:18s} FAILED: {res.failure}")
+                continue
+            ratio = res.median / native if native else None
+            per_op, per_sc = overhead_us(w, res, native) if r.name != "native" else (None, None)
+            lines.append(f"  {r.label:18s} {res.median:10.4f} {fmt(ratio, '8.2f', '       -')} "
+                         f"{fmt(per_op, '9.2f', '        -')} {fmt(per_sc, '10.2f', '         -')} "
+                         f"{len(res.times):5d}")
+    return "\n".join(lines)
+
+
+def md_cell(w, r, results, native, kind):
+    res = results.get((w.name, r))
+    if res is None:
+        return "n/a"
+    if res.failure:
+        return "FAILED"
+    if kind == "time":
+        if r == "native" or not native:
+            return f"{res.median:.3f} s"
+        return f"{res.median:.3f} s ({res.median / native:.1f}×)"
+    per_op, per_sc = overhead_us(w, res, native)
+    return fmt(per_sc if per_sc is not None else per_op, ".1f")
+
+
+def markdown_report(workloads, runner_names, results):
+    cols = [RUNNER_LABELS[n] for n in runner_names]
+    out = ["| workload | " + " | ".join(cols) + " |",
+           "|---|" + "---|" * len(cols)]
+    for w in workloads:
+        native = results.get((w.name, "native"))
+        native = native.median if native else None
+        name = f"`{w.name}` ×{w.ops}" if w.micro else f"`{w.what}`"
+        out.append(f"| {name} | " + " | ".join(
+            md_cell(w, n, results, native, "time") for n in runner_names) + " |")
+    micro = [w for w in workloads if w.micro]
+    others = [n for n in runner_names if n != "native"]
+    if micro and others:
+        out += ["", "Overhead over native in µs per syscall (per operation for fork and exec):", "",
+                "| workload | " + " | ".join(RUNNER_LABELS[n] for n in others) + " |",
+                "|---|" + "---|" * len(others)]
+        for w in micro:
+            native = results.get((w.name, "native"))
+            native = native.median if native else None
+            unit = f"per syscall, {w.syscalls_per_op}/op" if w.syscalls_per_op else "per op"
+            out.append(f"| `{w.name}` ({w.what}; {unit}) | " + " | ".join(
+                md_cell(w, n, results, native, "overhead") for n in others) + " |")
+    return "\n".join(out)
+
+
+def json_report(path, info, args, workloads, runners, results):
+    data = {
+        "machine": info,
+        "runs": args.runs, "quick": args.quick,
+        "runners": {r.name: {"command": r.prefix, "note": r.note} for r in runners},
+        "workloads": [],
+    }
+    for w in workloads:
+        native = results[w.name, "native"].median if (w.name, "native") in results else None
+        entry = {"name": w.name, "argv": w.argv, "ops": w.ops,
+                 "syscalls_per_op": w.syscalls_per_op, "results": {}}
+        for r in runners:
+            res = results[w.name, r.name]
+            per_op, per_sc = overhead_us(w, res, native)
+            entry["results"][r.name] = {
+                "times": res.times, "median": res.median, "failure": res.failure,
+                "ratio": res.median / native if res.median and native else None,
+                "overhead_us_per_op": per_op, "overhead_us_per_syscall": per_sc}
+        data["workloads"].append(entry)
+    with open(path, "w") as f:
+        json.dump(data, f, indent=2)
+
+
+def print_machine(info, runners):
+    print(f"machine: {info['nproc']} CPUs, {info['cpu']}, kernel {info['kernel']}, "
+          f"{info['date']}, python {info['python']}, umlpy {info['umlpy_commit']}")
+    for r in runners:
+        extra = f"  ({r.note})" if r.note else ""
+        print(f"  {r.label:18s} {' '.join(r.prefix) or '(direct)'} CMD{extra}")
+
+
+# ---------------------------------------------------------------- main
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description="Benchmark umlpy against native and peer sandboxes.")
+    p.add_argument("--quick", action="store_true",
+                   help=f"micro iterations / {QUICK_DIVISOR} and 2 runs (unless --runs)")
+    p.add_argument("--runs", type=int, help="timed runs per workload and runner (default 5)")
+    p.add_argument("--only", help="comma-separated workloads: " +
+                   ",".join([m[0] for m in MICRO] + [m[0] for m in MACRO]))
+    p.add_argument("--runners", help="comma-separated runners: " + ",".join(RUNNER_ORDER))
+    p.add_argument("--umlpy", metavar="PATH", help="umlpy executable "
+                   "(default: python -m umlpy from the repo root)")
+    p.add_argument("--timeout", type=float, default=600, help="seconds per run (default 600)")
+    p.add_argument("--json", metavar="FILE", help="also write all timings as JSON")
+    p.add_argument("--markdown", action="store_true", help="also print Markdown tables")
+    args = p.parse_args(argv)
+    if args.runs is None:
+        args.runs = 2 if args.quick else 5
+    known = {m[0] for m in MICRO} | {m[0] for m in MACRO}
+    args.only = split_names(p, args.only, known, "workload")
+    names = split_names(p, args.runners, set(RUNNER_ORDER), "runner") or RUNNER_ORDER
+    # native is the reference for checks and ratios: always run it, always first.
+    args.runners = ["native"] + [n for n in RUNNER_ORDER if n in names and n != "native"]
+    return args
+
+
+def split_names(parser, text, known, what):
+    names = [n.strip() for n in (text or "").split(",") if n.strip()]
+    bad = [n for n in names if n not in known]
+    if bad:
+        parser.error(f"unknown {what}(s): {', '.join(bad)} (known: {', '.join(sorted(known))})")
+    return names
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    runners = detect_runners(args.runners, args.umlpy)
+    if not runners or runners[0].name != "native":
+        loud("native runs fail; nothing to compare against")
+        return 1
+    info = machine_info()
+    with tempfile.TemporaryDirectory(prefix="umlpy-bench-") as tmp:
+        workloads = make_workloads(args.only, args.quick, tmp)
+        start = time.perf_counter()
+        results = check(workloads, runners, args.timeout)
+        measure(workloads, runners, results, args.runs, args.timeout)
+        elapsed = time.perf_counter() - start
+    print_machine(info, runners)
+    print(f"{args.runs} interleaved runs, medians; took {elapsed:.0f} s")
+    print(text_report(workloads, runners, results, args.runs))
+    if args.markdown:
+        print()
+        print(markdown_report(workloads, args.runners, results))
+    if args.json:
+        json_report(args.json, info, args, workloads, runners, results)
+    failed = [k for k, v in results.items() if v.failure]
+    if failed:
+        loud(f"{len(failed)} workload/runner pair(s) FAILED: " +
+             ", ".join(f"{w}/{r}" for w, r in failed))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
