@@ -36,6 +36,11 @@ MICRO = [
     ("exec", "exec", 500, None, "fork+exec(/bin/true)+wait"),
 ]
 QUICK_DIVISOR = 10
+# The micro binary run with N=0: each runner's fixed cost (sandbox start-up and
+# teardown), subtracted before dividing by N so that per-op overheads are not
+# inflated by e.g. Python's start-up in quick runs. Added whenever a micro
+# workload is selected.
+STARTUP = ("startup", "start and exit of the static micro binary (N=0)")
 
 MACRO = [
     ("sh-loop", ["sh", "-c", "i=0; while [ $i -lt 300 ]; do /bin/true; i=$((i+1)); done"]),
@@ -201,8 +206,9 @@ def build_micro(tmp):
 def make_workloads(only, quick, tmp):
     wanted = lambda name: not only or name in only
     workloads = []
-    if any(wanted(m[0]) for m in MICRO):
+    if any(wanted(m[0]) for m in MICRO + [STARTUP]):
         binary, data = build_micro(tmp)
+        workloads.append(Workload(STARTUP[0], [binary, "getpid", "0", data], what=STARTUP[1]))
         for name, mode, n, per_op, what in MICRO:
             if wanted(name):
                 n = max(1, n // QUICK_DIVISOR) if quick else n
@@ -285,11 +291,23 @@ def git_commit():
         return "?"
 
 
-def overhead_us(w, res, native):
-    """Per-op and per-syscall overhead in µs, or (None, None)."""
-    if not w.micro or res.median is None or native is None:
+def median_of(results, workload, runner):
+    res = results.get((workload, runner))
+    return res.median if res else None
+
+
+def overhead_us(w, results, runner):
+    """Per-op and per-syscall overhead over native in µs, or None where unknown.
+
+    ((runner - runner's startup) - (native - native's startup)) / ops."""
+    if not w.micro or runner == "native":
         return None, None
-    per_op = (res.median - native) / w.ops * 1e6
+    times = [median_of(results, w.name, r) for r in (runner, "native")]
+    startups = [median_of(results, STARTUP[0], r) if (STARTUP[0], r) in results else 0.0
+                for r in (runner, "native")]
+    if None in times + startups:
+        return None, None
+    per_op = ((times[0] - startups[0]) - (times[1] - startups[1])) / w.ops * 1e6
     per_sc = per_op / w.syscalls_per_op if w.syscalls_per_op else None
     return per_op, per_sc
 
@@ -319,7 +337,7 @@ def text_report(workloads, runners, results, runs):
                 lines.append(f"  {r.label:18s} FAILED: {res.failure}")
                 continue
             ratio = res.median / native if native else None
-            per_op, per_sc = overhead_us(w, res, native) if r.name != "native" else (None, None)
+            per_op, per_sc = overhead_us(w, results, r.name)
             lines.append(f"  {r.label:18s} {res.median:10.4f} {fmt(ratio, '8.2f', '       -')} "
                          f"{fmt(per_op, '9.2f', '        -')} {fmt(per_sc, '10.2f', '         -')} "
                          f"{len(res.times):5d}")
@@ -336,7 +354,7 @@ def md_cell(w, r, results, native, kind):
         if r == "native" or not native:
             return f"{res.median:.3f} s"
         return f"{res.median:.3f} s ({res.median / native:.1f}×)"
-    per_op, per_sc = overhead_us(w, res, native)
+    per_op, per_sc = overhead_us(w, results, r)
     return fmt(per_sc if per_sc is not None else per_op, ".1f")
 
 
@@ -378,7 +396,7 @@ def json_report(path, info, args, workloads, runners, results):
                  "syscalls_per_op": w.syscalls_per_op, "results": {}}
         for r in runners:
             res = results[w.name, r.name]
-            per_op, per_sc = overhead_us(w, res, native)
+            per_op, per_sc = overhead_us(w, results, r.name)
             entry["results"][r.name] = {
                 "times": res.times, "median": res.median, "failure": res.failure,
                 "ratio": res.median / native if res.median and native else None,
@@ -404,7 +422,7 @@ def parse_args(argv):
                    help=f"micro iterations / {QUICK_DIVISOR} and 2 runs (unless --runs)")
     p.add_argument("--runs", type=int, help="timed runs per workload and runner (default 5)")
     p.add_argument("--only", help="comma-separated workloads: " +
-                   ",".join([m[0] for m in MICRO] + [m[0] for m in MACRO]))
+                   ",".join(m[0] for m in [STARTUP] + MICRO + MACRO))
     p.add_argument("--runners", help="comma-separated runners: " + ",".join(RUNNER_ORDER))
     p.add_argument("--umlpy", metavar="PATH", help="umlpy executable "
                    "(default: python -m umlpy from the repo root)")
@@ -414,7 +432,7 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if args.runs is None:
         args.runs = 2 if args.quick else 5
-    known = {m[0] for m in MICRO} | {m[0] for m in MACRO}
+    known = {m[0] for m in MICRO + [STARTUP] + MACRO}
     args.only = split_names(p, args.only, known, "workload")
     names = split_names(p, args.runners, set(RUNNER_ORDER), "runner") or RUNNER_ORDER
     # native is the reference for checks and ratios: always run it, always first.

@@ -142,3 +142,9 @@ def test_rootfs_directory(tmp_path, mode):
                   options=["--rootfs", str(root)])
     assert p.stdout == b"inside the rootfs\nbin\netc\n/\n", p.stderr
     assert p.returncode == 0
+
+
+@pytest.mark.parametrize("static", [False, True], ids=["dynamic", "static"])
+def test_execve_from_a_non_leader_thread(guest, mode, static):
+    native, inside = assert_same([guest("thread_exec", static)], mode)
+    assert inside.stdout == b"exec from thread\nsame pid\n"
