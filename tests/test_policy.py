@@ -85,11 +85,11 @@ def test_default_mode_stops_nothing_that_needs_no_decision():
     program = compile_filter(policy, rule_for(None, Mode.DEFAULT, False))
     for entry in TABLE:
         got = evaluate(program, entry.nr)
-        if entry.support is Support.PASSTHROUGH:
+        if entry.support == Support.PASSTHROUGH:
             assert got == SECCOMP_RET_ALLOW, entry.name
         elif entry.support in (Support.DENIED, Support.UNSUPPORTED):
             assert got == SECCOMP_RET_ERRNO | entry.errno, entry.name
-        elif entry.support is Support.GUARDED:
+        elif entry.support == Support.GUARDED:
             assert got == SECCOMP_RET_ALLOW
             assert evaluate(program, entry.nr, [entry.guard.mask] * 6) == SECCOMP_RET_TRACE
         else:
@@ -109,8 +109,8 @@ def test_trace_all_stops_everything():
 
 def test_hooked_calls_stop_in_default_mode():
     policy = build_policy(TABLE, Mode.DEFAULT, hooked_numbers=[number("getpid")])
-    assert policy[number("getpid")].action is Action.PYTHON
-    assert policy[number("getppid")].action is Action.ALLOW
+    assert policy[number("getpid")].action == Action.PYTHON
+    assert policy[number("getppid")].action == Action.ALLOW
 
 
 def test_filter_fits_the_kernel_limit():

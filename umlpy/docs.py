@@ -5,7 +5,7 @@ from collections import Counter
 def syscall_table_markdown(table):
     """The compatibility page: one row per x86_64 syscall."""
     entries = list(table)
-    counts = Counter(e.support.value for e in entries)
+    counts = Counter(e.support for e in entries)
     lines = [
         "# Syscall support",
         "",

@@ -1,6 +1,5 @@
 """Decisions a syscall handler can take, and the view of one stopped call
 that a handler receives."""
-from collections import namedtuple
 
 
 class Allow:
@@ -14,26 +13,46 @@ class Allow:
 ALLOW = Allow()
 
 
-class Return(namedtuple("Return", "value")):
+class Return:
     """Skip the call; the guest sees ``value`` (negative errno for errors)."""
-    __slots__ = ()
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __eq__(self, other):
+        return isinstance(other, Return) and other.value == self.value
+
+    def __repr__(self):
+        return f"Return({self.value})"
 
 
 def fail(err):
     return Return(-err)
 
 
-class Rewrite(namedtuple("Rewrite", "nr args")):
+class Rewrite:
     """Run ``nr(args)`` in place of the guest's call (registers only, so a
     guest thread cannot change it under us)."""
-    __slots__ = ()
+    __slots__ = ("nr", "args")
+
+    def __init__(self, nr, args):
+        self.nr = nr
+        self.args = tuple(args)
+
+    def __repr__(self):
+        return f"Rewrite({self.nr}, {self.args})"
 
 
-class AllowThen(namedtuple("AllowThen", "on_exit rewrite", defaults=(None,))):
+class AllowThen:
     """Let the host run the call, then call ``on_exit(call, result)``; a
     non-None value it returns replaces the result.  ``rewrite`` optionally
     changes the call first."""
-    __slots__ = ()
+    __slots__ = ("on_exit", "rewrite")
+
+    def __init__(self, on_exit, rewrite=None):
+        self.on_exit = on_exit
+        self.rewrite = rewrite
 
 
 class SyscallCall:

@@ -24,8 +24,8 @@ class Dispatcher:
         if entry is None:
             return Return(-_errno.ENOSYS)
         support = entry.support
-        if support is Support.PASSTHROUGH:
+        if support == Support.PASSTHROUGH:
             return ALLOW
-        if support is Support.DENIED or support is Support.UNSUPPORTED:
+        if support == Support.DENIED or support == Support.UNSUPPORTED:
             return Return(-entry.errno)
         return entry.handler(call)

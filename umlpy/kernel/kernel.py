@@ -2,8 +2,6 @@
 table, and runs the event loop that answers every stop that needs it."""
 import errno as _errno
 import os
-import signal
-import sys
 
 from .. import tracer as T
 from ..errors import CommandNotExecutable, CommandNotFound, UmlpyError
@@ -14,6 +12,9 @@ from .process import ProcessTable
 from .seccomp import assemble, compile_filter
 from .syscalls import TABLE
 from .syscalls.names import SYSCALL_NUMBERS
+
+
+SIGKILL = 9     # the signal module would pull in enum at start-up
 
 
 def exit_status_of(wait_status):
@@ -34,7 +35,9 @@ class GuestKernel:
     """
 
     def __init__(self, mode=Mode.DEFAULT, table=TABLE):
-        self.mode = Mode(mode)
+        if mode not in Mode.ALL:
+            raise ValueError(f"unknown mode {mode!r}: expected one of {Mode.ALL}")
+        self.mode = mode
         self.table = table
         self.tracer = T.Tracer()
         self.dispatcher = Dispatcher(table)
@@ -178,7 +181,7 @@ class GuestKernel:
     def kill_all(self):
         for tid in self.processes.live_tids():
             try:
-                os.kill(tid, signal.SIGKILL)
+                os.kill(tid, SIGKILL)
             except ProcessLookupError:
                 pass
 
@@ -213,5 +216,3 @@ def run(argv, env=None, cwd=None, root=None, mode=Mode.DEFAULT):
     kernel.spawn(argv, env=env, cwd=cwd, root=root)
     return kernel.run()
 
-
-del sys

@@ -5,8 +5,6 @@ handed to two consumers: the seccomp filter (which decides whether a call
 stops at all) and the native loop's table (which decides, at a stop,
 whether Python is needed).
 """
-import enum
-from collections import namedtuple
 
 from .syscalls.names import X32_FIRST
 from .syscalls.registry import Support
@@ -14,32 +12,50 @@ from .syscalls.registry import Support
 TABLE_SIZE = X32_FIRST      # must equal UMLPY_TABLE_SIZE in tracer_api.h
 
 
-class Mode(enum.Enum):
+class Mode:
     DEFAULT = "default"       # calls that need no virtualisation never stop
     TRACE_ALL = "trace-all"   # every call stops and reaches the guest kernel
+    ALL = (DEFAULT, TRACE_ALL)
 
 
-class Action(enum.IntEnum):
+class Action:
     ALLOW = 0     # same values as UMLPY_ACT_* in tracer_api.h
     ERRNO = 1
     PYTHON = 2
 
 
-class Rule(namedtuple("Rule", "action errno guard", defaults=(0, None))):
+class Rule:
     """What to do with one syscall number; a guard (with ALLOW) makes the
     call stop for Python when it matches."""
-    __slots__ = ()
+    __slots__ = ("action", "errno", "guard")
+
+    def __init__(self, action, errno=0, guard=None):
+        self.action = action
+        self.errno = errno
+        self.guard = guard
+
+    def _key(self):
+        return (self.action, self.errno, self.guard)
+
+    def __eq__(self, other):
+        return isinstance(other, Rule) and self._key() == other._key()
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def __repr__(self):
+        return f"Rule(action={self.action}, errno={self.errno}, guard={self.guard})"
 
 
 def rule_for(entry, mode, hooked):
     if entry is None:
-        return Rule(Action.ERRNO, 38) if mode is Mode.DEFAULT else Rule(Action.PYTHON)
-    if mode is Mode.TRACE_ALL or hooked:
+        return Rule(Action.ERRNO, 38) if mode == Mode.DEFAULT else Rule(Action.PYTHON)
+    if mode == Mode.TRACE_ALL or hooked:
         return Rule(Action.PYTHON)
     support = entry.support
-    if support is Support.PASSTHROUGH:
+    if support == Support.PASSTHROUGH:
         return Rule(Action.ALLOW)
-    if support is Support.GUARDED:
+    if support == Support.GUARDED:
         return Rule(Action.ALLOW, guard=entry.guard)
     if support in (Support.DENIED, Support.UNSUPPORTED):
         return Rule(Action.ERRNO, entry.errno)

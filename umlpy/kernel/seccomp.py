@@ -37,9 +37,9 @@ def off_arg_low(i):
 
 
 def ret_value(rule):
-    if rule.action is Action.ALLOW:
+    if rule.action == Action.ALLOW:
         return SECCOMP_RET_ALLOW
-    if rule.action is Action.ERRNO:
+    if rule.action == Action.ERRNO:
         return SECCOMP_RET_ERRNO | (rule.errno & SECCOMP_RET_DATA)
     return SECCOMP_RET_TRACE
 

@@ -5,25 +5,30 @@ the calls added since are listed here by number (from the kernel's
 arch/x86/entry/syscalls/syscall_64.tbl).  Numbers 512-547 are the x32 ABI
 and are not valid x86_64 calls, so they are left out.
 """
-import importlib.util
 import os
+import sys
+import types
+from importlib.machinery import SourceFileLoader
 
 
 def _load_ptrace_data(relpath):
     """Load one of python-ptrace's pure-data modules by itself: importing
     it through its package would pull in ctypes bindings and cost ~15 ms
     at every umlpy start."""
-    spec = importlib.util.find_spec("ptrace")
-    if spec is None or not spec.submodule_search_locations:
+    for entry in sys.path:
+        path = os.path.join(entry or ".", "ptrace", *relpath.split("/"))
+        if os.path.isfile(path):
+            break
+    else:
         raise ImportError("umlpy needs python-ptrace (pip install python-ptrace)")
-    path = os.path.join(list(spec.submodule_search_locations)[0], *relpath.split("/"))
-    namespace = {}
-    with open(path) as f:
-        exec(compile(f.read(), path, "exec"), namespace)
-    return namespace
+    loader = SourceFileLoader("umlpy._ptrace_" + relpath.replace("/", "_"), path)
+    module = types.ModuleType(loader.name)
+    module.__file__ = path
+    loader.exec_module(module)      # uses python-ptrace's own .pyc cache
+    return module
 
 
-_ptrace_x86_64 = type("x86_64", (), _load_ptrace_data("syscall/linux/x86_64.py"))
+_ptrace_x86_64 = _load_ptrace_data("syscall/linux/x86_64.py")
 _PROTOTYPES = None
 
 X32_FIRST = 512

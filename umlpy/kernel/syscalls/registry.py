@@ -5,14 +5,13 @@ belongs to, with its support level.  The seccomp filter, the native
 policy table and the compatibility page are all derived from this table;
 nothing else decides how a syscall is treated.
 """
-import enum
 import errno as _errno
-from collections import namedtuple
 
 from .names import SYSCALL_NAMES, SYSCALL_NUMBERS, prototype
 
 
-class Support(enum.Enum):
+class Support:
+    """Support levels (plain strings: enum costs start-up time)."""
     PASSTHROUGH = "passthrough"   # the host runs it unchanged
     GUARDED = "guarded"           # passes, unless an argument needs a decision
     EMULATED = "emulated"         # the guest kernel's handler decides each call
@@ -20,9 +19,22 @@ class Support(enum.Enum):
     UNSUPPORTED = "unsupported"   # fails with ENOSYS
 
 
-class Guard(namedtuple("Guard", "arg mask")):
+class Guard:
     """Stop the call only when ``args[arg] & mask`` is non-zero."""
-    __slots__ = ()
+    __slots__ = ("arg", "mask")
+
+    def __init__(self, arg, mask):
+        self.arg = arg
+        self.mask = mask
+
+    def __eq__(self, other):
+        return isinstance(other, Guard) and (self.arg, self.mask) == (other.arg, other.mask)
+
+    def __hash__(self):
+        return hash((self.arg, self.mask))
+
+    def __repr__(self):
+        return f"Guard(arg={self.arg}, mask={self.mask:#x})"
 
 
 class Entry:
@@ -48,11 +60,11 @@ class Entry:
         return prototype(self.name)
 
     def describe(self):
-        if self.support is Support.DENIED:
+        if self.support == Support.DENIED:
             return f"denied ({_errno.errorcode.get(self.errno, self.errno)})"
-        if self.support is Support.UNSUPPORTED:
+        if self.support == Support.UNSUPPORTED:
             return "unsupported (ENOSYS)"
-        return self.support.value
+        return self.support
 
 
 class DeclarationError(Exception):
