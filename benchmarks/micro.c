@@ -5,8 +5,9 @@
  *   N     iterations
  *   FILE  an existing regular file (used by open, stat and read)
  *
- * Prints "MODE N RESULT" where RESULT is a value that is the same in every
- * correct run, so the harness can check a sandbox did not break anything.
+ * Prints "MODE N ok K", K being the number of operations that gave the right
+ * answer, and exits with status 0 only if K == N, so every timed run checks
+ * that the sandbox did not break anything.
  * Built with -static -O2 so dynamic-loader noise stays out of the timings.
  */
 #define _GNU_SOURCE
@@ -19,17 +20,18 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* Number of getpid calls that returned the same pid as the first one. */
+/* Each run_* function does N operations and returns how many of them gave
+ * the right answer, so a correct run returns N. */
+
 static long run_getpid(long n, const char *path)
 {
     (void)path;
-    long first = syscall(SYS_getpid), same = 0;
+    long first = syscall(SYS_getpid), ok = 0;
     for (long i = 0; i < n; i++)
-        same += syscall(SYS_getpid) == first;
-    return same;
+        ok += syscall(SYS_getpid) == first;
+    return ok;
 }
 
-/* Number of successful open+close pairs. */
 static long run_open(long n, const char *path)
 {
     long ok = 0;
@@ -41,33 +43,36 @@ static long run_open(long n, const char *path)
     return ok;
 }
 
-/* Sum of the st_size values seen. */
+/* The size stat() reports must match fstat() on an open descriptor. */
 static long run_stat(long n, const char *path)
 {
-    long total = 0;
-    struct stat st;
+    struct stat ref, st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &ref) != 0)
+        return -1;
+    close(fd);
+    long ok = 0;
     for (long i = 0; i < n; i++)
-        if (stat(path, &st) == 0)
-            total += st.st_size;
-    return total;
+        ok += stat(path, &st) == 0 && st.st_size == ref.st_size;
+    return ok;
 }
 
-/* Sum of the bytes read, one byte at a time, cycling through the file. */
+/* Each byte pread() returns must match the file's first block, read once. */
 static long run_read(long n, const char *path)
 {
+    unsigned char block[4096], c;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    ssize_t len = fd < 0 ? -1 : read(fd, block, sizeof block);
+    if (len <= 0)
         return -1;
-    long total = 0;
-    unsigned char c;
+    long ok = 0;
     for (long i = 0; i < n; i++)
-        if (pread(fd, &c, 1, i % 4096) == 1)
-            total += c;
+        ok += pread(fd, &c, 1, i % len) == 1 && c == block[i % len];
     close(fd);
-    return total;
+    return ok;
 }
 
-/* Number of children that exited with the status they were given. */
+/* Children must exit with the status they were given. */
 static long run_fork(long n, const char *path)
 {
     (void)path;
@@ -77,14 +82,13 @@ static long run_fork(long n, const char *path)
         if (pid == 0)
             _exit(7);
         int status;
-        if (pid > 0 && waitpid(pid, &status, 0) == pid
-            && WIFEXITED(status) && WEXITSTATUS(status) == 7)
-            ok++;
+        ok += pid > 0 && waitpid(pid, &status, 0) == pid
+              && WIFEXITED(status) && WEXITSTATUS(status) == 7;
     }
     return ok;
 }
 
-/* Number of /bin/true children that exited with status 0. */
+/* Each /bin/true child must exit with status 0. */
 static long run_exec(long n, const char *path)
 {
     (void)path;
@@ -97,9 +101,8 @@ static long run_exec(long n, const char *path)
             _exit(127);
         }
         int status;
-        if (pid > 0 && waitpid(pid, &status, 0) == pid
-            && WIFEXITED(status) && WEXITSTATUS(status) == 0)
-            ok++;
+        ok += pid > 0 && waitpid(pid, &status, 0) == pid
+              && WIFEXITED(status) && WEXITSTATUS(status) == 0;
     }
     return ok;
 }
@@ -121,8 +124,9 @@ int main(int argc, char **argv)
     long n = atol(argv[2]);
     for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
         if (strcmp(argv[1], modes[i].name) == 0) {
-            printf("%s %ld %ld\n", argv[1], n, modes[i].run(n, argv[3]));
-            return 0;
+            long ok = modes[i].run(n, argv[3]);
+            printf("%s %ld ok %ld\n", argv[1], n, ok);
+            return ok == n ? 0 : 1;
         }
     }
     fprintf(stderr, "%s: unknown mode %s\n", argv[0], argv[1]);

@@ -14,10 +14,12 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -83,6 +85,7 @@ class Runner:
     name: str
     prefix: list
     note: str = ""
+    broken: str = None  # why the smoke test failed (umlpy runners are kept, as FAILED)
 
     @property
     def label(self):
@@ -110,17 +113,32 @@ def loud(msg):
 
 
 def run_cmd(argv, timeout, capture=False):
-    """Run argv from the repo root; return (seconds, returncode, stdout).
+    """Run argv from the repo root; return (seconds, returncode, stdout, stderr).
 
-    returncode is None on timeout."""
+    returncode is None on timeout. The wait blocks in waitpid: subprocess's
+    own timeout polls with sleeps of up to 50 ms, which would quantize the
+    timings. On timeout a timer kills the whole process group instead."""
     out = subprocess.PIPE if capture else subprocess.DEVNULL
     start = time.perf_counter()
+    proc = subprocess.Popen(argv, cwd=REPO, stdin=subprocess.DEVNULL, stdout=out,
+                            stderr=out, start_new_session=True)
+    timed_out = threading.Event()
+    timer = threading.Timer(timeout, lambda: (timed_out.set(), kill_group(proc.pid)))
+    timer.start()
     try:
-        proc = subprocess.run(argv, cwd=REPO, stdin=subprocess.DEVNULL, stdout=out,
-                              stderr=subprocess.DEVNULL, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return time.perf_counter() - start, None, b""
-    return time.perf_counter() - start, proc.returncode, proc.stdout or b""
+        stdout, stderr = proc.communicate()
+    finally:
+        timer.cancel()
+    secs = time.perf_counter() - start
+    rc = None if timed_out.is_set() else proc.returncode
+    return secs, rc, stdout or b"", stderr or b""
+
+
+def kill_group(pgid):
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def describe_status(rc, timeout):
@@ -130,7 +148,7 @@ def describe_status(rc, timeout):
 def smoke(prefix):
     """Does prefix + /bin/true work? Returns an error string or None."""
     try:
-        _, rc, _ = run_cmd(prefix + ["/bin/true"], SMOKE_TIMEOUT)
+        _, rc, _, _ = run_cmd(prefix + ["/bin/true"], SMOKE_TIMEOUT)
     except OSError as e:
         return str(e)
     return None if rc == 0 else describe_status(rc, SMOKE_TIMEOUT)
@@ -145,29 +163,33 @@ def umlpy_prefix(path):
 
 
 def candidate_runners(umlpy):
-    """Runner name -> list of (prefix, note) variants to try, in order."""
+    """Runner name -> list of command prefixes to try, in order."""
     base = umlpy_prefix(umlpy)
-    cands = {
-        "native": [([], "")],
-        "umlpy": [(base + ["--"], "")],
-        "umlpy-trace-all": [(base + ["--trace-all", "--"], "")],
-        "strace": [(["strace", "-f", "-o", "/dev/null"], "")],
-        "proot": [(["proot", "-r", "/"], proot_note())],
-        "runsc": [(["runsc"] + v + ["do"], "") for v in RUNSC_VARIANTS],
+    return {
+        "native": [[]],
+        "umlpy": [base + ["--"]],
+        "umlpy-trace-all": [base + ["--trace-all", "--"]],
+        "strace": [["strace", "-f", "-o", "/dev/null"]],
+        "proot": [["proot", "-r", "/"]],
+        "runsc": [["runsc"] + v + ["do"] for v in RUNSC_VARIANTS],
     }
-    return cands
 
 
-def proot_note():
+def tool_version(name):
+    """A one-line version note for a peer tool ("" for umlpy and native)."""
+    flag = {"strace": "-V", "proot": "--version", "runsc": "--version"}.get(name)
+    if not flag:
+        return ""
     try:
-        out = subprocess.run(["proot", "--version"], capture_output=True, text=True,
-                             timeout=10).stdout
+        out = subprocess.run([name, flag], capture_output=True, text=True, timeout=10).stdout
     except (OSError, subprocess.TimeoutExpired):
         return ""
     lines = [l.strip() for l in out.splitlines() if l.strip()]
-    version = lines[3].split()[-1] if len(lines) > 3 else "?"
-    accel = next((l for l in lines if "accelerators" in l), "")
-    return f"PRoot {version}; {accel}"
+    if name == "proot":  # ASCII-art banner ending in the version, then accelerators
+        version = next((l.split()[-1] for l in lines if l.startswith("|__")), "?")
+        accel = next((l for l in lines if "accelerators" in l), "")
+        return f"PRoot {version}; {accel}"
+    return lines[0] if lines else ""
 
 
 def detect_runners(names, umlpy):
@@ -179,15 +201,19 @@ def detect_runners(names, umlpy):
             note(f"note: skipping {name}: not installed")
             continue
         errors = []
-        for prefix, extra in cands[name]:
+        for prefix in cands[name]:
             err = smoke(prefix)
             if err is None:
-                runners.append(Runner(name, prefix, extra))
+                runners.append(Runner(name, prefix, tool_version(name)))
                 break
             errors.append(f"`{' '.join(prefix)} /bin/true`: {err}")
         else:
-            msg = f"skipping {name}: smoke test failed: " + "; ".join(errors)
-            (loud if name.startswith(("native", "umlpy")) else note)(msg)
+            why = "smoke test failed: " + "; ".join(errors)
+            if name in PEERS:
+                note(f"note: skipping {name}: {why}")
+            else:
+                loud(f"{name}: {why}")
+                runners.append(Runner(name, cands[name][0], broken=why))
     return runners
 
 
@@ -215,8 +241,8 @@ def make_workloads(only, quick, tmp):
                 workloads.append(Workload(name, [binary, mode, str(n), data], n, per_op, what))
     for name, argv in MACRO:
         if wanted(name):
-            workloads.append(Workload(name, argv, what=" ".join(argv[-1:]) if argv[0] == "sh"
-                                      else " ".join(argv)))
+            what = argv[-1] if argv[0] == "sh" else " ".join(argv)
+            workloads.append(Workload(name, argv, what=what))
     return workloads
 
 
@@ -231,9 +257,14 @@ def check(workloads, runners, timeout):
         reference = None
         for r in runners:
             res = results[w.name, r.name] = Result()
-            _, rc, out = run_cmd(r.prefix + w.argv, timeout, capture=True)
+            if r.broken:
+                res.failure = r.broken
+                continue
+            _, rc, out, err = run_cmd(r.prefix + w.argv, timeout, capture=True)
             if rc != 0:
-                res.failure = f"check run: {describe_status(rc, timeout)}"
+                last = err.decode(errors="replace").strip().splitlines()[-1:]
+                res.failure = f"check run: {describe_status(rc, timeout)}" + \
+                    (f" (stderr: {last[0][:200]})" if last else "")
             elif r.name == "native":
                 reference = out
             elif reference is not None and out != reference:
@@ -254,7 +285,7 @@ def measure(workloads, runners, results, runs, timeout):
                 res = results[w.name, r.name]
                 if res.failure:
                     continue
-                secs, rc, _ = run_cmd(r.prefix + w.argv, timeout)
+                secs, rc, _, _ = run_cmd(r.prefix + w.argv, timeout)
                 if rc != 0:
                     res.failure = f"run {i + 1}: {describe_status(rc, timeout)}"
                     loud(f"FAILED {w.name} under {r.label}: {res.failure}")
@@ -312,74 +343,93 @@ def overhead_us(w, results, runner):
     return per_op, per_sc
 
 
+def ratio_of(results, w, runner):
+    mine, native = median_of(results, w.name, runner), median_of(results, w.name, "native")
+    return mine / native if mine is not None and native else None
+
+
 def workload_header(w):
     if not w.micro:
         return f"== {w.name}: {w.what}"
     sc = (f"{w.syscalls_per_op} syscall{'s' if w.syscalls_per_op > 1 else ''}/op"
           if w.syscalls_per_op else "per-syscall cost not meaningful")
-    return f"== {w.name}: {w.what} x {w.ops} ops ({sc})"
+    return f"== {w.name}: {w.what}, {w.ops} ops ({sc})"
 
 
-def fmt(value, spec, missing="-"):
-    return missing if value is None else format(value, spec)
+def fmt(value, spec, width):
+    return f"{'-':>{width}s}" if value is None else format(value, f"{width}{spec}")
 
 
-def text_report(workloads, runners, results, runs):
+def text_report(workloads, runners, results):
     lines = []
+    if any(w.micro for w in workloads):
+        lines.append("us/op and us/syscall: overhead over native, net of each runner's "
+                     "startup time (see the startup workload)")
     for w in workloads:
         lines += ["", workload_header(w),
                   f"  {'runner':18s} {'median s':>10s} {'ratio':>8s} {'us/op':>9s} "
                   f"{'us/syscall':>10s} {'runs':>5s}"]
-        native = results[w.name, "native"].median if (w.name, "native") in results else None
         for r in runners:
             res = results[w.name, r.name]
             if res.failure:
                 lines.append(f"  {r.label:18s} FAILED: {res.failure}")
                 continue
-            ratio = res.median / native if native else None
             per_op, per_sc = overhead_us(w, results, r.name)
-            lines.append(f"  {r.label:18s} {res.median:10.4f} {fmt(ratio, '8.2f', '       -')} "
-                         f"{fmt(per_op, '9.2f', '        -')} {fmt(per_sc, '10.2f', '         -')} "
-                         f"{len(res.times):5d}")
+            lines.append(f"  {r.label:18s} {res.median:10.4f} "
+                         f"{fmt(ratio_of(results, w, r.name), '.2f', 8)} "
+                         f"{fmt(per_op, '.2f', 9)} {fmt(per_sc, '.2f', 10)} {len(res.times):5d}")
     return "\n".join(lines)
 
 
-def md_cell(w, r, results, native, kind):
-    res = results.get((w.name, r))
+def md_time_cell(results, w, runner):
+    res = results.get((w.name, runner))
     if res is None:
         return "n/a"
     if res.failure:
         return "FAILED"
-    if kind == "time":
-        if r == "native" or not native:
-            return f"{res.median:.3f} s"
-        return f"{res.median:.3f} s ({res.median / native:.1f}×)"
-    per_op, per_sc = overhead_us(w, results, r)
-    return fmt(per_sc if per_sc is not None else per_op, ".1f")
+    ratio = ratio_of(results, w, runner)
+    if runner == "native" or ratio is None:
+        return f"{res.median:.3f} s"
+    return f"{res.median:.3f} s ({ratio:.1f}×)"
+
+
+def md_overhead_cell(results, w, runner):
+    res = results.get((w.name, runner))
+    if res is None:
+        return "n/a"
+    if res.failure:
+        return "FAILED"
+    per_op, per_sc = overhead_us(w, results, runner)
+    value = per_sc if w.syscalls_per_op else per_op
+    return "?" if value is None else f"{value:.1f}"
+
+
+def md_table(header, rows):
+    out = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    return out + ["| " + " | ".join(row) + " |" for row in rows]
 
 
 def markdown_report(workloads, runner_names, results):
-    cols = [RUNNER_LABELS[n] for n in runner_names]
-    out = ["| workload | " + " | ".join(cols) + " |",
-           "|---|" + "---|" * len(cols)]
+    labels = [RUNNER_LABELS[n] for n in runner_names]
+    rows = []
     for w in workloads:
-        native = results.get((w.name, "native"))
-        native = native.median if native else None
-        name = f"`{w.name}` ×{w.ops}" if w.micro else f"`{w.what}`"
-        out.append(f"| {name} | " + " | ".join(
-            md_cell(w, n, results, native, "time") for n in runner_names) + " |")
+        if w.micro:
+            name = f"`{w.name}` ×{w.ops}"
+        else:
+            what = w.what.replace("|", "\\|")  # a pipe would end the table cell
+            name = "start-up (N=0)" if w.name == STARTUP[0] else f"`{what}`"
+        rows.append([name] + [md_time_cell(results, w, n) for n in runner_names])
+    out = md_table(["workload"] + labels, rows)
     micro = [w for w in workloads if w.micro]
     others = [n for n in runner_names if n != "native"]
     if micro and others:
-        out += ["", "Overhead over native in µs per syscall (per operation for fork and exec):", "",
-                "| workload | " + " | ".join(RUNNER_LABELS[n] for n in others) + " |",
-                "|---|" + "---|" * len(others)]
+        rows = []
         for w in micro:
-            native = results.get((w.name, "native"))
-            native = native.median if native else None
             unit = f"per syscall, {w.syscalls_per_op}/op" if w.syscalls_per_op else "per op"
-            out.append(f"| `{w.name}` ({w.what}; {unit}) | " + " | ".join(
-                md_cell(w, n, results, native, "overhead") for n in others) + " |")
+            rows.append([f"`{w.name}`: {w.what} ({unit})"] +
+                        [md_overhead_cell(results, w, n) for n in others])
+        out += ["", "Overhead over native in µs, net of start-up:", ""]
+        out += md_table(["micro workload"] + labels[1:], rows)
     return "\n".join(out)
 
 
@@ -391,7 +441,6 @@ def json_report(path, info, args, workloads, runners, results):
         "workloads": [],
     }
     for w in workloads:
-        native = results[w.name, "native"].median if (w.name, "native") in results else None
         entry = {"name": w.name, "argv": w.argv, "ops": w.ops,
                  "syscalls_per_op": w.syscalls_per_op, "results": {}}
         for r in runners:
@@ -399,7 +448,7 @@ def json_report(path, info, args, workloads, runners, results):
             per_op, per_sc = overhead_us(w, results, r.name)
             entry["results"][r.name] = {
                 "times": res.times, "median": res.median, "failure": res.failure,
-                "ratio": res.median / native if res.median and native else None,
+                "ratio": ratio_of(results, w, r.name),
                 "overhead_us_per_op": per_op, "overhead_us_per_syscall": per_sc}
         data["workloads"].append(entry)
     with open(path, "w") as f:
@@ -432,6 +481,8 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if args.runs is None:
         args.runs = 2 if args.quick else 5
+    if args.runs < 1:
+        p.error("--runs must be at least 1")
     known = {m[0] for m in MICRO + [STARTUP] + MACRO}
     args.only = split_names(p, args.only, known, "workload")
     names = split_names(p, args.runners, set(RUNNER_ORDER), "runner") or RUNNER_ORDER
@@ -451,7 +502,7 @@ def split_names(parser, text, known, what):
 def main(argv=None):
     args = parse_args(argv)
     runners = detect_runners(args.runners, args.umlpy)
-    if not runners or runners[0].name != "native":
+    if runners[0].broken:
         loud("native runs fail; nothing to compare against")
         return 1
     info = machine_info()
@@ -463,7 +514,7 @@ def main(argv=None):
         elapsed = time.perf_counter() - start
     print_machine(info, runners)
     print(f"{args.runs} interleaved runs, medians; took {elapsed:.0f} s")
-    print(text_report(workloads, runners, results, args.runs))
+    print(text_report(workloads, runners, results))
     if args.markdown:
         print()
         print(markdown_report(workloads, args.runners, results))
