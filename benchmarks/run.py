@@ -280,8 +280,11 @@ def check(workloads, runners, timeout):
 def measure(workloads, runners, results, runs, timeout):
     for i in range(runs):
         note(f"run {i + 1}/{runs}")
-        for w in workloads:
-            for r in runners:
+        for j, w in enumerate(workloads):
+            # Rotate the order so no runner always follows the same one
+            # (runsc, say, leaves work behind for whoever runs next).
+            k = (i + j) % len(runners)
+            for r in runners[k:] + runners[:k]:
                 res = results[w.name, r.name]
                 if res.failure:
                     continue

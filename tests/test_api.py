@@ -24,7 +24,7 @@ def test_hooked_calls_stop_even_in_default_mode(guest, capfd):
 
     @kernel.hook("getpid")
     def count(call):
-        seen.append(call.tid)
+        seen.append(call.guest_tid)
         return None         # fall through to the table: passthrough
 
     assert run_kernel(kernel, [guest("getpids", static=True), "100"]) == 0
@@ -149,3 +149,16 @@ def test_spawn_twice_is_refused():
 
 def test_allow_is_a_decision():
     assert repr(ALLOW) == "ALLOW"
+
+
+def test_clone_untraced_child_is_still_followed(guest, capfd):
+    kernel = GuestKernel()          # pid namespace: the guest cannot see its tracer
+    children = []
+    kernel_on_child = kernel.processes.child_created
+
+    def record(parent, child, how):
+        children.append(child)
+        return kernel_on_child(parent, child, how)
+    kernel.processes.child_created = record
+    assert run_kernel(kernel, [guest("untraced_clone")]) == 0
+    assert len(children) == 1 and kernel.processes.created == 2

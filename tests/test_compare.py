@@ -111,16 +111,17 @@ def test_environment_and_working_directory(tmp_path, mode):
 
 
 def test_every_descendant_stays_traced(mode):
+    # --pid-host: in its own pid namespace the guest cannot see its tracer
     script = ("sh -c 'sh -c \"grep TracerPid /proc/self/status\"' & wait;"
               "grep TracerPid /proc/self/status")
-    p = run_umlpy(["sh", "-c", script], mode)
+    p = run_umlpy(["sh", "-c", script], mode, options=["--pid-host"])
     lines = p.stdout.decode().split("\n")
     tracers = [line.split()[1] for line in lines if line.startswith("TracerPid")]
     assert len(tracers) == 2 and "0" not in tracers, p.stdout
 
 
 def test_clone_untraced_cannot_escape(guest, mode):
-    p = run_umlpy([guest("untraced_clone")], mode)
+    p = run_umlpy([guest("untraced_clone")], mode, options=["--pid-host"])
     assert p.returncode == 0, p.stderr
     assert p.stdout.startswith(b"child TracerPid:")
     assert p.stdout.split()[-1] != b"0", "a CLONE_UNTRACED child escaped tracing"

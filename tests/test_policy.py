@@ -17,7 +17,7 @@ AUDIT_ARCH_I386 = 0x40000003
 
 
 def expected(rule, args):
-    if rule.guard and args[rule.guard.arg] & rule.guard.mask:
+    if rule.guard and rule.guard.matches(args):
         return SECCOMP_RET_TRACE
     return ret_value(rule)
 
@@ -48,6 +48,9 @@ rules = st.one_of(
     st.integers(1, 4095).map(lambda e: Rule(Action.ERRNO, e)),
     st.builds(lambda a, m: Rule(Action.ALLOW, guard=Guard(a, m)),
               st.integers(0, 5), st.integers(1, 2**32 - 1)),
+    st.builds(lambda a, m, v: Rule(Action.ALLOW, guard=Guard(a, m, v)),
+              st.integers(0, 5), st.sampled_from([0xFFFFFFFF, 0xFF, 0x80000001]),
+              st.integers(0, 300)),
 )
 
 
@@ -66,7 +69,8 @@ def test_filter_agrees_with_policy(policy, out_of_table, data):
     program = compile_filter(policy, out_of_table)
     for _ in range(40):
         nr = data.draw(st.integers(0, TABLE_SIZE + 100))
-        args = data.draw(st.lists(st.integers(0, 2**64 - 1), min_size=6, max_size=6))
+        args = data.draw(st.lists(st.one_of(st.integers(0, 2**64 - 1), st.integers(0, 300)),
+                                  min_size=6, max_size=6))
         rule = policy[nr] if nr < TABLE_SIZE else out_of_table
         assert evaluate(program, nr, args) == expected(rule, args)
 
@@ -90,8 +94,10 @@ def test_default_mode_stops_nothing_that_needs_no_decision():
         elif entry.support in (Support.DENIED, Support.UNSUPPORTED):
             assert got == SECCOMP_RET_ERRNO | entry.errno, entry.name
         elif entry.support == Support.GUARDED:
-            assert got == SECCOMP_RET_ALLOW
-            assert evaluate(program, entry.nr, [entry.guard.mask] * 6) == SECCOMP_RET_TRACE
+            assert got == SECCOMP_RET_ALLOW or entry.guard.matches([0] * 6)
+            g = entry.guard
+            hit = [g.mask if g.value is None else g.value] * 6
+            assert evaluate(program, entry.nr, hit) == SECCOMP_RET_TRACE
         else:
             assert got == SECCOMP_RET_TRACE, entry.name
     # numbers the table does not know never pass

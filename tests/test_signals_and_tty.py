@@ -8,6 +8,8 @@ import subprocess
 import termios
 import time
 
+import pytest
+
 from conftest import _env, umlpy_argv
 
 
@@ -58,29 +60,57 @@ def test_guest_killed_by_forwarded_signal_gives_128_plus_n(mode):
     assert p.returncode == 128 + signal.SIGHUP
 
 
-def test_no_guest_survives_umlpy(mode):
-    script = "sleep 300 & echo $!; sh -c 'sleep 300 & echo $!; wait' & wait"
-    p = subprocess.Popen(umlpy_argv(["sh", "-c", script], mode),
-                         stdout=subprocess.PIPE, env=_env())
-    pids = [int(p.stdout.readline()) for _ in range(2)]
-    assert all(alive(pid) for pid in pids)
-    p.kill()
-    p.wait(timeout=20)
-    deadline = time.monotonic() + 10
+def host_pids_of(*argv):
+    """Host pids of live processes whose command line is exactly argv."""
+    want = b"\0".join(a.encode() for a in argv) + b"\0"
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if f.read() == want and alive(int(entry)):
+                        found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
+def wait_until_gone(pids, timeout=10):
+    deadline = time.monotonic() + timeout
     while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not any(alive(pid) for pid in pids), "a guest process outlived umlpy"
+    return not any(alive(pid) for pid in pids)
 
 
-def test_background_guests_die_with_the_first_process(mode):
-    script = "sleep 300 & echo $!"
-    p = subprocess.run(umlpy_argv(["sh", "-c", script], mode), capture_output=True,
-                       env=_env(), timeout=30)
-    pid = int(p.stdout)
+@pytest.mark.parametrize("pid_mode", [[], ["--pid-host"]], ids=["pidns", "pid-host"])
+def test_no_guest_survives_umlpy(mode, pid_mode):
+    marker = str(3000 + os.getpid() % 1000)
+    script = f"sleep {marker} & sh -c 'sleep {marker} & wait' & echo started; wait"
+    p = subprocess.Popen(umlpy_argv(["sh", "-c", script], mode, pid_mode),
+                         stdout=subprocess.PIPE, env=_env())
+    assert p.stdout.readline() == b"started\n"
     deadline = time.monotonic() + 10
-    while alive(pid) and time.monotonic() < deadline:
+    while len(host_pids_of("sleep", marker)) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not alive(pid)
+    pids = host_pids_of("sleep", marker)
+    assert len(pids) == 2
+    p.kill()
+    p.wait(timeout=20)
+    assert wait_until_gone(pids), "a guest process outlived umlpy"
+
+
+@pytest.mark.parametrize("pid_mode", [[], ["--pid-host"]], ids=["pidns", "pid-host"])
+def test_background_guests_die_with_the_first_process(mode, pid_mode):
+    marker = str(4000 + os.getpid() % 1000)
+    p = subprocess.Popen(umlpy_argv(["sh", "-c", f"sleep {marker} & sleep 0.5"], mode, pid_mode),
+                         env=_env())
+    deadline = time.monotonic() + 10
+    while not host_pids_of("sleep", marker) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    pids = host_pids_of("sleep", marker)
+    assert pids
+    assert p.wait(timeout=30) == 0
+    assert wait_until_gone(pids)
 
 
 def spawn_on_pty(argv):

@@ -41,6 +41,14 @@ def build_parser():
                      help="set an environment variable (repeatable)")
     run.add_argument("--trace-all", action="store_true",
                      help="stop every syscall and hand it to the guest kernel")
+    run.add_argument("--pid-host", action="store_true",
+                     help="no pid namespace: the guest sees host pids (tracing experiments)")
+    run.add_argument("--hostname", metavar="NAME",
+                     help="the guest's hostname (uname nodename)")
+    run.add_argument("--kernel-release", metavar="RELEASE",
+                     help="the kernel release uname reports to the guest")
+    run.add_argument("--root", action="store_true",
+                     help="fake root: the guest sees uid and gid 0")
     run.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- PROG [ARGS]")
 
     table = sub.add_parser("syscalls", help="print the syscall support table",
@@ -72,7 +80,11 @@ def cmd_run(args):
     env = dict(os.environ)
     env.update(_parse_env(args.env))
 
-    kernel = GuestKernel(Mode.TRACE_ALL if args.trace_all else Mode.DEFAULT)
+    if args.hostname is not None and not 0 < len(args.hostname.encode()) <= 64:
+        raise BadInput(f"--hostname {args.hostname!r}: 1 to 64 bytes")
+    kernel = GuestKernel(Mode.TRACE_ALL if args.trace_all else Mode.DEFAULT,
+                         pid_namespace=not args.pid_host, hostname=args.hostname,
+                         kernel_release=args.kernel_release, fake_root=args.root)
     kernel.spawn(argv, env=env, cwd=cwd, root=root)
     return kernel.run()
 

@@ -12,6 +12,7 @@ EV_EXEC = lib.UMLPY_EV_EXEC
 EV_EXIT = lib.UMLPY_EV_EXIT
 EV_NEW = lib.UMLPY_EV_NEW
 EV_SIGNAL = lib.UMLPY_EV_SIGNAL
+EV_GROUP_STOP = lib.UMLPY_EV_GROUP_STOP
 
 SETUP_STAGES = {
     lib.UMLPY_SETUP_SYNC: "start",
@@ -20,7 +21,15 @@ SETUP_STAGES = {
     lib.UMLPY_SETUP_CHDIR: "chdir",
     lib.UMLPY_SETUP_SECCOMP: "seccomp",
     lib.UMLPY_SETUP_EXEC: "exec",
+    lib.UMLPY_SETUP_MOUNT_PROC: "mounting the sandbox's /proc",
+    lib.UMLPY_SETUP_HOSTNAME: "setting the hostname",
+    lib.UMLPY_SETUP_ID_MAP: "writing the user namespace's id maps",
 }
+
+NEWNS = lib.UMLPY_NEWNS
+NEWUTS = lib.UMLPY_NEWUTS
+NEWUSER = lib.UMLPY_NEWUSER
+NEWPID = lib.UMLPY_NEWPID
 
 
 class TracerError(OSError):
@@ -63,7 +72,9 @@ class Tracer:
         lib.umlpy_set_report_signals(self._t, 1 if on else 0)
 
     # spawning -----------------------------------------------------------
-    def spawn(self, path, argv, env, cwd, root, bpf):
+    def spawn(self, path, argv, env, bpf, cwd=None, root=None, clone_flags=0,
+              uid_inside=-1, gid_inside=-1, hostname=None, mount_proc=False,
+              new_pgrp=False, tty_fd=-1):
         """Start argv under this tracer; returns (host pid, status fd)."""
         keep = []
 
@@ -82,11 +93,18 @@ class Tracer:
         c_argv = cvec(argv)
         c_env = cvec([f"{k}={v}" for k, v in env.items()])
         status_fd = ffi.new("int *", -1)
-        pid = lib.umlpy_spawn(
-            self._t, cstr(path), c_argv, c_env,
-            cstr(cwd) if cwd is not None else ffi.NULL,
-            cstr(root) if root is not None else ffi.NULL,
-            bpf, len(bpf) // 8, status_fd)
+        opts = ffi.new("struct umlpy_spawn_opts *")
+        opts.cwd = cstr(cwd) if cwd is not None else ffi.NULL
+        opts.root = cstr(root) if root is not None else ffi.NULL
+        opts.clone_flags = clone_flags
+        opts.uid_inside = uid_inside
+        opts.gid_inside = gid_inside
+        opts.hostname = cstr(hostname) if hostname is not None else ffi.NULL
+        opts.mount_proc = 1 if mount_proc else 0
+        opts.new_pgrp = 1 if new_pgrp else 0
+        opts.tty_fd = tty_fd
+        pid = lib.umlpy_spawn(self._t, cstr(path), c_argv, c_env, opts,
+                              bpf, len(bpf) // 8, status_fd)
         if pid < 0:
             raise OSError(-pid, f"cannot start the guest: {os.strerror(-pid)}")
         return pid, status_fd[0]
@@ -103,6 +121,19 @@ class Tracer:
         stage = int.from_bytes(data[:4], "little", signed=True)
         err = int.from_bytes(data[4:], "little", signed=True)
         return SetupFailure(stage, err)
+
+    def set_init_pid(self, pid):
+        lib.umlpy_set_init_pid(self._t, pid)
+
+    def report_init_stops(self, on):
+        lib.umlpy_report_init_stops(self._t, 1 if on else 0)
+
+    def listen(self, tid):
+        return lib.umlpy_listen(self._t, tid)
+
+    @staticmethod
+    def set_forward_mode(tty_to_group):
+        lib.umlpy_set_forward_mode(1 if tty_to_group else 0)
 
     @staticmethod
     def forward_signals_to(pid):

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sched.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
@@ -45,6 +46,8 @@ struct umlpy_tracer {
     unsigned char action[UMLPY_TABLE_SIZE];
     int err[UMLPY_TABLE_SIZE];
     int report_signals;
+    int init_pid;
+    int report_init_stops;
     unsigned char *state;
     size_t state_len;
 };
@@ -105,6 +108,16 @@ void umlpy_set_report_signals(struct umlpy_tracer *t, int on)
     t->report_signals = on;
 }
 
+void umlpy_set_init_pid(struct umlpy_tracer *t, int pid)
+{
+    t->init_pid = pid;
+}
+
+void umlpy_report_init_stops(struct umlpy_tracer *t, int on)
+{
+    t->report_init_stops = on;
+}
+
 static inline unsigned char *state_of(struct umlpy_tracer *t, int pid)
 {
     static unsigned char dummy;
@@ -133,19 +146,25 @@ static const int forwarded_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 static struct sigaction saved_actions[NFORWARDED];
 static int saved_valid;
 static volatile sig_atomic_t forward_pid;
+static volatile sig_atomic_t forward_tty_to_group;
 
 static void forward_handler(int sig, siginfo_t *info, void *ctx)
 {
     (void)ctx;
-    /* si_code > 0 means the kernel sent it (e.g. the terminal's ^C to the
-     * whole foreground group): the guest got its own copy already. */
-    if (info && info->si_code > 0)
+    int saved = errno;
+    if (forward_pid <= 0)
         return;
-    if (forward_pid > 0) {
-        int saved = errno;
-        kill(forward_pid, sig);
-        errno = saved;
-    }
+    if (!info || info->si_code <= 0)
+        kill(forward_pid, sig);             /* someone ran kill(2) on umlpy */
+    else if (forward_tty_to_group)
+        kill(-forward_pid, sig);            /* the terminal's, to our group */
+    /* else: the terminal signalled a group the guest shares with us */
+    errno = saved;
+}
+
+void umlpy_set_forward_mode(int tty_to_group)
+{
+    forward_tty_to_group = tty_to_group;
 }
 
 void umlpy_forward_signals_to(int pid)
@@ -195,20 +214,21 @@ static int write_file(const char *path, const char *text)
     return n < 0 ? -1 : 0;
 }
 
-static int enter_user_namespace(void)
+/* Written by the parent: a process may map only its own ids, and the
+ * parent keeps its credentials while the child's are already namespaced. */
+static int write_id_maps(int pid, const struct umlpy_spawn_opts *o)
 {
-    char map[64];
-    uid_t uid = geteuid();
-    gid_t gid = getegid();
-    if (unshare(CLONE_NEWUSER) < 0)
+    char path[64], map[64];
+    snprintf(path, sizeof path, "/proc/%d/setgroups", pid);
+    if (write_file(path, "deny") < 0 && errno != ENOENT)
         return -1;
-    if (write_file("/proc/self/setgroups", "deny") < 0 && errno != ENOENT)
+    snprintf(path, sizeof path, "/proc/%d/uid_map", pid);
+    snprintf(map, sizeof map, "%d %u 1\n", o->uid_inside, (unsigned)geteuid());
+    if (write_file(path, map) < 0)
         return -1;
-    snprintf(map, sizeof map, "%u %u 1\n", (unsigned)uid, (unsigned)uid);
-    if (write_file("/proc/self/uid_map", map) < 0)
-        return -1;
-    snprintf(map, sizeof map, "%u %u 1\n", (unsigned)gid, (unsigned)gid);
-    if (write_file("/proc/self/gid_map", map) < 0)
+    snprintf(path, sizeof path, "/proc/%d/gid_map", pid);
+    snprintf(map, sizeof map, "%d %u 1\n", o->gid_inside, (unsigned)getegid());
+    if (write_file(path, map) < 0)
         return -1;
     return 0;
 }
@@ -272,15 +292,18 @@ static int exec_search(const char *file, char **argv, char **envp)
 }
 
 static void child_main(int sync_fd, int report_fd, const char *path,
-                       char **argv, char **envp, const char *cwd,
-                       const char *root, const unsigned char *filter,
-                       int filter_len)
+                       char **argv, char **envp,
+                       const struct umlpy_spawn_opts *o,
+                       const unsigned char *filter, int filter_len)
 {
     char c;
+    const char *cwd = o->cwd, *root = o->root;
     /* Block until the parent has seized us, so no syscall goes untraced. */
     if (read(sync_fd, &c, 1) != 1)
         child_fail(report_fd, UMLPY_SETUP_SYNC, errno ? errno : EPIPE);
     close(sync_fd);
+    if (c != 'g')
+        child_fail(report_fd, UMLPY_SETUP_ID_MAP, (int)(unsigned char)c);
 
     /* Python ignores SIGPIPE and SIGXFSZ; a guest must start as if from a
      * shell.  Forwarded signals go back to what umlpy inherited. */
@@ -295,9 +318,34 @@ static void child_main(int sync_fd, int report_fd, const char *path,
             sigaction(forwarded_signals[i], &sa, NULL);
         }
 
+    if (o->mount_proc) {
+        /* Our mounts must never propagate back to the host's namespace. */
+        char proc[PATH_MAX];
+        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+            child_fail(report_fd, UMLPY_SETUP_MOUNT_PROC, errno);
+        if (snprintf(proc, sizeof proc, "%s/proc", root ? root : "") >= (int)sizeof proc)
+            child_fail(report_fd, UMLPY_SETUP_MOUNT_PROC, ENAMETOOLONG);
+        if (access(proc, F_OK) == 0 &&
+            mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+            child_fail(report_fd, UMLPY_SETUP_MOUNT_PROC, errno);
+    }
+    if (o->hostname && sethostname(o->hostname, strlen(o->hostname)) < 0)
+        child_fail(report_fd, UMLPY_SETUP_HOSTNAME, errno);
+    if (o->new_pgrp) {
+        setpgid(0, 0);
+        if (o->tty_fd >= 0) {
+            /* We are a background group now: SIGTTOU would stop us. */
+            struct sigaction ign = {0}, old;
+            ign.sa_handler = SIG_IGN;
+            sigaction(SIGTTOU, &ign, &old);
+            tcsetpgrp(o->tty_fd, getpid());
+            sigaction(SIGTTOU, &old, NULL);
+        }
+    }
+
     if (root) {
-        if (geteuid() != 0 && enter_user_namespace() < 0)
-            child_fail(report_fd, UMLPY_SETUP_USERNS, errno);
+        if (!(o->clone_flags & UMLPY_NEWUSER) && geteuid() != 0)
+            child_fail(report_fd, UMLPY_SETUP_USERNS, EPERM);
         if (chroot(root) < 0)
             child_fail(report_fd, UMLPY_SETUP_CHROOT, errno);
         if (!cwd && chdir("/") < 0)
@@ -319,7 +367,7 @@ static void child_main(int sync_fd, int report_fd, const char *path,
 }
 
 int umlpy_spawn(struct umlpy_tracer *t, const char *path, char **argv,
-                char **envp, const char *cwd, const char *root,
+                char **envp, const struct umlpy_spawn_opts *opts,
                 const unsigned char *filter, int filter_len, int *status_fd)
 {
     int sync_pipe[2], report_pipe[2];
@@ -336,7 +384,10 @@ int umlpy_spawn(struct umlpy_tracer *t, const char *path, char **argv,
     /* Orphaned guests are re-parented to us, not to the host's init. */
     prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 
-    pid_t pid = fork();
+    /* A raw clone is a fork that can also open new namespaces; the child
+     * calls nothing that needs the parent's thread state (no malloc). */
+    pid_t pid = (pid_t)syscall(SYS_clone, (long)(SIGCHLD | opts->clone_flags),
+                               NULL, NULL, NULL, NULL);
     if (pid < 0) {
         int e = errno;
         close(sync_pipe[0]);
@@ -348,7 +399,7 @@ int umlpy_spawn(struct umlpy_tracer *t, const char *path, char **argv,
     if (pid == 0) {
         close(sync_pipe[1]);
         close(report_pipe[0]);
-        child_main(sync_pipe[0], report_pipe[1], path, argv, envp, cwd, root,
+        child_main(sync_pipe[0], report_pipe[1], path, argv, envp, opts,
                    filter, filter_len);
         _exit(127);
     }
@@ -363,7 +414,11 @@ int umlpy_spawn(struct umlpy_tracer *t, const char *path, char **argv,
         return -e;
     }
     *state_of(t, pid) = TS_SEEN;
-    if (write(sync_pipe[1], "g", 1) != 1) {
+    /* "g" lets the child go on; any other byte is the errno of our part. */
+    char go = 'g';
+    if ((opts->clone_flags & UMLPY_NEWUSER) && write_id_maps(pid, opts) < 0)
+        go = (char)(errno ? errno : EPERM);
+    if (write(sync_pipe[1], &go, 1) != 1) {
         int e = errno;
         kill(pid, SIGKILL);
         close(sync_pipe[1]);
@@ -390,6 +445,14 @@ static int resume(struct umlpy_tracer *t, int pid, int sig)
 int umlpy_cont(struct umlpy_tracer *t, int pid, int sig)
 {
     return resume(t, pid, sig);
+}
+
+int umlpy_listen(struct umlpy_tracer *t, int pid)
+{
+    set_stop(t, pid, UMLPY_STOP_OTHER);
+    if (ptrace(PTRACE_LISTEN, pid, 0, 0) < 0)
+        return -errno;
+    return 0;
 }
 
 int umlpy_cont_to_exit(struct umlpy_tracer *t, int pid)
@@ -450,6 +513,11 @@ int umlpy_set_syscall(int pid, long nr, const unsigned long *args)
 }
 
 /* ---- the wait loop ---------------------------------------------------- */
+
+static int ignored_by_default(int sig)
+{
+    return sig == SIGCHLD || sig == SIGCONT || sig == SIGURG || sig == SIGWINCH;
+}
 
 static int is_stopping_signal(int sig)
 {
@@ -541,6 +609,11 @@ static int handle_status(struct umlpy_tracer *t, int pid, int status,
     if (event == PTRACE_EVENT_STOP) {
         set_stop(t, pid, UMLPY_STOP_OTHER);
         if (is_stopping_signal(sig)) {
+            if (pid == t->init_pid && t->report_init_stops) {
+                ev->kind = UMLPY_EV_GROUP_STOP;
+                ev->sig = sig;
+                return 1;
+            }
             /* Group stop: stay stopped, yet let SIGCONT wake the thread. */
             ptrace(PTRACE_LISTEN, pid, 0, 0);
             return 0;
@@ -577,9 +650,11 @@ static int handle_status(struct umlpy_tracer *t, int pid, int status,
         }
     }
 
-    /* Signal-delivery stop: re-inject the signal unless Python wants it. */
+    /* Signal-delivery stop: re-inject the signal unless Python wants it.
+     * A pid-namespace init would drop signals whose action is the default
+     * one; Python decides what an ordinary process would have suffered. */
     set_stop(t, pid, UMLPY_STOP_OTHER);
-    if (t->report_signals) {
+    if (t->report_signals || (pid == t->init_pid && !ignored_by_default(sig))) {
         ev->kind = UMLPY_EV_SIGNAL;
         ev->sig = sig;
         return 1;

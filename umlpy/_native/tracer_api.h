@@ -19,6 +19,7 @@
 #define UMLPY_EV_EXIT 5          /* tracee exited or was killed: status */
 #define UMLPY_EV_NEW 6           /* first stop of a tracee (auto-attach) */
 #define UMLPY_EV_SIGNAL 7        /* signal-delivery stop (only if reported) */
+#define UMLPY_EV_GROUP_STOP 8    /* the init entered a group stop (if reported) */
 
 /* Kinds of ptrace-stop a thread can sit in; injection needs to know. */
 #define UMLPY_STOP_NONE 0
@@ -33,6 +34,15 @@
 #define UMLPY_SETUP_CHDIR 4
 #define UMLPY_SETUP_SECCOMP 5
 #define UMLPY_SETUP_EXEC 6
+#define UMLPY_SETUP_MOUNT_PROC 7
+#define UMLPY_SETUP_HOSTNAME 8
+#define UMLPY_SETUP_ID_MAP 9
+
+/* Namespaces a guest can be started in (values of CLONE_NEW*). */
+#define UMLPY_NEWNS 0x00020000
+#define UMLPY_NEWUTS 0x04000000
+#define UMLPY_NEWUSER 0x10000000
+#define UMLPY_NEWPID 0x20000000
 
 struct umlpy_event {
     int kind;
@@ -59,6 +69,18 @@ struct umlpy_setup_report {
     int err;             /* errno */
 };
 
+struct umlpy_spawn_opts {
+    const char *cwd;         /* NULL: inherit */
+    const char *root;        /* NULL: no chroot */
+    int clone_flags;         /* UMLPY_NEW* */
+    int uid_inside;          /* with UMLPY_NEWUSER: the ids the guest sees */
+    int gid_inside;
+    const char *hostname;    /* with UMLPY_NEWUTS, or NULL */
+    int mount_proc;          /* mount a procfs of the new pid namespace */
+    int new_pgrp;            /* lead a process group of its own */
+    int tty_fd;              /* >= 0: make that group the terminal's foreground */
+};
+
 struct umlpy_tracer;
 
 struct umlpy_tracer *umlpy_tracer_new(void);
@@ -66,14 +88,28 @@ void umlpy_tracer_free(struct umlpy_tracer *t);
 void umlpy_set_action(struct umlpy_tracer *t, int nr, int action, int err);
 void umlpy_set_report_signals(struct umlpy_tracer *t, int on);
 
-/* Fork a guest: it waits until seized, installs the seccomp filter (an
- * array of struct sock_filter, filter_len instructions) and execs path,
- * searching PATH from envp when path has no slash.  Returns the host pid
- * or -errno; *status_fd receives the read end of a close-on-exec pipe on
- * which a failing child writes one struct umlpy_setup_report. */
+/* Start a guest (in the namespaces opts asks for): it waits until seized
+ * (and, in a user namespace, until its id maps are written), sets up its
+ * mounts, hostname, root and cwd, installs the seccomp filter (an array of
+ * struct sock_filter, filter_len instructions) and execs path, searching
+ * PATH from envp when path has no slash.  Returns the host pid or -errno;
+ * *status_fd receives the read end of a close-on-exec pipe on which a
+ * failing child writes one struct umlpy_setup_report. */
 int umlpy_spawn(struct umlpy_tracer *t, const char *path, char **argv,
-                char **envp, const char *cwd, const char *root,
+                char **envp, const struct umlpy_spawn_opts *opts,
                 const unsigned char *filter, int filter_len, int *status_fd);
+
+/* The guest's pid-namespace init: signal-delivery stops of this thread
+ * are reported (unless the signal is ignored by default) so the guest
+ * kernel can give it the signal semantics of an ordinary process. */
+void umlpy_set_init_pid(struct umlpy_tracer *t, int pid);
+void umlpy_report_init_stops(struct umlpy_tracer *t, int on);
+int umlpy_listen(struct umlpy_tracer *t, int pid);
+
+/* How signals sent to umlpy reach the guest: by kill(2) to the guest's
+ * first process, by the terminal (si_code > 0) to its process group when
+ * tty_to_group, else not at all (the guest shares umlpy's group). */
+void umlpy_set_forward_mode(int tty_to_group);
 
 /* Forward SIGINT/SIGTERM/SIGHUP/SIGQUIT sent to umlpy by kill(2) to pid
  * (terminal-generated ones already reach the guest's process group).

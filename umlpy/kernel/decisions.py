@@ -67,6 +67,11 @@ class SyscallCall:
         self.entry = entry
 
     @property
+    def guest_tid(self):
+        """The calling thread's tid as the guest knows it."""
+        return self.kernel.processes.guest_tid(self.tid)
+
+    @property
     def name(self):
         return self.entry.name if self.entry else f"syscall_{self.nr}"
 

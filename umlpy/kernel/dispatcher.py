@@ -28,4 +28,6 @@ class Dispatcher:
             return ALLOW
         if support == Support.DENIED or support == Support.UNSUPPORTED:
             return Return(-entry.errno)
+        if support == Support.GUARDED and not entry.guard.matches(call.args):
+            return ALLOW        # stopped only because every call stops (trace-all)
         return entry.handler(call)

@@ -4,12 +4,14 @@ import errno as _errno
 import os
 
 from .. import tracer as T
-from ..errors import CommandNotExecutable, CommandNotFound, UmlpyError
+from ..errors import BadInput, CommandNotExecutable, CommandNotFound, UmlpyError
 from .decisions import ALLOW, AllowThen, Return, Rewrite, SyscallCall
 from .dispatcher import Dispatcher
 from .policy import TABLE_SIZE, Action, Mode, build_policy, rule_for
+from . import procfs
 from .process import ProcessTable
 from .seccomp import assemble, compile_filter
+from .signals import SIGSTOP, default_action
 from .syscalls import TABLE
 from .syscalls.names import SYSCALL_NUMBERS
 
@@ -34,17 +36,31 @@ class GuestKernel:
         status = kernel.run()
     """
 
-    def __init__(self, mode=Mode.DEFAULT, table=TABLE):
+    def __init__(self, mode=Mode.DEFAULT, table=TABLE, pid_namespace=True,
+                 hostname=None, kernel_release=None, fake_root=False):
+        """pid_namespace: guest pids start at 1 in a pid namespace of the
+        sandbox's own (False: the guest sees host pids).  hostname: the
+        guest's nodename (a UTS namespace).  kernel_release: what uname
+        reports as the release.  fake_root: the guest sees uid/gid 0."""
         if mode not in Mode.ALL:
             raise ValueError(f"unknown mode {mode!r}: expected one of {Mode.ALL}")
         self.mode = mode
         self.table = table
         self.tracer = T.Tracer()
         self.dispatcher = Dispatcher(table)
-        self.processes = ProcessTable()
+        self.pid_namespace = pid_namespace
+        self.hostname = hostname
+        self.fake_root = fake_root
+        self.processes = ProcessTable(pid_namespace)
+        self.init_host_pid = None       # the guest's pid 1, in host terms
+        self.init_killed_by = None      # signal the guest kernel killed it for
+        if kernel_release is not None:
+            self._report_kernel_release(kernel_release)
         self.main_status = None
         self.syscalls_seen = 0
         self._status_fd = None
+        self._root = None
+        self._tty_handed = False
         self._argv0 = None
         self._pending_exit = {}
 
@@ -59,6 +75,29 @@ class GuestKernel:
             self.dispatcher.add_hook(nr, fn)
             return fn
         return register
+
+    def _report_kernel_release(self, release):
+        field = release.encode()[:64] + b"\0"
+
+        def patch_release(call, result):
+            if result == 0:
+                call.write(call.args[0] + 2 * 65, field)   # utsname.release
+            return None
+        self.hook("uname")(lambda call: AllowThen(patch_release))
+
+    def namespace_options(self):
+        """clone flags and id maps for the guest's first process."""
+        flags, uid, gid = 0, os.geteuid(), os.getegid()
+        if self.pid_namespace:
+            flags |= T.NEWPID | T.NEWNS
+        if self.hostname is not None:
+            flags |= T.NEWUTS
+        if self.fake_root and uid != 0:
+            flags |= T.NEWUSER
+            uid = gid = 0
+        if uid != 0 and (flags or self._root is not None):
+            flags |= T.NEWUSER      # unprivileged: namespaces need our own
+        return flags, uid, gid
 
     def policy(self):
         return build_policy(self.table, self.mode, self.dispatcher.hooks)
@@ -78,11 +117,63 @@ class GuestKernel:
             action = Action.PYTHON if rule.guard else rule.action
             self.tracer.set_action(nr, action, rule.errno)
         env = dict(os.environ if env is None else env)
+        self._root = root
+        flags, uid, gid = self.namespace_options()
+        # In its own pid namespace the guest cannot see umlpy's process
+        # group, so it leads one of its own, with the terminal if we had it.
+        tty_fd = self._foreground_tty() if self.pid_namespace else -1
         pid, self._status_fd = self.tracer.spawn(
-            argv[0], argv, env, cwd, root, self.seccomp_filter())
+            argv[0], argv, env, self.seccomp_filter(), cwd=cwd, root=root,
+            clone_flags=flags, uid_inside=uid, gid_inside=gid,
+            hostname=self.hostname, mount_proc=self.pid_namespace,
+            new_pgrp=self.pid_namespace, tty_fd=tty_fd)
         self._argv0 = argv[0]
+        self._tty_handed = tty_fd >= 0
         self.processes.spawned(pid)
+        if self.pid_namespace:
+            self.init_host_pid = pid
+            self.tracer.set_init_pid(pid)
+            self.tracer.report_init_stops(self._tty_handed)
+        self.tracer.set_forward_mode(self.pid_namespace)
         return pid
+
+    @staticmethod
+    def _foreground_tty():
+        """0 if our stdin is a terminal whose foreground group is ours."""
+        try:
+            if os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp():
+                return 0
+        except OSError:
+            pass
+        return -1
+
+    def _give_terminal_to(self, pgrp):
+        import signal       # not at start-up: it imports enum
+        old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+        try:
+            os.tcsetpgrp(0, pgrp)
+        except OSError:
+            pass
+        finally:
+            signal.signal(signal.SIGTTOU, old)
+
+    def _init_stopped(self, tid):
+        """The guest's init (our terminal's foreground) stopped, as on ^Z:
+        stop umlpy too, so the shell that started us sees the job stop, and
+        carry on the guest when we are continued."""
+        self.tracer.listen(tid)
+        if not self._tty_handed:
+            return
+        import signal
+        self._give_terminal_to(os.getpgrp())
+        os.kill(os.getpid(), signal.SIGTSTP)
+        # continued (fg or bg)
+        if os.tcgetpgrp(0) == os.getpgrp():
+            self._give_terminal_to(tid)
+        try:
+            os.killpg(tid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
 
     # the loop -----------------------------------------------------------
     def run(self):
@@ -99,6 +190,8 @@ class GuestKernel:
             raise
         finally:
             self.tracer.restore_signals()
+            if self._tty_handed:
+                self._give_terminal_to(os.getpgrp())
         if self._status_fd is not None:
             self._report_setup_failure()
         return exit_status_of(self.main_status)
@@ -128,8 +221,13 @@ class GuestKernel:
                 tracer.cont(ev.pid)
             elif kind == T.EV_SYSCALL_EXIT:
                 self._on_syscall_exit(ev)
+            elif kind == T.EV_GROUP_STOP:
+                self._init_stopped(ev.pid)
             elif kind == T.EV_SIGNAL:
-                tracer.cont(ev.pid, ev.sig)
+                if ev.pid == self.init_host_pid:
+                    self._signal_init(ev.pid, ev.sig)
+                else:
+                    tracer.cont(ev.pid, ev.sig)
             elif kind == T.EV_NONE:
                 return
 
@@ -168,12 +266,39 @@ class GuestKernel:
                 self.tracer.set_retval(ev.pid, result)
         self.tracer.cont(ev.pid)
 
+    def _signal_init(self, tid, sig):
+        """The guest's init would drop a signal left at its default action;
+        apply that action as for an ordinary process."""
+        action = default_action(sig)
+        if (sig == SIGSTOP or action == "ignore"
+                or procfs.signal_disposition(tid, sig) != "default"):
+            self.tracer.cont(tid, sig)
+        elif action == "stop":
+            self.tracer.cont(tid, 0)
+            os.kill(tid, SIGSTOP)       # from outside, init honours SIGSTOP
+        else:
+            self.tracer.cont(tid, 0)
+            self.kill_init(sig)
+
+    def kill_init(self, sig):
+        """Kill the guest's init as if by sig (the host only lets SIGKILL
+        through, so the exit status is made to tell sig)."""
+        if self.init_host_pid is not None and self.init_killed_by is None:
+            self.init_killed_by = sig
+            try:
+                os.kill(self.init_host_pid, SIGKILL)
+            except ProcessLookupError:
+                pass
+
     def _on_exit(self, tid, status):
         self.processes.exited(tid)
         self._pending_exit.pop(tid, None)
         if tid == self.processes.main:
             # Like the init of a pid namespace: when the first process is
             # gone, the rest of the sandbox goes with it.
+            if self.init_killed_by is not None and os.WIFSIGNALED(status) \
+                    and os.WTERMSIG(status) == SIGKILL:
+                status = self.init_killed_by        # a wait status "killed by sig"
             self.main_status = status
             self.tracer.forward_signals_to(0)
             self.kill_all()
@@ -207,12 +332,19 @@ class GuestKernel:
                                  _errno.EISDIR, _errno.ETXTBSY, _errno.ELIBBAD):
                 raise CommandNotExecutable(f"{name}: {os.strerror(failure.errno)}")
             raise CommandNotFound(f"{name}: {os.strerror(failure.errno)}")
-        raise UmlpyError(f"cannot start {name}: {failure}")
+        if failure.stage in (T.lib.UMLPY_SETUP_CHROOT, T.lib.UMLPY_SETUP_CHDIR):
+            raise BadInput(f"cannot start {name}: {failure}")
+        hint = ""
+        if failure.stage in (T.lib.UMLPY_SETUP_USERNS, T.lib.UMLPY_SETUP_ID_MAP,
+                             T.lib.UMLPY_SETUP_MOUNT_PROC, T.lib.UMLPY_SETUP_SYNC):
+            hint = " (are user namespaces disabled? --pid-host runs without them)"
+        raise UmlpyError(f"cannot start {name}: {failure}{hint}")
 
 
-def run(argv, env=None, cwd=None, root=None, mode=Mode.DEFAULT):
-    """Run argv in a throwaway sandbox; returns its exit status."""
-    kernel = GuestKernel(mode)
+def run(argv, env=None, cwd=None, root=None, mode=Mode.DEFAULT, **options):
+    """Run argv in a throwaway sandbox; returns its exit status.  options
+    are GuestKernel's (pid_namespace, hostname, kernel_release, fake_root)."""
+    kernel = GuestKernel(mode, **options)
     kernel.spawn(argv, env=env, cwd=cwd, root=root)
     return kernel.run()
 

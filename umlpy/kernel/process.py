@@ -1,27 +1,32 @@
 """The guest's process table.
 
-For now it records host tids as the tracer learns of them (pids are still
-the host's); it is the one place that knows which threads belong to the
-sandbox, and so the one place the virtual pid map will live.
+It records every guest thread as the tracer learns of it (host tids, from
+ptrace events) and maps host ids to the guest's both ways.  With a pid
+namespace the host kernel allocates guest pids (so futexes, siginfo,
+SCM_CREDENTIALS and tty process groups all agree); the table reads each
+thread's guest id from /proc/TID/status (NSpid) when first asked.
 """
+from . import procfs
 FORK, VFORK, CLONE = 1, 2, 3      # PTRACE_EVENT_FORK/VFORK/CLONE
 
 
 class Thread:
-    __slots__ = ("tid", "parent", "created_by", "execs")
+    __slots__ = ("tid", "parent", "created_by", "execs", "guest_tid")
 
     def __init__(self, tid):
         self.tid = tid
+        self.guest_tid = None        # filled on demand
         self.parent = None           # tid that created it, if known
         self.created_by = 0          # FORK, VFORK or CLONE (0: spawned or unknown)
         self.execs = 0
 
 
 class ProcessTable:
-    def __init__(self):
+    def __init__(self, pid_namespace=True):
         self.threads = {}
         self.main = None
         self.created = 0             # threads and processes ever seen
+        self.pid_namespace = pid_namespace
 
     def spawned(self, tid):
         self.main = tid
@@ -56,3 +61,26 @@ class ProcessTable:
 
     def live_tids(self):
         return list(self.threads)
+
+    def guest_tid(self, host_tid):
+        """The tid the guest knows host_tid by (0 if it cannot see it)."""
+        if not self.pid_namespace:
+            return host_tid
+        thread = self.threads.get(host_tid)
+        if thread is not None and thread.guest_tid:
+            return thread.guest_tid
+        nspid = procfs.status_fields(host_tid).get("NSpid", "")
+        guest = procfs.innermost_ids(nspid) if len(nspid.split()) > 1 else 0
+        if thread is not None:
+            thread.guest_tid = guest
+        return guest
+
+    def host_tid(self, guest_tid):
+        """The host tid of guest thread guest_tid, or None if the sandbox
+        has no such thread."""
+        if not self.pid_namespace:
+            return guest_tid if guest_tid in self.threads else None
+        for host in list(self.threads):
+            if self.guest_tid(host) == guest_tid:
+                return host
+        return None

@@ -11,13 +11,15 @@ import struct
 from .policy import TABLE_SIZE, Action
 
 # linux/bpf_common.h and linux/seccomp.h
-BPF_LD, BPF_JMP, BPF_RET = 0x00, 0x05, 0x06
+BPF_LD, BPF_ALU, BPF_JMP, BPF_RET = 0x00, 0x04, 0x05, 0x06
+BPF_AND = 0x50
 BPF_W, BPF_ABS, BPF_K = 0x00, 0x20, 0x00
 BPF_JA, BPF_JEQ, BPF_JGE, BPF_JSET = 0x00, 0x10, 0x30, 0x40
 LD_ABS_W = BPF_LD | BPF_W | BPF_ABS
 JEQ_K, JGE_K, JSET_K, JA = (BPF_JMP | BPF_JEQ | BPF_K, BPF_JMP | BPF_JGE | BPF_K,
                             BPF_JMP | BPF_JSET | BPF_K, BPF_JMP | BPF_JA)
 RET_K = BPF_RET | BPF_K
+AND_K = BPF_ALU | BPF_AND | BPF_K
 
 SECCOMP_RET_KILL_PROCESS = 0x80000000
 SECCOMP_RET_TRACE = 0x7FF00000
@@ -48,13 +50,17 @@ def _leaf(rule):
     """Instructions deciding one run of syscall numbers."""
     if rule.guard is None:
         return [(RET_K, 0, 0, ret_value(rule))]
-    mask = rule.guard.mask
-    if mask >> 32:
+    guard = rule.guard
+    if guard.mask >> 32:
         raise ValueError("guards test the low 32 bits of an argument")
-    return [(LD_ABS_W, 0, 0, off_arg_low(rule.guard.arg)),
-            (JSET_K, 1, 0, mask),
-            (RET_K, 0, 0, ret_value(rule)),
-            (RET_K, 0, 0, SECCOMP_RET_TRACE)]
+    load = [(LD_ABS_W, 0, 0, off_arg_low(guard.arg))]
+    if guard.value is None:
+        test = [(JSET_K, 1, 0, guard.mask)]
+    else:
+        masked = [] if guard.mask == 0xFFFFFFFF else [(AND_K, 0, 0, guard.mask)]
+        test = masked + [(JEQ_K, 1, 0, guard.value & guard.mask)]
+    return load + test + [(RET_K, 0, 0, ret_value(rule)),
+                          (RET_K, 0, 0, SECCOMP_RET_TRACE)]
 
 
 def _search(runs):
@@ -115,6 +121,9 @@ def evaluate(program, nr, args=(0,) * 6, arch=AUDIT_ARCH_X86_64):
             return k
         elif code == JA:
             pc += 1 + k
+        elif code == AND_K:
+            acc &= k
+            pc += 1
         else:
             if code == JEQ_K:
                 taken = acc == k

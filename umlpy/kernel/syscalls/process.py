@@ -1,8 +1,8 @@
 """Processes, threads, credentials and scheduling (the process family)."""
-from errno import EPERM
+from errno import EPERM, ESRCH
 
-from ..decisions import ALLOW, Rewrite
-from .registry import TABLE
+from ..decisions import ALLOW, Rewrite, fail
+from .registry import TABLE, Guard
 
 FAMILY = "process"
 
@@ -33,11 +33,18 @@ TABLE.passthrough(
     "lsm_get_self_attr", "lsm_set_self_attr", "lsm_list_modules",
 )
 
-TABLE.denied(
-    FAMILY, EPERM,
-    "guests are already traced by umlpy; nested tracing is refused cleanly",
-    "ptrace",
-)
+PTRACE_TRACEME = 0
+
+
+@TABLE.emulated(FAMILY, "ptrace", "nested tracing is refused with EPERM; "
+                "a process outside the sandbox does not exist (ESRCH)")
+def sys_ptrace(call):
+    if call.args[0] == PTRACE_TRACEME:
+        return fail(EPERM)
+    pid = call.args[1] & 0xFFFFFFFF
+    if pid & 0x80000000 or call.kernel.processes.host_tid(pid) is None:
+        return fail(ESRCH)
+    return fail(EPERM)
 TABLE.unsupported(
     FAMILY,
     "its flags live in guest memory where a seccomp filter cannot check "
@@ -46,7 +53,7 @@ TABLE.unsupported(
 )
 
 
-@TABLE.guarded(FAMILY, "clone", arg=0, mask=CLONE_UNTRACED,
+@TABLE.guarded(FAMILY, "clone", Guard(0, CLONE_UNTRACED),
                why="CLONE_UNTRACED would start a child that escapes tracing")
 def sys_clone(call):
     flags = call.args[0]

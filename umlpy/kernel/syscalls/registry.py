@@ -20,21 +20,30 @@ class Support:
 
 
 class Guard:
-    """Stop the call only when ``args[arg] & mask`` is non-zero."""
-    __slots__ = ("arg", "mask")
+    """Stop the call only when the low 32 bits of ``args[arg]``, masked
+    with ``mask``, are non-zero (``value`` None) or equal ``value``."""
+    __slots__ = ("arg", "mask", "value")
 
-    def __init__(self, arg, mask):
+    def __init__(self, arg, mask=0xFFFFFFFF, value=None):
         self.arg = arg
         self.mask = mask
+        self.value = None if value is None else value & mask
+
+    def matches(self, args):
+        v = args[self.arg] & self.mask & 0xFFFFFFFF
+        return v != 0 if self.value is None else v == self.value
+
+    def _key(self):
+        return (self.arg, self.mask, self.value)
 
     def __eq__(self, other):
-        return isinstance(other, Guard) and (self.arg, self.mask) == (other.arg, other.mask)
+        return isinstance(other, Guard) and self._key() == other._key()
 
     def __hash__(self):
-        return hash((self.arg, self.mask))
+        return hash(self._key())
 
     def __repr__(self):
-        return f"Guard(arg={self.arg}, mask={self.mask:#x})"
+        return f"Guard(arg={self.arg}, mask={self.mask:#x}, value={self.value})"
 
 
 class Entry:
@@ -109,10 +118,10 @@ class SyscallTable:
             return handler
         return register
 
-    def guarded(self, family, name, arg, mask, why):
+    def guarded(self, family, name, guard, why):
         def register(handler):
             self._add(Entry(self._nr(name), name, family, Support.GUARDED, why,
-                            handler=handler, guard=Guard(arg, mask)))
+                            handler=handler, guard=guard))
             return handler
         return register
 

@@ -1,0 +1,24 @@
+"""Signal facts the guest kernel needs: default actions, and how the
+sandbox's init (pid 1 of its pid namespace) is made to suffer signals as an
+ordinary process would.
+
+Linux drops every signal whose action is the default one when it is sent
+to a pid-namespace init (only SIGKILL/SIGSTOP from an ancestor namespace
+get through).  The guest's first process is that init, yet natively it is
+an ordinary process: `yes | head` must kill it with SIGPIPE, ^C must stop
+`sleep`.  A traced init still reports every signal in a signal-delivery
+stop, so there the guest kernel applies the default action itself.
+"""
+SIGKILL, SIGSTOP = 9, 19
+
+_STOP = {19, 20, 21, 22}                   # SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU
+_IGNORE = {17, 18, 23, 28}                 # SIGCHLD, SIGCONT, SIGURG, SIGWINCH
+
+
+def default_action(sig):
+    """'stop', 'ignore' or 'terminate' (core-dumping signals included)."""
+    if sig in _STOP:
+        return "stop"
+    if sig in _IGNORE:
+        return "ignore"
+    return "terminate"
