@@ -31,14 +31,23 @@ def run_native(argv, timeout=120, **kw):
     return p
 
 
-def umlpy_argv(argv, mode="default", options=()):
+# As root, umlpy makes the guest nobody on the host unless --host-root.
+# Comparisons with native runs (and guest programs built in root's private
+# temp dirs) need the same credentials inside as outside, so tests keep
+# host root unless they test the drop itself (host_root=False).
+AS_ROOT = os.geteuid() == 0
+
+
+def umlpy_argv(argv, mode="default", options=(), host_root=True):
     extra = ["--trace-all"] if mode == "trace-all" else []
+    if host_root and AS_ROOT:
+        extra.append("--host-root")
     return UMLPY + ["run", *extra, *options, "--", *argv]
 
 
-def run_umlpy(argv, mode="default", options=(), timeout=120, **kw):
+def run_umlpy(argv, mode="default", options=(), timeout=120, host_root=True, **kw):
     kw.setdefault("env", _env())
-    return subprocess.run(umlpy_argv(argv, mode, options), capture_output=True,
+    return subprocess.run(umlpy_argv(argv, mode, options, host_root), capture_output=True,
                           timeout=timeout, **kw)
 
 

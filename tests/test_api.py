@@ -19,7 +19,7 @@ def run_kernel(kernel, argv):
 
 
 def test_hooked_calls_stop_even_in_default_mode(guest, capfd):
-    kernel = GuestKernel(Mode.DEFAULT)
+    kernel = GuestKernel(Mode.DEFAULT, host_root=True)
     seen = []
 
     @kernel.hook("getpid")
@@ -36,7 +36,7 @@ def test_hooked_calls_stop_even_in_default_mode(guest, capfd):
 
 
 def test_trace_all_sends_every_call_to_python(guest, capfd):
-    kernel = GuestKernel(Mode.TRACE_ALL)
+    kernel = GuestKernel(Mode.TRACE_ALL, host_root=True)
     names = []
     kernel.dispatcher.add_hook(number("getppid"), lambda call: names.append(call.name))
     assert run_kernel(kernel, [guest("getpids", static=True), "10"]) == 0
@@ -45,7 +45,7 @@ def test_trace_all_sends_every_call_to_python(guest, capfd):
 
 
 def test_return_and_fail_decisions(capfd):
-    kernel = GuestKernel()
+    kernel = GuestKernel(host_root=True)
     paths = []
 
     @kernel.hook("openat")
@@ -64,7 +64,7 @@ def test_return_and_fail_decisions(capfd):
 
 
 def test_injected_syscall_at_entry_stop(guest, capfd):
-    kernel = GuestKernel()
+    kernel = GuestKernel(host_root=True)
 
     @kernel.hook("getppid")
     def answer_with_own_pid(call):
@@ -76,7 +76,7 @@ def test_injected_syscall_at_entry_stop(guest, capfd):
 
 
 def test_inject_mmap_then_write_and_read_guest_memory(guest, capfd):
-    kernel = GuestKernel()
+    kernel = GuestKernel(host_root=True)
     results = []
 
     @kernel.hook("getppid")
@@ -95,7 +95,7 @@ def test_inject_mmap_then_write_and_read_guest_memory(guest, capfd):
 
 
 def test_allow_then_rewrites_the_result_and_injects_at_exit(guest, capfd):
-    kernel = GuestKernel()
+    kernel = GuestKernel(host_root=True)
     injected = []
 
     def after_uname(call, result):
@@ -112,13 +112,13 @@ def test_allow_then_rewrites_the_result_and_injects_at_exit(guest, capfd):
 
 
 def test_injection_needs_a_syscall_stop():
-    kernel = GuestKernel()
+    kernel = GuestKernel(host_root=True)
     with pytest.raises(TracerError):
         kernel.tracer.inject_syscall(os.getpid(), NR_GETPID, ())
 
 
 def test_handler_errors_kill_the_guest_and_propagate(guest):
-    kernel = GuestKernel()
+    kernel = GuestKernel(host_root=True)
 
     @kernel.hook("getppid")
     def broken(call):
@@ -132,7 +132,7 @@ def test_handler_errors_kill_the_guest_and_propagate(guest):
 
 
 def test_a_bad_decision_is_a_clear_error(guest):
-    kernel = GuestKernel()
+    kernel = GuestKernel(host_root=True)
     kernel.hook("getppid")(lambda call: "yes please")
     kernel.spawn([guest("getpids", static=True), "1"])
     with pytest.raises(TypeError, match="not a decision"):
@@ -140,7 +140,7 @@ def test_a_bad_decision_is_a_clear_error(guest):
 
 
 def test_spawn_twice_is_refused():
-    kernel = GuestKernel()
+    kernel = GuestKernel(host_root=True)
     kernel.spawn(["true"])
     with pytest.raises(Exception, match="already"):
         kernel.spawn(["true"])
@@ -152,7 +152,7 @@ def test_allow_is_a_decision():
 
 
 def test_clone_untraced_child_is_still_followed(guest, capfd):
-    kernel = GuestKernel()          # pid namespace: the guest cannot see its tracer
+    kernel = GuestKernel(host_root=True)          # pid namespace: the guest cannot see its tracer
     children = []
     kernel_on_child = kernel.processes.child_created
 

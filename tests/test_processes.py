@@ -126,3 +126,40 @@ def test_64_threads_cancel_and_robust_futexes(guest, mode, static):
     native, inside = assert_same([guest("threads64", static)], mode, timeout=60)
     assert inside.stdout == (b"threads signalled: all, distinct tids: 64\ncancelled: yes\n"
                              b"robust lock after owner died: EOWNERDEAD\nrecovered: yes\n")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="tests what umlpy does when run as root")
+def test_root_inside_is_nobody_outside(mode, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("host root only\n")
+    os.chmod(secret, 0o600)
+    os.chmod(tmp_path, 0o755)
+    script = (f"id -u; cat {secret} 2>/dev/null || echo denied; "
+              "touch /etc/umlpy-should-not-exist 2>/dev/null || echo denied; "
+              "grep ^Uid /proc/self/status")
+    p = run_umlpy(["sh", "-c", script], mode, host_root=False)
+    assert p.stdout == b"0\ndenied\ndenied\nUid:\t0\t0\t0\t0\n", p.stderr
+    assert not os.path.exists("/etc/umlpy-should-not-exist")
+    # seen from the host, the guest ran as nobody
+    marker = "7" + str(os.getpid() % 1000)
+    proc = subprocess.Popen(umlpy_argv(["sleep", marker], mode, host_root=False), env=_env())
+    try:
+        from test_signals_and_tty import host_pids_of
+        deadline = time.monotonic() + 10
+        while not host_pids_of("sleep", marker) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        [pid] = host_pids_of("sleep", marker)
+        with open(f"/proc/{pid}/status") as f:
+            uids = [line.split()[1:] for line in f if line.startswith("Uid:")][0]
+        assert uids == ["65534"] * 4
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="tests what umlpy does when run as root")
+def test_host_root_keeps_root_power(tmp_path):
+    target = tmp_path / "written-by-guest"
+    os.chmod(tmp_path, 0o700)
+    p = run_umlpy(["sh", "-c", f"echo yes > {target}"], host_root=True)
+    assert p.returncode == 0 and target.read_text() == "yes\n"

@@ -49,6 +49,9 @@ def build_parser():
                      help="the kernel release uname reports to the guest")
     run.add_argument("--root", action="store_true",
                      help="fake root: the guest sees uid and gid 0")
+    run.add_argument("--host-root", action="store_true",
+                     help="when umlpy runs as root, let the guest keep host root power "
+                          "(by default it is root inside and nobody outside)")
     run.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- PROG [ARGS]")
 
     table = sub.add_parser("syscalls", help="print the syscall support table",
@@ -84,7 +87,8 @@ def cmd_run(args):
         raise BadInput(f"--hostname {args.hostname!r}: 1 to 64 bytes")
     kernel = GuestKernel(Mode.TRACE_ALL if args.trace_all else Mode.DEFAULT,
                          pid_namespace=not args.pid_host, hostname=args.hostname,
-                         kernel_release=args.kernel_release, fake_root=args.root)
+                         kernel_release=args.kernel_release, fake_root=args.root,
+                         host_root=args.host_root)
     kernel.spawn(argv, env=env, cwd=cwd, root=root)
     return kernel.run()
 

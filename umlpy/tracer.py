@@ -24,6 +24,7 @@ SETUP_STAGES = {
     lib.UMLPY_SETUP_MOUNT_PROC: "mounting the sandbox's /proc",
     lib.UMLPY_SETUP_HOSTNAME: "setting the hostname",
     lib.UMLPY_SETUP_ID_MAP: "writing the user namespace's id maps",
+    lib.UMLPY_SETUP_SETUID: "dropping host privileges",
 }
 
 NEWNS = lib.UMLPY_NEWNS
@@ -73,7 +74,8 @@ class Tracer:
 
     # spawning -----------------------------------------------------------
     def spawn(self, path, argv, env, bpf, cwd=None, root=None, clone_flags=0,
-              uid_inside=-1, gid_inside=-1, hostname=None, mount_proc=False,
+              uid_inside=-1, gid_inside=-1, uid_outside=-1, gid_outside=-1,
+              switch_ids=False, hostname=None, mount_proc=False,
               new_pgrp=False, tty_fd=-1):
         """Start argv under this tracer; returns (host pid, status fd)."""
         keep = []
@@ -99,6 +101,9 @@ class Tracer:
         opts.clone_flags = clone_flags
         opts.uid_inside = uid_inside
         opts.gid_inside = gid_inside
+        opts.uid_outside = uid_outside
+        opts.gid_outside = gid_outside
+        opts.switch_ids = 1 if switch_ids else 0
         opts.hostname = cstr(hostname) if hostname is not None else ffi.NULL
         opts.mount_proc = 1 if mount_proc else 0
         opts.new_pgrp = 1 if new_pgrp else 0

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <grp.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -219,15 +220,19 @@ static int write_file(const char *path, const char *text)
 static int write_id_maps(int pid, const struct umlpy_spawn_opts *o)
 {
     char path[64], map[64];
-    snprintf(path, sizeof path, "/proc/%d/setgroups", pid);
-    if (write_file(path, "deny") < 0 && errno != ENOENT)
-        return -1;
+    /* Without privilege a gid map needs setgroups denied; with it, the
+     * child drops its supplementary groups itself (switch_ids). */
+    if (!o->switch_ids) {
+        snprintf(path, sizeof path, "/proc/%d/setgroups", pid);
+        if (write_file(path, "deny") < 0 && errno != ENOENT)
+            return -1;
+    }
     snprintf(path, sizeof path, "/proc/%d/uid_map", pid);
-    snprintf(map, sizeof map, "%d %u 1\n", o->uid_inside, (unsigned)geteuid());
+    snprintf(map, sizeof map, "%d %d 1\n", o->uid_inside, o->uid_outside);
     if (write_file(path, map) < 0)
         return -1;
     snprintf(path, sizeof path, "/proc/%d/gid_map", pid);
-    snprintf(map, sizeof map, "%d %u 1\n", o->gid_inside, (unsigned)getegid());
+    snprintf(map, sizeof map, "%d %d 1\n", o->gid_inside, o->gid_outside);
     if (write_file(path, map) < 0)
         return -1;
     return 0;
@@ -304,6 +309,11 @@ static void child_main(int sync_fd, int report_fd, const char *path,
     close(sync_fd);
     if (c != 'g')
         child_fail(report_fd, UMLPY_SETUP_ID_MAP, (int)(unsigned char)c);
+    if (o->switch_ids) {
+        if (setgroups(0, NULL) < 0 || setresgid(o->gid_inside, o->gid_inside, o->gid_inside) < 0 ||
+            setresuid(o->uid_inside, o->uid_inside, o->uid_inside) < 0)
+            child_fail(report_fd, UMLPY_SETUP_SETUID, errno);
+    }
 
     /* Python ignores SIGPIPE and SIGXFSZ; a guest must start as if from a
      * shell.  Forwarded signals go back to what umlpy inherited. */

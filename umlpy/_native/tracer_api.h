@@ -37,6 +37,7 @@
 #define UMLPY_SETUP_MOUNT_PROC 7
 #define UMLPY_SETUP_HOSTNAME 8
 #define UMLPY_SETUP_ID_MAP 9
+#define UMLPY_SETUP_SETUID 10
 
 /* Namespaces a guest can be started in (values of CLONE_NEW*). */
 #define UMLPY_NEWNS 0x00020000
@@ -73,8 +74,12 @@ struct umlpy_spawn_opts {
     const char *cwd;         /* NULL: inherit */
     const char *root;        /* NULL: no chroot */
     int clone_flags;         /* UMLPY_NEW* */
-    int uid_inside;          /* with UMLPY_NEWUSER: the ids the guest sees */
+    int uid_inside;          /* with UMLPY_NEWUSER: the ids the guest sees, */
     int gid_inside;
+    int uid_outside;         /* mapped to these host ids */
+    int gid_outside;
+    int switch_ids;          /* become uid/gid_inside (our host ids differ from
+                              * the mapped ones), dropping supplementary groups */
     const char *hostname;    /* with UMLPY_NEWUTS, or NULL */
     int mount_proc;          /* mount a procfs of the new pid namespace */
     int new_pgrp;            /* lead a process group of its own */

@@ -17,6 +17,7 @@ from .syscalls.names import SYSCALL_NUMBERS
 
 
 SIGKILL = 9     # the signal module would pull in enum at start-up
+NOBODY = NOGROUP = 65534
 
 
 def exit_status_of(wait_status):
@@ -37,11 +38,14 @@ class GuestKernel:
     """
 
     def __init__(self, mode=Mode.DEFAULT, table=TABLE, pid_namespace=True,
-                 hostname=None, kernel_release=None, fake_root=False):
+                 hostname=None, kernel_release=None, fake_root=False,
+                 host_root=False):
         """pid_namespace: guest pids start at 1 in a pid namespace of the
         sandbox's own (False: the guest sees host pids).  hostname: the
         guest's nodename (a UTS namespace).  kernel_release: what uname
-        reports as the release.  fake_root: the guest sees uid/gid 0."""
+        reports as the release.  fake_root: the guest sees uid/gid 0.
+        host_root: when umlpy runs as root, let the guest keep host root
+        power (without it the guest is root only inside, nobody outside)."""
         if mode not in Mode.ALL:
             raise ValueError(f"unknown mode {mode!r}: expected one of {Mode.ALL}")
         self.mode = mode
@@ -51,6 +55,7 @@ class GuestKernel:
         self.pid_namespace = pid_namespace
         self.hostname = hostname
         self.fake_root = fake_root
+        self.host_root = host_root
         self.processes = ProcessTable(pid_namespace)
         self.init_host_pid = None       # the guest's pid 1, in host terms
         self.init_killed_by = None      # signal the guest kernel killed it for
@@ -85,19 +90,35 @@ class GuestKernel:
             return None
         self.hook("uname")(lambda call: AllowThen(patch_release))
 
-    def namespace_options(self):
-        """clone flags and id maps for the guest's first process."""
-        flags, uid, gid = 0, os.geteuid(), os.getegid()
+    def _drops_root(self):
+        return os.geteuid() == 0 and not self.host_root
+
+    def identity(self):
+        """clone flags and ids for the guest's first process:
+        {clone_flags, uid_inside, gid_inside, uid_outside, gid_outside,
+        switch_ids}."""
+        flags = 0
         if self.pid_namespace:
             flags |= T.NEWPID | T.NEWNS
         if self.hostname is not None:
             flags |= T.NEWUTS
-        if self.fake_root and uid != 0:
-            flags |= T.NEWUSER
-            uid = gid = 0
-        if uid != 0 and (flags or self._root is not None):
-            flags |= T.NEWUSER      # unprivileged: namespaces need our own
-        return flags, uid, gid
+        euid, egid = os.geteuid(), os.getegid()
+        ids = dict(uid_inside=euid, gid_inside=egid, uid_outside=euid,
+                   gid_outside=egid, switch_ids=False)
+        if euid == 0:
+            if self._drops_root():
+                # Root inside, nobody outside: a jail's root has no host power.
+                flags |= T.NEWUSER
+                ids.update(uid_inside=0, gid_inside=0, uid_outside=NOBODY,
+                           gid_outside=NOGROUP, switch_ids=True)
+        else:
+            if self.fake_root:
+                flags |= T.NEWUSER
+                ids.update(uid_inside=0, gid_inside=0)
+            if flags or self._root is not None:
+                flags |= T.NEWUSER  # unprivileged: namespaces need our own
+        ids["clone_flags"] = flags
+        return ids
 
     def policy(self):
         return build_policy(self.table, self.mode, self.dispatcher.hooks)
@@ -118,14 +139,12 @@ class GuestKernel:
             self.tracer.set_action(nr, action, rule.errno)
         env = dict(os.environ if env is None else env)
         self._root = root
-        flags, uid, gid = self.namespace_options()
         # In its own pid namespace the guest cannot see umlpy's process
         # group, so it leads one of its own, with the terminal if we had it.
         tty_fd = self._foreground_tty() if self.pid_namespace else -1
         pid, self._status_fd = self.tracer.spawn(
             argv[0], argv, env, self.seccomp_filter(), cwd=cwd, root=root,
-            clone_flags=flags, uid_inside=uid, gid_inside=gid,
-            hostname=self.hostname, mount_proc=self.pid_namespace,
+            hostname=self.hostname, **self.identity(), mount_proc=self.pid_namespace,
             new_pgrp=self.pid_namespace, tty_fd=tty_fd)
         self._argv0 = argv[0]
         self._tty_handed = tty_fd >= 0
@@ -330,7 +349,10 @@ class GuestKernel:
                 raise CommandNotFound(f"{name}: command not found")
             if failure.errno in (_errno.EACCES, _errno.ENOEXEC, _errno.EPERM,
                                  _errno.EISDIR, _errno.ETXTBSY, _errno.ELIBBAD):
-                raise CommandNotExecutable(f"{name}: {os.strerror(failure.errno)}")
+                hint = ""
+                if failure.errno == _errno.EACCES and self._drops_root():
+                    hint = " (the guest is nobody on the host; --host-root keeps root)"
+                raise CommandNotExecutable(f"{name}: {os.strerror(failure.errno)}{hint}")
             raise CommandNotFound(f"{name}: {os.strerror(failure.errno)}")
         if failure.stage in (T.lib.UMLPY_SETUP_CHROOT, T.lib.UMLPY_SETUP_CHDIR):
             raise BadInput(f"cannot start {name}: {failure}")
