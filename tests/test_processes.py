@@ -163,3 +163,24 @@ def test_host_root_keeps_root_power(tmp_path):
     os.chmod(tmp_path, 0o700)
     p = run_umlpy(["sh", "-c", f"echo yes > {target}"], host_root=True)
     assert p.returncode == 0 and target.read_text() == "yes\n"
+
+
+def test_fake_root_chown_and_chmod_are_recorded(mode):
+    import tempfile
+    work = tempfile.mkdtemp(prefix="umlpy-fakeroot-")
+    os.chmod(work, 0o777)
+    try:
+        script = ("touch f g; chown 1234:5678 f; echo rc=$?; stat -c %u:%g f; ls -ln f | cut -d' ' -f3,4;"
+                  "chown :42 g; stat -c %u:%g g; "
+                  "chown 0:0 /etc/hostname; echo rc=$?; stat -c %u:%g /etc/hostname; "
+                  "chmod 600 /etc/hostname; echo rc=$?; stat -c %a /etc/hostname; "
+                  "chown 1:1 /no/such/file 2>/dev/null; echo rc=$?")
+        p = run_umlpy(["sh", "-c", script], mode, options=["--root", "-C", work],
+                      host_root=False)
+        assert p.stdout == (b"rc=0\n1234:5678\n1234 5678\n0:42\nrc=0\n0:0\nrc=0\n600\nrc=1\n"), p.stderr
+        st = os.stat(os.path.join(work, "f"))
+        assert (st.st_uid, st.st_gid) != (1234, 5678), "a fake chown reached the host"
+        assert os.stat("/etc/hostname").st_mode & 0o777 != 0o600
+    finally:
+        import shutil
+        shutil.rmtree(work)

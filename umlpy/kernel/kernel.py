@@ -61,6 +61,10 @@ class GuestKernel:
         self.init_killed_by = None      # signal the guest kernel killed it for
         if kernel_release is not None:
             self._report_kernel_release(kernel_release)
+        if fake_root:
+            from .fakeroot import FakeOwnership
+            self.fake_ownership = FakeOwnership()
+            self.fake_ownership.install(self)
         self.main_status = None
         self.syscalls_seen = 0
         self._status_fd = None
