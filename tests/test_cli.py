@@ -96,3 +96,25 @@ def test_compatibility_page_is_generated_from_the_table():
     page = (ROOT / "docs" / "SYSCALLS.md").read_text()
     assert page == syscall_table_markdown(TABLE), \
         "docs/SYSCALLS.md is stale: regenerate with 'umlpy syscalls --markdown'"
+
+
+@pytest.mark.parametrize("args", [
+    ["run", "-C"],
+    ["run", "--trace-all=yes", "--", "true"],
+    ["syscalls", "extra"],
+])
+def test_malformed_options_are_2(args):
+    assert_one_line_error(umlpy(*args), 2)
+
+
+def test_options_stop_at_the_program_and_take_inline_values():
+    p = umlpy("run", "--env=A=1", "-e", "B=2", "sh", "-c", 'echo "$A$B" "$0"', "--trace-all")
+    assert p.stdout == b"12 --trace-all\n" and p.returncode == 0
+
+
+def test_help_lists_every_run_option():
+    p = umlpy("run", "--help")
+    assert p.returncode == 0
+    for option in ("--rootfs", "--cwd", "--env", "--trace-all", "--pid-host", "--hostname",
+                   "--kernel-release", "--root", "--host-root"):
+        assert option.encode() in p.stdout

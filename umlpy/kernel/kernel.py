@@ -127,16 +127,17 @@ class GuestKernel:
     def policy(self):
         return build_policy(self.table, self.mode, self.dispatcher.hooks)
 
-    def seccomp_filter(self):
+    def seccomp_filter(self, policy=None):
         out_of_table = rule_for(None, self.mode, False)
-        return assemble(compile_filter(self.policy(), out_of_table))
+        return assemble(compile_filter(policy or self.policy(), out_of_table))
 
     # starting -------------------------------------------------------------
     def spawn(self, argv, env=None, cwd=None, root=None):
         """Start the guest's first process; returns its host pid."""
         if self.processes.main is not None:
             raise UmlpyError("this guest kernel already runs a first process")
-        for nr, rule in enumerate(self.policy()):
+        policy = self.policy()
+        for nr, rule in enumerate(policy):
             # A guarded call stops only when its guard matched: then it is
             # Python's to decide.
             action = Action.PYTHON if rule.guard else rule.action
@@ -147,7 +148,7 @@ class GuestKernel:
         # group, so it leads one of its own, with the terminal if we had it.
         tty_fd = self._foreground_tty() if self.pid_namespace else -1
         pid, self._status_fd = self.tracer.spawn(
-            argv[0], argv, env, self.seccomp_filter(), cwd=cwd, root=root,
+            argv[0], argv, env, self.seccomp_filter(policy), cwd=cwd, root=root,
             hostname=self.hostname, **self.identity(), mount_proc=self.pid_namespace,
             new_pgrp=self.pid_namespace, tty_fd=tty_fd)
         self._argv0 = argv[0]
