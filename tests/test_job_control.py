@@ -76,3 +76,30 @@ def test_interactive_job_control(shell, mode):
         assert s.proc.wait(timeout=20) == 0
     finally:
         s.close()
+
+
+def test_ctrl_z_stops_umlpy_as_a_job_and_fg_resumes_it(mode):
+    """An interactive shell runs umlpy as a job: ^Z stops the job (umlpy and
+    its guest, which holds the terminal), fg carries both on."""
+    import shlex
+    inner = " ".join(shlex.quote(w) for w in umlpy_argv(
+        ["sh", "-c", "echo ready; sleep 1; echo fin''ished"], mode))
+    s = Session(["env", "PS1=PROMPT> ", "bash", "--norc", "--noprofile", "-i"])
+    try:
+        s.expect(PROMPT)
+        s.send(inner + "\n")
+        s.expect(b"ready")
+        time.sleep(0.2)
+        s.send(b"\x1a")
+        out = s.expect(PROMPT)
+        assert b"Stopped" in out, out
+        time.sleep(1.5)                   # stopped: the guest must not finish
+        out = s.command("jobs")
+        assert b"finished" not in out and b"Stopped" in out, out
+        s.send("fg\n")
+        s.expect(b"finished")
+        s.command("echo rc=$?", until=b"rc=0")
+        s.send("exit\n")
+        s.proc.wait(timeout=20)
+    finally:
+        s.close()

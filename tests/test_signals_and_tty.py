@@ -127,8 +127,9 @@ def spawn_on_pty(argv):
     return p, master
 
 
-def test_ctrl_c_on_the_terminal_reaches_the_guest(guest, mode):
-    p, master = spawn_on_pty(umlpy_argv([guest("wait_signal")], mode))
+@pytest.mark.parametrize("pid_mode", [[], ["--pid-host"]], ids=["pidns", "pid-host"])
+def test_ctrl_c_on_the_terminal_reaches_the_guest(guest, mode, pid_mode):
+    p, master = spawn_on_pty(umlpy_argv([guest("wait_signal")], mode, pid_mode))
     try:
         read_until(master, b"ready")
         os.write(master, b"\x03")
@@ -140,14 +141,29 @@ def test_ctrl_c_on_the_terminal_reaches_the_guest(guest, mode):
             p.kill()
 
 
-def test_terminal_passes_through(mode):
+@pytest.mark.parametrize("pid_mode", [[], ["--pid-host"]], ids=["pidns", "pid-host"])
+def test_terminal_passes_through(mode, pid_mode):
     script = "test -t 0 && test -t 1 && echo tty-ok; stty size; read x; echo got=$x"
-    p, master = spawn_on_pty(umlpy_argv(["sh", "-c", script], mode))
+    p, master = spawn_on_pty(umlpy_argv(["sh", "-c", script], mode, pid_mode))
     try:
         read_until(master, b"tty-ok")
         os.write(master, b"typed\n")
         out = read_until(master, b"got=typed")
         assert p.wait(timeout=20) == 0, out
+    finally:
+        os.close(master)
+        if p.poll() is None:
+            p.kill()
+
+
+@pytest.mark.parametrize("pid_mode", [[], ["--pid-host"]], ids=["pidns", "pid-host"])
+def test_ctrl_c_kills_a_program_without_a_handler(mode, pid_mode):
+    p, master = spawn_on_pty(umlpy_argv(["sh", "-c", "echo ready; exec sleep 60"], mode, pid_mode))
+    try:
+        read_until(master, b"ready")
+        time.sleep(0.3)
+        os.write(master, b"\x03")
+        assert p.wait(timeout=20) == 128 + signal.SIGINT
     finally:
         os.close(master)
         if p.poll() is None:
