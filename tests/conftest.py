@@ -62,6 +62,19 @@ def assert_same(argv, mode, timeout=120, compare_stderr=True, **kw):
     return native, inside
 
 
+def pytest_configure(config):
+    """Job-control tests need a process group that is not orphaned: there
+    Linux discards SIGTSTP/SIGTTIN/SIGTTOU (natively too).  A non-interactive
+    shell leaves its commands in its own group, which is orphaned when it
+    leads a session (as CI runners often make it); a group of our own, whose
+    parent is in the session, is not."""
+    if os.getpgrp() == os.getsid(0) and os.getpid() != os.getsid(0):
+        try:
+            os.setpgid(0, 0)
+        except OSError:
+            pass
+
+
 @pytest.fixture(params=MODES)
 def mode(request):
     return request.param

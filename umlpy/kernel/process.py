@@ -62,6 +62,13 @@ class ProcessTable:
     def live_tids(self):
         return list(self.threads)
 
+    def is_init_thread(self, host_tid):
+        """Is host_tid a thread of the sandbox's first process?"""
+        if host_tid == self.main:
+            return True
+        tgid = procfs.status_fields(host_tid).get("Tgid")
+        return tgid is not None and int(tgid) == self.main
+
     def guest_tid(self, host_tid):
         """The tid the guest knows host_tid by (0 if it cannot see it)."""
         if not self.pid_namespace:

@@ -13,7 +13,7 @@ TABLE.passthrough(
     "fork", "vfork", "execve", "execveat", "exit", "exit_group",
     "wait4", "waitid",
     "getpid", "getppid", "gettid", "set_tid_address",
-    "getpgid", "setpgid", "getpgrp", "setsid", "getsid",
+    "getpgid", "getpgrp", "setsid", "getsid",
     "getuid", "geteuid", "getgid", "getegid", "getresuid", "getresgid",
     "setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid",
     "setfsuid", "setfsgid", "getgroups", "setgroups", "capget", "capset",
@@ -34,6 +34,24 @@ TABLE.passthrough(
 )
 
 PTRACE_TRACEME = 0
+
+
+@TABLE.emulated(FAMILY, "setpgid", "the sandbox's init may not leave its own "
+                "process group (EPERM): Linux would never finish its exit")
+def sys_setpgid(call):
+    # When a pid-namespace init exits, Linux waits for every other pid of
+    # the namespace to be freed; the group init sits in keeps its leader's
+    # pid allocated, so an init in another process's group hangs forever
+    # (and unkillably) in zap_pid_ns_processes.
+    kernel = call.kernel
+    if kernel.init_host_pid is None:
+        return ALLOW
+    pid, pgid = call.args[0] & 0xFFFFFFFF, call.args[1] & 0xFFFFFFFF
+    if pgid & 0x80000000:
+        return ALLOW                    # EINVAL, from Linux itself
+    if pid in (0, 1) and pgid not in (0, 1) and kernel.processes.is_init_thread(call.tid):
+        return fail(EPERM)
+    return ALLOW
 
 
 @TABLE.emulated(FAMILY, "ptrace", "nested tracing is refused with EPERM; "
