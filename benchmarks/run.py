@@ -510,6 +510,8 @@ def main(argv=None):
         return 1
     info = machine_info()
     with tempfile.TemporaryDirectory(prefix="umlpy-bench-") as tmp:
+        # run as root, umlpy's guest is nobody on the host: it must reach the binary
+        os.chmod(tmp, 0o755)
         workloads = make_workloads(args.only, args.quick, tmp)
         start = time.perf_counter()
         results = check(workloads, runners, args.timeout)
