@@ -1,4 +1,5 @@
 """Signals sent to umlpy, its death, and the terminal."""
+import contextlib
 import fcntl
 import os
 import pty
@@ -127,44 +128,42 @@ def spawn_on_pty(argv):
     return p, master
 
 
-@pytest.mark.parametrize("pid_mode", [[], ["--pid-host"]], ids=["pidns", "pid-host"])
-def test_ctrl_c_on_the_terminal_reaches_the_guest(guest, mode, pid_mode):
-    p, master = spawn_on_pty(umlpy_argv([guest("wait_signal")], mode, pid_mode))
+@contextlib.contextmanager
+def on_pty(argv):
+    """spawn_on_pty, cleaned up (terminal closed, process killed) on exit."""
+    p, master = spawn_on_pty(argv)
     try:
-        read_until(master, b"ready")
-        os.write(master, b"\x03")
-        out = read_until(master, b"got SIGINT")
-        assert p.wait(timeout=20) == 42, out
+        yield p, master
     finally:
         os.close(master)
         if p.poll() is None:
             p.kill()
+        p.wait()
+
+
+@pytest.mark.parametrize("pid_mode", [[], ["--pid-host"]], ids=["pidns", "pid-host"])
+def test_ctrl_c_on_the_terminal_reaches_the_guest(guest, mode, pid_mode):
+    with on_pty(umlpy_argv([guest("wait_signal")], mode, pid_mode)) as (p, master):
+        read_until(master, b"ready")
+        os.write(master, b"\x03")
+        out = read_until(master, b"got SIGINT")
+        assert p.wait(timeout=20) == 42, out
 
 
 @pytest.mark.parametrize("pid_mode", [[], ["--pid-host"]], ids=["pidns", "pid-host"])
 def test_terminal_passes_through(mode, pid_mode):
     script = "test -t 0 && test -t 1 && echo tty-ok; stty size; read x; echo got=$x"
-    p, master = spawn_on_pty(umlpy_argv(["sh", "-c", script], mode, pid_mode))
-    try:
+    with on_pty(umlpy_argv(["sh", "-c", script], mode, pid_mode)) as (p, master):
         read_until(master, b"tty-ok")
         os.write(master, b"typed\n")
         out = read_until(master, b"got=typed")
         assert p.wait(timeout=20) == 0, out
-    finally:
-        os.close(master)
-        if p.poll() is None:
-            p.kill()
 
 
 @pytest.mark.parametrize("pid_mode", [[], ["--pid-host"]], ids=["pidns", "pid-host"])
 def test_ctrl_c_kills_a_program_without_a_handler(mode, pid_mode):
-    p, master = spawn_on_pty(umlpy_argv(["sh", "-c", "echo ready; exec sleep 60"], mode, pid_mode))
-    try:
+    with on_pty(umlpy_argv(["sh", "-c", "echo ready; exec sleep 60"], mode, pid_mode)) as (p, master):
         read_until(master, b"ready")
         time.sleep(0.3)
         os.write(master, b"\x03")
         assert p.wait(timeout=20) == 128 + signal.SIGINT
-    finally:
-        os.close(master)
-        if p.poll() is None:
-            p.kill()
