@@ -31,8 +31,9 @@ def test_hooked_calls_stop_even_in_default_mode(guest, capfd):
     out = capfd.readouterr().out
     pid = int(out.split()[1])
     assert len(seen) == 101 and set(seen) == {pid}
-    # nothing else stopped: default mode lets unhooked calls run free
-    assert kernel.syscalls_seen == 101
+    # nothing else stopped but the VFS's calls (execve, the stdio fstat):
+    # default mode lets unhooked calls run free
+    assert 101 < kernel.syscalls_seen <= 101 + 4
 
 
 def test_trace_all_sends_every_call_to_python(guest, capfd):

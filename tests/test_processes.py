@@ -163,7 +163,8 @@ def test_root_inside_is_nobody_outside(mode, tmp_path):
 def test_host_root_keeps_root_power(tmp_path):
     target = tmp_path / "written-by-guest"
     os.chmod(tmp_path, 0o700)
-    p = run_umlpy(["sh", "-c", f"echo yes > {target}"], host_root=True)
+    p = run_umlpy(["sh", "-c", f"echo yes > {target}"], host_root=True,
+                  options=["--bind", f"{tmp_path}:{tmp_path}"])
     assert p.returncode == 0 and target.read_text() == "yes\n"
 
 
@@ -177,7 +178,8 @@ def test_fake_root_chown_and_chmod_are_recorded(mode):
                   "chown 0:0 /etc/hostname; echo rc=$?; stat -c %u:%g /etc/hostname; "
                   "chmod 600 /etc/hostname; echo rc=$?; stat -c %a /etc/hostname; "
                   "chown 1:1 /no/such/file 2>/dev/null; echo rc=$?")
-        p = run_umlpy(["sh", "-c", script], mode, options=["--root", "-C", work],
+        p = run_umlpy(["sh", "-c", script], mode,
+                      options=["--root", "-C", work, "--bind", f"{work}:{work}"],
                       host_root=False)
         assert p.stdout == (b"rc=0\n1234:5678\n1234 5678\n0:42\nrc=0\n0:0\nrc=0\n600\nrc=1\n"), p.stderr
         st = os.stat(os.path.join(work, "f"))

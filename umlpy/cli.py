@@ -20,8 +20,16 @@ class Option:
 
 
 RUN_OPTIONS = [
-    Option(["--rootfs"], "rootfs", "directory to use as the guest's / (chroot, in a "
-           "user namespace when not run as root)", "DIR"),
+    Option(["--rootfs"], "rootfs", "the guest's root: a host directory or an uncompressed "
+           "tar image (default: the host's tree, read-only)", "DIR|IMG.tar"),
+    Option(["--layer"], "layer", "another tar image stacked over --rootfs (OCI whiteouts; "
+           "repeatable)", "IMG.tar", repeat=True),
+    Option(["--upper"], "upper", "keep the guest's changes in this directory (default: a "
+           "throwaway one)", "DIR"),
+    Option(["--bind"], "bind", "show a host path at a guest path (repeatable)",
+           "HOST:GUEST[:ro]", repeat=True),
+    Option(["--tmpfs"], "tmpfs", "an empty writable directory at a guest path (repeatable)",
+           "GUEST", repeat=True),
     Option(["-C", "--cwd"], "cwd", "guest working directory", "DIR"),
     Option(["-e", "--env"], "env", "set an environment variable (repeatable)", "K=V",
            repeat=True),
@@ -56,6 +64,9 @@ Run Linux programs under umlpy's guest kernel (ptrace + seccomp).
 commands:
   run        run a program in a throwaway sandbox
   syscalls   print the syscall support table
+  diff       list what a sandbox's upper layer added, modified and deleted
+  commit     apply an upper layer's changes to a host directory
+  discard    throw an upper layer's changes away
 
 'umlpy COMMAND --help' describes a command.
 """
@@ -137,18 +148,21 @@ def cmd_run(args):
     argv = args.argv
     if not argv:
         raise BadInput("umlpy run: no program given (usage: umlpy run [OPTIONS] -- PROG [ARGS])")
-    root = None
-    if args.rootfs is not None:
-        if not os.path.exists(args.rootfs):
-            raise BadInput(f"--rootfs {args.rootfs}: No such file or directory")
-        if not os.path.isdir(args.rootfs):
-            raise BadInput(f"--rootfs {args.rootfs}: not a directory")
-        root = os.path.abspath(args.rootfs)
+    from .kernel.vfs.build import FsOptions, parse_bind
+    rootfs = args.rootfs
+    if rootfs is not None:
+        if not os.path.exists(rootfs):
+            raise BadInput(f"--rootfs {rootfs}: No such file or directory")
+        rootfs = os.path.abspath(rootfs)
+    for layer in args.layer or ():
+        if not os.path.isfile(layer):
+            raise BadInput(f"--layer {layer}: No such file")
     cwd = args.cwd
-    if cwd is not None:
-        host_cwd = os.path.join(root, cwd.lstrip("/")) if root else cwd
-        if not os.path.isdir(host_cwd):
-            raise BadInput(f"-C {cwd}: not a directory")
+    if cwd is not None and not cwd.startswith("/"):
+        cwd = os.path.normpath(os.path.join(os.getcwd() if rootfs is None else "/", cwd))
+    fs_options = FsOptions(rootfs=rootfs, layers=[os.path.abspath(p) for p in args.layer or ()],
+                           upper=args.upper, binds=[parse_bind(b) for b in args.bind or ()],
+                           tmpfs=args.tmpfs or (), cwd=cwd, hostname=args.hostname)
     env = dict(os.environ)
     env.update(_parse_env(args.env))
     if args.hostname is not None and not 0 < len(args.hostname.encode()) <= 64:
@@ -157,8 +171,8 @@ def cmd_run(args):
     kernel = GuestKernel(Mode.TRACE_ALL if args.trace_all else Mode.DEFAULT,
                          pid_namespace=not args.pid_host, hostname=args.hostname,
                          kernel_release=args.kernel_release, fake_root=args.root,
-                         host_root=args.host_root)
-    kernel.spawn(argv, env=env, cwd=cwd, root=root)
+                         host_root=args.host_root, fs_options=fs_options)
+    kernel.spawn(argv, env=env)
     return kernel.run()
 
 
@@ -177,7 +191,15 @@ def cmd_syscalls(args):
     return 0
 
 
+def cmd_changes(name):
+    def handler(words):
+        from . import changes_cli
+        return getattr(changes_cli, f"main_{name}")(words)
+    return handler
+
+
 HANDLERS = {"run": cmd_run, "syscalls": cmd_syscalls}
+RAW_HANDLERS = {name: cmd_changes(name) for name in ("diff", "commit", "discard")}
 
 
 def main(argv=None):
@@ -193,6 +215,8 @@ def main(argv=None):
         if first == "--version":
             print(f"umlpy {__version__}")
             return 0
+        if first in RAW_HANDLERS:
+            return RAW_HANDLERS[first](words[1:])
         if first not in COMMANDS:
             raise BadInput(f"umlpy: unknown command {first!r} (see 'umlpy --help')")
         return HANDLERS[first](parse_options(first, words[1:]))

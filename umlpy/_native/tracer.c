@@ -917,3 +917,29 @@ int umlpy_inject_syscall(struct umlpy_tracer *t, int pid, long nr,
         syscall(SYS_tkill, (long)pid, (long)pending[i]);
     return 0;
 }
+
+/* ---- host-side file helpers for the guest VFS -------------------------- */
+
+struct umlpy_open_how { unsigned long long flags, mode, resolve; };
+
+int umlpy_openat2(int dirfd, const char *path, int flags, int mode,
+                  unsigned long long resolve)
+{
+    struct umlpy_open_how how = {(unsigned long long)(unsigned)flags,
+                                 (unsigned long long)(unsigned)mode, resolve};
+    long r = syscall(437 /* openat2 */, dirfd, path, &how, sizeof how);
+    return r < 0 ? -errno : (int)r;
+}
+
+int umlpy_renameat2(int olddirfd, const char *oldpath, int newdirfd,
+                    const char *newpath, unsigned int flags)
+{
+    long r = syscall(SYS_renameat2, olddirfd, oldpath, newdirfd, newpath, flags);
+    return r < 0 ? -errno : 0;
+}
+
+int umlpy_pidfd_getfd(int pidfd, int fd)
+{
+    long r = syscall(438 /* pidfd_getfd */, pidfd, fd, 0);
+    return r < 0 ? -errno : (int)r;
+}

@@ -144,3 +144,13 @@ int umlpy_inject_syscall(struct umlpy_tracer *t, int pid, long nr,
                          const unsigned long *args, long *result);
 
 int umlpy_stop_kind(struct umlpy_tracer *t, int pid);
+
+/* Host-side file helpers for the guest VFS (each returns >= 0 or -errno).
+ * openat2 with RESOLVE_* flags: how the tracer touches layer trees without
+ * following a symlink someone else planted. */
+int umlpy_openat2(int dirfd, const char *path, int flags, int mode,
+                  unsigned long long resolve);
+int umlpy_renameat2(int olddirfd, const char *oldpath, int newdirfd,
+                    const char *newpath, unsigned int flags);
+/* A copy of fd `fd` of the process behind `pidfd` (same open file). */
+int umlpy_pidfd_getfd(int pidfd, int fd);

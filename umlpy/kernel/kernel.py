@@ -39,7 +39,7 @@ class GuestKernel:
 
     def __init__(self, mode=Mode.DEFAULT, table=TABLE, pid_namespace=True,
                  hostname=None, kernel_release=None, fake_root=False,
-                 host_root=False):
+                 host_root=False, fs_options=None):
         """pid_namespace: guest pids start at 1 in a pid namespace of the
         sandbox's own (False: the guest sees host pids).  hostname: the
         guest's nodename (a UTS namespace).  kernel_release: what uname
@@ -64,7 +64,14 @@ class GuestKernel:
         if fake_root:
             from .fakeroot import FakeOwnership
             self.fake_ownership = FakeOwnership()
-            self.fake_ownership.install(self)
+        from .vfs.build import FsOptions
+        from .vfs.scratch import ScratchSpace
+        from .syscalls.fd import Listings
+        self.fs_options = fs_options or FsOptions(hostname=hostname)
+        self.fs = None
+        self.vfs = None
+        self.scratch = ScratchSpace(self.tracer)
+        self.listings = Listings()
         self.main_status = None
         self.syscalls_seen = 0
         self._status_fd = None
@@ -124,6 +131,41 @@ class GuestKernel:
         ids["clone_flags"] = flags
         return ids
 
+    def _build_fs(self, ids):
+        from .vfs.build import SandboxFS
+        from .vfs.creds import IdMap
+        if ids["clone_flags"] & T.NEWUSER:
+            idmap = IdMap(ids["uid_inside"], ids["uid_outside"], ids["gid_inside"],
+                          ids["gid_outside"])
+            owner = (ids["uid_outside"], ids["gid_outside"])
+        else:
+            idmap, owner = IdMap(), None
+        self.fs = SandboxFS(self.fs_options, idmap, owner)
+        self.vfs = self.fs.vfs
+        self.vfs.pending_exe = {}
+
+    def _attach_proc(self, init_pid):
+        processes = self.processes
+        if self.pid_namespace:
+            root = lambda: f"/proc/{init_pid}/root/proc"    # noqa: E731
+            guest_tid = lambda tid: processes.guest_tid(tid) or tid    # noqa: E731
+            host_tid = processes.host_tid
+        else:
+            root = lambda: "/proc"      # noqa: E731
+            guest_tid = host_tid = lambda tid: tid      # noqa: E731
+        self.fs.attach_proc(root, guest_tid, host_tid, self.hostname)
+
+    # scratch memory for rewritten calls ---------------------------------------
+    def scratch_writer(self, call):
+        from .vfs.scratch import ArgWriter
+        tgid = self.vfs.tgid_of(call.tid)
+        base, size = self.scratch.slot(call.tid, tgid)
+        return ArgWriter(base, size)
+
+    def scratch_commit(self, call, writer):
+        if writer.buf:
+            self.tracer.write_mem(call.tid, writer.base, bytes(writer.buf))
+
     def policy(self):
         return build_policy(self.table, self.mode, self.dispatcher.hooks)
 
@@ -144,16 +186,23 @@ class GuestKernel:
             self.tracer.set_action(nr, action, rule.errno)
         env = dict(os.environ if env is None else env)
         self._root = root
+        ids = self.identity()
+        if cwd is not None:
+            self.fs_options.cwd = cwd
+        if self.fs is None:
+            self._build_fs(ids)
+            self.fs.check_cwd()
         # In its own pid namespace the guest cannot see umlpy's process
         # group, so it leads one of its own, with the terminal if we had it.
         tty_fd = self._foreground_tty() if self.pid_namespace else -1
         pid, self._status_fd = self.tracer.spawn(
-            argv[0], argv, env, self.seccomp_filter(policy), cwd=cwd, root=root,
-            hostname=self.hostname, **self.identity(), mount_proc=self.pid_namespace,
+            argv[0], argv, env, self.seccomp_filter(policy), cwd="/", root=None,
+            hostname=self.hostname, **ids, mount_proc=self.pid_namespace,
             new_pgrp=self.pid_namespace, tty_fd=tty_fd)
         self._argv0 = argv[0]
         self._tty_handed = tty_fd >= 0
         self.processes.spawned(pid)
+        self._attach_proc(pid)
         if self.pid_namespace:
             self.init_host_pid = pid
             self.tracer.set_init_pid(pid)
@@ -214,6 +263,8 @@ class GuestKernel:
             raise
         finally:
             self.tracer.restore_signals()
+            if self.fs is not None:
+                self.fs.close()
             if self._tty_handed:
                 self._give_terminal_to(os.getpgrp())
         if self._status_fd is not None:
@@ -233,12 +284,14 @@ class GuestKernel:
                 self._on_exit(ev.pid, ev.status)
             elif kind == T.EV_CHILD:
                 self.processes.child_created(ev.pid, ev.msg, ev.ptrace_event)
+                self._fs_child(ev.pid, ev.msg)
                 tracer.cont(ev.pid)
             elif kind == T.EV_NEW:
                 self.processes.first_stop(ev.pid)
                 tracer.cont(ev.pid)
             elif kind == T.EV_EXEC:
                 self.processes.exec_done(ev.pid, ev.msg)
+                self._fs_exec(ev.pid, ev.msg)
                 if ev.pid == self.processes.main and self._status_fd is not None:
                     os.close(self._status_fd)     # exec succeeded
                     self._status_fd = None
@@ -314,8 +367,39 @@ class GuestKernel:
             except ProcessLookupError:
                 pass
 
+    def _fs_child(self, parent, child):
+        vfs = self.vfs
+        try:
+            vfs.child_created(parent, child)
+        except (OSError, ValueError):
+            return
+        ptgid, ctgid = vfs.tgid_of(parent), vfs.tgid_of(child)
+        if ptgid != ctgid:
+            self.scratch.inherit(ptgid, ctgid)
+
+    def _fs_exec(self, tid, former_tid):
+        vfs = self.vfs
+        exe = vfs.pending_exe.pop(former_tid, None)
+        if former_tid != tid:
+            vfs.tgids.pop(former_tid, None)
+        tgid = vfs.tgids.get(tid, tid)
+        vfs.tgids[tid] = tgid
+        if exe is not None:
+            vfs.exe[tgid] = exe
+        self.scratch.forget(tgid, former_tid)
+        for key in [k for k in self.listings.cache if k[0] in (tid, former_tid)]:
+            del self.listings.cache[key]
+
     def _on_exit(self, tid, status):
         self.processes.exited(tid)
+        if self.vfs is not None:
+            tgid = self.vfs.tgids.get(tid)
+            if tgid is not None:
+                self.scratch.thread_exited(tgid, tid)
+                if tgid == tid:
+                    self.scratch.forget(tgid)
+            self.vfs.exited(tid)
+            self.vfs.pending_exe.pop(tid, None)
         self._pending_exit.pop(tid, None)
         if tid == self.processes.main:
             # Like the init of a pid namespace: when the first process is

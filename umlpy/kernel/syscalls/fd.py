@@ -1,4 +1,18 @@
-"""Operations on open file descriptors (the fd family)."""
+"""Operations on open file descriptors (the fd family).
+
+The guest's descriptor table is the host's (dup, close-on-exec, CLONE_FILES
+and offsets behave exactly as Linux's); the guest kernel knows what each
+descriptor is from the host object behind it (vfs.fd_path), and answers the
+calls whose result depends on the guest's view of that object."""
+import errno
+import os
+import struct
+
+from ..decisions import ALLOW, AllowThen, Rewrite, Return, fail
+from ..vfs.hostops import pidfd_getfd
+from ..vfs.union import IN_UPPER, UnionFS
+from .fs import AT_FDCWD, AT_SYMLINK_NOFOLLOW, owner_check, rewrite, s32, vfs_call, \
+    write_stat, present
 from .registry import TABLE
 
 FAMILY = "fd"
@@ -16,8 +30,7 @@ TABLE.passthrough(
     "sendfile", "splice", "tee", "vmsplice", "copy_file_range",
     "fallocate", "fadvise64", "readahead", "flock", "ftruncate",
     "fsync", "fdatasync", "sync_file_range", "syncfs",
-    "fstat", "fstatfs", "fchdir", "fchmod", "fchown",
-    "fsetxattr", "fgetxattr", "flistxattr", "fremovexattr",
+    "fstatfs", "fgetxattr", "flistxattr",
     "file_getattr", "file_setattr", "cachestat",
     "memfd_create", "memfd_secret", "userfaultfd",
     "io_setup", "io_destroy", "io_submit", "io_cancel", "io_getevents",
@@ -30,3 +43,177 @@ TABLE.unsupported(
     "syscall the sandbox could see; programs fall back to plain syscalls",
     "io_uring_setup", "io_uring_enter", "io_uring_register",
 )
+
+
+@TABLE.emulated(FAMILY, "fstat", "answered from the guest VFS for its objects")
+@vfs_call
+def sys_fstat(call, vfs, task):
+    res = vfs.resolve_fd(task, s32(call.args[0]))
+    if res is None:
+        return ALLOW            # a pipe, a socket...: the host knows it
+    return write_stat(call, res, call.args[1])
+
+
+@TABLE.emulated(FAMILY, "fchdir", "the guest VFS follows the working directory")
+@vfs_call
+def sys_fchdir(call, vfs, task):
+    fd = s32(call.args[0])
+    ctx, tid = task.ctx, call.tid
+    path = vfs.fd_path(tid, fd)
+
+    def moved(call, result):
+        if result == 0 and path is not None:
+            ctx.cwd = path
+        return None
+    return AllowThen(moved)
+
+
+def lower_object(vfs, task, fd):
+    """The Lookup of fd's object if it is a lower-layer object (changing it
+    means copying it up), else None."""
+    res = vfs.resolve_fd(task, fd)
+    if res is None:
+        return None
+    d = res.dentry
+    if isinstance(d.fs, UnionFS) and not d.flags & IN_UPPER:
+        return res
+    if not d.fs.checks_on_host(d) or res.mount.read_only:
+        return res
+    return None
+
+
+@TABLE.emulated(FAMILY, "fchmod", "a lower object is copied up and changed there")
+@vfs_call
+def sys_fchmod(call, vfs, task):
+    from .fs import chmod
+    res = lower_object(vfs, task, s32(call.args[0]))
+    if res is None:
+        return ALLOW
+    return chmod(call, vfs, task, res, call.args[1] & 0o7777)
+
+
+@TABLE.emulated(FAMILY, "fchown", "a lower object is copied up and changed there")
+@vfs_call
+def sys_fchown(call, vfs, task):
+    from .fs import chown
+    res = lower_object(vfs, task, s32(call.args[0]))
+    if res is None:
+        return ALLOW
+    return chown(call, vfs, task, res, call.args[1], call.args[2])
+
+
+@TABLE.emulated(FAMILY, "fsetxattr", "a lower object is copied up and changed there")
+@vfs_call
+def sys_fsetxattr(call, vfs, task):
+    a = call.args
+    res = lower_object(vfs, task, s32(a[0]))
+    if res is None:
+        return ALLOW
+    owner_check(task, res)
+    from .fs import copy_up_for_change
+    return rewrite(call, "lsetxattr", copy_up_for_change(task, res), a[1], a[2], a[3], a[4])
+
+
+@TABLE.emulated(FAMILY, "fremovexattr", "a lower object is copied up and changed there")
+@vfs_call
+def sys_fremovexattr(call, vfs, task):
+    a = call.args
+    res = lower_object(vfs, task, s32(a[0]))
+    if res is None:
+        return ALLOW
+    owner_check(task, res)
+    from .fs import copy_up_for_change
+    return rewrite(call, "lremovexattr", copy_up_for_change(task, res), a[1])
+
+
+# ---- directory listings ---------------------------------------------------
+
+DIRENT64 = struct.Struct("<QqHB")       # d_ino, d_off, d_reclen, d_type
+DIRENT_OLD = struct.Struct("<QqH")      # d_ino, d_off, d_reclen (d_type at the end)
+
+
+class Listings:
+    """The entries of directories being read, per (tid, fd): a listing is
+    made when a read starts at offset 0 and kept while the guest reads on."""
+
+    def __init__(self):
+        self.cache = {}
+
+    def entries(self, key, pos, make):
+        cached = self.cache.get(key)
+        if pos == 0 or cached is None:
+            cached = self.cache[key] = make()
+        return cached
+
+
+def directory_entries(vfs, res):
+    d = res.dentry
+    parent = res.parents[-1].dentry if res.parents and res.parents[-1].dentry is not d else d
+    out = [(".", 4, d.attr.ino), ("..", 4, parent.attr.ino)]
+    names = set()
+    for name, dtype, ino in d.fs.listdir(d):
+        names.add(name)
+        out.append((name, dtype, ino))
+    for name in vfs.mounts.mounted_names(res.path):
+        if name not in names:
+            out.append((name, 4, 0xFFFF0000 + len(out)))
+    return out
+
+
+def getdents(call, vfs, task, new_layout):
+    fd = s32(call.args[0])
+    buf, count = call.args[1], call.args[2] & 0xFFFFFFFF
+    res = vfs.resolve_fd(task, fd)
+    if res is None:
+        return ALLOW            # not ours (or not a directory): the host answers
+    if not res.dentry.attr.is_dir():
+        return fail(errno.ENOTDIR)
+    pidfd = os.pidfd_open(call.tid)
+    try:
+        dup = pidfd_getfd(pidfd, fd)
+    finally:
+        os.close(pidfd)
+    try:
+        pos = os.lseek(dup, 0, os.SEEK_CUR)
+        kernel = call.kernel
+        entries = kernel.listings.entries((call.tid, fd, res.path), pos,
+                                          lambda: directory_entries(vfs, res))
+        out = bytearray()
+        i = pos
+        while i < len(entries):
+            name, dtype, ino = entries[i]
+            raw = os.fsencode(name)
+            if new_layout:
+                reclen = (DIRENT64.size + len(raw) + 1 + 7) & ~7
+                rec = DIRENT64.pack(ino or 1, i + 1, reclen, dtype) + raw
+            else:
+                reclen = (DIRENT_OLD.size + len(raw) + 2 + 7) & ~7
+                rec = DIRENT_OLD.pack(ino or 1, i + 1, reclen) + raw
+            rec += bytes(reclen - len(rec))
+            if not new_layout:
+                rec = rec[:-1] + bytes([dtype])
+            if len(out) + reclen > count:
+                if not out:
+                    return fail(errno.EINVAL)
+                break
+            out += rec
+            i += 1
+        if out:
+            call.write(buf, bytes(out))
+        os.lseek(dup, i, os.SEEK_SET)
+    finally:
+        os.close(dup)
+    return Return(len(out))
+
+
+@TABLE.emulated(FAMILY, "getdents64", "listed by the guest VFS (layers merged, whiteouts "
+                "hidden, mountpoints shown)")
+@vfs_call
+def sys_getdents64(call, vfs, task):
+    return getdents(call, vfs, task, True)
+
+
+@TABLE.emulated(FAMILY, "getdents", "listed by the guest VFS")
+@vfs_call
+def sys_getdents(call, vfs, task):
+    return getdents(call, vfs, task, False)

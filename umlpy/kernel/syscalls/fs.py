@@ -1,41 +1,968 @@
 """Paths, files and their metadata (the VFS family).
 
-Until the guest VFS exists these calls run on the host's paths; the calls
-that would change the host's mount table or reach past it are denied."""
-from errno import EPERM
+Every path the guest names is resolved by the guest VFS
+(``umlpy/kernel/vfs``).  A call then either is answered by the guest kernel
+(stat, readlink, getcwd, a deletion that leaves a whiteout...) or runs on
+the host object the VFS chose, with the host path written into the
+thread's scratch slot: the host never resolves a name the guest wrote."""
+import errno
+import os
+import stat as _stat
 
+from ..decisions import ALLOW, AllowThen, Rewrite, Return, fail
+from ..vfs.creds import R_OK, W_OK, X_OK
+from ..vfs.hostops import RESOLVE_NO_SYMLINKS
+from ..vfs.union import IN_LOWER, IN_UPPER, RENAME_EXCHANGE, RENAME_NOREPLACE, \
+    RENAME_WHITEOUT, UnionFS
+from .names import SYSCALL_NUMBERS as NR
 from .registry import TABLE
 
 FAMILY = "fs"
 
+AT_FDCWD = -100
+AT_SYMLINK_NOFOLLOW = 0x100
+AT_REMOVEDIR = 0x200
+AT_SYMLINK_FOLLOW = 0x400
+AT_EACCESS = 0x200
+AT_EMPTY_PATH = 0x1000
+
+O_ACCMODE = 0o3
+O_CREAT, O_EXCL, O_TRUNC = 0o100, 0o200, 0o1000
+O_DIRECTORY, O_NOFOLLOW = 0o200000, 0o400000
+O_PATH = 0o10000000
+O_TMPFILE = 0o20000000 | O_DIRECTORY
+O_LARGEFILE = 0o100000
+OPEN_FLAGS = 0o37777777 & ~0o4000000 | O_LARGEFILE     # what openat2 accepts
+IN_DONT_FOLLOW = 0x02000000
+CAP_SYS_CHROOT = 1 << 18
+CAP_MKNOD = 1 << 27
+
+
+def s32(v):
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v & 0x80000000 else v
+
+
+def vfs_call(fn):
+    """Run a handler; an OSError it raises is the guest's errno."""
+    def handler(call):
+        try:
+            return fn(call, call.kernel.vfs, call.kernel.vfs.task(call.tid))
+        except OSError as e:
+            if e.errno is None:
+                raise
+            return fail(e.errno)
+    handler.__name__ = fn.__name__
+    handler.__doc__ = fn.__doc__
+    return handler
+
+
+def path_arg(call, i):
+    if call.args[i] == 0:
+        raise OSError(errno.EFAULT, "NULL path")
+    try:
+        raw = call.read_str(call.args[i], 4096)
+    except OSError as e:
+        raise OSError(e.errno, "bad path") from None
+    return os.fsdecode(raw)
+
+
+def checks_on_host(d):
+    return d.fs.checks_on_host(d)
+
+
+def writable_mount(res):
+    if res.mount.read_only:
+        raise OSError(errno.EROFS, "read-only file system")
+
+
+def rewrite(call, nr_name, *args):
+    """Rewrite the call to nr_name(args); str args go to scratch memory."""
+    kernel = call.kernel
+    w = kernel.scratch_writer(call)
+    out = []
+    for a in args:
+        if isinstance(a, (str, bytes)):
+            out.append(w.string(a))
+        elif isinstance(a, bytearray):
+            out.append(w.add(bytes(a)))
+        else:
+            out.append(a & 0xFFFFFFFFFFFFFFFF)
+    kernel.scratch_commit(call, w)
+    return Rewrite(NR[nr_name], out)
+
+
+def then(rewritten, on_exit):
+    return AllowThen(on_exit, rewrite=rewritten)
+
+
+def present(call, attr):
+    fake = getattr(call.kernel, "fake_ownership", None)
+    return fake.apply(attr) if fake is not None else attr
+
+
+def lookup_existing(vfs, task, dirfd, path, follow):
+    res = vfs.resolve(task, dirfd, path, follow)
+    if res.dentry is None:
+        raise OSError(errno.ENOENT, path)
+    return res
+
+
+def lookup_at(call, vfs, task, dirfd, path_index, flags, follow):
+    """A *at call's object, with AT_EMPTY_PATH meaning the dirfd itself."""
+    path = path_arg(call, path_index) if call.args[path_index] else ""
+    if path == "" and flags & AT_EMPTY_PATH:
+        if dirfd == AT_FDCWD:
+            return vfs.resolve(task, AT_FDCWD, ".", True)
+        res = vfs.resolve_fd(task, dirfd)
+        return res              # None: not a guest filesystem object
+    return lookup_existing(vfs, task, dirfd, path, follow)
+
+
+def copy_up_for_change(task, res):
+    """The host path to change res's object on: a lower object is copied up
+    first (if the caller may change it at all)."""
+    writable_mount(res)
+    d = res.dentry
+    if isinstance(d.fs, UnionFS):
+        return d.fs.copy_up(d, res.parent_dentries())
+    return d.fs.setattr_target(d)
+
+
+# ---- open ---------------------------------------------------------------
+
+def open_file(call, vfs, task, dirfd, path, flags, mode, resolve=0):
+    if flags & O_TMPFILE == O_TMPFILE:
+        res = lookup_existing(vfs, task, dirfd, path, True)
+        if not res.dentry.attr.is_dir():
+            raise OSError(errno.ENOTDIR, path)
+        host = copy_up_for_change(task, res)
+        return open_rewrite(call, host, flags, mode)
+    follow = not flags & O_NOFOLLOW and not (flags & O_CREAT and flags & O_EXCL)
+    res = vfs.resolve(task, dirfd, path, follow)
+    acc = flags & O_ACCMODE
+    writes = not flags & O_PATH and (acc != os.O_RDONLY or flags & O_TRUNC)
+    d = res.dentry
+    if d is None:
+        if not flags & O_CREAT:
+            raise OSError(errno.ENOENT, path)
+        if res.dir_required:
+            raise OSError(errno.EISDIR, path)
+        return create_then(call, vfs, task, res, "openat2", lambda host: open_how_args(
+            call, host, flags, mode))
+    if flags & O_CREAT and flags & O_EXCL:
+        raise OSError(errno.EEXIST, path)
+    attr = d.attr
+    if attr.is_link():
+        if not flags & O_PATH:
+            raise OSError(errno.ELOOP, path)
+        return open_rewrite(call, d.fs.host_path(d), flags, 0)
+    if attr.is_dir() and (writes or flags & O_CREAT):
+        raise OSError(errno.EISDIR, path)
+    if flags & O_DIRECTORY and not attr.is_dir():
+        raise OSError(errno.ENOTDIR, path)
+    if writes and attr.kind in (_stat.S_IFCHR, _stat.S_IFBLK, _stat.S_IFIFO, _stat.S_IFSOCK):
+        host = d.fs.host_path(d)        # a device is written, not its directory entry
+    elif writes:
+        writable_mount(res)
+        if not checks_on_host(d) or (isinstance(d.fs, UnionFS) and not d.flags & IN_UPPER):
+            err = task.creds.permission(attr, W_OK | (R_OK if acc == os.O_RDWR else 0))
+            if err:
+                raise OSError(err, path)
+        if isinstance(d.fs, UnionFS):
+            host = d.fs.copy_up(d, res.parent_dentries())
+        else:
+            host = d.fs.host_path(d)
+    else:
+        if not checks_on_host(d) and not flags & O_PATH:
+            err = task.creds.permission(attr, R_OK)
+            if err:
+                raise OSError(err, path)
+        host = d.fs.host_path(d)
+    return open_rewrite(call, host, flags, mode)
+
+
+def open_how_args(call, host, flags, mode):
+    flags = (flags & OPEN_FLAGS) | O_LARGEFILE
+    if not flags & (O_CREAT | 0o20000000):
+        mode = 0
+    resolve = 0 if host.startswith("/proc/") else RESOLVE_NO_SYMLINKS
+    how = bytearray(flags.to_bytes(8, "little") + (mode & 0o7777).to_bytes(8, "little")
+                    + resolve.to_bytes(8, "little"))
+    return (AT_FDCWD, host, how, 24)
+
+
+def open_rewrite(call, host, flags, mode):
+    return rewrite(call, "openat2", *open_how_args(call, host, flags, mode))
+
+
+def create_then(call, vfs, task, res, nr_name, make_args, is_dir=False):
+    """Create res's missing name: the guest's own process makes it on the
+    host (its ids, its umask); a whiteout the name replaces comes back if
+    that fails."""
+    writable_mount(res)
+    parent = res.parent.dentry
+    fs = parent.fs
+    if isinstance(fs, UnionFS):
+        err = 0 if checks_on_host(parent) and parent.flags & IN_UPPER else \
+            task.creds.permission(parent.attr, W_OK | X_OK)
+        if err:
+            raise OSError(err, res.path)
+        host, removed = fs.create_target(parent, res.name, res.parent_dentries()[:-1])
+    else:
+        host, removed = fs.create_target(parent, res.name), False
+    rewritten = rewrite(call, nr_name, *make_args(host))
+    if not removed:
+        return rewritten
+
+    def settle(call, result):
+        if result < 0:
+            fs.restore_whiteout(parent, res.name)
+        elif is_dir:
+            fs.make_opaque(parent.child_rel(res.name))
+        return None
+    return then(rewritten, settle)
+
+
+@TABLE.emulated(FAMILY, "open", "resolved by the guest VFS; opens the chosen host object")
+@vfs_call
+def sys_open(call, vfs, task):
+    a = call.args
+    return open_file(call, vfs, task, AT_FDCWD, path_arg(call, 0), s32(a[1]), a[2])
+
+
+@TABLE.emulated(FAMILY, "openat", "resolved by the guest VFS; opens the chosen host object")
+@vfs_call
+def sys_openat(call, vfs, task):
+    a = call.args
+    return open_file(call, vfs, task, s32(a[0]), path_arg(call, 1), s32(a[2]), a[3])
+
+
+@TABLE.emulated(FAMILY, "creat", "open(path, O_CREAT|O_WRONLY|O_TRUNC)")
+@vfs_call
+def sys_creat(call, vfs, task):
+    return open_file(call, vfs, task, AT_FDCWD, path_arg(call, 0),
+                     O_CREAT | os.O_WRONLY | O_TRUNC, call.args[1])
+
+
+RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_XDEV = 0x08, 0x10, 0x01
+RESOLVE_NO_MAGICLINKS, RESOLVE_CACHED = 0x02, 0x20
+
+
+@TABLE.emulated(FAMILY, "openat2", "resolved by the guest VFS (RESOLVE_* honoured "
+                "by the resolver)")
+@vfs_call
+def sys_openat2(call, vfs, task):
+    a = call.args
+    size = a[3]
+    if size < 24:
+        return fail(errno.EINVAL)
+    raw = call.read(a[2], 24)
+    flags = int.from_bytes(raw[:8], "little")
+    mode = int.from_bytes(raw[8:16], "little")
+    resolve = int.from_bytes(raw[16:24], "little")
+    if flags & ~(OPEN_FLAGS | O_LARGEFILE) or resolve & ~0x3F or mode & ~0o7777 \
+            or (mode and not flags & (O_CREAT | 0o20000000)):
+        return fail(errno.EINVAL)
+    if resolve & RESOLVE_CACHED:
+        return fail(errno.EAGAIN)
+    path = path_arg(call, 1)
+    dirfd = s32(a[0])
+    if resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT):
+        return beneath_open(call, vfs, task, dirfd, path, flags, mode, resolve)
+    if resolve & RESOLVE_NO_SYMLINKS and symlink_on_way(vfs, task, dirfd, path, flags):
+        return fail(errno.ELOOP)
+    return open_file(call, vfs, task, dirfd, path, flags, mode)
+
+
+def symlink_on_way(vfs, task, dirfd, path, flags):
+    """Would resolving path follow any symlink?"""
+    res = vfs.resolve(task, dirfd, path, follow=False)
+    walked = vfs.resolve(task, dirfd, path, follow=not flags & O_NOFOLLOW)
+    return res.path != walked.path or (res.dentry is not None and res.dentry.attr.is_link()
+                                       and not flags & O_NOFOLLOW)
+
+
+def beneath_open(call, vfs, task, dirfd, path, flags, mode, resolve):
+    """RESOLVE_BENEATH / RESOLVE_IN_ROOT: dirfd's directory is the root."""
+    base = vfs.start_frames(task, vfs.root_frames(task), dirfd)
+    start_path = base[-1].path
+    saved = task.ctx.root
+    if resolve & RESOLVE_IN_ROOT:
+        task.ctx.root = start_path
+        try:
+            res = vfs.resolve(task, dirfd, path.lstrip("/") or ".", True)
+        finally:
+            task.ctx.root = saved
+        if res.dentry is None and not flags & O_CREAT:
+            return fail(errno.ENOENT)
+        return open_file(call, vfs, task, AT_FDCWD, res.path, flags, mode)
+    if path.startswith("/"):
+        return fail(errno.EXDEV)
+    res = vfs.resolve(task, dirfd, path, follow=not flags & O_NOFOLLOW)
+    prefix = start_path.rstrip("/") + "/"
+    if res.path != start_path and not res.path.startswith(prefix) and start_path != "/":
+        return fail(errno.EXDEV)
+    return open_file(call, vfs, task, dirfd, path, flags, mode)
+
+
+# ---- looking ------------------------------------------------------------
+
+def write_stat(call, res, buf):
+    call.write(buf, present(call, res.dentry.attr).pack_stat())
+    return Return(0)
+
+
+@TABLE.emulated(FAMILY, "stat", "answered from the guest VFS")
+@vfs_call
+def sys_stat(call, vfs, task):
+    return write_stat(call, lookup_existing(vfs, task, AT_FDCWD, path_arg(call, 0), True),
+                      call.args[1])
+
+
+@TABLE.emulated(FAMILY, "lstat", "answered from the guest VFS")
+@vfs_call
+def sys_lstat(call, vfs, task):
+    return write_stat(call, lookup_existing(vfs, task, AT_FDCWD, path_arg(call, 0), False),
+                      call.args[1])
+
+
+@TABLE.emulated(FAMILY, "newfstatat", "answered from the guest VFS")
+@vfs_call
+def sys_newfstatat(call, vfs, task):
+    a = call.args
+    flags = s32(a[3])
+    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800):
+        return fail(errno.EINVAL)
+    res = lookup_at(call, vfs, task, s32(a[0]), 1, flags, not flags & AT_SYMLINK_NOFOLLOW)
+    if res is None:
+        return ALLOW            # a pipe, a socket...: the host knows it
+    return write_stat(call, res, a[2])
+
+
+STATX_FLAGS = AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800 | 0x6000
+
+
+@TABLE.emulated(FAMILY, "statx", "answered from the guest VFS")
+@vfs_call
+def sys_statx(call, vfs, task):
+    a = call.args
+    flags = s32(a[2])
+    if flags & ~STATX_FLAGS or flags & 0x6000 == 0x6000 or a[3] & 0x80000000:
+        return fail(errno.EINVAL)
+    res = lookup_at(call, vfs, task, s32(a[0]), 1, flags, not flags & AT_SYMLINK_NOFOLLOW)
+    if res is None:
+        return ALLOW
+    call.write(a[4], present(call, res.dentry.attr).pack_statx(res.mount.id))
+    return Return(0)
+
+
+@TABLE.emulated(FAMILY, "access", "answered by the guest VFS")
+@vfs_call
+def sys_access(call, vfs, task):
+    return access(call, vfs, task, AT_FDCWD, path_arg(call, 0), call.args[1] & 0xFFFFFFFF, 0)
+
+
+@TABLE.emulated(FAMILY, "faccessat", "answered by the guest VFS")
+@vfs_call
+def sys_faccessat(call, vfs, task):
+    a = call.args
+    return access(call, vfs, task, s32(a[0]), path_arg(call, 1), a[2] & 0xFFFFFFFF, 0)
+
+
+@TABLE.emulated(FAMILY, "faccessat2", "answered by the guest VFS")
+@vfs_call
+def sys_faccessat2(call, vfs, task):
+    a = call.args
+    flags = s32(a[3])
+    if flags & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
+        return fail(errno.EINVAL)
+    return access(call, vfs, task, s32(a[0]), path_arg(call, 1) if a[1] else "",
+                  a[2] & 0xFFFFFFFF, flags)
+
+
+def access(call, vfs, task, dirfd, path, mode, flags):
+    if mode & ~7:
+        return fail(errno.EINVAL)
+    if path == "" and not flags & AT_EMPTY_PATH:
+        return fail(errno.ENOENT)
+    res = lookup_at(call, vfs, task, dirfd, 1 if call.name != "access" else 0, flags,
+                    not flags & AT_SYMLINK_NOFOLLOW) if path else \
+        (vfs.resolve_fd(task, dirfd) if dirfd != AT_FDCWD else vfs.resolve(task, dirfd, ".", True))
+    if res is None:
+        return ALLOW
+    d = res.dentry
+    if mode & W_OK and res.mount.read_only and not (d.attr.kind in (_stat.S_IFCHR, _stat.S_IFBLK,
+                                                                    _stat.S_IFIFO, _stat.S_IFSOCK)):
+        return fail(errno.EROFS)
+    if mode == 0:
+        return Return(0)
+    if checks_on_host(d):
+        return rewrite(call, "faccessat2", AT_FDCWD, d.fs.host_path(d), mode,
+                       (flags & AT_EACCESS) | AT_SYMLINK_NOFOLLOW)
+    err = task.creds.permission(d.attr, mode)
+    return fail(err) if err else Return(0)
+
+
+def do_readlink(call, vfs, task, dirfd, path, buf, size):
+    if size <= 0 or size & 0x80000000:
+        return fail(errno.EINVAL)
+    res = lookup_existing(vfs, task, dirfd, path, False)
+    d = res.dentry
+    if not d.attr.is_link():
+        return fail(errno.EINVAL)
+    target = os.fsencode(d.fs.readlink(d))[:size]
+    call.write(buf, target)
+    return Return(len(target))
+
+
+@TABLE.emulated(FAMILY, "readlink", "answered from the guest VFS")
+@vfs_call
+def sys_readlink(call, vfs, task):
+    a = call.args
+    return do_readlink(call, vfs, task, AT_FDCWD, path_arg(call, 0), a[1], s32(a[2]))
+
+
+@TABLE.emulated(FAMILY, "readlinkat", "answered from the guest VFS")
+@vfs_call
+def sys_readlinkat(call, vfs, task):
+    a = call.args
+    path = path_arg(call, 1) if a[1] else ""
+    if path == "":
+        res = vfs.resolve_fd(task, s32(a[0]))
+        if res is None or not res.dentry.attr.is_link():
+            return fail(errno.ENOENT if res is None else errno.EINVAL)
+        target = os.fsencode(res.dentry.fs.readlink(res.dentry))[:s32(a[3])]
+        call.write(a[2], target)
+        return Return(len(target))
+    return do_readlink(call, vfs, task, s32(a[0]), path, a[2], s32(a[3]))
+
+
+@TABLE.emulated(FAMILY, "getcwd", "the guest VFS's working directory of the process")
+@vfs_call
+def sys_getcwd(call, vfs, task):
+    buf, size = call.args[0], call.args[1]
+    ctx = task.ctx
+    cwd, root = ctx.cwd, ctx.root
+    if root != "/":
+        if cwd == root:
+            cwd = "/"
+        elif cwd.startswith(root + "/"):
+            cwd = cwd[len(root):]
+        else:
+            cwd = "(unreachable)" + cwd
+    data = os.fsencode(cwd) + b"\0"
+    if len(data) > size:
+        return fail(errno.ERANGE)
+    call.write(buf, data)
+    return Return(len(data))
+
+
+@TABLE.emulated(FAMILY, "chdir", "the guest VFS keeps the working directory")
+@vfs_call
+def sys_chdir(call, vfs, task):
+    res = lookup_existing(vfs, task, AT_FDCWD, path_arg(call, 0), True)
+    d = res.dentry
+    if not d.attr.is_dir():
+        return fail(errno.ENOTDIR)
+    if not checks_on_host(d):
+        err = task.creds.permission(d.attr, X_OK)
+        if err:
+            return fail(err)
+    ctx, path = task.ctx, res.path
+
+    def moved(call, result):
+        if result == 0:
+            ctx.cwd = path
+        return None
+    return then(rewrite(call, "chdir", d.fs.host_path(d)), moved)
+
+
+@TABLE.emulated(FAMILY, "chroot", "the guest VFS changes the process's root; the host's "
+                "stays")
+@vfs_call
+def sys_chroot(call, vfs, task):
+    res = lookup_existing(vfs, task, AT_FDCWD, path_arg(call, 0), True)
+    if not res.dentry.attr.is_dir():
+        return fail(errno.ENOTDIR)
+    if not task.creds.caps & CAP_SYS_CHROOT:
+        return fail(errno.EPERM)
+    task.ctx.root = res.path
+    return Return(0)
+
+
+# ---- changing the tree --------------------------------------------------
+
+def make_node(call, vfs, task, dirfd, path, nr_name, make_args, is_dir=False):
+    res = vfs.resolve(task, dirfd, path, follow=False)
+    if res.dentry is not None:
+        return fail(errno.EEXIST)
+    if res.dir_required and not is_dir:
+        return fail(errno.ENOENT)
+    return create_then(call, vfs, task, res, nr_name, make_args, is_dir)
+
+
+@TABLE.emulated(FAMILY, "mkdir", "made in the upper layer (or a writable mount)")
+@vfs_call
+def sys_mkdir(call, vfs, task):
+    mode = call.args[1]
+    return make_node(call, vfs, task, AT_FDCWD, path_arg(call, 0), "mkdirat",
+                     lambda host: (AT_FDCWD, host, mode), True)
+
+
+@TABLE.emulated(FAMILY, "mkdirat", "made in the upper layer (or a writable mount)")
+@vfs_call
+def sys_mkdirat(call, vfs, task):
+    a = call.args
+    return make_node(call, vfs, task, s32(a[0]), path_arg(call, 1), "mkdirat",
+                     lambda host: (AT_FDCWD, host, a[2]), True)
+
+
+def mknod(call, vfs, task, dirfd, path, mode, dev):
+    kind = _stat.S_IFMT(mode & 0xFFFFFFFF)
+    if kind not in (0, _stat.S_IFREG, _stat.S_IFIFO, _stat.S_IFSOCK, _stat.S_IFCHR,
+                    _stat.S_IFBLK):
+        return fail(errno.EINVAL)
+    return make_node(call, vfs, task, dirfd, path, "mknodat",
+                     lambda host: (AT_FDCWD, host, mode, dev))
+
+
+@TABLE.emulated(FAMILY, "mknod", "fifos, sockets and files in the upper layer")
+@vfs_call
+def sys_mknod(call, vfs, task):
+    a = call.args
+    return mknod(call, vfs, task, AT_FDCWD, path_arg(call, 0), a[1], a[2])
+
+
+@TABLE.emulated(FAMILY, "mknodat", "fifos, sockets and files in the upper layer")
+@vfs_call
+def sys_mknodat(call, vfs, task):
+    a = call.args
+    return mknod(call, vfs, task, s32(a[0]), path_arg(call, 1), a[2], a[3])
+
+
+def symlink(call, vfs, task, target_index, dirfd, path):
+    target = call.read_str(call.args[target_index], 4096)
+    if not target:
+        return fail(errno.ENOENT)
+    return make_node(call, vfs, task, dirfd, path, "symlinkat",
+                     lambda host: (target, AT_FDCWD, host))
+
+
+@TABLE.emulated(FAMILY, "symlink", "made in the upper layer; the host never follows it")
+@vfs_call
+def sys_symlink(call, vfs, task):
+    return symlink(call, vfs, task, 0, AT_FDCWD, path_arg(call, 1))
+
+
+@TABLE.emulated(FAMILY, "symlinkat", "made in the upper layer; the host never follows it")
+@vfs_call
+def sys_symlinkat(call, vfs, task):
+    a = call.args
+    return symlink(call, vfs, task, 0, s32(a[1]), path_arg(call, 2))
+
+
+def link(call, vfs, task, olddirfd, oldpath_i, newdirfd, newpath, flags):
+    if flags & ~(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH):
+        return fail(errno.EINVAL)
+    old = lookup_at(call, vfs, task, olddirfd, oldpath_i, flags, bool(flags & AT_SYMLINK_FOLLOW))
+    if old is None:
+        return fail(errno.ENOENT)
+    if old.dentry.attr.is_dir():
+        return fail(errno.EPERM)
+    new = vfs.resolve(task, newdirfd, newpath, follow=False)
+    if new.dentry is not None:
+        return fail(errno.EEXIST)
+    if new.dir_required:
+        return fail(errno.ENOENT)
+    if new.mount is not old.mount:
+        return fail(errno.EXDEV)
+    old_host = copy_up_for_change(task, old)
+    return create_then(call, vfs, task, new, "linkat",
+                       lambda host: (AT_FDCWD, old_host, AT_FDCWD, host, 0))
+
+
+@TABLE.emulated(FAMILY, "link", "hard links within the upper layer (the source copied up)")
+@vfs_call
+def sys_link(call, vfs, task):
+    return link(call, vfs, task, AT_FDCWD, 0, AT_FDCWD, path_arg(call, 1), 0)
+
+
+@TABLE.emulated(FAMILY, "linkat", "hard links within the upper layer (the source copied up)")
+@vfs_call
+def sys_linkat(call, vfs, task):
+    a = call.args
+    return link(call, vfs, task, s32(a[0]), 1, s32(a[2]), path_arg(call, 3), s32(a[4]))
+
+
+def remove(call, vfs, task, dirfd, path, is_dir):
+    res = vfs.resolve(task, dirfd, path, follow=False)
+    d = res.dentry
+    if d is None:
+        return fail(errno.ENOENT)
+    if is_dir:
+        if path.rstrip("/").endswith("/.") or path.rstrip("/") == ".":
+            return fail(errno.EINVAL)
+        if not d.attr.is_dir():
+            return fail(errno.ENOTDIR)
+    elif d.attr.is_dir():
+        return fail(errno.EISDIR)
+    if res.path in vfs.mounts.by_path or res.path == res.parent.path:
+        return fail(errno.EBUSY)
+    writable_mount(res)
+    fs = d.fs
+    if not isinstance(fs, UnionFS):
+        return rewrite(call, "unlinkat", AT_FDCWD, fs.host_path(d),
+                       AT_REMOVEDIR if is_dir else 0)
+    if not d.flags & IN_LOWER and not is_dir:
+        return rewrite(call, "unlinkat", AT_FDCWD, fs.host_path(d), 0)
+    err = task.creds.may_delete(res.parent.dentry.attr, d.attr)
+    if err:
+        return fail(err)
+    if is_dir and fs.listdir(d):
+        return fail(errno.ENOTEMPTY)
+    fs.remove(res.parent.dentry, d, res.parent_dentries()[:-1], is_dir)
+    return Return(0)
+
+
+@TABLE.emulated(FAMILY, "unlink", "removes the upper object and/or leaves a whiteout")
+@vfs_call
+def sys_unlink(call, vfs, task):
+    return remove(call, vfs, task, AT_FDCWD, path_arg(call, 0), False)
+
+
+@TABLE.emulated(FAMILY, "rmdir", "removes the upper directory and/or leaves a whiteout")
+@vfs_call
+def sys_rmdir(call, vfs, task):
+    return remove(call, vfs, task, AT_FDCWD, path_arg(call, 0), True)
+
+
+@TABLE.emulated(FAMILY, "unlinkat", "removes the upper object and/or leaves a whiteout")
+@vfs_call
+def sys_unlinkat(call, vfs, task):
+    a = call.args
+    flags = s32(a[2])
+    if flags & ~AT_REMOVEDIR:
+        return fail(errno.EINVAL)
+    return remove(call, vfs, task, s32(a[0]), path_arg(call, 1), bool(flags & AT_REMOVEDIR))
+
+
+def is_ancestor(a, b):
+    return b == a or b.startswith(a.rstrip("/") + "/")
+
+
+def rename(call, vfs, task, olddirfd, oldpath, newdirfd, newpath, flags):
+    if flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT) or \
+            (flags & RENAME_EXCHANGE and flags & (RENAME_NOREPLACE | RENAME_WHITEOUT)):
+        return fail(errno.EINVAL)
+    old = vfs.resolve(task, olddirfd, oldpath, follow=False)
+    if old.dentry is None:
+        return fail(errno.ENOENT)
+    new = vfs.resolve(task, newdirfd, newpath, follow=False) if not \
+        newpath.rstrip("/").endswith(("/.", "/..")) and newpath not in (".", "..") else None
+    if new is None or old.path == "/" or oldpath.rstrip("/").split("/")[-1] in (".", ".."):
+        return fail(errno.EBUSY)
+    if old.mount is not new.mount:
+        return fail(errno.EXDEV)
+    od, nd = old.dentry, new.dentry
+    if flags & RENAME_NOREPLACE and nd is not None:
+        return fail(errno.EEXIST)
+    if flags & RENAME_EXCHANGE and nd is None:
+        return fail(errno.ENOENT)
+    if flags & RENAME_WHITEOUT and not (task.creds.caps & CAP_MKNOD and vfs.idmap.identity):
+        return fail(errno.EPERM)
+    if new.dir_required and not od.attr.is_dir() or old.dir_required and not od.attr.is_dir():
+        return fail(errno.ENOTDIR)
+    if old.path == new.path:
+        return Return(0)
+    if od.attr.is_dir() and is_ancestor(old.path, new.path) or \
+            flags & RENAME_EXCHANGE and nd.attr.is_dir() and is_ancestor(new.path, old.path):
+        return fail(errno.EINVAL)
+    if nd is not None and not flags & RENAME_EXCHANGE:
+        if od.attr.is_dir() and not nd.attr.is_dir():
+            return fail(errno.ENOTDIR)
+        if not od.attr.is_dir() and nd.attr.is_dir():
+            return fail(errno.EISDIR)
+        if nd.attr.is_dir() and nd.fs.listdir(nd):
+            return fail(errno.ENOTEMPTY)
+        if nd.fs is od.fs and nd.attr.ino == od.attr.ino and nd.attr.dev == od.attr.dev:
+            return Return(0)        # two names of one file: nothing to do
+    if old.path in vfs.mounts.by_path or new.path in vfs.mounts.by_path:
+        return fail(errno.EBUSY)
+    writable_mount(old)
+    fs = od.fs
+    if not isinstance(fs, UnionFS):
+        return rewrite(call, "renameat2", AT_FDCWD, fs.host_path(od), AT_FDCWD,
+                       fs.create_target(new.parent.dentry, new.name), flags)
+    creds = task.creds
+    err = creds.may_delete(old.parent.dentry.attr, od.attr)
+    if not err and nd is not None:
+        err = creds.may_delete(new.parent.dentry.attr, nd.attr)
+    elif not err:
+        err = creds.permission(new.parent.dentry.attr, W_OK | X_OK)
+    if err:
+        return fail(err)
+    fs.rename(old.parent.dentry, od, new.parent.dentry, new.name, nd,
+              old.parent_dentries()[:-1], new.parent_dentries()[:-1], flags & ~RENAME_WHITEOUT)
+    if flags & RENAME_WHITEOUT:
+        host = fs.upper_host(od)
+        os.mknod(host, _stat.S_IFCHR | 0o600, 0)
+    return Return(0)
+
+
+@TABLE.emulated(FAMILY, "rename", "in the upper layer; lower objects are copied up")
+@vfs_call
+def sys_rename(call, vfs, task):
+    return rename(call, vfs, task, AT_FDCWD, path_arg(call, 0), AT_FDCWD, path_arg(call, 1), 0)
+
+
+@TABLE.emulated(FAMILY, "renameat", "in the upper layer; lower objects are copied up")
+@vfs_call
+def sys_renameat(call, vfs, task):
+    a = call.args
+    return rename(call, vfs, task, s32(a[0]), path_arg(call, 1), s32(a[2]),
+                  path_arg(call, 3), 0)
+
+
+@TABLE.emulated(FAMILY, "renameat2", "in the upper layer (NOREPLACE, EXCHANGE; WHITEOUT "
+                "needs host CAP_MKNOD)")
+@vfs_call
+def sys_renameat2(call, vfs, task):
+    a = call.args
+    return rename(call, vfs, task, s32(a[0]), path_arg(call, 1), s32(a[2]),
+                  path_arg(call, 3), a[4] & 0xFFFFFFFF)
+
+
+# ---- changing attributes -----------------------------------------------
+
+def owner_check(task, res):
+    d = res.dentry
+    if not checks_on_host(d) or (isinstance(d.fs, UnionFS) and not d.flags & IN_UPPER):
+        if not task.creds.owns(d.attr):
+            raise OSError(errno.EPERM, "not the owner")
+
+
+def chmod(call, vfs, task, res, mode):
+    if res is None:
+        return ALLOW
+    owner_check(task, res)
+    host = copy_up_for_change(task, res)
+    rewritten = rewrite(call, "fchmodat", AT_FDCWD, host, mode)
+    fake = getattr(call.kernel, "fake_ownership", None)
+    if fake is None:
+        return rewritten
+    attr = res.dentry.attr
+    return then(rewritten, lambda c, r: fake.chmod_result(attr, mode, r))
+
+
+@TABLE.emulated(FAMILY, "chmod", "on the upper copy of the object")
+@vfs_call
+def sys_chmod(call, vfs, task):
+    return chmod(call, vfs, task, lookup_existing(vfs, task, AT_FDCWD, path_arg(call, 0), True),
+                 call.args[1] & 0o7777)
+
+
+@TABLE.emulated(FAMILY, "fchmodat", "on the upper copy of the object")
+@vfs_call
+def sys_fchmodat(call, vfs, task):
+    a = call.args
+    return chmod(call, vfs, task, lookup_existing(vfs, task, s32(a[0]), path_arg(call, 1), True),
+                 a[2] & 0o7777)
+
+
+@TABLE.emulated(FAMILY, "fchmodat2", "on the upper copy of the object")
+@vfs_call
+def sys_fchmodat2(call, vfs, task):
+    a = call.args
+    flags = s32(a[3])
+    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
+        return fail(errno.EINVAL)
+    res = lookup_at(call, vfs, task, s32(a[0]), 1, flags, not flags & AT_SYMLINK_NOFOLLOW)
+    if res is not None and res.dentry.attr.is_link():
+        return fail(errno.EOPNOTSUPP)
+    return chmod(call, vfs, task, res, a[2] & 0o7777)
+
+
+def chown(call, vfs, task, res, uid, gid):
+    if res is None:
+        return ALLOW
+    host = copy_up_for_change(task, res)
+    rewritten = rewrite(call, "fchownat", AT_FDCWD, host, uid, gid, AT_SYMLINK_NOFOLLOW)
+    fake = getattr(call.kernel, "fake_ownership", None)
+    if fake is None:
+        return rewritten
+    attr = res.dentry.attr
+    return then(rewritten, lambda c, r: fake.chown_result(attr, s32(uid), s32(gid), r))
+
+
+@TABLE.emulated(FAMILY, "chown", "on the upper copy of the object")
+@vfs_call
+def sys_chown(call, vfs, task):
+    a = call.args
+    return chown(call, vfs, task, lookup_existing(vfs, task, AT_FDCWD, path_arg(call, 0), True),
+                 a[1], a[2])
+
+
+@TABLE.emulated(FAMILY, "lchown", "on the upper copy of the object")
+@vfs_call
+def sys_lchown(call, vfs, task):
+    a = call.args
+    return chown(call, vfs, task, lookup_existing(vfs, task, AT_FDCWD, path_arg(call, 0), False),
+                 a[1], a[2])
+
+
+@TABLE.emulated(FAMILY, "fchownat", "on the upper copy of the object")
+@vfs_call
+def sys_fchownat(call, vfs, task):
+    a = call.args
+    flags = s32(a[4])
+    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
+        return fail(errno.EINVAL)
+    res = lookup_at(call, vfs, task, s32(a[0]), 1, flags, not flags & AT_SYMLINK_NOFOLLOW)
+    return chown(call, vfs, task, res, a[2], a[3])
+
+
+@TABLE.emulated(FAMILY, "utimensat", "on the upper copy of the object")
+@vfs_call
+def sys_utimensat(call, vfs, task):
+    a = call.args
+    flags = s32(a[3])
+    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
+        return fail(errno.EINVAL)
+    if a[1] == 0:
+        res = vfs.resolve_fd(task, s32(a[0])) if s32(a[0]) != AT_FDCWD else None
+        if res is None:
+                return ALLOW
+    else:
+        res = lookup_at(call, vfs, task, s32(a[0]), 1, flags, not flags & AT_SYMLINK_NOFOLLOW)
+    host = copy_up_for_change(task, res)
+    return rewrite(call, "utimensat", AT_FDCWD, host, a[2], AT_SYMLINK_NOFOLLOW)
+
+
+def old_utime(call, vfs, task, dirfd, path, name, times):
+    res = lookup_existing(vfs, task, dirfd, path, True)
+    host = copy_up_for_change(task, res)
+    if name == "futimesat":
+        return rewrite(call, name, AT_FDCWD, host, times)
+    return rewrite(call, name, host, times)
+
+
+@TABLE.emulated(FAMILY, "utime", "on the upper copy of the object")
+@vfs_call
+def sys_utime(call, vfs, task):
+    return old_utime(call, vfs, task, AT_FDCWD, path_arg(call, 0), "utime", call.args[1])
+
+
+@TABLE.emulated(FAMILY, "utimes", "on the upper copy of the object")
+@vfs_call
+def sys_utimes(call, vfs, task):
+    return old_utime(call, vfs, task, AT_FDCWD, path_arg(call, 0), "utimes", call.args[1])
+
+
+@TABLE.emulated(FAMILY, "futimesat", "on the upper copy of the object")
+@vfs_call
+def sys_futimesat(call, vfs, task):
+    a = call.args
+    return old_utime(call, vfs, task, s32(a[0]), path_arg(call, 1), "futimesat", a[2])
+
+
+@TABLE.emulated(FAMILY, "truncate", "on the upper copy of the file")
+@vfs_call
+def sys_truncate(call, vfs, task):
+    res = lookup_existing(vfs, task, AT_FDCWD, path_arg(call, 0), True)
+    if res.dentry.attr.is_dir():
+        return fail(errno.EISDIR)
+    if not checks_on_host(res.dentry) or not res.dentry.flags & IN_UPPER:
+        err = task.creds.permission(res.dentry.attr, W_OK)
+        if err:
+            return fail(err)
+    host = copy_up_for_change(task, res)
+    return rewrite(call, "truncate", host, call.args[1])
+
+
+@TABLE.emulated(FAMILY, "statfs", "the filesystem holding the object's host copy")
+@vfs_call
+def sys_statfs(call, vfs, task):
+    res = lookup_existing(vfs, task, AT_FDCWD, path_arg(call, 0), True)
+    return rewrite(call, "statfs", res.dentry.fs.statfs_path(res.dentry), call.args[1])
+
+
+# ---- extended attributes -----------------------------------------------
+
+def xattr_get(call, vfs, task, follow, name_nr):
+    a = call.args
+    res = lookup_existing(vfs, task, AT_FDCWD, path_arg(call, 0), follow)
+    d = res.dentry
+    if not checks_on_host(d):
+        return fail(errno.ENODATA) if name_nr != "llistxattr" else Return(0)
+    if name_nr == "llistxattr":
+        return rewrite(call, name_nr, d.fs.host_path(d), a[1], a[2])
+    return rewrite(call, name_nr, d.fs.host_path(d), a[1], a[2], a[3])
+
+
+def xattr_set(call, vfs, task, follow, name_nr):
+    a = call.args
+    res = lookup_existing(vfs, task, AT_FDCWD, path_arg(call, 0), follow)
+    owner_check(task, res)
+    host = copy_up_for_change(task, res)
+    if name_nr == "lremovexattr":
+        return rewrite(call, name_nr, host, a[1])
+    return rewrite(call, name_nr, host, a[1], a[2], a[3], a[4])
+
+
+for _name, _follow, _target in (("getxattr", True, "lgetxattr"),
+                                ("lgetxattr", False, "lgetxattr"),
+                                ("listxattr", True, "llistxattr"),
+                                ("llistxattr", False, "llistxattr")):
+    TABLE.emulated(FAMILY, _name, "read from the object's host copy (none for image "
+                   "files)")(vfs_call(lambda call, vfs, task, f=_follow, t=_target:
+                                      xattr_get(call, vfs, task, f, t)))
+for _name, _follow, _target in (("setxattr", True, "lsetxattr"),
+                                ("lsetxattr", False, "lsetxattr"),
+                                ("removexattr", True, "lremovexattr"),
+                                ("lremovexattr", False, "lremovexattr")):
+    TABLE.emulated(FAMILY, _name, "on the upper copy of the object")(
+        vfs_call(lambda call, vfs, task, f=_follow, t=_target:
+                 xattr_set(call, vfs, task, f, t)))
+
+
+@TABLE.emulated(FAMILY, "inotify_add_watch", "watches the object's host copy (a directory "
+                "is copied up, so the guest's own changes are seen)")
+@vfs_call
+def sys_inotify_add_watch(call, vfs, task):
+    a = call.args
+    mask = a[2] & 0xFFFFFFFF
+    res = lookup_existing(vfs, task, AT_FDCWD, path_arg(call, 1), not mask & IN_DONT_FOLLOW)
+    d = res.dentry
+    if isinstance(d.fs, UnionFS) and d.attr.is_dir() and not res.mount.read_only:
+        host = d.fs.copy_up(d, res.parent_dentries())
+    else:
+        host = d.fs.host_path(d)
+    return rewrite(call, "inotify_add_watch", a[0], host, mask | IN_DONT_FOLLOW)
+
+
 TABLE.passthrough(
     FAMILY,
-    "open", "openat", "openat2", "creat",
-    "stat", "lstat", "newfstatat", "statx", "statfs", "ustat", "sysfs",
-    "access", "faccessat", "faccessat2",
-    "readlink", "readlinkat", "getdents", "getdents64",
-    "chdir", "getcwd", "chroot", "umask",
-    "mkdir", "mkdirat", "rmdir", "mknod", "mknodat",
-    "unlink", "unlinkat", "rename", "renameat", "renameat2",
-    "link", "linkat", "symlink", "symlinkat",
-    "chmod", "fchmodat", "fchmodat2", "chown", "lchown", "fchownat",
-    "truncate", "utime", "utimes", "utimensat", "futimesat",
-    "setxattr", "lsetxattr", "getxattr", "lgetxattr", "listxattr",
-    "llistxattr", "removexattr", "lremovexattr",
-    "setxattrat", "getxattrat", "listxattrat", "removexattrat",
-    "sync", "name_to_handle_at",
-    "inotify_init", "inotify_init1", "inotify_add_watch", "inotify_rm_watch",
-    "fanotify_init", "fanotify_mark",
-    "statmount", "listmount",
+    "umask", "sync", "ustat", "sysfs",
+    "inotify_init", "inotify_init1", "inotify_rm_watch",
+    why="no path of the guest's reaches the host",
 )
-
+TABLE.unsupported(
+    FAMILY, "names paths relative to a dirfd with flags in memory the VFS does not read yet",
+    "setxattrat", "getxattrat", "listxattrat", "removexattrat",
+)
+TABLE.denied(FAMILY, errno.EOPNOTSUPP, "file handles name host inodes, not guest paths",
+             "name_to_handle_at")
+TABLE.denied(FAMILY, errno.EPERM, "watches host filesystems", "fanotify_init", "fanotify_mark")
 TABLE.denied(
-    FAMILY, EPERM,
-    "changes the host's mount table; the guest's own mounts come with the VFS",
+    FAMILY, errno.EPERM,
+    "would change the host's mount table; the guest's own mounts are made with --bind "
+    "and --tmpfs",
     "mount", "umount2", "pivot_root", "move_mount", "fsopen", "fsconfig",
     "fsmount", "fspick", "open_tree", "open_tree_attr", "mount_setattr",
+    "statmount", "listmount",
 )
-TABLE.denied(FAMILY, EPERM, "opens any host inode by handle, bypassing paths",
+TABLE.denied(FAMILY, errno.EPERM, "opens any host inode by handle, bypassing paths",
              "open_by_handle_at")
-TABLE.denied(FAMILY, EPERM, "host administration", "quotactl", "quotactl_fd",
+TABLE.denied(FAMILY, errno.EPERM, "host administration", "quotactl", "quotactl_fd",
              "swapon", "swapoff", "acct")

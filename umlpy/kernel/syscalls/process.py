@@ -10,7 +10,7 @@ CLONE_UNTRACED = 0x00800000
 
 TABLE.passthrough(
     FAMILY,
-    "fork", "vfork", "execve", "execveat", "exit", "exit_group",
+    "fork", "vfork", "exit", "exit_group",
     "wait4", "waitid",
     "getpid", "getppid", "gettid", "set_tid_address",
     "getpgid", "getpgrp", "setsid", "getsid",
@@ -84,3 +84,85 @@ def sys_clone(call):
     return ALLOW
 
 
+
+
+# ---- execve: the program is a guest path ---------------------------------
+
+AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW = 0x1000, 0x100
+
+
+def read_argv(call, addr, limit=1 << 17):
+    """The guest's argv pointers (a NULL-terminated array)."""
+    ptrs = []
+    while addr and len(ptrs) < limit:
+        chunk = call.read(addr, 512)
+        for i in range(0, len(chunk) - 7, 8):
+            p = int.from_bytes(chunk[i:i + 8], "little")
+            if p == 0:
+                return ptrs
+            ptrs.append(p)
+        addr += 512
+    return ptrs
+
+
+def exec_rewrite(call, plan, argv_addr, envp_addr, nr_name="execve"):
+    from .fs import rewrite
+    from ..vfs.scratch import ArgWriter  # noqa: F401
+    kernel = call.kernel
+    kernel.vfs.pending_exe[call.tid] = plan.guest_exe
+    if not plan.argv_prefix:
+        return rewrite(call, "execve", plan.host_path, argv_addr, envp_addr)
+    old = read_argv(call, argv_addr)
+    w = kernel.scratch_writer(call)
+    host = w.string(plan.host_path)
+    argv0 = old[0] if old else w.string(plan.guest_exe)
+    items = []
+    for s in plan.argv_prefix:
+        items.append(argv0 if s is None else w.string(s))
+    items += old[1:] if plan.replace_argv0 else old
+    vec = w.add(b"".join(p.to_bytes(8, "little") for p in items) + bytes(8))
+    kernel.scratch_commit(call, w)
+    from ..decisions import Rewrite
+    from .names import SYSCALL_NUMBERS
+    return Rewrite(SYSCALL_NUMBERS["execve"], (host, vec, envp_addr))
+
+
+@TABLE.emulated(FAMILY, "execve", "the program (and a #! interpreter, and the ELF "
+                "loader) are guest paths resolved by the VFS")
+def sys_execve(call):
+    from .fs import path_arg
+    from ..vfs.binfmt import plan_exec
+    vfs = call.kernel.vfs
+    task = vfs.task(call.tid)
+    a = call.args
+    try:
+        plan = plan_exec(vfs, task, -100, path_arg(call, 0))
+        return exec_rewrite(call, plan, a[1], a[2])
+    except OSError as e:
+        return fail(e.errno)
+
+
+@TABLE.emulated(FAMILY, "execveat", "as execve; AT_EMPTY_PATH runs the fd's guest object")
+def sys_execveat(call):
+    from .fs import path_arg, s32
+    from ..vfs.binfmt import plan_exec
+    vfs = call.kernel.vfs
+    task = vfs.task(call.tid)
+    a = call.args
+    flags = s32(a[4])
+    try:
+        if flags & ~(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW):
+            return fail(22)
+        path = path_arg(call, 1) if a[1] else ""
+        if path == "":
+            if not flags & AT_EMPTY_PATH:
+                return fail(2)
+            res = vfs.resolve_fd(task, s32(a[0]))
+            if res is None:
+                return ALLOW            # a memfd: the guest's own bytes
+            plan = plan_exec(vfs, task, -100, res.path, res=res)
+        else:
+            plan = plan_exec(vfs, task, s32(a[0]), path, not flags & AT_SYMLINK_NOFOLLOW)
+        return exec_rewrite(call, plan, a[2], a[3])
+    except OSError as e:
+        return fail(e.errno)

@@ -1,0 +1,1 @@
+"""The guest VFS: the tree a sandbox sees, assembled from layers."""

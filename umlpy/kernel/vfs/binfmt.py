@@ -1,0 +1,102 @@
+"""What execve of a guest path really runs: #! scripts are unwrapped by
+the guest kernel (their interpreter is a guest path too), and an ELF
+program whose loader (PT_INTERP) the host would find somewhere else than
+the guest does is started through the guest's loader explicitly."""
+import errno
+import os
+import struct
+
+from .creds import X_OK
+
+BINPRM_MAX_RECURSION = 4
+PT_INTERP = 3
+ELF64_HEAD = struct.Struct("<16sHHIQQQIHHHHHH")
+PHDR64 = struct.Struct("<IIQQQQQQ")
+
+
+class ExecPlan:
+    """host_path to execute, argv changes (None: the guest's own argv),
+    guest_exe: the program as /proc/PID/exe should show it."""
+    __slots__ = ("host_path", "argv_prefix", "replace_argv0", "guest_exe")
+
+    def __init__(self, host_path, argv_prefix, replace_argv0, guest_exe):
+        self.host_path = host_path
+        self.argv_prefix = argv_prefix      # strings put before argv[1:]
+        self.replace_argv0 = replace_argv0  # whether argv[0] is dropped
+        self.guest_exe = guest_exe
+
+
+def elf_interp(head):
+    """PT_INTERP of an ELF64 image (from its first bytes), or None."""
+    if len(head) < ELF64_HEAD.size or head[:4] != b"\x7fELF" or head[4] != 2:
+        return None
+    (_ident, _type, _machine, _version, _entry, phoff, _shoff, _flags, _ehsize,
+     phentsize, phnum, *_rest) = ELF64_HEAD.unpack_from(head)
+    for i in range(phnum):
+        off = phoff + i * phentsize
+        if off + PHDR64.size > len(head):
+            return None
+        p_type, _f, p_offset, _v, _p, p_filesz, _m, _a = PHDR64.unpack_from(head, off)
+        if p_type == PT_INTERP:
+            raw = head[p_offset:p_offset + p_filesz]
+            if len(raw) < p_filesz:
+                return None
+            return raw.split(b"\0")[0].decode("utf-8", "surrogateescape")
+    return None
+
+
+def parse_shebang(head):
+    """(interpreter, optional argument) of a #! line, as Linux splits it."""
+    line = head[2:].split(b"\n")[0]
+    line = line.replace(b"\t", b" ").strip(b" ")
+    if not line:
+        raise OSError(errno.ENOEXEC, "empty #! line")
+    interp, _, arg = line.partition(b" ")
+    arg = arg.strip(b" ")
+    dec = lambda b: b.decode("utf-8", "surrogateescape")   # noqa: E731
+    return dec(interp), (dec(arg) if arg else None)
+
+
+def plan_exec(vfs, task, dirfd, path, follow=True, depth=0, res=None):
+    if depth > BINPRM_MAX_RECURSION:
+        raise OSError(errno.ELOOP, "too many interpreters")
+    if res is None:
+        res = vfs.resolve(task, dirfd, path, follow)
+    d = res.dentry
+    if d is None:
+        raise OSError(errno.ENOENT, path)
+    if d.attr.is_link():
+        raise OSError(errno.ELOOP, path)
+    if not d.attr.is_reg():
+        raise OSError(errno.EACCES, path)
+    if not d.fs.checks_on_host(d):
+        err = task.creds.permission(d.attr, X_OK)
+        if err:
+            raise OSError(err, path)
+    elif not d.attr.mode & 0o111:
+        raise OSError(errno.EACCES, path)
+    try:
+        head = d.fs.read_head(d, 4096)
+    except OSError:
+        head = b""          # unreadable (mode 0711): the host decides
+    if head[:2] == b"#!":
+        interp, arg = parse_shebang(head[:256])
+        inner = plan_exec(vfs, task, dirfd, interp, True, depth + 1)
+        if inner.argv_prefix:       # the interpreter itself runs through a loader
+            prefix = [interp if s is None else s for s in inner.argv_prefix]
+        else:
+            prefix = [interp]
+        prefix += ([arg] if arg else []) + [path]
+        return ExecPlan(inner.host_path, prefix, True, inner.guest_exe)
+    host = d.fs.host_path(d)
+    interp = elf_interp(head)
+    if interp is not None:
+        ires = vfs.resolve(task, dirfd, interp, True)
+        if ires.dentry is None:
+            raise OSError(errno.ENOENT, interp)
+        loader = ires.dentry.fs.host_path(ires.dentry)
+        if os.path.realpath(interp) != loader:
+            # The host would load its own interp; run the guest's instead,
+            # and it opens the program by its guest path.
+            return ExecPlan(loader, [interp, "--argv0", None, res.path], True, res.path)
+    return ExecPlan(host, [], False, res.path)

@@ -1,0 +1,170 @@
+"""Assemble a sandbox's filesystem from the user's options: the root
+(host tree, host directory or tar images) under a copy-on-write upper
+layer, /proc, /dev, /sys, binds and tmpfs mounts, and the state directory
+that holds what is the sandbox's own."""
+import os
+import shutil
+import stat as _stat
+import tempfile
+
+from ...errors import BadInput
+from .creds import IdMap
+from .fs import HostTreeFS
+from .mounts import MountTable
+from .procfs_fs import ProcFS
+from .synth import SDir, SFile, SynthFS, dev_tree, sys_tree
+from .union import UnionFS
+from .vfs import VFS
+
+
+class FsOptions:
+    def __init__(self, rootfs=None, layers=(), upper=None, binds=(), tmpfs=(), cwd=None,
+                 hostname=None):
+        self.rootfs = rootfs            # None: the host's tree, read-only
+        self.layers = list(layers)      # more tar images over rootfs
+        self.upper = upper              # persistent upper directory, or None
+        self.binds = list(binds)        # (host, guest, read_only)
+        self.tmpfs = list(tmpfs)        # guest paths
+        self.cwd = cwd
+        self.hostname = hostname
+
+
+def parse_bind(text):
+    parts = text.split(":")
+    if len(parts) == 3 and parts[2] in ("ro", "rw"):
+        host, guest, ro = parts[0], parts[1], parts[2] == "ro"
+    elif len(parts) == 2:
+        host, guest, ro = parts[0], parts[1], False
+    else:
+        raise BadInput(f"--bind {text}: expected HOST:GUEST[:ro]")
+    if not os.path.exists(host):
+        raise BadInput(f"--bind {text}: {host}: No such file or directory")
+    if not guest.startswith("/"):
+        raise BadInput(f"--bind {text}: the guest path must be absolute")
+    return os.path.realpath(host), os.path.normpath(guest), ro
+
+
+def state_root():
+    return tempfile.gettempdir()
+
+
+class SandboxFS:
+    """The built filesystem; close() removes the throwaway parts."""
+
+    def __init__(self, options, idmap, guest_ids=None, content_cache=None):
+        self.options = options
+        self.idmap = idmap
+        self.state = tempfile.mkdtemp(prefix="umlpy-", dir=state_root())
+        os.chmod(self.state, 0o711)         # the guest may pass, not list
+        self.spool = os.path.join(self.state, "spool")
+        os.mkdir(self.spool, 0o711)
+        self.hidden = [self.state]
+        lower, image_root = self._lower(options, content_cache)
+        if options.upper:
+            upper = os.path.abspath(options.upper)
+            os.makedirs(upper, exist_ok=True)
+            self.hidden.append(upper)
+        else:
+            upper = os.path.join(self.state, "upper")
+            os.mkdir(upper, 0o755)
+        if isinstance(lower, HostTreeFS):
+            lower.hidden = frozenset(os.path.realpath(h) for h in self.hidden)
+        self.union = UnionFS(lower, upper, idmap, owner=guest_ids)
+        self._mirror_root(upper, lower)
+        self.mounts = MountTable(self.union)
+        self.vfs = VFS(self.mounts, idmap, cwd=options.cwd or (
+            os.getcwd() if options.rootfs is None else "/"))
+        spool = SynthFS(SDir(), self.spool, idmap)
+        self.procfs = None
+        self.dev = SynthFS(dev_tree(), self.spool, idmap, "devtmpfs", "udev")
+        self.mounts.add("/dev", self.dev)
+        if os.path.isdir("/dev/pts"):
+            self.mounts.add("/dev/pts", HostTreeFS("/dev/pts", idmap, writable=False,
+                                                   fstype="devpts", source="devpts"))
+        self.mounts.add("/dev/shm", self._tmpfs("shm", guest_ids), options="mode=1777")
+        self.mounts.add("/sys", SynthFS(sys_tree(), self.spool, idmap, "sysfs", "sysfs"),
+                        read_only=True)
+        self.spool_fs = spool
+        if image_root:
+            self._inject_etc(lower, options.hostname)
+        for host, guest, ro in options.binds:
+            self.mounts.add(guest, HostTreeFS(host, idmap, writable=not ro, source=host),
+                            read_only=ro)
+        for guest in options.tmpfs:
+            self.mounts.add(os.path.normpath(guest), self._tmpfs(f"tmpfs{len(self.hidden)}",
+                                                                 guest_ids))
+
+    def check_cwd(self):
+        cwd = self.vfs.initial.cwd
+        root = self.vfs.resolver.root_frames("/")
+        try:
+            res = self.vfs.resolver.walk(root, root, cwd)
+            ok = res.dentry is not None and res.dentry.attr.is_dir()
+        except OSError:
+            ok = False
+        if not ok:
+            self.close()
+            raise BadInput(f"-C {cwd}: not a directory in the guest")
+
+    def attach_proc(self, proc_root, guest_tid, host_tid, hostname=None, memory_limit=None):
+        self.procfs = ProcFS(self.vfs, self.idmap, self.spool_fs, guest_tid, host_tid,
+                             proc_root, hostname, memory_limit)
+        self.vfs.procfs = self.procfs
+        self.mounts.add("/proc", self.procfs)
+
+    def _tmpfs(self, name, guest_ids):
+        path = os.path.join(self.state, name)
+        os.mkdir(path)
+        os.chmod(path, 0o1777)
+        return HostTreeFS(path, self.idmap, writable=True, fstype="tmpfs", source="tmpfs")
+
+    def _lower(self, options, content_cache):
+        if options.rootfs is None:
+            if options.layers:
+                raise BadInput("--layer needs a --rootfs image to stack on")
+            return HostTreeFS("/", self.idmap, source="/"), False
+        root = options.rootfs
+        if not os.path.exists(root):
+            raise BadInput(f"--rootfs {root}: No such file or directory")
+        if os.path.isdir(root):
+            if options.layers:
+                raise BadInput("--layer stacks tar images: --rootfs must be an image too")
+            return HostTreeFS(root, self.idmap, source=root), True
+        from .tarimage import stack_images
+        from .tarfs import TarFS
+        kwargs = {}
+        if content_cache is not None:
+            kwargs["cache"] = content_cache
+        tree = stack_images([root] + options.layers, **kwargs)
+        return TarFS(tree), True
+
+    def _mirror_root(self, upper, lower):
+        """The upper root has the lower root's mode and owner."""
+        a = lower.root().attr
+        os.chmod(upper, _stat.S_IMODE(a.mode))
+        uid, gid = self.idmap.uid_out(a.uid), self.idmap.gid_out(a.gid)
+        try:
+            os.chown(upper, -1 if uid is None else uid, -1 if gid is None else gid)
+        except PermissionError:
+            pass
+
+    def _inject_etc(self, lower, hostname):
+        """An image without /etc/hostname, hosts or resolv.conf gets ours."""
+        name = hostname or "umlpy"
+        files = {
+            "hostname": lambda: f"{name}\n".encode(),
+            "hosts": lambda: f"127.0.0.1\tlocalhost\n127.0.1.1\t{name}\n"
+                             "::1\tlocalhost ip6-localhost ip6-loopback\n".encode(),
+            "resolv.conf": lambda: b"nameserver 127.0.0.1\n",
+        }
+        root = lower.root()
+        etc = lower.lookup(root, "etc")
+        for fname, produce in files.items():
+            if etc is not None and lower.lookup(etc, fname) is not None:
+                continue
+            self.mounts.add(f"/etc/{fname}", SynthFS(SFile(produce, 0o644), self.spool,
+                                                      self.idmap, "tmpfs", "umlpy"),
+                            read_only=True)
+
+    def close(self):
+        shutil.rmtree(self.state, ignore_errors=True)

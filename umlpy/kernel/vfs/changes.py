@@ -1,0 +1,730 @@
+"""What a sandbox changed: its upper layer compared with the lower
+(`diff`), applied to a host directory (`commit`), or dropped (`discard`),
+as Mbox offers them.
+
+The upper directory mirrors guest paths in the OCI/overlay layout the VFS
+writes (see union.py): changed objects at their guest paths, an empty
+``.wh.NAME`` for a deleted lower NAME, ``.wh..wh..opq`` in a directory
+through which nothing of the lower shows.
+
+The upper layer is the guest's work, so it is read and the target is
+written only through directory fds opened with O_NOFOLLOW: a symlink the
+guest planted, in the upper layer or already in the target, is copied as
+a symlink and never followed."""
+import errno
+import os
+import stat
+
+from ...errors import BadInput, UmlpyError
+
+WH = ".wh."
+OPAQUE = ".wh..wh..opq"
+
+# Deeper upper trees are refused: the walk holds one fd per level.
+MAX_DEPTH = 256
+# Removal moves deeper directories up instead, so it works at any depth.
+_MAX_OPEN_WHILE_REMOVING = 32
+_CHUNK = 1 << 20
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK: a fifo swapped in for a file must not hang the reader.
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+_TYPE_NAMES = {
+    stat.S_IFREG: "file", stat.S_IFDIR: "dir", stat.S_IFLNK: "symlink",
+    stat.S_IFIFO: "fifo", stat.S_IFSOCK: "socket",
+    stat.S_IFCHR: "device", stat.S_IFBLK: "device",
+}
+_KIND_LETTERS = {"added": "A", "modified": "M", "deleted": "D"}
+
+
+class LayerError(UmlpyError):
+    """A layer could not be read or applied."""
+
+
+class Change:
+    """One difference between the merged view and the lower: kind is
+    added/modified/deleted, path the guest's absolute path, type one of
+    file/dir/symlink/fifo/socket/device (the lower's type for a deletion)."""
+    __slots__ = ("kind", "path", "type")
+
+    def __init__(self, kind, path, type):
+        self.kind = kind
+        self.path = path
+        self.type = type
+
+    def __eq__(self, other):
+        return isinstance(other, Change) and \
+            (self.kind, self.path, self.type) == (other.kind, other.path, other.type)
+
+    def __hash__(self):
+        return hash((self.kind, self.path, self.type))
+
+    def __repr__(self):
+        return f"Change({self.kind!r}, {self.path!r}, {self.type!r})"
+
+    def as_dict(self):
+        return {"kind": self.kind, "path": self.path, "type": self.type}
+
+    def line(self):
+        """`A /path`, `M /path` or `D /path`, the path quoted if unprintable."""
+        return f"{_KIND_LETTERS[self.kind]} {quote_path(self.path)}"
+
+
+def quote_path(path):
+    """A path as one printable line: as is, or C-quoted like git does."""
+    raw = os.fsencode(path)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and text.isprintable() and '"' not in text and "\\" not in text:
+        return text
+    out = []
+    for b in raw:
+        if b in (0x22, 0x5C):
+            out.append("\\" + chr(b))
+        elif 0x20 <= b < 0x7F:
+            out.append(chr(b))
+        else:
+            out.append({0x0A: "\\n", 0x09: "\\t"}.get(b, f"\\{b:03o}"))
+    return '"' + "".join(out) + '"'
+
+
+def type_name(mode):
+    return _TYPE_NAMES.get(stat.S_IFMT(mode), "file")
+
+
+def _guest(rel):
+    return "/" + rel
+
+
+def _join(rel, name):
+    return f"{rel}/{name}" if rel else name
+
+
+def _path_key(path):
+    # Component order puts a directory right before its own contents.
+    return path.split("/")
+
+
+# The lower layer -------------------------------------------------------
+
+class LowerEntry:
+    """What diff needs to know of a lower object (lstat-like)."""
+    __slots__ = ("mode", "size", "linkname", "rdev", "handle")
+
+    def __init__(self, mode, size, linkname, rdev, handle):
+        self.mode = mode
+        self.size = size
+        self.linkname = linkname      # str, for symlinks only
+        self.rdev = rdev
+        self.handle = handle          # the implementation's own reference
+
+    @property
+    def kind(self):
+        return stat.S_IFMT(self.mode)
+
+
+class LowerView:
+    """The read-only lower layer, by guest path relative to / ("" is the
+    root).  Lookups never go through a symlink of the lower."""
+
+    def lookup(self, relpath):
+        """LowerEntry, or None if nothing is there."""
+        raise NotImplementedError
+
+    def children(self, relpath):
+        """[(name, LowerEntry)] of a directory."""
+        raise NotImplementedError
+
+    def read(self, entry, offset=0, size=-1):
+        """Bytes of a regular file's content."""
+        raise NotImplementedError
+
+
+class HostDirLower(LowerView):
+    """A host directory as the lower layer (`--rootfs DIR`, or /)."""
+
+    def __init__(self, path):
+        self.root = os.path.abspath(path)
+        self._real_dirs = {"": True}
+
+    def _host(self, relpath):
+        return os.path.join(self.root, relpath) if relpath else self.root
+
+    def _is_real_dir(self, relpath):
+        # Every component must itself be a directory, not a symlink to
+        # one: the guest's path never went through the lower's symlinks.
+        known = self._real_dirs.get(relpath)
+        if known is None:
+            parent = relpath.rpartition("/")[0]
+            known = self._is_real_dir(parent) and self._lstat_is_dir(relpath)
+            self._real_dirs[relpath] = known
+        return known
+
+    def _lstat_is_dir(self, relpath):
+        try:
+            return stat.S_ISDIR(os.lstat(self._host(relpath)).st_mode)
+        except OSError:
+            return False
+
+    def _entry(self, path, st):
+        link = os.readlink(path) if stat.S_ISLNK(st.st_mode) else None
+        return LowerEntry(st.st_mode, st.st_size, link, st.st_rdev, path)
+
+    def lookup(self, relpath):
+        path = self._host(relpath)
+        try:
+            if not relpath:
+                return self._entry(path, os.stat(path))   # --rootfs may be a symlink
+            if not self._is_real_dir(relpath.rpartition("/")[0]):
+                return None
+            return self._entry(path, os.lstat(path))
+        except FileNotFoundError:
+            return None
+        except NotADirectoryError:
+            return None
+
+    def children(self, relpath):
+        if relpath and not self._is_real_dir(relpath):
+            return []
+        out = []
+        with os.scandir(self._host(relpath)) as it:
+            for e in it:
+                out.append((e.name, self._entry(e.path, e.stat(follow_symlinks=False))))
+        return out
+
+    def read(self, entry, offset=0, size=-1):
+        fd = os.open(entry.handle, _READ_FLAGS)
+        try:
+            if size < 0:
+                size = max(os.fstat(fd).st_size - offset, 0)
+            return _pread_full(fd, size, offset)
+        finally:
+            os.close(fd)
+
+
+class TarLower(LowerView):
+    """Stacked tar images (a TarTree of tarimage.py) as the lower layer."""
+
+    def __init__(self, tree):
+        self.tree = tree
+
+    @staticmethod
+    def _entry(e):
+        link = e.linkname if stat.S_ISLNK(e.mode) else None
+        if isinstance(link, bytes):
+            link = os.fsdecode(link)
+        return LowerEntry(e.mode, e.size, link, getattr(e, "rdev", 0), e)
+
+    def lookup(self, relpath):
+        e = self.tree.lookup(relpath)
+        if e is None:
+            # an image need not list its root directory
+            return LowerEntry(stat.S_IFDIR | 0o755, 0, None, 0, None) if not relpath else None
+        return self._entry(e)
+
+    def children(self, relpath):
+        return [(name, self._entry(e)) for name, e in self.tree.children(relpath)]
+
+    def read(self, entry, offset=0, size=-1):
+        return self.tree.read(entry.handle, offset, size)
+
+
+# Comparing the upper layer with the lower ---------------------------------
+
+def diff(upper_dir, lower):
+    """The changes of the upper layer over `lower` (a LowerView), sorted by
+    path (a directory before its contents)."""
+    upper_fd = _open_layer_dir(upper_dir, "--upper")
+    try:
+        return [change for change, _st in _scan(upper_fd, lower)]
+    finally:
+        os.close(upper_fd)
+
+
+def _scan(upper_fd, lower):
+    """[(Change, upper lstat or None for deletions)], sorted."""
+    found = []
+    root = lower.lookup("")
+    _scan_dir(upper_fd, "", lower, root is not None and root.kind == stat.S_IFDIR,
+              False, found, 0)
+    found.sort(key=lambda f: _path_key(f[0].path))
+    return found
+
+
+def _scan_dir(dir_fd, rel, lower, lower_is_dir, hidden, found, depth):
+    """Compare the upper directory at rel (open as dir_fd) with the lower.
+
+    lower_is_dir: the lower has a directory at rel to compare with.
+    hidden: an ancestor is opaque, so none of the lower shows here either:
+    the merged view of this directory is the upper one alone."""
+    if depth > MAX_DEPTH:
+        raise LayerError(f"{_guest(rel)}: the upper layer is nested deeper than "
+                         f"{MAX_DEPTH} directories; not supported")
+    where = rel
+    try:
+        entries = {}
+        whiteouts = []
+        opaque = False
+        with os.scandir(dir_fd) as it:
+            for e in it:
+                if e.name == OPAQUE:
+                    opaque = True
+                elif e.name.startswith(WH):
+                    whiteouts.append(e.name[len(WH):])
+                else:
+                    where = _join(rel, e.name)
+                    entries[e.name] = e.stat(follow_symlinks=False)
+        if lower_is_dir:
+            if hidden or opaque:
+                # Whatever of the lower the upper does not re-create is gone.
+                for name, le in lower.children(rel):
+                    if name not in entries and not name.startswith(WH):
+                        found.append((Change("deleted", _guest(_join(rel, name)),
+                                             type_name(le.mode)), None))
+            else:
+                for name in whiteouts:
+                    where = _join(rel, name)
+                    le = lower.lookup(where) if name and name not in entries else None
+                    if le is not None:
+                        found.append((Change("deleted", _guest(where), type_name(le.mode)),
+                                      None))
+        for name, st in entries.items():
+            where = child = _join(rel, name)
+            le = lower.lookup(child) if lower_is_dir else None
+            is_dir = stat.S_ISDIR(st.st_mode)
+            if le is None:
+                kind, compare_inside = "added", False
+            elif le.kind != stat.S_IFMT(st.st_mode):
+                kind, compare_inside = "modified", False
+            elif is_dir:
+                differs = stat.S_IMODE(st.st_mode) != stat.S_IMODE(le.mode)
+                kind, compare_inside = ("modified" if differs else None), True
+            else:
+                kind = "modified" if _differs(dir_fd, name, st, le, lower) else None
+            if kind is not None:
+                found.append((Change(kind, _guest(child), type_name(st.st_mode)), st))
+            if is_dir:
+                fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+                try:
+                    _scan_dir(fd, child, lower, compare_inside, hidden or opaque, found,
+                              depth + 1)
+                finally:
+                    os.close(fd)
+    except OSError as e:
+        raise LayerError(f"{_guest(where)}: {e.strerror}") from None
+
+
+def _differs(dir_fd, name, st, le, lower):
+    """Does an upper non-directory differ from the lower one of its type?"""
+    kind = stat.S_IFMT(st.st_mode)
+    if kind == stat.S_IFLNK:
+        return os.readlink(name, dir_fd=dir_fd) != le.linkname
+    if stat.S_IMODE(st.st_mode) != stat.S_IMODE(le.mode):
+        return True
+    if kind in (stat.S_IFCHR, stat.S_IFBLK):
+        return st.st_rdev != le.rdev
+    if kind != stat.S_IFREG:
+        return False
+    if st.st_size != le.size:
+        return True
+    fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
+    try:
+        return not _same_content(fd, st.st_size, le, lower)
+    finally:
+        os.close(fd)
+
+
+def _same_content(fd, size, le, lower):
+    # A copied-up file keeps its size; only its bytes tell if it changed.
+    offset = 0
+    while offset < size:
+        mine = _pread_full(fd, min(_CHUNK, size - offset), offset)
+        if not mine or lower.read(le, offset, len(mine)) != mine:
+            return False
+        offset += len(mine)
+    return True
+
+
+def _pread_full(fd, size, offset):
+    parts = []
+    while size > 0:
+        chunk = os.pread(fd, size, offset)
+        if not chunk:
+            break
+        parts.append(chunk)
+        size -= len(chunk)
+        offset += len(chunk)
+    return b"".join(parts)
+
+
+# Applying the upper layer to a host directory ------------------------------
+
+def commit(upper_dir, target_dir, lower=None, dry_run=False, keep=False):
+    """Apply the upper layer's changes over `lower` (default: target_dir
+    itself) to the host directory target_dir, then empty the upper
+    directory unless keep or dry_run.  Returns the changes applied (or,
+    with dry_run, that would be)."""
+    upper_fd = _open_layer_dir(upper_dir, "--upper")
+    try:
+        target_fd = _open_layer_dir(target_dir, "commit target")
+        try:
+            if os.path.samestat(os.fstat(upper_fd), os.fstat(target_fd)):
+                raise BadInput(f"{upper_dir}: the upper directory cannot be its own target")
+            found = _scan(upper_fd, lower if lower is not None else HostDirLower(target_dir))
+            if not dry_run:
+                _Applier(upper_fd, target_fd).apply(found)
+        finally:
+            os.close(target_fd)
+    finally:
+        os.close(upper_fd)
+    if not dry_run and not keep:
+        discard(upper_dir)
+    return [change for change, _st in found]
+
+
+class _DirChain:
+    """Directory fds along one path below a root, reused between
+    neighbouring paths; a symlink on the way is an error, never followed."""
+
+    def __init__(self, root_fd, label):
+        self.root_fd = root_fd
+        self.label = label
+        self.names = []
+        self.fds = []
+
+    def parent_of(self, rel):
+        """(fd of rel's parent directory, rel's last name)."""
+        *dirs, name = rel.split("/")
+        keep = 0
+        while keep < len(self.names) and keep < len(dirs) and self.names[keep] == dirs[keep]:
+            keep += 1
+        self._truncate(keep)
+        for d in dirs[keep:]:
+            parent = self.fds[-1] if self.fds else self.root_fd
+            try:
+                fd = os.open(d, _DIR_FLAGS, dir_fd=parent)
+            except OSError as e:
+                here = _guest("/".join(self.names + [d]))
+                if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise LayerError(f"{here} is a symlink or not a directory in the "
+                                     f"{self.label}; not followed") from None
+                raise LayerError(f"{here} in the {self.label}: {e.strerror}") from None
+            self.fds.append(fd)
+            self.names.append(d)
+        return (self.fds[-1] if self.fds else self.root_fd), name
+
+    def forget(self, rel):
+        """rel was removed or replaced: drop fds that pass through it."""
+        parts = rel.split("/")
+        if self.names[:len(parts)] == parts:
+            self._truncate(len(parts) - 1)
+
+    def _truncate(self, n):
+        while len(self.fds) > n:
+            os.close(self.fds.pop())
+            self.names.pop()
+
+    def close(self):
+        self._truncate(0)
+
+
+class _Applier:
+    """Writes the scanned changes into the target directory."""
+
+    def __init__(self, upper_fd, target_fd):
+        self.upper = _DirChain(upper_fd, "upper layer")
+        self.target = _DirChain(target_fd, "target")
+        self.first_links = {}     # (dev, ino) in upper -> rel of its first copy
+        self.dirs = []            # (rel, upper lstat): mode and times set last
+        # As root, a replaced object keeps its owner: committing an edited
+        # file of a user must not hand it to root.
+        self.keep_owner = os.geteuid() == 0
+
+    def apply(self, found):
+        try:
+            for change, st in found:
+                try:
+                    self._apply_one(change, st)
+                except OSError as e:
+                    raise LayerError(f"{change.path}: {e.strerror}") from None
+            # Children first: a directory's times and a read-only mode come
+            # after everything written inside it.
+            for rel, st in reversed(self.dirs):
+                try:
+                    self._finish_dir(rel, st)
+                except OSError as e:
+                    raise LayerError(f"{_guest(rel)}: {e.strerror}") from None
+        finally:
+            self.upper.close()
+            self.target.close()
+
+    def _apply_one(self, change, st):
+        rel = change.path[1:]
+        pfd, name = self.target.parent_of(rel)
+        old = _lstat_or_none(pfd, name)
+        if change.kind == "deleted":
+            if old is not None:
+                _remove(pfd, name, old)
+            self.target.forget(rel)
+            return
+        if stat.S_ISDIR(st.st_mode):
+            if old is not None and not stat.S_ISDIR(old.st_mode):
+                os.unlink(name, dir_fd=pfd)
+                old = None
+            if old is None:
+                os.mkdir(name, 0o700, dir_fd=pfd)
+            self.dirs.append((rel, st))
+            return
+        # Built under a temporary name and renamed over the old object, so
+        # the target never holds half a file (nor an ETXTBSY for a running
+        # binary).
+        tmp = self._make_copy(rel, st, pfd, old)
+        try:
+            if old is not None and stat.S_ISDIR(old.st_mode):
+                _remove(pfd, name, old)
+                self.target.forget(rel)
+            os.rename(tmp, name, src_dir_fd=pfd, dst_dir_fd=pfd)
+        except BaseException:
+            os.unlink(tmp, dir_fd=pfd)
+            raise
+
+    def _make_copy(self, rel, recorded, tfd, old):
+        ufd, uname = self.upper.parent_of(rel)
+        st = os.stat(uname, dir_fd=ufd, follow_symlinks=False)
+        if stat.S_IFMT(st.st_mode) != stat.S_IFMT(recorded.st_mode):
+            raise LayerError(f"{_guest(rel)}: the upper layer changed during the commit")
+        kind = stat.S_IFMT(st.st_mode)
+        owner = (old.st_uid, old.st_gid) if old is not None and self.keep_owner else None
+        key = (st.st_dev, st.st_ino)
+        if kind == stat.S_IFREG and st.st_nlink > 1 and key in self.first_links:
+            return self._link_to_first(self.first_links[key], tfd)
+        if kind == stat.S_IFREG:
+            tmp = self._copy_file(ufd, uname, st, tfd, owner)
+            if st.st_nlink > 1:
+                self.first_links[key] = rel
+            return tmp
+        if kind == stat.S_IFLNK:
+            dest = os.readlink(uname, dir_fd=ufd)
+            tmp = _fresh_name(tfd, lambda n: os.symlink(dest, n, dir_fd=tfd))
+        else:
+            tmp = _fresh_name(tfd, lambda n: os.mknod(n, kind | 0o600, st.st_rdev,
+                                                       dir_fd=tfd))
+        try:
+            if owner is not None:
+                os.chown(tmp, *owner, dir_fd=tfd, follow_symlinks=False)
+            if kind != stat.S_IFLNK:
+                _chmod_special(tfd, tmp, stat.S_IMODE(st.st_mode))
+            os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=tfd,
+                     follow_symlinks=False)
+        except BaseException:
+            os.unlink(tmp, dir_fd=tfd)
+            raise
+        return tmp
+
+    def _copy_file(self, ufd, uname, st, tfd, owner):
+        src = os.open(uname, _READ_FLAGS, dir_fd=ufd)
+        try:
+            opened = os.fstat(src)
+            if opened.st_ino != st.st_ino or not stat.S_ISREG(opened.st_mode):
+                raise LayerError(f"{uname}: the upper layer changed during the commit")
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            holder = []
+            tmp = _fresh_name(tfd, lambda n: holder.append(os.open(n, flags, 0o600,
+                                                                   dir_fd=tfd)))
+            dst = holder[0]
+            try:
+                _copy_data(src, dst)
+                if owner is not None:
+                    os.fchown(dst, *owner)
+                os.fchmod(dst, stat.S_IMODE(st.st_mode))     # after chown, which drops setuid
+                os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+            except BaseException:
+                os.close(dst)
+                os.unlink(tmp, dir_fd=tfd)
+                raise
+            os.close(dst)
+            return tmp
+        finally:
+            os.close(src)
+
+    def _link_to_first(self, first_rel, tfd):
+        chain = _DirChain(self.target.root_fd, "target")
+        try:
+            ffd, fname = chain.parent_of(first_rel)
+            return _fresh_name(tfd, lambda n: os.link(fname, n, src_dir_fd=ffd, dst_dir_fd=tfd,
+                                                      follow_symlinks=False))
+        finally:
+            chain.close()
+
+    def _finish_dir(self, rel, st):
+        pfd, name = self.target.parent_of(rel)
+        fd = os.open(name, _DIR_FLAGS, dir_fd=pfd)
+        try:
+            os.fchmod(fd, stat.S_IMODE(st.st_mode))
+            os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+        finally:
+            os.close(fd)
+
+
+_serial = 0
+
+
+def _fresh_name(dir_fd, create):
+    """Call create(name) with an unused temporary name in dir_fd; the name."""
+    global _serial
+    for _ in range(100):
+        _serial += 1
+        name = f".umlpy-commit.{os.getpid()}.{_serial}"
+        try:
+            create(name)
+            return name
+        except FileExistsError:
+            continue
+    raise LayerError("no free temporary name in the target")
+
+
+_NO_COPY_FILE_RANGE = (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP)
+
+
+def _copy_data(src, dst):
+    try:
+        while os.copy_file_range(src, dst, _CHUNK):
+            pass
+    except OSError as e:
+        if e.errno not in _NO_COPY_FILE_RANGE:
+            raise
+    # The file offsets moved with whatever was copied: read on from there
+    # (some filesystems also end copy_file_range early with 0).
+    while True:
+        data = os.read(src, _CHUNK)
+        if not data:
+            return
+        view = memoryview(data)
+        while view:
+            view = view[os.write(dst, view):]
+
+
+def _chmod_special(dir_fd, name, mode):
+    """chmod without following a symlink, for objects that cannot be opened
+    (sockets, devices): through an O_PATH fd's /proc/self/fd link."""
+    fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        os.chmod(f"/proc/self/fd/{fd}", mode)
+    except FileNotFoundError:        # no /proc: name is ours, just made in dir_fd
+        os.chmod(name, mode, dir_fd=dir_fd)
+    finally:
+        os.close(fd)
+
+
+def _lstat_or_none(dir_fd, name):
+    try:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+# Removing ---------------------------------------------------------------------
+
+def discard(upper_dir):
+    """Remove everything inside the upper directory (not the directory
+    itself), never following a symlink.  Returns how many objects went."""
+    if os.path.realpath(upper_dir) == "/":
+        raise BadInput("refusing to discard everything under /")
+    fd = _open_layer_dir(upper_dir, "--upper")
+    try:
+        return _empty_dir(fd)
+    except OSError as e:
+        raise LayerError(f"{upper_dir}: {e.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def _remove(dir_fd, name, st):
+    """Remove name (an object lstat'ed as st) in dir_fd, recursively."""
+    if not stat.S_ISDIR(st.st_mode):
+        os.unlink(name, dir_fd=dir_fd)
+        return 1
+    fd = _open_dir_to_empty(dir_fd, name)
+    try:
+        count = _empty_dir(fd)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=dir_fd)
+    return count + 1
+
+
+def _empty_dir(top_fd):
+    """Remove everything inside top_fd; how many objects.  Depth-first
+    with one fd per level; directories found deeper than the fd budget are
+    moved up into top_fd and emptied from there."""
+    count = 0
+    moved_up = 0
+    rescan_top = False
+    stack = [(top_fd, None, iter(_listing(top_fd)))]
+    try:
+        while stack:
+            fd, dir_name, entries = stack[-1]
+            descended = False
+            for name, is_dir in entries:
+                if not is_dir:
+                    os.unlink(name, dir_fd=fd)
+                    count += 1
+                elif len(stack) >= _MAX_OPEN_WHILE_REMOVING:
+                    moved_up += 1
+                    while _lstat_or_none(top_fd, f".umlpy-rm.{moved_up}") is not None:
+                        moved_up += 1
+                    os.rename(name, f".umlpy-rm.{moved_up}", src_dir_fd=fd, dst_dir_fd=top_fd)
+                    rescan_top = True
+                else:
+                    child = _open_dir_to_empty(fd, name)
+                    stack.append((child, name, iter(_listing(child))))
+                    descended = True
+                    break
+            if descended:
+                continue
+            stack.pop()
+            if stack:
+                os.close(fd)
+                os.rmdir(dir_name, dir_fd=stack[-1][0])
+                count += 1
+            elif rescan_top:
+                rescan_top = False
+                stack.append((top_fd, None, iter(_listing(top_fd))))
+    finally:
+        for fd, _dir_name, _entries in stack[1:]:
+            os.close(fd)
+    return count
+
+
+def _listing(fd):
+    with os.scandir(fd) as it:
+        return [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
+
+
+def _open_dir_to_empty(parent_fd, name):
+    """Open a directory to remove its contents, making it readable and
+    writable first if the guest took that away (it is ours to delete)."""
+    try:
+        fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+    except PermissionError:
+        path_fd = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                          dir_fd=parent_fd)
+        try:
+            os.chmod(f"/proc/self/fd/{path_fd}", 0o700)
+            fd = os.open(".", _DIR_FLAGS, dir_fd=path_fd)
+        finally:
+            os.close(path_fd)
+    if os.fstat(fd).st_mode & 0o300 != 0o300:
+        os.fchmod(fd, 0o700)
+    return fd
+
+
+def _open_layer_dir(path, what):
+    """A directory the user named (followed if a symlink: the user's word)."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise BadInput(f"{what} {path}: {e.strerror}") from None

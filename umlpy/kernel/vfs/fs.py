@@ -1,0 +1,188 @@
+"""What every filesystem of the guest VFS offers, and the simplest one: a
+host directory tree (the lower layer of a host-directory root, a bind
+mount, a tmpfs).
+
+A filesystem answers questions about ``Dentry``s (one name, resolved,
+inside that filesystem).  Path walking, symlinks, ``..`` and mounts are
+the resolver's work (``namei``), never a filesystem's."""
+import errno
+import os
+import stat as _stat
+
+from . import hostops
+from .attr import Attr
+
+DT_UNKNOWN, DT_DIR, DT_REG, DT_LNK = 0, 4, 8, 10
+
+
+class Dentry:
+    """A resolved name in a filesystem: rel is its path below the
+    filesystem's root ("" for the root), attr its attributes when looked
+    up, flags private to the filesystem."""
+    __slots__ = ("fs", "rel", "attr", "flags")
+
+    def __init__(self, fs, rel, attr, flags=0):
+        self.fs, self.rel, self.attr, self.flags = fs, rel, attr, flags
+
+    @property
+    def name(self):
+        return self.rel.rpartition("/")[2]
+
+    def child_rel(self, name):
+        return f"{self.rel}/{name}" if self.rel else name
+
+    def __repr__(self):
+        return f"<Dentry {self.fs.fstype}:{self.rel!r} {self.attr!r}>"
+
+
+def erofs(*_args, **_kw):
+    raise OSError(errno.EROFS, "Read-only file system")
+
+
+class FileSystem:
+    """Base: a read-only filesystem with no objects of its own."""
+    fstype = "none"
+    source = "none"
+    read_only = True
+    # whether the guest's own process may run calls on host_path() objects
+    # directly (they are real host objects with real permissions)
+    host_backed = True
+
+    def root(self):
+        raise NotImplementedError
+
+    def lookup(self, parent, name):
+        raise NotImplementedError
+
+    def readlink(self, dentry):
+        raise OSError(errno.EINVAL, "not a symlink")
+
+    def listdir(self, dentry):
+        """[(name, d_type, ino)] of the directory, without . and .."""
+        return []
+
+    def host_path(self, dentry):
+        """The host object standing for dentry, as an absolute host path
+        without symlinks: what the guest's own process opens, executes or
+        changes directory to."""
+        raise OSError(errno.EACCES, "no host object")
+
+    def reverse(self, host_path):
+        """rel for a host path that host_path() gave, or None."""
+        return None
+
+    def checks_on_host(self, dentry):
+        """Whether the host's own permission checks on host_path() are the
+        guest's (a real host object with its real owner and mode)."""
+        return self.host_backed
+
+    def read_head(self, dentry, size):
+        with open(self.host_path(dentry), "rb") as f:
+            return f.read(size)
+
+    # changes (only writable filesystems have them)
+    create_target = mkdir = unlink = rmdir = rename = link = symlink = erofs
+    setattr_target = erofs
+
+    def statfs_path(self, dentry):
+        return self.host_path(dentry)
+
+
+class HostTreeFS(FileSystem):
+    """A host directory as a filesystem of the guest: read-only (a lower
+    layer) or writable (a bind mount, a tmpfs).  ``hidden`` names host
+    paths the guest must not see (umlpy's own state)."""
+    fstype = "hostfs"
+
+    def __init__(self, root, idmap, writable=False, hidden=(), fstype=None,
+                 source=None):
+        self.root_path = os.path.realpath(root)
+        self.root_fd = os.open(self.root_path, hostops.O_PATH | os.O_DIRECTORY)
+        self.idmap = idmap
+        self.read_only = not writable
+        self.hidden = frozenset(os.path.realpath(h) for h in hidden)
+        if fstype:
+            self.fstype = fstype
+        self.source = source or self.root_path
+
+    def _attr(self, st):
+        return Attr.from_host(st, self.idmap.uid_in(st.st_uid), self.idmap.gid_in(st.st_gid))
+
+    def _host(self, rel):
+        if not rel:
+            return self.root_path
+        return f"/{rel}" if self.root_path == "/" else f"{self.root_path}/{rel}"
+
+    def root(self):
+        return Dentry(self, "", self._attr(os.stat(self.root_fd)))
+
+    def lookup(self, parent, name):
+        rel = parent.child_rel(name)
+        if self.hidden and self._host(rel) in self.hidden:
+            return None
+        if self.read_only:
+            # nobody but the host changes a lower layer: no race to fear
+            try:
+                st = os.stat(rel, dir_fd=self.root_fd, follow_symlinks=False)
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+        else:
+            st = hostops.lstat_beneath(self.root_fd, rel)
+            if st is None:
+                return None
+        return Dentry(self, rel, self._attr(st))
+
+    def readlink(self, dentry):
+        if not dentry.attr.is_link():
+            raise OSError(errno.EINVAL, "not a symlink")
+        if "/" not in dentry.rel or self.read_only:
+            return os.fsdecode(os.readlink(dentry.rel, dir_fd=self.root_fd))
+        with hostops.DirFd(self.root_fd, dentry.rel) as d:
+            return os.fsdecode(os.readlink(d.name, dir_fd=d.fd))
+
+    def listdir(self, dentry):
+        out = []
+        base = self._host(dentry.rel)
+        with os.scandir(base) as it:
+            for e in it:
+                if self.hidden and f"{base}/{e.name}" in self.hidden:
+                    continue
+                try:
+                    if e.is_symlink():
+                        t = DT_LNK
+                    elif e.is_dir(follow_symlinks=False):
+                        t = DT_DIR
+                    elif e.is_file(follow_symlinks=False):
+                        t = DT_REG
+                    else:
+                        t = _stat.S_IFMT(e.stat(follow_symlinks=False).st_mode) >> 12
+                    out.append((e.name, t, e.inode()))
+                except OSError:
+                    continue
+        return out
+
+    def host_path(self, dentry):
+        return self._host(dentry.rel)
+
+    def reverse(self, host_path):
+        r = self.root_path
+        if host_path == r:
+            return ""
+        if host_path.startswith(r + "/") or r == "/":
+            rel = host_path[len(r):].lstrip("/")
+            return rel
+        return None
+
+    # a writable host tree: the guest's own process makes the change on
+    # the host object (its credentials, umask and the host's checks)
+    def create_target(self, parent, name):
+        if self.read_only:
+            erofs()
+        return self._host(parent.child_rel(name))
+
+    mkdir = create_target
+
+    def setattr_target(self, dentry):
+        if self.read_only:
+            erofs()
+        return self._host(dentry.rel)

@@ -1,0 +1,72 @@
+"""The tracer's own file operations on host trees: every path it touches
+below a layer's root is opened with openat2 so that no symlink is followed
+and nothing outside the root can be reached, whoever swapped what."""
+import errno
+import os
+
+from ..._native._tracer import lib
+
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
+SAFE = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS
+
+O_PATH = 0o10000000
+
+
+def openat2(dirfd, path, flags, mode=0, resolve=SAFE):
+    fd = lib.umlpy_openat2(dirfd, os.fsencode(path), flags, mode, resolve)
+    if fd < 0:
+        raise OSError(-fd, os.strerror(-fd), path)
+    return fd
+
+
+def renameat2(olddirfd, old, newdirfd, new, flags=0):
+    r = lib.umlpy_renameat2(olddirfd, os.fsencode(old), newdirfd, os.fsencode(new), flags)
+    if r < 0:
+        raise OSError(-r, os.strerror(-r), old)
+
+
+def pidfd_getfd(pidfd, fd):
+    r = lib.umlpy_pidfd_getfd(pidfd, fd)
+    if r < 0:
+        raise OSError(-r, os.strerror(-r))
+    return r
+
+
+class DirFd:
+    """An O_PATH fd of the directory holding rel's last component, below
+    root_fd, reached without following any symlink."""
+    __slots__ = ("fd", "name")
+
+    def __init__(self, root_fd, rel):
+        parent, _, name = rel.rpartition("/")
+        self.name = name
+        self.fd = openat2(root_fd, parent, O_PATH | os.O_DIRECTORY) if parent else -1
+        if not parent:
+            self.fd = os.dup(root_fd)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+
+
+def lstat_beneath(root_fd, rel):
+    """lstat of rel below root_fd, or None if it does not exist."""
+    try:
+        if not rel:
+            return os.stat(root_fd)
+        if "/" not in rel:
+            return os.stat(rel, dir_fd=root_fd, follow_symlinks=False)
+        with DirFd(root_fd, rel) as d:
+            return os.stat(d.name, dir_fd=d.fd, follow_symlinks=False)
+    except OSError as e:
+        if e.errno in (errno.ENOENT, errno.ENOTDIR):
+            return None
+        if e.errno in (errno.ELOOP, errno.EXDEV):
+            return None     # a symlink swapped in under us: not a path of ours
+        raise

@@ -1,0 +1,64 @@
+"""The guest's mount table: which filesystem answers below which guest
+path.  The resolver crosses into a mount when it reaches its mountpoint."""
+import errno
+
+
+class Mount:
+    __slots__ = ("id", "path", "fs", "read_only", "parent_id", "options")
+
+    def __init__(self, mount_id, path, fs, read_only, parent_id, options=""):
+        self.id, self.path, self.fs = mount_id, path, fs
+        self.read_only = read_only or fs.read_only
+        self.parent_id, self.options = parent_id, options
+
+    def __repr__(self):
+        return f"<Mount {self.id} {self.path} {self.fs.fstype}{' ro' if self.read_only else ''}>"
+
+
+class MountTable:
+    def __init__(self, root_fs):
+        self._next_id = 20
+        self.by_path = {}
+        self.root = self.add("/", root_fs)
+
+    def add(self, path, fs, read_only=False, options=""):
+        if path in self.by_path:
+            raise OSError(errno.EBUSY, f"{path} is already a mountpoint")
+        parent = self.covering(path)
+        m = Mount(self._next_id, path, fs, read_only, parent.id if parent else self._next_id,
+                  options)
+        self._next_id += 1
+        self.by_path[path] = m
+        return m
+
+    def remove(self, path):
+        if path == "/" or path not in self.by_path:
+            raise OSError(errno.EINVAL, "not a mountpoint")
+        prefix = path.rstrip("/") + "/"
+        if any(p.startswith(prefix) for p in self.by_path):
+            raise OSError(errno.EBUSY, "mounts below")
+        del self.by_path[path]
+
+    def covering(self, path):
+        """The mount a guest path (canonical) lies in."""
+        while True:
+            m = self.by_path.get(path)
+            if m is not None:
+                return m
+            if path == "/" or not path:
+                return None
+            path = path.rpartition("/")[0] or "/"
+
+    def mounted_names(self, dir_path):
+        """Names of mountpoints directly inside dir_path (so a listing shows
+        /proc even when the image has no such directory)."""
+        prefix = "/" if dir_path == "/" else dir_path + "/"
+        return [p[len(prefix):] for p in self.by_path
+                if p != dir_path and p.startswith(prefix) and "/" not in p[len(prefix):]]
+
+    def by_specificity(self):
+        """Mounts, most deeply nested first (for host path → guest path)."""
+        return sorted(self.by_path.values(), key=lambda m: -len(m.path))
+
+    def __iter__(self):
+        return iter(sorted(self.by_path.values(), key=lambda m: m.id))

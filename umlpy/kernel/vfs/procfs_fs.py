@@ -1,0 +1,224 @@
+"""/proc as the guest sees it: the procfs of the guest's own pid namespace
+(guest pids only), with what would show the host answered by the guest
+kernel: self and thread-self, the magic links (exe, cwd, root, fd/N) in
+guest paths, the mount table, meminfo, uptime, filesystems, hostname."""
+import errno
+import os
+import stat as _stat
+import time
+
+from .attr import Attr
+from .fs import Dentry, FileSystem
+from .synth import SYNTH_DEV
+
+MAGIC = ("exe", "cwd", "root")
+
+
+class ProcFS(FileSystem):
+    fstype = "proc"
+    source = "proc"
+    host_backed = True
+
+    def __init__(self, vfs, idmap, spool, guest_tid, host_tid, proc_root,
+                 hostname=None, memory_limit=None):
+        """proc_root: the tracer's path to the guest's procfs (a callable,
+        it exists only once the guest started).  guest_tid/host_tid map
+        thread ids.  spool: a SynthFS whose spool makes produced files."""
+        self.vfs, self.idmap, self.spool = vfs, idmap, spool
+        self.guest_tid, self.host_tid = guest_tid, host_tid
+        self._proc_root = proc_root
+        self.hostname = hostname
+        self.memory_limit = memory_limit
+        self.started = time.monotonic()
+        self._produced = {}          # spool host path -> rel
+        self.produce = {
+            "mounts": self._mounts, "self/mounts": self._mounts,
+            "mountinfo": self._mountinfo, "meminfo": self._meminfo,
+            "uptime": self._uptime, "filesystems": self._filesystems,
+            "sys/kernel/hostname": self._hostname,
+        }
+
+    # the tracer's way in -------------------------------------------------
+    @property
+    def proc_root(self):
+        return self._proc_root()
+
+    def _tracer_path(self, rel):
+        return f"{self.proc_root}/{rel}" if rel else self.proc_root
+
+    def _split(self, rel):
+        """(pid dir, rest) for 'N/...' paths; N may be 'task/T' nested."""
+        head, _, rest = rel.partition("/")
+        return head, rest
+
+    def _stat(self, rel):
+        st = os.stat(self._tracer_path(rel), follow_symlinks=False)
+        return Attr.from_host(st, self.idmap.uid_in(st.st_uid), self.idmap.gid_in(st.st_gid))
+
+    def root(self):
+        return Dentry(self, "", self._stat(""))
+
+    def _produced_kind(self, rel):
+        head, rest = self._split(rel)
+        if rel in self.produce:
+            return rel
+        if head.isdigit() and rest in ("mounts", "mountinfo"):
+            return rest
+        return None
+
+    def lookup(self, parent, name):
+        rel = parent.child_rel(name)
+        task = self.vfs.current
+        if rel == "self":
+            return Dentry(self, rel, Attr(_stat.S_IFLNK | 0o777, 1, SYNTH_DEV, 1))
+        if rel == "thread-self":
+            return Dentry(self, rel, Attr(_stat.S_IFLNK | 0o777, 2, SYNTH_DEV, 1))
+        try:
+            attr = self._stat(rel)
+        except OSError:
+            return None
+        if self._produced_kind(rel):
+            attr = attr.copy(size=0)
+        return Dentry(self, rel, attr)
+
+    def _guest_self(self):
+        task = self.vfs.current
+        return self.guest_tid(task.tgid), self.guest_tid(task.tid)
+
+    def readlink(self, dentry):
+        rel = dentry.rel
+        if rel == "self":
+            return str(self._guest_self()[0])
+        if rel == "thread-self":
+            tgid, tid = self._guest_self()
+            return f"{tgid}/task/{tid}"
+        parts = rel.split("/")
+        host = self._host_pid(parts[0])
+        if len(parts) >= 4 and parts[1] == "task":
+            parts = [parts[2]] + parts[3:]
+            host = self._host_pid(parts[0])
+        if host is None:
+            raise OSError(errno.ENOENT, rel)
+        if len(parts) == 2 and parts[1] in MAGIC:
+            tgid = self.vfs.tgid_of(host)
+            if parts[1] == "exe":
+                exe = self.vfs.exe.get(tgid)
+                if exe is None:
+                    link = os.readlink(f"/proc/{host}/exe")
+                    exe = self.vfs.guest_path_of_host(link.removesuffix(" (deleted)")) or "/"
+                return exe
+            ctx = self.vfs.context(tgid)
+            return ctx.cwd if parts[1] == "cwd" else ctx.root
+        if len(parts) == 3 and parts[1] == "fd" and parts[2].isdigit():
+            return self.vfs.fd_link_text(host, int(parts[2]))
+        return os.readlink(self._tracer_path(rel))
+
+    def _host_pid(self, text):
+        if not text.isdigit():
+            return None
+        return self.host_tid(int(text))
+
+    def follow_magic(self, vfs, task, dentry):
+        """Follow exe/cwd/root/fd/N to the object itself, as Linux does
+        (not by re-reading the text)."""
+        parts = dentry.rel.split("/")
+        if len(parts) >= 4 and parts[1] == "task":
+            parts = [parts[2]] + parts[3:]
+        is_fd = len(parts) == 3 and parts[1] == "fd"
+        if not ((len(parts) == 2 and parts[1] in MAGIC) or is_fd):
+            return None
+        host = self._host_pid(parts[0])
+        if host is None:
+            raise OSError(errno.ENOENT, dentry.rel)
+        if is_fd:
+            path = vfs.fd_path(host, int(parts[2]))
+            if path is None:
+                # a pipe, a socket...: the procfs link itself reopens it
+                return [vfs.resolver.root_frames("/")[0]], dentry, "/proc/" + dentry.rel, \
+                    vfs.mounts.by_path.get("/proc")
+        else:
+            path = self.readlink(dentry)
+        root = vfs.resolver.root_frames("/")
+        res = vfs.resolver.walk(root, root, path, follow_last=False)
+        if res.dentry is None:
+            raise OSError(errno.ENOENT, path)
+        return res.parents, res.dentry, res.path, res.mount
+
+    def listdir(self, dentry):
+        out = []
+        with os.scandir(self._tracer_path(dentry.rel)) as it:
+            for e in it:
+                try:
+                    t = _stat.S_IFMT(e.stat(follow_symlinks=False).st_mode) >> 12
+                except OSError:
+                    continue
+                out.append((e.name, t, e.inode()))
+        return out
+
+    def host_path(self, dentry):
+        kind = self._produced_kind(dentry.rel)
+        if kind is not None:
+            path = self.spool.spool(self.produce.get(kind) or self.produce[kind.split("/")[-1]])
+            self._produced[path] = dentry.rel
+            return path
+        if dentry.rel in ("self", "thread-self"):
+            raise OSError(errno.ELOOP, "magic")
+        # the guest's own mount namespace has its procfs on /proc
+        return "/proc/" + dentry.rel if dentry.rel else "/proc"
+
+    def reverse(self, host_path):
+        if host_path in self._produced:
+            return self._produced[host_path]
+        if host_path == "/proc":
+            return ""
+        if host_path.startswith("/proc/"):
+            return host_path[6:]
+        return None
+
+    def statfs_path(self, dentry):
+        return "/proc"
+
+    # produced files ------------------------------------------------------
+    def _mounts(self):
+        lines = []
+        for m in self.vfs.mounts:
+            opts = "ro" if m.read_only else "rw"
+            lines.append(f"{m.fs.source} {m.path} {m.fs.fstype} {opts} 0 0\n")
+        return "".join(lines).encode()
+
+    def _mountinfo(self):
+        lines = []
+        for m in self.vfs.mounts:
+            opts = "ro" if m.read_only else "rw"
+            dev = "0:%d" % (m.id + 20)
+            lines.append(f"{m.id} {m.parent_id} {dev} / {m.path} {opts} - "
+                         f"{m.fs.fstype} {m.fs.source} {opts}\n")
+        return "".join(lines).encode()
+
+    def _meminfo(self):
+        with open("/proc/meminfo") as f:
+            text = f.read()
+        if not self.memory_limit:
+            return text.encode()
+        kb = self.memory_limit // 1024
+        out = []
+        for line in text.splitlines(True):
+            key = line.split(":")[0]
+            if key in ("MemTotal", "MemAvailable", "MemFree"):
+                have = int(line.split()[1])
+                line = f"{key}:{min(have, kb):>16} kB\n"
+            out.append(line)
+        return "".join(out).encode()
+
+    def _uptime(self):
+        up = time.monotonic() - self.started
+        return f"{up:.2f} {up * (os.cpu_count() or 1):.2f}\n".encode()
+
+    def _filesystems(self):
+        kinds = sorted({m.fs.fstype for m in self.vfs.mounts})
+        return "".join(f"{'' if k in ('overlay', 'hostfs') else 'nodev'}\t{k}\n"
+                       for k in kinds).encode()
+
+    def _hostname(self):
+        name = self.hostname or os.uname().nodename
+        return f"{name}\n".encode()

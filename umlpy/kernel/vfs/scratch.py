@@ -1,0 +1,109 @@
+"""Scratch memory in each guest process: where the guest kernel writes the
+arguments of a call it rewrote (a host path, an open_how, an argv).
+
+One mapping per address space, made by a syscall injected into the
+stopped thread; each thread gets its own slot, so a rewritten call of one
+thread never reads another's arguments.  The mapping is PROT_READ for the
+guest (the tracer writes through /proc/PID/mem), so a guest thread cannot
+scribble over a slot between the rewrite and the host reading it."""
+import errno
+
+SYS_MMAP = 9
+PROT_READ = 1
+MAP_PRIVATE, MAP_ANONYMOUS, MAP_NORESERVE = 0x02, 0x20, 0x4000
+SLOT_SIZE = 64 * 1024
+SLOTS = 64
+REGION = SLOT_SIZE * SLOTS
+
+
+class ScratchSpace:
+    """Slots are handed out per mapping, not per process: a vfork child
+    shares its parent's memory, so its slot must differ from those of the
+    parent's other threads (a forked child merely wastes a few slots)."""
+
+    def __init__(self, tracer):
+        self.tracer = tracer
+        self.regions = {}       # tgid -> base address of its mapping
+        self.slots = {}         # base -> {tid: slot number}
+        self.slot_of = {}       # tid -> base it holds a slot in
+        self.execed = set()     # tgids whose exec we saw (their own memory now)
+
+    def _release(self, tid):
+        base = self.slot_of.pop(tid, None)
+        if base is not None:
+            self.slots.get(base, {}).pop(tid, None)
+
+    def forget(self, tgid, tid=None):
+        """An exec replaced the address space (of tgid, run by tid)."""
+        self.regions.pop(tgid, None)
+        self.execed.add(tgid)
+        self._release(tgid)
+        if tid is not None:
+            self._release(tid)
+
+    def inherit(self, parent_tgid, child_tgid):
+        """fork and vfork children see the mapping at the same address."""
+        base = self.regions.get(parent_tgid)
+        if base is not None and child_tgid not in self.execed:
+            self.regions[child_tgid] = base
+
+    def _mapped(self, tid, base):
+        try:
+            return len(self.tracer.read_mem(tid, base, 1)) == 1
+        except OSError:
+            return False
+
+    def thread_exited(self, tgid, tid):
+        self._release(tid)
+        if tid == tgid:
+            self.execed.discard(tgid)
+            self.regions.pop(tgid, None)
+
+    def slot(self, tid, tgid):
+        """(address, size) of tid's slot, mapping the region if needed."""
+        base = self.regions.get(tgid)
+        if base is not None and not self._mapped(tid, base):
+            # the fork event came after the child's exec: not its memory
+            self.forget(tgid, tid)
+            base = None
+        if base is None:
+            r = self.tracer.inject_syscall(tid, SYS_MMAP, (
+                0, REGION, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                -1 & 0xFFFFFFFFFFFFFFFF, 0))
+            if -4096 < r < 0:
+                raise OSError(-r, "cannot map the guest kernel's scratch memory")
+            base = self.regions[tgid] = r
+        if self.slot_of.get(tid) != base:
+            self._release(tid)
+        used = self.slots.setdefault(base, {})
+        n = used.get(tid)
+        if n is None:
+            taken = set(used.values())
+            n = next((i for i in range(SLOTS) if i not in taken), None)
+            if n is None:
+                raise OSError(errno.EAGAIN, "too many threads in the VFS at once")
+            used[tid] = n
+            self.slot_of[tid] = base
+        return base + n * SLOT_SIZE, SLOT_SIZE
+
+
+class ArgWriter:
+    """Lay out strings and structs in a slot; write() puts them in the guest."""
+
+    def __init__(self, base, size):
+        self.base, self.size = base, size
+        self.buf = bytearray()
+
+    def add(self, data, align=8):
+        pad = (-len(self.buf)) % align
+        self.buf += bytes(pad)
+        addr = self.base + len(self.buf)
+        self.buf += data
+        if len(self.buf) > self.size:
+            raise OSError(errno.E2BIG, "rewritten arguments do not fit")
+        return addr
+
+    def string(self, s):
+        if isinstance(s, str):
+            s = s.encode("utf-8", "surrogateescape")
+        return self.add(s + b"\0", 1)

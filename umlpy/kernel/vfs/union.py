@@ -1,0 +1,307 @@
+"""The guest's root filesystem: a read-only lower layer (a host directory
+or stacked tar images) under a copy-on-write upper directory.
+
+The upper directory has the OCI/overlay layout that `umlpy diff/commit`
+read: changed objects at their guest paths, ``.wh.NAME`` for a deleted
+lower NAME, ``.wh..wh..opq`` in a directory that hides its lower
+contents.  Names starting with ``.wh.`` are therefore not the guest's."""
+import errno
+import os
+import shutil
+import stat as _stat
+
+from . import hostops
+from .attr import Attr
+from .fs import DT_DIR, Dentry, FileSystem
+
+WH = ".wh."
+OPAQUE = ".wh..wh..opq"
+
+IN_UPPER = 1        # the object exists in the upper directory
+IN_LOWER = 2        # a lower object of that name shows (or would, under upper)
+LOWER_OPEN = 4      # directory whose lower contents show through
+
+
+class UnionFS(FileSystem):
+    fstype = "overlay"
+    source = "umlpy"
+    read_only = False
+
+    def __init__(self, lower, upper_dir, idmap, owner=None):
+        """lower: a read-only FileSystem.  owner: host (uid, gid) that
+        copied-up and new objects made by the tracer belong to (the
+        guest's host ids), None to keep the tracer's."""
+        self.lower = lower
+        self.upper_path = os.path.realpath(upper_dir)
+        self.upper_fd = os.open(self.upper_path, hostops.O_PATH | os.O_DIRECTORY)
+        self.idmap = idmap
+        self.owner = owner
+
+    # looking ------------------------------------------------------------
+    def _attr(self, st):
+        return Attr.from_host(st, self.idmap.uid_in(st.st_uid), self.idmap.gid_in(st.st_gid))
+
+    def _upper_stat(self, rel):
+        return hostops.lstat_beneath(self.upper_fd, rel)
+
+    def _opaque(self, rel):
+        return self._upper_stat(f"{rel}/{OPAQUE}" if rel else OPAQUE) is not None
+
+    def root(self):
+        st = os.stat(self.upper_fd)
+        flags = IN_UPPER
+        if not self._opaque(""):
+            flags |= IN_LOWER | LOWER_OPEN
+        return Dentry(self, "", self._attr(st), flags)
+
+    def lookup(self, parent, name):
+        if name.startswith(WH):
+            return None
+        rel = parent.child_rel(name)
+        upper = self._upper_stat(rel) if parent.flags & IN_UPPER else None
+        lower = None
+        if parent.flags & LOWER_OPEN and (upper is None or _stat.S_ISDIR(upper.st_mode)):
+            whited = parent.flags & IN_UPPER and upper is None and \
+                self._upper_stat(parent.child_rel(WH + name)) is not None
+            if not whited:
+                lower = self.lower.lookup(self._lower_dentry(parent), name)
+        if upper is not None:
+            flags = IN_UPPER
+            if lower is not None:
+                flags |= IN_LOWER
+                if _stat.S_ISDIR(upper.st_mode) and lower.attr.is_dir() \
+                        and not self._opaque(rel):
+                    flags |= LOWER_OPEN
+            return Dentry(self, rel, self._attr(upper), flags)
+        if lower is not None:
+            flags = IN_LOWER | (LOWER_OPEN if lower.attr.is_dir() else 0)
+            return Dentry(self, rel, lower.attr, flags)
+        return None
+
+    def _lower_dentry(self, d):
+        # lower filesystems only need rel (and a dentry to hang it on)
+        return Dentry(self.lower, d.rel, d.attr)
+
+    def readlink(self, dentry):
+        if not dentry.attr.is_link():
+            raise OSError(errno.EINVAL, "not a symlink")
+        if dentry.flags & IN_UPPER:
+            with hostops.DirFd(self.upper_fd, dentry.rel) as d:
+                return os.fsdecode(os.readlink(d.name, dir_fd=d.fd))
+        return self.lower.readlink(self._lower_dentry(dentry))
+
+    def listdir(self, dentry):
+        names = {}
+        whiteouts = set()
+        if dentry.flags & IN_UPPER:
+            with os.scandir(self._upper_host(dentry.rel)) as it:
+                for e in it:
+                    n = e.name
+                    if n.startswith(WH):
+                        if n != OPAQUE:
+                            whiteouts.add(n[len(WH):])
+                        continue
+                    try:
+                        t = _stat.S_IFMT(e.stat(follow_symlinks=False).st_mode) >> 12
+                    except OSError:
+                        continue
+                    names[n] = (n, t, e.inode())
+        if dentry.flags & LOWER_OPEN:
+            for n, t, ino in self.lower.listdir(self._lower_dentry(dentry)):
+                if n not in names and n not in whiteouts and not n.startswith(WH):
+                    names[n] = (n, t, ino)
+        return sorted(names.values())
+
+    def _upper_host(self, rel):
+        return f"{self.upper_path}/{rel}" if rel else self.upper_path
+
+    def host_path(self, dentry):
+        if dentry.flags & IN_UPPER:
+            return self._upper_host(dentry.rel)
+        return self.lower.host_path(self._lower_dentry(dentry))
+
+    def reverse(self, host_path):
+        u = self.upper_path
+        if host_path == u:
+            return ""
+        if host_path.startswith(u + "/"):
+            return host_path[len(u) + 1:]
+        return self.lower.reverse(host_path)
+
+    def checks_on_host(self, dentry):
+        return bool(dentry.flags & IN_UPPER) or self.lower.checks_on_host(dentry)
+
+    def read_head(self, dentry, size):
+        if dentry.flags & IN_UPPER:
+            return super().read_head(dentry, size)
+        return self.lower.read_head(self._lower_dentry(dentry), size)
+
+    def statfs_path(self, dentry):
+        return self.upper_path
+
+    # copy-up ------------------------------------------------------------
+    def _chown(self, name, dir_fd, attr):
+        uid = self.idmap.uid_out(attr.uid)
+        gid = self.idmap.gid_out(attr.gid)
+        if self.owner is not None:
+            uid = self.owner[0] if uid is None else uid
+            gid = self.owner[1] if gid is None else gid
+        try:
+            os.chown(name, -1 if uid is None else uid, -1 if gid is None else gid,
+                     dir_fd=dir_fd, follow_symlinks=False)
+        except PermissionError:
+            pass
+
+    def copy_up(self, dentry, resolver_parents):
+        """Make dentry an upper object (its parents first); returns its
+        upper host path.  resolver_parents: the dentries of its parent
+        directories, root first."""
+        if dentry.flags & IN_UPPER:
+            return self._upper_host(dentry.rel)
+        for p in resolver_parents:
+            if p.fs is self and not p.flags & IN_UPPER:
+                self._copy_up_one(p)
+                p.flags |= IN_UPPER
+        self._copy_up_one(dentry)
+        dentry.flags |= IN_UPPER
+        return self._upper_host(dentry.rel)
+
+    def _copy_up_one(self, d):
+        a = d.attr
+        with hostops.DirFd(self.upper_fd, d.rel) as parent:
+            name, pfd = d.name, parent.fd
+            if a.is_dir():
+                os.mkdir(name, 0o700, dir_fd=pfd)
+            elif a.is_link():
+                os.symlink(self.lower.readlink(self._lower_dentry(d)), name, dir_fd=pfd)
+            elif a.is_reg():
+                self._copy_file_up(d, name, pfd)
+            elif _stat.S_ISFIFO(a.mode) or _stat.S_ISSOCK(a.mode):
+                os.mknod(name, _stat.S_IFIFO | 0o600, dir_fd=pfd)
+            else:
+                os.mknod(name, a.mode, a.rdev, dir_fd=pfd)     # EPERM unless root
+            self._chown(name, pfd, a)
+            if not a.is_link():
+                os.chmod(name, _stat.S_IMODE(a.mode), dir_fd=pfd)
+            os.utime(name, ns=(a.atime_ns, a.mtime_ns), dir_fd=pfd, follow_symlinks=False)
+
+    def _copy_file_up(self, d, name, pfd):
+        tmp = f".wh.copyup.{os.getpid()}.{name}"[:255]
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600,
+                     dir_fd=pfd)
+        try:
+            src = self.lower.host_path(self._lower_dentry(d))
+            with open(src, "rb") as fsrc, os.fdopen(fd, "wb", closefd=False) as fdst:
+                shutil.copyfileobj(fsrc, fdst, 1 << 20)
+        except BaseException:
+            os.close(fd)
+            os.unlink(tmp, dir_fd=pfd)
+            raise
+        os.close(fd)
+        os.rename(tmp, name, src_dir_fd=pfd, dst_dir_fd=pfd)
+
+    # changes ------------------------------------------------------------
+    def _check_name(self, name):
+        if name.startswith(WH):
+            raise OSError(errno.EPERM, "names starting with .wh. are reserved")
+
+    def create_target(self, parent, name, parents):
+        """Prepare a new name in parent for the guest to create; returns
+        (host path, whiteout_removed)."""
+        self._check_name(name)
+        self.copy_up(parent, parents)
+        rel = parent.child_rel(name)
+        wh = parent.child_rel(WH + name)
+        removed = False
+        if self._upper_stat(wh) is not None:
+            with hostops.DirFd(self.upper_fd, wh) as d:
+                os.unlink(d.name, dir_fd=d.fd)
+            removed = True
+        return self._upper_host(rel), removed
+
+    def restore_whiteout(self, parent, name):
+        self._whiteout(parent.child_rel(name))
+
+    def make_opaque(self, rel):
+        with hostops.DirFd(self.upper_fd, f"{rel}/{OPAQUE}") as d:
+            fd = os.open(d.name, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600, dir_fd=d.fd)
+            os.close(fd)
+
+    def _whiteout(self, rel):
+        parent, _, name = rel.rpartition("/")
+        wh = f"{parent}/{WH}{name}" if parent else WH + name
+        with hostops.DirFd(self.upper_fd, wh) as d:
+            fd = os.open(d.name, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600, dir_fd=d.fd)
+            os.close(fd)
+
+    def remove(self, parent, dentry, parents, is_dir):
+        """unlink/rmdir dentry (checked by the caller): drop the upper
+        object, and leave a whiteout if a lower one would show."""
+        self.copy_up(parent, parents)
+        if dentry.flags & IN_UPPER:
+            with hostops.DirFd(self.upper_fd, dentry.rel) as d:
+                if is_dir:
+                    self._clear_dir(d.fd, d.name)
+                    os.rmdir(d.name, dir_fd=d.fd)
+                else:
+                    os.unlink(d.name, dir_fd=d.fd)
+        if dentry.flags & IN_LOWER:
+            self._whiteout(dentry.rel)
+
+    def _clear_dir(self, pfd, name):
+        """An upper directory the guest sees as empty holds only whiteouts."""
+        fd = hostops.openat2(pfd, name, os.O_RDONLY | os.O_DIRECTORY, 0, hostops.SAFE)
+        try:
+            for n in os.listdir(fd):
+                if n.startswith(WH):
+                    os.unlink(n, dir_fd=fd)
+        finally:
+            os.close(fd)
+
+    def copy_up_tree(self, dentry, parents):
+        """Copy a whole directory up (a rename moves all of it)."""
+        self.copy_up(dentry, parents)
+        if not dentry.attr.is_dir() or not dentry.flags & LOWER_OPEN:
+            return
+        for name, _t, _ino in self.listdir(dentry):
+            child = self.lookup(dentry, name)
+            if child is not None and not child.flags & IN_UPPER:
+                self.copy_up_tree(child, parents + [dentry])
+        self.make_opaque(dentry.rel)
+
+    def rename(self, old_parent, old, new_parent, new_name, new, parents_old,
+               parents_new, flags):
+        """Move old (a dentry under old_parent) to new_parent/new_name,
+        replacing new (a dentry or None).  The caller checked permissions
+        and Linux's rules."""
+        self._check_name(new_name)
+        self.copy_up_tree(old, parents_old + [old_parent])
+        self.copy_up(new_parent, parents_new)
+        new_rel = new_parent.child_rel(new_name)
+        exchange = flags & RENAME_EXCHANGE
+        if new is not None and not exchange:
+            if new.attr.is_dir() and new.flags & IN_UPPER:
+                with hostops.DirFd(self.upper_fd, new.rel) as d:
+                    self._clear_dir(d.fd, d.name)
+        elif new is not None and exchange:
+            self.copy_up_tree(new, parents_new + [new_parent])
+        wh_new = new_parent.child_rel(WH + new_name)
+        had_wh = self._upper_stat(wh_new) is not None
+        with hostops.DirFd(self.upper_fd, old.rel) as o, \
+                hostops.DirFd(self.upper_fd, new_rel) as n:
+            hostops.renameat2(o.fd, o.name, n.fd, n.name, flags & RENAME_EXCHANGE)
+            if had_wh:
+                os.unlink(WH + new_name, dir_fd=n.fd)
+        moved_dir = old.attr.is_dir()
+        if moved_dir and (had_wh or (new is not None and new.flags & IN_LOWER)):
+            self.make_opaque(new_rel)       # nothing of the old lower dir shows
+        if exchange and new.attr.is_dir() and old.flags & IN_LOWER:
+            self.make_opaque(old.rel)
+        if not exchange and old.flags & IN_LOWER:
+            self._whiteout(old.rel)
+
+    def upper_host(self, dentry):
+        return self._upper_host(dentry.rel)
+
+
+RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT = 1, 2, 4

@@ -1,0 +1,185 @@
+"""The guest VFS: the mount table, the resolver, each process's root and
+working directory, and the map from host objects (what the guest's fds
+really are) back to guest paths."""
+import errno
+import os
+
+from .. import procfs
+from .creds import X_OK, Creds
+from .namei import Frame, Resolver, join
+
+AT_FDCWD = -100
+
+
+class FsContext:
+    """A process's root and current directory (canonical guest paths)."""
+    __slots__ = ("root", "cwd")
+
+    def __init__(self, root="/", cwd="/"):
+        self.root, self.cwd = root, cwd
+
+    def copy(self):
+        return FsContext(self.root, self.cwd)
+
+
+class Task:
+    """The calling thread, as the VFS needs it for one syscall."""
+    __slots__ = ("tid", "tgid", "ctx", "_creds", "vfs")
+
+    def __init__(self, vfs, tid, tgid, ctx):
+        self.vfs, self.tid, self.tgid, self.ctx = vfs, tid, tgid, ctx
+        self._creds = None
+
+    @property
+    def creds(self):
+        if self._creds is None:
+            self._creds = Creds.of_thread(self.tid, self.vfs.idmap)
+        return self._creds
+
+
+class VFS:
+    def __init__(self, mounts, idmap, cwd="/"):
+        self.mounts = mounts
+        self.idmap = idmap
+        self.initial = FsContext("/", cwd)
+        self.contexts = {}          # tgid -> FsContext
+        self.tgids = {}             # host tid -> host tgid
+        self.exe = {}               # host tgid -> guest path of its program
+        self.current = None         # the Task being served (for /proc/self)
+        self.resolver = Resolver(mounts)
+
+    # processes ------------------------------------------------------------
+    def tgid_of(self, tid):
+        tgid = self.tgids.get(tid)
+        if tgid is None:
+            f = procfs.status_fields(tid)
+            tgid = int(f.get("Tgid", tid))
+            self.tgids[tid] = tgid
+        return tgid
+
+    def context(self, tgid):
+        ctx = self.contexts.get(tgid)
+        if ctx is None:
+            ctx = self.contexts[tgid] = self.initial.copy()
+        return ctx
+
+    def task(self, tid):
+        tgid = self.tgid_of(tid)
+        t = Task(self, tid, tgid, self.context(tgid))
+        self.current = t
+        return t
+
+    def child_created(self, parent_tid, child_tid):
+        ptgid = self.tgid_of(parent_tid)
+        ctgid = self.tgid_of(child_tid)
+        if ctgid != ptgid:
+            self.contexts[ctgid] = self.context(ptgid).copy()
+            if ptgid in self.exe:
+                self.exe[ctgid] = self.exe[ptgid]
+
+    def exited(self, tid):
+        tgid = self.tgids.pop(tid, None)
+        if tgid == tid:
+            self.contexts.pop(tgid, None)
+            self.exe.pop(tgid, None)
+
+    # resolution -------------------------------------------------------------
+    def root_frames(self, task):
+        return self.resolver.root_frames(task.ctx.root)
+
+    def frames_of_path(self, task, root, path):
+        """Frames down to and including the directory at canonical path."""
+        res = self.resolver.walk(root, root, path, follow_last=True, magic=self._magic(task))
+        if res.dentry is None:
+            raise OSError(errno.ENOENT, path)
+        if not res.dentry.attr.is_dir():
+            raise OSError(errno.ENOTDIR, path)
+        if res.path == res.parents[-1].path and res.dentry is res.parents[-1].dentry:
+            return list(res.parents)
+        return list(res.parents) + [Frame(res.path, res.dentry, res.mount)]
+
+    def start_frames(self, task, root, dirfd):
+        if dirfd == AT_FDCWD:
+            return self.frames_of_path(task, self.resolver.root_frames("/"), task.ctx.cwd)
+        path = self.fd_path(task.tid, dirfd)
+        if path is None:
+            raise OSError(errno.EBADF if not self._fd_exists(task.tid, dirfd)
+                          else errno.ENOTDIR, "dirfd")
+        return self.frames_of_path(task, self.resolver.root_frames("/"), path)
+
+    def resolve(self, task, dirfd, path, follow=True):
+        """Lookup for path as task's thread names it relative to dirfd."""
+        root = self.root_frames(task)
+        if path.startswith("/"):
+            start = root
+        else:
+            start = self.start_frames(task, root, dirfd)
+        return self.resolver.walk(root, start, path, follow, magic=self._magic(task))
+
+    def resolve_fd(self, task, fd):
+        """The Lookup of what an fd is (AT_EMPTY_PATH), or None if it is not
+        a guest filesystem object (a pipe, a socket...)."""
+        path = self.fd_path(task.tid, fd)
+        if path is None:
+            return None
+        root = self.resolver.root_frames("/")
+        try:
+            return self.resolver.walk(root, root, path, follow_last=False)
+        except OSError:
+            return None
+
+    def _magic(self, task):
+        procfs_fs = getattr(self, "procfs", None)
+        if procfs_fs is None:
+            return None
+        return lambda dentry: procfs_fs.follow_magic(self, task, dentry) \
+            if dentry.fs is procfs_fs else None
+
+    def search_ok(self, task, dentry):
+        if dentry.fs.host_backed:
+            return 0
+        return task.creds.permission(dentry.attr, X_OK)
+
+    # host objects ↔ guest paths ---------------------------------------------
+    def guest_path_of_host(self, host_path):
+        for m in self.mounts.by_specificity():
+            rel = m.fs.reverse(host_path)
+            if rel is not None:
+                return join(m.path, rel) if rel else m.path
+        return None
+
+    def fd_host_path(self, tid, fd):
+        try:
+            return os.readlink(f"/proc/{tid}/fd/{fd}")
+        except OSError:
+            return None
+
+    def _fd_exists(self, tid, fd):
+        return os.path.lexists(f"/proc/{tid}/fd/{fd}")
+
+    def fd_path(self, tid, fd):
+        """The guest path an fd refers to, or None (not a path of the guest's
+        filesystems: a pipe, a socket, an anonymous inode)."""
+        if fd < 0:
+            return None
+        host = self.fd_host_path(tid, fd)
+        if host is None or not host.startswith("/"):
+            return None
+        if host.endswith(" (deleted)"):
+            return None
+        return self.guest_path_of_host(host)
+
+    def fd_link_text(self, tid, fd):
+        """What readlink(/proc/PID/fd/N) shows the guest."""
+        host = self.fd_host_path(tid, fd)
+        if host is None:
+            raise OSError(errno.ENOENT, "no such fd")
+        if not host.startswith("/"):
+            return host
+        deleted = host.endswith(" (deleted)")
+        if deleted:
+            host = host[:-len(" (deleted)")]
+        guest = self.guest_path_of_host(host)
+        if guest is None:
+            return "/"          # not a guest object: never show a host path
+        return guest + (" (deleted)" if deleted else "")
