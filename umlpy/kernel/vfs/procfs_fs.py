@@ -93,10 +93,11 @@ class ProcFS(FileSystem):
             tgid, tid = self._guest_self()
             return f"{tgid}/task/{tid}"
         parts = rel.split("/")
-        host = self._host_pid(parts[0])
+        if not parts[0].isdigit():
+            return os.readlink(self._tracer_path(rel))
         if len(parts) >= 4 and parts[1] == "task":
             parts = [parts[2]] + parts[3:]
-            host = self._host_pid(parts[0])
+        host = self._host_pid(parts[0])
         if host is None:
             raise OSError(errno.ENOENT, rel)
         if len(parts) == 2 and parts[1] in MAGIC:

@@ -60,7 +60,9 @@ class UnionFS(FileSystem):
         rel = parent.child_rel(name)
         upper = self._upper_stat(rel) if parent.flags & IN_UPPER else None
         lower = None
-        if parent.flags & LOWER_OPEN and (upper is None or _stat.S_ISDIR(upper.st_mode)):
+        if parent.flags & LOWER_OPEN:
+            # even under an upper object: whether a lower one exists decides
+            # whether removing it must leave a whiteout
             whited = parent.flags & IN_UPPER and upper is None and \
                 self._upper_stat(parent.child_rel(WH + name)) is not None
             if not whited:

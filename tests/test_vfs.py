@@ -1,0 +1,116 @@
+"""The guest VFS end to end: an image root, the upper layer, what the host
+keeps, and the classic ways out of a root."""
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, run_umlpy, _env
+
+MAKE_IMAGE = ROOT / "rootfs" / "make-image"
+
+
+@pytest.fixture(scope="module")
+def busybox_image(tmp_path_factory):
+    out = tmp_path_factory.mktemp("img") / "busybox.tar"
+    p = subprocess.run([sys.executable, str(MAKE_IMAGE), "busybox", str(out)],
+                       capture_output=True)
+    if p.returncode != 0:
+        pytest.skip(f"cannot build a busybox image: {p.stderr.decode().strip()}")
+    return out
+
+
+def digest(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def test_image_root_changes_stay_in_the_upper_layer(busybox_image, tmp_path, mode):
+    upper = tmp_path / "upper"
+    before = digest(busybox_image)
+    script = ("echo hi > /root/f; rm /etc/passwd; mkdir -p /a/b; ln -s /a /l; "
+              "cat /root/f; test -e /etc/passwd || echo gone; ls /l; ls /")
+    p = run_umlpy(["/bin/sh", "-c", script], mode,
+                  options=["--rootfs", str(busybox_image), "--upper", str(upper)])
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == b"hi\ngone\nb\na\nbin\ndev\netc\nl\nproc\nroot\nsys\ntmp\nusr\n"
+    assert digest(busybox_image) == before
+    d = subprocess.run([sys.executable, "-m", "umlpy", "diff", "--upper", str(upper),
+                        "--rootfs", str(busybox_image)], capture_output=True, env=_env())
+    assert d.stdout == b"A /a\nA /a/b\nD /etc/passwd\nA /l\nA /root/f\n", d.stderr
+    # a second run over the same upper sees the first run's world
+    p = run_umlpy(["/bin/sh", "-c", "cat /root/f; ls /etc/passwd 2>&1 | head -c 3"], mode,
+                  options=["--rootfs", str(busybox_image), "--upper", str(upper)])
+    assert p.stdout == b"hi\nls:"
+
+
+def test_host_tree_is_read_only_below_the_guest(tmp_path, mode):
+    victim = tmp_path / "victim"
+    victim.write_text("original\n")
+    before = digest(victim)
+    script = (f"echo changed > {victim}; cat {victim}; rm {tmp_path}/victim; "
+              f"test -e {victim} || echo removed; mkdir {tmp_path}/new; touch {tmp_path}/new/x; "
+              f"ls {tmp_path}")
+    p = run_umlpy(["sh", "-c", script], mode)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == b"changed\nremoved\nnew\n"
+    assert digest(victim) == before
+    assert sorted(os.listdir(tmp_path)) == ["victim"]
+
+
+def test_bind_mount_writes_reach_the_host(tmp_path, mode):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    p = run_umlpy(["sh", "-c", "echo out > /mnt/shared/file; cat /mnt/shared/file"], mode,
+                  options=["--bind", f"{shared}:/mnt/shared"])
+    assert p.stdout == b"out\n", p.stderr
+    assert (shared / "file").read_text() == "out\n"
+    p = run_umlpy(["sh", "-c", "echo x > /mnt/ro/file"], mode,
+                  options=["--bind", f"{shared}:/mnt/ro:ro"])
+    assert p.returncode != 0 and b"Read-only file system" in p.stderr
+
+
+@pytest.mark.parametrize("attempt", [
+    "cat /../../../etc/hostname",
+    "cd /; cd ../../..; cat etc/hostname",
+    "cat /proc/self/root/../../etc/hostname",
+    "cat /proc/1/root/../etc/hostname",
+    "cd /proc/self/cwd/../../..; cat etc/hostname",
+    "ln -s /../../.. /tmp/up; cat /tmp/up/etc/hostname",
+    "ln -s ../../../../../../.. /tmp/rel; cat /tmp/rel/etc/hostname",
+])
+def test_no_way_above_the_image_root(busybox_image, mode, attempt):
+    p = run_umlpy(["/bin/sh", "-c", attempt], mode,
+                  options=["--rootfs", str(busybox_image), "--hostname", "inside"])
+    host = Path("/etc/hostname").read_bytes() if Path("/etc/hostname").exists() else None
+    assert p.stdout == b"umlpy-guest\n", (p.stdout, p.stderr)
+    assert p.stdout != host
+
+
+def test_proc_shows_guest_paths(busybox_image, mode):
+    script = ("readlink /proc/self/exe; exec 3</etc/group; readlink /proc/self/fd/3; "
+              "cd /tmp; readlink /proc/self/cwd; grep -c ' / ' /proc/mounts; "
+              "cat /dev/null; echo z > /dev/null; ls /dev/fd/ >/dev/null && echo fd")
+    p = run_umlpy(["/bin/sh", "-c", script], mode, options=["--rootfs", str(busybox_image)])
+    assert p.stdout == b"/bin/busybox\n/etc/group\n/tmp\n1\nfd\n", p.stderr
+
+
+def test_symlink_loops_and_long_names(busybox_image, mode):
+    script = ("ln -s a /tmp/b; ln -s b /tmp/a; cat /tmp/a 2>&1; "
+              "cat /tmp/" + "x" * 256 + " 2>&1; mkdir /tmp/d; touch /tmp/f; "
+              "cat /tmp/f/ 2>&1; true")
+    p = run_umlpy(["/bin/sh", "-c", script], mode, options=["--rootfs", str(busybox_image)])
+    lines = p.stdout.decode().splitlines()
+    assert "Symbolic link loop" in lines[0] or "Too many levels" in lines[0], lines
+    assert "too long" in lines[1], lines
+    assert "Not a directory" in lines[2], lines
+
+
+def test_broken_image_is_one_line_error(tmp_path):
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(b"this is not a tar archive" * 40)
+    p = run_umlpy(["/bin/sh", "-c", "true"], options=["--rootfs", str(bad)])
+    assert p.returncode == 2
+    assert len(p.stderr.strip().splitlines()) == 1 and b"not a valid tar image" in p.stderr
