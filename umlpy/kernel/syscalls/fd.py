@@ -8,11 +8,11 @@ import errno
 import os
 import struct
 
-from ..decisions import ALLOW, AllowThen, Rewrite, Return, fail
+from ..decisions import ALLOW, AllowThen, Return, fail
 from ..vfs.hostops import pidfd_getfd
 from ..vfs.union import IN_UPPER, UnionFS
-from .fs import AT_FDCWD, AT_SYMLINK_NOFOLLOW, owner_check, rewrite, s32, vfs_call, \
-    write_stat, present
+from .fs import chmod, chown, copy_up_for_change, owner_check, rewrite, s32, vfs_call, \
+    write_stat
 from .registry import TABLE
 
 FAMILY = "fd"
@@ -85,7 +85,6 @@ def lower_object(vfs, task, fd):
 @TABLE.emulated(FAMILY, "fchmod", "a lower object is copied up and changed there")
 @vfs_call
 def sys_fchmod(call, vfs, task):
-    from .fs import chmod
     res = lower_object(vfs, task, s32(call.args[0]))
     if res is None:
         return ALLOW
@@ -95,7 +94,6 @@ def sys_fchmod(call, vfs, task):
 @TABLE.emulated(FAMILY, "fchown", "a lower object is copied up and changed there")
 @vfs_call
 def sys_fchown(call, vfs, task):
-    from .fs import chown
     res = lower_object(vfs, task, s32(call.args[0]))
     if res is None:
         return ALLOW
@@ -110,7 +108,6 @@ def sys_fsetxattr(call, vfs, task):
     if res is None:
         return ALLOW
     owner_check(task, res)
-    from .fs import copy_up_for_change
     return rewrite(call, "lsetxattr", copy_up_for_change(task, res), a[1], a[2], a[3], a[4])
 
 
@@ -122,7 +119,6 @@ def sys_fremovexattr(call, vfs, task):
     if res is None:
         return ALLOW
     owner_check(task, res)
-    from .fs import copy_up_for_change
     return rewrite(call, "lremovexattr", copy_up_for_change(task, res), a[1])
 
 

@@ -89,6 +89,7 @@ def sys_clone(call):
 # ---- execve: the program is a guest path ---------------------------------
 
 AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW = 0x1000, 0x100
+EXECVE = 59
 
 
 def read_argv(call, addr, limit=1 << 17):
@@ -105,9 +106,8 @@ def read_argv(call, addr, limit=1 << 17):
     return ptrs
 
 
-def exec_rewrite(call, plan, argv_addr, envp_addr, nr_name="execve"):
+def exec_rewrite(call, plan, argv_addr, envp_addr):
     from .fs import rewrite
-    from ..vfs.scratch import ArgWriter  # noqa: F401
     kernel = call.kernel
     kernel.vfs.pending_exe[call.tid] = plan.guest_exe
     if not plan.argv_prefix:
@@ -122,9 +122,7 @@ def exec_rewrite(call, plan, argv_addr, envp_addr, nr_name="execve"):
     items += old[1:] if plan.replace_argv0 else old
     vec = w.add(b"".join(p.to_bytes(8, "little") for p in items) + bytes(8))
     kernel.scratch_commit(call, w)
-    from ..decisions import Rewrite
-    from .names import SYSCALL_NUMBERS
-    return Rewrite(SYSCALL_NUMBERS["execve"], (host, vec, envp_addr))
+    return Rewrite(EXECVE, (host, vec, envp_addr))
 
 
 @TABLE.emulated(FAMILY, "execve", "the program (and a #! interpreter, and the ELF "

@@ -8,7 +8,6 @@ import stat as _stat
 import tempfile
 
 from ...errors import BadInput
-from .creds import IdMap
 from .fs import HostTreeFS
 from .mounts import MountTable
 from .procfs_fs import ProcFS

@@ -68,7 +68,6 @@ class ProcFS(FileSystem):
 
     def lookup(self, parent, name):
         rel = parent.child_rel(name)
-        task = self.vfs.current
         if rel == "self":
             return Dentry(self, rel, Attr(_stat.S_IFLNK | 0o777, 1, SYNTH_DEV, 1))
         if rel == "thread-self":
@@ -82,7 +81,6 @@ class ProcFS(FileSystem):
         return Dentry(self, rel, attr)
 
     def _guest_self(self):
-        task = self.vfs.current
         return self.guest_tid(task.tgid), self.guest_tid(task.tid)
 
     def readlink(self, dentry):

@@ -12,7 +12,7 @@ import stat as _stat
 
 from . import hostops
 from .attr import Attr
-from .fs import DT_DIR, Dentry, FileSystem
+from .fs import Dentry, FileSystem
 
 WH = ".wh."
 OPAQUE = ".wh..wh..opq"
