@@ -81,6 +81,7 @@ class ProcFS(FileSystem):
         return Dentry(self, rel, attr)
 
     def _guest_self(self):
+        task = self.vfs.current
         return self.guest_tid(task.tgid), self.guest_tid(task.tid)
 
     def readlink(self, dentry):
