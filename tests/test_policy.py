@@ -47,7 +47,9 @@ rules = st.one_of(
     st.just(Rule(Action.PYTHON)),
     st.integers(1, 4095).map(lambda e: Rule(Action.ERRNO, e)),
     st.builds(lambda a, m: Rule(Action.ALLOW, guard=Guard(a, m)),
-              st.integers(0, 5), st.integers(1, 2**32 - 1)),
+              st.integers(0, 5), st.one_of(st.integers(1, 2**32 - 1),
+                                           st.integers(1, 2**64 - 1),
+                                           st.just(2**64 - 1), st.just(0xFFFFFFFF << 32))),
     st.builds(lambda a, m, v: Rule(Action.ALLOW, guard=Guard(a, m, v)),
               st.integers(0, 5), st.sampled_from([0xFFFFFFFF, 0xFF, 0x80000001]),
               st.integers(0, 300)),
@@ -103,6 +105,17 @@ def test_default_mode_stops_nothing_that_needs_no_decision():
     # numbers the table does not know never pass
     for nr in (335, 423, 470, 511, 512, 547, 100000):
         assert evaluate(program, nr) == SECCOMP_RET_ERRNO | errno.ENOSYS
+
+
+def test_pointer_guards_see_both_halves():
+    """A guest can map memory at 4 GiB: a pointer whose low half is 0
+    must still stop (sendto's destination address)."""
+    policy = build_policy(TABLE, Mode.DEFAULT)
+    program = compile_filter(policy, rule_for(None, Mode.DEFAULT, False))
+    sendto = TABLE.entry("sendto").nr
+    assert evaluate(program, sendto, [3, 0, 0, 0, 0, 0]) == SECCOMP_RET_ALLOW
+    for addr in (1 << 32, 0x7F0000000000, 0x1000):
+        assert evaluate(program, sendto, [3, 0, 0, 0, addr, 16]) == SECCOMP_RET_TRACE
 
 
 def test_trace_all_stops_everything():

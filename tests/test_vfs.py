@@ -114,3 +114,62 @@ def test_broken_image_is_one_line_error(tmp_path):
     p = run_umlpy(["/bin/sh", "-c", "true"], options=["--rootfs", str(bad)])
     assert p.returncode == 2
     assert len(p.stderr.strip().splitlines()) == 1 and b"not a valid tar image" in p.stderr
+
+
+@pytest.mark.parametrize("where", ["host-tree", "image"])
+def test_inotify_sees_the_guests_changes(tmp_path, guest, busybox_image, mode, where):
+    """Watches are on guest paths: a lower directory is copied up first, so
+    the guest's own changes (made in the upper layer) are the ones seen."""
+    prog = guest("inotify_watch", static=True)
+    native_dir = tmp_path / "native"
+    native_dir.mkdir()
+    native = subprocess.run([prog, str(native_dir)], capture_output=True)
+    assert native.returncode == 0
+    watched = tmp_path / "watched"
+    watched.mkdir()
+    os.chmod(tmp_path, 0o755)
+    if where == "image":
+        options = ["--rootfs", str(busybox_image), "--bind", f"{prog}:/inotify_watch:ro"]
+        argv = ["/inotify_watch", "/tmp"]
+    else:
+        options, argv = [], [prog, str(watched)]
+    inside = run_umlpy(argv, mode, options=options)
+    assert inside.returncode == 0, inside.stderr
+    assert inside.stdout == native.stdout
+    assert os.listdir(watched) == []
+
+
+@pytest.mark.parametrize("attempt", [
+    "cat /mnt/shared/../../etc/hostname",
+    "cd /mnt/shared; cd ../../..; cat etc/hostname",
+    "cat /mnt/shared/abs/hostname",
+    "cat /mnt/shared/rel/etc/hostname",
+    "cat /mnt/shared/sub/../../../etc/hostname",
+    "cd /mnt/shared/sub; cat ../../../../etc/hostname",
+    "cat /mnt/shared/procroot/etc/hostname",
+    "ln -s ../../../../.. /mnt/shared/up 2>/dev/null; cat /mnt/shared/up/etc/hostname",
+])
+def test_no_way_out_through_a_bind_edge(busybox_image, tmp_path, mode, attempt):
+    """A bound host directory is a mount inside the guest: its `..` is the
+    guest's /mnt, and symlinks in it (made by the host) resolve in the guest."""
+    shared = tmp_path / "shared"
+    (shared / "sub").mkdir(parents=True)
+    (shared / "abs").symlink_to("/etc")
+    (shared / "rel").symlink_to("../../../../../../../..")
+    (shared / "procroot").symlink_to("/proc/self/root")
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "hostname").write_text("host side of the bind\n")
+    p = run_umlpy(["/bin/sh", "-c", attempt], mode,
+                  options=["--rootfs", str(busybox_image), "--bind", f"{shared}:/mnt/shared"])
+    assert p.stdout == b"umlpy-guest\n", (p.stdout, p.stderr)
+
+
+def test_hard_link_across_a_bind_edge_is_exdev(busybox_image, tmp_path, mode):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    p = run_umlpy(["/bin/sh", "-c", "ln /etc/passwd /mnt/shared/pw; echo $?; "
+                   "mv /etc/group /mnt/shared/group && cat /mnt/shared/group | head -c 5"], mode,
+                  options=["--rootfs", str(busybox_image), "--bind", f"{shared}:/mnt/shared"])
+    assert p.stdout.startswith(b"1\nroot:"), (p.stdout, p.stderr)
+    assert b"cross-device" in p.stderr.lower() or b"Invalid cross-device" in p.stderr
+    assert sorted(os.listdir(shared)) == ["group"]       # mv copies across mounts

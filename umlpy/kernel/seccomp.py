@@ -51,8 +51,18 @@ def _leaf(rule):
     if rule.guard is None:
         return [(RET_K, 0, 0, ret_value(rule))]
     guard = rule.guard
+    if guard.value is None and guard.mask >> 32:
+        low, high = guard.mask & 0xFFFFFFFF, guard.mask >> 32
+        load = []
+        test = [(LD_ABS_W, 0, 0, off_arg_low(guard.arg)), (JSET_K, 3, 0, low),
+                (LD_ABS_W, 0, 0, off_arg_low(guard.arg) + 4), (JSET_K, 1, 0, high)]
+        if not low:
+            test = test[2:]
+        elif not high:
+            test = [test[0], (JSET_K, 1, 0, low)]
+        return test + [(RET_K, 0, 0, ret_value(rule)), (RET_K, 0, 0, SECCOMP_RET_TRACE)]
     if guard.mask >> 32:
-        raise ValueError("guards test the low 32 bits of an argument")
+        raise ValueError("a guard comparing a value tests the low 32 bits of an argument")
     load = [(LD_ABS_W, 0, 0, off_arg_low(guard.arg))]
     if guard.value is None:
         test = [(JSET_K, 1, 0, guard.mask)]

@@ -20,17 +20,21 @@ class Support:
 
 
 class Guard:
-    """Stop the call only when the low 32 bits of ``args[arg]``, masked
-    with ``mask``, are non-zero (``value`` None) or equal ``value``."""
+    """Stop the call only when ``args[arg]`` masked with ``mask`` is
+    non-zero (``value`` None), or when its low 32 bits masked equal
+    ``value``.  A pointer argument is guarded whole (the default mask):
+    a guest may place memory where the low half of its address is 0."""
     __slots__ = ("arg", "mask", "value")
 
-    def __init__(self, arg, mask=0xFFFFFFFF, value=None):
+    def __init__(self, arg, mask=0xFFFFFFFFFFFFFFFF, value=None):
+        if value is not None:
+            mask &= 0xFFFFFFFF
         self.arg = arg
         self.mask = mask
         self.value = None if value is None else value & mask
 
     def matches(self, args):
-        v = args[self.arg] & self.mask & 0xFFFFFFFF
+        v = args[self.arg] & self.mask
         return v != 0 if self.value is None else v == self.value
 
     def _key(self):

@@ -86,12 +86,38 @@ class SandboxFS:
         self.spool_fs = spool
         if image_root:
             self._inject_etc(lower, options.hostname)
-        for host, guest, ro in options.binds:
-            self.mounts.add(guest, HostTreeFS(host, idmap, writable=not ro, source=host),
-                            read_only=ro)
-        for guest in options.tmpfs:
-            self.mounts.add(os.path.normpath(guest), self._tmpfs(f"tmpfs{len(self.hidden)}",
-                                                                 guest_ids))
+        planned = [(os.path.normpath(guest), HostTreeFS(host, idmap, writable=not ro,
+                                                        source=host), ro)
+                   for host, guest, ro in options.binds]
+        planned += [(os.path.normpath(guest), None, False) for guest in options.tmpfs]
+        for guest, fs, ro in sorted(planned, key=lambda m: m[0].count("/")):
+            self._make_mountpoint_parents(guest, guest_ids)
+            if fs is None:
+                fs = self._tmpfs(f"tmpfs{len(self.mounts.by_path)}", guest_ids)
+            self.mounts.add(guest, fs, read_only=ro)
+
+    def _make_mountpoint_parents(self, path, guest_ids):
+        """A mount whose parent directory the root lacks (--bind X:/mnt/x
+        on an image without /mnt) hangs from an empty tmpfs made at the
+        first missing directory, as container runtimes create mountpoints;
+        the image and the upper layer stay untouched."""
+        resolver = self.vfs.resolver
+        root = resolver.root_frames("/")
+        parts = path.split("/")
+        for depth in range(2, len(parts)):
+            prefix = "/".join(parts[:depth])
+            try:
+                found = resolver.walk(root, root, prefix).dentry is not None
+            except OSError:
+                found = False
+            if not found:
+                if prefix not in self.mounts.by_path:
+                    fs = self._tmpfs(f"mnt{len(self.mounts.by_path)}", guest_ids, 0o755)
+                    self.mounts.add(prefix, fs)
+                    below = "/".join(parts[depth:-1])
+                    if below:
+                        os.makedirs(os.path.join(fs.root_path, below), 0o755)
+                return
 
     def check_cwd(self):
         cwd = self.vfs.initial.cwd
@@ -111,10 +137,10 @@ class SandboxFS:
         self.vfs.procfs = self.procfs
         self.mounts.add("/proc", self.procfs)
 
-    def _tmpfs(self, name, guest_ids):
+    def _tmpfs(self, name, guest_ids, mode=0o1777):
         path = os.path.join(self.state, name)
         os.mkdir(path)
-        os.chmod(path, 0o1777)
+        os.chmod(path, mode)
         return HostTreeFS(path, self.idmap, writable=True, fstype="tmpfs", source="tmpfs")
 
     def _lower(self, options, content_cache):

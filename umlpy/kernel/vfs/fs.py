@@ -97,7 +97,8 @@ class HostTreeFS(FileSystem):
     def __init__(self, root, idmap, writable=False, hidden=(), fstype=None,
                  source=None):
         self.root_path = os.path.realpath(root)
-        self.root_fd = os.open(self.root_path, hostops.O_PATH | os.O_DIRECTORY)
+        # a bind may be of a single file: then the root is that file
+        self.root_fd = os.open(self.root_path, hostops.O_PATH)
         self.idmap = idmap
         self.read_only = not writable
         self.hidden = frozenset(os.path.realpath(h) for h in hidden)
