@@ -9,6 +9,7 @@ import os
 import struct
 
 from ..decisions import ALLOW, AllowThen, Return, fail
+from ..vfs.fs import HostTreeFS
 from ..vfs.hostops import pidfd_getfd
 from ..vfs.union import IN_UPPER, UnionFS
 from .fs import chmod, chown, copy_up_for_change, owner_check, rewrite, s32, vfs_call, \
@@ -156,6 +157,20 @@ def directory_entries(vfs, res):
     return out
 
 
+def host_lists_it(vfs, res):
+    """Whether the host's own listing of the fd's directory is the guest's:
+    a directory of the host tree below the root, with nothing of the upper
+    layer, no mountpoint and none of umlpy's hidden state in it."""
+    d = res.dentry
+    fs = d.fs
+    if not isinstance(fs, UnionFS) or d.flags & IN_UPPER or res.mount is not vfs.mounts.root:
+        return False
+    lower = fs.lower
+    if not isinstance(lower, HostTreeFS) or lower.hides_in(d.rel):
+        return False
+    return not vfs.mounts.mounted_names(res.path)
+
+
 def getdents(call, vfs, task, new_layout):
     fd = s32(call.args[0])
     buf, count = call.args[1], call.args[2] & 0xFFFFFFFF
@@ -164,6 +179,8 @@ def getdents(call, vfs, task, new_layout):
         return ALLOW            # not ours (or not a directory): the host answers
     if not res.dentry.attr.is_dir():
         return fail(errno.ENOTDIR)
+    if host_lists_it(vfs, res):
+        return ALLOW
     pidfd = os.pidfd_open(call.tid)
     try:
         dup = pidfd_getfd(pidfd, fd)

@@ -32,6 +32,8 @@ O_DIRECTORY, O_NOFOLLOW = 0o200000, 0o400000
 O_PATH = 0o10000000
 O_TMPFILE = 0o20000000 | O_DIRECTORY
 O_LARGEFILE = 0o100000
+O_CLOEXEC = 0o2000000
+O_PATH_FLAGS = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
 OPEN_FLAGS = 0o37777777 & ~0o4000000 | O_LARGEFILE     # what openat2 accepts
 IN_DONT_FOLLOW = 0x02000000
 CAP_SYS_CHROOT = 1 << 18
@@ -179,11 +181,29 @@ def open_file(call, vfs, task, dirfd, path, flags, mode, resolve=0):
             if err:
                 raise OSError(err, path)
         host = d.fs.host_path(d)
+        if vfs.is_spooled(host):
+            return then(open_rewrite(call, host, flags, mode), forget_produced(host))
     return open_rewrite(call, host, flags, mode)
 
 
+def forget_produced(host):
+    """A produced file serves one open: unlinked after it, so a guest that
+    polls /proc/meminfo does not fill the disk."""
+    def on_exit(call, result):
+        try:
+            os.unlink(host)
+        except OSError:
+            pass
+        return None
+    return on_exit
+
+
 def open_how_args(call, host, flags, mode):
-    flags = (flags & OPEN_FLAGS) | O_LARGEFILE
+    if flags & O_PATH:
+        # open/openat ignore the other flags with O_PATH; openat2 refuses them
+        flags &= O_PATH_FLAGS
+    else:
+        flags = (flags & OPEN_FLAGS) | O_LARGEFILE
     if not flags & (O_CREAT | 0o20000000):
         mode = 0
     resolve = 0 if host.startswith("/proc/") else RESOLVE_NO_SYMLINKS
@@ -431,7 +451,7 @@ def sys_readlinkat(call, vfs, task):
     if path == "":
         res = vfs.resolve_fd(task, s32(a[0]))
         if res is None or not res.dentry.attr.is_link():
-            return fail(errno.ENOENT if res is None else errno.EINVAL)
+            return fail(errno.ENOENT)      # Linux: an empty path names no link
         target = os.fsencode(res.dentry.fs.readlink(res.dentry))[:s32(a[3])]
         call.write(a[2], target)
         return Return(len(target))

@@ -73,6 +73,7 @@ class SandboxFS:
         self.mounts = MountTable(self.union)
         self.vfs = VFS(self.mounts, idmap, cwd=options.cwd or (
             os.getcwd() if options.rootfs is None else "/"))
+        self.vfs.spool_dir = self.spool
         spool = SynthFS(SDir(), self.spool, idmap)
         self.procfs = None
         self.dev = SynthFS(dev_tree(), self.spool, idmap, "devtmpfs", "udev")

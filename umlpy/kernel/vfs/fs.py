@@ -133,6 +133,11 @@ class HostTreeFS(FileSystem):
                 return None
         return Dentry(self, rel, self._attr(st))
 
+    def hides_in(self, rel):
+        """Whether the directory rel holds something hidden from the guest."""
+        host = self._host(rel)
+        return any(os.path.dirname(h) == host for h in self.hidden)
+
     def readlink(self, dentry):
         if not dentry.attr.is_link():
             raise OSError(errno.EINVAL, "not a symlink")

@@ -19,6 +19,7 @@ class MountTable:
     def __init__(self, root_fs):
         self._next_id = 20
         self.by_path = {}
+        self._specific = None
         self.root = self.add("/", root_fs)
 
     def add(self, path, fs, read_only=False, options=""):
@@ -29,6 +30,7 @@ class MountTable:
                   options)
         self._next_id += 1
         self.by_path[path] = m
+        self._specific = None
         return m
 
     def remove(self, path):
@@ -38,6 +40,7 @@ class MountTable:
         if any(p.startswith(prefix) for p in self.by_path):
             raise OSError(errno.EBUSY, "mounts below")
         del self.by_path[path]
+        self._specific = None
 
     def covering(self, path):
         """The mount a guest path (canonical) lies in."""
@@ -58,7 +61,9 @@ class MountTable:
 
     def by_specificity(self):
         """Mounts, most deeply nested first (for host path → guest path)."""
-        return sorted(self.by_path.values(), key=lambda m: -len(m.path))
+        if self._specific is None:
+            self._specific = sorted(self.by_path.values(), key=lambda m: -len(m.path))
+        return self._specific
 
     def __iter__(self):
         return iter(sorted(self.by_path.values(), key=lambda m: m.id))

@@ -86,10 +86,8 @@ class Resolver:
             raise OSError(errno.ENOENT, "empty path")
         if len(path) >= PATH_MAX:
             raise OSError(errno.ENAMETOOLONG, "path too long")
-        root_depth = len(root)
         stack = list(root if path.startswith("/") else start)
         pending = deque(path.split("/"))
-        dir_required = path.endswith("/")
         links = 0
         while pending:
             name = pending.popleft()
@@ -107,12 +105,17 @@ class Resolver:
                 if err:
                     raise OSError(err, "search permission")
             if name == "..":
-                if len(stack) > root_depth:
+                # stops at the process's root itself, not at its depth: a
+                # cwd or dirfd outside a chroot walks up to the real "/"
+                if len(stack) > 1 and stack[-1].path != root[-1].path:
                     stack.pop()
                 continue
             if len(name) > NAME_MAX:
                 raise OSError(errno.ENAMETOOLONG, "name too long")
             last = not any(p not in ("", ) for p in pending)
+            # a slash after the last name (the path's own, or the end of a
+            # symlink's body being walked) makes it followed and a directory
+            dir_required = last and bool(pending)
             child = cd.fs.lookup(cd, name)
             child_path = join(cur.path, name)
             mount = cur.mount

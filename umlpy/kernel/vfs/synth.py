@@ -56,6 +56,7 @@ class SynthFS(FileSystem):
         self._spooled = {}          # host path -> rel
         self._dir_hosts = {}
         self._seq = itertools.count()
+        self._hosts = None
 
     def _node(self, rel):
         node = self.tree
@@ -138,10 +139,10 @@ class SynthFS(FileSystem):
         rel = self._spooled.get(host_path)
         if rel is not None:
             return rel
-        for rel, node in self._walk(self.tree, ""):
-            if isinstance(node, SHost) and node.host_path == host_path:
-                return rel
-        return None
+        if self._hosts is None:         # the tree never changes: index it once
+            self._hosts = {node.host_path: rel for rel, node in self._walk(self.tree, "")
+                           if isinstance(node, SHost)}
+        return self._hosts.get(host_path)
 
     def _walk(self, node, rel):
         if not isinstance(node, SDir):

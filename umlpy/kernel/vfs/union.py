@@ -16,6 +16,7 @@ from .fs import Dentry, FileSystem
 
 WH = ".wh."
 OPAQUE = ".wh..wh..opq"
+NAME_MAX = 255
 
 IN_UPPER = 1        # the object exists in the upper directory
 IN_LOWER = 2        # a lower object of that name shows (or would, under upper)
@@ -36,6 +37,10 @@ class UnionFS(FileSystem):
         self.upper_fd = os.open(self.upper_path, hostops.O_PATH | os.O_DIRECTORY)
         self.idmap = idmap
         self.owner = owner
+        # bumped by every change the tracer makes to the upper layer: what
+        # was looked up before may have moved (the VFS's lookup cache)
+        self.generation = 0
+        self._root_generation = None
 
     # looking ------------------------------------------------------------
     def _attr(self, st):
@@ -44,15 +49,23 @@ class UnionFS(FileSystem):
     def _upper_stat(self, rel):
         return hostops.lstat_beneath(self.upper_fd, rel)
 
+    def _whiteout_stat(self, parent, name):
+        """lstat of the upper whiteout for name in parent, or None.  A name
+        within 4 bytes of NAME_MAX has no room for one (and none exists)."""
+        if len(os.fsencode(name)) + len(WH) > NAME_MAX:
+            return None
+        return self._upper_stat(parent.child_rel(WH + name))
+
     def _opaque(self, rel):
         return self._upper_stat(f"{rel}/{OPAQUE}" if rel else OPAQUE) is not None
 
     def root(self):
         st = os.stat(self.upper_fd)
-        flags = IN_UPPER
-        if not self._opaque(""):
-            flags |= IN_LOWER | LOWER_OPEN
-        return Dentry(self, "", self._attr(st), flags)
+        if self._root_generation != self.generation:
+            self._root_flags = IN_UPPER if self._opaque("") else \
+                IN_UPPER | IN_LOWER | LOWER_OPEN
+            self._root_generation = self.generation
+        return Dentry(self, "", self._attr(st), self._root_flags)
 
     def lookup(self, parent, name):
         if name.startswith(WH):
@@ -64,7 +77,7 @@ class UnionFS(FileSystem):
             # even under an upper object: whether a lower one exists decides
             # whether removing it must leave a whiteout
             whited = parent.flags & IN_UPPER and upper is None and \
-                self._upper_stat(parent.child_rel(WH + name)) is not None
+                self._whiteout_stat(parent, name) is not None
             if not whited:
                 lower = self.lower.lookup(self._lower_dentry(parent), name)
         if upper is not None:
@@ -169,6 +182,7 @@ class UnionFS(FileSystem):
         return self._upper_host(dentry.rel)
 
     def _copy_up_one(self, d):
+        self.generation += 1
         a = d.attr
         with hostops.DirFd(self.upper_fd, d.rel) as parent:
             name, pfd = d.name, parent.fd
@@ -179,7 +193,8 @@ class UnionFS(FileSystem):
             elif a.is_reg():
                 self._copy_file_up(d, name, pfd)
             elif _stat.S_ISFIFO(a.mode) or _stat.S_ISSOCK(a.mode):
-                os.mknod(name, _stat.S_IFIFO | 0o600, dir_fd=pfd)
+                # a socket inode copies up as a socket no one listens on
+                os.mknod(name, _stat.S_IFMT(a.mode) | 0o600, dir_fd=pfd)
             else:
                 os.mknod(name, a.mode, a.rdev, dir_fd=pfd)     # EPERM unless root
             self._chown(name, pfd, a)
@@ -210,12 +225,13 @@ class UnionFS(FileSystem):
     def create_target(self, parent, name, parents):
         """Prepare a new name in parent for the guest to create; returns
         (host path, whiteout_removed)."""
+        self.generation += 1
         self._check_name(name)
         self.copy_up(parent, parents)
         rel = parent.child_rel(name)
         wh = parent.child_rel(WH + name)
         removed = False
-        if self._upper_stat(wh) is not None:
+        if self._whiteout_stat(parent, name) is not None:
             with hostops.DirFd(self.upper_fd, wh) as d:
                 os.unlink(d.name, dir_fd=d.fd)
             removed = True
@@ -225,11 +241,13 @@ class UnionFS(FileSystem):
         self._whiteout(parent.child_rel(name))
 
     def make_opaque(self, rel):
+        self.generation += 1
         with hostops.DirFd(self.upper_fd, f"{rel}/{OPAQUE}") as d:
             fd = os.open(d.name, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600, dir_fd=d.fd)
             os.close(fd)
 
     def _whiteout(self, rel):
+        self.generation += 1
         parent, _, name = rel.rpartition("/")
         wh = f"{parent}/{WH}{name}" if parent else WH + name
         with hostops.DirFd(self.upper_fd, wh) as d:
@@ -239,6 +257,7 @@ class UnionFS(FileSystem):
     def remove(self, parent, dentry, parents, is_dir):
         """unlink/rmdir dentry (checked by the caller): drop the upper
         object, and leave a whiteout if a lower one would show."""
+        self.generation += 1
         self.copy_up(parent, parents)
         if dentry.flags & IN_UPPER:
             with hostops.DirFd(self.upper_fd, dentry.rel) as d:
@@ -276,6 +295,7 @@ class UnionFS(FileSystem):
         """Move old (a dentry under old_parent) to new_parent/new_name,
         replacing new (a dentry or None).  The caller checked permissions
         and Linux's rules."""
+        self.generation += 1
         self._check_name(new_name)
         self.copy_up_tree(old, parents_old + [old_parent])
         self.copy_up(new_parent, parents_new)
@@ -287,8 +307,7 @@ class UnionFS(FileSystem):
                     self._clear_dir(d.fd, d.name)
         elif new is not None and exchange:
             self.copy_up_tree(new, parents_new + [new_parent])
-        wh_new = new_parent.child_rel(WH + new_name)
-        had_wh = self._upper_stat(wh_new) is not None
+        had_wh = self._whiteout_stat(new_parent, new_name) is not None
         with hostops.DirFd(self.upper_fd, old.rel) as o, \
                 hostops.DirFd(self.upper_fd, new_rel) as n:
             hostops.renameat2(o.fd, o.name, n.fd, n.name, flags & RENAME_EXCHANGE)

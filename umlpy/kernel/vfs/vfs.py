@@ -7,8 +7,10 @@ import os
 from .. import procfs
 from .creds import X_OK, Creds
 from .namei import Frame, Resolver, join
+from .union import IN_UPPER
 
 AT_FDCWD = -100
+FRAMES_CACHED = 4096
 
 
 class FsContext:
@@ -47,6 +49,9 @@ class VFS:
         self.exe = {}               # host tgid -> guest path of its program
         self.current = None         # the Task being served (for /proc/self)
         self.resolver = Resolver(mounts)
+        self.spool_dir = None       # where produced files are written
+        self._frames = {}           # dir path -> frames below the root (see frames_of_path)
+        self._frames_generation = None
 
     # processes ------------------------------------------------------------
     def tgid_of(self, tid):
@@ -88,7 +93,34 @@ class VFS:
         return self.resolver.root_frames(task.ctx.root)
 
     def frames_of_path(self, task, root, path):
-        """Frames down to and including the directory at canonical path."""
+        """Frames down to and including the directory at canonical path
+        (root: the frames of the guest's real root)."""
+        union = self.mounts.root.fs
+        generation = getattr(union, "generation", None)
+        if generation != self._frames_generation:
+            self._frames.clear()
+            self._frames_generation = generation
+        cached = self._frames.get(path)
+        if cached is not None:
+            return [root[0]] + cached
+        frames = self._frames_of_path(task, root, path)
+        if generation is not None and self._cacheable(frames):
+            if len(self._frames) >= FRAMES_CACHED:
+                self._frames.clear()
+            self._frames[path] = frames[1:]
+        return frames
+
+    def _cacheable(self, frames):
+        """Directories only in the lower layer of the root union: nothing
+        but the tracer's own changes (which bump the generation) can
+        change how they resolve."""
+        root_mount = self.mounts.root
+        for f in frames[1:]:
+            if f.mount is not root_mount or f.dentry.flags & IN_UPPER:
+                return False
+        return True
+
+    def _frames_of_path(self, task, root, path):
         res = self.resolver.walk(root, root, path, follow_last=True, magic=self._magic(task))
         if res.dentry is None:
             raise OSError(errno.ENOENT, path)
@@ -99,13 +131,16 @@ class VFS:
         return list(res.parents) + [Frame(res.path, res.dentry, res.mount)]
 
     def start_frames(self, task, root, dirfd):
+        # cwd and fd paths are canonical paths from the real root
+        if task.ctx.root != "/":
+            root = self.resolver.root_frames("/")
         if dirfd == AT_FDCWD:
-            return self.frames_of_path(task, self.resolver.root_frames("/"), task.ctx.cwd)
+            return self.frames_of_path(task, root, task.ctx.cwd)
         path = self.fd_path(task.tid, dirfd)
         if path is None:
             raise OSError(errno.EBADF if not self._fd_exists(task.tid, dirfd)
                           else errno.ENOTDIR, "dirfd")
-        return self.frames_of_path(task, self.resolver.root_frames("/"), path)
+        return self.frames_of_path(task, root, path)
 
     def resolve(self, task, dirfd, path, follow=True):
         """Lookup for path as task's thread names it relative to dirfd."""
@@ -124,7 +159,11 @@ class VFS:
             return None
         root = self.resolver.root_frames("/")
         try:
-            return self.resolver.walk(root, root, path, follow_last=False)
+            if path == "/":
+                return self.resolver.walk(root, root, path, follow_last=False)
+            parent, _, name = path.rpartition("/")
+            start = self.frames_of_path(task, root, parent or "/")
+            return self.resolver.walk(root, start, name, follow_last=False)
         except OSError:
             return None
 
@@ -148,6 +187,13 @@ class VFS:
                 return join(m.path, rel) if rel else m.path
         return None
 
+    def is_spooled(self, host_path):
+        """Whether host_path is a produced file (a /proc or /etc file whose
+        contents the guest kernel wrote for one open): it is unlinked once
+        opened, and still shows its guest path."""
+        spool = self.spool_dir
+        return spool is not None and host_path.startswith(spool + "/f")
+
     def fd_host_path(self, tid, fd):
         try:
             return os.readlink(f"/proc/{tid}/fd/{fd}")
@@ -166,7 +212,9 @@ class VFS:
         if host is None or not host.startswith("/"):
             return None
         if host.endswith(" (deleted)"):
-            return None
+            host = host[:-len(" (deleted)")]
+            if not self.is_spooled(host):
+                return None
         return self.guest_path_of_host(host)
 
     def fd_link_text(self, tid, fd):
@@ -179,6 +227,7 @@ class VFS:
         deleted = host.endswith(" (deleted)")
         if deleted:
             host = host[:-len(" (deleted)")]
+            deleted = not self.is_spooled(host)
         guest = self.guest_path_of_host(host)
         if guest is None:
             return "/"          # not a guest object: never show a host path
