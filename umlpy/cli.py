@@ -36,6 +36,9 @@ RUN_OPTIONS = [
     Option(["--trace-all"], "trace_all", "stop every syscall and hand it to the guest kernel"),
     Option(["--pid-host"], "pid_host", "no pid namespace: the guest sees host pids "
            "(tracing experiments)"),
+    Option(["--net"], "net", "network: none (default: a loopback of the sandbox's own), "
+           "loopback (the host's), host, or allow=CIDR[:PORT],... (host destinations "
+           "allowed)", "MODE"),
     Option(["--hostname"], "hostname", "the guest's hostname (uname nodename)", "NAME"),
     Option(["--kernel-release"], "kernel_release", "the kernel release uname reports "
            "to the guest", "RELEASE"),
@@ -168,10 +171,12 @@ def cmd_run(args):
     if args.hostname is not None and not 0 < len(args.hostname.encode()) <= 64:
         raise BadInput(f"--hostname {args.hostname!r}: 1 to 64 bytes")
 
+    from .kernel.netpolicy import NetPolicy
+    net = NetPolicy.parse(args.net)
     kernel = GuestKernel(Mode.TRACE_ALL if args.trace_all else Mode.DEFAULT,
                          pid_namespace=not args.pid_host, hostname=args.hostname,
                          kernel_release=args.kernel_release, fake_root=args.root,
-                         host_root=args.host_root, fs_options=fs_options)
+                         host_root=args.host_root, fs_options=fs_options, net=net)
     kernel.spawn(argv, env=env)
     return kernel.run()
 

@@ -25,12 +25,14 @@ SETUP_STAGES = {
     lib.UMLPY_SETUP_HOSTNAME: "setting the hostname",
     lib.UMLPY_SETUP_ID_MAP: "writing the user namespace's id maps",
     lib.UMLPY_SETUP_SETUID: "dropping host privileges",
+    lib.UMLPY_SETUP_NET: "bringing up the sandbox's loopback",
 }
 
 NEWNS = lib.UMLPY_NEWNS
 NEWUTS = lib.UMLPY_NEWUTS
 NEWUSER = lib.UMLPY_NEWUSER
 NEWPID = lib.UMLPY_NEWPID
+NEWNET = lib.UMLPY_NEWNET
 
 
 class TracerError(OSError):

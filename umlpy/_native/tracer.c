@@ -17,7 +17,10 @@
 #include <unistd.h>
 #include <grp.h>
 #include <sched.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
@@ -203,6 +206,26 @@ static void child_fail(int fd, int stage, int err)
     _exit(127);
 }
 
+/* A new network namespace has only "lo", and it is down. */
+static int loopback_up(void)
+{
+    struct ifreq ifr;
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    memset(&ifr, 0, sizeof ifr);
+    strcpy(ifr.ifr_name, "lo");
+    int rc = ioctl(fd, SIOCGIFFLAGS, &ifr);
+    if (rc == 0) {
+        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+        rc = ioctl(fd, SIOCSIFFLAGS, &ifr);
+    }
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
 static int write_file(const char *path, const char *text)
 {
     int fd = open(path, O_WRONLY | O_CLOEXEC);
@@ -341,6 +364,8 @@ static void child_main(int sync_fd, int report_fd, const char *path,
     }
     if (o->hostname && sethostname(o->hostname, strlen(o->hostname)) < 0)
         child_fail(report_fd, UMLPY_SETUP_HOSTNAME, errno);
+    if ((o->clone_flags & UMLPY_NEWNET) && loopback_up() < 0)
+        child_fail(report_fd, UMLPY_SETUP_NET, errno);
     if (o->new_pgrp) {
         setpgid(0, 0);
         if (o->tty_fd >= 0) {

@@ -44,6 +44,8 @@
 #define UMLPY_NEWUTS 0x04000000
 #define UMLPY_NEWUSER 0x10000000
 #define UMLPY_NEWPID 0x20000000
+#define UMLPY_NEWNET 0x40000000
+#define UMLPY_SETUP_NET 11
 
 struct umlpy_event {
     int kind;

@@ -39,13 +39,14 @@ class GuestKernel:
 
     def __init__(self, mode=Mode.DEFAULT, table=TABLE, pid_namespace=True,
                  hostname=None, kernel_release=None, fake_root=False,
-                 host_root=False, fs_options=None):
+                 host_root=False, fs_options=None, net=None):
         """pid_namespace: guest pids start at 1 in a pid namespace of the
         sandbox's own (False: the guest sees host pids).  hostname: the
         guest's nodename (a UTS namespace).  kernel_release: what uname
         reports as the release.  fake_root: the guest sees uid/gid 0.
         host_root: when umlpy runs as root, let the guest keep host root
-        power (without it the guest is root only inside, nobody outside)."""
+        power (without it the guest is root only inside, nobody outside).
+        net: a NetPolicy (default: none, a network of the sandbox's own)."""
         if mode not in Mode.ALL:
             raise ValueError(f"unknown mode {mode!r}: expected one of {Mode.ALL}")
         self.mode = mode
@@ -57,6 +58,10 @@ class GuestKernel:
         self.fake_root = fake_root
         self.host_root = host_root
         self.processes = ProcessTable(pid_namespace)
+        if net is None:
+            from .netpolicy import NetPolicy
+            net = NetPolicy()
+        self.net = net
         self.init_host_pid = None       # the guest's pid 1, in host terms
         self.init_killed_by = None      # signal the guest kernel killed it for
         if kernel_release is not None:
@@ -113,6 +118,8 @@ class GuestKernel:
             flags |= T.NEWPID | T.NEWNS
         if self.hostname is not None:
             flags |= T.NEWUTS
+        if self.net.own_namespace:
+            flags |= T.NEWNET
         euid, egid = os.geteuid(), os.getegid()
         ids = dict(uid_inside=euid, gid_inside=egid, uid_outside=euid,
                    gid_outside=egid, switch_ids=False)

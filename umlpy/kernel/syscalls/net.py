@@ -7,18 +7,26 @@ call gets the host path, written into the thread's scratch slot.  A socket
 the guest did not make (one in the host's read-only lower tree) refuses
 connections, so the guest never reaches a host service by its path.
 Addresses the host gives back (getsockname, getpeername, accept, recvfrom)
-show guest paths.  Abstract names and other families are network policy,
-which comes with its own issue."""
+show guest paths.
+
+Internet addresses follow the sandbox's network policy (``netpolicy.py``):
+with a network namespace of its own nothing needs checking; sharing the
+host's, each destination and local address is checked, and abstract
+AF_UNIX names get a prefix of the sandbox's own, so the guest neither
+reaches nor is reached by the host's abstract sockets."""
 import errno
+import ipaddress
 import os
+import socket
 import stat as _stat
 import struct
 
 from ..decisions import ALLOW, AllowThen, Rewrite, fail
+from ..netpolicy import inet_address, loopback_for
+from ..vfs.hostops import pidfd_getfd
 from ..vfs.creds import W_OK
 from ..vfs.union import IN_UPPER, UnionFS
 from .fs import AT_FDCWD, checks_on_host, create_then, s32, vfs_call
-from .names import SYSCALL_NUMBERS as NR
 from .registry import TABLE, Guard
 
 FAMILY = "net"
@@ -80,9 +88,16 @@ def socket_target(vfs, task, path):
     return d.fs.host_path(d)
 
 
-def guest_sockaddr(vfs, raw):
+def guest_sockaddr(kernel, raw):
     """A sockaddr the host returned, with a host socket path shown as the
-    guest's path (None: nothing to change)."""
+    guest's path, an abstract name without the sandbox's prefix (None:
+    nothing to change)."""
+    vfs = kernel.vfs
+    if is_abstract(raw):
+        prefix = abstract_prefix(kernel)
+        if prefix is not None and raw[3:3 + len(prefix)] == prefix:
+            return raw[:3] + raw[3 + len(prefix):]
+        return None
     path = unix_path(raw)
     if path is None:
         return None
@@ -92,16 +107,45 @@ def guest_sockaddr(vfs, raw):
     return AF_UNIX.to_bytes(2, "little") + os.fsencode(guest) + b"\0"
 
 
+def abstract_prefix(kernel):
+    """What the sandbox's abstract AF_UNIX names start with on the host,
+    when it shares the host's network namespace (else None)."""
+    if not kernel.net.filters:
+        return None
+    return f"umlpy{os.getpid()}/".encode()
+
+
+def is_abstract(raw):
+    return len(raw) > 2 and int.from_bytes(raw[:2], "little") == AF_UNIX and raw[2] == 0
+
+
+def host_abstract(kernel, raw):
+    prefix = abstract_prefix(kernel)
+    if prefix is None:
+        return None
+    out = raw[:3] + prefix + raw[3:]
+    if len(out) > 2 + SUN_PATH_MAX:
+        raise OSError(errno.EINVAL, "abstract name too long")
+    return out
+
+
 def rewritten_address(call, vfs, task, addr, length):
-    """(new address pointer, new length) for an outgoing address, or None
-    when it needs no change."""
+    """The host's sockaddr (bytes) for an outgoing address, or None when
+    it needs no change; raises OSError when the guest may not send there."""
     if not addr:
         return None
     raw = read_sockaddr(call, addr, length)
     path = unix_path(raw)
-    if path is None:
-        return None
-    return host_sockaddr(socket_target(vfs, task, path))
+    if path is not None:
+        return host_sockaddr(socket_target(vfs, task, path))
+    if is_abstract(raw):
+        return host_abstract(call.kernel, raw)
+    net = call.kernel.net
+    if net.filters:
+        inet = inet_address(raw)
+        if inet is not None and not net.destination_allowed(inet[1], inet[2]):
+            raise OSError(errno.ENETUNREACH, "destination not allowed")
+    return None
 
 
 def rewrite_with(call, args):
@@ -118,7 +162,11 @@ def sys_bind(call, vfs, task):
     raw = read_sockaddr(call, addr, length)
     path = unix_path(raw)
     if path is None:
-        return ALLOW
+        local = local_address(call.kernel, raw)
+        decision = ALLOW if local is None else rewrite_address_arg(call, 1, 2, local)
+        if call.kernel.net.filters and inet_address(raw) is not None:
+            return AllowThen(remember_endpoint(fd), rewrite=None if local is None else decision)
+        return decision
     res = vfs.resolve(task, AT_FDCWD, path, follow=False)
     if res.dentry is not None:
         return fail(errno.EADDRINUSE)
@@ -131,20 +179,103 @@ def sys_bind(call, vfs, task):
     return create_then(call, vfs, task, res, "bind", bind_args)
 
 
+def local_address(kernel, raw):
+    """The host's sockaddr for a bind, or None for no change."""
+    if is_abstract(raw):
+        return host_abstract(kernel, raw)
+    net = kernel.net
+    inet = inet_address(raw) if net.filters else None
+    if inet is None:
+        return None
+    family, ip, port = inet
+    if ip.is_unspecified:
+        # a server listening "everywhere" listens on the loopback: the
+        # sandbox does not own the host's other interfaces
+        return loopback_for(raw)
+    if not net.destination_allowed(ip, port) and not ip.is_loopback:
+        raise OSError(errno.EACCES, "local address not allowed")
+    return None
+
+
+def guest_socket(call, fd):
+    """The guest's socket fd, duplicated into the tracer (close it)."""
+    pidfd = os.pidfd_open(call.tid)
+    try:
+        return pidfd_getfd(pidfd, fd)
+    finally:
+        os.close(pidfd)
+
+
+@TABLE.emulated(FAMILY, "listen", "sharing the host's network, an unbound socket is bound "
+                "to the loopback first (Linux would bind it to every interface)")
+def sys_listen(call):
+    net = call.kernel.net
+    if not net.filters:
+        return ALLOW
+    try:
+        dup = guest_socket(call, s32(call.args[0]))
+    except OSError:
+        return ALLOW            # the host gives the guest its error
+    try:
+        sock = socket.socket(fileno=dup)
+        try:
+            if sock.family in (socket.AF_INET, socket.AF_INET6) and \
+                    sock.getsockname()[1] == 0:
+                sock.bind(("127.0.0.1" if sock.family == socket.AF_INET else "::1", 0))
+                name = sock.getsockname()
+                net.own_endpoint(ipaddress.ip_address(name[0]), name[1])
+        except OSError:
+            pass
+        finally:
+            sock.detach()
+    finally:
+        os.close(dup)
+    return ALLOW
+
+
+def remember_endpoint(fd):
+    """on_exit of an internet bind: the address the socket got is the
+    sandbox's own, so its other processes may connect to it."""
+    def on_exit(call, result):
+        if result < 0:
+            return None
+        try:
+            dup = guest_socket(call, fd)
+            try:
+                sock = socket.socket(fileno=dup)
+                try:
+                    name = sock.getsockname()
+                finally:
+                    sock.detach()
+            finally:
+                os.close(dup)
+        except OSError:
+            return None
+        call.kernel.net.own_endpoint(ipaddress.ip_address(name[0]), name[1])
+        return None
+    return on_exit
+
+
+def rewrite_address_arg(call, addr_index, len_index, sa):
+    w = call.kernel.scratch_writer(call)
+    ptr = w.add(sa)
+    call.kernel.scratch_commit(call, w)
+    args = list(call.args)
+    args[addr_index], args[len_index] = ptr, len(sa)
+    return rewrite_with(call, args)
+
+
 @TABLE.emulated(FAMILY, "connect", "an AF_UNIX path is resolved by the guest VFS; only "
                 "sockets inside the sandbox answer")
 @vfs_call
 def sys_connect(call, vfs, task):
-    fd, addr, length = s32(call.args[0]), call.args[1], call.args[2] & 0xFFFFFFFF
+    addr, length = call.args[1], call.args[2] & 0xFFFFFFFF
     if not addr:
         return fail(errno.EFAULT)
     sa = rewritten_address(call, vfs, task, addr, length)
     if sa is None:
         return ALLOW
-    w = call.kernel.scratch_writer(call)
-    ptr = w.add(sa)
-    call.kernel.scratch_commit(call, w)
-    return rewrite_with(call, (fd, ptr, len(sa)))
+    return rewrite_address_arg(call, 1, 2, sa)
 
 
 @TABLE.guarded(FAMILY, "sendto", Guard(4),
@@ -157,10 +288,7 @@ def sys_sendto(call, vfs, task):
     sa = rewritten_address(call, vfs, task, a[4], a[5] & 0xFFFFFFFF)
     if sa is None:
         return ALLOW
-    w = call.kernel.scratch_writer(call)
-    ptr = w.add(sa)
-    call.kernel.scratch_commit(call, w)
-    return rewrite_with(call, (a[0], a[1], a[2], a[3], ptr, len(sa)))
+    return rewrite_address_arg(call, 4, 5, sa)
 
 
 def read_msghdr(call, addr):
@@ -230,27 +358,25 @@ def sys_sendmmsg(call, vfs, task):
     return AllowThen(report_lengths, rewrite=rewrite_with(call, (a[0], ptr, vlen, a[3])))
 
 
-def show_guest_address(addr_index, len_index):
+def show_guest_address(addr_index, len_index, given):
     """on_exit: rewrite the sockaddr the host stored at args[addr_index]
-    (its length at *args[len_index]) to name the guest's path."""
+    (its length at *args[len_index]; given: the caller's buffer size) to
+    name the guest's path."""
     def on_exit(call, result):
         if result < 0:
             return None
         addr, len_ptr = call.args[addr_index], call.args[len_index]
-        if not addr or not len_ptr:
-            return None
-        vfs = call.kernel.vfs
         try:
-            given = int.from_bytes(call.read(len_ptr, 4), "little")
-            raw = call.read(addr, min(given, 110))
+            returned = int.from_bytes(call.read(len_ptr, 4), "little")
+            raw = call.read(addr, min(given, returned, 110))
         except OSError:
             return None
-        shown = guest_sockaddr(vfs, raw)
+        shown = guest_sockaddr(call.kernel, raw)
         if shown is None:
             return None
         # Like the kernel: write at most the caller's buffer, report the
         # full length.
-        call.write(addr, shown[:given] if given < len(shown) else shown)
+        call.write(addr, shown[:given])
         call.write(len_ptr, len(shown).to_bytes(4, "little"))
         return None
     return on_exit
@@ -258,12 +384,15 @@ def show_guest_address(addr_index, len_index):
 
 def _returns_address(name, addr_index, len_index, guard=None):
     why = "an AF_UNIX address the host gives back shows the guest's path"
-    on_exit = show_guest_address(addr_index, len_index)
 
     def handler(call):
-        if not call.args[addr_index]:
+        if not call.args[addr_index] or not call.args[len_index]:
             return ALLOW
-        return AllowThen(on_exit)
+        try:
+            given = int.from_bytes(call.read(call.args[len_index], 4), "little")
+        except OSError:
+            return ALLOW        # the host fails it with EFAULT
+        return AllowThen(show_guest_address(addr_index, len_index, given))
     handler.__name__ = f"sys_{name}"
     if guard is None:
         TABLE.emulated(FAMILY, name, why)(handler)
@@ -277,9 +406,17 @@ _returns_address("accept", 1, 2, Guard(1))
 _returns_address("accept4", 1, 2, Guard(1))
 _returns_address("recvfrom", 4, 5, Guard(4))
 
+@TABLE.emulated(FAMILY, "socket", "sharing the host's network, only the families the "
+                "policy checks (unix, inet, inet6, netlink) may be created")
+def sys_socket(call):
+    family = call.args[0] & 0xFFFFFFFF
+    if not call.kernel.net.family_allowed(family):
+        return fail(errno.EACCES)
+    return ALLOW
+
+
 TABLE.passthrough(
     FAMILY,
-    "socket", "socketpair", "listen", "recvmsg", "recvmmsg", "shutdown",
+    "socketpair", "recvmsg", "recvmmsg", "shutdown",
     "setsockopt", "getsockopt",
 )
-assert NR["bind"]
