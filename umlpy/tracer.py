@@ -74,6 +74,12 @@ class Tracer:
     def report_signals(self, on):
         lib.umlpy_set_report_signals(self._t, 1 if on else 0)
 
+    @staticmethod
+    def harden_self():
+        """The tracer's process becomes non-dumpable: out of reach of
+        ptrace, process_vm_writev and pidfd_getfd from its own user."""
+        _check(lib.umlpy_harden_self(), "prctl(PR_SET_DUMPABLE)")
+
     # spawning -----------------------------------------------------------
     def spawn(self, path, argv, env, bpf, cwd=None, root=None, clone_flags=0,
               uid_inside=-1, gid_inside=-1, uid_outside=-1, gid_outside=-1,

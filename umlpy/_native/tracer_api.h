@@ -95,6 +95,12 @@ void umlpy_tracer_free(struct umlpy_tracer *t);
 void umlpy_set_action(struct umlpy_tracer *t, int nr, int action, int err);
 void umlpy_set_report_signals(struct umlpy_tracer *t, int on);
 
+/* Make the calling (tracer) process non-dumpable: a guest running as the
+ * same host user can then neither ptrace it nor use process_vm_writev,
+ * pidfd_getfd or /proc/PID/mem on it.  Called once the first guest is
+ * seized (a non-dumpable parent's child could not be).  0 or -errno. */
+int umlpy_harden_self(void);
+
 /* Start a guest (in the namespaces opts asks for): it waits until seized
  * (and, in a user namespace, until its id maps are written), sets up its
  * mounts, hostname, root and cwd, installs the seccomp filter (an array of

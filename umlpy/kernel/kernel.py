@@ -208,6 +208,7 @@ class GuestKernel:
             new_pgrp=self.pid_namespace, tty_fd=tty_fd)
         self._argv0 = argv[0]
         self._tty_handed = tty_fd >= 0
+        T.Tracer.harden_self()
         self.processes.spawned(pid)
         self._attach_proc(pid)
         if self.pid_namespace:

@@ -5,10 +5,14 @@ One mapping per address space, made by a syscall injected into the
 stopped thread; each thread gets its own slot, so a rewritten call of one
 thread never reads another's arguments.  The mapping is PROT_READ for the
 guest (the tracer writes through /proc/PID/mem), so a guest thread cannot
-scribble over a slot between the rewrite and the host reading it."""
+scribble over a slot between the rewrite and the host reading it; and it
+is sealed (mseal, Linux 6.10+), so the guest can neither make it writable
+nor unmap it and put memory of its own in its place.  (Writing it through
+/proc/PID/mem, which ignores protections, is refused by the guest VFS.)"""
 import errno
 
 SYS_MMAP = 9
+SYS_MSEAL = 462
 PROT_READ = 1
 MAP_PRIVATE, MAP_ANONYMOUS, MAP_NORESERVE = 0x02, 0x20, 0x4000
 SLOT_SIZE = 64 * 1024
@@ -27,6 +31,7 @@ class ScratchSpace:
         self.slots = {}         # base -> {tid: slot number}
         self.slot_of = {}       # tid -> base it holds a slot in
         self.execed = set()     # tgids whose exec we saw (their own memory now)
+        self.unsealed = False   # the host kernel has no mseal
 
     def _release(self, tid):
         base = self.slot_of.pop(tid, None)
@@ -72,6 +77,10 @@ class ScratchSpace:
                 -1 & 0xFFFFFFFFFFFFFFFF, 0))
             if -4096 < r < 0:
                 raise OSError(-r, "cannot map the guest kernel's scratch memory")
+            sealed = self.tracer.inject_syscall(tid, SYS_MSEAL, (r, REGION, 0, 0, 0, 0))
+            if sealed != 0 and sealed != -errno.ENOSYS:
+                raise OSError(-sealed, "cannot seal the guest kernel's scratch memory")
+            self.unsealed = sealed != 0
             base = self.regions[tgid] = r
         if self.slot_of.get(tid) != base:
             self._release(tid)
