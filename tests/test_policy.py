@@ -52,7 +52,8 @@ rules = st.one_of(
                                            st.just(2**64 - 1), st.just(0xFFFFFFFF << 32))),
     st.builds(lambda a, m, v: Rule(Action.ALLOW, guard=Guard(a, m, v)),
               st.integers(0, 5), st.sampled_from([0xFFFFFFFF, 0xFF, 0x80000001]),
-              st.integers(0, 300)),
+              st.one_of(st.integers(0, 300),
+                        st.lists(st.integers(0, 300), min_size=1, max_size=5).map(tuple))),
 )
 
 
@@ -98,7 +99,7 @@ def test_default_mode_stops_nothing_that_needs_no_decision():
         elif entry.support == Support.GUARDED:
             assert got == SECCOMP_RET_ALLOW or entry.guard.matches([0] * 6)
             g = entry.guard
-            hit = [g.mask if g.value is None else g.value] * 6
+            hit = [g.mask if g.value is None else g.values[-1]] * 6
             assert evaluate(program, entry.nr, hit) == SECCOMP_RET_TRACE
         else:
             assert got == SECCOMP_RET_TRACE, entry.name

@@ -68,7 +68,9 @@ def _leaf(rule):
         test = [(JSET_K, 1, 0, guard.mask)]
     else:
         masked = [] if guard.mask == 0xFFFFFFFF else [(AND_K, 0, 0, guard.mask)]
-        test = masked + [(JEQ_K, 1, 0, guard.value & guard.mask)]
+        values = guard.values
+        # each match jumps over the remaining tests and the ALLOW to TRACE
+        test = masked + [(JEQ_K, len(values) - i, 0, v) for i, v in enumerate(values)]
     return load + test + [(RET_K, 0, 0, ret_value(rule)),
                           (RET_K, 0, 0, SECCOMP_RET_TRACE)]
 

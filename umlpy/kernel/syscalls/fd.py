@@ -14,7 +14,7 @@ from ..vfs.hostops import pidfd_getfd
 from ..vfs.union import IN_UPPER, UnionFS
 from .fs import chmod, chown, copy_up_for_change, owner_check, rewrite, s32, vfs_call, \
     write_stat
-from .registry import TABLE
+from .registry import TABLE, Guard
 
 FAMILY = "fd"
 
@@ -22,7 +22,7 @@ TABLE.passthrough(
     FAMILY,
     "read", "write", "pread64", "pwrite64", "readv", "writev",
     "preadv", "pwritev", "preadv2", "pwritev2",
-    "close", "close_range", "dup", "dup2", "dup3", "fcntl", "ioctl", "lseek",
+    "close", "close_range", "dup", "dup2", "dup3", "fcntl", "lseek",
     "pipe", "pipe2", "select", "pselect6", "poll", "ppoll",
     "epoll_create", "epoll_create1", "epoll_ctl", "epoll_wait",
     "epoll_pwait", "epoll_pwait2",
@@ -37,6 +37,18 @@ TABLE.passthrough(
     "io_setup", "io_destroy", "io_submit", "io_cancel", "io_getevents",
     "io_pgetevents",
 )
+
+TIOCSTI, TIOCLINUX = 0x5412, 0x541C
+
+
+@TABLE.guarded(FAMILY, "ioctl", Guard(1, value=(TIOCSTI, TIOCLINUX)),
+               why="TIOCSTI and TIOCLINUX would push input into (or read) the terminal "
+               "umlpy shares with the user's shell")
+def sys_ioctl(call):
+    if call.args[1] & 0xFFFFFFFF == TIOCSTI:
+        return fail(errno.EIO)      # as Linux with dev.tty.legacy_tiocsti = 0
+    return fail(errno.EPERM)
+
 
 TABLE.unsupported(
     FAMILY,

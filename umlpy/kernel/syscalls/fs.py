@@ -94,6 +94,19 @@ def rewrite(call, nr_name, *args):
     return Rewrite(NR[nr_name], out)
 
 
+def on_fd_itself(call, path_index):
+    """The call as the guest made it, on an fd that is no guest filesystem
+    object (a pipe, a socket, a memfd): the host answers.  Its empty path
+    is copied to scratch memory, so no other guest thread can turn it
+    into a path between this check and the host reading it."""
+    args = list(call.args)
+    if args[path_index]:
+        w = call.kernel.scratch_writer(call)
+        args[path_index] = w.string("")
+        call.kernel.scratch_commit(call, w)
+    return Rewrite(call.nr, args)
+
+
 def then(rewritten, on_exit):
     return AllowThen(on_exit, rewrite=rewritten)
 
@@ -356,7 +369,7 @@ def sys_newfstatat(call, vfs, task):
         return fail(errno.EINVAL)
     res = lookup_at(call, vfs, task, s32(a[0]), 1, flags, not flags & AT_SYMLINK_NOFOLLOW)
     if res is None:
-        return ALLOW            # a pipe, a socket...: the host knows it
+        return on_fd_itself(call, 1)
     return write_stat(call, res, a[2])
 
 
@@ -372,7 +385,7 @@ def sys_statx(call, vfs, task):
         return fail(errno.EINVAL)
     res = lookup_at(call, vfs, task, s32(a[0]), 1, flags, not flags & AT_SYMLINK_NOFOLLOW)
     if res is None:
-        return ALLOW
+        return on_fd_itself(call, 1)
     call.write(a[4], present(call, res.dentry.attr).pack_statx(res.mount.id))
     return Return(0)
 
@@ -410,7 +423,7 @@ def access(call, vfs, task, dirfd, path, mode, flags):
                     not flags & AT_SYMLINK_NOFOLLOW) if path else \
         (vfs.resolve_fd(task, dirfd) if dirfd != AT_FDCWD else vfs.resolve(task, dirfd, ".", True))
     if res is None:
-        return ALLOW
+        return on_fd_itself(call, 1)
     d = res.dentry
     if mode & W_OK and res.mount.read_only and not (d.attr.kind in (_stat.S_IFCHR, _stat.S_IFBLK,
                                                                     _stat.S_IFIFO, _stat.S_IFSOCK)):
@@ -764,7 +777,7 @@ def owner_check(task, res):
 
 def chmod(call, vfs, task, res, mode):
     if res is None:
-        return ALLOW
+        return on_fd_itself(call, 1)
     owner_check(task, res)
     host = copy_up_for_change(task, res)
     rewritten = rewrite(call, "fchmodat", AT_FDCWD, host, mode)
@@ -805,7 +818,7 @@ def sys_fchmodat2(call, vfs, task):
 
 def chown(call, vfs, task, res, uid, gid):
     if res is None:
-        return ALLOW
+        return on_fd_itself(call, 1)
     host = copy_up_for_change(task, res)
     rewritten = rewrite(call, "fchownat", AT_FDCWD, host, uid, gid, AT_SYMLINK_NOFOLLOW)
     fake = getattr(call.kernel, "fake_ownership", None)
@@ -915,9 +928,17 @@ def xattr_get(call, vfs, task, follow, name_nr):
     d = res.dentry
     if not checks_on_host(d):
         return fail(errno.ENODATA) if name_nr != "llistxattr" else Return(0)
+    try:
+        host = d.fs.host_path(d)
+    except OSError as e:
+        if e.errno != errno.ELOOP or not d.attr.is_link():
+            raise
+        # /proc/self, /proc/thread-self: no host object of their own (ls -l
+        # asks every name for its label); procfs keeps no xattrs, as Linux says
+        return fail(errno.EOPNOTSUPP) if name_nr != "llistxattr" else Return(0)
     if name_nr == "llistxattr":
-        return rewrite(call, name_nr, d.fs.host_path(d), a[1], a[2])
-    return rewrite(call, name_nr, d.fs.host_path(d), a[1], a[2], a[3])
+        return rewrite(call, name_nr, host, a[1], a[2])
+    return rewrite(call, name_nr, host, a[1], a[2], a[3])
 
 
 def xattr_set(call, vfs, task, follow, name_nr):

@@ -130,8 +130,10 @@ def host_abstract(kernel, raw):
 
 
 def rewritten_address(call, vfs, task, addr, length):
-    """The host's sockaddr (bytes) for an outgoing address, or None when
-    it needs no change; raises OSError when the guest may not send there."""
+    """The host's sockaddr (bytes) for an outgoing address (None for a NULL
+    one); raises OSError when the guest may not send there.  Even an
+    unchanged address is a copy the host must use: the guest could change
+    its own between this check and the host reading it."""
     if not addr:
         return None
     raw = read_sockaddr(call, addr, length)
@@ -139,13 +141,13 @@ def rewritten_address(call, vfs, task, addr, length):
     if path is not None:
         return host_sockaddr(socket_target(vfs, task, path))
     if is_abstract(raw):
-        return host_abstract(call.kernel, raw)
+        return host_abstract(call.kernel, raw) or raw
     net = call.kernel.net
     if net.filters:
         inet = inet_address(raw)
         if inet is not None and not net.destination_allowed(inet[1], inet[2]):
             raise OSError(errno.ENETUNREACH, "destination not allowed")
-    return None
+    return raw
 
 
 def rewrite_with(call, args):
@@ -163,9 +165,9 @@ def sys_bind(call, vfs, task):
     path = unix_path(raw)
     if path is None:
         local = local_address(call.kernel, raw)
-        decision = ALLOW if local is None else rewrite_address_arg(call, 1, 2, local)
+        decision = rewrite_address_arg(call, 1, 2, raw if local is None else local)
         if call.kernel.net.filters and inet_address(raw) is not None:
-            return AllowThen(remember_endpoint(fd), rewrite=None if local is None else decision)
+            return AllowThen(remember_endpoint(fd), rewrite=decision)
         return decision
     res = vfs.resolve(task, AT_FDCWD, path, follow=False)
     if res.dentry is not None:
@@ -272,10 +274,7 @@ def sys_connect(call, vfs, task):
     addr, length = call.args[1], call.args[2] & 0xFFFFFFFF
     if not addr:
         return fail(errno.EFAULT)
-    sa = rewritten_address(call, vfs, task, addr, length)
-    if sa is None:
-        return ALLOW
-    return rewrite_address_arg(call, 1, 2, sa)
+    return rewrite_address_arg(call, 1, 2, rewritten_address(call, vfs, task, addr, length))
 
 
 @TABLE.guarded(FAMILY, "sendto", Guard(4),
@@ -285,10 +284,8 @@ def sys_sendto(call, vfs, task):
     a = call.args
     if not a[4]:
         return ALLOW
-    sa = rewritten_address(call, vfs, task, a[4], a[5] & 0xFFFFFFFF)
-    if sa is None:
-        return ALLOW
-    return rewrite_address_arg(call, 4, 5, sa)
+    return rewrite_address_arg(call, 4, 5, rewritten_address(call, vfs, task, a[4],
+                                                             a[5] & 0xFFFFFFFF))
 
 
 def read_msghdr(call, addr):
@@ -304,12 +301,13 @@ def sys_sendmsg(call, vfs, task):
     a = call.args
     if not a[1]:
         return fail(errno.EFAULT)
+    # The msghdr is always copied: with no name now, the guest could add
+    # one (a host socket's path) after this check.
     hdr = read_msghdr(call, a[1])
     sa = rewritten_address(call, vfs, task, hdr[0], hdr[1])
-    if sa is None:
-        return ALLOW
     w = call.kernel.scratch_writer(call)
-    hdr[0], hdr[1] = w.add(sa), len(sa)
+    if sa is not None:
+        hdr[0], hdr[1] = w.add(sa), len(sa)
     ptr = w.add(MSGHDR.pack(*hdr))
     call.kernel.scratch_commit(call, w)
     return rewrite_with(call, (a[0], ptr, a[2]))
@@ -336,8 +334,6 @@ def sys_sendmmsg(call, vfs, task):
         return fail(errno.EFAULT)
     headers = [list(MSGHDR.unpack_from(raw, i * MMSGHDR_SIZE)) for i in range(vlen)]
     addresses = [rewritten_address(call, vfs, task, h[0], h[1]) for h in headers]
-    if not any(addresses):
-        return ALLOW
     w = call.kernel.scratch_writer(call)
     out = bytearray()
     for hdr, sa in zip(headers, addresses):

@@ -157,7 +157,8 @@ def sys_execveat(call):
                 return fail(2)
             res = vfs.resolve_fd(task, s32(a[0]))
             if res is None:
-                return ALLOW            # a memfd: the guest's own bytes
+                from .fs import on_fd_itself
+                return on_fd_itself(call, 1)    # a memfd: the guest's own bytes
             plan = plan_exec(vfs, task, -100, res.path, res=res)
         else:
             plan = plan_exec(vfs, task, s32(a[0]), path, not flags & AT_SYMLINK_NOFOLLOW)

@@ -22,20 +22,34 @@ class Support:
 class Guard:
     """Stop the call only when ``args[arg]`` masked with ``mask`` is
     non-zero (``value`` None), or when its low 32 bits masked equal
-    ``value``.  A pointer argument is guarded whole (the default mask):
-    a guest may place memory where the low half of its address is 0."""
+    ``value`` (one number, or a tuple of them).  A pointer argument is
+    guarded whole (the default mask): a guest may place memory where the
+    low half of its address is 0."""
     __slots__ = ("arg", "mask", "value")
 
     def __init__(self, arg, mask=0xFFFFFFFFFFFFFFFF, value=None):
         if value is not None:
             mask &= 0xFFFFFFFF
+            if isinstance(value, (tuple, list, set, frozenset)):
+                value = tuple(sorted({v & mask for v in value}))
+                if len(value) == 1:
+                    value = value[0]
+            else:
+                value &= mask
         self.arg = arg
         self.mask = mask
-        self.value = None if value is None else value & mask
+        self.value = value
+
+    @property
+    def values(self):
+        """The values that stop the call (empty: any non-zero one)."""
+        if self.value is None:
+            return ()
+        return self.value if isinstance(self.value, tuple) else (self.value,)
 
     def matches(self, args):
         v = args[self.arg] & self.mask
-        return v != 0 if self.value is None else v == self.value
+        return v != 0 if self.value is None else v in self.values
 
     def _key(self):
         return (self.arg, self.mask, self.value)
