@@ -39,6 +39,15 @@ RUN_OPTIONS = [
     Option(["--net"], "net", "network: none (default: a loopback of the sandbox's own), "
            "loopback (the host's), host, or allow=CIDR[:PORT],... (host destinations "
            "allowed)", "MODE"),
+    Option(["--memory"], "memory", "memory limit of the sandbox (RLIMIT_DATA per process, "
+           "and the largest process is killed when the whole sandbox is over it)", "SIZE"),
+    Option(["--pids"], "pids", "at most N threads in the sandbox (clone/fork fail with "
+           "EAGAIN)", "N"),
+    Option(["--cpu-time"], "cpu_time", "CPU seconds for the whole sandbox (RLIMIT_CPU per "
+           "process; every process is killed when the sandbox total reaches it)", "SECONDS"),
+    Option(["--disk"], "disk", "quota on what the guest writes into the sandbox's storage "
+           "(upper layer, tmpfs, /dev/shm): ENOSPC beyond it", "SIZE"),
+    Option(["--nofile"], "nofile", "open files per process (RLIMIT_NOFILE)", "N"),
     Option(["--hostname"], "hostname", "the guest's hostname (uname nodename)", "NAME"),
     Option(["--kernel-release"], "kernel_release", "the kernel release uname reports "
            "to the guest", "RELEASE"),
@@ -173,10 +182,14 @@ def cmd_run(args):
 
     from .kernel.netpolicy import NetPolicy
     net = NetPolicy.parse(args.net)
+    from .kernel.limits import Limits
+    limits = Limits.from_options(memory=args.memory, pids=args.pids, cpu_time=args.cpu_time,
+                                 disk=args.disk, nofile=args.nofile)
     kernel = GuestKernel(Mode.TRACE_ALL if args.trace_all else Mode.DEFAULT,
                          pid_namespace=not args.pid_host, hostname=args.hostname,
                          kernel_release=args.kernel_release, fake_root=args.root,
-                         host_root=args.host_root, fs_options=fs_options, net=net)
+                         host_root=args.host_root, fs_options=fs_options, net=net,
+                         limits=limits if limits.any() else None)
     kernel.spawn(argv, env=env)
     return kernel.run()
 

@@ -26,6 +26,7 @@ SETUP_STAGES = {
     lib.UMLPY_SETUP_ID_MAP: "writing the user namespace's id maps",
     lib.UMLPY_SETUP_SETUID: "dropping host privileges",
     lib.UMLPY_SETUP_NET: "bringing up the sandbox's loopback",
+    lib.UMLPY_SETUP_RLIMIT: "setting resource limits",
 }
 
 NEWNS = lib.UMLPY_NEWNS
@@ -84,7 +85,7 @@ class Tracer:
     def spawn(self, path, argv, env, bpf, cwd=None, root=None, clone_flags=0,
               uid_inside=-1, gid_inside=-1, uid_outside=-1, gid_outside=-1,
               switch_ids=False, hostname=None, mount_proc=False,
-              new_pgrp=False, tty_fd=-1):
+              new_pgrp=False, tty_fd=-1, rlimits=()):
         """Start argv under this tracer; returns (host pid, status fd)."""
         keep = []
 
@@ -116,6 +117,12 @@ class Tracer:
         opts.mount_proc = 1 if mount_proc else 0
         opts.new_pgrp = 1 if new_pgrp else 0
         opts.tty_fd = tty_fd
+        if len(rlimits) > 4:
+            raise ValueError("at most 4 resource limits")
+        opts.nrlimits = len(rlimits)
+        for i, (resource, value) in enumerate(rlimits):
+            opts.rlimit_resource[i] = resource
+            opts.rlimit_value[i] = value
         pid = lib.umlpy_spawn(self._t, cstr(path), c_argv, c_env, opts,
                               bpf, len(bpf) // 8, status_fd)
         if pid < 0:

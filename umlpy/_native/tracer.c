@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -393,6 +394,12 @@ static void child_main(int sync_fd, int report_fd, const char *path,
     }
     if (cwd && chdir(cwd) < 0)
         child_fail(report_fd, UMLPY_SETUP_CHDIR, errno);
+
+    for (int i = 0; i < o->nrlimits && i < 4; i++) {
+        struct rlimit rl = {o->rlimit_value[i], o->rlimit_value[i]};
+        if (setrlimit(o->rlimit_resource[i], &rl) < 0)
+            child_fail(report_fd, UMLPY_SETUP_RLIMIT, errno);
+    }
 
     struct sock_fprog prog = {
         .len = (unsigned short)filter_len,

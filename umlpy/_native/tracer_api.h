@@ -46,6 +46,7 @@
 #define UMLPY_NEWPID 0x20000000
 #define UMLPY_NEWNET 0x40000000
 #define UMLPY_SETUP_NET 11
+#define UMLPY_SETUP_RLIMIT 12
 
 struct umlpy_event {
     int kind;
@@ -86,6 +87,9 @@ struct umlpy_spawn_opts {
     int mount_proc;          /* mount a procfs of the new pid namespace */
     int new_pgrp;            /* lead a process group of its own */
     int tty_fd;              /* >= 0: make that group the terminal's foreground */
+    int nrlimits;            /* resource limits set before exec (soft = hard) */
+    int rlimit_resource[4];
+    unsigned long long rlimit_value[4];
 };
 
 struct umlpy_tracer;

@@ -2,6 +2,7 @@
 table, and runs the event loop that answers every stop that needs it."""
 import errno as _errno
 import os
+import sys
 
 from .. import tracer as T
 from ..errors import BadInput, CommandNotExecutable, CommandNotFound, UmlpyError
@@ -39,14 +40,15 @@ class GuestKernel:
 
     def __init__(self, mode=Mode.DEFAULT, table=TABLE, pid_namespace=True,
                  hostname=None, kernel_release=None, fake_root=False,
-                 host_root=False, fs_options=None, net=None):
+                 host_root=False, fs_options=None, net=None, limits=None):
         """pid_namespace: guest pids start at 1 in a pid namespace of the
         sandbox's own (False: the guest sees host pids).  hostname: the
         guest's nodename (a UTS namespace).  kernel_release: what uname
         reports as the release.  fake_root: the guest sees uid/gid 0.
         host_root: when umlpy runs as root, let the guest keep host root
         power (without it the guest is root only inside, nobody outside).
-        net: a NetPolicy (default: none, a network of the sandbox's own)."""
+        net: a NetPolicy (default: none, a network of the sandbox's own).
+        limits: the sandbox's resource Limits (default: none)."""
         if mode not in Mode.ALL:
             raise ValueError(f"unknown mode {mode!r}: expected one of {Mode.ALL}")
         self.mode = mode
@@ -62,6 +64,12 @@ class GuestKernel:
             from .netpolicy import NetPolicy
             net = NetPolicy()
         self.net = net
+        self.limits = limits
+        self.watchdog = None
+        if limits is not None and limits.pids is not None:
+            self.hook("clone")(self._pids_limit)
+            self.hook("fork")(self._pids_limit)
+            self.hook("vfork")(self._pids_limit)
         self.init_host_pid = None       # the guest's pid 1, in host terms
         self.init_killed_by = None      # signal the guest kernel killed it for
         if kernel_release is not None:
@@ -185,12 +193,6 @@ class GuestKernel:
         """Start the guest's first process; returns its host pid."""
         if self.processes.main is not None:
             raise UmlpyError("this guest kernel already runs a first process")
-        policy = self.policy()
-        for nr, rule in enumerate(policy):
-            # A guarded call stops only when its guard matched: then it is
-            # Python's to decide.
-            action = Action.PYTHON if rule.guard else rule.action
-            self.tracer.set_action(nr, action, rule.errno)
         env = dict(os.environ if env is None else env)
         self._root = root
         ids = self.identity()
@@ -199,13 +201,24 @@ class GuestKernel:
         if self.fs is None:
             self._build_fs(ids)
             self.fs.check_cwd()
+        limits = self.limits
+        if limits is not None and limits.disk is not None:
+            from .limits import DiskQuota, install_disk_quota
+            install_disk_quota(self, DiskQuota(limits.disk, self.fs.own_storage()))
+        policy = self.policy()
+        for nr, rule in enumerate(policy):
+            # A guarded call stops only when its guard matched: then it is
+            # Python's to decide.
+            action = Action.PYTHON if rule.guard else rule.action
+            self.tracer.set_action(nr, action, rule.errno)
         # In its own pid namespace the guest cannot see umlpy's process
         # group, so it leads one of its own, with the terminal if we had it.
         tty_fd = self._foreground_tty() if self.pid_namespace else -1
         pid, self._status_fd = self.tracer.spawn(
             argv[0], argv, env, self.seccomp_filter(policy), cwd="/", root=None,
             hostname=self.hostname, **ids, mount_proc=self.pid_namespace,
-            new_pgrp=self.pid_namespace, tty_fd=tty_fd)
+            new_pgrp=self.pid_namespace, tty_fd=tty_fd,
+            rlimits=limits.rlimits() if limits is not None else ())
         self._argv0 = argv[0]
         self._tty_handed = tty_fd >= 0
         T.Tracer.harden_self()
@@ -256,6 +269,13 @@ class GuestKernel:
         except ProcessLookupError:
             pass
 
+    def _pids_limit(self, call):
+        """--pids: a sandbox at its thread count gets EAGAIN from clone,
+        fork and vfork (as from a cgroup's pids.max)."""
+        if len(self.processes.threads) >= self.limits.pids:
+            return Return(-_errno.EAGAIN)
+        return None
+
     # the loop -----------------------------------------------------------
     def run(self):
         """Serve the guest until every guest process is gone; returns the
@@ -263,6 +283,11 @@ class GuestKernel:
         if self.processes.main is None:
             raise UmlpyError("nothing to run: spawn a process first")
         self.tracer.forward_signals_to(self.processes.main)
+        limits = self.limits
+        if limits is not None and (limits.memory is not None or limits.cpu_time is not None):
+            from .limits import Watchdog
+            self.watchdog = Watchdog(self, limits)
+            self.watchdog.start()
         try:
             self._loop()
         except BaseException:
@@ -270,6 +295,10 @@ class GuestKernel:
             self._drain()
             raise
         finally:
+            if self.watchdog is not None:
+                self.watchdog.stop()
+                if self.watchdog.reason:
+                    sys.stderr.write(f"umlpy: {self.watchdog.reason}\n")
             self.tracer.restore_signals()
             if self.fs is not None:
                 self.fs.close()

@@ -120,6 +120,14 @@ class SandboxFS:
                         os.makedirs(os.path.join(fs.root_path, below), 0o755)
                 return
 
+    def own_storage(self):
+        """Host directories the guest writes into that belong to the
+        sandbox (what --disk counts): the upper layer, tmpfs mounts, shm."""
+        roots = [self.state]
+        if self.options.upper:
+            roots.append(os.path.abspath(self.options.upper))
+        return roots
+
     def check_cwd(self):
         cwd = self.vfs.initial.cwd
         root = self.vfs.resolver.root_frames("/")

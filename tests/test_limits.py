@@ -1,0 +1,125 @@
+"""Resource limits per sandbox (--pids --memory --cpu-time --disk
+--nofile): each one holds against a program that tries to exceed it, and
+the host is not harmed."""
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import UMLPY, _env, run_umlpy
+
+PY = "/usr/bin/python3"
+
+
+def test_fork_bomb_is_contained(guest, mode):
+    prog = guest("forkbomb", static=True)
+    p = run_umlpy([prog], mode, options=["--pids", "30"], timeout=60)
+    assert p.returncode == 0, p.stderr
+    # the first process is one of the 30
+    assert p.stdout == b"forked 29 EAGAIN\n"
+
+
+def test_threads_count_against_pids():
+    script = ("import threading, time\n"
+              "ts = []\n"
+              "try:\n"
+              "    for i in range(100):\n"
+              "        t = threading.Thread(target=time.sleep, args=(2,)); t.start(); ts.append(t)\n"
+              "except RuntimeError as e:\n"
+              "    print(len(ts), 'refused')\n")
+    p = run_umlpy([PY, "-c", script], options=["--pids", "10"])
+    assert p.stdout == b"9 refused\n", p.stderr
+
+
+def test_memory_hog_gets_enomem(guest):
+    prog = guest("memhog", static=True)
+    p = run_umlpy([prog], options=["--memory", "64M"])
+    assert p.returncode == 0, p.stderr
+    got = int(p.stdout.split()[2])
+    assert p.stdout.startswith(b"ENOMEM after") and 32 <= got <= 64
+
+
+def test_memory_of_the_whole_sandbox_is_limited():
+    """Each process stays under its own RLIMIT_DATA; together they are over
+    the sandbox's memory: the watchdog kills the largest."""
+    hog = f"{PY} -c 'x = bytearray(40 << 20); import time; time.sleep(4); print(\"survived\")'"
+    p = run_umlpy(["sh", "-c", f"for i in 1 2 3; do {hog} & done; wait"],
+                  options=["--memory", "64M"], timeout=60)
+    assert p.stdout.count(b"survived") == 1, (p.stdout, p.stderr)
+    assert b"memory limit of 67108864 bytes reached" in p.stderr
+
+
+def test_spinner_stops_at_its_cpu_limit(guest):
+    prog = guest("spin", static=True)
+    start = time.monotonic()
+    p = run_umlpy([prog], options=["--cpu-time", "1"], timeout=60)
+    elapsed = time.monotonic() - start
+    assert p.stdout == b"spinning\n"
+    assert p.returncode == 128 + 9
+    assert b"CPU time limit of 1 s reached" in p.stderr
+    # two spinners share the second: well before either could reach it alone
+    assert elapsed < 20
+
+
+def test_disk_filler_gets_enospc_and_keeps_what_it_wrote(guest, tmp_path):
+    prog = guest("diskfill", static=True)
+    upper = tmp_path / "upper"
+    victim = tmp_path / "host-file"
+    p = run_umlpy(["sh", "-c", f"{prog} /tmp/fill; {prog} /dev/shm/more; {prog} {victim}"],
+                  options=["--disk", "1M", "--upper", str(upper)], timeout=60)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.decode().splitlines()
+    assert lines[0].startswith("ENOSPC after") and lines[1:] == ["ENOSPC after 0 KiB"] * 2
+    kib = int(lines[0].split()[2])
+    assert 900 <= kib <= 1024
+    # what was written before the quota is all there, byte for byte
+    data = (upper / "tmp" / "fill").read_bytes()
+    assert len(data) == kib * 1024 and data == b"x" * len(data)
+    assert not victim.exists()
+    assert not os.path.exists("/tmp/fill") or os.path.getsize("/tmp/fill") != len(data)
+
+
+def test_nofile_cannot_be_raised():
+    script = ("import resource, os\n"
+              "print(resource.getrlimit(resource.RLIMIT_NOFILE))\n"
+              "try:\n"
+              "    resource.setrlimit(resource.RLIMIT_NOFILE, (100, 100))\n"
+              "except ValueError as e:\n"
+              "    print('raise refused')\n"
+              "fds = []\n"
+              "try:\n"
+              "    while True: fds.append(os.open('/dev/null', 0))\n"
+              "except OSError as e:\n"
+              "    print(len(fds) + 3, e.errno)\n")
+    p = run_umlpy([PY, "-c", script], options=["--nofile", "16"], host_root=False)
+    assert p.stdout == b"(16, 16)\nraise refused\n16 24\n", p.stderr
+
+
+def test_limits_hold_for_an_ordinary_user(guest):
+    shared = tempfile.mkdtemp(prefix="umlpy-limits-")
+    os.chmod(shared, 0o755)
+    prog = os.path.join(shared, "forkbomb")
+    shutil.copy(guest("forkbomb", static=True), prog)
+    cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+           "/opt/umlpy-venv/bin/python" if os.path.exists("/opt/umlpy-venv/bin/python")
+           else UMLPY[0], "-m", "umlpy", "run", "--pids", "20", "--", prog]
+    if os.geteuid() != 0:
+        cmd = cmd[4:]
+    try:
+        p = subprocess.run(cmd, capture_output=True, env=_env(), timeout=60, cwd="/")
+    finally:
+        shutil.rmtree(shared)
+    assert p.stdout == b"forked 19 EAGAIN\n", p.stderr
+
+
+@pytest.mark.parametrize("option,value", [
+    ("--memory", "lots"), ("--memory", "0"), ("--pids", "x"), ("--pids", "0"),
+    ("--cpu-time", "-1"), ("--cpu-time", "soon"), ("--disk", "1Q"), ("--nofile", "2"),
+])
+def test_bad_limit_is_one_line_error(option, value):
+    p = run_umlpy(["true"], options=[option, value])
+    assert p.returncode == 2
+    assert len(p.stderr.strip().splitlines()) == 1 and option.encode() in p.stderr
