@@ -18,6 +18,11 @@ WH = ".wh."
 OPAQUE = ".wh..wh..opq"
 NAME_MAX = 255
 
+# Upper-only directories shown on a lower layer's device keep their upper
+# inode number with this bit set: it cannot be a lower one's (overlayfs's xino).
+UPPER_INO_TAG = 1 << 63
+DT_DIR = _stat.S_IFDIR >> 12
+
 IN_UPPER = 1        # the object exists in the upper directory
 IN_LOWER = 2        # a lower object of that name shows (or would, under upper)
 LOWER_OPEN = 4      # directory whose lower contents show through
@@ -41,6 +46,8 @@ class UnionFS(FileSystem):
         # was looked up before may have moved (the VFS's lookup cache)
         self.generation = 0
         self._root_generation = None
+        self.upper_dev = os.stat(self.upper_fd).st_dev
+        self._lower_root = None
 
     # looking ------------------------------------------------------------
     def _attr(self, st):
@@ -59,13 +66,30 @@ class UnionFS(FileSystem):
     def _opaque(self, rel):
         return self._upper_stat(f"{rel}/{OPAQUE}" if rel else OPAQUE) is not None
 
+    def _dir_identity(self, attr, lower, dev):
+        """The st_dev and st_ino a directory shows, as overlayfs's: the
+        lower directory's while there is one (copy-up changes neither), else
+        the device of the directory it is in (dev).  So st_dev changes only
+        where a lower layer's does: git looks for .git up to there, find
+        -xdev descends that far."""
+        if lower is not None and lower.is_dir():
+            return attr.copy(dev=lower.dev, ino=lower.ino)
+        if attr.dev == dev:
+            return attr
+        return attr.copy(dev=dev, ino=attr.ino | UPPER_INO_TAG)
+
     def root(self):
         st = os.stat(self.upper_fd)
         if self._root_generation != self.generation:
             self._root_flags = IN_UPPER if self._opaque("") else \
                 IN_UPPER | IN_LOWER | LOWER_OPEN
             self._root_generation = self.generation
-        return Dentry(self, "", self._attr(st), self._root_flags)
+        if self._lower_root is None:
+            self._lower_root = self.lower.root().attr
+        lower = self._lower_root
+        attr = self._dir_identity(self._attr(st), lower if self._root_flags & IN_LOWER else None,
+                                  lower.dev)
+        return Dentry(self, "", attr, self._root_flags)
 
     def lookup(self, parent, name):
         if name.startswith(WH):
@@ -87,7 +111,10 @@ class UnionFS(FileSystem):
                 if _stat.S_ISDIR(upper.st_mode) and lower.attr.is_dir() \
                         and not self._opaque(rel):
                     flags |= LOWER_OPEN
-            return Dentry(self, rel, self._attr(upper), flags)
+            attr = self._attr(upper)
+            if attr.is_dir():
+                attr = self._dir_identity(attr, lower and lower.attr, parent.attr.dev)
+            return Dentry(self, rel, attr, flags)
         if lower is not None:
             flags = IN_LOWER | (LOWER_OPEN if lower.attr.is_dir() else 0)
             return Dentry(self, rel, lower.attr, flags)
@@ -120,10 +147,16 @@ class UnionFS(FileSystem):
                         t = _stat.S_IFMT(e.stat(follow_symlinks=False).st_mode) >> 12
                     except OSError:
                         continue
-                    names[n] = (n, t, e.inode())
+                    ino = e.inode()
+                    if t == DT_DIR and dentry.attr.dev != self.upper_dev:
+                        ino |= UPPER_INO_TAG            # as _dir_identity shows it
+                    names[n] = (n, t, ino)
         if dentry.flags & LOWER_OPEN:
             for n, t, ino in self.lower.listdir(self._lower_dentry(dentry)):
-                if n not in names and n not in whiteouts and not n.startswith(WH):
+                if n in whiteouts or n.startswith(WH):
+                    continue
+                mine = names.get(n)
+                if mine is None or mine[1] == t == DT_DIR:    # merged: the lower's number
                     names[n] = (n, t, ino)
         return sorted(names.values())
 
