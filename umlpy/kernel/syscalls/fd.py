@@ -165,7 +165,13 @@ def directory_entries(vfs, res):
         out.append((name, dtype, ino))
     for name in vfs.mounts.mounted_names(res.path):
         if name not in names:
-            out.append((name, 4, 0xFFFF0000 + len(out)))
+            mount = vfs.mounts.by_path[res.path.rstrip("/") + "/" + name]
+            try:
+                attr = mount.fs.root().attr     # a file bind is no directory
+                dtype, ino = attr.d_type(), attr.ino
+            except OSError:
+                dtype, ino = 4, 0xFFFF0000 + len(out)
+            out.append((name, dtype, ino))
     return out
 
 

@@ -80,7 +80,11 @@ class ScratchSpace:
             sealed = self.tracer.inject_syscall(tid, SYS_MSEAL, (r, REGION, 0, 0, 0, 0))
             if sealed != 0 and sealed != -errno.ENOSYS:
                 raise OSError(-sealed, "cannot seal the guest kernel's scratch memory")
-            self.unsealed = sealed != 0
+            if sealed != 0 and not self.unsealed:
+                import sys
+                sys.stderr.write("umlpy: warning: this kernel has no mseal (Linux < 6.10): "
+                                 "the guest could make its scratch memory writable\n")
+            self.unsealed = self.unsealed or sealed != 0
             base = self.regions[tgid] = r
         if self.slot_of.get(tid) != base:
             self._release(tid)
