@@ -76,6 +76,15 @@ class SyscallCall:
         return self.entry.name if self.entry else f"syscall_{self.nr}"
 
     def read(self, addr, size):
+        """size bytes of guest memory; OSError(EFAULT) if any is unmapped
+        (as copy_from_user fails)."""
+        data = self.kernel.tracer.read_mem(self.tid, addr, size)
+        if len(data) < size:
+            raise OSError(14, f"guest memory at {addr:#x} is not readable")
+        return data
+
+    def read_some(self, addr, size):
+        """Up to size bytes of guest memory, fewer at an unmapped page."""
         return self.kernel.tracer.read_mem(self.tid, addr, size)
 
     def read_str(self, addr, limit=4096):

@@ -332,6 +332,8 @@ def sys_sendmmsg(call, vfs, task):
         raw = call.read(vec, MMSGHDR_SIZE * vlen)
     except OSError:
         return fail(errno.EFAULT)
+    if len(raw) < MMSGHDR_SIZE * vlen:
+        return fail(errno.EFAULT)
     headers = [list(MSGHDR.unpack_from(raw, i * MMSGHDR_SIZE)) for i in range(vlen)]
     addresses = [rewritten_address(call, vfs, task, h[0], h[1]) for h in headers]
     w = call.kernel.scratch_writer(call)

@@ -96,12 +96,14 @@ def read_argv(call, addr, limit=1 << 17):
     """The guest's argv pointers (a NULL-terminated array)."""
     ptrs = []
     while addr and len(ptrs) < limit:
-        chunk = call.read(addr, 512)
+        chunk = call.read_some(addr, 512)
         for i in range(0, len(chunk) - 7, 8):
             p = int.from_bytes(chunk[i:i + 8], "little")
             if p == 0:
                 return ptrs
             ptrs.append(p)
+        if len(chunk) < 512:
+            raise OSError(14, "argv runs into unmapped memory")
         addr += 512
     return ptrs
 

@@ -144,6 +144,9 @@ class VFS:
 
     def resolve(self, task, dirfd, path, follow=True):
         """Lookup for path as task's thread names it relative to dirfd."""
+        if not path:
+            # ENOENT before dirfd is looked at (Linux: getname() refuses it)
+            raise OSError(errno.ENOENT, "empty path")
         root = self.root_frames(task)
         if path.startswith("/"):
             start = root
