@@ -34,9 +34,7 @@ FAMILY = "net"
 AF_UNIX = 1
 SUN_PATH_MAX = 108                      # sizeof(sockaddr_un.sun_path)
 MSGHDR = struct.Struct("<QI4xQQQQi4x")  # name, namelen, iov, iovlen, control, controllen, flags
-MMSGHDR_SIZE = MSGHDR.size + 8          # struct msghdr + unsigned msg_len (+ padding)
-IOVEC = struct.Struct("<QQ")
-UIO_MAXIOV = 1024
+SENDMSG = 46
 
 
 def unix_path(raw):
@@ -219,7 +217,10 @@ def sys_listen(call):
     except OSError:
         return ALLOW            # the host gives the guest its error
     try:
-        sock = socket.socket(fileno=dup)
+        try:
+            sock = socket.socket(fileno=dup)
+        except OSError:
+            return ALLOW        # not a socket: the host says ENOTSOCK
         try:
             if sock.family in (socket.AF_INET, socket.AF_INET6) and \
                     sock.getsockname()[1] == 0:
@@ -313,47 +314,36 @@ def sys_sendmsg(call, vfs, task):
     return rewrite_with(call, (a[0], ptr, a[2]))
 
 
-def iov_total(call, iov, count):
-    if not iov or count <= 0:
-        return 0
-    count = min(count, UIO_MAXIOV)
-    raw = call.read(iov, IOVEC.size * count)
-    return sum(IOVEC.unpack_from(raw, i * IOVEC.size)[1] for i in range(count))
-
-
-@TABLE.emulated(FAMILY, "sendmmsg", "AF_UNIX destinations are resolved by the guest VFS")
+@TABLE.emulated(FAMILY, "sendmmsg", "sends its first message as a sendmsg of a copy whose "
+                "destination the guest VFS resolved (the guest sends the rest again, as "
+                "after any partial sendmmsg)")
 @vfs_call
 def sys_sendmmsg(call, vfs, task):
+    # The host would write each msg_len into the vector it was given; a
+    # copy the guest cannot change is read-only, so the host is given one
+    # message to send (sendmsg never writes its msghdr), and msg_len is
+    # written into the guest's own vector afterwards.
     a = call.args
-    vec, vlen = a[1], min(a[2] & 0xFFFFFFFF, UIO_MAXIOV)
-    if not vec or not vlen:
-        return ALLOW
+    vec, vlen = a[1], a[2] & 0xFFFFFFFF
+    if not vlen:
+        return ALLOW            # 0, as Linux
     try:
-        raw = call.read(vec, MMSGHDR_SIZE * vlen)
+        hdr = list(MSGHDR.unpack(call.read(vec, MSGHDR.size)))
     except OSError:
         return fail(errno.EFAULT)
-    if len(raw) < MMSGHDR_SIZE * vlen:
-        return fail(errno.EFAULT)
-    headers = [list(MSGHDR.unpack_from(raw, i * MMSGHDR_SIZE)) for i in range(vlen)]
-    addresses = [rewritten_address(call, vfs, task, h[0], h[1]) for h in headers]
+    sa = rewritten_address(call, vfs, task, hdr[0], hdr[1])
     w = call.kernel.scratch_writer(call)
-    out = bytearray()
-    for hdr, sa in zip(headers, addresses):
-        if sa is not None:
-            hdr[0], hdr[1] = w.add(sa), len(sa)
-        out += MSGHDR.pack(*hdr) + bytes(8)
-    ptr = w.add(bytes(out))
+    if sa is not None:
+        hdr[0], hdr[1] = w.add(sa), len(sa)
+    ptr = w.add(MSGHDR.pack(*hdr))
     call.kernel.scratch_commit(call, w)
-    lengths = [iov_total(call, h[2], h[3]) for h in headers]
 
-    def report_lengths(call, result):
-        # The host wrote msg_len into the copy, which the guest cannot see:
-        # a datagram is sent whole, so each sent message's length is its
-        # iovec total.
-        for i in range(max(result, 0)):
-            call.write(vec + i * MMSGHDR_SIZE + MSGHDR.size, lengths[i].to_bytes(4, "little"))
-        return None
-    return AllowThen(report_lengths, rewrite=rewrite_with(call, (a[0], ptr, vlen, a[3])))
+    def one_sent(call, result):
+        if result < 0:
+            return None
+        call.write(vec + MSGHDR.size, result.to_bytes(4, "little"))
+        return 1
+    return AllowThen(one_sent, rewrite=Rewrite(SENDMSG, [a[0], ptr, a[3] & 0xFFFFFFFF]))
 
 
 def show_guest_address(addr_index, len_index, given):
