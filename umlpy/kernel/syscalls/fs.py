@@ -257,18 +257,28 @@ def create_then(call, vfs, task, res, nr_name, make_args, is_dir=False):
     return then(rewritten, settle)
 
 
+def legacy_open_flags(flags):
+    """open/openat: O_PATH beats everything else (Linux's build_open_how
+    keeps only O_DIRECTORY, O_NOFOLLOW and O_CLOEXEC beside it), before
+    O_CREAT|O_EXCL or a directory's EISDIR is considered; openat2 refuses
+    the other flags instead."""
+    return flags & O_PATH_FLAGS if flags & O_PATH else flags
+
+
 @TABLE.emulated(FAMILY, "open", "resolved by the guest VFS; opens the chosen host object")
 @vfs_call
 def sys_open(call, vfs, task):
     a = call.args
-    return open_file(call, vfs, task, AT_FDCWD, path_arg(call, 0), s32(a[1]), a[2])
+    return open_file(call, vfs, task, AT_FDCWD, path_arg(call, 0), legacy_open_flags(s32(a[1])),
+                     a[2])
 
 
 @TABLE.emulated(FAMILY, "openat", "resolved by the guest VFS; opens the chosen host object")
 @vfs_call
 def sys_openat(call, vfs, task):
     a = call.args
-    return open_file(call, vfs, task, s32(a[0]), path_arg(call, 1), s32(a[2]), a[3])
+    return open_file(call, vfs, task, s32(a[0]), path_arg(call, 1),
+                     legacy_open_flags(s32(a[2])), a[3])
 
 
 @TABLE.emulated(FAMILY, "creat", "open(path, O_CREAT|O_WRONLY|O_TRUNC)")
@@ -825,7 +835,13 @@ def chown(call, vfs, task, res, uid, gid):
     if fake is None:
         return rewritten
     attr = res.dentry.attr
-    return then(rewritten, lambda c, r: fake.chown_result(attr, s32(uid), s32(gid), r))
+    return then(rewritten, lambda c, r: fake.chown_result(attr, id_arg(uid), id_arg(gid), r))
+
+
+def id_arg(value):
+    """A uid_t/gid_t argument: its low 32 bits, with (uid_t)-1 meaning -1."""
+    value &= 0xFFFFFFFF
+    return -1 if value == 0xFFFFFFFF else value
 
 
 @TABLE.emulated(FAMILY, "chown", "on the upper copy of the object")
