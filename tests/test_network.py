@@ -189,3 +189,85 @@ def server_thread_settle(server):
         if server.received:
             return
         threading.Event().wait(0.05)
+
+
+RATE_PROBE = textwrap.dedent("""
+    import socket, sys, time
+    port, n = int(sys.argv[1]), int(sys.argv[2])
+    s = socket.create_connection(("127.0.0.1", port))
+    t = time.monotonic(); got = 0
+    while got < n:
+        d = s.recv(65536)
+        if not d: break
+        got += len(d)
+    t_in = time.monotonic() - t
+    t = time.monotonic()
+    s.sendall(b"y" * n)
+    s.shutdown(socket.SHUT_WR); s.recv(1)
+    print(got, round(t_in, 2), round(time.monotonic() - t, 2))
+""")
+
+
+def test_net_rate_shapes_both_directions():
+    n, rate = 600_000, 200 * 1024
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    got = []
+
+    def serve():
+        c, _ = srv.accept()
+        c.sendall(b"x" * n)
+        total = 0
+        while True:
+            d = c.recv(65536)
+            if not d:
+                break
+            total += len(d)
+        got.append(total)
+        c.close()
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        p = run_umlpy([PY, "-c", RATE_PROBE, str(srv.getsockname()[1]), str(n)],
+                      options=["--net", "loopback", "--net-rate", "200K/s"], timeout=60)
+    finally:
+        t.join(10)
+        srv.close()
+    assert p.returncode == 0, p.stderr
+    received, t_in, t_out = p.stdout.split()
+    assert int(received) == n and got == [n]
+    # a full bucket (one second) goes at once, the rest at the rate: the
+    # rate is a floor on the time taken, whatever the machine's speed
+    floor = (n - rate) / rate
+    assert float(t_in) >= 0.8 * floor and float(t_out) >= 0.8 * floor, p.stdout
+
+
+def test_net_rate_leaves_local_traffic_alone():
+    # 4 MB through a pipe and a UNIX socket would take 400 s at 10K/s
+    script = textwrap.dedent("""
+        import os, socket
+        r, w = os.pipe()
+        if os.fork() == 0:
+            os.write(w, b"z" * 65536); os._exit(0)
+        print(len(os.read(r, 65536)))
+        a, b = socket.socketpair()
+        if os.fork() == 0:
+            a.sendall(b"u" * 4_000_000); os._exit(0)
+        a.close()
+        total = 0
+        while True:
+            d = b.recv(1 << 20)
+            if not d: break
+            total += len(d)
+        print(total)
+    """)
+    p = run_umlpy([PY, "-c", script], options=["--net-rate", "10K"], timeout=60)
+    assert p.stdout == b"65536\n4000000\n", p.stderr
+
+
+@pytest.mark.parametrize("bad", ["fast", "0", "-5K/s"])
+def test_bad_net_rate_is_one_line_error(bad):
+    p = run_umlpy(["true"], options=["--net-rate", bad])
+    assert p.returncode == 2
+    assert len(p.stderr.strip().splitlines()) == 1 and b"--net-rate" in p.stderr

@@ -39,6 +39,8 @@ RUN_OPTIONS = [
     Option(["--net"], "net", "network: none (default: a loopback of the sandbox's own), "
            "loopback (the host's), host, or allow=CIDR[:PORT],... (host destinations "
            "allowed)", "MODE"),
+    Option(["--net-rate"], "net_rate", "shape the sandbox's network traffic to this many bytes "
+           "per second each way (token bucket)", "BYTES/s"),
     Option(["--memory"], "memory", "memory limit of the sandbox (RLIMIT_DATA per process, "
            "and the largest process is killed when the whole sandbox is over it)", "SIZE"),
     Option(["--pids"], "pids", "at most N threads in the sandbox (clone/fork fail with "
@@ -182,6 +184,8 @@ def cmd_run(args):
 
     from .kernel.netpolicy import NetPolicy
     net = NetPolicy.parse(args.net)
+    from .kernel.netrate import parse_rate
+    net_rate = parse_rate(args.net_rate) if args.net_rate is not None else None
     from .kernel.limits import Limits
     limits = Limits.from_options(memory=args.memory, pids=args.pids, cpu_time=args.cpu_time,
                                  disk=args.disk, nofile=args.nofile)
@@ -189,7 +193,7 @@ def cmd_run(args):
                          pid_namespace=not args.pid_host, hostname=args.hostname,
                          kernel_release=args.kernel_release, fake_root=args.root,
                          host_root=args.host_root, fs_options=fs_options, net=net,
-                         limits=limits if limits.any() else None)
+                         limits=limits if limits.any() else None, net_rate=net_rate)
     kernel.spawn(argv, env=env)
     return kernel.run()
 

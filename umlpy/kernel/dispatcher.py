@@ -20,6 +20,10 @@ class Dispatcher:
             decision = hook(call)
             if decision is not None:
                 return decision
+        return self.decide_table(call)
+
+    def decide_table(self, call):
+        """The table's decision alone (a hook that wraps it calls this)."""
         entry = call.entry
         if entry is None:
             return Return(-_errno.ENOSYS)

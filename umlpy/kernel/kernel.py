@@ -40,7 +40,7 @@ class GuestKernel:
 
     def __init__(self, mode=Mode.DEFAULT, table=TABLE, pid_namespace=True,
                  hostname=None, kernel_release=None, fake_root=False,
-                 host_root=False, fs_options=None, net=None, limits=None):
+                 host_root=False, fs_options=None, net=None, limits=None, net_rate=None):
         """pid_namespace: guest pids start at 1 in a pid namespace of the
         sandbox's own (False: the guest sees host pids).  hostname: the
         guest's nodename (a UTS namespace).  kernel_release: what uname
@@ -48,7 +48,8 @@ class GuestKernel:
         host_root: when umlpy runs as root, let the guest keep host root
         power (without it the guest is root only inside, nobody outside).
         net: a NetPolicy (default: none, a network of the sandbox's own).
-        limits: the sandbox's resource Limits (default: none)."""
+        limits: the sandbox's resource Limits (default: none).  net_rate:
+        bytes per second each way through internet sockets (None: unshaped)."""
         if mode not in Mode.ALL:
             raise ValueError(f"unknown mode {mode!r}: expected one of {Mode.ALL}")
         self.mode = mode
@@ -67,6 +68,9 @@ class GuestKernel:
         self.limits = limits
         self.watchdog = None
         self._internal_errors = set()
+        if net_rate is not None:
+            from .netrate import RateLimiter
+            RateLimiter(self, net_rate).install()
         if limits is not None and limits.pids is not None:
             self.hook("clone")(self._pids_limit)
             self.hook("fork")(self._pids_limit)

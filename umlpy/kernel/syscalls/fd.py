@@ -10,7 +10,7 @@ import struct
 
 from ..decisions import ALLOW, AllowThen, Return, fail
 from ..vfs.fs import HostTreeFS
-from ..vfs.hostops import pidfd_getfd
+from ..vfs.hostops import thread_fd
 from ..vfs.union import IN_UPPER, UnionFS
 from .fs import chmod, chown, copy_up_for_change, owner_check, rewrite, s32, vfs_call, \
     write_stat
@@ -199,11 +199,7 @@ def getdents(call, vfs, task, new_layout):
         return fail(errno.ENOTDIR)
     if host_lists_it(vfs, res):
         return ALLOW
-    pidfd = os.pidfd_open(call.tid)
-    try:
-        dup = pidfd_getfd(pidfd, fd)
-    finally:
-        os.close(pidfd)
+    dup = thread_fd(call.tid, task.tgid, fd)
     try:
         pos = os.lseek(dup, 0, os.SEEK_CUR)
         kernel = call.kernel

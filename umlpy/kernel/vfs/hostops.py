@@ -36,6 +36,24 @@ def pidfd_getfd(pidfd, fd):
     return r
 
 
+PIDFD_THREAD = os.O_EXCL        # Linux 6.9: a pidfd of one thread, not of its group
+
+
+def thread_fd(tid, tgid, fd):
+    """Thread tid's fd, duplicated into the tracer (close it).  Without
+    PIDFD_THREAD, pidfd_open refuses a thread that does not lead its group
+    (ENOENT): older kernels take the fd from the leader's table, which is
+    the thread's unless it unshared it."""
+    try:
+        pidfd = os.pidfd_open(tid, PIDFD_THREAD)
+    except OSError:
+        pidfd = os.pidfd_open(tgid)
+    try:
+        return pidfd_getfd(pidfd, fd)
+    finally:
+        os.close(pidfd)
+
+
 class DirFd:
     """An O_PATH fd of the directory holding rel's last component, below
     root_fd, reached without following any symlink."""
