@@ -23,7 +23,7 @@ import struct
 
 from ..decisions import ALLOW, AllowThen, Rewrite, fail
 from ..netpolicy import inet_address, loopback_for
-from ..vfs.hostops import pidfd_getfd
+from ..vfs.hostops import thread_fd
 from ..vfs.creds import W_OK
 from ..vfs.union import IN_UPPER, UnionFS
 from .fs import AT_FDCWD, checks_on_host, create_then, s32, vfs_call
@@ -199,11 +199,7 @@ def local_address(kernel, raw):
 
 def guest_socket(call, fd):
     """The guest's socket fd, duplicated into the tracer (close it)."""
-    pidfd = os.pidfd_open(call.tid)
-    try:
-        return pidfd_getfd(pidfd, fd)
-    finally:
-        os.close(pidfd)
+    return thread_fd(call.tid, call.kernel.vfs.tgid_of(call.tid), fd)
 
 
 @TABLE.emulated(FAMILY, "listen", "sharing the host's network, an unbound socket is bound "
