@@ -68,6 +68,8 @@ class GuestKernel:
         self.limits = limits
         self.watchdog = None
         self._internal_errors = set()
+        self.observers = []
+        self._observed_pending = {}     # tid -> report(result) of its call in flight
         if net_rate is not None:
             from .netrate import RateLimiter
             RateLimiter(self, net_rate).install()
@@ -359,7 +361,39 @@ class GuestKernel:
             decision = self.dispatcher.decide(call)
         except Exception as e:
             decision = self._handler_failed(call, e)
+        if self.observers:
+            decision = self._observed(call, decision)
         self.apply(call, decision)
+
+    def observe(self, observer):
+        """Register an observer of every syscall the guest kernel decides:
+        observer.on_enter(call, decision) -> token, then
+        observer.on_exit(token, result) when the call returns (result None:
+        it never did, as exit or a killed thread), in the order calls return.
+        Tracing wants every call: use Mode.TRACE_ALL."""
+        self.observers.append(observer)
+
+    def _observed(self, call, decision):
+        tokens = [(o, o.on_enter(call, decision)) for o in self.observers]
+        if isinstance(decision, Return):
+            for o, token in tokens:
+                o.on_exit(token, decision.value)
+            return decision
+
+        def report(result):
+            for o, token in tokens:
+                o.on_exit(token, result)
+        self._observed_pending[call.tid] = report
+        inner = decision.on_exit if isinstance(decision, AllowThen) else None
+        rewrite = decision.rewrite if isinstance(decision, AllowThen) else \
+            decision if isinstance(decision, Rewrite) else None
+
+        def on_exit(call, result):
+            replaced = inner(call, result) if inner is not None else None
+            self._observed_pending.pop(call.tid, None)
+            report(result if replaced is None else replaced)
+            return replaced
+        return AllowThen(on_exit, rewrite=rewrite)
 
     def _handler_failed(self, call, error):
         """A bug of the guest kernel's (a handler raised) fails the call
@@ -463,6 +497,9 @@ class GuestKernel:
             self.vfs.exited(tid)
             self.vfs.pending_exe.pop(tid, None)
         self._pending_exit.pop(tid, None)
+        report = self._observed_pending.pop(tid, None)
+        if report is not None:
+            report(None)
         if tid == self.processes.main:
             # Like the init of a pid namespace: when the first process is
             # gone, the rest of the sandbox goes with it.
