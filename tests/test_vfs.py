@@ -173,3 +173,11 @@ def test_hard_link_across_a_bind_edge_is_exdev(busybox_image, tmp_path, mode):
     assert p.stdout.startswith(b"1\nroot:"), (p.stdout, p.stderr)
     assert b"cross-device" in p.stderr.lower() or b"Invalid cross-device" in p.stderr
     assert sorted(os.listdir(shared)) == ["group"]       # mv copies across mounts
+
+
+def test_reopening_pipes_through_proc(mode):
+    """`cat /dev/stdin` of a pipe and bash's process substitution reopen a
+    pipe through /proc/self/fd/N."""
+    p = run_umlpy(["bash", "-c", "cat <(echo from a substitution); cat /dev/stdin"], mode,
+                  input=b"from stdin\n")
+    assert p.stdout == b"from a substitution\nfrom stdin\n", p.stderr

@@ -170,7 +170,10 @@ def open_file(call, vfs, task, dirfd, path, flags, mode, resolve=0):
     attr = d.attr
     if attr.is_link():
         if not flags & O_PATH:
-            raise OSError(errno.ELOOP, path)
+            own = own_fd_object(vfs, task, d)
+            if own is None:
+                raise OSError(errno.ELOOP, path)
+            return reopen_fd_object(call, d, own, flags, mode)
         return open_rewrite(call, d.fs.host_path(d), flags, 0)
     if attr.is_dir() and (writes or flags & O_CREAT):
         raise OSError(errno.EISDIR, path)
@@ -209,6 +212,72 @@ def forget_produced(host):
             pass
         return None
     return on_exit
+
+
+def own_fd_object(vfs, task, d):
+    """For /proc/PID/fd/N naming a pipe, socket, memfd or other object
+    with no guest path, in the caller's own process: its link text
+    ("pipe:[123]"), if the host may reopen it through that link.  Only when
+    nobody else can change the fd table meanwhile (one thread, no process
+    sharing it by CLONE_FILES): otherwise a dup2 onto N between this check
+    and the host's open could make the host open a file of its own."""
+    procfs = getattr(vfs, "procfs", None)
+    if procfs is None or d.fs is not procfs:
+        return None
+    parts = d.rel.split("/")
+    if len(parts) == 5 and parts[1] == "task":
+        parts = [parts[0], parts[3], parts[4]]
+    if len(parts) != 3 or parts[1] != "fd" or not parts[2].isdigit():
+        return None
+    host = procfs._host_pid(parts[0])
+    if host is None or vfs.tgid_of(host) != task.tgid:
+        return None
+    link = vfs.fd_host_path(task.tid, int(parts[2]))
+    if link is None or not reopenable(vfs, link) or not fd_table_private(vfs, task):
+        return None
+    return link
+
+
+def reopenable(vfs, link):
+    """Objects without a guest path that Linux lets a process reopen by its
+    /proc fd link: pipes, sockets, anonymous inodes, memfds, and deleted
+    files of the sandbox's own storage."""
+    if not link.startswith("/") or link.startswith("/memfd:"):
+        return True
+    if not link.endswith(" (deleted)"):
+        return False
+    host = link[:-len(" (deleted)")]
+    roots = getattr(vfs, "own_storage", ())
+    return any(host.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+def fd_table_private(vfs, task):
+    from ..procfs import status_fields
+    from ..vfs.hostops import same_fd_table
+    if status_fields(task.tgid).get("Threads", "1") != "1":
+        return False
+    return not any(same_fd_table(task.tgid, other) for other in set(vfs.tgids.values())
+                   if other != task.tgid)
+
+
+def reopen_fd_object(call, d, link, flags, mode):
+    """The host reopens the object through the magic link, as Linux does
+    (a pipe or memfd gets a new open file description; a socket ENXIO);
+    afterwards the new fd must be that same object."""
+    rewritten = open_rewrite(call, "/proc/" + d.rel, flags, mode)
+
+    def verify(call, result):
+        if result < 0:
+            return None
+        try:
+            same = os.readlink(f"/proc/{call.tid}/fd/{result}") == link
+        except OSError:
+            same = False
+        if same:
+            return None
+        call.inject(NR["close"], result)
+        return -errno.EACCES
+    return then(rewritten, verify)
 
 
 def open_how_args(call, host, flags, mode):

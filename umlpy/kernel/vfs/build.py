@@ -74,6 +74,7 @@ class SandboxFS:
         self.vfs = VFS(self.mounts, idmap, cwd=options.cwd or (
             os.getcwd() if options.rootfs is None else "/"))
         self.vfs.spool_dir = self.spool
+        self.vfs.own_storage = self.own_storage()
         spool = SynthFS(SDir(), self.spool, idmap)
         self.procfs = None
         self.dev = SynthFS(dev_tree(), self.spool, idmap, "devtmpfs", "udev")

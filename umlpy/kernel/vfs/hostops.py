@@ -54,6 +54,18 @@ def thread_fd(tid, tgid, fd):
         os.close(pidfd)
 
 
+KCMP_FILES = 2
+SYS_KCMP = 312
+
+
+def same_fd_table(pid1, pid2):
+    """Whether two processes share one fd table (CLONE_FILES)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    r = libc.syscall(SYS_KCMP, pid1, pid2, KCMP_FILES, 0, 0)
+    return r == 0
+
+
 class DirFd:
     """An O_PATH fd of the directory holding rel's last component, below
     root_fd, reached without following any symlink."""
