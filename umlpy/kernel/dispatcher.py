@@ -1,8 +1,18 @@
 """The one dispatcher that routes a stopped syscall to its handler."""
 import errno as _errno
 
-from .decisions import ALLOW, Return
+from .decisions import ALLOW, AllowThen, Return
 from .syscalls.registry import Support
+
+
+class HandlerFailure(Exception):
+    """A handler of the guest kernel's own table raised: a guest kernel bug,
+    which fails the call closed (a user's hook raising is the user's, and
+    propagates as it is)."""
+
+    def __init__(self, call, error):
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.call, self.error = call, error
 
 
 class Dispatcher:
@@ -34,4 +44,19 @@ class Dispatcher:
             return Return(-entry.errno)
         if support == Support.GUARDED and not entry.guard.matches(call.args):
             return ALLOW        # stopped only because every call stops (trace-all)
-        return entry.handler(call)
+        try:
+            decision = entry.handler(call)
+        except Exception as e:
+            raise HandlerFailure(call, e) from e
+        if isinstance(decision, AllowThen):
+            decision = AllowThen(_guarded_exit(decision.on_exit), rewrite=decision.rewrite)
+        return decision
+
+
+def _guarded_exit(on_exit):
+    def run(call, result):
+        try:
+            return on_exit(call, result)
+        except Exception as e:
+            raise HandlerFailure(call, e) from e
+    return run

@@ -7,7 +7,7 @@ import sys
 from .. import tracer as T
 from ..errors import BadInput, CommandNotExecutable, CommandNotFound, UmlpyError
 from .decisions import ALLOW, AllowThen, Return, Rewrite, SyscallCall
-from .dispatcher import Dispatcher
+from .dispatcher import Dispatcher, HandlerFailure
 from .policy import TABLE_SIZE, Action, Mode, build_policy, rule_for
 from . import procfs
 from .process import ProcessTable
@@ -359,7 +359,7 @@ class GuestKernel:
         call = SyscallCall(self, ev.pid, nr, tuple(ev.args), entry)
         try:
             decision = self.dispatcher.decide(call)
-        except Exception as e:
+        except HandlerFailure as e:
             decision = self._handler_failed(call, e)
         if self.observers:
             decision = self._observed(call, decision)
@@ -401,12 +401,12 @@ class GuestKernel:
         not bring down the tracer.  Said once per handler and error type;
         UMLPY_DEBUG=1 raises it instead."""
         if os.environ.get("UMLPY_DEBUG"):
-            raise error
-        key = (call.name, type(error))
+            raise error.error
+        key = (call.name, type(error.error))
         if key not in self._internal_errors:
             self._internal_errors.add(key)
             sys.stderr.write(f"umlpy: internal error in the {call.name} handler: "
-                             f"{type(error).__name__}: {error} (the call fails with EFAULT)\n")
+                             f"{error} (the call fails with EFAULT)\n")
         return Return(-_errno.EFAULT)
 
     def apply(self, call, decision):
@@ -433,7 +433,7 @@ class GuestKernel:
             call, on_exit = pending
             try:
                 result = on_exit(call, ev.retval)
-            except Exception as e:
+            except HandlerFailure as e:
                 result = self._handler_failed(call, e).value
             if result is not None:
                 self.tracer.set_retval(ev.pid, result)
