@@ -117,6 +117,17 @@ REGRESSIONS = {
         fd = os.open("/dev/null", os.O_RDONLY)
         print(libc.listen(fd, 1), errno.errorcode[ctypes.get_errno()])
     """, "-1 ENOTSOCK"),
+    # a result written where the guest may not write (read-only memory, as
+    # the scratch slots holding other threads' checked arguments): the
+    # guest kernel wrote it through /proc/PID/mem, which ignores protections
+    "stat-into-read-only-memory": ([], """
+        import ctypes, errno
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mmap.restype = ctypes.c_void_p
+        ro = libc.mmap(None, 4096, 1, 0x22, -1, 0)                  # PROT_READ
+        r = libc.syscall(4, b"/etc/hostname", ctypes.c_void_p(ro))   # stat
+        print(r, errno.errorcode[ctypes.get_errno()], ctypes.string_at(ro, 8) == bytes(8))
+    """, "-1 EFAULT True"),
     # a uid with the top bit set under --root: stat could not pack it
     "chown-huge-uid": (["--root"], """
         import ctypes, errno, os

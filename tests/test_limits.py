@@ -99,7 +99,7 @@ def test_nofile_cannot_be_raised():
 
 
 def test_limits_hold_for_an_ordinary_user(guest):
-    shared = tempfile.mkdtemp(prefix="umlpy-limits-")
+    shared = tempfile.mkdtemp(prefix="limits-")
     os.chmod(shared, 0o755)
     prog = os.path.join(shared, "forkbomb")
     shutil.copy(guest("forkbomb", static=True), prog)

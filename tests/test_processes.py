@@ -170,7 +170,7 @@ def test_host_root_keeps_root_power(tmp_path):
 
 def test_fake_root_chown_and_chmod_are_recorded(mode):
     import tempfile
-    work = tempfile.mkdtemp(prefix="umlpy-fakeroot-")
+    work = tempfile.mkdtemp(prefix="fakeroot-")
     os.chmod(work, 0o777)
     try:
         script = ("touch f g; chown 1234:5678 f; echo rc=$?; stat -c %u:%g f; ls -ln f | cut -d' ' -f3,4;"

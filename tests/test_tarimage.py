@@ -139,7 +139,7 @@ def assert_matches_extraction(tree, tar_path, dest):
 @pytest.fixture
 def world_tmp():
     """A temporary directory every uid can traverse (tmp_path is 0700)."""
-    path = tempfile.mkdtemp(prefix="umlpy-test-")
+    path = tempfile.mkdtemp(prefix="tarimage-test-")
     os.chmod(path, 0o755)
     yield path
     subprocess.run(["chmod", "-R", "u+w", path])

@@ -31,6 +31,7 @@ SETUP_STAGES = {
 
 NEWNS = lib.UMLPY_NEWNS
 NEWUTS = lib.UMLPY_NEWUTS
+NEWIPC = lib.UMLPY_NEWIPC
 NEWUSER = lib.UMLPY_NEWUSER
 NEWPID = lib.UMLPY_NEWPID
 NEWNET = lib.UMLPY_NEWNET
@@ -117,8 +118,8 @@ class Tracer:
         opts.mount_proc = 1 if mount_proc else 0
         opts.new_pgrp = 1 if new_pgrp else 0
         opts.tty_fd = tty_fd
-        if len(rlimits) > 4:
-            raise ValueError("at most 4 resource limits")
+        if len(rlimits) > 6:
+            raise ValueError("at most 6 resource limits")
         opts.nrlimits = len(rlimits)
         for i, (resource, value) in enumerate(rlimits):
             opts.rlimit_resource[i] = resource
@@ -210,6 +211,11 @@ class Tracer:
 
     def write_mem(self, tid, addr, data):
         n = lib.umlpy_write_mem(tid, addr, data, len(data))
+        return _check(n, f"write guest memory at {addr:#x}")
+
+    def write_user(self, tid, addr, data):
+        """Write where the guest may write (not read-only pages)."""
+        n = lib.umlpy_write_user(tid, addr, data, len(data))
         return _check(n, f"write guest memory at {addr:#x}")
 
     def read_str(self, tid, addr, limit=4096):

@@ -395,7 +395,7 @@ static void child_main(int sync_fd, int report_fd, const char *path,
     if (cwd && chdir(cwd) < 0)
         child_fail(report_fd, UMLPY_SETUP_CHDIR, errno);
 
-    for (int i = 0; i < o->nrlimits && i < 4; i++) {
+    for (int i = 0; i < o->nrlimits && i < 6; i++) {
         struct rlimit rl = {o->rlimit_value[i], o->rlimit_value[i]};
         if (setrlimit(o->rlimit_resource[i], &rl) < 0)
             child_fail(report_fd, UMLPY_SETUP_RLIMIT, errno);
@@ -789,6 +789,15 @@ long umlpy_write_mem(int pid, unsigned long addr, const void *buf, unsigned long
     if (m < 0)
         return done ? (long)done : m;
     return (long)(done + (unsigned long)m);
+}
+
+long umlpy_write_user(int pid, unsigned long addr, const void *buf, unsigned long len)
+{
+    if (len == 0)
+        return 0;
+    struct iovec local = {(void *)buf, len}, remote = {(void *)addr, len};
+    ssize_t n = process_vm_writev(pid, &local, 1, &remote, 1, 0);
+    return n < 0 ? -errno : (long)n;
 }
 
 long umlpy_read_str(int pid, unsigned long addr, char *buf, unsigned long max)

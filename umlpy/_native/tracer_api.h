@@ -42,6 +42,7 @@
 /* Namespaces a guest can be started in (values of CLONE_NEW*). */
 #define UMLPY_NEWNS 0x00020000
 #define UMLPY_NEWUTS 0x04000000
+#define UMLPY_NEWIPC 0x08000000
 #define UMLPY_NEWUSER 0x10000000
 #define UMLPY_NEWPID 0x20000000
 #define UMLPY_NEWNET 0x40000000
@@ -88,8 +89,8 @@ struct umlpy_spawn_opts {
     int new_pgrp;            /* lead a process group of its own */
     int tty_fd;              /* >= 0: make that group the terminal's foreground */
     int nrlimits;            /* resource limits set before exec (soft = hard) */
-    int rlimit_resource[4];
-    unsigned long long rlimit_value[4];
+    int rlimit_resource[6];
+    unsigned long long rlimit_value[6];
 };
 
 struct umlpy_tracer;
@@ -147,6 +148,11 @@ int umlpy_set_regs(int pid, const struct umlpy_regs *regs);
 
 long umlpy_read_mem(int pid, unsigned long addr, void *buf, unsigned long len);
 long umlpy_write_mem(int pid, unsigned long addr, const void *buf, unsigned long len);
+/* As the kernel's copy_to_user: only where the guest itself may write
+ * (process_vm_writev; no /proc/PID/mem fallback).  For results written to
+ * addresses the guest chose, which must never reach read-only memory such
+ * as the scratch slots.  Bytes written, or -errno. */
+long umlpy_write_user(int pid, unsigned long addr, const void *buf, unsigned long len);
 long umlpy_read_str(int pid, unsigned long addr, char *buf, unsigned long max);
 
 /* Run syscall nr(args) in a thread sitting in a seccomp stop or a

@@ -91,7 +91,16 @@ class SyscallCall:
         return self.kernel.tracer.read_str(self.tid, addr, limit)
 
     def write(self, addr, data):
-        return self.kernel.tracer.write_mem(self.tid, addr, data)
+        """Write a result into guest memory, as copy_to_user: only where the
+        guest may write itself; OSError(EFAULT) otherwise (never into
+        read-only pages, such as the guest kernel's scratch slots)."""
+        try:
+            n = self.kernel.tracer.write_user(self.tid, addr, data)
+        except OSError:
+            n = -1
+        if n != len(data):
+            raise OSError(14, f"guest memory at {addr:#x} is not writable")
+        return n
 
     def inject(self, nr, *args):
         return self.kernel.tracer.inject_syscall(self.tid, nr, args)

@@ -16,6 +16,8 @@ from .signals import SIGSTOP, default_action
 from .syscalls import TABLE
 from .syscalls.names import SYSCALL_NUMBERS
 
+RLIMIT_CORE = 4
+
 
 SIGKILL = 9     # the signal module would pull in enum at start-up
 NOBODY = NOGROUP = 65534
@@ -117,7 +119,10 @@ class GuestKernel:
 
         def patch_release(call, result):
             if result == 0:
-                call.write(call.args[0] + 2 * 65, field)   # utsname.release
+                try:
+                    call.write(call.args[0] + 2 * 65, field)   # utsname.release
+                except OSError:
+                    return -_errno.EFAULT
             return None
         self.hook("uname")(lambda call: AllowThen(patch_release))
 
@@ -135,6 +140,8 @@ class GuestKernel:
             flags |= T.NEWUTS
         if self.net.own_namespace:
             flags |= T.NEWNET
+        # SysV IPC and POSIX message queues of the sandbox's own, not the host's
+        flags |= T.NEWIPC
         euid, egid = os.geteuid(), os.getegid()
         ids = dict(uid_inside=euid, gid_inside=egid, uid_outside=euid,
                    gid_outside=egid, switch_ids=False)
@@ -186,7 +193,12 @@ class GuestKernel:
 
     def scratch_commit(self, call, writer):
         if writer.buf:
-            self.tracer.write_mem(call.tid, writer.base, bytes(writer.buf))
+            data = bytes(writer.buf)
+            # all of it, or the call fails: a guest can leave part of the
+            # mapping unfillable, and the host must never read the guest's
+            # own bytes after ours
+            if self.tracer.write_mem(call.tid, writer.base, data) != len(data):
+                raise OSError(_errno.EFAULT, "scratch memory could not be written")
 
     def policy(self):
         return build_policy(self.table, self.mode, self.dispatcher.hooks)
@@ -225,7 +237,7 @@ class GuestKernel:
             argv[0], argv, env, self.seccomp_filter(policy), cwd="/", root=None,
             hostname=self.hostname, **ids, mount_proc=self.pid_namespace,
             new_pgrp=self.pid_namespace, tty_fd=tty_fd,
-            rlimits=limits.rlimits() if limits is not None else ())
+            rlimits=self._rlimits())
         self._argv0 = argv[0]
         self._tty_handed = tty_fd >= 0
         T.Tracer.harden_self()
@@ -275,6 +287,15 @@ class GuestKernel:
             os.killpg(tid, signal.SIGCONT)
         except ProcessLookupError:
             pass
+
+    def _rlimits(self):
+        """No core dumps, ever: the kernel would write them into the
+        process's host working directory, a directory of the host's own
+        tree.  Then the sandbox's --nofile/--memory/--cpu-time."""
+        out = [(RLIMIT_CORE, 0)]
+        if self.limits is not None:
+            out += self.limits.rlimits()
+        return out
 
     def _pids_limit(self, call):
         """--pids: a sandbox at its thread count gets EAGAIN from clone,

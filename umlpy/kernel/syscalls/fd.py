@@ -22,33 +22,86 @@ TABLE.passthrough(
     FAMILY,
     "read", "write", "pread64", "pwrite64", "readv", "writev",
     "preadv", "pwritev", "preadv2", "pwritev2",
-    "close", "close_range", "dup", "dup2", "dup3", "fcntl", "lseek",
+    "close", "close_range", "dup", "dup2", "dup3", "lseek",
     "pipe", "pipe2", "select", "pselect6", "poll", "ppoll",
     "epoll_create", "epoll_create1", "epoll_ctl", "epoll_wait",
     "epoll_pwait", "epoll_pwait2",
     "eventfd", "eventfd2", "signalfd", "signalfd4",
     "timerfd_create", "timerfd_settime", "timerfd_gettime",
     "sendfile", "splice", "tee", "vmsplice", "copy_file_range",
-    "fallocate", "fadvise64", "readahead", "flock", "ftruncate",
+    "fallocate", "fadvise64", "readahead", "ftruncate",
     "fsync", "fdatasync", "sync_file_range", "syncfs",
     "fstatfs", "fgetxattr", "flistxattr",
-    "file_getattr", "file_setattr", "cachestat",
-    "memfd_create", "memfd_secret", "userfaultfd",
+    "cachestat",
+    "memfd_create", "memfd_secret",
     "io_setup", "io_destroy", "io_submit", "io_cancel", "io_getevents",
     "io_pgetevents",
 )
 
 TIOCSTI, TIOCLINUX = 0x5412, 0x541C
+# inode flags and project attributes (chattr): changes of the object itself
+FS_ATTR_SETTERS = (0x40086602, 0x40046602,      # FS_IOC_SETFLAGS, FS_IOC32_SETFLAGS
+                   0x401C5820,                  # FS_IOC_FSSETXATTR
+                   0x40087602, 0x40047602)      # FS_IOC_SETVERSION, FS_IOC32_SETVERSION
 
 
-@TABLE.guarded(FAMILY, "ioctl", Guard(1, value=(TIOCSTI, TIOCLINUX)),
+@TABLE.guarded(FAMILY, "ioctl", Guard(1, value=(TIOCSTI, TIOCLINUX) + FS_ATTR_SETTERS),
                why="TIOCSTI and TIOCLINUX would push input into (or read) the terminal "
-               "umlpy shares with the user's shell")
-def sys_ioctl(call):
-    if call.args[1] & 0xFFFFFFFF == TIOCSTI:
+               "umlpy shares with the user's shell; inode flags may change only objects "
+               "of the sandbox's own storage")
+@vfs_call
+def sys_ioctl(call, vfs, task):
+    cmd = call.args[1] & 0xFFFFFFFF
+    if cmd == TIOCSTI:
         return fail(errno.EIO)      # as Linux with dev.tty.legacy_tiocsti = 0
-    return fail(errno.EPERM)
+    if cmd == TIOCLINUX:
+        return fail(errno.EPERM)
+    fd = s32(call.args[0])
+    if vfs.resolve_fd(task, fd) is None or host_object_is_ours(vfs, call.tid, fd):
+        return ALLOW
+    return fail(errno.EPERM)    # a host (lower) object: as to a non-owner
 
+
+F_SETLK, F_SETLKW, F_OFD_SETLK, F_OFD_SETLKW = 6, 7, 37, 38
+F_SETLEASE, F_NOTIFY = 1024, 1026
+LOCKS = (F_SETLK, F_SETLKW, F_OFD_SETLK, F_OFD_SETLKW)
+
+
+@TABLE.guarded(FAMILY, "fcntl", Guard(1, value=LOCKS + (F_SETLEASE, F_NOTIFY)),
+               why="locks, leases and directory notification on an object of the host's "
+               "tree would reach the host's processes")
+@vfs_call
+def sys_fcntl(call, vfs, task):
+    fd = s32(call.args[0])
+    if vfs.resolve_fd(task, fd) is None or host_object_is_ours(vfs, call.tid, fd):
+        return ALLOW
+    cmd = call.args[1] & 0xFFFFFFFF
+    if cmd == F_SETLEASE:
+        return fail(errno.EACCES)       # as for a file one does not own
+    # A lock on a read-only host object holds among the guest's own
+    # processes only in spirit: it is granted, and the host never sees it
+    # (a real one would block the host's processes).
+    return Return(0)
+
+
+@TABLE.emulated(FAMILY, "flock", "a lock on an object of the host's tree is granted without "
+                "the host seeing it (it would block the host's processes)")
+@vfs_call
+def sys_flock(call, vfs, task):
+    fd = s32(call.args[0])
+    if vfs.resolve_fd(task, fd) is None or host_object_is_ours(vfs, call.tid, fd):
+        return ALLOW
+    return Return(0)
+
+
+TABLE.unsupported(
+    FAMILY, "names a path relative to a dirfd, with its attributes in memory; the VFS "
+    "does not serve it yet", "file_getattr", "file_setattr",
+)
+TABLE.denied(
+    FAMILY, errno.EPERM, "could fill pages of the guest kernel's scratch memory (as with "
+    "vm.unprivileged_userfaultfd = 0)", "userfaultfd",
+)
 
 TABLE.unsupported(
     FAMILY,
@@ -82,17 +135,31 @@ def sys_fchdir(call, vfs, task):
 
 
 def lower_object(vfs, task, fd):
-    """The Lookup of fd's object if it is a lower-layer object (changing it
-    means copying it up), else None."""
+    """The Lookup of fd's object unless the host object behind fd is one
+    the guest may change in place (in the sandbox's own storage or a
+    writable bind); else changing it goes through the guest path (copy-up).
+    Judged by the fd's host object, not by the guest path: an fd opened
+    before its file was copied up still holds the lower (host) file."""
     res = vfs.resolve_fd(task, fd)
     if res is None:
         return None
-    d = res.dentry
-    if isinstance(d.fs, UnionFS) and not d.flags & IN_UPPER:
-        return res
-    if not d.fs.checks_on_host(d) or res.mount.read_only:
-        return res
-    return None
+    if host_object_is_ours(vfs, task.tid, fd):
+        d = res.dentry
+        if d.fs.checks_on_host(d) and not res.mount.read_only:
+            return None
+    return res
+
+
+def host_object_is_ours(vfs, tid, fd):
+    host = vfs.fd_host_path(tid, fd)
+    if host is None or not host.startswith("/"):
+        return False
+    if host.endswith(" (deleted)"):
+        host = host[:-len(" (deleted)")]
+    roots = list(getattr(vfs, "own_storage", ()))
+    roots += [m.fs.root_path for m in vfs.mounts
+              if isinstance(m.fs, HostTreeFS) and not m.read_only and m is not vfs.mounts.root]
+    return any(host == r or host.startswith(r.rstrip("/") + "/") for r in roots)
 
 
 @TABLE.emulated(FAMILY, "fchmod", "a lower object is copied up and changed there")

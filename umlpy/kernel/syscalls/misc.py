@@ -15,7 +15,12 @@ TABLE.passthrough(
     "semget", "semop", "semtimedop", "semctl",
     "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive", "mq_notify",
     "mq_getsetattr",
-    "add_key", "request_key", "keyctl", "perf_event_open",
+    "perf_event_open",
+)
+
+TABLE.unsupported(
+    FAMILY, "the kernel's keyrings are the host user's (and umlpy's session keyring): "
+    "the guest has none", "add_key", "request_key", "keyctl",
 )
 
 TABLE.denied(

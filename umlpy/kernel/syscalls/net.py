@@ -337,7 +337,10 @@ def sys_sendmmsg(call, vfs, task):
     def one_sent(call, result):
         if result < 0:
             return None
-        call.write(vec + MSGHDR.size, result.to_bytes(4, "little"))
+        try:
+            call.write(vec + MSGHDR.size, result.to_bytes(4, "little"))
+        except OSError:
+            return -errno.EFAULT        # as Linux, when msg_len cannot be stored
         return 1
     return AllowThen(one_sent, rewrite=Rewrite(SENDMSG, [a[0], ptr, a[3] & 0xFFFFFFFF]))
 
@@ -360,8 +363,11 @@ def show_guest_address(addr_index, len_index, given):
             return None
         # Like the kernel: write at most the caller's buffer, report the
         # full length.
-        call.write(addr, shown[:given])
-        call.write(len_ptr, len(shown).to_bytes(4, "little"))
+        try:
+            call.write(addr, shown[:given])
+            call.write(len_ptr, len(shown).to_bytes(4, "little"))
+        except OSError:
+            pass                # the host could write there; the guest's loss
         return None
     return on_exit
 

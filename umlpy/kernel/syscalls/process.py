@@ -28,12 +28,23 @@ TABLE.passthrough(
     "futex", "futex_waitv", "futex_wake", "futex_wait", "futex_requeue",
     "pidfd_open", "pidfd_getfd", "kcmp",
     "process_vm_readv", "process_vm_writev", "process_madvise",
-    "process_mrelease", "unshare", "setns", "seccomp",
+    "process_mrelease", "unshare", "setns",
     "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self",
     "lsm_get_self_attr", "lsm_set_self_attr", "lsm_list_modules",
 )
 
 PTRACE_TRACEME = 0
+SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3
+
+
+@TABLE.guarded(FAMILY, "seccomp", Guard(1, mask=SECCOMP_FILTER_FLAG_NEW_LISTENER),
+               why="a filter with a user-space listener (SECCOMP_RET_USER_NOTIF) outranks the "
+               "sandbox's stops: the guest could let its own calls through unmediated")
+def sys_seccomp(call):
+    # A guest's own filter may only restrict it further: every other verdict
+    # ranks below TRACE or ends the call; USER_NOTIF with CONTINUE does not.
+    return fail(EPERM)
+
 
 
 @TABLE.emulated(FAMILY, "setpgid", "the sandbox's init may not leave its own "

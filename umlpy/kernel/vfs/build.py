@@ -54,7 +54,15 @@ class SandboxFS:
         self.options = options
         self.idmap = idmap
         self.state = tempfile.mkdtemp(prefix="umlpy-", dir=state_root())
-        os.chmod(self.state, 0o711)         # the guest may pass, not list
+        # Only the guest's host user may enter (it opens its upper files by
+        # host path): nobody else on the host can reach, or run, what the
+        # guest made there (a setuid file, say).
+        if guest_ids is not None:
+            try:
+                os.chown(self.state, guest_ids[0], guest_ids[1])
+            except PermissionError:
+                pass
+        os.chmod(self.state, 0o700)
         self.spool = os.path.join(self.state, "spool")
         os.mkdir(self.spool, 0o711)
         self.hidden = [self.state]
@@ -68,6 +76,9 @@ class SandboxFS:
             os.mkdir(upper, 0o755)
         if isinstance(lower, HostTreeFS):
             lower.hidden = frozenset(os.path.realpath(h) for h in self.hidden)
+            # every sandbox's state and the shared caches: no guest sees
+            # another's changes or learns where its own live
+            lower.hidden_prefixes = (os.path.join(os.path.realpath(state_root()), "umlpy-"),)
         self.union = UnionFS(lower, upper, idmap, owner=guest_ids)
         self._mirror_root(upper, lower)
         self.mounts = MountTable(self.union)

@@ -102,6 +102,7 @@ class HostTreeFS(FileSystem):
         self.idmap = idmap
         self.read_only = not writable
         self.hidden = frozenset(os.path.realpath(h) for h in hidden)
+        self.hidden_prefixes = ()       # host paths starting so are not shown
         if fstype:
             self.fstype = fstype
         self.source = source or self.root_path
@@ -121,6 +122,8 @@ class HostTreeFS(FileSystem):
         rel = parent.child_rel(name)
         if self.hidden and self._host(rel) in self.hidden:
             return None
+        if self.hidden_prefixes and self._host(rel).startswith(self.hidden_prefixes):
+            return None
         if self.read_only:
             # nobody but the host changes a lower layer: no race to fear
             try:
@@ -136,7 +139,8 @@ class HostTreeFS(FileSystem):
     def hides_in(self, rel):
         """Whether the directory rel holds something hidden from the guest."""
         host = self._host(rel)
-        return any(os.path.dirname(h) == host for h in self.hidden)
+        return any(os.path.dirname(h) == host for h in self.hidden) or \
+            any(os.path.dirname(p) == host for p in self.hidden_prefixes)
 
     def readlink(self, dentry):
         if not dentry.attr.is_link():
@@ -152,6 +156,8 @@ class HostTreeFS(FileSystem):
         with os.scandir(base) as it:
             for e in it:
                 if self.hidden and f"{base}/{e.name}" in self.hidden:
+                    continue
+                if self.hidden_prefixes and f"{base}/{e.name}".startswith(self.hidden_prefixes):
                     continue
                 try:
                     if e.is_symlink():

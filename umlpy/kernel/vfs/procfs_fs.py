@@ -14,6 +14,10 @@ from .synth import SYNTH_DEV
 MAGIC = ("exe", "cwd", "root")
 
 
+# files listing mappings with the path of each mapped file
+PATH_LISTS = ("maps", "smaps", "numa_maps")
+
+
 class ProcFS(FileSystem):
     fstype = "proc"
     source = "proc"
@@ -64,7 +68,27 @@ class ProcFS(FileSystem):
             return rel
         if head.isdigit() and rest in ("mounts", "mountinfo"):
             return rest
+        if head.isdigit() and rest.rpartition("/")[2] in PATH_LISTS:
+            return "paths:" + rel
         return None
+
+    def _with_guest_paths(self, rel):
+        """A maps-style file with the host paths of mapped files shown as the
+        guest's (an object the guest cannot name shows as [umlpy])."""
+        with open(self._tracer_path(rel), "rb") as f:
+            data = f.read().decode("utf-8", "surrogateescape")
+        out = []
+        for line in data.splitlines(keepends=True):
+            cut = line.find(" /")
+            if cut >= 0 and line[0] in "0123456789abcdef":
+                path = line[cut + 1:].rstrip("\n")
+                deleted = path.endswith(" (deleted)")
+                if deleted:
+                    path = path[:-len(" (deleted)")]
+                guest = self.vfs.guest_path_of_host(path) or "[umlpy]"
+                line = line[:cut + 1] + guest + (" (deleted)" if deleted else "") + "\n"
+            out.append(line)
+        return "".join(out).encode("utf-8", "surrogateescape")
 
     def lookup(self, parent, name):
         rel = parent.child_rel(name)
@@ -111,7 +135,12 @@ class ProcFS(FileSystem):
             return ctx.cwd if parts[1] == "cwd" else ctx.root
         if len(parts) == 3 and parts[1] == "fd" and parts[2].isdigit():
             return self.vfs.fd_link_text(host, int(parts[2]))
-        return os.readlink(self._tracer_path(rel))
+        link = os.readlink(self._tracer_path(rel))
+        if len(parts) == 3 and parts[1] == "map_files" and link.startswith("/"):
+            deleted = link.endswith(" (deleted)")
+            guest = self.vfs.guest_path_of_host(link.removesuffix(" (deleted)")) or "/"
+            return guest + (" (deleted)" if deleted else "")
+        return link
 
     def _host_pid(self, text):
         if not text.isdigit():
@@ -158,7 +187,11 @@ class ProcFS(FileSystem):
     def host_path(self, dentry):
         kind = self._produced_kind(dentry.rel)
         if kind is not None:
-            path = self.spool.spool(self.produce.get(kind) or self.produce[kind.split("/")[-1]])
+            if kind.startswith("paths:"):
+                produce = lambda: self._with_guest_paths(dentry.rel)  # noqa: E731
+            else:
+                produce = self.produce.get(kind) or self.produce[kind.split("/")[-1]]
+            path = self.spool.spool(produce)
             self._produced[path] = dentry.rel
             return path
         if dentry.rel in ("self", "thread-self"):

@@ -166,9 +166,11 @@ class VFS:
                 return self.resolver.walk(root, root, path, follow_last=False)
             parent, _, name = path.rpartition("/")
             start = self.frames_of_path(task, root, parent or "/")
-            return self.resolver.walk(root, start, name, follow_last=False)
+            res = self.resolver.walk(root, start, name, follow_last=False)
         except OSError:
             return None
+        # gone from its directory (a produced /proc file): no guest object
+        return res if res.dentry is not None else None
 
     def _magic(self, task):
         procfs_fs = getattr(self, "procfs", None)
