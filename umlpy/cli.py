@@ -57,6 +57,12 @@ RUN_OPTIONS = [
            "chmod succeed as it sees them"),
     Option(["--host-root"], "host_root", "when umlpy runs as root, let the guest keep host "
            "root power (by default it is root inside and nobody outside)"),
+    Option(["--break"], "breaks", "stop in pdb inside the guest kernel when the guest makes "
+           "SYSCALL and the Python expression COND over call and args holds, e.g. "
+           "openat:'passwd' in call.path(1) (repeatable)", "SYSCALL[:COND]", repeat=True),
+    Option(["--log-level"], "log_level", "log the guest kernel's decisions to stderr: error, "
+           "warning, info (policy, execs) or debug (every decided call, path resolution)",
+           "LEVEL"),
 ]
 
 SYSCALLS_OPTIONS = [
@@ -77,6 +83,7 @@ Run Linux programs under umlpy's guest kernel (ptrace + seccomp).
 
 commands:
   run        run a program in a throwaway sandbox
+  trace      run a program and print its system calls, as strace does
   syscalls   print the syscall support table
   diff       list what a sandbox's upper layer added, modified and deleted
   commit     apply an upper layer's changes to a host directory
@@ -156,7 +163,9 @@ def _parse_env(items):
     return env
 
 
-def cmd_run(args):
+def cmd_run(args, prepare=None):
+    """prepare(kernel), if given, runs before the guest starts (umlpy trace
+    attaches its observer and hooks there)."""
     from .kernel import GuestKernel, Mode
 
     argv = args.argv
@@ -194,6 +203,11 @@ def cmd_run(args):
                          kernel_release=args.kernel_release, fake_root=args.root,
                          host_root=args.host_root, fs_options=fs_options, net=net,
                          limits=limits if limits.any() else None, net_rate=net_rate)
+    if args.breaks or args.log_level is not None:
+        from .sandbox import install_debugging      # only then: a plain run pays nothing
+        install_debugging(kernel, args.breaks, args.log_level)
+    if prepare is not None:
+        prepare(kernel)
     kernel.spawn(argv, env=env)
     return kernel.run()
 
@@ -222,6 +236,14 @@ def cmd_changes(name):
 
 HANDLERS = {"run": cmd_run, "syscalls": cmd_syscalls}
 RAW_HANDLERS = {name: cmd_changes(name) for name in ("diff", "commit", "discard")}
+
+
+def cmd_trace(words):
+    from .trace.cli import main as trace_main     # only 'umlpy trace' imports it
+    return trace_main(words)
+
+
+RAW_HANDLERS["trace"] = cmd_trace
 
 
 def main(argv=None):
