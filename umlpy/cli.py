@@ -72,7 +72,8 @@ SYSCALLS_OPTIONS = [
 COMMANDS = {
     "run": ("[OPTIONS] -- PROG [ARGS]",
             "Run PROG in a throwaway sandbox and exit with its status "
-            "(128+N if signal N killed it).", RUN_OPTIONS),
+            "(128+N if signal N killed it).  Resource limits are enforced by the "
+            "guest kernel and rlimits, for any user (cgroups are not used).", RUN_OPTIONS),
     "syscalls": ("[--markdown]", "Print how each x86_64 syscall is handled.",
                  SYSCALLS_OPTIONS),
 }
