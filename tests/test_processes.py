@@ -81,6 +81,15 @@ def test_kill_minus_one_stays_inside(mode):
         host.wait()
 
 
+def test_kill_minus_one_from_a_child_spares_init(mode):
+    """kill(-1) reaches every process but the caller and the namespace's
+    init, whoever sends it (Linux skips pid 1)."""
+    # never kill(-1) outside a pid namespace: as root it would hit the host
+    p = run_umlpy(["sh", "-c", '[ "$$" = 1 ] || exit 99; sleep 50 & '
+                               "sh -c 'kill -KILL -1; echo sent'; wait; echo init survived"], mode)
+    assert p.stdout == b"sent\ninit survived\n", p.stderr
+
+
 def test_outside_processes_do_not_exist(guest, mode):
     host = subprocess.Popen(["sleep", "60"])
     try:

@@ -40,8 +40,8 @@ def targets_init(call):
             return True
         if pid == 0:
             return procfs.process_group(call.tid) == procfs.process_group(init)
-        if pid == -1:       # everyone the caller may signal, but itself
-            return procfs.status_fields(call.tid).get("Tgid") != str(init)
+        if pid == -1:       # every process but the caller and the namespace's init
+            return False
         if pid < -1:
             pgid = procfs.status_fields(init).get("NSpgid", "")
             return procfs.innermost_ids(pgid) == -pid

@@ -44,7 +44,23 @@ def parse_bind(text):
 
 
 def state_root():
-    return tempfile.gettempdir()
+    """Where sandboxes keep their state: <tmp>/umlpy-<uid>/state (the
+    guest's host user must be able to pass through, to its own 0700
+    sandbox directory)."""
+    from .contentcache import ensure_own_dir
+    base = os.path.join(tempfile.gettempdir(), f"umlpy-{os.geteuid()}")
+    ensure_own_dir(base)
+    root = os.path.join(base, "state")
+    ensure_own_dir(root)
+    return root
+
+
+def umlpy_private_paths():
+    """Host paths of every user's umlpy state and caches in the temporary
+    directory (<tmp>/umlpy-<uid>), which no guest may see."""
+    import re
+    tmp = os.path.realpath(tempfile.gettempdir())
+    return re.compile(re.escape(tmp.rstrip("/")) + r"/umlpy-\d+(/|$)")
 
 
 class SandboxFS:
@@ -53,7 +69,7 @@ class SandboxFS:
     def __init__(self, options, idmap, guest_ids=None, content_cache=None):
         self.options = options
         self.idmap = idmap
-        self.state = tempfile.mkdtemp(prefix="umlpy-", dir=state_root())
+        self.state = tempfile.mkdtemp(prefix="sandbox-", dir=state_root())
         # Only the guest's host user may enter (it opens its upper files by
         # host path): nobody else on the host can reach, or run, what the
         # guest made there (a setuid file, say).
@@ -78,7 +94,7 @@ class SandboxFS:
             lower.hidden = frozenset(os.path.realpath(h) for h in self.hidden)
             # every sandbox's state and the shared caches: no guest sees
             # another's changes or learns where its own live
-            lower.hidden_prefixes = (os.path.join(os.path.realpath(state_root()), "umlpy-"),)
+            lower.hidden_pattern = umlpy_private_paths()
         self.union = UnionFS(lower, upper, idmap, owner=guest_ids)
         self._mirror_root(upper, lower)
         self.mounts = MountTable(self.union)

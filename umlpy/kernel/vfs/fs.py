@@ -102,7 +102,7 @@ class HostTreeFS(FileSystem):
         self.idmap = idmap
         self.read_only = not writable
         self.hidden = frozenset(os.path.realpath(h) for h in hidden)
-        self.hidden_prefixes = ()       # host paths starting so are not shown
+        self.hidden_pattern = None      # a regex: host paths it matches are not shown
         if fstype:
             self.fstype = fstype
         self.source = source or self.root_path
@@ -122,7 +122,7 @@ class HostTreeFS(FileSystem):
         rel = parent.child_rel(name)
         if self.hidden and self._host(rel) in self.hidden:
             return None
-        if self.hidden_prefixes and self._host(rel).startswith(self.hidden_prefixes):
+        if self.hidden_pattern is not None and self.hidden_pattern.match(self._host(rel)):
             return None
         if self.read_only:
             # nobody but the host changes a lower layer: no race to fear
@@ -139,8 +139,10 @@ class HostTreeFS(FileSystem):
     def hides_in(self, rel):
         """Whether the directory rel holds something hidden from the guest."""
         host = self._host(rel)
-        return any(os.path.dirname(h) == host for h in self.hidden) or \
-            any(os.path.dirname(p) == host for p in self.hidden_prefixes)
+        if any(os.path.dirname(h) == host for h in self.hidden):
+            return True
+        return self.hidden_pattern is not None and \
+            self.hidden_pattern.match(host + "/umlpy-0") is not None
 
     def readlink(self, dentry):
         if not dentry.attr.is_link():
@@ -157,7 +159,8 @@ class HostTreeFS(FileSystem):
             for e in it:
                 if self.hidden and f"{base}/{e.name}" in self.hidden:
                     continue
-                if self.hidden_prefixes and f"{base}/{e.name}".startswith(self.hidden_prefixes):
+                if self.hidden_pattern is not None and \
+                        self.hidden_pattern.match(f"{base}/{e.name}"):
                     continue
                 try:
                     if e.is_symlink():
