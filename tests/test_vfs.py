@@ -181,3 +181,26 @@ def test_reopening_pipes_through_proc(mode):
     p = run_umlpy(["bash", "-c", "cat <(echo from a substitution); cat /dev/stdin"], mode,
                   input=b"from stdin\n")
     assert p.stdout == b"from a substitution\nfrom stdin\n", p.stderr
+
+
+def test_stat_needs_search_permission_on_the_way(tmp_path):
+    """stat, readlink and access are answered by the guest kernel, which
+    could see anything: it checks search permission as the host would
+    (here the guest is nobody outside, and the directory is root's 0700)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs a directory the guest's host user cannot search")
+    private = tmp_path / "private"
+    private.mkdir()
+    (private / "file").write_text("secret size\n")
+    os.symlink("target", private / "link")
+    os.chmod(private, 0o700)
+    os.chmod(tmp_path, 0o755)
+    script = (f"stat -c %s {private}/file 2>&1; readlink {private}/link || echo no-readlink; "
+              f"test -e {private}/file && echo exists || echo hidden")
+    p = run_umlpy(["sh", "-c", script], host_root=False)
+    out = p.stdout.decode()
+    assert "Permission denied" in out and "12" not in out, out
+    assert "no-readlink" in out and out.strip().endswith("hidden"), out
+    # with host root power the same calls see it, as natively
+    p = run_umlpy(["sh", "-c", script])
+    assert p.stdout.decode().splitlines() == ["12", "target", "exists"], p.stderr

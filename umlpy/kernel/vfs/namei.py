@@ -78,10 +78,11 @@ class Resolver:
             return m.fs.root(), m
         return dentry, mount
 
-    def walk(self, root, start, path, follow_last=True, magic=None):
+    def walk(self, root, start, path, follow_last=True, magic=None, search=None):
         """Resolve path (str) from the frames start (cwd or a dirfd's
         directory), with root the process's root frames.  magic(dentry)
-        may turn a /proc magic link into (frames, dentry) directly."""
+        may turn a /proc magic link into (frames, dentry) directly.
+        search(dentry) -> errno or 0 checks each directory walked through."""
         if not path:
             raise OSError(errno.ENOENT, "empty path")
         if len(path) >= PATH_MAX:
@@ -100,8 +101,9 @@ class Resolver:
             cd = cur.dentry
             if not cd.attr.is_dir():
                 raise OSError(errno.ENOTDIR, "not a directory")
-            if self.search_check is not None:
-                err = self.search_check(cd)
+            check = search or self.search_check
+            if check is not None:
+                err = check(cd)
                 if err:
                     raise OSError(err, "search permission")
             if name == "..":

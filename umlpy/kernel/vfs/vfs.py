@@ -115,13 +115,17 @@ class VFS:
         but the tracer's own changes (which bump the generation) can
         change how they resolve."""
         root_mount = self.mounts.root
+        for f in frames:
+            if f.dentry.attr.mode & 0o001 == 0:
+                return False    # searching it depends on who asks
         for f in frames[1:]:
             if f.mount is not root_mount or f.dentry.flags & IN_UPPER:
                 return False
         return True
 
     def _frames_of_path(self, task, root, path):
-        res = self.resolver.walk(root, root, path, follow_last=True, magic=self._magic(task))
+        res = self.resolver.walk(root, root, path, follow_last=True, magic=self._magic(task),
+                                 search=self._search(task))
         if res.dentry is None:
             raise OSError(errno.ENOENT, path)
         if not res.dentry.attr.is_dir():
@@ -149,10 +153,20 @@ class VFS:
             raise OSError(errno.ENOENT, "empty path")
         root = self.root_frames(task)
         if path.startswith("/"):
+            parent, _, name = path.rpartition("/")
+            if parent and name not in ("", ".", "..") and task.ctx.root == "/":
+                # the directory part through the cache of directory chains
+                start = self.frames_of_path(task, root, parent)
+                return self.resolver.walk(root, start, name, follow, magic=self._magic(task),
+                                          search=self._search(task))
             start = root
         else:
             start = self.start_frames(task, root, dirfd)
-        return self.resolver.walk(root, start, path, follow, magic=self._magic(task))
+        return self.resolver.walk(root, start, path, follow, magic=self._magic(task),
+                                  search=self._search(task))
+
+    def _search(self, task):
+        return lambda dentry: self.search_ok(task, dentry)
 
     def resolve_fd(self, task, fd):
         """The Lookup of what an fd is (AT_EMPTY_PATH), or None if it is not
@@ -180,9 +194,14 @@ class VFS:
             if dentry.fs is procfs_fs else None
 
     def search_ok(self, task, dentry):
-        if dentry.fs.host_backed:
-            return 0
-        return task.creds.permission(dentry.attr, X_OK)
+        """May task search this directory?  The guest kernel answers stat,
+        readlink and access itself (the tracer could see anything), so it
+        checks what the host would: the guest's ids against the owner and
+        mode (capabilities count only for owners its namespace maps)."""
+        attr = dentry.attr
+        if attr.mode & 0o001:
+            return 0            # anyone may
+        return task.creds.permission(attr, X_OK)
 
     # host objects ↔ guest paths ---------------------------------------------
     def guest_path_of_host(self, host_path):
