@@ -813,7 +813,7 @@ def test_no_room_for_scratch_memory(kit, arena, user, root, how):
 @pytest.mark.parametrize("user", USERS)
 def test_setuid_file_in_the_upper_layer(kit, arena, user):
     """The guest copies itself to /tmp and makes the copy setuid/setgid; the
-    test then runs that host file (in /tmp/umlpy-UID/state/*/upper/tmp) as another
+    test then runs that host file (in /tmp/umlpy-UID/*/upper/tmp) as another
     host user (uid 4242): it must not run with the guest's outside identity
     (the upper layer should be out of other users' reach, or nosuid)."""
     if not AS_ROOT:
@@ -825,7 +825,7 @@ def test_setuid_file_in_the_upper_layer(kit, arena, user):
     try:
         line = _read_until(p, b"READY")
         found = [f for f in Path("/tmp").glob(f"umlpy-*/upper/tmp/{name}")] + \
-            [f for f in Path("/tmp").glob(f"umlpy-*/state/*/upper/tmp/{name}")]
+            [f for f in Path("/tmp").glob(f"umlpy-*/*/upper/tmp/{name}")]
         if b"READY" not in line:
             extra.append("the guest did not make its copy")
         elif not found:

@@ -2531,11 +2531,11 @@ static void t_cross_sandbox(void)
     }
     if (d)
         closedir(d);
-    /* and the layout umlpy uses, named without listing: <tmp>/umlpy-UID/state/sandbox-* */
+    /* and the layout umlpy uses, named without listing: <tmp>/umlpy-UID/XXXXXXXX */
     unsigned uids[] = {0, 65534, (unsigned)getuid()};
     for (int u = 0; u < 3; u++) {
         char state[256];
-        snprintf(state, sizeof state, "/tmp/umlpy-%u/state", uids[u]);
+        snprintf(state, sizeof state, "/tmp/umlpy-%u", uids[u]);
         DIR *sd = opendir(state);
         tried++;
         if (sd) {

@@ -44,13 +44,12 @@ def parse_bind(text):
 
 
 def state_root():
-    """Where sandboxes keep their state: <tmp>/umlpy-<uid>/state (the
-    guest's host user must be able to pass through, to its own 0700
-    sandbox directory)."""
+    """Where sandboxes keep their state: <tmp>/umlpy-<uid>, beside the
+    content cache (the guest's host user must be able to pass through, to
+    its own 0700 sandbox directory).  Short on purpose: a guest's UNIX
+    socket gets a host path below it, and those are limited to 107 bytes."""
     from .contentcache import ensure_own_dir
-    base = os.path.join(tempfile.gettempdir(), f"umlpy-{os.geteuid()}")
-    ensure_own_dir(base)
-    root = os.path.join(base, "state")
+    root = os.path.join(tempfile.gettempdir(), f"umlpy-{os.geteuid()}")
     ensure_own_dir(root)
     return root
 
@@ -69,7 +68,7 @@ class SandboxFS:
     def __init__(self, options, idmap, guest_ids=None, content_cache=None):
         self.options = options
         self.idmap = idmap
-        self.state = tempfile.mkdtemp(prefix="sandbox-", dir=state_root())
+        self.state = tempfile.mkdtemp(prefix="", dir=state_root())
         # Only the guest's host user may enter (it opens its upper files by
         # host path): nobody else on the host can reach, or run, what the
         # guest made there (a setuid file, say).
