@@ -15,14 +15,12 @@ rate holds on average, with bursts of one call.  UNIX sockets, pipes and
 files are not network and are not charged."""
 import os
 import socket
-import struct
 import time
 
 from .decisions import ALLOW, AllowThen, Rewrite
+from .sleep import sleep_then_retry
 from .vfs.hostops import thread_fd
 
-NANOSLEEP = 35
-SYSCALL_INSN = 2            # the length of x86_64's `syscall` instruction
 
 # syscall name -> (fd argument, direction, byte count argument or None)
 CALLS = {
@@ -121,7 +119,7 @@ class RateLimiter:
             need = call.args[count_index] if stream_send else 1
             delay = bucket.wait(need)
             if delay > 0:
-                return self.sleep_then_retry(call, delay)
+                return sleep_then_retry(call, delay)
             if stream_send and call.args[count_index] > bucket.rate:
                 # a stream send of more than a second's worth is sent in
                 # parts (a stream may always take fewer bytes than offered)
@@ -135,23 +133,6 @@ class RateLimiter:
                 decision = self.kernel.dispatcher.decide_table(call)
             return charged(decision, bucket)
         return hook
-
-    def sleep_then_retry(self, call, delay):
-        kernel = call.kernel
-        w = kernel.scratch_writer(call)
-        seconds = int(delay)
-        ts = w.add(struct.pack("<qq", seconds, int((delay - seconds) * 1e9)))
-        kernel.scratch_commit(call, w)
-        nr, args = call.nr, call.args
-
-        def retry(call, result):
-            regs = kernel.tracer.get_regs(call.tid)
-            regs.rip -= SYSCALL_INSN
-            regs.rax = regs.orig_rax = nr
-            regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9 = args
-            kernel.tracer.set_regs(call.tid, regs)
-            return None
-        return AllowThen(retry, rewrite=Rewrite(NANOSLEEP, [ts, 0]))
 
 
 def charged(decision, bucket):

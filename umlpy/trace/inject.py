@@ -20,17 +20,15 @@ do not show in the trace.
 at the Nth and every Sth after it, ``N..L[+S]`` up to the Lth; calls are
 counted per thread and syscall, as strace counts them (default: every call).
 """
-import struct
 import time
 
 from ..errors import BadInput
 from ..kernel.decisions import ALLOW, AllowThen, Return, Rewrite
+from ..kernel.sleep import NANOSLEEP, SYSCALL_INSN, scratch_timespec, sleep_then_retry
 from ..kernel.syscalls.names import SYSCALL_NUMBERS
 from . import consts as C
 from .filters import parse_set
 
-NANOSLEEP = 35
-SYSCALL_INSN = 2        # the length of x86_64's `syscall` instruction
 INJECTED, DELAYED = "INJECTED", "DELAYED"
 EXECS = frozenset({SYSCALL_NUMBERS["execve"], SYSCALL_NUMBERS["execveat"]})
 NO_REWIND = frozenset({SYSCALL_NUMBERS["rt_sigreturn"]})
@@ -232,26 +230,10 @@ class Injector:
         return self.kernel.dispatcher.decide_table(call)
 
     def _timespec(self, call, seconds):
-        kernel = self.kernel
-        w = kernel.scratch_writer(call)
-        whole = int(seconds)
-        addr = w.add(struct.pack("<qq", whole, int(round((seconds - whole) * 1e9))))
-        kernel.scratch_commit(call, w)
-        return addr
+        return scratch_timespec(call, seconds)
 
     def _sleep_then_retry(self, call, seconds):
-        kernel = self.kernel
-        ts = self._timespec(call, seconds)
-        nr, args = call.nr, call.args
-
-        def retry(call, result):
-            regs = kernel.tracer.get_regs(call.tid)
-            regs.rip -= SYSCALL_INSN
-            regs.rax = regs.orig_rax = nr
-            regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9 = args
-            kernel.tracer.set_regs(call.tid, regs)
-            return None
-        return AllowThen(retry, rewrite=Rewrite(NANOSLEEP, [ts, 0]))
+        return sleep_then_retry(call, seconds)
 
     def _sleep_after(self, call, decision, seconds):
         if isinstance(decision, Return):

@@ -57,7 +57,7 @@ def sys_ioctl(call, vfs, task):
     if cmd == TIOCLINUX:
         return fail(errno.EPERM)
     fd = s32(call.args[0])
-    if vfs.resolve_fd(task, fd) is None or host_object_is_ours(vfs, call.tid, fd):
+    if not host_object_of_the_hosts(vfs, task, fd):
         return ALLOW
     return fail(errno.EPERM)    # a host (lower) object: as to a non-owner
 
@@ -73,7 +73,7 @@ LOCKS = (F_SETLK, F_SETLKW, F_OFD_SETLK, F_OFD_SETLKW)
 @vfs_call
 def sys_fcntl(call, vfs, task):
     fd = s32(call.args[0])
-    if vfs.resolve_fd(task, fd) is None or host_object_is_ours(vfs, call.tid, fd):
+    if not host_object_of_the_hosts(vfs, task, fd):
         return ALLOW
     cmd = call.args[1] & 0xFFFFFFFF
     if cmd == F_SETLEASE:
@@ -89,7 +89,7 @@ def sys_fcntl(call, vfs, task):
 @vfs_call
 def sys_flock(call, vfs, task):
     fd = s32(call.args[0])
-    if vfs.resolve_fd(task, fd) is None or host_object_is_ours(vfs, call.tid, fd):
+    if not host_object_of_the_hosts(vfs, task, fd):
         return ALLOW
     return Return(0)
 
@@ -148,6 +148,13 @@ def lower_object(vfs, task, fd):
         if d.fs.checks_on_host(d) and not res.mount.read_only:
             return None
     return res
+
+
+def host_object_of_the_hosts(vfs, task, fd):
+    """Whether fd is a guest filesystem object whose host object belongs to
+    the host's own tree (not to the sandbox's storage or a writable bind):
+    changing it in place would change the host."""
+    return vfs.resolve_fd(task, fd) is not None and not host_object_is_ours(vfs, task.tid, fd)
 
 
 def host_object_is_ours(vfs, tid, fd):
