@@ -1,17 +1,20 @@
 /* Micro benchmarks for benchmarks/run.py.
  *
  * usage: micro MODE N FILE
- *   MODE  getpid | open | stat | read | fork | exec
- *   N     iterations
- *   FILE  an existing regular file (used by open, stat and read)
+ *   MODE  getpid | open | stat | stat-2t | read | fork | exec
+ *   N     iterations (stat-2t: per thread, 2N stats in all)
+ *   FILE  an existing regular file (used by open, stat, stat-2t and read)
  *
- * Prints "MODE N ok K", K being the number of operations that gave the right
- * answer, and exits with status 0 only if K == N, so every timed run checks
- * that the sandbox did not break anything.
- * Built with -static -O2 so dynamic-loader noise stays out of the timings.
+ * Prints "MODE M ok K", M being the number of operations done (N, or 2N for
+ * stat-2t) and K the number of them that gave the right answer, and exits
+ * with status 0 only if K == M, so every timed run checks that the sandbox
+ * did not break anything.
+ * Built with -static -O2 -pthread so dynamic-loader noise stays out of the
+ * timings.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +57,44 @@ static long run_stat(long n, const char *path)
     long ok = 0;
     for (long i = 0; i < n; i++)
         ok += stat(path, &st) == 0 && st.st_size == ref.st_size;
+    return ok;
+}
+
+/* stat-2t: two threads, started together at a barrier, each doing the stat
+ * loop above N times; returns the right answers of both. */
+struct stat_thread {
+    long n, ok;
+    const char *path;
+    pthread_barrier_t *start;
+};
+
+static void *stat_thread(void *arg)
+{
+    struct stat_thread *t = arg;
+    pthread_barrier_wait(t->start);
+    t->ok = run_stat(t->n, t->path);
+    return NULL;
+}
+
+static long run_stat_2t(long n, const char *path)
+{
+    pthread_barrier_t start;
+    struct stat_thread t[2];
+    pthread_t tid[2];
+    long ok = 0;
+    if (pthread_barrier_init(&start, NULL, 2) != 0)
+        return -1;
+    for (int i = 0; i < 2; i++) {
+        t[i] = (struct stat_thread){n, -1, path, &start};
+        if (pthread_create(&tid[i], NULL, stat_thread, &t[i]) != 0)
+            return -1;
+    }
+    for (int i = 0; i < 2; i++) {
+        if (pthread_join(tid[i], NULL) != 0 || t[i].ok < 0)
+            return -1;
+        ok += t[i].ok;
+    }
+    pthread_barrier_destroy(&start);
     return ok;
 }
 
@@ -110,9 +151,12 @@ static long run_exec(long n, const char *path)
 static const struct {
     const char *name;
     long (*run)(long, const char *);
+    long per_n; /* operations per unit of N */
 } modes[] = {
-    {"getpid", run_getpid}, {"open", run_open}, {"stat", run_stat},
-    {"read", run_read},     {"fork", run_fork}, {"exec", run_exec},
+    {"getpid", run_getpid, 1}, {"open", run_open, 1},
+    {"stat", run_stat, 1},     {"stat-2t", run_stat_2t, 2},
+    {"read", run_read, 1},     {"fork", run_fork, 1},
+    {"exec", run_exec, 1},
 };
 
 int main(int argc, char **argv)
@@ -124,9 +168,9 @@ int main(int argc, char **argv)
     long n = atol(argv[2]);
     for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
         if (strcmp(argv[1], modes[i].name) == 0) {
-            long ok = modes[i].run(n, argv[3]);
-            printf("%s %ld ok %ld\n", argv[1], n, ok);
-            return ok == n ? 0 : 1;
+            long ok = modes[i].run(n, argv[3]), want = n * modes[i].per_n;
+            printf("%s %ld ok %ld\n", argv[1], want, ok);
+            return ok == want ? 0 : 1;
         }
     }
     fprintf(stderr, "%s: unknown mode %s\n", argv[0], argv[1]);

@@ -2,7 +2,8 @@
 """Benchmark umlpy against native execution and peer sandboxes.
 
     python3 benchmarks/run.py [--quick] [--runs N] [--only NAME,...]
-                              [--runners NAME,...] [--json FILE] [--markdown]
+                              [--runners NAME,...] [--cpus any|same|LIST]
+                              [--json FILE] [--markdown]
 
 Runs are interleaved (for each run: for each workload: for each runner) so
 that slow drift of the machine hits every runner alike; medians are reported.
@@ -13,6 +14,7 @@ import datetime
 import json
 import os
 import platform
+import shlex
 import shutil
 import signal
 import statistics
@@ -28,14 +30,17 @@ REPO = os.path.dirname(HERE)
 MICRO_SRC = os.path.join(HERE, "micro.c")
 SMOKE_TIMEOUT = 60
 
-# name, mode of micro.c, iterations, syscalls per op (None: not meaningful), what
+# name (= mode of micro.c), iterations per thread, threads, syscalls per op
+# (None: not meaningful), what. ops = iterations * threads: with 2 threads the
+# per-op overhead is wall-clock time over all the calls of both threads.
 MICRO = [
-    ("getpid", "getpid", 200_000, 1, "syscall(SYS_getpid)"),
-    ("open", "open", 200_000, 2, "open+close of a file"),
-    ("stat", "stat", 200_000, 1, "stat of a file"),
-    ("read", "read", 200_000, 1, "pread of 1 byte from an open file"),
-    ("fork", "fork", 2_000, None, "fork+_exit+wait"),
-    ("exec", "exec", 500, None, "fork+exec(/bin/true)+wait"),
+    ("getpid", 200_000, 1, 1, "syscall(SYS_getpid)"),
+    ("open", 200_000, 1, 2, "open+close of a file"),
+    ("stat", 200_000, 1, 1, "stat of a file"),
+    ("stat-2t", 100_000, 2, 1, "stat of a file, in 2 threads at once"),
+    ("read", 200_000, 1, 1, "pread of 1 byte from an open file"),
+    ("fork", 2_000, 1, None, "fork+_exit+wait"),
+    ("exec", 500, 1, None, "fork+exec(/bin/true)+wait"),
 ]
 QUICK_DIVISOR = 10
 # The micro binary run with N=0: each runner's fixed cost (sandbox start-up and
@@ -47,16 +52,22 @@ STARTUP = ("startup", "start and exit of the static micro binary (N=0)")
 MACRO = [
     ("sh-loop", ["sh", "-c", "i=0; while [ $i -lt 300 ]; do /bin/true; i=$((i+1)); done"]),
     ("find", ["sh", "-c", "find /usr/lib -type f | wc -l"]),
-    ("python", ["/usr/bin/python3", "-c", "pass"]),
+    ("python", ["/usr/bin/python3", "-c", "import json, email, http.client"]),
     ("tar", ["sh", "-c", "tar cf - /usr/include | wc -c"]),
 ]
 
-RUNNER_ORDER = ["native", "umlpy", "umlpy-trace-all", "strace", "proot", "runsc"]
-PEERS = ("strace", "proot", "runsc")  # optional; each runner is named after its tool
+RUNNER_ORDER = ["native", "umlpy", "umlpy-trace-all", "strace", "proot", "proot-termux",
+                "runsc"]
+# optional; each runner is named after its tool
+PEERS = ("strace", "proot", "proot-termux", "runsc")
 RUNNER_LABELS = {
     "native": "native", "umlpy": "umlpy", "umlpy-trace-all": "umlpy --trace-all",
-    "strace": "strace -f", "proot": "proot", "runsc": "runsc",
+    "strace": "strace -f", "proot": "proot", "proot-termux": "proot-termux", "runsc": "runsc",
 }
+UMLPY_RUNNERS = ("umlpy", "umlpy-trace-all")
+# The peer umlpy is compared with directly (see compare_report): termux's PRoot
+# fork with its seccomp filter, so that it stops only on the calls it rewrites.
+REFERENCE_PEER = "proot-termux"
 # Tried in order; the first that runs /bin/true with status 0 is used.
 # gVisor's ptrace platform first: it is the tracer-based design umlpy competes with.
 RUNSC_VARIANTS = [
@@ -71,9 +82,10 @@ RUNSC_VARIANTS = [
 class Workload:
     name: str
     argv: list
-    ops: int = None            # micro workloads: operations per run
+    ops: int = None            # micro workloads: operations per run (all threads)
     syscalls_per_op: int = None
     what: str = ""
+    threads: int = 1
 
     @property
     def micro(self):
@@ -154,6 +166,40 @@ def smoke(prefix):
     return None if rc == 0 else describe_status(rc, SMOKE_TIMEOUT)
 
 
+# ---------------------------------------------------------------- placement
+
+def parse_cpus(text, available):
+    """--cpus: None for any (unpinned), else the set of CPUs to confine every
+    process to: "same" is the first available CPU, or a list like 0 or 0,1 or 0-1."""
+    if text == "any":
+        return None
+    if text == "same":
+        return {min(available)}
+    cpus = set()
+    for part in text.split(","):
+        lo, _, hi = part.strip().partition("-")
+        if not lo.isdigit() or (hi and not hi.isdigit()):
+            raise ValueError(f"not a CPU list: {text!r}")
+        cpus.update(range(int(lo), int(hi or lo) + 1))
+    if not cpus or not cpus <= available:
+        raise ValueError(f"CPUs {cpu_list(cpus)} are not all available "
+                         f"(available: {cpu_list(available)})")
+    return cpus
+
+
+def cpu_list(cpus):
+    return ",".join(str(c) for c in sorted(cpus))
+
+
+def placement_text(cpus, available):
+    if cpus is None:
+        return f"unpinned: the scheduler places tracer and tracee on any of CPUs {cpu_list(available)}"
+    if len(cpus) == 1:
+        return (f"every process pinned to CPU {cpu_list(cpus)} "
+                f"(as with taskset -c {cpu_list(cpus)}): tracer and tracee share one CPU")
+    return f"every process confined to CPUs {cpu_list(cpus)} (as with taskset -c {cpu_list(cpus)})"
+
+
 # ---------------------------------------------------------------- runners
 
 def umlpy_prefix(path):
@@ -171,13 +217,15 @@ def candidate_runners(umlpy):
         "umlpy-trace-all": [base + ["--trace-all", "--"]],
         "strace": [["strace", "-f", "-o", "/dev/null"]],
         "proot": [["proot", "-r", "/"]],
+        "proot-termux": [["proot-termux", "-r", "/"]],
         "runsc": [["runsc"] + v + ["do"] for v in RUNSC_VARIANTS],
     }
 
 
 def tool_version(name):
     """A one-line version note for a peer tool ("" for umlpy and native)."""
-    flag = {"strace": "-V", "proot": "--version", "runsc": "--version"}.get(name)
+    flag = {"strace": "-V", "proot": "--version", "proot-termux": "--version",
+            "runsc": "--version"}.get(name)
     if not flag:
         return ""
     try:
@@ -185,10 +233,13 @@ def tool_version(name):
     except (OSError, subprocess.TimeoutExpired):
         return ""
     lines = [l.strip() for l in out.splitlines() if l.strip()]
-    if name == "proot":  # ASCII-art banner ending in the version, then accelerators
+    if name.startswith("proot"):  # ASCII-art banner ending in the version, then accelerators
         version = next((l.split()[-1] for l in lines if l.startswith("|__")), "?")
         accel = next((l for l in lines if "accelerators" in l), "")
-        return f"PRoot {version}; {accel}"
+        text = f"{shutil.which(name)}: PRoot {version}; {accel}"
+        if "PROOT_NO_SECCOMP" in os.environ:
+            text += "; PROOT_NO_SECCOMP is set: seccomp_filter NOT used"
+        return text
     return lines[0] if lines else ""
 
 
@@ -222,7 +273,7 @@ def detect_runners(names, umlpy):
 def build_micro(tmp):
     """Compile micro.c statically; return (binary, data file)."""
     binary = os.path.join(tmp, "micro")
-    subprocess.run(["gcc", "-static", "-O2", "-o", binary, MICRO_SRC], check=True)
+    subprocess.run(["gcc", "-static", "-O2", "-pthread", "-o", binary, MICRO_SRC], check=True)
     data = os.path.join(tmp, "data")
     with open(data, "wb") as f:
         f.write(bytes(range(256)) * 16)
@@ -235,13 +286,14 @@ def make_workloads(only, quick, tmp):
     if any(wanted(m[0]) for m in MICRO + [STARTUP]):
         binary, data = build_micro(tmp)
         workloads.append(Workload(STARTUP[0], [binary, "getpid", "0", data], what=STARTUP[1]))
-        for name, mode, n, per_op, what in MICRO:
+        for name, n, threads, per_op, what in MICRO:
             if wanted(name):
                 n = max(1, n // QUICK_DIVISOR) if quick else n
-                workloads.append(Workload(name, [binary, mode, str(n), data], n, per_op, what))
+                workloads.append(Workload(name, [binary, name, str(n), data], n * threads,
+                                          per_op, what, threads))
     for name, argv in MACRO:
         if wanted(name):
-            what = argv[-1] if argv[0] == "sh" else " ".join(argv)
+            what = argv[-1] if argv[0] == "sh" else shlex.join(argv)
             workloads.append(Workload(name, argv, what=what))
     return workloads
 
@@ -351,12 +403,24 @@ def ratio_of(results, w, runner):
     return mine / native if mine is not None and native else None
 
 
+def ratio_to(results, w, runner, reference):
+    """runner's median over reference's on workload w, or None."""
+    mine, ref = median_of(results, w.name, runner), median_of(results, w.name, reference)
+    return mine / ref if mine is not None and ref else None
+
+
+def ops_text(w):
+    if w.threads > 1:
+        return f"{w.ops // w.threads} each = {w.ops} ops"
+    return f"{w.ops} ops"
+
+
 def workload_header(w):
     if not w.micro:
         return f"== {w.name}: {w.what}"
     sc = (f"{w.syscalls_per_op} syscall{'s' if w.syscalls_per_op > 1 else ''}/op"
           if w.syscalls_per_op else "per-syscall cost not meaningful")
-    return f"== {w.name}: {w.what}, {w.ops} ops ({sc})"
+    return f"== {w.name}: {w.what}, {ops_text(w)} ({sc})"
 
 
 def fmt(value, spec, width):
@@ -364,14 +428,18 @@ def fmt(value, spec, width):
 
 
 def text_report(workloads, runners, results):
-    lines = []
+    lines = ["ratio: median over native's"]
+    ref = REFERENCE_PEER if any(r.name == REFERENCE_PEER for r in runners) else None
+    if ref:
+        lines.append(f"/{ref}: median over {ref}'s")
     if any(w.micro for w in workloads):
         lines.append("us/op and us/syscall: overhead over native, net of each runner's "
                      "startup time (see the startup workload)")
     for w in workloads:
         lines += ["", workload_header(w),
-                  f"  {'runner':18s} {'median s':>10s} {'ratio':>8s} {'us/op':>9s} "
-                  f"{'us/syscall':>10s} {'runs':>5s}"]
+                  f"  {'runner':18s} {'median s':>10s} {'ratio':>8s} "
+                  + (f"{'/' + ref:>13s} " if ref else "")
+                  + f"{'us/op':>9s} {'us/syscall':>10s} {'runs':>5s}"]
         for r in runners:
             res = results[w.name, r.name]
             if res.failure:
@@ -380,7 +448,56 @@ def text_report(workloads, runners, results):
             per_op, per_sc = overhead_us(w, results, r.name)
             lines.append(f"  {r.label:18s} {res.median:10.4f} "
                          f"{fmt(ratio_of(results, w, r.name), '.2f', 8)} "
-                         f"{fmt(per_op, '.2f', 9)} {fmt(per_sc, '.2f', 10)} {len(res.times):5d}")
+                         + (f"{fmt(ratio_to(results, w, r.name, ref), '.2f', 13)} " if ref else "")
+                         + f"{fmt(per_op, '.2f', 9)} {fmt(per_sc, '.2f', 10)} {len(res.times):5d}")
+    return "\n".join(lines)
+
+
+def overhead_value(w, results, runner):
+    """The overhead the tables show: per syscall where meaningful, else per op."""
+    per_op, per_sc = overhead_us(w, results, runner)
+    return per_sc if w.syscalls_per_op else per_op
+
+
+def geomean(values):
+    """None unless every value is known (a FAILED workload voids the mean)."""
+    if not values or any(v is None or v <= 0 for v in values):
+        return None
+    return statistics.geometric_mean(values)
+
+
+def compare_report(workloads, runners, results):
+    """umlpy's runners against REFERENCE_PEER, workload by workload."""
+    names = [r.name for r in runners]
+    ours = [n for n in UMLPY_RUNNERS if n in names]
+    ref = REFERENCE_PEER
+    if not ours:
+        return ""
+    if ref not in names:
+        return f"(no umlpy/{ref} comparison: {ref} is not among the runners)"
+    timed = [(n, max(8, len(RUNNER_LABELS[n]))) for n in ours]
+    overhead = [(n, max(8, len(RUNNER_LABELS[n]))) for n in ours + [ref]]
+    lines = [f"== umlpy vs {ref}",
+             f"  time: median over {ref}'s (< 1: umlpy faster); us: overhead over native "
+             "per syscall (per op for fork, exec), net of start-up",
+             f"  {'workload':10s} | time: " +
+             " ".join(f"{RUNNER_LABELS[n]:>{wd}s}" for n, wd in timed) + " | us: " +
+             " ".join(f"{RUNNER_LABELS[n]:>{wd}s}" for n, wd in overhead)]
+    for w in workloads:
+        cells = " ".join(fmt(ratio_to(results, w, n, ref), ".2f", wd) for n, wd in timed)
+        line = f"  {w.name:10s} |       {cells}"
+        if w.micro:
+            line += " |     " + " ".join(fmt(overhead_value(w, results, n), ".2f", wd)
+                                        for n, wd in overhead)
+        lines.append(line)
+    macro_names = {m[0] for m in MACRO}
+    for kind, group in (("micro", [w for w in workloads if w.micro]),
+                        ("macro", [w for w in workloads if w.name in macro_names])):
+        if group:
+            means = [geomean([ratio_to(results, w, n, ref) for w in group]) for n in ours]
+            lines.append(f"  geometric mean of the time ratios over the {len(group)} {kind} "
+                         "workloads: " + ", ".join(f"{RUNNER_LABELS[n]}/{ref} {fmt(m, '.2f', 0)}"
+                                                   for n, m in zip(ours, means)))
     return "\n".join(lines)
 
 
@@ -416,7 +533,9 @@ def markdown_report(workloads, runner_names, results):
     labels = [RUNNER_LABELS[n] for n in runner_names]
     rows = []
     for w in workloads:
-        if w.micro:
+        if w.micro and w.threads > 1:
+            name = f"`{w.name}` {w.threads}×{w.ops // w.threads}"
+        elif w.micro:
             name = f"`{w.name}` ×{w.ops}"
         else:
             what = w.what.replace("|", "\\|")  # a pipe would end the table cell
@@ -433,6 +552,18 @@ def markdown_report(workloads, runner_names, results):
                         [md_overhead_cell(results, w, n) for n in others])
         out += ["", "Overhead over native in µs, net of start-up:", ""]
         out += md_table(["micro workload"] + labels[1:], rows)
+    ours = [n for n in UMLPY_RUNNERS if n in runner_names]
+    if REFERENCE_PEER in runner_names and ours:
+        rows = []
+        for w in workloads:
+            cells = []
+            for n in ours:
+                r = ratio_to(results, w, n, REFERENCE_PEER)
+                cells.append("–" if r is None else f"{r:.2f}")
+            rows.append([f"`{w.name}`"] + cells)
+        out += ["", f"Median time over {REFERENCE_PEER}'s (< 1: umlpy faster):", ""]
+        out += md_table(["workload"] + [f"{RUNNER_LABELS[n]} / {REFERENCE_PEER}" for n in ours],
+                        rows)
     return "\n".join(out)
 
 
@@ -440,11 +571,12 @@ def json_report(path, info, args, workloads, runners, results):
     data = {
         "machine": info,
         "runs": args.runs, "quick": args.quick,
+        "placement": {"cpus": args.cpus, "text": info["placement"]},
         "runners": {r.name: {"command": r.prefix, "note": r.note} for r in runners},
         "workloads": [],
     }
     for w in workloads:
-        entry = {"name": w.name, "argv": w.argv, "ops": w.ops,
+        entry = {"name": w.name, "argv": w.argv, "ops": w.ops, "threads": w.threads,
                  "syscalls_per_op": w.syscalls_per_op, "results": {}}
         for r in runners:
             res = results[w.name, r.name]
@@ -452,6 +584,8 @@ def json_report(path, info, args, workloads, runners, results):
             entry["results"][r.name] = {
                 "times": res.times, "median": res.median, "failure": res.failure,
                 "ratio": ratio_of(results, w, r.name),
+                "ratio_to_" + REFERENCE_PEER.replace("-", "_"):
+                    ratio_to(results, w, r.name, REFERENCE_PEER),
                 "overhead_us_per_op": per_op, "overhead_us_per_syscall": per_sc}
         data["workloads"].append(entry)
     with open(path, "w") as f:
@@ -461,6 +595,7 @@ def json_report(path, info, args, workloads, runners, results):
 def print_machine(info, runners):
     print(f"machine: {info['nproc']} CPUs, {info['cpu']}, kernel {info['kernel']}, "
           f"{info['date']}, python {info['python']}, umlpy {info['umlpy_commit']}")
+    print(f"placement: {info['placement']}")
     for r in runners:
         extra = f"  ({r.note})" if r.note else ""
         print(f"  {r.label:18s} {' '.join(r.prefix) or '(direct)'} CMD{extra}")
@@ -478,6 +613,10 @@ def parse_args(argv):
     p.add_argument("--runners", help="comma-separated runners: " + ",".join(RUNNER_ORDER))
     p.add_argument("--umlpy", metavar="PATH", help="umlpy executable "
                    "(default: python -m umlpy from the repo root)")
+    p.add_argument("--cpus", default="any", metavar="any|same|LIST",
+                   help="CPU placement of every process, runners and workloads alike: "
+                   "any (default, unpinned), same (all on the first available CPU, "
+                   "as with taskset -c 0), or a taskset-style list such as 1 or 0-1")
     p.add_argument("--timeout", type=float, default=600, help="seconds per run (default 600)")
     p.add_argument("--json", metavar="FILE", help="also write all timings as JSON")
     p.add_argument("--markdown", action="store_true", help="also print Markdown tables")
@@ -486,6 +625,10 @@ def parse_args(argv):
         args.runs = 2 if args.quick else 5
     if args.runs < 1:
         p.error("--runs must be at least 1")
+    try:
+        args.cpu_set = parse_cpus(args.cpus, os.sched_getaffinity(0))
+    except ValueError as e:
+        p.error(f"--cpus: {e}")
     known = {m[0] for m in MICRO + [STARTUP] + MACRO}
     args.only = split_names(p, args.only, known, "workload")
     names = split_names(p, args.runners, set(RUNNER_ORDER), "runner") or RUNNER_ORDER
@@ -504,11 +647,18 @@ def split_names(parser, text, known, what):
 
 def main(argv=None):
     args = parse_args(argv)
+    info = machine_info()
+    available = os.sched_getaffinity(0)
+    info["placement"] = placement_text(args.cpu_set, available)
+    if args.cpu_set is not None:
+        # Before any thread or child exists: every process started from here
+        # on (timer threads, runners, workloads) inherits the mask.
+        os.sched_setaffinity(0, args.cpu_set)
+    note(f"placement: {info['placement']}")
     runners = detect_runners(args.runners, args.umlpy)
     if runners[0].broken:
         loud("native runs fail; nothing to compare against")
         return 1
-    info = machine_info()
     with tempfile.TemporaryDirectory(prefix="umlpy-bench-") as tmp:
         # run as root, umlpy's guest is nobody on the host: it must reach the binary
         os.chmod(tmp, 0o755)
@@ -520,6 +670,10 @@ def main(argv=None):
     print_machine(info, runners)
     print(f"{args.runs} interleaved runs, medians; took {elapsed:.0f} s")
     print(text_report(workloads, runners, results))
+    comparison = compare_report(workloads, runners, results)
+    if comparison:
+        print()
+        print(comparison)
     if args.markdown:
         print()
         print(markdown_report(workloads, args.runners, results))

@@ -73,6 +73,10 @@ class Tracer:
     def set_action(self, nr, action, err=0):
         lib.umlpy_set_action(self._t, nr, int(action), err)
 
+    def set_spin(self, spin_ns):
+        """Poll for the next stop this long before sleeping (0: never)."""
+        lib.umlpy_set_spin(self._t, int(spin_ns))
+
     def report_signals(self, on):
         lib.umlpy_set_report_signals(self._t, 1 if on else 0)
 

@@ -29,6 +29,7 @@
 #include <sys/uio.h>
 #include <sys/user.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 
@@ -55,7 +56,26 @@ struct umlpy_tracer {
     int report_init_stops;
     unsigned char *state;
     size_t state_len;
+    struct umlpy_pathcache *cache;
+    long spin_ns;
+    long last_gap_ns;   /* how long the last wait for a stop took */
 };
+
+/* pathcache.c */
+struct umlpy_pathcache *umlpy_pathcache_new(size_t max_tid);
+void umlpy_pathcache_free(struct umlpy_pathcache *c);
+int umlpy_pathcache_answer(struct umlpy_pathcache *c, struct umlpy_tracer *t, int tid,
+                           const struct user_regs_struct *r);
+long umlpy_read_str(int pid, unsigned long addr, char *buf, unsigned long max);
+long umlpy_read_mem(int pid, unsigned long addr, void *buf, unsigned long len);
+long umlpy_write_user(int pid, unsigned long addr, const void *buf, unsigned long len);
+int umlpy_skip(struct umlpy_tracer *t, int pid, long retval);
+int umlpy_cont(struct umlpy_tracer *t, int pid, int sig);
+
+struct umlpy_pathcache *umlpy_tracer_cache(struct umlpy_tracer *t)
+{
+    return t->cache;
+}
 
 static int read_pid_max(void)
 {
@@ -85,7 +105,10 @@ struct umlpy_tracer *umlpy_tracer_new(void)
     t->state_len = (size_t)read_pid_max() + 1;
     /* calloc of a large block is lazily backed: untouched pages cost nothing */
     t->state = calloc(t->state_len, 1);
-    if (!t->state) {
+    t->cache = umlpy_pathcache_new(t->state_len);
+    if (!t->state || !t->cache) {
+        free(t->state);
+        umlpy_pathcache_free(t->cache);
         free(t);
         return NULL;
     }
@@ -96,6 +119,7 @@ void umlpy_tracer_free(struct umlpy_tracer *t)
 {
     if (t) {
         free(t->state);
+        umlpy_pathcache_free(t->cache);
         free(t);
     }
 }
@@ -632,6 +656,8 @@ static int handle_status(struct umlpy_tracer *t, int pid, int status,
             umlpy_skip(t, pid, -(long)t->err[nr]);
             return 0;
         }
+        if (act == UMLPY_ACT_CACHE && umlpy_pathcache_answer(t->cache, t, pid, &r))
+            return 0;
         ev->kind = UMLPY_EV_SYSCALL;
         fill_syscall(ev, &r);
         return 1;
@@ -710,11 +736,51 @@ static int handle_status(struct umlpy_tracer *t, int pid, int status,
     return 0;
 }
 
+/* Poll for the next stop for up to spin_ns before sleeping in waitpid: a
+ * guest that stops again within microseconds finds the tracer running, not
+ * halted on an idle CPU that must be woken (the costly part of a hand-off
+ * between CPUs). */
+static long elapsed_ns(const struct timespec *a, const struct timespec *b)
+{
+    return (b->tv_sec - a->tv_sec) * 1000000000L + b->tv_nsec - a->tv_nsec;
+}
+
+static pid_t wait_any(struct umlpy_tracer *t, int *status)
+{
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    /* only while stops come that fast: a guest that computes between its
+     * calls does not keep a CPU busy for nothing */
+    if (t->spin_ns > 0 && t->last_gap_ns < 4 * t->spin_ns) {
+        for (;;) {
+            pid_t pid = waitpid(-1, status, __WALL | WNOHANG);
+            if (pid != 0) {
+                clock_gettime(CLOCK_MONOTONIC, &now);
+                t->last_gap_ns = elapsed_ns(&start, &now);
+                return pid;
+            }
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            if (elapsed_ns(&start, &now) > t->spin_ns)
+                break;
+            sched_yield();      /* a guest thread on this CPU runs meanwhile */
+        }
+    }
+    pid_t pid = waitpid(-1, status, __WALL);
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    t->last_gap_ns = elapsed_ns(&start, &now);
+    return pid;
+}
+
+void umlpy_set_spin(struct umlpy_tracer *t, long spin_ns)
+{
+    t->spin_ns = spin_ns;
+}
+
 int umlpy_wait(struct umlpy_tracer *t, struct umlpy_event *ev)
 {
     for (;;) {
         int status;
-        pid_t pid = waitpid(-1, &status, __WALL);
+        pid_t pid = wait_any(t, &status);
         if (pid < 0) {
             if (errno == EINTR)
                 continue;

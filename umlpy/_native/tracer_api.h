@@ -9,6 +9,7 @@
 #define UMLPY_ACT_ALLOW 0        /* resume without entering Python */
 #define UMLPY_ACT_ERRNO 1        /* skip the call, return -errno, no Python */
 #define UMLPY_ACT_PYTHON 2       /* report UMLPY_EV_SYSCALL to the guest kernel */
+#define UMLPY_ACT_CACHE 3        /* answer from the path cache; a miss is PYTHON's */
 
 /* Events umlpy_wait() hands to Python. */
 #define UMLPY_EV_NONE 0          /* no tracee is left */
@@ -136,6 +137,8 @@ void umlpy_forward_signals_to(int pid);
 void umlpy_restore_signals(void);
 
 int umlpy_wait(struct umlpy_tracer *t, struct umlpy_event *ev);
+/* How long umlpy_wait polls for the next stop before it sleeps (0: never). */
+void umlpy_set_spin(struct umlpy_tracer *t, long spin_ns);
 
 int umlpy_cont(struct umlpy_tracer *t, int pid, int sig);
 int umlpy_cont_to_exit(struct umlpy_tracer *t, int pid);
@@ -172,3 +175,27 @@ int umlpy_renameat2(int olddirfd, const char *oldpath, int newdirfd,
                     const char *newpath, unsigned int flags);
 /* A copy of fd `fd` of the process behind `pidfd` (same open file). */
 int umlpy_pidfd_getfd(int pidfd, int fd);
+
+/* The path cache (pathcache.c): answers of the stat family and readlink
+ * that Python computed, replayed at the seccomp stop of an identical call.
+ * Keys: kind ('s' struct stat, 'x' struct statx, 'l' link text, 'o' an
+ * open's host object, 'd' a directory the host lists as the guest sees
+ * it), follow ('1'/'0'; for 'o' '0' + 1 for O_NOFOLLOW + 2 for
+ * O_DIRECTORY), the host path of the dirfd for a relative path (nothing
+ * for an absolute one; for 'd' the fd's own), NUL, the path as the guest
+ * wrote it.  An entry holds an errno (> 0), -1 (run the call as made), -2
+ * (run it on its fd, the empty path from scratch), or the bytes the call
+ * writes back (for 'o': the host path openat2 opens).  A miss on the exact
+ * variant tries the ones Python puts for answers that do not depend on
+ * it: 'A' (stat of a non-symlink, followed or not), '*' (open of a
+ * directory, any flags), 'F' (open of a file, without O_DIRECTORY). */
+struct umlpy_pathcache;
+struct umlpy_pathcache *umlpy_tracer_cache(struct umlpy_tracer *t);
+void umlpy_cache_configure(struct umlpy_pathcache *c, int enabled, long ttl_ms);
+int umlpy_cache_put(struct umlpy_pathcache *c, const unsigned char *key, int keylen,
+                    int err, const unsigned char *data, int len);
+void umlpy_cache_clear(struct umlpy_pathcache *c);
+void umlpy_cache_counts(struct umlpy_pathcache *c, unsigned long *out);
+/* umlpy_cache_put: 0, 1 if the table was full and emptied first, or -errno. */
+/* Where tid's scratch slot is (0: none), for replayed opens. */
+void umlpy_cache_set_scratch(struct umlpy_pathcache *c, int tid, unsigned long addr);

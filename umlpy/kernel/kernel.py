@@ -21,6 +21,7 @@ RLIMIT_CORE = 4
 
 SIGKILL = 9     # the signal module would pull in enum at start-up
 NOBODY = NOGROUP = 65534
+SPIN_NS = 50_000
 
 
 def exit_status_of(wait_status):
@@ -57,6 +58,10 @@ class GuestKernel:
         self.mode = mode
         self.table = table
         self.tracer = T.Tracer()
+        # A stop that wakes a tracer asleep on an idle CPU costs about four
+        # times one that finds it running (benchmarks/README.md): poll a
+        # little first, while the guest's calls come that fast.
+        self.tracer.set_spin(SPIN_NS)
         self.dispatcher = Dispatcher(table)
         self.pid_namespace = pid_namespace
         self.hostname = hostname
@@ -93,6 +98,10 @@ class GuestKernel:
         self.fs = None
         self.vfs = None
         self.scratch = ScratchSpace(self.tracer)
+        from .fastpath import PathCache
+        self.fastpath = PathCache(self.tracer)
+        self.unix_names = {}        # address a guest socket was bound to -> guest path
+        self.socket_dirs = {}       # directories holding them -> the fd they are bound through
         self.listings = Listings()
         self.main_status = None
         self.syscalls_seen = 0
@@ -230,6 +239,7 @@ class GuestKernel:
             # Python's to decide.
             action = Action.PYTHON if rule.guard else rule.action
             self.tracer.set_action(nr, action, rule.errno)
+        self._start_fastpath(policy)
         # In its own pid namespace the guest cannot see umlpy's process
         # group, so it leads one of its own, with the terminal if we had it.
         tty_fd = self._foreground_tty() if self.pid_namespace else -1
@@ -249,6 +259,23 @@ class GuestKernel:
             self.tracer.report_init_stops(self._tty_handed)
         self.tracer.set_forward_mode(self.pid_namespace)
         return pid
+
+    def _start_fastpath(self, policy):
+        """Let C replay Python's answers to looking calls (fastpath.py),
+        unless something must see every such call: a user's hook, an
+        observer, --trace-all, fake ownership."""
+        from .fastpath import CACHED_CALLS
+        if self.mode != Mode.DEFAULT or self.observers or \
+                getattr(self, "fake_ownership", None) is not None or \
+                os.environ.get("UMLPY_NO_FASTPATH"):
+            return
+        numbers = [SYSCALL_NUMBERS[name] for name in CACHED_CALLS]
+        if any(policy[nr].action != Action.PYTHON or policy[nr].guard or
+               self.dispatcher.hooks.get(nr) for nr in numbers):
+            return
+        self.fs.union.on_change.append(self.fastpath.clear)
+        self.scratch.on_slot = self.fastpath.scratch_moved
+        self.fastpath.enable(numbers)
 
     @staticmethod
     def _foreground_tty():
@@ -393,6 +420,7 @@ class GuestKernel:
         it never did, as exit or a killed thread), in the order calls return.
         Tracing wants every call: use Mode.TRACE_ALL."""
         self.observers.append(observer)
+        self.fastpath.disable()         # every call must reach the observers
 
     def _observed(self, call, decision):
         tokens = [(o, o.on_enter(call, decision)) for o in self.observers]

@@ -11,9 +11,7 @@ import struct
 from ..decisions import ALLOW, AllowThen, Return, fail
 from ..vfs.fs import HostTreeFS
 from ..vfs.hostops import thread_fd
-from ..vfs.union import IN_UPPER, UnionFS
-from .fs import chmod, chown, copy_up_for_change, owner_check, rewrite, s32, vfs_call, \
-    write_stat
+from .fs import change_xattr, chmod, chown, s32, vfs_call, write_stat
 from .registry import TABLE, Guard
 
 FAMILY = "fd"
@@ -194,8 +192,7 @@ def sys_fsetxattr(call, vfs, task):
     res = lower_object(vfs, task, s32(a[0]))
     if res is None:
         return ALLOW
-    owner_check(task, res)
-    return rewrite(call, "lsetxattr", copy_up_for_change(task, res), a[1], a[2], a[3], a[4])
+    return change_xattr(call, task, res, a[1], a[2], a[3], s32(a[4]))
 
 
 @TABLE.emulated(FAMILY, "fremovexattr", "a lower object is copied up and changed there")
@@ -205,8 +202,7 @@ def sys_fremovexattr(call, vfs, task):
     res = lower_object(vfs, task, s32(a[0]))
     if res is None:
         return ALLOW
-    owner_check(task, res)
-    return rewrite(call, "lremovexattr", copy_up_for_change(task, res), a[1])
+    return change_xattr(call, task, res, a[1], remove=True)
 
 
 # ---- directory listings ---------------------------------------------------
@@ -249,20 +245,6 @@ def directory_entries(vfs, res):
     return out
 
 
-def host_lists_it(vfs, res):
-    """Whether the host's own listing of the fd's directory is the guest's:
-    a directory of the host tree below the root, with nothing of the upper
-    layer, no mountpoint and none of umlpy's hidden state in it."""
-    d = res.dentry
-    fs = d.fs
-    if not isinstance(fs, UnionFS) or d.flags & IN_UPPER or res.mount is not vfs.mounts.root:
-        return False
-    lower = fs.lower
-    if not isinstance(lower, HostTreeFS) or lower.hides_in(d.rel):
-        return False
-    return not vfs.mounts.mounted_names(res.path)
-
-
 def getdents(call, vfs, task, new_layout):
     fd = s32(call.args[0])
     buf, count = call.args[1], call.args[2] & 0xFFFFFFFF
@@ -271,7 +253,8 @@ def getdents(call, vfs, task, new_layout):
         return ALLOW            # not ours (or not a directory): the host answers
     if not res.dentry.attr.is_dir():
         return fail(errno.ENOTDIR)
-    if host_lists_it(vfs, res):
+    if vfs.host_lists(res.dentry, res.path, res.mount):
+        call.kernel.fastpath.remember_listing(task, res, fd)
         return ALLOW
     dup = thread_fd(call.tid, task.tgid, fd)
     try:

@@ -10,7 +10,9 @@ import os
 import stat as _stat
 
 from ..decisions import ALLOW, AllowThen, Rewrite, Return, fail
+from ..fastpath import LINK, STAT, STATX
 from ..vfs.creds import R_OK, W_OK, X_OK
+from ..vfs import hostops
 from ..vfs.hostops import RESOLVE_NO_SYMLINKS
 from ..vfs.union import IN_LOWER, IN_UPPER, RENAME_EXCHANGE, RENAME_NOREPLACE, \
     RENAME_WHITEOUT, UnionFS
@@ -36,6 +38,7 @@ O_CLOEXEC = 0o2000000
 O_PATH_FLAGS = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
 OPEN_FLAGS = 0o37777777 & ~0o4000000 | O_LARGEFILE     # what openat2 accepts
 IN_DONT_FOLLOW = 0x02000000
+CAP_CHOWN = 1 << 0
 CAP_SYS_CHROOT = 1 << 18
 CAP_MKNOD = 1 << 27
 
@@ -140,8 +143,42 @@ def copy_up_for_change(task, res):
     writable_mount(res)
     d = res.dentry
     if isinstance(d.fs, UnionFS):
+        may_copy_up(task, res)
         return d.fs.copy_up(d, res.parent_dentries())
     return d.fs.setattr_target(d)
+
+
+def may_copy_up(task, res):
+    """A copy-up reads the lower object for the guest: only what the guest
+    may read is copied (a directory: read and search, since its merged
+    listing shows the lower's names).  The copy itself is read as the
+    guest's host identity too (union.open_lower)."""
+    d = res.dentry
+    if d.flags & IN_UPPER or d.attr.is_link():
+        return
+    want = R_OK | X_OK if d.attr.is_dir() else R_OK
+    if d.attr.is_reg() or d.attr.is_dir():
+        err = task.creds.permission(d.attr, want)
+        if err:
+            raise OSError(err, "copy-up of an object the caller may not read")
+
+
+def on_host(task, d, op, *args, write=True):
+    """op(dirfd, name, *args) performed by the guest kernel on d's host
+    object, as the calling thread's host identity: from an fd of its parent
+    directory that the guest kernel opened without following symlinks, on
+    the last component, which op never follows."""
+    with d.fs.object_dir(d, write) as h:
+        return task.as_host(op, h.fd, h.name, *args)
+
+
+def on_host_at(task, fs, rel, op, *args):
+    with fs.host_dir(rel) as h:
+        return task.as_host(op, h.fd, h.name, *args)
+
+
+def done(result=0):
+    return Return(result)
 
 
 # ---- open ---------------------------------------------------------------
@@ -160,6 +197,7 @@ def open_file(call, vfs, task, dirfd, path, flags, mode, resolve=0):
     d = res.dentry
     if d is None:
         if not flags & O_CREAT:
+            call.kernel.fastpath.remember_open(task, res, dirfd, path, flags, err=errno.ENOENT)
             raise OSError(errno.ENOENT, path)
         if res.dir_required:
             raise OSError(errno.EISDIR, path)
@@ -199,6 +237,8 @@ def open_file(call, vfs, task, dirfd, path, flags, mode, resolve=0):
         host = d.fs.host_path(d)
         if vfs.is_spooled(host):
             return then(open_rewrite(call, host, flags, mode), forget_produced(host))
+        if checks_on_host(d) or attr.mode & 0o004:     # the same for every caller
+            call.kernel.fastpath.remember_open(task, res, dirfd, path, flags, host)
     return open_rewrite(call, host, flags, mode)
 
 
@@ -326,6 +366,34 @@ def create_then(call, vfs, task, res, nr_name, make_args, is_dir=False):
     return then(rewritten, settle)
 
 
+def create_here(call, vfs, task, res, make, is_dir=False):
+    """Create res's missing name: the guest kernel makes it, as the calling
+    thread's host identity (make(dirfd, name)); a whiteout the name
+    replaces comes back if that fails."""
+    writable_mount(res)
+    parent = res.parent.dentry
+    fs = parent.fs
+    if isinstance(fs, UnionFS):
+        err = 0 if checks_on_host(parent) and parent.flags & IN_UPPER else \
+            task.creds.permission(parent.attr, W_OK | X_OK)
+        if err:
+            raise OSError(err, res.path)
+        _host, removed = fs.create_target(parent, res.name, res.parent_dentries()[:-1])
+    else:
+        fs.create_target(parent, res.name)
+        removed = False
+    rel = parent.child_rel(res.name)
+    try:
+        on_host_at(task, fs, rel, make)
+    except OSError:
+        if removed:
+            fs.restore_whiteout(parent, res.name)
+        raise
+    if removed and is_dir:
+        fs.make_opaque(rel)
+    return done()
+
+
 def legacy_open_flags(flags):
     """open/openat: O_PATH beats everything else (Linux's build_open_how
     keeps only O_DIRECTORY, O_NOFOLLOW and O_CLOEXEC beside it), before
@@ -425,43 +493,80 @@ def write_stat(call, res, buf):
     return Return(0)
 
 
-@TABLE.emulated(FAMILY, "stat", "answered from the guest VFS")
+def look(call, vfs, task, dirfd, path, follow, kind):
+    """The existing object path names, for a looking call whose answer the
+    native path cache may keep (an absent name too)."""
+    res = vfs.resolve(task, dirfd, path, follow)
+    if res.dentry is None:
+        call.kernel.fastpath.remember(task, res, kind, follow, dirfd, path, err=errno.ENOENT)
+        raise OSError(errno.ENOENT, path)
+    return res
+
+
+def answer_stat(call, vfs, task, dirfd, path, follow, buf):
+    res = look(call, vfs, task, dirfd, path, follow, STAT)
+    data = present(call, res.dentry.attr).pack_stat()
+    call.write(buf, data)
+    call.kernel.fastpath.remember(task, res, STAT, follow, dirfd, path, data)
+    return Return(0)
+
+
+@TABLE.emulated(FAMILY, "stat", "answered from the guest VFS (replayed from the native "
+                "path cache)")
 @vfs_call
 def sys_stat(call, vfs, task):
-    return write_stat(call, lookup_existing(vfs, task, AT_FDCWD, path_arg(call, 0), True),
-                      call.args[1])
+    return answer_stat(call, vfs, task, AT_FDCWD, path_arg(call, 0), True, call.args[1])
 
 
-@TABLE.emulated(FAMILY, "lstat", "answered from the guest VFS")
+@TABLE.emulated(FAMILY, "lstat", "answered from the guest VFS (replayed from the native "
+                "path cache)")
 @vfs_call
 def sys_lstat(call, vfs, task):
-    return write_stat(call, lookup_existing(vfs, task, AT_FDCWD, path_arg(call, 0), False),
-                      call.args[1])
+    return answer_stat(call, vfs, task, AT_FDCWD, path_arg(call, 0), False, call.args[1])
 
 
-@TABLE.emulated(FAMILY, "newfstatat", "answered from the guest VFS")
+@TABLE.emulated(FAMILY, "newfstatat", "answered from the guest VFS (replayed from the "
+                "native path cache)")
 @vfs_call
 def sys_newfstatat(call, vfs, task):
     a = call.args
     flags = s32(a[3])
     if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800):
         return fail(errno.EINVAL)
+    if a[1] and not flags & AT_EMPTY_PATH:
+        return answer_stat(call, vfs, task, s32(a[0]), path_arg(call, 1),
+                           not flags & AT_SYMLINK_NOFOLLOW, a[2])
     res = lookup_at(call, vfs, task, s32(a[0]), 1, flags, not flags & AT_SYMLINK_NOFOLLOW)
+    fstat = s32(a[0]) != AT_FDCWD and not (a[1] and call.read_str(a[1], 1))
     if res is None:
+        if fstat:
+            call.kernel.fastpath.remember_fstat(task, s32(a[0]), None)
         return on_fd_itself(call, 1)
-    return write_stat(call, res, a[2])
+    data = present(call, res.dentry.attr).pack_stat()
+    call.write(a[2], data)
+    if fstat:
+        call.kernel.fastpath.remember_fstat(task, s32(a[0]), res, data)
+    return Return(0)
 
 
 STATX_FLAGS = AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800 | 0x6000
 
 
-@TABLE.emulated(FAMILY, "statx", "answered from the guest VFS")
+@TABLE.emulated(FAMILY, "statx", "answered from the guest VFS (replayed from the native "
+                "path cache)")
 @vfs_call
 def sys_statx(call, vfs, task):
     a = call.args
     flags = s32(a[2])
     if flags & ~STATX_FLAGS or flags & 0x6000 == 0x6000 or a[3] & 0x80000000:
         return fail(errno.EINVAL)
+    if a[1] and not flags & AT_EMPTY_PATH:
+        path, follow = path_arg(call, 1), not flags & AT_SYMLINK_NOFOLLOW
+        res = look(call, vfs, task, s32(a[0]), path, follow, STATX)
+        data = present(call, res.dentry.attr).pack_statx(res.mount.id)
+        call.write(a[4], data)
+        call.kernel.fastpath.remember(task, res, STATX, follow, s32(a[0]), path, data)
+        return Return(0)
     res = lookup_at(call, vfs, task, s32(a[0]), 1, flags, not flags & AT_SYMLINK_NOFOLLOW)
     if res is None:
         return on_fd_itself(call, 1)
@@ -510,8 +615,8 @@ def access(call, vfs, task, dirfd, path, mode, flags):
     if mode == 0:
         return Return(0)
     if checks_on_host(d):
-        return rewrite(call, "faccessat2", AT_FDCWD, d.fs.host_path(d), mode,
-                       (flags & AT_EACCESS) | AT_SYMLINK_NOFOLLOW)
+        on_host(task, d, hostops.access_nofollow, mode, bool(flags & AT_EACCESS), write=False)
+        return done()
     err = task.creds.permission(d.attr, mode)
     return fail(err) if err else Return(0)
 
@@ -519,12 +624,15 @@ def access(call, vfs, task, dirfd, path, mode, flags):
 def do_readlink(call, vfs, task, dirfd, path, buf, size):
     if size <= 0 or size & 0x80000000:
         return fail(errno.EINVAL)
-    res = lookup_existing(vfs, task, dirfd, path, False)
+    res = look(call, vfs, task, dirfd, path, False, LINK)
     d = res.dentry
     if not d.attr.is_link():
+        call.kernel.fastpath.remember(task, res, LINK, False, dirfd, path, err=errno.EINVAL)
         return fail(errno.EINVAL)
-    target = os.fsencode(d.fs.readlink(d))[:size]
+    whole = os.fsencode(d.fs.readlink(d))
+    target = whole[:size]
     call.write(buf, target)
+    call.kernel.fastpath.remember(task, res, LINK, False, dirfd, path, whole)
     return Return(len(target))
 
 
@@ -577,17 +685,14 @@ def sys_chdir(call, vfs, task):
     d = res.dentry
     if not d.attr.is_dir():
         return fail(errno.ENOTDIR)
-    if not checks_on_host(d):
+    if checks_on_host(d):
+        on_host(task, d, hostops.access_nofollow, X_OK, False, write=False)
+    else:
         err = task.creds.permission(d.attr, X_OK)
         if err:
             return fail(err)
-    ctx, path = task.ctx, res.path
-
-    def moved(call, result):
-        if result == 0:
-            ctx.cwd = path
-        return None
-    return then(rewrite(call, "chdir", d.fs.host_path(d)), moved)
+    task.ctx.cwd = res.path
+    return done()
 
 
 @TABLE.emulated(FAMILY, "chroot", "the guest VFS changes the process's root; the host's "
@@ -599,44 +704,53 @@ def sys_chroot(call, vfs, task):
         return fail(errno.ENOTDIR)
     if not task.creds.caps & CAP_SYS_CHROOT:
         return fail(errno.EPERM)
+    call.kernel.fastpath.disable()      # its keys assume the real root
     task.ctx.root = res.path
     return Return(0)
 
 
 # ---- changing the tree --------------------------------------------------
 
-def make_node(call, vfs, task, dirfd, path, nr_name, make_args, is_dir=False):
+def make_node(call, vfs, task, dirfd, path, make, is_dir=False):
     res = vfs.resolve(task, dirfd, path, follow=False)
     if res.dentry is not None:
         return fail(errno.EEXIST)
     if res.dir_required and not is_dir:
         return fail(errno.ENOENT)
-    return create_then(call, vfs, task, res, nr_name, make_args, is_dir)
+    return create_here(call, vfs, task, res, make, is_dir)
 
 
-@TABLE.emulated(FAMILY, "mkdir", "made in the upper layer (or a writable mount)")
+def mkdir(call, vfs, task, dirfd, path, mode):
+    mode = mode & 0o7777 & ~task.host_identity.umask
+    return make_node(call, vfs, task, dirfd, path,
+                     lambda fd, name: os.mkdir(name, mode, dir_fd=fd), True)
+
+
+@TABLE.emulated(FAMILY, "mkdir", "made in the upper layer (or a writable mount) by the "
+                "guest kernel")
 @vfs_call
 def sys_mkdir(call, vfs, task):
-    mode = call.args[1]
-    return make_node(call, vfs, task, AT_FDCWD, path_arg(call, 0), "mkdirat",
-                     lambda host: (AT_FDCWD, host, mode), True)
+    return mkdir(call, vfs, task, AT_FDCWD, path_arg(call, 0), call.args[1])
 
 
-@TABLE.emulated(FAMILY, "mkdirat", "made in the upper layer (or a writable mount)")
+@TABLE.emulated(FAMILY, "mkdirat", "made in the upper layer (or a writable mount) by the "
+                "guest kernel")
 @vfs_call
 def sys_mkdirat(call, vfs, task):
     a = call.args
-    return make_node(call, vfs, task, s32(a[0]), path_arg(call, 1), "mkdirat",
-                     lambda host: (AT_FDCWD, host, a[2]), True)
+    return mkdir(call, vfs, task, s32(a[0]), path_arg(call, 1), a[2])
 
 
 def mknod(call, vfs, task, dirfd, path, mode, dev):
-    kind = _stat.S_IFMT(mode & 0xFFFFFFFF)
+    mode &= 0xFFFFFFFF
+    kind = _stat.S_IFMT(mode)
     if kind not in (0, _stat.S_IFREG, _stat.S_IFIFO, _stat.S_IFSOCK, _stat.S_IFCHR,
                     _stat.S_IFBLK):
         return fail(errno.EINVAL)
-    return make_node(call, vfs, task, dirfd, path, "mknodat",
-                     lambda host: (AT_FDCWD, host, mode, dev))
+    mode = (kind or _stat.S_IFREG) | (mode & 0o7777 & ~task.host_identity.umask)
+    dev &= 0xFFFFFFFF
+    return make_node(call, vfs, task, dirfd, path,
+                     lambda fd, name: os.mknod(name, mode, dev, dir_fd=fd))
 
 
 @TABLE.emulated(FAMILY, "mknod", "fifos, sockets and files in the upper layer")
@@ -657,8 +771,8 @@ def symlink(call, vfs, task, target_index, dirfd, path):
     target = call.read_str(call.args[target_index], 4096)
     if not target:
         return fail(errno.ENOENT)
-    return make_node(call, vfs, task, dirfd, path, "symlinkat",
-                     lambda host: (target, AT_FDCWD, host))
+    return make_node(call, vfs, task, dirfd, path,
+                     lambda fd, name: os.symlink(target, name, dir_fd=fd))
 
 
 @TABLE.emulated(FAMILY, "symlink", "made in the upper layer; the host never follows it")
@@ -689,9 +803,30 @@ def link(call, vfs, task, olddirfd, oldpath_i, newdirfd, newpath, flags):
         return fail(errno.ENOENT)
     if new.mount is not old.mount:
         return fail(errno.EXDEV)
-    old_host = copy_up_for_change(task, old)
-    return create_then(call, vfs, task, new, "linkat",
-                       lambda host: (AT_FDCWD, old_host, AT_FDCWD, host, 0))
+    may_link(task, old)
+    copy_up_for_change(task, old)
+    od = old.dentry
+    # the copy-up may have copied new's directory up too: look again
+    new = vfs.resolve(task, newdirfd, newpath, follow=False)
+    if new.dentry is not None:
+        return fail(errno.EEXIST)
+
+    def make(fd, name):
+        with od.fs.host_dir(od.rel) as o:
+            os.link(o.name, name, src_dir_fd=o.fd, dst_dir_fd=fd, follow_symlinks=False)
+    return create_here(call, vfs, task, new, make)
+
+
+def may_link(task, res):
+    """Linux's may_linkat (fs.protected_hardlinks): the owner, or a regular
+    file the caller may read and write that is neither setuid nor
+    setgid-executable."""
+    a = res.dentry.attr
+    if task.creds.owns(a):
+        return
+    if not a.is_reg() or a.mode & 0o4000 or a.mode & 0o2010 == 0o2010 or \
+            task.creds.permission(a, R_OK | W_OK):
+        raise OSError(errno.EPERM, "may not link")
 
 
 @TABLE.emulated(FAMILY, "link", "hard links within the upper layer (the source copied up)")
@@ -723,11 +858,9 @@ def remove(call, vfs, task, dirfd, path, is_dir):
         return fail(errno.EBUSY)
     writable_mount(res)
     fs = d.fs
-    if not isinstance(fs, UnionFS):
-        return rewrite(call, "unlinkat", AT_FDCWD, fs.host_path(d),
-                       AT_REMOVEDIR if is_dir else 0)
-    if not d.flags & IN_LOWER and not is_dir:
-        return rewrite(call, "unlinkat", AT_FDCWD, fs.host_path(d), 0)
+    if not isinstance(fs, UnionFS) or (not d.flags & IN_LOWER and not is_dir):
+        on_host(task, d, unlink_dir if is_dir else unlink_file)
+        return done()
     err = task.creds.may_delete(res.parent.dentry.attr, d.attr)
     if err:
         return fail(err)
@@ -757,6 +890,14 @@ def sys_unlinkat(call, vfs, task):
     if flags & ~AT_REMOVEDIR:
         return fail(errno.EINVAL)
     return remove(call, vfs, task, s32(a[0]), path_arg(call, 1), bool(flags & AT_REMOVEDIR))
+
+
+def unlink_dir(fd, name):
+    os.rmdir(name, dir_fd=fd)
+
+
+def unlink_file(fd, name):
+    os.unlink(name, dir_fd=fd)
 
 
 def is_ancestor(a, b):
@@ -804,8 +945,14 @@ def rename(call, vfs, task, olddirfd, oldpath, newdirfd, newpath, flags):
     writable_mount(old)
     fs = od.fs
     if not isinstance(fs, UnionFS):
-        return rewrite(call, "renameat2", AT_FDCWD, fs.host_path(od), AT_FDCWD,
-                       fs.create_target(new.parent.dentry, new.name), flags)
+        fs.create_target(new.parent.dentry, new.name)     # writable at all?
+        new_rel = new.parent.dentry.child_rel(new.name)
+
+        def move(fd, name):
+            with fs.host_dir(new_rel) as n:
+                hostops.renameat2(fd, name, n.fd, n.name, flags)
+        on_host(task, od, move)
+        return done()
     creds = task.creds
     err = creds.may_delete(old.parent.dentry.attr, od.attr)
     if not err and nd is not None:
@@ -858,13 +1005,24 @@ def chmod(call, vfs, task, res, mode):
     if res is None:
         return on_fd_itself(call, 1)
     owner_check(task, res)
-    host = copy_up_for_change(task, res)
-    rewritten = rewrite(call, "fchmodat", AT_FDCWD, host, mode)
+    copy_up_for_change(task, res)
+    result = host_result(lambda: on_host(task, res.dentry, hostops.fchmod_nofollow, mode))
     fake = getattr(call.kernel, "fake_ownership", None)
-    if fake is None:
-        return rewritten
-    attr = res.dentry.attr
-    return then(rewritten, lambda c, r: fake.chmod_result(attr, mode, r))
+    if fake is not None:
+        faked = fake.chmod_result(res.dentry.attr, mode, result)
+        result = result if faked is None else faked
+    return Return(result)
+
+
+def host_result(fn):
+    """0, or the negative errno of the host operation fn performs."""
+    try:
+        fn()
+        return 0
+    except OSError as e:
+        if e.errno is None:
+            raise
+        return -e.errno
 
 
 @TABLE.emulated(FAMILY, "chmod", "on the upper copy of the object")
@@ -898,13 +1056,26 @@ def sys_fchmodat2(call, vfs, task):
 def chown(call, vfs, task, res, uid, gid):
     if res is None:
         return on_fd_itself(call, 1)
-    host = copy_up_for_change(task, res)
-    rewritten = rewrite(call, "fchownat", AT_FDCWD, host, uid, gid, AT_SYMLINK_NOFOLLOW)
     fake = getattr(call.kernel, "fake_ownership", None)
-    if fake is None:
-        return rewritten
+    guest_uid, guest_gid = id_arg(uid), id_arg(gid)
     attr = res.dentry.attr
-    return then(rewritten, lambda c, r: fake.chown_result(attr, id_arg(uid), id_arg(gid), r))
+    if fake is None and not task.creds.owns(attr) and \
+            not task.creds.capable_wrt(CAP_CHOWN, attr):
+        return fail(errno.EPERM)
+    copy_up_for_change(task, res)
+    idmap = vfs.idmap
+    host_uid = -1 if guest_uid == -1 else idmap.uid_out(guest_uid)
+    host_gid = -1 if guest_gid == -1 else idmap.gid_out(guest_gid)
+    if host_uid is None or host_gid is None:
+        result = -errno.EINVAL          # no host id for it in the namespace
+    else:
+        result = host_result(lambda: on_host(
+            task, res.dentry, lambda fd, name: os.chown(name, host_uid, host_gid, dir_fd=fd,
+                                                        follow_symlinks=False)))
+    if fake is not None:
+        faked = fake.chown_result(attr, guest_uid, guest_gid, result)
+        result = result if faked is None else faked
+    return Return(result)
 
 
 def id_arg(value):
@@ -953,16 +1124,56 @@ def sys_utimensat(call, vfs, task):
                 return ALLOW
     else:
         res = lookup_at(call, vfs, task, s32(a[0]), 1, flags, not flags & AT_SYMLINK_NOFOLLOW)
-    host = copy_up_for_change(task, res)
-    return rewrite(call, "utimensat", AT_FDCWD, host, a[2], AT_SYMLINK_NOFOLLOW)
+        if res is None:
+            return on_fd_itself(call, 1)
+    times = call.read(a[2], 32) if a[2] else None
+    return set_times(task, res, times)
 
 
-def old_utime(call, vfs, task, dirfd, path, name, times):
+UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
+
+
+def set_times(task, res, times):
+    """utimensat's rules: setting both times to now needs ownership or
+    write permission, any other change ownership; checked before a lower
+    object is copied up."""
+    d = res.dentry
+    if times is not None:
+        nsecs = [int.from_bytes(times[i:i + 8], "little", signed=True) for i in (8, 24)]
+        if any(n not in (UTIME_NOW, UTIME_OMIT) and not 0 <= n < 10**9 for n in nsecs):
+            return fail(errno.EINVAL)
+        if all(n == UTIME_OMIT for n in nsecs):
+            return done()
+    if not checks_on_host(d) or (isinstance(d.fs, UnionFS) and not d.flags & IN_UPPER):
+        creds = task.creds
+        to_now = times is None or all(n == UTIME_NOW for n in nsecs)
+        if not creds.owns(d.attr):
+            if not to_now:
+                return fail(errno.EPERM)
+            if creds.permission(d.attr, W_OK):
+                return fail(errno.EACCES)
+    copy_up_for_change(task, res)
+    on_host(task, d, hostops.utimens_nofollow, times)
+    return done()
+
+
+def old_utime(call, vfs, task, dirfd, path, name, addr):
     res = lookup_existing(vfs, task, dirfd, path, True)
-    host = copy_up_for_change(task, res)
-    if name == "futimesat":
-        return rewrite(call, name, AT_FDCWD, host, times)
-    return rewrite(call, name, host, times)
+    if not addr:
+        return set_times(task, res, None)
+    if name == "utime":             # struct utimbuf: two time_t
+        raw = call.read(addr, 16)
+        secs = [raw[0:8], raw[8:16]]
+        nsecs = [0, 0]
+    else:                           # struct timeval[2]
+        raw = call.read(addr, 32)
+        secs = [raw[0:8], raw[16:24]]
+        usecs = [int.from_bytes(raw[i:i + 8], "little", signed=True) for i in (8, 24)]
+        if any(not 0 <= u < 10**6 for u in usecs):
+            return fail(errno.EINVAL)
+        nsecs = [u * 1000 for u in usecs]
+    times = b"".join(s + n.to_bytes(8, "little") for s, n in zip(secs, nsecs))
+    return set_times(task, res, times)
 
 
 @TABLE.emulated(FAMILY, "utime", "on the upper copy of the object")
@@ -994,15 +1205,27 @@ def sys_truncate(call, vfs, task):
         err = task.creds.permission(res.dentry.attr, W_OK)
         if err:
             return fail(err)
-    host = copy_up_for_change(task, res)
-    return rewrite(call, "truncate", host, call.args[1])
+    length = call.args[1]
+    length = length - (1 << 64) if length & (1 << 63) else length
+    if length < 0:
+        return fail(errno.EINVAL)
+    copy_up_for_change(task, res)
+    on_host(task, res.dentry, hostops.truncate_regular, length)
+    return done()
 
 
 @TABLE.emulated(FAMILY, "statfs", "the filesystem holding the object's host copy")
 @vfs_call
 def sys_statfs(call, vfs, task):
     res = lookup_existing(vfs, task, AT_FDCWD, path_arg(call, 0), True)
-    return rewrite(call, "statfs", res.dentry.fs.statfs_path(res.dentry), call.args[1])
+    host = res.dentry.fs.statfs_path(res.dentry)
+    fd = hostops.openat2(AT_FDCWD, host, hostops.O_PATH, 0, RESOLVE_NO_SYMLINKS)
+    try:
+        data = hostops.fstatfs_bytes(fd)
+    finally:
+        os.close(fd)
+    call.write(call.args[1], data)
+    return done()
 
 
 # ---- extended attributes -----------------------------------------------
@@ -1021,19 +1244,61 @@ def xattr_get(call, vfs, task, follow, name_nr):
         # /proc/self, /proc/thread-self: no host object of their own (ls -l
         # asks every name for its label); procfs keeps no xattrs, as Linux says
         return fail(errno.EOPNOTSUPP) if name_nr != "llistxattr" else Return(0)
+    del host
     if name_nr == "llistxattr":
-        return rewrite(call, name_nr, host, a[1], a[2])
-    return rewrite(call, name_nr, host, a[1], a[2], a[3])
+        names = on_host(task, d, hostops.in_dir, hostops.llistxattr, write=False)
+        value = b"".join(os.fsencode(n) + b"\0" for n in names)
+        return sized_result(call, value, a[1], a[2])
+    attr_name = xattr_name(call, a[1])
+    value = on_host(task, d, hostops.in_dir, hostops.lgetxattr, attr_name, write=False)
+    return sized_result(call, value, a[2], a[3])
+
+
+XATTR_NAME_MAX, XATTR_SIZE_MAX = 255, 65536
+
+
+def xattr_name(call, addr):
+    name = call.read_str(addr, XATTR_NAME_MAX + 1)
+    if not name or len(name) > XATTR_NAME_MAX:
+        raise OSError(errno.ERANGE, "xattr name")
+    return os.fsdecode(name)
+
+
+def sized_result(call, value, buf, size):
+    """getxattr's convention: size 0 asks for the length; too small a
+    buffer is ERANGE."""
+    size &= 0xFFFFFFFFFFFFFFFF
+    if size == 0:
+        return Return(len(value))
+    if len(value) > size:
+        return fail(errno.ERANGE)
+    call.write(buf, value)
+    return Return(len(value))
+
+
+def change_xattr(call, task, res, name_addr, value_addr=0, size=0, flags=0, remove=False):
+    """setxattr/removexattr on the object (a lower one copied up first)."""
+    owner_check(task, res)
+    attr_name = xattr_name(call, name_addr)
+    if size > XATTR_SIZE_MAX:
+        return fail(errno.E2BIG)
+    value = call.read(value_addr, size) if size else b""
+    if flags & ~3:
+        return fail(errno.EINVAL)
+    copy_up_for_change(task, res)
+    if remove:
+        on_host(task, res.dentry, hostops.in_dir, hostops.lremovexattr, attr_name)
+    else:
+        on_host(task, res.dentry, hostops.in_dir, hostops.lsetxattr, attr_name, value, flags)
+    return done()
 
 
 def xattr_set(call, vfs, task, follow, name_nr):
     a = call.args
     res = lookup_existing(vfs, task, AT_FDCWD, path_arg(call, 0), follow)
-    owner_check(task, res)
-    host = copy_up_for_change(task, res)
     if name_nr == "lremovexattr":
-        return rewrite(call, name_nr, host, a[1])
-    return rewrite(call, name_nr, host, a[1], a[2], a[3], a[4])
+        return change_xattr(call, task, res, a[1], remove=True)
+    return change_xattr(call, task, res, a[1], a[2], a[3], s32(a[4]))
 
 
 for _name, _follow, _target in (("getxattr", True, "lgetxattr"),
@@ -1061,10 +1326,16 @@ def sys_inotify_add_watch(call, vfs, task):
     res = lookup_existing(vfs, task, AT_FDCWD, path_arg(call, 1), not mask & IN_DONT_FOLLOW)
     d = res.dentry
     if isinstance(d.fs, UnionFS) and d.attr.is_dir() and not res.mount.read_only:
-        host = d.fs.copy_up(d, res.parent_dentries())
-    else:
-        host = d.fs.host_path(d)
-    return rewrite(call, "inotify_add_watch", a[0], host, mask | IN_DONT_FOLLOW)
+        may_copy_up(task, res)
+        d.fs.copy_up(d, res.parent_dentries())
+    from ..vfs.hostops import thread_fd
+    inotify_fd = thread_fd(call.tid, task.tgid, s32(a[0]))
+    try:
+        wd = on_host(task, d, hostops.in_dir, hostops.inotify_add_watch, inotify_fd,
+                     mask | IN_DONT_FOLLOW, write=False)
+    finally:
+        os.close(inotify_fd)
+    return Return(wd)
 
 
 TABLE.passthrough(

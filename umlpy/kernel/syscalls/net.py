@@ -26,7 +26,7 @@ from ..netpolicy import inet_address, loopback_for
 from ..vfs.hostops import thread_fd
 from ..vfs.creds import W_OK
 from ..vfs.union import IN_UPPER, UnionFS
-from .fs import AT_FDCWD, checks_on_host, create_then, s32, vfs_call
+from .fs import AT_FDCWD, checks_on_host, create_here, s32, vfs_call
 from .registry import TABLE, Guard
 
 FAMILY = "net"
@@ -99,7 +99,7 @@ def guest_sockaddr(kernel, raw):
     path = unix_path(raw)
     if path is None:
         return None
-    guest = vfs.guest_path_of_host(path)
+    guest = kernel.unix_names.get(path) or vfs.guest_path_of_host(path)
     if guest is None:
         guest = ""              # not the guest's: never show a host path
     return AF_UNIX.to_bytes(2, "little") + os.fsencode(guest) + b"\0"
@@ -172,11 +172,49 @@ def sys_bind(call, vfs, task):
         return fail(errno.EADDRINUSE)
     if res.dir_required:
         return fail(errno.ENOENT)
+    return bind_unix(call, vfs, task, fd, res)
 
-    def bind_args(host):
-        sa = bytearray(host_sockaddr(host))
-        return (fd, sa, len(sa))
-    return create_then(call, vfs, task, res, "bind", bind_args)
+
+MAX_SOCKET_DIRS = 4096
+
+
+def bind_unix(call, vfs, task, fd, res):
+    """The guest kernel binds the guest's socket itself (a duplicate of its
+    fd), as the guest's host identity, to the name in the directory the VFS
+    chose: through /proc/self/fd/N/NAME, N an fd of that directory it keeps
+    open, so no path the guest can change is followed.  That address is
+    what the host reports for the socket; unix_names maps it back."""
+    kernel = call.kernel
+    sock = guest_socket(call, fd)
+    umask = task.host_identity.umask
+    parent = res.parent.dentry
+
+    def make(dirfd, name):
+        key = (id(parent.fs), parent.rel)
+        keep = kernel.socket_dirs.get(key)
+        if keep is None:
+            if len(kernel.socket_dirs) >= MAX_SOCKET_DIRS:
+                raise OSError(errno.ENOBUFS, "too many directories with sockets")
+            keep = kernel.socket_dirs[key] = os.dup(dirfd)
+        address = f"/proc/self/fd/{keep}/{name}"
+        if len(os.fsencode(address)) >= SUN_PATH_MAX:
+            raise OSError(errno.ENAMETOOLONG, "socket name too long")
+        s = socket.socket(fileno=sock)
+        try:
+            if s.family != socket.AF_UNIX:
+                raise OSError(errno.EINVAL, "not an AF_UNIX socket")
+            old = os.umask(umask)       # the worker's own fs_struct: only its umask
+            try:
+                s.bind(address)
+            finally:
+                os.umask(old)
+        finally:
+            s.detach()
+        kernel.unix_names[address] = res.path
+    try:
+        return create_here(call, vfs, task, res, make)
+    finally:
+        os.close(sock)
 
 
 def local_address(kernel, raw):

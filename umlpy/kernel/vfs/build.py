@@ -2,6 +2,7 @@
 (host tree, host directory or tar images) under a copy-on-write upper
 layer, /proc, /dev, /sys, binds and tmpfs mounts, and the state directory
 that holds what is the sandbox's own."""
+import errno
 import os
 import shutil
 import stat as _stat
@@ -100,6 +101,7 @@ class SandboxFS:
         self.vfs = VFS(self.mounts, idmap, cwd=options.cwd or (
             os.getcwd() if options.rootfs is None else "/"))
         self.vfs.spool_dir = self.spool
+        self.union.open_lower = self._open_lower_as_guest
         self.vfs.own_storage = self.own_storage()
         spool = SynthFS(SDir(), self.spool, idmap)
         self.procfs = None
@@ -146,6 +148,15 @@ class SandboxFS:
                     if below:
                         os.makedirs(os.path.join(fs.root_path, below), 0o755)
                 return
+
+    def _open_lower_as_guest(self, path):
+        """A lower file read for a copy-up, opened by the calling guest
+        thread's host identity (the host's own permission checks)."""
+        task = self.vfs.current
+        if task is None:
+            raise OSError(errno.EACCES, "copy-up outside a guest call")
+        return task.as_host(os.open, path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NOCTTY
+                            | os.O_NONBLOCK)
 
     def own_storage(self):
         """Host directories the guest writes into that belong to the
@@ -228,4 +239,7 @@ class SandboxFS:
                             read_only=True)
 
     def close(self):
+        vfs = getattr(self, "vfs", None)
+        if vfs is not None:
+            vfs.executor.close()
         shutil.rmtree(self.state, ignore_errors=True)

@@ -87,6 +87,18 @@ class FileSystem:
     def statfs_path(self, dentry):
         return self.host_path(dentry)
 
+    def host_dir(self, rel):
+        """An O_PATH fd of the directory holding rel's host object and its
+        last component, for the guest kernel's own host operations."""
+        erofs()
+
+    def object_dir(self, dentry, write):
+        """host_dir for an existing object; write=False: to look at it
+        (access, xattrs, a watch), which read-only filesystems allow."""
+        if write:
+            erofs()
+        return hostops.DirFd.of_path(self.host_path(dentry))
+
 
 class HostTreeFS(FileSystem):
     """A host directory as a filesystem of the guest: read-only (a lower
@@ -103,6 +115,7 @@ class HostTreeFS(FileSystem):
         self.read_only = not writable
         self.hidden = frozenset(os.path.realpath(h) for h in hidden)
         self.hidden_pattern = None      # a regex: host paths it matches are not shown
+        self._hides = {}                # rel -> whether it holds hidden names
         if fstype:
             self.fstype = fstype
         self.source = source or self.root_path
@@ -120,9 +133,7 @@ class HostTreeFS(FileSystem):
 
     def lookup(self, parent, name):
         rel = parent.child_rel(name)
-        if self.hidden and self._host(rel) in self.hidden:
-            return None
-        if self.hidden_pattern is not None and self.hidden_pattern.match(self._host(rel)):
+        if self.hides_in(parent.rel) and self._hidden(self._host(rel)):
             return None
         if self.read_only:
             # nobody but the host changes a lower layer: no race to fear
@@ -136,13 +147,23 @@ class HostTreeFS(FileSystem):
                 return None
         return Dentry(self, rel, self._attr(st))
 
+    def _hidden(self, host):
+        return host in self.hidden or \
+            (self.hidden_pattern is not None and self.hidden_pattern.match(host) is not None)
+
     def hides_in(self, rel):
-        """Whether the directory rel holds something hidden from the guest."""
-        host = self._host(rel)
-        if any(os.path.dirname(h) == host for h in self.hidden):
-            return True
-        return self.hidden_pattern is not None and \
-            self.hidden_pattern.match(host + "/umlpy-0") is not None
+        """Whether the directory rel holds something hidden from the guest
+        (asked for every lookup: remembered, the answer never changes)."""
+        known = self._hides.get(rel)
+        if known is None:
+            host = self._host(rel)
+            known = any(os.path.dirname(h) == host for h in self.hidden) or \
+                (self.hidden_pattern is not None and
+                 self.hidden_pattern.match(host + "/umlpy-0") is not None)
+            if len(self._hides) > 4096:
+                self._hides.clear()
+            self._hides[rel] = known
+        return known
 
     def readlink(self, dentry):
         if not dentry.attr.is_link():
@@ -155,12 +176,10 @@ class HostTreeFS(FileSystem):
     def listdir(self, dentry):
         out = []
         base = self._host(dentry.rel)
+        hides = self.hides_in(dentry.rel)
         with os.scandir(base) as it:
             for e in it:
-                if self.hidden and f"{base}/{e.name}" in self.hidden:
-                    continue
-                if self.hidden_pattern is not None and \
-                        self.hidden_pattern.match(f"{base}/{e.name}"):
+                if hides and self._hidden(f"{base}/{e.name}"):
                     continue
                 try:
                     if e.is_symlink():
@@ -201,3 +220,13 @@ class HostTreeFS(FileSystem):
         if self.read_only:
             erofs()
         return self._host(dentry.rel)
+
+    def host_dir(self, rel):
+        if self.read_only:
+            erofs()
+        return hostops.DirFd(self.root_fd, rel)
+
+    def object_dir(self, dentry, write):
+        if write and self.read_only:
+            erofs()
+        return hostops.DirFd(self.root_fd, dentry.rel)

@@ -71,11 +71,21 @@ class DirFd:
     root_fd, reached without following any symlink."""
     __slots__ = ("fd", "name")
 
-    def __init__(self, root_fd, rel):
+    @classmethod
+    def of_path(cls, host_path):
+        """For an absolute host path of the host's own (a lower layer, the
+        content cache): its directory is opened without following symlinks."""
+        return cls(-100, host_path.lstrip("/"), beneath=False)
+
+    def __init__(self, root_fd, rel, beneath=True):
         parent, _, name = rel.rpartition("/")
-        self.name = name
-        self.fd = openat2(root_fd, parent, O_PATH | os.O_DIRECTORY) if parent else -1
-        if not parent:
+        self.name = name or "."     # the root itself
+        if not beneath:
+            self.fd = openat2(-100, "/" + parent, O_PATH | os.O_DIRECTORY, 0,
+                              RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
+        elif parent:
+            self.fd = openat2(root_fd, parent, O_PATH | os.O_DIRECTORY)
+        else:
             self.fd = os.dup(root_fd)
 
     def __enter__(self):
@@ -100,3 +110,105 @@ def lstat_beneath(root_fd, rel):
         if e.errno in (errno.ELOOP, errno.EXDEV):
             return None     # a symlink swapped in under us: not a path of ours
         raise
+
+
+# ---- operations the guest kernel performs for a guest thread --------------
+# Each runs on an identity worker (hostid.py) whose working directory is the
+# parent directory fd, on one component that is never followed if it is a
+# symlink: nothing the guest swaps in can send the operation elsewhere.
+
+import ctypes as _ctypes
+
+_libc = _ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = _ctypes.c_long
+SYS_FCHMODAT2 = 452
+SYS_UTIMENSAT = 280
+AT_SYMLINK_NOFOLLOW = 0x100
+
+
+def _check(r):
+    if r < 0:
+        e = _ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    return r
+
+
+def fchmod_nofollow(dirfd, name, mode):
+    """fchmodat2(AT_SYMLINK_NOFOLLOW): a symlink gets EOPNOTSUPP, as Linux's."""
+    _check(_libc.syscall(_ctypes.c_long(SYS_FCHMODAT2), _ctypes.c_long(dirfd),
+                         _ctypes.c_char_p(os.fsencode(name)), _ctypes.c_long(mode),
+                         _ctypes.c_long(AT_SYMLINK_NOFOLLOW)))
+
+
+def utimens_nofollow(dirfd, name, times):
+    """times: None (now) or 32 bytes of struct timespec[2] (UTIME_NOW and
+    UTIME_OMIT as the guest gave them)."""
+    buf = None if times is None else _ctypes.create_string_buffer(bytes(times), 32)
+    _check(_libc.syscall(_ctypes.c_long(SYS_UTIMENSAT), _ctypes.c_long(dirfd),
+                         _ctypes.c_char_p(os.fsencode(name)), buf,
+                         _ctypes.c_long(AT_SYMLINK_NOFOLLOW)))
+
+
+def truncate_regular(dirfd, name, length):
+    fd = os.open(name, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY,
+                 dir_fd=dirfd)
+    try:
+        import stat as _st
+        if not _st.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        os.ftruncate(fd, length)
+    finally:
+        os.close(fd)
+
+
+def in_dir(dirfd, name, fn, *args):
+    """fn(name, *args) with the worker's own working directory at dirfd
+    (for the calls that take only a path: xattrs, inotify watches); name
+    is one component, never followed."""
+    os.fchdir(dirfd)
+    return fn(name, *args)
+
+
+def llistxattr(name):
+    return os.listxattr(name, follow_symlinks=False)
+
+
+def lgetxattr(name, attr):
+    return os.getxattr(name, attr, follow_symlinks=False)
+
+
+def lsetxattr(name, attr, value, flags):
+    os.setxattr(name, attr, value, flags, follow_symlinks=False)
+
+
+def lremovexattr(name, attr):
+    os.removexattr(name, attr, follow_symlinks=False)
+
+
+_libc.inotify_add_watch.argtypes = [_ctypes.c_int, _ctypes.c_char_p, _ctypes.c_uint32]
+
+
+def inotify_add_watch(name, inotify_fd, mask):
+    """mask carries IN_DONT_FOLLOW: name is never followed."""
+    return _check(_libc.inotify_add_watch(inotify_fd, os.fsencode(name), mask))
+
+
+SYS_FACCESSAT2 = 439
+AT_EACCESS = 0x200
+
+
+def access_nofollow(dirfd, name, mode, eaccess):
+    flags = AT_SYMLINK_NOFOLLOW | (AT_EACCESS if eaccess else 0)
+    _check(_libc.syscall(_ctypes.c_long(SYS_FACCESSAT2), _ctypes.c_long(dirfd),
+                         _ctypes.c_char_p(os.fsencode(name)), _ctypes.c_long(mode),
+                         _ctypes.c_long(flags)))
+
+
+SYS_FSTATFS = 138
+
+
+def fstatfs_bytes(fd):
+    """struct statfs (120 bytes on x86_64) of the filesystem fd is on."""
+    buf = _ctypes.create_string_buffer(120)
+    _check(_libc.syscall(_ctypes.c_long(SYS_FSTATFS), _ctypes.c_long(fd), buf))
+    return buf.raw

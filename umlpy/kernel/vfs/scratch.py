@@ -20,6 +20,19 @@ SLOTS = 64
 REGION = SLOT_SIZE * SLOTS
 
 
+def _kernel_has_mseal():
+    """Asked of the host kernel from umlpy's own process (an empty range),
+    never of the guest, whose filters could answer in its place."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    return libc.syscall(ctypes.c_long(SYS_MSEAL), ctypes.c_ulong(0), ctypes.c_ulong(0),
+                        ctypes.c_ulong(0)) == 0
+
+
+KERNEL_HAS_MSEAL = _kernel_has_mseal()
+
+
 class ScratchSpace:
     """Slots are handed out per mapping, not per process: a vfork child
     shares its parent's memory, so its slot must differ from those of the
@@ -32,11 +45,18 @@ class ScratchSpace:
         self.slot_of = {}       # tid -> base it holds a slot in
         self.execed = set()     # tgids whose exec we saw (their own memory now)
         self.unsealed = False   # the host kernel has no mseal
+        # address spaces whose scratch mapping was not what was asked for
+        # (a guest filter faked the injected mmap or mseal): no call that
+        # needs scratch memory is made for them, ever
+        self.tainted = set()
+        self.on_slot = None     # on_slot(tid, address or 0): the native cache's copy
 
     def _release(self, tid):
         base = self.slot_of.pop(tid, None)
         if base is not None:
             self.slots.get(base, {}).pop(tid, None)
+            if self.on_slot is not None:
+                self.on_slot(tid, 0)
 
     def forget(self, tgid, tid=None):
         """An exec replaced the address space (of tgid, run by tid)."""
@@ -61,11 +81,14 @@ class ScratchSpace:
     def thread_exited(self, tgid, tid):
         self._release(tid)
         if tid == tgid:
+            self.tainted.discard(tgid)
             self.execed.discard(tgid)
             self.regions.pop(tgid, None)
 
     def slot(self, tid, tgid):
         """(address, size) of tid's slot, mapping the region if needed."""
+        if tgid in self.tainted:
+            raise OSError(errno.EPERM, "the guest interfered with its scratch memory")
         base = self.regions.get(tgid)
         if base is not None and not self._mapped(tid, base):
             # the fork event came after the child's exec: not its memory
@@ -78,6 +101,12 @@ class ScratchSpace:
             if -4096 < r < 0:
                 raise OSError(-r, "cannot map the guest kernel's scratch memory")
             sealed = self.tracer.inject_syscall(tid, SYS_MSEAL, (r, REGION, 0, 0, 0, 0))
+            if KERNEL_HAS_MSEAL and sealed != 0:
+                # a filter of the guest's own answered it (the host kernel
+                # has mseal): no rewritten call for this address space
+                self.tainted.add(tgid)
+                raise OSError(errno.EPERM, "the guest kept its scratch memory from "
+                              "being sealed")
             if sealed != 0 and sealed != -errno.ENOSYS:
                 raise OSError(-sealed, "cannot seal the guest kernel's scratch memory")
             if sealed != 0 and not self.unsealed:
@@ -85,6 +114,12 @@ class ScratchSpace:
                 sys.stderr.write("umlpy: warning: this kernel has no mseal (Linux < 6.10): "
                                  "the guest could make its scratch memory writable\n")
             self.unsealed = self.unsealed or sealed != 0
+            # The guest's own seccomp filters apply to injected calls too:
+            # one can answer mseal (or mmap) with a fake success.  Believe
+            # only what the host kernel shows of the mapping.
+            if not mapping_is_sealed(tid, r, REGION, require_seal=KERNEL_HAS_MSEAL):
+                self.tainted.add(tgid)
+                raise OSError(errno.EPERM, "the guest interfered with its scratch memory")
             base = self.regions[tgid] = r
         if self.slot_of.get(tid) != base:
             self._release(tid)
@@ -97,7 +132,34 @@ class ScratchSpace:
                 raise OSError(errno.EAGAIN, "too many threads in the VFS at once")
             used[tid] = n
             self.slot_of[tid] = base
+            if self.on_slot is not None:
+                self.on_slot(tid, base + n * SLOT_SIZE)
         return base + n * SLOT_SIZE, SLOT_SIZE
+
+
+def mapping_is_sealed(tid, base, size, require_seal=True):
+    """Whether /proc/TID/smaps shows exactly [base, base+size) as one
+    read-only mapping, sealed (the "sl" flag: mprotect can no longer make
+    it writable) if require_seal."""
+    if base <= 0 or base & 0xFFF:
+        return False
+    try:
+        with open(f"/proc/{tid}/smaps") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return False
+    header = None
+    for line in lines:
+        if line[:1] in "0123456789abcdef" and "-" in line.split(" ", 1)[0]:
+            start, end = (int(x, 16) for x in line.split(" ", 1)[0].split("-"))
+            header = (start, end, line.split()[1]) if start <= base < end else None
+        elif header is not None and line.startswith("VmFlags:"):
+            start, end, perms = header
+            flags = line.split()[1:]
+            return start == base and end == base + size and perms.startswith("r-") and \
+                "wr" not in flags and \
+                (not require_seal or "sl" in flags)
+    return False
 
 
 class ArgWriter:

@@ -28,6 +28,10 @@ IN_LOWER = 2        # a lower object of that name shows (or would, under upper)
 LOWER_OPEN = 4      # directory whose lower contents show through
 
 
+def refuse_lower_read(path):
+    raise OSError(errno.EACCES, "no identity to read the lower file as")
+
+
 class UnionFS(FileSystem):
     fstype = "overlay"
     source = "umlpy"
@@ -42,12 +46,27 @@ class UnionFS(FileSystem):
         self.upper_fd = os.open(self.upper_path, hostops.O_PATH | os.O_DIRECTORY)
         self.idmap = idmap
         self.owner = owner
-        # bumped by every change the tracer makes to the upper layer: what
-        # was looked up before may have moved (the VFS's lookup cache)
-        self.generation = 0
+        self.on_change = []         # called at every change to the upper layer
+        self._generation = 0
         self._root_generation = None
         self.upper_dev = os.stat(self.upper_fd).st_dev
         self._lower_root = None
+        # opens a lower file for a copy-up: as the guest's host identity
+        # (build.py sets it), so a copy-up never reads what the guest could not
+        self.open_lower = refuse_lower_read
+
+    @property
+    def generation(self):
+        """Bumped by every change the tracer makes to the upper layer: what
+        was looked up before may have moved (the VFS's lookup cache, the
+        native path cache)."""
+        return self._generation
+
+    @generation.setter
+    def generation(self, value):
+        self._generation = value
+        for notify in self.on_change:
+            notify()
 
     # looking ------------------------------------------------------------
     def _attr(self, st):
@@ -241,7 +260,8 @@ class UnionFS(FileSystem):
                      dir_fd=pfd)
         try:
             src = self.lower.host_path(self._lower_dentry(d))
-            with open(src, "rb") as fsrc, os.fdopen(fd, "wb", closefd=False) as fdst:
+            with os.fdopen(self.open_lower(src), "rb") as fsrc, \
+                    os.fdopen(fd, "wb", closefd=False) as fdst:
                 shutil.copyfileobj(fsrc, fdst, 1 << 20)
         except BaseException:
             os.close(fd)
@@ -353,6 +373,14 @@ class UnionFS(FileSystem):
             self.make_opaque(old.rel)
         if not exchange and old.flags & IN_LOWER:
             self._whiteout(old.rel)
+
+    def host_dir(self, rel):
+        return hostops.DirFd(self.upper_fd, rel)
+
+    def object_dir(self, dentry, write):
+        if write or dentry.flags & IN_UPPER:
+            return hostops.DirFd(self.upper_fd, dentry.rel)
+        return self.lower.object_dir(self._lower_dentry(dentry), False)
 
     def upper_host(self, dentry):
         return self._upper_host(dentry.rel)

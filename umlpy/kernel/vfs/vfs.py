@@ -6,8 +6,10 @@ import os
 
 from .. import procfs
 from .creds import X_OK, Creds
+from .hostid import HostIdentity, IdentityExecutor
 from .namei import Frame, Resolver, join
-from .union import IN_UPPER
+from .fs import HostTreeFS
+from .union import IN_UPPER, UnionFS
 
 AT_FDCWD = -100
 FRAMES_CACHED = 4096
@@ -26,11 +28,27 @@ class FsContext:
 
 class Task:
     """The calling thread, as the VFS needs it for one syscall."""
-    __slots__ = ("tid", "tgid", "ctx", "_creds", "vfs")
+    __slots__ = ("tid", "tgid", "ctx", "_creds", "_host_identity", "vfs", "fast_ok")
 
     def __init__(self, vfs, tid, tgid, ctx):
         self.vfs, self.tid, self.tgid, self.ctx = vfs, tid, tgid, ctx
         self._creds = None
+        self._host_identity = None
+        # no directory walked so far makes the answer depend on the caller
+        # or on changes the guest kernel does not see (fastpath.py)
+        self.fast_ok = True
+
+    @property
+    def host_identity(self):
+        """Who the thread is on the host: what its host operations run as."""
+        if self._host_identity is None:
+            self._host_identity = HostIdentity.of_thread(self.tid)
+        return self._host_identity
+
+    def as_host(self, fn, *args):
+        """fn(*args) performed by the guest kernel as this thread's host
+        identity."""
+        return self.vfs.executor.run(self.host_identity, fn, *args)
 
     @property
     def creds(self):
@@ -50,6 +68,7 @@ class VFS:
         self.current = None         # the Task being served (for /proc/self)
         self.resolver = Resolver(mounts)
         self.spool_dir = None       # where produced files are written
+        self.executor = IdentityExecutor()
         self._frames = {}           # dir path -> frames below the root (see frames_of_path)
         self._frames_generation = None
 
@@ -199,9 +218,31 @@ class VFS:
         checks what the host would: the guest's ids against the owner and
         mode (capabilities count only for owners its namespace maps)."""
         attr = dentry.attr
+        if task.fast_ok and not self.shared_dir(dentry):
+            task.fast_ok = False
         if attr.mode & 0o001:
             return 0            # anyone may
         return task.creds.permission(attr, X_OK)
+
+    def host_lists(self, dentry, path, mount):
+        """Whether the host's own listing of this directory is the guest's:
+        a directory of the host tree below the root, with nothing of the
+        upper layer, no mountpoint and none of umlpy's hidden state in it."""
+        fs = dentry.fs
+        if not isinstance(fs, UnionFS) or dentry.flags & IN_UPPER or \
+                mount is not self.mounts.root:
+            return False
+        lower = fs.lower
+        if not isinstance(lower, HostTreeFS) or lower.hides_in(dentry.rel):
+            return False
+        return not self.mounts.mounted_names(path)
+
+    def shared_dir(self, dentry):
+        """A directory whose lookups answer every caller alike and change
+        only through the guest kernel: in the root filesystem, searchable
+        by anyone, the union's root or only in its lower layer."""
+        return dentry.fs is self.mounts.root.fs and dentry.attr.mode & 0o001 and \
+            (not dentry.flags & IN_UPPER or dentry.rel == "")
 
     # host objects ↔ guest paths ---------------------------------------------
     def guest_path_of_host(self, host_path):

@@ -1,0 +1,418 @@
+/* The path cache: answers to looking calls (stat family, readlink) that
+ * the Python guest kernel computed, kept so that the next identical call
+ * is answered at its seccomp stop without entering Python.
+ *
+ * It is a cache, not a second VFS: it holds only what Python put in it,
+ * keyed exactly as Python keys it (tracer_api.h), and Python clears it on
+ * every change that could alter an answer.  Anything it does not know, or
+ * any call that looks unusual (flags, an empty path, a dirfd that is not a
+ * directory of the host's), goes to Python. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/user.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tracer_api.h"
+
+#define CAPACITY 262144             /* slots, a power of two */
+#define MAX_ENTRIES (CAPACITY / 2)  /* then the whole cache is dropped */
+#define MAX_KEY 4352                /* kind, follow, a host dir path, NUL, a path */
+#define MAX_DATA 4096              /* a struct statx, a link text, a host path */
+
+#define AT_FDCWD_ -100
+#define AT_SYMLINK_NOFOLLOW_ 0x100
+#define AT_NO_AUTOMOUNT_ 0x800
+#define AT_STATX_SYNC_ 0x6000
+#define NATIVE (-1)                 /* an entry's err: let the call run as made */
+#define ON_FD (-2)                  /* run it on the fd, its empty path from scratch */
+#define AT_EMPTY_PATH_ 0x1000
+
+/* open flags a replayed open may carry: reading, nothing created or cut */
+#define O_ACCMODE_ 03
+#define O_CREAT_ 0100
+#define O_TRUNC_ 01000
+#define O_DIRECTORY_ 0200000
+#define O_NOFOLLOW_ 0400000
+#define O_PATH_ 010000000
+#define O_TMPFILE_ 020000000
+#define O_LARGEFILE_ 0100000
+#define OPENAT2_FLAGS ((037777777 & ~04000000) | O_LARGEFILE_)
+#define RESOLVE_NO_SYMLINKS_ 0x04
+
+struct entry {
+    uint64_t hash;          /* 0: free */
+    unsigned char *blob;    /* key, then data */
+    uint32_t keylen, len;
+    int32_t err;
+    long stamp_ms;
+};
+
+struct umlpy_pathcache {
+    struct entry *slots;
+    unsigned long *scratch;     /* per host tid: its scratch slot in the guest */
+    size_t scratch_len;
+    unsigned long count, hits, misses;
+    long ttl_ms;
+    int enabled;
+};
+
+static uint64_t hash_of(const unsigned char *k, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;          /* FNV-1a */
+    for (size_t i = 0; i < n; i++) {
+        h ^= k[i];
+        h *= 1099511628211ULL;
+    }
+    return h ? h : 1;
+}
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+struct umlpy_pathcache *umlpy_pathcache_new(size_t max_tid)
+{
+    struct umlpy_pathcache *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->slots = calloc(CAPACITY, sizeof *c->slots);
+    /* lazily backed, like the tracer's per-thread state */
+    c->scratch = calloc(max_tid, sizeof *c->scratch);
+    c->scratch_len = max_tid;
+    if (!c->slots || !c->scratch) {
+        free(c->slots);
+        free(c->scratch);
+        free(c);
+        return NULL;
+    }
+    c->ttl_ms = 1000;
+    return c;
+}
+
+void umlpy_cache_clear(struct umlpy_pathcache *c)
+{
+    if (!c || !c->count)
+        return;
+    for (size_t i = 0; i < CAPACITY; i++) {
+        free(c->slots[i].blob);
+        c->slots[i].blob = NULL;
+        c->slots[i].hash = 0;
+    }
+    c->count = 0;
+}
+
+void umlpy_pathcache_free(struct umlpy_pathcache *c)
+{
+    if (!c)
+        return;
+    umlpy_cache_clear(c);
+    free(c->slots);
+    free(c->scratch);
+    free(c);
+}
+
+void umlpy_cache_configure(struct umlpy_pathcache *c, int enabled, long ttl_ms)
+{
+    c->enabled = enabled;
+    c->ttl_ms = ttl_ms;
+    if (!enabled)
+        umlpy_cache_clear(c);
+}
+
+void umlpy_cache_set_scratch(struct umlpy_pathcache *c, int tid, unsigned long addr)
+{
+    if (tid > 0 && (size_t)tid < c->scratch_len)
+        c->scratch[tid] = addr;
+}
+
+void umlpy_cache_counts(struct umlpy_pathcache *c, unsigned long *out)
+{
+    out[0] = c->hits;
+    out[1] = c->misses;
+    out[2] = c->count;
+}
+
+static struct entry *find(struct umlpy_pathcache *c, const unsigned char *key,
+                          size_t n, uint64_t h)
+{
+    for (size_t i = h & (CAPACITY - 1);; i = (i + 1) & (CAPACITY - 1)) {
+        struct entry *e = &c->slots[i];
+        if (!e->hash)
+            return e;
+        if (e->hash == h && e->keylen == n && memcmp(e->blob, key, n) == 0)
+            return e;
+    }
+}
+
+int umlpy_cache_put(struct umlpy_pathcache *c, const unsigned char *key, int keylen,
+                    int err, const unsigned char *data, int len)
+{
+    if (!c->enabled || keylen <= 0 || keylen > MAX_KEY || len < 0 || len > MAX_DATA)
+        return -EINVAL;
+    int emptied = 0;
+    if (c->count >= MAX_ENTRIES) {
+        umlpy_cache_clear(c);           /* a guest cannot grow it without bound */
+        emptied = 1;
+    }
+    uint64_t h = hash_of(key, (size_t)keylen);
+    struct entry *e = find(c, key, (size_t)keylen, h);
+    unsigned char *blob = malloc((size_t)keylen + (size_t)len);
+    if (!blob)
+        return -ENOMEM;
+    memcpy(blob, key, (size_t)keylen);
+    if (len)
+        memcpy(blob + keylen, data, (size_t)len);
+    if (e->hash)
+        free(e->blob);
+    else
+        c->count++;
+    e->hash = h;
+    e->blob = blob;
+    e->keylen = (uint32_t)keylen;
+    e->len = (uint32_t)len;
+    e->err = err;
+    e->stamp_ms = now_ms();
+    return emptied;
+}
+
+/* The key of a call, as fastpath.py builds it: kind, follow, the host path
+ * of the dirfd for a relative path ("" for an absolute one), NUL, the path
+ * as the guest wrote it.  0 if the call is not one the cache may answer. */
+static size_t make_key(int tid, unsigned char kind, int follow, long dirfd,
+                       unsigned long path_addr, unsigned char *key)
+{
+    char path[4097];
+    if (!path_addr)
+        return 0;
+    long n = umlpy_read_str(tid, path_addr, path, sizeof path - 1);
+    if (n <= 0)
+        return 0;
+    size_t k = 0;
+    key[k++] = kind;
+    key[k++] = follow ? '1' : '0';
+    if (path[0] != '/') {
+        if ((int)dirfd == AT_FDCWD_ || (int)dirfd < 0)
+            return 0;
+        char link[64];
+        snprintf(link, sizeof link, "/proc/%d/fd/%d", tid, (int)dirfd);
+        size_t room = MAX_KEY - k - 1 - (size_t)n;
+        ssize_t m = readlink(link, (char *)key + k, room);
+        if (m <= 0 || (size_t)m >= room || key[k] != '/')
+            return 0;       /* not a path (a pipe...), or too long to key */
+        k += (size_t)m;
+    }
+    key[k++] = 0;
+    memcpy(key + k, path, (size_t)n);
+    return k + (size_t)n;
+}
+
+/* What an fd is (its /proc link text: a host path, "pipe:[N]"...) as the
+ * key of a call on the fd itself (getdents, fstat). */
+static size_t make_fd_key(int tid, unsigned char kind, unsigned char variant, long fd,
+                          int paths_only, unsigned char *key)
+{
+    char link[64];
+    snprintf(link, sizeof link, "/proc/%d/fd/%d", tid, (int)fd);
+    key[0] = kind;
+    key[1] = variant;
+    ssize_t m = readlink(link, (char *)key + 2, MAX_KEY - 3);
+    if ((int)fd < 0 || m <= 0 || m >= MAX_KEY - 3 || (paths_only && key[2] != '/'))
+        return 0;
+    key[2 + m] = 0;
+    return 3 + (size_t)m;
+}
+
+/* Whether a path argument is empty (NULL counts, as Linux 6.11 allows). */
+static int empty_path(int tid, unsigned long addr)
+{
+    char c = 1;
+    return !addr || (umlpy_read_mem(tid, addr, &c, 1) == 1 && c == 0);
+}
+
+/* The call runs on its fd as the guest made it, but with the empty path
+ * read from the thread's read-only scratch slot: a guest thread cannot
+ * turn it into a path relative to a directory fd meanwhile. */
+static int run_on_fd(struct umlpy_pathcache *c, struct umlpy_tracer *t, int tid,
+                     const struct user_regs_struct *r)
+{
+    unsigned long slot = (size_t)tid < c->scratch_len ? c->scratch[tid] : 0;
+    char nul = 0;
+    if (!slot || umlpy_write_mem(tid, slot, &nul, 1) != 1)
+        return 0;
+    struct user_regs_struct n = *r;
+    n.rsi = slot;
+    if (ptrace(PTRACE_SETREGS, tid, 0, &n) == 0)
+        umlpy_cont(t, tid, 0);
+    return 1;
+}
+
+/* The open Python decided, made again: openat2 of the host path (no
+ * symlink followed) with the guest's flags, the path and open_how in the
+ * thread's read-only scratch slot, exactly as Python's rewrite lays them. */
+static int replay_open(struct umlpy_pathcache *c, struct umlpy_tracer *t, int tid,
+                       const struct user_regs_struct *r, long flags,
+                       const struct entry *e)
+{
+    unsigned long slot = (size_t)tid < c->scratch_len ? c->scratch[tid] : 0;
+    if (!slot || e->len + 1 + 8 + 24 > 64 * 1024)
+        return 0;
+    unsigned char buf[MAX_DATA + 1 + 8 + 24];
+    memcpy(buf, e->blob + e->keylen, e->len);
+    buf[e->len] = 0;
+    size_t how = (e->len + 1 + 7) & ~(size_t)7;
+    memset(buf + e->len + 1, 0, how - e->len - 1);
+    uint64_t fields[3] = {(uint64_t)((flags & OPENAT2_FLAGS) | O_LARGEFILE_), 0,
+                          RESOLVE_NO_SYMLINKS_};
+    memcpy(buf + how, fields, sizeof fields);
+    if (umlpy_write_mem(tid, slot, buf, how + 24) != (long)(how + 24))
+        return 0;
+    struct user_regs_struct n = *r;
+    n.orig_rax = SYS_openat2;
+    n.rdi = (unsigned long)AT_FDCWD_;
+    n.rsi = slot;
+    n.rdx = slot + how;
+    n.r10 = 24;
+    if (ptrace(PTRACE_SETREGS, tid, 0, &n) < 0)
+        return 1;           /* killed meanwhile: its exit comes */
+    umlpy_cont(t, tid, 0);
+    return 1;
+}
+
+/* Answer the stopped call from the cache: 1 if answered (and resumed). */
+int umlpy_pathcache_answer(struct umlpy_pathcache *c, struct umlpy_tracer *t, int tid,
+                           const struct user_regs_struct *r)
+{
+    if (!c || !c->enabled)
+        return 0;
+    unsigned char key[MAX_KEY + 1];
+    size_t n = 0;
+    unsigned long buf = 0, size = 0;
+    int readlink_call = 0, open_call = 0, on_fd = 0;
+    long nr = (long)r->orig_rax;
+    long flags = 0;
+    switch (nr) {
+    case SYS_getdents64:
+    case SYS_getdents:
+        n = make_fd_key(tid, 'd', '0', (long)r->rdi, 1, key);
+        break;
+    case SYS_open:
+    case SYS_openat:
+        flags = (long)(int)(nr == SYS_open ? r->rsi : r->rdx);
+        if (flags & (O_ACCMODE_ | O_CREAT_ | O_TRUNC_ | O_PATH_ | O_TMPFILE_))
+            break;
+        n = make_key(tid, 'o', 0, nr == SYS_open ? AT_FDCWD_ : (long)r->rdi,
+                     nr == SYS_open ? r->rdi : r->rsi, key);
+        if (n)      /* the key's second byte: the flags that change the answer */
+            key[1] = (unsigned char)('0' + (flags & O_NOFOLLOW_ ? 1 : 0) +
+                                     (flags & O_DIRECTORY_ ? 2 : 0));
+        open_call = 1;
+        break;
+    case SYS_stat:
+    case SYS_lstat:
+        n = make_key(tid, 's', nr == SYS_stat, AT_FDCWD_, r->rdi, key);
+        buf = r->rsi;
+        break;
+    case SYS_newfstatat:
+        flags = (long)(int)r->r10;
+        if (flags & ~(AT_SYMLINK_NOFOLLOW_ | AT_NO_AUTOMOUNT_ | AT_EMPTY_PATH_))
+            break;
+        if (flags & AT_EMPTY_PATH_ && empty_path(tid, r->rsi)) {
+            /* fstat, as glibc makes it: of what the fd is */
+            n = (int)r->rdi == AT_FDCWD_ ? 0 : make_fd_key(tid, 's', 'E', (long)r->rdi, 0, key);
+            on_fd = 1;
+        } else {
+            n = make_key(tid, 's', !(flags & AT_SYMLINK_NOFOLLOW_), (long)r->rdi, r->rsi,
+                         key);
+        }
+        buf = r->rdx;
+        break;
+    case SYS_statx:
+        flags = (long)(int)r->rdx;
+        if (flags & ~(AT_SYMLINK_NOFOLLOW_ | AT_NO_AUTOMOUNT_ | AT_STATX_SYNC_) ||
+            (flags & AT_STATX_SYNC_) == AT_STATX_SYNC_ || (r->r10 & 0x80000000UL))
+            break;
+        n = make_key(tid, 'x', !(flags & AT_SYMLINK_NOFOLLOW_), (long)r->rdi, r->rsi, key);
+        buf = r->r8;
+        break;
+    case SYS_readlink:
+        n = make_key(tid, 'l', 0, AT_FDCWD_, r->rdi, key);
+        buf = r->rsi;
+        size = r->rdx;
+        readlink_call = 1;
+        break;
+    case SYS_readlinkat:
+        n = make_key(tid, 'l', 0, (long)r->rdi, r->rsi, key);
+        buf = r->rdx;
+        size = r->r10;
+        readlink_call = 1;
+        break;
+    default:
+        break;
+    }
+    if (!n) {
+        c->misses++;
+        return 0;
+    }
+    struct entry *e = find(c, key, n, hash_of(key, n));
+    if (!e->hash && (key[0] == 's' || key[0] == 'o') && key[1] != 'E') {
+        /* an answer Python gave for every variant of the call: an object
+         * that is no symlink, whether followed or not ('A', stat), opened
+         * with any flags ('*', a directory) or any but O_DIRECTORY ('F') */
+        unsigned char variant = key[1];
+        key[1] = key[0] == 's' ? 'A' : '*';
+        e = find(c, key, n, hash_of(key, n));
+        if (!e->hash && key[0] == 'o' && !(flags & O_DIRECTORY_)) {
+            key[1] = 'F';
+            e = find(c, key, n, hash_of(key, n));
+        }
+        key[1] = variant;
+    }
+    if (!e->hash || now_ms() - e->stamp_ms > c->ttl_ms) {
+        c->misses++;
+        return 0;
+    }
+    long ret = 0;
+    if (e->err == ON_FD) {
+        if (!on_fd || !run_on_fd(c, t, tid, r))
+            return 0;
+        c->hits++;
+        return 1;
+    }
+    if (e->err == NATIVE) {
+        c->hits++;
+        umlpy_cont(t, tid, 0);
+        return 1;
+    }
+    if (open_call && !e->err) {
+        if (!replay_open(c, t, tid, r, flags, e))
+            return 0;
+        c->hits++;
+        return 1;
+    }
+    if (e->err) {
+        ret = -(long)e->err;
+    } else if (readlink_call) {
+        if ((long)(int)size <= 0)
+            return 0;               /* EINVAL: Python's to say */
+        unsigned long w = e->len < (unsigned)size ? e->len : (unsigned)size;
+        if (umlpy_write_user(tid, buf, e->blob + e->keylen, w) != (long)w)
+            return 0;               /* EFAULT: Python's to say */
+        ret = (long)w;
+    } else if (umlpy_write_user(tid, buf, e->blob + e->keylen, e->len) != (long)e->len) {
+        return 0;
+    }
+    c->hits++;
+    umlpy_skip(t, tid, ret);        /* a thread killed meanwhile: its exit comes */
+    return 1;
+}

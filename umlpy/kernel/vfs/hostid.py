@@ -1,0 +1,146 @@
+"""Host operations run with the calling guest thread's host identity.
+
+The guest kernel performs every change a path decision leads to itself
+(mkdir, unlink, chmod, a copy-up's read of the lower file...), from
+directory fds it holds.  It must do so as the guest would be on the host,
+never with umlpy's own privileges: a copy-up made by a root supervisor
+would hand the guest /etc/shadow.  Each distinct identity (filesystem uid,
+gid and supplementary groups, as /proc/TID/status shows them from the host)
+gets a worker thread that switched its own credentials with the raw
+syscalls (glibc's setresuid would switch every thread of umlpy) and
+unshared its fs_struct, so its umask is its own (0: the guest's umask is
+applied to modes explicitly)."""
+import ctypes
+import errno
+import os
+import queue
+import threading
+
+from .. import procfs
+
+SYS_SETGROUPS = 116
+SYS_SETRESUID = 117
+SYS_SETRESGID = 119
+SYS_UNSHARE = 272
+CLONE_FS = 0x200
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+
+
+class HostIdentity(tuple):
+    """(fsuid, fsgid, groups, umask) of a guest thread, in host terms."""
+    __slots__ = ()
+
+    def __new__(cls, uid, gid, groups=(), umask=0o022):
+        return tuple.__new__(cls, (uid, gid, tuple(sorted(groups)), umask))
+
+    uid = property(lambda self: self[0])
+    gid = property(lambda self: self[1])
+    groups = property(lambda self: self[2])
+    umask = property(lambda self: self[3])
+
+    @classmethod
+    def of_thread(cls, host_tid):
+        f = procfs.status_fields(host_tid)
+        if not f:
+            raise OSError(errno.ESRCH, "the calling thread is gone")
+        return cls.from_status(f)
+
+    @classmethod
+    def from_status(cls, f):
+        uid = int(f["Uid"].split()[3])
+        gid = int(f["Gid"].split()[3])
+        groups = [int(g) for g in f.get("Groups", "").split()]
+        return cls(uid, gid, groups, int(f.get("Umask", "0022"), 8))
+
+    @property
+    def creds(self):
+        """What a worker thread is switched to: the umask is per call."""
+        return self[:3]
+
+
+def _raw(nr, *args):
+    r = _libc.syscall(nr, *[ctypes.c_long(a) for a in args])
+    if r < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    return r
+
+
+class _Worker(threading.Thread):
+    def __init__(self, creds):
+        super().__init__(name=f"umlpy-as-{creds[0]}", daemon=True)
+        self.creds = creds
+        self.requests = queue.SimpleQueue()
+        self.replies = queue.SimpleQueue()
+        self.failed = None
+
+    def run(self):
+        try:
+            self._become(*self.creds)
+        except OSError as e:
+            self.failed = e
+        self.replies.put(None)      # ready
+        while True:
+            job = self.requests.get()
+            if job is None:
+                return
+            fn, args = job
+            try:
+                self.replies.put((True, fn(*args)))
+            except BaseException as e:     # handed to the caller
+                self.replies.put((False, e))
+
+    @staticmethod
+    def _become(uid, gid, groups):
+        _raw(SYS_UNSHARE, CLONE_FS)
+        os.umask(0)
+        if (os.geteuid(), os.getegid()) == (uid, gid) and os.geteuid() != 0:
+            return          # already this identity (an unprivileged umlpy)
+        arr = (ctypes.c_uint * max(1, len(groups)))(*groups)
+        r = _libc.syscall(ctypes.c_long(SYS_SETGROUPS), ctypes.c_long(len(groups)), arr)
+        if r < 0 and (ctypes.get_errno() != errno.EPERM or os.geteuid() == 0):
+            raise OSError(ctypes.get_errno(), "setgroups")
+        _raw(SYS_SETRESGID, gid, gid, gid)
+        _raw(SYS_SETRESUID, uid, uid, uid)
+
+    def call(self, fn, args):
+        self.requests.put((fn, args))
+        ok, value = self.replies.get()
+        if ok:
+            return value
+        raise value
+
+
+class IdentityExecutor:
+    """Runs host operations as a guest thread's host identity."""
+
+    def __init__(self):
+        self._workers = {}
+        self._lock = threading.Lock()
+
+    def _worker(self, creds):
+        w = self._workers.get(creds)
+        if w is None:
+            w = _Worker(creds)
+            w.start()
+            w.replies.get()
+            self._workers[creds] = w
+        return w
+
+    def run(self, identity, fn, *args):
+        """fn(*args) on the thread of identity's credentials; its
+        exception, if any, is raised here."""
+        with self._lock:
+            w = self._worker(identity.creds)
+            if w.failed is not None:
+                # umlpy cannot take that identity: nothing is done for it
+                raise OSError(errno.EPERM, f"cannot act as host uid {identity.uid}")
+            return w.call(fn, args)
+
+    def close(self):
+        with self._lock:
+            for w in self._workers.values():
+                w.requests.put(None)
+            self._workers.clear()
