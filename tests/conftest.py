@@ -25,6 +25,41 @@ def shell_status(returncode):
     return 128 - returncode if returncode < 0 else returncode
 
 
+def open_up(path):
+    """Let uid 65534 (the guest's host identity when umlpy runs as root)
+    reach path: pytest's base temp dirs are 0700."""
+    path = Path(path)
+    for p in [path, *path.parents]:
+        if str(p) in ("/", "/tmp"):
+            break
+        os.chmod(p, os.stat(p).st_mode | 0o755)
+
+
+def write_tiny_image(image, files, extra_dirs=()):
+    """A tar image of a root that holds none of the host's files: the usual
+    top directories, /tmp, an /etc/hostname, and files {path: bytes}
+    (executable)."""
+    import io
+    import tarfile
+
+    def add(tar, name, data=None, mode=0o755):
+        info = tarfile.TarInfo(name)
+        info.type = tarfile.REGTYPE if data is not None else tarfile.DIRTYPE
+        info.mode = mode
+        info.mtime = 1_600_000_000
+        if data is not None:
+            info.size = len(data)
+        tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    with tarfile.open(image, "w", format=tarfile.PAX_FORMAT) as tar:
+        for d in ("bin", "etc", "mnt", *extra_dirs, "proc", "dev", "sys", "root"):
+            add(tar, d)
+        add(tar, "tmp", mode=0o1777)
+        for name, data in files.items():
+            add(tar, name, data)
+        add(tar, "etc/hostname", b"umlpy-image\n", mode=0o644)
+    os.chmod(image, 0o644)
+
+
 def run_native(argv, timeout=120, **kw):
     p = subprocess.run(argv, capture_output=True, timeout=timeout, **kw)
     p.returncode = shell_status(p.returncode)

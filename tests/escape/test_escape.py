@@ -24,7 +24,6 @@ A technique that does get out keeps its test, marked
 import ctypes
 import fcntl
 import hashlib
-import io
 import os
 import pty
 import select
@@ -33,7 +32,6 @@ import socket
 import stat
 import subprocess
 import sys
-import tarfile
 import termios
 import time
 import uuid
@@ -41,7 +39,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, open_up, write_tiny_image
 
 HERE = Path(__file__).resolve().parent
 PROGS = HERE / "progs"
@@ -69,13 +67,7 @@ def xfail_granted(reason):
 
 # ---------------------------------------------------------------- the kit
 
-def _open_up(path):
-    """Let uid 65534 reach PATH: pytest's base temp dirs are 0700."""
-    path = Path(path)
-    for p in [path, *path.parents]:
-        if str(p) in ("/", "/tmp"):
-            break
-        os.chmod(p, os.stat(p).st_mode | 0o755)
+_open_up = open_up
 
 
 class Kit:
@@ -101,21 +93,8 @@ class Kit:
         return out
 
     def _make_image(self):
-        def add(tar, name, data=None, mode=0o755, kind=tarfile.DIRTYPE):
-            info = tarfile.TarInfo(name)
-            info.type = tarfile.REGTYPE if data is not None else kind
-            info.mode = mode
-            info.mtime = 1_600_000_000
-            if data is not None:
-                info.size = len(data)
-            tar.addfile(info, io.BytesIO(data) if data is not None else None)
-        with tarfile.open(self.image, "w", format=tarfile.PAX_FORMAT) as tar:
-            for d in ("bin", "etc", "mnt", "mnt/shared", "proc", "dev", "sys", "root"):
-                add(tar, d)
-            add(tar, "tmp", mode=0o1777)
-            add(tar, "bin/escape", self.escape.read_bytes())
-            add(tar, "etc/hostname", b"umlpy-image\n", mode=0o644)
-        os.chmod(self.image, 0o644)
+        write_tiny_image(self.image, {"bin/escape": self.escape.read_bytes()},
+                         extra_dirs=("mnt/shared",))
         self.image_digest = digest(self.image)
 
 

@@ -31,7 +31,6 @@ The race tests make 10^4 attempts per call (half in /dev/shm, half in
 the upper layer) and are marked slow; they stop at the first win.
 """
 import hashlib
-import io
 import os
 import select
 import shutil
@@ -40,7 +39,6 @@ import socket
 import stat
 import subprocess
 import sys
-import tarfile
 import threading
 import time
 import uuid
@@ -48,7 +46,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, open_up, write_tiny_image
 
 HERE = Path(__file__).resolve().parent
 PROGS = HERE / "progs"
@@ -68,13 +66,7 @@ COPYUP_TECHNIQUES = ["chown", "utimensat", "utimes", "link", "inotify"]
 
 # ---------------------------------------------------------------- the kit
 
-def _open_up(path):
-    """Let uid 65534 reach PATH: pytest's base temp dirs are 0700."""
-    path = Path(path)
-    for p in [path, *path.parents]:
-        if str(p) in ("/", "/tmp"):
-            break
-        os.chmod(p, os.stat(p).st_mode | 0o755)
+_open_up = open_up
 
 
 def _build(outdir, name):
@@ -100,21 +92,7 @@ class Progs:
 
     def _make_image(self):
         """A root of the guest's that holds none of the host's files."""
-        def add(tar, name, data=None, mode=0o755):
-            info = tarfile.TarInfo(name)
-            info.type = tarfile.REGTYPE if data is not None else tarfile.DIRTYPE
-            info.mode = mode
-            info.mtime = 1_600_000_000
-            if data is not None:
-                info.size = len(data)
-            tar.addfile(info, io.BytesIO(data) if data is not None else None)
-        with tarfile.open(self.image, "w", format=tarfile.PAX_FORMAT) as tar:
-            for d in ("bin", "etc", "mnt", "proc", "dev", "sys", "root"):
-                add(tar, d)
-            add(tar, "tmp", mode=0o1777)
-            add(tar, "bin/hp_scratch", self.scratch.read_bytes())
-            add(tar, "etc/hostname", b"umlpy-image\n", mode=0o644)
-        os.chmod(self.image, 0o644)
+        write_tiny_image(self.image, {"bin/hp_scratch": self.scratch.read_bytes()})
 
 
 @pytest.fixture(scope="session")

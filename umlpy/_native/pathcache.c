@@ -34,6 +34,7 @@
 #define NATIVE (-1)                 /* an entry's err: let the call run as made */
 #define ON_FD (-2)                  /* run it on the fd, its empty path from scratch */
 #define AT_EMPTY_PATH_ 0x1000
+#define AT_EACCESS_ 0x200
 
 /* open flags a replayed open may carry: reading, nothing created or cut */
 #define O_ACCMODE_ 03
@@ -298,7 +299,7 @@ int umlpy_pathcache_answer(struct umlpy_pathcache *c, struct umlpy_tracer *t, in
     unsigned char key[MAX_KEY + 1];
     size_t n = 0;
     unsigned long buf = 0, size = 0;
-    int readlink_call = 0, open_call = 0, on_fd = 0;
+    int readlink_call = 0, open_call = 0, on_fd = 0, access_call = 0;
     long nr = (long)r->orig_rax;
     long flags = 0;
     switch (nr) {
@@ -345,6 +346,20 @@ int umlpy_pathcache_answer(struct umlpy_pathcache *c, struct umlpy_tracer *t, in
         n = make_key(tid, 'x', !(flags & AT_SYMLINK_NOFOLLOW_), (long)r->rdi, r->rsi, key);
         buf = r->r8;
         break;
+    case SYS_access:
+    case SYS_faccessat:
+    case SYS_faccessat2:
+        /* only absent names are kept: whether one may access an object
+         * depends on who asks */
+        flags = nr == SYS_faccessat2 ? (long)(int)r->r10 : 0;
+        if (flags & ~(AT_EACCESS_ | AT_SYMLINK_NOFOLLOW_) ||
+            ((nr == SYS_access ? r->rsi : r->rdx) & ~7UL))
+            break;
+        n = nr == SYS_access ? make_key(tid, 'a', 1, AT_FDCWD_, r->rdi, key)
+                             : make_key(tid, 'a', !(flags & AT_SYMLINK_NOFOLLOW_),
+                                        (long)r->rdi, r->rsi, key);
+        access_call = 1;
+        break;
     case SYS_readlink:
         n = make_key(tid, 'l', 0, AT_FDCWD_, r->rdi, key);
         buf = r->rsi;
@@ -383,6 +398,8 @@ int umlpy_pathcache_answer(struct umlpy_pathcache *c, struct umlpy_tracer *t, in
         return 0;
     }
     long ret = 0;
+    if (access_call && e->err <= 0)
+        return 0;                   /* only errors are kept for access */
     if (e->err == ON_FD) {
         if (!on_fd || !run_on_fd(c, t, tid, r))
             return 0;

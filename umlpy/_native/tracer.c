@@ -46,6 +46,7 @@ _Static_assert(sizeof(struct umlpy_regs) == sizeof(struct user_regs_struct),
 /* Per-thread flags, indexed by host tid. */
 #define TS_SEEN 0x01        /* its first stop was reported */
 #define TS_WANT_EXIT 0x02   /* resumed with PTRACE_SYSCALL: report the exit */
+#define TS_ANNOUNCED 0x04   /* its parent's fork/clone event reached Python first */
 #define TS_STOP_SHIFT 4     /* UMLPY_STOP_* of the current stop, bits 4-5 */
 
 struct umlpy_tracer {
@@ -635,6 +636,11 @@ static int handle_status(struct umlpy_tracer *t, int pid, int status,
         *s |= TS_SEEN;
         set_stop(t, pid, UMLPY_STOP_OTHER);
         if (event == PTRACE_EVENT_STOP) {
+            if (*s & TS_ANNOUNCED) {
+                *s &= ~TS_ANNOUNCED;
+                resume(t, pid, 0);
+                return 0;
+            }
             ev->kind = UMLPY_EV_NEW;
             return 1;
         }
@@ -706,6 +712,9 @@ static int handle_status(struct umlpy_tracer *t, int pid, int status,
         case PTRACE_EVENT_VFORK:
         case PTRACE_EVENT_CLONE:
             ev->kind = UMLPY_EV_CHILD;
+            /* Python learns the child now: its first stop need not be told */
+            if ((int)msg > 0 && !(*state_of(t, (int)msg) & TS_SEEN))
+                *state_of(t, (int)msg) |= TS_ANNOUNCED;
             return 1;
         case PTRACE_EVENT_EXEC:
             if ((int)msg != pid && (int)msg > 0) {

@@ -24,9 +24,10 @@ from collections import deque
 from .._native._tracer import ffi, lib
 from .vfs.union import IN_UPPER
 
-STAT, STATX, LINK, OPEN, LISTING = b"s", b"x", b"l", b"o", b"d"
+STAT, STATX, LINK, OPEN, LISTING, ACCESS = b"s", b"x", b"l", b"o", b"d", b"a"
 CACHED_CALLS = ("stat", "lstat", "newfstatat", "statx", "readlink", "readlinkat",
-                "open", "openat", "getdents64", "getdents")
+                "open", "openat", "getdents64", "getdents", "access", "faccessat",
+                "faccessat2")
 NATIVE = -1             # an entry's errno: the call runs as the guest made it
 ON_FD = -2              # ... on its fd, with the empty path from scratch memory
 # open flags a replayed open may carry (pathcache.c): reading only

@@ -10,7 +10,7 @@ import os
 import stat as _stat
 
 from ..decisions import ALLOW, AllowThen, Rewrite, Return, fail
-from ..fastpath import LINK, STAT, STATX
+from ..fastpath import ACCESS, LINK, STAT, STATX
 from ..vfs.creds import R_OK, W_OK, X_OK
 from ..vfs import hostops
 from ..vfs.hostops import RESOLVE_NO_SYMLINKS
@@ -338,10 +338,10 @@ def open_rewrite(call, host, flags, mode):
     return rewrite(call, "openat2", *open_how_args(call, host, flags, mode))
 
 
-def create_then(call, vfs, task, res, nr_name, make_args, is_dir=False):
-    """Create res's missing name: the guest's own process makes it on the
-    host (its ids, its umask); a whiteout the name replaces comes back if
-    that fails."""
+def prepare_create(task, res):
+    """Check that res's missing name may be created and make room for it:
+    (parent dentry, its filesystem, host path, whether a whiteout of the
+    name was removed)."""
     writable_mount(res)
     parent = res.parent.dentry
     fs = parent.fs
@@ -353,6 +353,14 @@ def create_then(call, vfs, task, res, nr_name, make_args, is_dir=False):
         host, removed = fs.create_target(parent, res.name, res.parent_dentries()[:-1])
     else:
         host, removed = fs.create_target(parent, res.name), False
+    return parent, fs, host, removed
+
+
+def create_then(call, vfs, task, res, nr_name, make_args, is_dir=False):
+    """Create res's missing name: the guest's own process makes it on the
+    host (an open with O_CREAT: the fd must end up in its table); a
+    whiteout the name replaces comes back if that fails."""
+    parent, fs, host, removed = prepare_create(task, res)
     rewritten = rewrite(call, nr_name, *make_args(host))
     if not removed:
         return rewritten
@@ -370,18 +378,7 @@ def create_here(call, vfs, task, res, make, is_dir=False):
     """Create res's missing name: the guest kernel makes it, as the calling
     thread's host identity (make(dirfd, name)); a whiteout the name
     replaces comes back if that fails."""
-    writable_mount(res)
-    parent = res.parent.dentry
-    fs = parent.fs
-    if isinstance(fs, UnionFS):
-        err = 0 if checks_on_host(parent) and parent.flags & IN_UPPER else \
-            task.creds.permission(parent.attr, W_OK | X_OK)
-        if err:
-            raise OSError(err, res.path)
-        _host, removed = fs.create_target(parent, res.name, res.parent_dentries()[:-1])
-    else:
-        fs.create_target(parent, res.name)
-        removed = False
+    parent, fs, _host, removed = prepare_create(task, res)
     rel = parent.child_rel(res.name)
     try:
         on_host_at(task, fs, rel, make)
@@ -603,9 +600,12 @@ def access(call, vfs, task, dirfd, path, mode, flags):
         return fail(errno.EINVAL)
     if path == "" and not flags & AT_EMPTY_PATH:
         return fail(errno.ENOENT)
-    res = lookup_at(call, vfs, task, dirfd, 1 if call.name != "access" else 0, flags,
-                    not flags & AT_SYMLINK_NOFOLLOW) if path else \
-        (vfs.resolve_fd(task, dirfd) if dirfd != AT_FDCWD else vfs.resolve(task, dirfd, ".", True))
+    if path:        # an absent name's ENOENT may be replayed (fastpath.py)
+        res = look(call, vfs, task, dirfd, path, not flags & AT_SYMLINK_NOFOLLOW, ACCESS)
+    elif dirfd != AT_FDCWD:
+        res = vfs.resolve_fd(task, dirfd)
+    else:
+        res = vfs.resolve(task, dirfd, ".", True)
     if res is None:
         return on_fd_itself(call, 1)
     d = res.dentry
