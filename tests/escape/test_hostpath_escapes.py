@@ -56,7 +56,8 @@ SETPRIV = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 USERS = ["root", "nobody"]
 
 RACE_CALLS = ["mkdirat", "mknodat", "symlinkat", "linkat", "unlinkat", "renameat2",
-              "fchmodat", "fchownat", "utimensat", "utimes", "truncate", "chdir", "bind"]
+              "fchmodat", "fchownat", "utimensat", "utimes", "truncate", "chdir", "bind",
+              "connect"]
 RACE_LOCATIONS = ["shm", "upper"]    # /dev/shm first: its races win more often then
 RACE_ATTEMPTS = 5_000           # per location: 10^4 per call
 VIEW = "/mnt/hp-arena"          # the arena, bound read-only: where the guest watches it
@@ -317,6 +318,41 @@ def _cwd_prober(arena_path):
     return probe
 
 
+class HostUnixService:
+    """connect: a host service listening in the arena (a socket any user
+    may connect to), counting the connections that reach it."""
+
+    def __init__(self, arena):
+        self.sock = socket.socket(socket.AF_UNIX)
+        path = arena.path / "sock"
+        self.sock.bind(str(path))
+        os.chmod(path, 0o777)
+        self.sock.listen(128)
+        self.count = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+        arena.before = snapshot(arena.path)
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.count += 1
+            conn.close()
+
+    def close(self):
+        time.sleep(0.2)
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        self.thread.join(5)
+        return self.count
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("call", RACE_CALLS)
 @pytest.mark.parametrize("user", USERS)
@@ -334,10 +370,15 @@ def test_path_race_through_swapped_directory(progs, arena, tmp_path, user, call)
     become the arena (asked of the host after every chdir that succeeded),
     and what is made relative to it must stay in the guest's tree."""
     probe = _cwd_prober(arena.path) if call == "chdir" else None
+    service = HostUnixService(arena) if call == "connect" else None
     run = Run([progs.race, call, arena.path, VIEW, RACE_ATTEMPTS, *RACE_LOCATIONS], user,
               options=["--bind", f"{arena.path}:{VIEW}:ro"], cwd=tmp_path, probe=probe,
               timeout=600)
     problems = run.problems() + arena.changes()
+    if service is not None:
+        reached = service.close()
+        if reached:
+            problems.append(f"a host UNIX service in the arena got {reached} connection(s)")
     if probe is not None:
         problems += [f"the host cwd was the arena at {line}" for line in probe.hits[:5]]
         if not probe.pids and any(line.startswith("PROBE") for line in run.lines):

@@ -289,6 +289,19 @@ static void attempt(const char *loc, long i)
         int s = socket(AF_UNIX, SOCK_STREAM, 0);
         result(bind(s, (struct sockaddr *)&a, sizeof a));
         close(s);
+    } else if (!strcmp(c, "connect")) {
+        /* a connect to BASE/d/sock, the guest's own listener: swapped, the
+         * path names the arena's socket, a host service's (the test counts
+         * what reaches it) */
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        int n = snprintf(p, sizeof p, "%s/sock", dpath);
+        if (n >= (int)sizeof a.sun_path)
+            die("socket path too long");
+        memcpy(a.sun_path, p, n + 1);
+        int s = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        int r = connect(s, (struct sockaddr *)&a, sizeof a);
+        result(r < 0 && errno == EAGAIN ? 0 : r);    /* its backlog is full */
+        close(s);
     } else if (!strcmp(c, "chdir")) {
         int r = chdir(dpath);
         result(r);
@@ -324,6 +337,14 @@ static void run(const char *loc, long attempts)
     snprintf(p, sizeof p, "%s/marker", dpath);
     write_file(p, "the guest's own marker\n");
     write_file(own, "the guest's own file\n");
+    if (!strcmp(call_name, "connect")) {
+        /* the guest's own listener, never accepting */
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        snprintf(a.sun_path, sizeof a.sun_path, "%s/sock", dpath);
+        int s = socket(AF_UNIX, SOCK_STREAM, 0);
+        if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) < 0 || listen(s, 1) < 0)
+            die("the guest's own listener");
+    }
     if (symlink(arena, lpath) < 0)
         die(lpath);
 

@@ -83,7 +83,9 @@ def socket_target(vfs, task, path):
         raise OSError(errno.ECONNREFUSED, path)
     if not d.fs.host_backed:
         raise OSError(errno.ECONNREFUSED, path)
-    return d.fs.host_path(d)
+    # never a path through directories the guest can change (aliases.py)
+    alias = vfs.aliases.of(d, _stat.S_IFSOCK) if not res.mount.read_only else None
+    return alias or d.fs.host_path(d)
 
 
 def guest_sockaddr(kernel, raw):

@@ -4,9 +4,11 @@ program whose loader (PT_INTERP) the host would find somewhere else than
 the guest does is started through the guest's loader explicitly."""
 import errno
 import os
+import stat
 import struct
 
 from .creds import X_OK
+from .union import IN_UPPER, UnionFS
 
 BINPRM_MAX_RECURSION = 4
 PT_INTERP = 3
@@ -57,6 +59,31 @@ def parse_shebang(head):
     return dec(interp), (dec(arg) if arg else None)
 
 
+def read_head_at(dirfd, name, size):
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY,
+                 dir_fd=dirfd)
+    try:
+        return os.read(fd, size)
+    finally:
+        os.close(fd)
+
+
+def exec_path(vfs, res):
+    """The host path the guest's process executes: for a program in a tree
+    the guest can change (the upper layer, a writable bind), an alias with
+    no component the guest controls (aliases.py)."""
+    d = res.dentry
+    if isinstance(d.fs, UnionFS):
+        writable = bool(d.flags & IN_UPPER)
+    else:
+        writable = d.fs.host_backed and not d.fs.read_only and not res.mount.read_only
+    if writable:
+        alias = vfs.aliases.of(d, stat.S_IFREG)
+        if alias is not None:
+            return alias
+    return d.fs.host_path(d)
+
+
 def plan_exec(vfs, task, dirfd, path, follow=True, depth=0, res=None):
     if depth > BINPRM_MAX_RECURSION:
         raise OSError(errno.ELOOP, "too many interpreters")
@@ -76,7 +103,9 @@ def plan_exec(vfs, task, dirfd, path, follow=True, depth=0, res=None):
     elif not d.attr.mode & 0o111:
         raise OSError(errno.EACCES, path)
     try:
-        head = d.fs.read_head(d, 4096)
+        # read as the guest's host identity, never following the name
+        with d.fs.object_dir(d, False) as h:
+            head = task.as_host(read_head_at, h.fd, h.name, 4096)
     except OSError:
         head = b""          # unreadable (mode 0711): the host decides
     if head[:2] == b"#!":
@@ -88,7 +117,7 @@ def plan_exec(vfs, task, dirfd, path, follow=True, depth=0, res=None):
             prefix = [interp]
         prefix += ([arg] if arg else []) + [path]
         return ExecPlan(inner.host_path, prefix, True, inner.guest_exe)
-    host = d.fs.host_path(d)
+    host = exec_path(vfs, res)
     interp = elf_interp(head)
     if interp is not None:
         ires = vfs.resolve(task, dirfd, interp, True)

@@ -101,6 +101,8 @@ class SandboxFS:
         self.vfs = VFS(self.mounts, idmap, cwd=options.cwd or (
             os.getcwd() if options.rootfs is None else "/"))
         self.vfs.spool_dir = self.spool
+        from .aliases import Aliases
+        self.vfs.aliases = Aliases(os.path.join(self.state, "a"))
         self.union.open_lower = self._open_lower_as_guest
         self.vfs.own_storage = self.own_storage()
         spool = SynthFS(SDir(), self.spool, idmap)
