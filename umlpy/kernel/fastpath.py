@@ -46,6 +46,7 @@ class PathCache:
         self.enabled = False
         self._numbers = ()
         self._prefilled = {}        # host dir -> when its entries were put
+        self._listed = {}           # host dir -> when the guest last listed it
 
     def enable(self, numbers):
         """Answer calls numbers (already PYTHON's in the policy) from the cache."""
@@ -93,11 +94,14 @@ class PathCache:
 
     def remember_listing(self, task, res, fd):
         """The directory open on fd is listed by the host as the guest sees
-        it: its getdents may run with no stop.  A program that lists a
-        directory looks at its entries next (find, ls -l, tar, an import
-        system): their lstat/stat/fstat and opens are answered now, while
-        the listing is at hand, and so are those of the directories below,
-        breadth first, up to PREFILL_BUDGET entries."""
+        it: its getdents may run with no stop.  A program that walks a tree
+        (find, ls -lR, tar, du: it lists a directory whose parent it listed
+        just before) looks at every entry next: their lstat/stat/fstat and
+        opens are answered now, while the listing is at hand, and so are
+        those of the directories below, breadth first, up to PREFILL_BUDGET
+        entries.  One that only lists (an import system looking into a few
+        directories) is not worth it: each entry costs Python about half
+        what the stop it saves would."""
         if not self.enabled:
             return
         host = task.vfs.fd_host_path(task.tid, fd)
@@ -105,11 +109,16 @@ class PathCache:
             return
         self._put(LISTING + b"0" + os.fsencode(host) + b"\0", b"", NATIVE)
         vfs = task.vfs
-        if task.ctx.root != "/" or res.mount is not vfs.mounts.root or \
+        now = time.monotonic()
+        walking = self._listed.get(os.fsencode(os.path.dirname(host)), -1.0) > \
+            now - TTL_MS / 1000
+        self._listed[os.fsencode(host)] = now
+        if len(self._listed) > MAX_ENTRIES:
+            self._listed.clear()
+        if not walking or task.ctx.root != "/" or res.mount is not vfs.mounts.root or \
                 not all(vfs.shared_dir(f.dentry) for f in [*res.parents, res]):
             return
         put = self._put
-        now = time.monotonic()
         fresh = now - TTL_MS / 2000
         budget = PREFILL_BUDGET
         todo = deque([(res.dentry, os.fsencode(host), res.path)])
@@ -118,6 +127,7 @@ class PathCache:
             if self._prefilled.get(where, -1.0) > fresh:
                 continue
             self._prefilled[where] = now
+            self._listed[where] = now       # listed natively from now on
             # its getdents may run with no stop only now that its entries'
             # answers are in: a directory listed natively is never prefilled
             put(LISTING + b"0" + where + b"\0", b"", NATIVE)

@@ -138,9 +138,11 @@ class ScratchSpace:
 
 
 def mapping_is_sealed(tid, base, size, require_seal=True):
-    """Whether /proc/TID/smaps shows exactly [base, base+size) as one
-    read-only mapping, sealed (the "sl" flag: mprotect can no longer make
-    it writable) if require_seal."""
+    """Whether /proc/TID/smaps shows every byte of [base, base+size) in
+    read-only mappings, sealed (the "sl" flag: mprotect can no longer make
+    them writable) if require_seal.  Neighbouring mappings with the same
+    flags merge (the scratch of a vfork child beside its parent's), so the
+    range may lie inside a larger one."""
     if base <= 0 or base & 0xFFF:
         return False
     try:
@@ -148,17 +150,23 @@ def mapping_is_sealed(tid, base, size, require_seal=True):
             lines = f.read().splitlines()
     except OSError:
         return False
+    covered = base             # the range is checked up to here
     header = None
     for line in lines:
-        if line[:1] in "0123456789abcdef" and "-" in line.split(" ", 1)[0]:
-            start, end = (int(x, 16) for x in line.split(" ", 1)[0].split("-"))
-            header = (start, end, line.split()[1]) if start <= base < end else None
+        first = line.split(" ", 1)[0]
+        if "-" in first and line[:1] in "0123456789abcdef":
+            start, end = (int(x, 16) for x in first.split("-"))
+            header = (start, end, line.split()[1]) if start <= covered < end else None
         elif header is not None and line.startswith("VmFlags:"):
             start, end, perms = header
             flags = line.split()[1:]
-            return start == base and end == base + size and perms.startswith("r-") and \
-                "wr" not in flags and \
-                (not require_seal or "sl" in flags)
+            if not perms.startswith("r-") or "wr" in flags or \
+                    (require_seal and "sl" not in flags):
+                return False
+            covered = end
+            if covered >= base + size:
+                return True
+            header = None
     return False
 
 
