@@ -318,39 +318,16 @@ def _cwd_prober(arena_path):
     return probe
 
 
-class HostUnixService:
+def host_unix_service(arena):
     """connect: a host service listening in the arena (a socket any user
     may connect to), counting the connections that reach it."""
-
-    def __init__(self, arena):
-        self.sock = socket.socket(socket.AF_UNIX)
-        path = arena.path / "sock"
-        self.sock.bind(str(path))
-        os.chmod(path, 0o777)
-        self.sock.listen(128)
-        self.count = 0
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-        arena.before = snapshot(arena.path)
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.count += 1
-            conn.close()
-
-    def close(self):
-        time.sleep(0.2)
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
-        self.thread.join(5)
-        return self.count
+    sock = socket.socket(socket.AF_UNIX)
+    path = arena.path / "sock"
+    sock.bind(str(path))
+    os.chmod(path, 0o777)
+    server = CountingServer(sock)
+    arena.before = snapshot(arena.path)
+    return server
 
 
 @pytest.mark.slow
@@ -370,7 +347,7 @@ def test_path_race_through_swapped_directory(progs, arena, tmp_path, user, call)
     become the arena (asked of the host after every chdir that succeeded),
     and what is made relative to it must stay in the guest's tree."""
     probe = _cwd_prober(arena.path) if call == "chdir" else None
-    service = HostUnixService(arena) if call == "connect" else None
+    service = host_unix_service(arena) if call == "connect" else None
     run = Run([progs.race, call, arena.path, VIEW, RACE_ATTEMPTS, *RACE_LOCATIONS], user,
               options=["--bind", f"{arena.path}:{VIEW}:ro"], cwd=tmp_path, probe=probe,
               timeout=600)
@@ -423,14 +400,12 @@ def test_scratch_unsealed_open_writes_host_file(progs, arena, tmp_path, user):
     assert not problems, run.report(f"scratch open-write as {user}", problems)
 
 
-class TcpServer:
-    """A TCP server on the host's loopback that counts connections."""
+class CountingServer:
+    """A host service on a bound socket that counts the connections it gets."""
 
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+    def __init__(self, sock):
+        self.sock = sock
         self.sock.listen(128)
-        self.port = self.sock.getsockname()[1]
         self.peers = []
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
@@ -445,12 +420,24 @@ class TcpServer:
             conn.close()
 
     def close(self):
+        """Stop serving; how many connections came."""
+        time.sleep(0.2)
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
         self.sock.close()
         self.thread.join(5)
+        return len(self.peers)
+
+
+def tcp_server():
+    """A TCP server on the host's loopback that counts connections."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = CountingServer(sock)
+    server.port = sock.getsockname()[1]
+    return server
 
 
 @pytest.mark.parametrize("user", USERS)
@@ -461,7 +448,7 @@ def test_scratch_unsealed_connect_reaches_host_service(progs, user):
     address of a TCP server the test runs on 127.0.0.1: the server must
     never see a connection.  (The allowed address is a loopback one, so
     the test sends nothing to the network; 10.9.9.9:80 behaves the same.)"""
-    server = TcpServer()
+    server = tcp_server()
     try:
         run = Run([progs.scratch, "net", "127.0.0.2", 80, "127.0.0.1", server.port,
                    SCRATCH_ATTEMPTS], user, options=["--net", "allow=127.0.0.2:80"],
