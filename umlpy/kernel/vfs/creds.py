@@ -3,7 +3,6 @@ the guest VFS makes for objects the host cannot check itself (image files,
 copy-up, deletions that leave whiteouts)."""
 import errno
 
-from .. import procfs
 
 OVERFLOW_ID = 65534
 CAP_CHOWN = 1 << 0
@@ -65,10 +64,8 @@ class Creds:
         self.caps, self.idmap, self.umask = caps, idmap, umask
 
     @classmethod
-    def of_thread(cls, host_tid, idmap):
-        f = procfs.status_fields(host_tid)
-        if not f:
-            raise ProcessLookupError(host_tid)
+    def from_status(cls, f, idmap):
+        """From /proc/TID/status fields (procfs.status_fields)."""
         fsuid = idmap.uid_in(int(f["Uid"].split()[3]))
         fsgid = idmap.gid_in(int(f["Gid"].split()[3]))
         groups = frozenset(idmap.gid_in(int(g)) for g in f.get("Groups", "").split())

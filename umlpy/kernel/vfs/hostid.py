@@ -16,7 +16,6 @@ import os
 import queue
 import threading
 
-from .. import procfs
 
 SYS_SETGROUPS = 116
 SYS_SETRESUID = 117
@@ -39,13 +38,6 @@ class HostIdentity(tuple):
     gid = property(lambda self: self[1])
     groups = property(lambda self: self[2])
     umask = property(lambda self: self[3])
-
-    @classmethod
-    def of_thread(cls, host_tid):
-        f = procfs.status_fields(host_tid)
-        if not f:
-            raise OSError(errno.ESRCH, "the calling thread is gone")
-        return cls.from_status(f)
 
     @classmethod
     def from_status(cls, f):

@@ -28,21 +28,32 @@ class FsContext:
 
 class Task:
     """The calling thread, as the VFS needs it for one syscall."""
-    __slots__ = ("tid", "tgid", "ctx", "_creds", "_host_identity", "vfs", "fast_ok")
+    __slots__ = ("tid", "tgid", "ctx", "_status", "_creds", "_host_identity", "vfs",
+                 "fast_ok")
 
     def __init__(self, vfs, tid, tgid, ctx):
         self.vfs, self.tid, self.tgid, self.ctx = vfs, tid, tgid, ctx
+        self._status = None
         self._creds = None
         self._host_identity = None
         # no directory walked so far makes the answer depend on the caller
         # or on changes the guest kernel does not see (fastpath.py)
         self.fast_ok = True
 
+    def status(self):
+        """/proc/TID/status, read once per call: both views of the thread's
+        identity come from it."""
+        if self._status is None:
+            self._status = procfs.status_fields(self.tid)
+            if not self._status:
+                raise ProcessLookupError(self.tid)
+        return self._status
+
     @property
     def host_identity(self):
         """Who the thread is on the host: what its host operations run as."""
         if self._host_identity is None:
-            self._host_identity = HostIdentity.of_thread(self.tid)
+            self._host_identity = HostIdentity.from_status(self.status())
         return self._host_identity
 
     def as_host(self, fn, *args):
@@ -53,7 +64,7 @@ class Task:
     @property
     def creds(self):
         if self._creds is None:
-            self._creds = Creds.of_thread(self.tid, self.vfs.idmap)
+            self._creds = Creds.from_status(self.status(), self.vfs.idmap)
         return self._creds
 
 
