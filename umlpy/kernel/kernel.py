@@ -465,16 +465,27 @@ class GuestKernel:
         elif isinstance(decision, Return):
             tracer.skip(tid, decision.value)
         elif isinstance(decision, Rewrite):
-            tracer.set_syscall(tid, decision.nr, decision.args)
-            tracer.cont(tid)
+            if self._rewrite(tid, decision):
+                tracer.cont(tid)
         elif isinstance(decision, AllowThen):
-            if decision.rewrite is not None:
-                tracer.set_syscall(tid, decision.rewrite.nr, decision.rewrite.args)
+            if decision.rewrite is not None and not self._rewrite(tid, decision.rewrite):
+                return
             self._pending_exit[tid] = (call, decision.on_exit)
             tracer.cont_to_exit(tid)
         else:
             raise TypeError(f"handler for {call.name} returned {decision!r}, "
                             "not a decision")
+
+    def _rewrite(self, tid, rewrite):
+        """Set the thread's call to rewrite's; False if the thread is gone
+        (killed while it waited: its exit is reported next)."""
+        try:
+            self.tracer.set_syscall(tid, rewrite.nr, rewrite.args)
+        except T.TracerError as e:
+            if e.errno != _errno.ESRCH:
+                raise
+            return False
+        return True
 
     def _on_syscall_exit(self, ev):
         pending = self._pending_exit.pop(ev.pid, None)
