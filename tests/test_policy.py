@@ -45,6 +45,7 @@ def test_names_match_the_kernel_numbers():
 rules = st.one_of(
     st.just(Rule(Action.ALLOW)),
     st.just(Rule(Action.PYTHON)),
+    st.just(Rule(Action.NOTIFY)),
     st.integers(1, 4095).map(lambda e: Rule(Action.ERRNO, e)),
     st.builds(lambda a, m: Rule(Action.ALLOW, guard=Guard(a, m)),
               st.integers(0, 5), st.one_of(st.integers(1, 2**32 - 1),

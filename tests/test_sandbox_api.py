@@ -361,7 +361,7 @@ def test_log_level_debug_shows_decisions_and_resolution():
     assert "umlpy.kernel INFO: policy: mode default" in err
     assert "umlpy.kernel INFO: [pid 1] exec /usr/bin/cat" in err
     assert ('umlpy.kernel DEBUG: [pid 1] openat(AT_FDCWD, "/etc/hostname", 0x0, 0o0) → '
-            'host runs openat2(AT_FDCWD, "/etc/hostname"') in err
+            'the guest kernel opened /etc/hostname; the caller gets the fd') in err
     assert "umlpy.vfs DEBUG: resolve '/etc/hostname' → /etc/hostname → lower /etc/hostname" \
         in err
     assert "= -1 ENOENT (emulated: the host never runs it)" in err      # the PATH search

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_umlpy, _env
+from conftest import ROOT, run_native, run_umlpy, _env
 
 MAKE_IMAGE = ROOT / "rootfs" / "make-image"
 
@@ -204,3 +204,17 @@ def test_stat_needs_search_permission_on_the_way(tmp_path):
     # with host root power the same calls see it, as natively
     p = run_umlpy(["sh", "-c", script])
     assert p.stdout.decode().splitlines() == ["12", "target", "exists"], p.stderr
+
+
+def test_working_directory_follows_a_renamed_ancestor(mode, tmp_path):
+    """A process's cwd is its directory, not a name: renaming an ancestor
+    (the guest kernel makes the rename) moves it along, and a directory
+    made afterwards under the old name is another one."""
+    os.chmod(tmp_path, 0o777)
+    script = ("mkdir -p d/a/b && cd d/a/b && mv ../../a ../../z && touch here && "
+              "/bin/pwd | sed 's|.*/d/|d/|' && ls ../../z/b && mkdir -p ../../a/b && "
+              "ls ../../a/b | wc -l && cd .. && /bin/pwd | sed 's|.*/d/|d/|'")
+    native = run_native(["sh", "-c", script], cwd=tmp_path)
+    subprocess.run(["rm", "-rf", str(tmp_path / "d")], check=True)
+    inside = run_umlpy(["sh", "-c", script], mode, cwd=tmp_path)
+    assert inside.stdout == native.stdout == b"d/z/b\nhere\n0\nd/a\n", inside.stderr

@@ -33,7 +33,7 @@ import struct
 import sys
 
 from .errors import BadInput
-from .kernel.decisions import ALLOW, AllowThen, Return, Rewrite
+from .kernel.decisions import ALLOW, AllowThen, Deferred, Install, Return, Rewrite
 from .kernel.syscalls.names import SYSCALL_NAMES, SYSCALL_NUMBERS, prototype
 
 __all__ = ["Sandbox", "Result", "Stats", "Call", "ALLOW", "Rewrite", "install_debugging"]
@@ -1032,7 +1032,7 @@ def _install_logging(kernel, level_name):
 def _log_policy(kernel, log):
     from .kernel.policy import Action
     policy = kernel.policy()
-    counts = {Action.ALLOW: 0, Action.ERRNO: 0, Action.PYTHON: 0}
+    counts = {Action.ALLOW: 0, Action.ERRNO: 0, Action.PYTHON: 0, Action.NOTIFY: 0}
     guarded = 0
     for nr, rule in enumerate(policy):
         if nr not in SYSCALL_NAMES:
@@ -1042,8 +1042,9 @@ def _log_policy(kernel, log):
     hooked = sorted(SYSCALL_NAMES.get(nr, str(nr)) for nr in kernel.dispatcher.hooks)
     log.info("policy: mode %s; %d calls run on the host without a stop (%d of them "
              "stop when a guard matches), %d fail in the filter, %d stop for the guest "
-             "kernel%s", kernel.mode, counts[Action.ALLOW], guarded, counts[Action.ERRNO],
-             counts[Action.PYTHON], f" (hooked: {', '.join(hooked[:12])}"
+             "kernel, %d are served by it without a stop%s", kernel.mode, counts[Action.ALLOW],
+             guarded, counts[Action.ERRNO], counts[Action.PYTHON], counts[Action.NOTIFY],
+             f" (hooked: {', '.join(hooked[:12])}"
              f"{', ...' if len(hooked) > 12 else ''})" if hooked else "")
     o = kernel.fs_options
     root = o.rootfs or "the host's tree (read-only)"
@@ -1153,4 +1154,12 @@ def format_decision(kernel, call, decision):
         first = "host runs " + format_call(kernel, call, rw.nr, rw.args) if rw is not None \
             else "passes to the host"
         return first + ", then the guest kernel sees the result"
+    if isinstance(decision, Install):
+        try:
+            what = os.readlink(f"/proc/self/fd/{decision.fd}")
+        except OSError:
+            what = f"fd {decision.fd}"
+        return f"the guest kernel opened {what}; the caller gets the fd"
+    if isinstance(decision, Deferred):
+        return "the guest kernel opens it on a thread of its own (it waits for the other end)"
     return repr(decision)

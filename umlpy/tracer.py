@@ -90,8 +90,11 @@ class Tracer:
     def spawn(self, path, argv, env, bpf, cwd=None, root=None, clone_flags=0,
               uid_inside=-1, gid_inside=-1, uid_outside=-1, gid_outside=-1,
               switch_ids=False, hostname=None, mount_proc=False,
-              new_pgrp=False, tty_fd=-1, rlimits=()):
-        """Start argv under this tracer; returns (host pid, status fd)."""
+              new_pgrp=False, tty_fd=-1, rlimits=(), notify=False):
+        """Start argv under this tracer; returns (host pid, status fd).
+        notify: the filter sends some calls to a user-notification
+        listener, whose copy is left in self.listener (None if the child
+        failed before it had one)."""
         keep = []
 
         def cstr(s):
@@ -128,8 +131,11 @@ class Tracer:
         for i, (resource, value) in enumerate(rlimits):
             opts.rlimit_resource[i] = resource
             opts.rlimit_value[i] = value
-        pid = lib.umlpy_spawn(self._t, cstr(path), c_argv, c_env, opts,
-                              bpf, len(bpf) // 8, status_fd)
+        opts.notify = 1 if notify else 0
+        listener = ffi.new("int *", -1)
+        pid = lib.umlpy_spawn_notified(self._t, cstr(path), c_argv, c_env, opts,
+                                       bpf, len(bpf) // 8, status_fd, listener)
+        self.listener = listener[0] if listener[0] >= 0 else None
         if pid < 0:
             raise OSError(-pid, f"cannot start the guest: {os.strerror(-pid)}")
         return pid, status_fd[0]
@@ -243,3 +249,48 @@ class Tracer:
                               "syscall stop, and the call must return to it")
         _check(r, "inject syscall")
         return self._result[0]
+
+
+class Notifier:
+    """The native user-notification server over one listener fd (which it
+    owns and closes).  next() serves in C what the path cache answers and
+    returns the first call Python must decide: call it from one thread."""
+
+    def __init__(self, listener_fd, tracer):
+        self._n = ffi.gc(lib.umlpy_notifier_new(listener_fd, lib.umlpy_tracer_cache(tracer._t)),
+                         lib.umlpy_notifier_free)
+        if self._n == ffi.NULL:
+            os.close(listener_fd)
+            raise MemoryError("umlpy_notifier_new")
+        self.req = ffi.new("struct umlpy_notif_req *")
+
+    def identity(self, uid, gid, groups=()):
+        groups = list(groups)
+        arr = ffi.new("unsigned int[]", groups or [0])
+        _check(lib.umlpy_notifier_identity(self._n, uid, gid, arr, len(groups)),
+               "notifier identity")
+
+    def next(self):
+        """True when self.req holds a call for Python; False once stopped."""
+        r = lib.umlpy_notifier_next(self._n, self.req)
+        if r < 0:
+            raise OSError(-r, f"seccomp listener: {os.strerror(-r)}")
+        return r == 1
+
+    def valid(self, req_id):
+        return bool(lib.umlpy_notifier_valid(self._n, req_id))
+
+    def reply(self, req_id, value):
+        return lib.umlpy_notifier_reply(self._n, req_id, value)
+
+    def install(self, req_id, fd, cloexec):
+        return lib.umlpy_notifier_install(self._n, req_id, fd, 1 if cloexec else 0)
+
+    def stop(self):
+        lib.umlpy_notifier_stop(self._n)
+
+    def counts(self):
+        """(opens answered in C, calls handed to Python)."""
+        out = ffi.new("unsigned long[2]")
+        lib.umlpy_notifier_counts(self._n, out)
+        return out[0], out[1]

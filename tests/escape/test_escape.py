@@ -744,10 +744,12 @@ def test_modify_ldt_compat_code(kit, arena, hostproc, user):
 
 @pytest.mark.parametrize("user", USERS)
 def test_unknown_syscall_numbers(kit, arena, user):
-    """Numbers in the table's gaps, beyond it (>= 470, > 1000), -1, and
-    openat's number with high bits set: ENOSYS from the filter or the host
-    kernel, never an openat.  (uretprobe/uprobe, 335/336, skip seccomp in
-    Linux itself; outside a uprobe trampoline they only kill or fail the
+    """Numbers in the table's gaps, beyond it (>= 470, > 1000), -1: ENOSYS
+    from the filter or the host kernel.  openat's number with high bits
+    above bit 31 set is openat to Linux (it reads the number as an int):
+    the guest kernel makes it, and the host's marker (opened O_TRUNC) must
+    stay intact.  (uretprobe/uprobe, 335/336, skip seccomp in Linux
+    itself; outside a uprobe trampoline they only kill or fail the
     caller.)"""
     attack(kit, arena, "bad-nr", user)
 

@@ -57,7 +57,7 @@ USERS = ["root", "nobody"]
 
 RACE_CALLS = ["mkdirat", "mknodat", "symlinkat", "linkat", "unlinkat", "renameat2",
               "fchmodat", "fchownat", "utimensat", "utimes", "truncate", "chdir", "bind",
-              "connect"]
+              "connect", "open"]
 RACE_LOCATIONS = ["shm", "upper"]    # /dev/shm first: its races win more often then
 RACE_ATTEMPTS = 5_000           # per location: 10^4 per call
 VIEW = "/mnt/hp-arena"          # the arena, bound read-only: where the guest watches it

@@ -9,6 +9,7 @@
  * directory of the host's), goes to Python. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -57,6 +58,9 @@ struct entry {
 };
 
 struct umlpy_pathcache {
+    /* Python fills it from two threads (the ptrace loop's and the
+     * notification server's), and C reads it from both */
+    pthread_mutex_t lock;
     struct entry *slots;
     unsigned long *scratch;     /* per host tid: its scratch slot in the guest */
     size_t scratch_len;
@@ -98,12 +102,13 @@ struct umlpy_pathcache *umlpy_pathcache_new(size_t max_tid)
         return NULL;
     }
     c->ttl_ms = 1000;
+    pthread_mutex_init(&c->lock, NULL);
     return c;
 }
 
-void umlpy_cache_clear(struct umlpy_pathcache *c)
+static void clear_locked(struct umlpy_pathcache *c)
 {
-    if (!c || !c->count)
+    if (!c->count)
         return;
     for (size_t i = 0; i < CAPACITY; i++) {
         free(c->slots[i].blob);
@@ -111,6 +116,15 @@ void umlpy_cache_clear(struct umlpy_pathcache *c)
         c->slots[i].hash = 0;
     }
     c->count = 0;
+}
+
+void umlpy_cache_clear(struct umlpy_pathcache *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->lock);
+    clear_locked(c);
+    pthread_mutex_unlock(&c->lock);
 }
 
 void umlpy_pathcache_free(struct umlpy_pathcache *c)
@@ -125,10 +139,12 @@ void umlpy_pathcache_free(struct umlpy_pathcache *c)
 
 void umlpy_cache_configure(struct umlpy_pathcache *c, int enabled, long ttl_ms)
 {
+    pthread_mutex_lock(&c->lock);
     c->enabled = enabled;
     c->ttl_ms = ttl_ms;
     if (!enabled)
-        umlpy_cache_clear(c);
+        clear_locked(c);
+    pthread_mutex_unlock(&c->lock);
 }
 
 void umlpy_cache_set_scratch(struct umlpy_pathcache *c, int tid, unsigned long addr)
@@ -139,9 +155,11 @@ void umlpy_cache_set_scratch(struct umlpy_pathcache *c, int tid, unsigned long a
 
 void umlpy_cache_counts(struct umlpy_pathcache *c, unsigned long *out)
 {
+    pthread_mutex_lock(&c->lock);
     out[0] = c->hits;
     out[1] = c->misses;
     out[2] = c->count;
+    pthread_mutex_unlock(&c->lock);
 }
 
 static struct entry *find(struct umlpy_pathcache *c, const unsigned char *key,
@@ -162,18 +180,19 @@ int umlpy_cache_put(struct umlpy_pathcache *c, const unsigned char *key, int key
     if (!c->enabled || keylen <= 0 || keylen > MAX_KEY || len < 0 || len > MAX_DATA)
         return -EINVAL;
     int emptied = 0;
-    if (c->count >= MAX_ENTRIES) {
-        umlpy_cache_clear(c);           /* a guest cannot grow it without bound */
-        emptied = 1;
-    }
-    uint64_t h = hash_of(key, (size_t)keylen);
-    struct entry *e = find(c, key, (size_t)keylen, h);
     unsigned char *blob = malloc((size_t)keylen + (size_t)len);
     if (!blob)
         return -ENOMEM;
     memcpy(blob, key, (size_t)keylen);
     if (len)
         memcpy(blob + keylen, data, (size_t)len);
+    uint64_t h = hash_of(key, (size_t)keylen);
+    pthread_mutex_lock(&c->lock);
+    if (c->count >= MAX_ENTRIES) {
+        clear_locked(c);                /* a guest cannot grow it without bound */
+        emptied = 1;
+    }
+    struct entry *e = find(c, key, (size_t)keylen, h);
     if (e->hash)
         free(e->blob);
     else
@@ -184,6 +203,7 @@ int umlpy_cache_put(struct umlpy_pathcache *c, const unsigned char *key, int key
     e->len = (uint32_t)len;
     e->err = err;
     e->stamp_ms = now_ms();
+    pthread_mutex_unlock(&c->lock);
     return emptied;
 }
 
@@ -258,18 +278,97 @@ static int run_on_fd(struct umlpy_pathcache *c, struct umlpy_tracer *t, int tid,
     return 1;
 }
 
+/* A fresh entry's answer, copied out under the lock (another thread may
+ * clear the table the moment it is released). */
+struct found {
+    int32_t err;
+    uint32_t len;
+    unsigned char data[MAX_DATA];
+};
+
+#define COUNT(field) __atomic_fetch_add(&c->field, 1, __ATOMIC_RELAXED)
+
+/* The entry for key, or for a variant Python put for answers that do not
+ * depend on the exact one: an object that is no symlink, whether followed
+ * or not ('A', stat), opened with any flags ('*', a directory) or any but
+ * O_DIRECTORY ('F').  1 if found and fresh. */
+static int lookup(struct umlpy_pathcache *c, unsigned char *key, size_t n, long flags,
+                  struct found *out)
+{
+    pthread_mutex_lock(&c->lock);
+    struct entry *e = find(c, key, n, hash_of(key, n));
+    if (!e->hash && (key[0] == 's' || key[0] == 'o') && key[1] != 'E') {
+        unsigned char variant = key[1];
+        key[1] = key[0] == 's' ? 'A' : '*';
+        e = find(c, key, n, hash_of(key, n));
+        if (!e->hash && key[0] == 'o' && !(flags & O_DIRECTORY_)) {
+            key[1] = 'F';
+            e = find(c, key, n, hash_of(key, n));
+        }
+        key[1] = variant;
+    }
+    int ok = e->hash && now_ms() - e->stamp_ms <= c->ttl_ms;
+    if (ok) {
+        out->err = e->err;
+        out->len = e->len;
+        memcpy(out->data, e->blob + e->keylen, e->len);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return ok;
+}
+
+/* The key of a read-only open (open, openat): 0 if the cache may not
+ * answer it. */
+static size_t open_key(int tid, long nr, const unsigned long *a, unsigned char *key,
+                       long *flags)
+{
+    if (nr != SYS_open && nr != SYS_openat)
+        return 0;
+    *flags = (long)(int)(nr == SYS_open ? a[1] : a[2]);
+    if (*flags & (O_ACCMODE_ | O_CREAT_ | O_TRUNC_ | O_PATH_ | O_TMPFILE_))
+        return 0;
+    size_t n = make_key(tid, 'o', 0, nr == SYS_open ? AT_FDCWD_ : (long)a[0],
+                        nr == SYS_open ? a[0] : a[1], key);
+    if (n)      /* the key's second byte: the flags that change the answer */
+        key[1] = (unsigned char)('0' + (*flags & O_NOFOLLOW_ ? 1 : 0) +
+                                 (*flags & O_DIRECTORY_ ? 2 : 0));
+    return n;
+}
+
+/* For the notification server (notify.c): an open Python answered
+ * before.  1 and the host path to open (or *err), 0 on a miss. */
+int umlpy_pathcache_open(struct umlpy_pathcache *c, int tid, long nr,
+                         const unsigned long *args, char *host, size_t room,
+                         long *flags, int *err)
+{
+    if (!c || !c->enabled)
+        return 0;
+    unsigned char key[MAX_KEY + 1];
+    struct found f;
+    size_t n = open_key(tid, nr, args, key, flags);
+    if (!n || !lookup(c, key, n, *flags, &f) || f.err < 0 || f.len + 1 > room) {
+        COUNT(misses);
+        return 0;
+    }
+    *err = f.err;
+    memcpy(host, f.data, f.len);
+    host[f.len] = 0;
+    COUNT(hits);
+    return 1;
+}
+
 /* The open Python decided, made again: openat2 of the host path (no
  * symlink followed) with the guest's flags, the path and open_how in the
  * thread's read-only scratch slot, exactly as Python's rewrite lays them. */
 static int replay_open(struct umlpy_pathcache *c, struct umlpy_tracer *t, int tid,
                        const struct user_regs_struct *r, long flags,
-                       const struct entry *e)
+                       const struct found *e)
 {
     unsigned long slot = (size_t)tid < c->scratch_len ? c->scratch[tid] : 0;
     if (!slot || e->len + 1 + 8 + 24 > 64 * 1024)
         return 0;
     unsigned char buf[MAX_DATA + 1 + 8 + 24];
-    memcpy(buf, e->blob + e->keylen, e->len);
+    memcpy(buf, e->data, e->len);
     buf[e->len] = 0;
     size_t how = (e->len + 1 + 7) & ~(size_t)7;
     memset(buf + e->len + 1, 0, how - e->len - 1);
@@ -302,6 +401,7 @@ int umlpy_pathcache_answer(struct umlpy_pathcache *c, struct umlpy_tracer *t, in
     int readlink_call = 0, open_call = 0, on_fd = 0, access_call = 0;
     long nr = (long)r->orig_rax;
     long flags = 0;
+    unsigned long a[6] = {r->rdi, r->rsi, r->rdx, r->r10, r->r8, r->r9};
     switch (nr) {
     case SYS_getdents64:
     case SYS_getdents:
@@ -309,14 +409,7 @@ int umlpy_pathcache_answer(struct umlpy_pathcache *c, struct umlpy_tracer *t, in
         break;
     case SYS_open:
     case SYS_openat:
-        flags = (long)(int)(nr == SYS_open ? r->rsi : r->rdx);
-        if (flags & (O_ACCMODE_ | O_CREAT_ | O_TRUNC_ | O_PATH_ | O_TMPFILE_))
-            break;
-        n = make_key(tid, 'o', 0, nr == SYS_open ? AT_FDCWD_ : (long)r->rdi,
-                     nr == SYS_open ? r->rdi : r->rsi, key);
-        if (n)      /* the key's second byte: the flags that change the answer */
-            key[1] = (unsigned char)('0' + (flags & O_NOFOLLOW_ ? 1 : 0) +
-                                     (flags & O_DIRECTORY_ ? 2 : 0));
+        n = open_key(tid, nr, a, key, &flags);
         open_call = 1;
         break;
     case SYS_stat:
@@ -375,46 +468,30 @@ int umlpy_pathcache_answer(struct umlpy_pathcache *c, struct umlpy_tracer *t, in
     default:
         break;
     }
-    if (!n) {
-        c->misses++;
+    struct found f;
+    if (!n || !lookup(c, key, n, flags, &f)) {
+        COUNT(misses);
         return 0;
     }
-    struct entry *e = find(c, key, n, hash_of(key, n));
-    if (!e->hash && (key[0] == 's' || key[0] == 'o') && key[1] != 'E') {
-        /* an answer Python gave for every variant of the call: an object
-         * that is no symlink, whether followed or not ('A', stat), opened
-         * with any flags ('*', a directory) or any but O_DIRECTORY ('F') */
-        unsigned char variant = key[1];
-        key[1] = key[0] == 's' ? 'A' : '*';
-        e = find(c, key, n, hash_of(key, n));
-        if (!e->hash && key[0] == 'o' && !(flags & O_DIRECTORY_)) {
-            key[1] = 'F';
-            e = find(c, key, n, hash_of(key, n));
-        }
-        key[1] = variant;
-    }
-    if (!e->hash || now_ms() - e->stamp_ms > c->ttl_ms) {
-        c->misses++;
-        return 0;
-    }
+    const struct found *e = &f;
     long ret = 0;
     if (access_call && e->err <= 0)
         return 0;                   /* only errors are kept for access */
     if (e->err == ON_FD) {
         if (!on_fd || !run_on_fd(c, t, tid, r))
             return 0;
-        c->hits++;
+        COUNT(hits);
         return 1;
     }
     if (e->err == NATIVE) {
-        c->hits++;
+        COUNT(hits);
         umlpy_cont(t, tid, 0);
         return 1;
     }
     if (open_call && !e->err) {
         if (!replay_open(c, t, tid, r, flags, e))
             return 0;
-        c->hits++;
+        COUNT(hits);
         return 1;
     }
     if (e->err) {
@@ -423,13 +500,13 @@ int umlpy_pathcache_answer(struct umlpy_pathcache *c, struct umlpy_tracer *t, in
         if ((long)(int)size <= 0)
             return 0;               /* EINVAL: Python's to say */
         unsigned long w = e->len < (unsigned)size ? e->len : (unsigned)size;
-        if (umlpy_write_user(tid, buf, e->blob + e->keylen, w) != (long)w)
+        if (umlpy_write_user(tid, buf, e->data, w) != (long)w)
             return 0;               /* EFAULT: Python's to say */
         ret = (long)w;
-    } else if (umlpy_write_user(tid, buf, e->blob + e->keylen, e->len) != (long)e->len) {
+    } else if (umlpy_write_user(tid, buf, e->data, e->len) != (long)e->len) {
         return 0;
     }
-    c->hits++;
+    COUNT(hits);
     umlpy_skip(t, tid, ret);        /* a thread killed meanwhile: its exit comes */
     return 1;
 }

@@ -19,6 +19,7 @@
 #include <sched.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
+#include <poll.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/prctl.h>
@@ -357,6 +358,9 @@ static void child_main(int sync_fd, int report_fd, const char *path,
 {
     char c;
     const char *cwd = o->cwd, *root = o->root;
+    sigset_t all, saved_mask;
+    sigfillset(&all);
+    sigprocmask(o->notify ? SIG_BLOCK : SIG_SETMASK, o->notify ? &all : NULL, &saved_mask);
     /* Block until the parent has seized us, so no syscall goes untraced. */
     if (read(sync_fd, &c, 1) != 1)
         child_fail(report_fd, UMLPY_SETUP_SYNC, errno ? errno : EPIPE);
@@ -430,18 +434,85 @@ static void child_main(int sync_fd, int report_fd, const char *path,
         .len = (unsigned short)filter_len,
         .filter = (struct sock_filter *)filter,
     };
+    int listener_fd = -1;
+    if (o->notify) {
+        /* Which fd the listener will be (the lowest free one), told
+         * before the filter is in: from then on a write of ours could
+         * stop for a tracer that waits for this very report. */
+        listener_fd = fcntl(report_fd, F_DUPFD_CLOEXEC, 0);
+        if (listener_fd < 0)
+            child_fail(report_fd, UMLPY_SETUP_SECCOMP, errno);
+        close(listener_fd);
+        struct umlpy_setup_report rep = {UMLPY_SETUP_LISTENER, listener_fd};
+        if (write(report_fd, &rep, sizeof rep) != (ssize_t)sizeof rep)
+            child_fail(report_fd, UMLPY_SETUP_SYNC, EPIPE);
+        sigprocmask(SIG_SETMASK, &saved_mask, NULL);
+    }
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         child_fail(report_fd, UMLPY_SETUP_SECCOMP, errno);
-    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
-        child_fail(report_fd, UMLPY_SETUP_SECCOMP, errno);
+    if (!o->notify) {
+        if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
+            child_fail(report_fd, UMLPY_SETUP_SECCOMP, errno);
+    } else {
+        /* A signal must not abandon a call the guest kernel is making for
+         * us (a repeated O_CREAT|O_EXCL would fail): only a fatal one
+         * interrupts the wait for its answer.  The listener takes the
+         * number reported above; umlpy copies it at our execve's stop,
+         * before the exec closes ours. */
+        long listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                                SECCOMP_FILTER_FLAG_NEW_LISTENER |
+                                SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, &prog);
+        if (listener < 0)
+            child_fail(report_fd, UMLPY_SETUP_SECCOMP, errno);
+        if (listener != listener_fd)
+            child_fail(report_fd, UMLPY_SETUP_SECCOMP, EBADF);
+    }
 
     child_fail(report_fd, UMLPY_SETUP_EXEC, exec_search(path, argv, envp));
+}
+
+/* The fd number the child's listener will have (umlpy copies it at the
+ * child's execve stop), or -1 if the child failed first (its report is
+ * put back for Python to read). */
+static int take_listener(int pid, int report_rd, int report_wr)
+{
+    struct umlpy_setup_report rep;
+    struct pollfd p = {report_rd, POLLIN, 0};
+    if (poll(&p, 1, 30000) != 1) {       /* a child stopped from outside */
+        struct umlpy_setup_report fail = {UMLPY_SETUP_SYNC, ETIMEDOUT};
+        kill(pid, SIGKILL);
+        if (write(report_wr, &fail, sizeof fail) != (ssize_t)sizeof fail)
+            return -1;
+        return -1;
+    }
+    ssize_t k = read(report_rd, &rep, sizeof rep);
+    if (k != (ssize_t)sizeof rep)
+        return -1;
+    if (rep.stage != UMLPY_SETUP_LISTENER) {
+        if (write(report_wr, &rep, sizeof rep) != (ssize_t)sizeof rep)
+            return -1;
+        return -1;
+    }
+    return rep.err;
 }
 
 int umlpy_spawn(struct umlpy_tracer *t, const char *path, char **argv,
                 char **envp, const struct umlpy_spawn_opts *opts,
                 const unsigned char *filter, int filter_len, int *status_fd)
 {
+    int listener = -1;
+    if (opts->notify)
+        return -EINVAL;
+    return umlpy_spawn_notified(t, path, argv, envp, opts, filter, filter_len, status_fd,
+                                &listener);
+}
+
+int umlpy_spawn_notified(struct umlpy_tracer *t, const char *path, char **argv,
+                         char **envp, const struct umlpy_spawn_opts *opts,
+                         const unsigned char *filter, int filter_len, int *status_fd,
+                         int *listener_fd)
+{
+    *listener_fd = -1;
     int sync_pipe[2], report_pipe[2];
     if (filter_len <= 0 || filter_len > BPF_MAXINSNS)
         return -EINVAL;
@@ -476,13 +547,16 @@ int umlpy_spawn(struct umlpy_tracer *t, const char *path, char **argv,
         _exit(127);
     }
     close(sync_pipe[0]);
-    close(report_pipe[1]);
+    if (!opts->notify)
+        close(report_pipe[1]);
     if (ptrace(PTRACE_SEIZE, pid, 0, (void *)(long)PTRACE_OPTIONS) < 0) {
         int e = errno;
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
         close(sync_pipe[1]);
         close(report_pipe[0]);
+        if (opts->notify)
+            close(report_pipe[1]);
         return -e;
     }
     *state_of(t, pid) = TS_SEEN;
@@ -495,7 +569,15 @@ int umlpy_spawn(struct umlpy_tracer *t, const char *path, char **argv,
         kill(pid, SIGKILL);
         close(sync_pipe[1]);
         close(report_pipe[0]);
+        if (opts->notify)
+            close(report_pipe[1]);
         return -e;
+    }
+    if (opts->notify) {
+        /* The child blocks its signals until it has told us, so no
+         * signal-delivery stop can wait for a tracer that waits here. */
+        *listener_fd = go == 'g' ? take_listener(pid, report_pipe[0], report_pipe[1]) : -1;
+        close(report_pipe[1]);
     }
     close(sync_pipe[1]);
     *status_fd = report_pipe[0];
@@ -589,6 +671,31 @@ int umlpy_set_syscall(int pid, long nr, const unsigned long *args)
 static int ignored_by_default(int sig)
 {
     return sig == SIGCHLD || sig == SIGCONT || sig == SIGURG || sig == SIGWINCH;
+}
+
+/* Whether thread pid catches or ignores sig (SigCgt/SigIgn in its
+ * status): then the host delivers it as to any process, and the guest
+ * kernel need not see it.  A guest init that takes a fast interval timer
+ * would otherwise spend all its time waiting for Python. */
+static int handled_by_process(int pid, int sig)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    unsigned long long bit = 1ULL << (sig - 1);
+    for (const char *field = "SigIgn:\t"; field; field = field[3] == 'I' ? "SigCgt:\t" : NULL) {
+        const char *at = strstr(buf, field);
+        if (at && (strtoull(at + 8, NULL, 16) & bit))
+            return 1;
+    }
+    return 0;
 }
 
 static int is_stopping_signal(int sig)
@@ -736,7 +843,8 @@ static int handle_status(struct umlpy_tracer *t, int pid, int status,
      * A pid-namespace init would drop signals whose action is the default
      * one; Python decides what an ordinary process would have suffered. */
     set_stop(t, pid, UMLPY_STOP_OTHER);
-    if (t->report_signals || (pid == t->init_pid && !ignored_by_default(sig))) {
+    if (t->report_signals || (pid == t->init_pid && !ignored_by_default(sig) &&
+                              (sig == SIGSTOP || !handled_by_process(pid, sig)))) {
         ev->kind = UMLPY_EV_SIGNAL;
         ev->sig = sig;
         return 1;

@@ -49,6 +49,7 @@
 #define UMLPY_NEWNET 0x40000000
 #define UMLPY_SETUP_NET 11
 #define UMLPY_SETUP_RLIMIT 12
+#define UMLPY_SETUP_LISTENER 13  /* not a failure: err is the listener's fd */
 
 struct umlpy_event {
     int kind;
@@ -92,6 +93,7 @@ struct umlpy_spawn_opts {
     int nrlimits;            /* resource limits set before exec (soft = hard) */
     int rlimit_resource[6];
     unsigned long long rlimit_value[6];
+    int notify;              /* the filter has a user-notification listener */
 };
 
 struct umlpy_tracer;
@@ -117,6 +119,15 @@ int umlpy_harden_self(void);
 int umlpy_spawn(struct umlpy_tracer *t, const char *path, char **argv,
                 char **envp, const struct umlpy_spawn_opts *opts,
                 const unsigned char *filter, int filter_len, int *status_fd);
+/* With opts->notify: the filter is installed with a listener
+ * (SECCOMP_FILTER_FLAG_NEW_LISTENER | WAIT_KILLABLE_RECV); *listener_fd is
+ * the number it has in the child (-1 if the child failed before), to be
+ * copied (pidfd_getfd) at the child's execve stop, before the exec closes
+ * it. */
+int umlpy_spawn_notified(struct umlpy_tracer *t, const char *path, char **argv,
+                         char **envp, const struct umlpy_spawn_opts *opts,
+                         const unsigned char *filter, int filter_len, int *status_fd,
+                         int *listener_fd);
 
 /* The guest's pid-namespace init: signal-delivery stops of this thread
  * are reported (unless the signal is ignored by default) so the guest
@@ -199,3 +210,42 @@ void umlpy_cache_counts(struct umlpy_pathcache *c, unsigned long *out);
 /* umlpy_cache_put: 0, 1 if the table was full and emptied first, or -errno. */
 /* Where tid's scratch slot is (0: none), for replayed opens. */
 void umlpy_cache_set_scratch(struct umlpy_pathcache *c, int tid, unsigned long addr);
+
+/* The user-notification server (notify.c): serves the calls the filter
+ * sends to the listener, answering what the path cache knows and handing
+ * the rest to Python. */
+struct umlpy_notif_req {
+    unsigned long long id;
+    int pid;             /* host tid of the caller */
+    int nr;
+    unsigned int arch;
+    unsigned long args[6];
+};
+struct umlpy_notifier;
+struct umlpy_notifier *umlpy_notifier_new(int listener, struct umlpy_pathcache *cache);
+void umlpy_notifier_free(struct umlpy_notifier *n);
+/* Who the opens it replays run as (a root umlpy switches this thread's
+ * fsuid, fsgid and groups while it serves). 0 or -errno. */
+int umlpy_notifier_identity(struct umlpy_notifier *n, int uid, int gid,
+                            const unsigned int *groups, int ngroups);
+/* 1: *out is a call for Python; 0: stopped; -errno. */
+int umlpy_notifier_next(struct umlpy_notifier *n, struct umlpy_notif_req *out);
+/* Whether the notification is still pending (the caller still waits). */
+int umlpy_notifier_valid(struct umlpy_notifier *n, unsigned long long id);
+/* The call returns val (-errno for an error). 0 or -errno. */
+int umlpy_notifier_reply(struct umlpy_notifier *n, unsigned long long id, long val);
+/* Our srcfd becomes the caller's; its call returns the new fd number.
+ * The number or -errno (a failure other than ENOENT is the call's). */
+int umlpy_notifier_install(struct umlpy_notifier *n, unsigned long long id, int srcfd,
+                           int cloexec);
+void umlpy_notifier_stop(struct umlpy_notifier *n);
+void umlpy_notifier_counts(struct umlpy_notifier *n, unsigned long *out);
+
+/* The guest's opener (opener.c): a process in the sandbox's user, mount,
+ * network, IPC and UTS namespaces (clone_flags says which it has) with
+ * the guest's ids (uid/gid as seen inside), which opens paths as a guest
+ * would, for what depends on who opens (procfs).  Returns its socket and
+ * *pid_out, or -errno. */
+int umlpy_opener_start(int init_pid, int clone_flags, int uid, int gid, int *pid_out);
+/* An fd the opener opened (open(path, flags | O_CLOEXEC, mode)), or -errno. */
+int umlpy_opener_open(int sock, const char *path, int flags, int mode);

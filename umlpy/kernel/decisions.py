@@ -55,9 +55,37 @@ class AllowThen:
         self.rewrite = rewrite
 
 
+class Install:
+    """For a call the guest kernel made itself (a notified open): the host
+    fd it opened becomes the caller's, and the call returns its number.
+    The guest kernel closes its own copy."""
+    __slots__ = ("fd", "cloexec")
+
+    def __init__(self, fd, cloexec):
+        self.fd = fd
+        self.cloexec = cloexec
+
+    def __repr__(self):
+        return f"Install({self.fd}, cloexec={self.cloexec})"
+
+
+class Deferred:
+    """For a notified call that may block (the open of a FIFO waits for the
+    other end): ``work()`` runs on a thread of its own and its decision
+    (Return or Install) answers the call; the caller waits, as natively."""
+    __slots__ = ("work",)
+
+    def __init__(self, work):
+        self.work = work
+
+
 class SyscallCall:
-    """One stopped syscall, as a handler sees it."""
+    """One stopped syscall, as a handler sees it.  ``notified``: the call
+    came through the seccomp listener, not a ptrace stop: the caller's
+    registers cannot be changed and nothing can be injected; the guest
+    kernel makes the call itself (Install, Return)."""
     __slots__ = ("kernel", "tid", "nr", "args", "entry")
+    notified = False
 
     def __init__(self, kernel, tid, nr, args, entry):
         self.kernel = kernel
@@ -107,3 +135,33 @@ class SyscallCall:
 
     def __repr__(self):
         return f"<{self.name}{tuple(hex(a) for a in self.args)} tid={self.tid}>"
+
+
+class NotifiedCall(SyscallCall):
+    """A call held by the seccomp listener.  Every read of the caller's
+    memory is checked to still be the caller's: a thread killed while it
+    waited, and its tid reused, must not lend its memory to a decision."""
+    __slots__ = ("req_id", "notifier")
+    notified = True
+
+    def __init__(self, kernel, tid, nr, args, entry, req_id, notifier):
+        super().__init__(kernel, tid, nr, args, entry)
+        self.req_id = req_id
+        self.notifier = notifier
+
+    def _still_waiting(self, data):
+        if not self.notifier.valid(self.req_id):
+            raise OSError(3, "the caller is gone")      # ESRCH: nobody gets the answer
+        return data
+
+    def read(self, addr, size):
+        return self._still_waiting(super().read(addr, size))
+
+    def read_some(self, addr, size):
+        return self._still_waiting(super().read_some(addr, size))
+
+    def read_str(self, addr, limit=4096):
+        return self._still_waiting(super().read_str(addr, limit))
+
+    def inject(self, nr, *args):
+        raise OSError(38, "a notified call has no stop to inject into")

@@ -3,6 +3,7 @@ table, and runs the event loop that answers every stop that needs it."""
 import errno as _errno
 import os
 import sys
+import threading
 
 from .. import tracer as T
 from ..errors import BadInput, CommandNotExecutable, CommandNotFound, UmlpyError
@@ -104,6 +105,13 @@ class GuestKernel:
         self.socket_dirs = {}       # directories holding them -> the fd they are bound through
         self.listings = Listings()
         self.main_status = None
+        # The ptrace loop and the notification server (notify.py) both
+        # decide calls: one at a time.
+        self.lock = threading.Lock()
+        self._notified = {}     # nr -> Guard of the calls that still stop (or None)
+        self.notifications = None
+        self.opener = None          # the guest's opener (vfs/hostopen.py), for /proc
+        self._listener_at = None    # (pid, fd number in it, ids) until taken
         self.syscalls_seen = 0
         self._status_fd = None
         self._root = None
@@ -210,7 +218,7 @@ class GuestKernel:
                 raise OSError(_errno.EFAULT, "scratch memory could not be written")
 
     def policy(self):
-        return build_policy(self.table, self.mode, self.dispatcher.hooks)
+        return build_policy(self.table, self.mode, self.dispatcher.hooks, self._notified)
 
     def seccomp_filter(self, policy=None):
         out_of_table = rule_for(None, self.mode, False)
@@ -233,11 +241,12 @@ class GuestKernel:
         if limits is not None and limits.disk is not None:
             from .limits import DiskQuota, install_disk_quota
             install_disk_quota(self, DiskQuota(limits.disk, self.fs.own_storage()))
+        self._notified = self._notified_calls()
         policy = self.policy()
         for nr, rule in enumerate(policy):
             # A guarded call stops only when its guard matched: then it is
             # Python's to decide.
-            action = Action.PYTHON if rule.guard else rule.action
+            action = Action.PYTHON if rule.guard or rule.action == Action.NOTIFY else rule.action
             self.tracer.set_action(nr, action, rule.errno)
         self._start_fastpath(policy)
         # In its own pid namespace the guest cannot see umlpy's process
@@ -247,7 +256,9 @@ class GuestKernel:
             argv[0], argv, env, self.seccomp_filter(policy), cwd="/", root=None,
             hostname=self.hostname, **ids, mount_proc=self.pid_namespace,
             new_pgrp=self.pid_namespace, tty_fd=tty_fd,
-            rlimits=self._rlimits())
+            rlimits=self._rlimits(), notify=bool(self._notified))
+        if self.tracer.listener is not None:
+            self._listener_at = (pid, self.tracer.listener, ids)
         self._argv0 = argv[0]
         self._tty_handed = tty_fd >= 0
         T.Tracer.harden_self()
@@ -260,6 +271,51 @@ class GuestKernel:
         self.tracer.set_forward_mode(self.pid_namespace)
         return pid
 
+    def _notified_calls(self):
+        """The opens go to the seccomp listener, where the guest kernel
+        makes them itself (notify.py), unless something must see them at
+        a ptrace stop: --trace-all, an observer, a user's hook."""
+        from .notify import NOTIFIED_CALLS, O_PATH
+        from .syscalls.registry import Guard
+        if self.mode != Mode.DEFAULT or self.observers or os.environ.get("UMLPY_NO_NOTIFY"):
+            return {}
+        return {SYSCALL_NUMBERS[name]: None if flags is None else Guard(flags, O_PATH)
+                for name, flags in NOTIFIED_CALLS.items()
+                if not self.dispatcher.hooks.get(SYSCALL_NUMBERS[name])}
+
+    def _take_listener(self, tid):
+        """At the first process's first stop (its execve), before the exec
+        closes it: our copy of its seccomp listener.  Without one its
+        opens would wait forever: the sandbox does not start."""
+        pid, number, ids = self._listener_at
+        if tid != pid:
+            return
+        self._listener_at = None
+        from .vfs.hostops import thread_fd
+        try:
+            fd = thread_fd(pid, pid, number)
+        except OSError as e:
+            raise UmlpyError(f"cannot take the guest's seccomp listener: {e.strerror}") from None
+        if os.readlink(f"/proc/self/fd/{fd}") != "anon_inode:seccomp notify":
+            os.close(fd)
+            raise UmlpyError("the guest's seccomp listener is not where it said")
+        self._start_notifications(ids, pid, fd)
+
+    def _start_notifications(self, ids, pid, listener):
+        from .notify import NotificationServer
+        notifier = T.Notifier(listener, self.tracer)
+        # what opens replayed in C run as: the guest's host identity
+        if ids["clone_flags"] & T.NEWUSER:
+            notifier.identity(ids["uid_outside"], ids["gid_outside"],
+                              () if ids["switch_ids"] else os.getgroups())
+        else:
+            notifier.identity(os.geteuid(), os.getegid(), os.getgroups())
+        from .vfs.hostopen import Opener
+        self.opener = Opener(pid, ids["clone_flags"], ids["uid_inside"],
+                             ids["gid_inside"])
+        self.notifications = NotificationServer(self, notifier)
+        self.notifications.start()
+
     def _start_fastpath(self, policy):
         """Let C replay Python's answers to looking calls (fastpath.py),
         unless something must see every such call: a user's hook, an
@@ -270,7 +326,9 @@ class GuestKernel:
                 os.environ.get("UMLPY_NO_FASTPATH"):
             return
         numbers = [SYSCALL_NUMBERS[name] for name in CACHED_CALLS]
-        if any(policy[nr].action != Action.PYTHON or policy[nr].guard or
+        # a notified call is looked up in the same cache by notify.c
+        if any(policy[nr].action not in (Action.PYTHON, Action.NOTIFY) or
+               (policy[nr].guard and policy[nr].action != Action.NOTIFY) or
                self.dispatcher.hooks.get(nr) for nr in numbers):
             return
         self.fs.union.on_change.append(self.fastpath.clear)
@@ -350,6 +408,8 @@ class GuestKernel:
             self._drain()
             raise
         finally:
+            if self.notifications is not None:
+                self.notifications.stop()
             if self.watchdog is not None:
                 self.watchdog.stop()
                 if self.watchdog.reason:
@@ -368,40 +428,51 @@ class GuestKernel:
         ev = tracer.ev
         wait = tracer.wait
         on_syscall = self._on_syscall
+        lock = self.lock
         while True:
             kind = wait()
-            if kind == T.EV_SYSCALL:
-                on_syscall(ev)
-            elif kind == T.EV_EXIT:
-                self._on_exit(ev.pid, ev.status)
-            elif kind == T.EV_CHILD:
-                self.processes.child_created(ev.pid, ev.msg, ev.ptrace_event)
-                self._fs_child(ev.pid, ev.msg)
-                tracer.cont(ev.pid)
-            elif kind == T.EV_NEW:
-                self.processes.first_stop(ev.pid)
-                tracer.cont(ev.pid)
-            elif kind == T.EV_EXEC:
-                self.processes.exec_done(ev.pid, ev.msg)
-                self._fs_exec(ev.pid, ev.msg)
-                if ev.pid == self.processes.main and self._status_fd is not None:
-                    os.close(self._status_fd)     # exec succeeded
-                    self._status_fd = None
-                tracer.cont(ev.pid)
-            elif kind == T.EV_SYSCALL_EXIT:
-                self._on_syscall_exit(ev)
-            elif kind == T.EV_GROUP_STOP:
-                self._init_stopped(ev.pid)
-            elif kind == T.EV_SIGNAL:
-                if ev.pid == self.init_host_pid:
-                    self._signal_init(ev.pid, ev.sig)
-                else:
-                    tracer.cont(ev.pid, ev.sig)
-            elif kind == T.EV_NONE:
-                return
+            with lock:
+                if not self._on_event(kind, ev, on_syscall):
+                    return
+
+    def _on_event(self, kind, ev, on_syscall):
+        """One event of the ptrace loop; False when no guest is left."""
+        tracer = self.tracer
+        if kind == T.EV_SYSCALL:
+            on_syscall(ev)
+        elif kind == T.EV_EXIT:
+            self._on_exit(ev.pid, ev.status)
+        elif kind == T.EV_CHILD:
+            self.processes.child_created(ev.pid, ev.msg, ev.ptrace_event)
+            self._fs_child(ev.pid, ev.msg)
+            tracer.cont(ev.pid)
+        elif kind == T.EV_NEW:
+            self.processes.first_stop(ev.pid)
+            tracer.cont(ev.pid)
+        elif kind == T.EV_EXEC:
+            self.processes.exec_done(ev.pid, ev.msg)
+            self._fs_exec(ev.pid, ev.msg)
+            if ev.pid == self.processes.main and self._status_fd is not None:
+                os.close(self._status_fd)     # exec succeeded
+                self._status_fd = None
+            tracer.cont(ev.pid)
+        elif kind == T.EV_SYSCALL_EXIT:
+            self._on_syscall_exit(ev)
+        elif kind == T.EV_GROUP_STOP:
+            self._init_stopped(ev.pid)
+        elif kind == T.EV_SIGNAL:
+            if ev.pid == self.init_host_pid:
+                self._signal_init(ev.pid, ev.sig)
+            else:
+                tracer.cont(ev.pid, ev.sig)
+        elif kind == T.EV_NONE:
+            return False
+        return True
 
     def _on_syscall(self, ev):
         self.syscalls_seen += 1
+        if self._listener_at is not None:
+            self._take_listener(ev.pid)
         nr = ev.nr
         entry = self.table.by_nr.get(nr) if 0 <= nr < TABLE_SIZE else None
         call = SyscallCall(self, ev.pid, nr, tuple(ev.args), entry)
@@ -571,6 +642,8 @@ class GuestKernel:
             self.kill_all()
 
     def kill_all(self):
+        if self.opener is not None:
+            self.opener.close()
         for tid in self.processes.live_tids():
             try:
                 os.kill(tid, SIGKILL)

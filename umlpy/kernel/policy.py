@@ -22,6 +22,7 @@ class Action:
     ALLOW = 0     # same values as UMLPY_ACT_* in tracer_api.h
     ERRNO = 1
     PYTHON = 2
+    NOTIFY = 4    # the filter's USER_NOTIF: the notification server (notify.py)
 
 
 class Rule:
@@ -62,8 +63,14 @@ def rule_for(entry, mode, hooked):
     return Rule(Action.PYTHON)
 
 
-def build_policy(table, mode, hooked_numbers=()):
-    """A list of TABLE_SIZE rules, one per syscall number."""
+def build_policy(table, mode, hooked_numbers=(), notified=None):
+    """A list of TABLE_SIZE rules, one per syscall number.  notified maps
+    emulated calls to the notification listener instead of a ptrace stop
+    (nr -> a Guard: calls it matches still stop at ptrace, or None); not
+    the ones a user hooked."""
     hooked = set(hooked_numbers)
-    return [rule_for(table.by_nr.get(nr), mode, nr in hooked)
-            for nr in range(TABLE_SIZE)]
+    rules = [rule_for(table.by_nr.get(nr), mode, nr in hooked) for nr in range(TABLE_SIZE)]
+    for nr, guard in (notified or {}).items():
+        if nr not in hooked and mode == Mode.DEFAULT and rules[nr] == Rule(Action.PYTHON):
+            rules[nr] = Rule(Action.NOTIFY, guard=guard)
+    return rules

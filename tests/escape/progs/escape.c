@@ -1035,9 +1035,16 @@ static unsigned long scratch_lo, scratch_hi;
 
 static void find_scratch(void)
 {
-    int fd = open("/etc/hostname", O_RDONLY);     /* make sure it is mapped */
-    if (fd >= 0)
-        close(fd);
+    /* make sure it is mapped: a call on a pipe's fd is run with its empty
+     * path from scratch memory (opens no longer use it: the guest kernel
+     * makes them itself) */
+    int p[2];
+    if (pipe(p) == 0) {
+        struct stat st;
+        fstatat(p[0], "", &st, AT_EMPTY_PATH);
+        close(p[0]);
+        close(p[1]);
+    }
     FILE *m = fopen("/proc/self/maps", "r");
     char line[512];
     while (m && fgets(line, sizeof line, m)) {
@@ -1715,6 +1722,10 @@ static void t_bad_nr(void)
         long r = rawsys(nrs[i], AT_FDCWD, (long)MARKER, O_WRONLY | O_TRUNC, 0, 0, 0);
         if (r == -ENOSYS)
             printf("ok syscall %#lx: ENOSYS\n", nrs[i]);
+        else if (r >= 0 && (nrs[i] >> 32) && (int)nrs[i] == SYS_openat)
+            /* Linux reads a syscall number as an int: this is openat, which
+             * the guest kernel made (the host's marker must be intact) */
+            printf("note syscall %#lx: made as openat\n", nrs[i]);
         else if (r >= 0)
             ESCAPE("syscall %#lx: succeeded (%ld)", nrs[i], r);
         else

@@ -5,7 +5,7 @@
  *
  * CALL is one of mkdirat mknodat symlinkat linkat unlinkat renameat2
  * fchmodat fchownat utimensat utimes (utime and utimes) truncate chdir
- * bind (an AF_UNIX socket).  ARENA is a host directory (its host path),
+ * bind (an AF_UNIX socket) open (O_WRONLY|O_CREAT|O_TRUNC).  ARENA is a host directory (its host path),
  * VIEW the same directory bound read-only into the guest, where the guest
  * watches what happens to the host's arena.  LOCATION is where the guest
  * makes its own writable tree: "shm" (/dev/shm, a tmpfs mount: the
@@ -279,6 +279,19 @@ static void attempt(const char *loc, long i)
     } else if (!strcmp(c, "truncate")) {
         snprintf(p, sizeof p, "%s/marker", dpath);
         result(truncate(p, 0));
+    } else if (!strcmp(c, "open")) {
+        /* the marker through d, opened for writing and cut (the guest
+         * kernel makes the open); or a new file created through d */
+        if (i & 1)
+            snprintf(p, sizeof p, "%s/marker", dpath);
+        else
+            snprintf(p, sizeof p, "%s/o%s%ld", dpath, loc, i);
+        int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+        if (fd >= 0) {
+            (void)!write(fd, "GUEST", 5);
+            close(fd);
+        }
+        result(fd < 0 ? -1 : 0);
     } else if (!strcmp(c, "bind")) {
         /* an AF_UNIX socket bound on a path through d */
         struct sockaddr_un a = {.sun_family = AF_UNIX};

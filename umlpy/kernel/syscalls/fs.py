@@ -9,10 +9,10 @@ import errno
 import os
 import stat as _stat
 
-from ..decisions import ALLOW, AllowThen, Rewrite, Return, fail
+from ..decisions import ALLOW, AllowThen, Deferred, Install, Rewrite, Return, fail
 from ..fastpath import ACCESS, LINK, STAT, STATX
 from ..vfs.creds import R_OK, W_OK, X_OK
-from ..vfs import hostops
+from ..vfs import hostopen, hostops
 from ..vfs.hostops import RESOLVE_NO_SYMLINKS
 from ..vfs.union import IN_LOWER, IN_UPPER, RENAME_EXCHANGE, RENAME_NOREPLACE, \
     RENAME_WHITEOUT, UnionFS
@@ -189,7 +189,8 @@ def open_file(call, vfs, task, dirfd, path, flags, mode, resolve=0):
         if not res.dentry.attr.is_dir():
             raise OSError(errno.ENOTDIR, path)
         host = copy_up_for_change(task, res)
-        return open_rewrite(call, host, flags, mode)
+        return open_object(call, task, host, flags, mode & ~task.host_identity.umask
+                           if call.notified else mode)
     follow = not flags & O_NOFOLLOW and not (flags & O_CREAT and flags & O_EXCL)
     res = vfs.resolve(task, dirfd, path, follow)
     acc = flags & O_ACCMODE
@@ -201,6 +202,8 @@ def open_file(call, vfs, task, dirfd, path, flags, mode, resolve=0):
             raise OSError(errno.ENOENT, path)
         if res.dir_required:
             raise OSError(errno.EISDIR, path)
+        if call.notified:
+            return create_open(call, task, res, flags, mode)
         return create_then(call, vfs, task, res, "openat2", lambda host: open_how_args(
             call, host, flags, mode))
     if flags & O_CREAT and flags & O_EXCL:
@@ -211,8 +214,8 @@ def open_file(call, vfs, task, dirfd, path, flags, mode, resolve=0):
             own = own_fd_object(vfs, task, d)
             if own is None:
                 raise OSError(errno.ELOOP, path)
-            return reopen_fd_object(call, d, own, flags, mode)
-        return open_rewrite(call, d.fs.host_path(d), flags, 0)
+            return reopen_fd_object(call, task, d, own, flags, mode)
+        return open_object(call, task, d.fs.host_path(d), flags, 0)
     if attr.is_dir() and (writes or flags & O_CREAT):
         raise OSError(errno.EISDIR, path)
     if flags & O_DIRECTORY and not attr.is_dir():
@@ -236,10 +239,11 @@ def open_file(call, vfs, task, dirfd, path, flags, mode, resolve=0):
                 raise OSError(err, path)
         host = d.fs.host_path(d)
         if vfs.is_spooled(host):
-            return then(open_rewrite(call, host, flags, mode), forget_produced(host))
-        if checks_on_host(d) or attr.mode & 0o004:     # the same for every caller
+            return open_object(call, task, host, flags, mode, after=forget_produced(host))
+        if (checks_on_host(d) or attr.mode & 0o004) and attr.kind in (_stat.S_IFREG, _stat.S_IFDIR):
+            # the same for every caller
             call.kernel.fastpath.remember_open(task, res, dirfd, path, flags, host)
-    return open_rewrite(call, host, flags, mode)
+    return open_object(call, task, host, flags, mode)
 
 
 def forget_produced(host):
@@ -275,7 +279,7 @@ def own_fd_object(vfs, task, d):
     link = vfs.fd_host_path(task.tid, int(parts[2]))
     if link is None or not reopenable(vfs, link) or not fd_table_private(vfs, task):
         return None
-    return link
+    return link, int(parts[2])
 
 
 def reopenable(vfs, link):
@@ -300,10 +304,22 @@ def fd_table_private(vfs, task):
                    if other != task.tgid)
 
 
-def reopen_fd_object(call, d, link, flags, mode):
+def reopen_fd_object(call, task, d, own, flags, mode):
     """The host reopens the object through the magic link, as Linux does
     (a pipe or memfd gets a new open file description; a socket ENXIO);
     afterwards the new fd must be that same object."""
+    link, number = own
+    if call.notified:
+        # our own copy of the caller's fd, checked, then reopened through
+        # our own /proc/self/fd link as the caller's identity
+        dup = hostops.thread_fd(task.tid, task.tgid, number)
+        try:
+            if os.readlink(f"/proc/self/fd/{dup}") != link:
+                raise OSError(errno.EACCES, "the fd changed")
+        except OSError:
+            os.close(dup)
+            raise
+        return open_object(call, task, f"/proc/self/fd/{dup}", flags, mode, holding=dup)
     rewritten = open_rewrite(call, "/proc/" + d.rel, flags, mode)
 
     def verify(call, result):
@@ -336,6 +352,66 @@ def open_how_args(call, host, flags, mode):
 
 def open_rewrite(call, host, flags, mode):
     return rewrite(call, "openat2", *open_how_args(call, host, flags, mode))
+
+
+def open_object(call, task, host, flags, mode, after=None, holding=None):
+    """Open the host object the VFS chose for the caller.  A notified call
+    (notify.py): the guest kernel opens it, as the calling thread's host
+    identity and never following a symlink, and hands over the fd.  A
+    ptrace stop: the call becomes openat2 of the host path, from scratch
+    memory.  after(call, result) runs once the open is made; holding: an
+    fd of ours that host names, closed then."""
+    if not call.notified:
+        rewritten = open_rewrite(call, host, flags, mode)
+        return then(rewritten, after) if after is not None else rewritten
+    _dirfd, host, how, _size = open_how_args(call, host, flags, mode)
+    flags, mode, resolve = (int.from_bytes(how[i:i + 8], "little") for i in (0, 8, 16))
+    cloexec = bool(flags & O_CLOEXEC)
+    flags |= O_CLOEXEC          # our copy; the caller's flag is given with it
+
+    def opened(open_fn):
+        try:
+            fd = open_fn()
+        finally:
+            if holding is not None:
+                os.close(holding)
+        if after is not None:
+            after(call, fd)
+        return Install(fd, cloexec)
+    if host == "/dev/tty":
+        return opened(lambda: hostopen.open_controlling_tty(task.tid, flags))
+    if holding is None and hostopen.names_umlpy_itself(host):
+        # our worker threads pass procfs's "same process" checks for
+        # umlpy's own /proc entries (its fds, its memory): never for a guest
+        raise OSError(errno.EACCES, host)
+    opener = call.kernel.opener
+    if holding is None and opener is not None and (host == "/proc" or host.startswith("/proc/")):
+        # what procfs shows depends on who opens: the guest's opener opens
+        # it, in the guest's namespaces (its /proc) and as the guest
+        return opened(lambda: opener.open(host, flags, mode))
+    try:
+        fd = task.as_host(hostopen.open_unblocked, host, flags, mode, resolve)
+    except OSError:
+        if holding is not None:
+            os.close(holding)
+        raise
+    if fd is None:      # a FIFO: its open waits for the other end
+        return Deferred(lambda: opened(lambda: task.as_host_apart(
+            hostopen.open_waiting, host, flags, mode, resolve)))
+    return opened(lambda: fd)
+
+
+def create_open(call, task, res, flags, mode):
+    """A notified open that creates res's missing name: made by the guest
+    kernel as the caller's host identity, with the caller's umask; a
+    whiteout the name replaces comes back if that fails."""
+    parent, fs, host, removed = prepare_create(task, res)
+    try:
+        return open_object(call, task, host, flags, mode & 0o7777 & ~task.host_identity.umask)
+    except OSError:
+        if removed:
+            fs.restore_whiteout(parent, res.name)
+        raise
 
 
 def prepare_create(task, res):
@@ -952,6 +1028,7 @@ def rename(call, vfs, task, olddirfd, oldpath, newdirfd, newpath, flags):
             with fs.host_dir(new_rel) as n:
                 hostops.renameat2(fd, name, n.fd, n.name, flags)
         on_host(task, od, move)
+        vfs.moved(old.path, new.path, exchange=bool(flags & RENAME_EXCHANGE))
         return done()
     creds = task.creds
     err = creds.may_delete(old.parent.dentry.attr, od.attr)
@@ -966,6 +1043,7 @@ def rename(call, vfs, task, olddirfd, oldpath, newdirfd, newpath, flags):
     if flags & RENAME_WHITEOUT:
         host = fs.upper_host(od)
         os.mknod(host, _stat.S_IFCHR | 0o600, 0)
+    vfs.moved(old.path, new.path, exchange=bool(flags & RENAME_EXCHANGE))
     return Return(0)
 
 

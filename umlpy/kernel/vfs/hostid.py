@@ -131,6 +131,20 @@ class IdentityExecutor:
                 raise OSError(errno.EPERM, f"cannot act as host uid {identity.uid}")
             return w.call(fn, args)
 
+    def run_apart(self, identity, fn, *args):
+        """fn(*args) as identity on a worker of its own, for an operation
+        that may block for long (the open of a FIFO): the shared worker
+        stays free for everybody else."""
+        w = _Worker(identity.creds)
+        w.start()
+        w.replies.get()
+        try:
+            if w.failed is not None:
+                raise OSError(errno.EPERM, f"cannot act as host uid {identity.uid}")
+            return w.call(fn, args)
+        finally:
+            w.requests.put(None)
+
     def close(self):
         with self._lock:
             for w in self._workers.values():

@@ -61,6 +61,10 @@ class Task:
         identity."""
         return self.vfs.executor.run(self.host_identity, fn, *args)
 
+    def as_host_apart(self, fn, *args):
+        """as_host, on a worker of its own: for what may block for long."""
+        return self.vfs.executor.run_apart(self.host_identity, fn, *args)
+
     @property
     def creds(self):
         if self._creds is None:
@@ -95,8 +99,19 @@ class VFS:
     def context(self, tgid):
         ctx = self.contexts.get(tgid)
         if ctx is None:
-            ctx = self.contexts[tgid] = self.initial.copy()
+            # A new process can call before its parent's fork event is
+            # seen (the ptrace loop and the notification server run
+            # apart): it starts where its parent is.
+            parent = self.contexts.get(self._parent_tgid(tgid))
+            ctx = self.contexts[tgid] = (parent or self.initial).copy()
         return ctx
+
+    @staticmethod
+    def _parent_tgid(tgid):
+        try:
+            return int(procfs.status_fields(tgid).get("PPid", 0))
+        except (OSError, ValueError):
+            return 0
 
     def task(self, tid):
         tgid = self.tgid_of(tid)
@@ -107,10 +122,25 @@ class VFS:
     def child_created(self, parent_tid, child_tid):
         ptgid = self.tgid_of(parent_tid)
         ctgid = self.tgid_of(child_tid)
-        if ctgid != ptgid:
+        if ctgid != ptgid and ctgid not in self.contexts:
             self.contexts[ctgid] = self.context(ptgid).copy()
             if ptgid in self.exe:
                 self.exe[ctgid] = self.exe[ptgid]
+
+    def moved(self, old, new, exchange=False):
+        """A directory (or any object) renamed from guest path old to new
+        (swapped with it for RENAME_EXCHANGE): every working directory and
+        root at or below it follows, as a process's cwd is the directory
+        itself, not its name."""
+        def follow(path):
+            for a, b in ((old, new), (new, old)) if exchange else ((old, new),):
+                if path == a:
+                    return b
+                if path.startswith(a.rstrip("/") + "/"):
+                    return b.rstrip("/") + path[len(a.rstrip("/")):]
+            return path
+        for ctx in (*self.contexts.values(), self.initial):
+            ctx.cwd, ctx.root = follow(ctx.cwd), follow(ctx.root)
 
     def exited(self, tid):
         tgid = self.tgids.pop(tid, None)

@@ -1,0 +1,294 @@
+/* The seccomp user-notification server: opens are made by the guest
+ * kernel, never by the guest.
+ *
+ * The guest's filter answers open, openat, openat2 and creat with
+ * SECCOMP_RET_USER_NOTIF.  The calling thread sleeps in the kernel (only
+ * a fatal signal wakes it: SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV) while
+ * this server reads its path once, into its own memory, and either
+ *   - finds Python's answer in the path cache (pathcache.c) and opens the
+ *     host object itself, as the sandbox's host identity, or
+ *   - hands the call to Python (umlpy_notifier_next returns), which
+ *     decides and opens;
+ * then installs the opened file in the caller's fd table and makes the
+ * call return its number in one step (SECCOMP_IOCTL_NOTIF_ADDFD with
+ * SECCOMP_ADDFD_FLAG_SEND).  Nothing the guest can write is read after
+ * the decision, and no host path ever reaches the guest's process.
+ *
+ * One thread (a Python thread, running here with the GIL released) calls
+ * umlpy_notifier_next in a loop; the tracer's ptrace loop runs beside it. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <linux/seccomp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/fsuid.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "tracer_api.h"
+
+#ifndef SECCOMP_IOCTL_NOTIF_RECV
+#define SECCOMP_IOCTL_NOTIF_RECV SECCOMP_IOWR(0, struct seccomp_notif)
+#define SECCOMP_IOCTL_NOTIF_SEND SECCOMP_IOWR(1, struct seccomp_notif_resp)
+#define SECCOMP_IOCTL_NOTIF_ID_VALID SECCOMP_IOW(2, __u64)
+#define SECCOMP_IOCTL_NOTIF_ADDFD SECCOMP_IOW(3, struct seccomp_notif_addfd)
+#endif
+#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
+#define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
+#endif
+#ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
+#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
+#endif
+
+#define KICK_SIGNAL (SIGRTMIN + 6)  /* wakes the server out of NOTIF_RECV */
+#define MAX_GROUPS 256
+
+int umlpy_pathcache_open(struct umlpy_pathcache *c, int tid, long nr,
+                         const unsigned long *args, char *host, size_t room,
+                         long *flags, int *err);
+
+struct umlpy_notifier {
+    int listener;
+    struct umlpy_pathcache *cache;
+    /* who replayed opens run as (setfs[ug]id + setgroups on this thread
+     * only, while it is in C); switch == 0: umlpy is that identity */
+    int switch_creds, uid, gid, ngroups;
+    gid_t groups[MAX_GROUPS];
+    gid_t own_groups[MAX_GROUPS];
+    int own_ngroups;
+    volatile int stopping;
+    volatile int waiting;       /* in NOTIF_RECV: a kick wakes it */
+    pthread_t thread;
+    int have_thread;
+    unsigned long served, handed;
+};
+
+static void kick_handler(int sig) { (void)sig; }
+
+struct umlpy_notifier *umlpy_notifier_new(int listener, struct umlpy_pathcache *cache)
+{
+    struct umlpy_notifier *n = calloc(1, sizeof *n);
+    if (!n)
+        return NULL;
+    n->listener = listener;
+    n->cache = cache;
+    /* The woken server runs on the caller's CPU (Linux 6.6+): a hand-off
+     * to an idle CPU costs several times more.  Older kernels: EINVAL. */
+    __u64 flags = SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP;
+    ioctl(listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, &flags);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = kick_handler;       /* no SA_RESTART: RECV returns EINTR */
+    sigaction(KICK_SIGNAL, &sa, NULL);
+    return n;
+}
+
+void umlpy_notifier_free(struct umlpy_notifier *n)
+{
+    if (!n)
+        return;
+    if (n->listener >= 0)
+        close(n->listener);
+    free(n);
+}
+
+int umlpy_notifier_identity(struct umlpy_notifier *n, int uid, int gid,
+                            const unsigned int *groups, int ngroups)
+{
+    if (ngroups < 0 || ngroups > MAX_GROUPS)
+        return -EINVAL;
+    n->uid = uid;
+    n->gid = gid;
+    n->ngroups = ngroups;
+    for (int i = 0; i < ngroups; i++)
+        n->groups[i] = (gid_t)groups[i];
+    n->switch_creds = geteuid() == 0 && (uid != 0 || gid != 0);
+    return 0;
+}
+
+/* Per-thread credentials: the raw syscalls (glibc's would switch every
+ * thread of umlpy).  fsuid and fsgid are what the host's permission checks
+ * use; a non-zero fsuid also drops this thread's filesystem capabilities. */
+static int become_guest(struct umlpy_notifier *n)
+{
+    if (!n->switch_creds)
+        return 0;
+    int k = (int)syscall(SYS_getgroups, MAX_GROUPS, n->own_groups);
+    n->own_ngroups = k < 0 ? 0 : k;
+    if (syscall(SYS_setgroups, n->ngroups, n->groups) < 0)
+        return -errno;
+    syscall(SYS_setfsgid, n->gid);
+    syscall(SYS_setfsuid, n->uid);
+    if ((int)syscall(SYS_setfsuid, -1) != n->uid)
+        return -EPERM;
+    return 0;
+}
+
+static void become_self(struct umlpy_notifier *n)
+{
+    if (!n->switch_creds)
+        return;
+    syscall(SYS_setfsuid, 0);
+    syscall(SYS_setfsgid, 0);
+    syscall(SYS_setgroups, n->own_ngroups, n->own_groups);
+}
+
+static int id_valid(struct umlpy_notifier *n, uint64_t id)
+{
+    return ioctl(n->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0;
+}
+
+int umlpy_notifier_valid(struct umlpy_notifier *n, unsigned long long id)
+{
+    return id_valid(n, id);
+}
+
+/* The caller's call returns -err (err > 0) or val. */
+int umlpy_notifier_reply(struct umlpy_notifier *n, unsigned long long id, long val)
+{
+    struct seccomp_notif_resp resp;
+    memset(&resp, 0, sizeof resp);
+    resp.id = id;
+    if (val < 0 && val >= -4095)
+        resp.error = (int32_t)val;
+    else
+        resp.val = val;
+    if (ioctl(n->listener, SECCOMP_IOCTL_NOTIF_SEND, &resp) < 0)
+        return -errno;      /* ENOENT: the caller was killed meanwhile */
+    return 0;
+}
+
+/* Install our fd srcfd in the caller's table and make its call return the
+ * new number, atomically.  The number, or -errno (EMFILE: the caller's
+ * limit; ENOENT: the caller is gone). */
+int umlpy_notifier_install(struct umlpy_notifier *n, unsigned long long id, int srcfd,
+                           int cloexec)
+{
+    struct seccomp_notif_addfd add;
+    memset(&add, 0, sizeof add);
+    add.id = id;
+    add.flags = SECCOMP_ADDFD_FLAG_SEND;
+    add.srcfd = (uint32_t)srcfd;
+    add.newfd_flags = cloexec ? O_CLOEXEC : 0;
+    int r = ioctl(n->listener, SECCOMP_IOCTL_NOTIF_ADDFD, &add);
+    if (r >= 0)
+        return r;
+    r = -errno;
+    if (r != -ENOENT && r != -ESRCH)
+        umlpy_notifier_reply(n, id, r);     /* EMFILE and the like are the call's */
+    return r;
+}
+
+/* An open whose answer Python put in the path cache, made again here:
+ * 1 if answered. */
+static int replay(struct umlpy_notifier *n, const struct seccomp_notif *req)
+{
+    char host[4097];
+    long flags = 0;
+    int err = 0;
+    unsigned long args[6];
+    for (int i = 0; i < 6; i++)
+        args[i] = (unsigned long)req->data.args[i];
+    int r = umlpy_pathcache_open(n->cache, (int)req->pid, req->data.nr, args, host,
+                                 sizeof host, &flags, &err);
+    if (r <= 0)
+        return 0;
+    /* the path was read from a thread that might have died and been
+     * replaced meanwhile: it must still be the caller's */
+    if (!id_valid(n, req->id))
+        return 1;
+    if (err) {
+        umlpy_notifier_reply(n, req->id, -(long)err);
+        return 1;
+    }
+    /* O_NONBLOCK: a name the cache took for a file could meanwhile be a
+     * FIFO, whose open would block this server; such objects are
+     * Python's (which waits for them on a thread of their own). */
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = (uint64_t)((flags & (037777777 & ~04000000)) | O_LARGEFILE | O_NONBLOCK |
+                           O_CLOEXEC);
+    how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    int fd = (int)syscall(SYS_openat2, AT_FDCWD, host, &how, sizeof how);
+    if (fd < 0)
+        return 0;           /* the host changed under the cache: Python decides */
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) {
+        close(fd);
+        return 0;
+    }
+    if (!(flags & O_NONBLOCK))
+        fcntl(fd, F_SETFL, (int)(flags & ~O_NONBLOCK & ~O_CLOEXEC & 0xffffff));
+    umlpy_notifier_install(n, req->id, fd, (flags & O_CLOEXEC) != 0);
+    close(fd);
+    return 1;
+}
+
+/* Serve notifications until one needs Python: 1 and *out filled; 0 when
+ * stopped; -errno on an error of the listener. */
+int umlpy_notifier_next(struct umlpy_notifier *n, struct umlpy_notif_req *out)
+{
+    if (!n->have_thread) {
+        n->thread = pthread_self();
+        n->have_thread = 1;
+    }
+    int cred_err = become_guest(n);
+    int ret = 0;
+    for (;;) {
+        struct seccomp_notif req;
+        memset(&req, 0, sizeof req);
+        n->waiting = 1;
+        if (n->stopping) {
+            n->waiting = 0;
+            ret = 0;
+            break;
+        }
+        int r = ioctl(n->listener, SECCOMP_IOCTL_NOTIF_RECV, &req);
+        n->waiting = 0;
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;       /* a kick: stopping is checked above */
+            if (errno == ENOENT)
+                continue;       /* the caller was killed before we got it */
+            ret = -errno;
+            break;
+        }
+        if (!cred_err && replay(n, &req)) {
+            n->served++;
+            continue;
+        }
+        out->id = req.id;
+        out->pid = (int)req.pid;
+        out->nr = req.data.nr;
+        out->arch = req.data.arch;
+        for (int i = 0; i < 6; i++)
+            out->args[i] = (unsigned long)req.data.args[i];
+        n->handed++;
+        ret = 1;
+        break;
+    }
+    become_self(n);
+    return ret;
+}
+
+/* Make the serving thread return 0 from umlpy_notifier_next (now, or the
+ * next time it enters it).  Called from another thread. */
+void umlpy_notifier_stop(struct umlpy_notifier *n)
+{
+    n->stopping = 1;
+    if (n->have_thread && n->waiting)
+        pthread_kill(n->thread, KICK_SIGNAL);
+}
+
+void umlpy_notifier_counts(struct umlpy_notifier *n, unsigned long *out)
+{
+    out[0] = n->served;
+    out[1] = n->handed;
+}

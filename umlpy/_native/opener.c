@@ -1,0 +1,181 @@
+/* The guest's opener: a process that has joined the sandbox's user,
+ * mount, network, IPC and UTS namespaces and taken the guest's ids, and
+ * opens paths for the guest kernel as a guest would.
+ *
+ * What procfs shows, and whom it lets in, depends on who opens: the
+ * caller's process (its own /proc entries), its user namespace (ptrace
+ * access to guest processes, capabilities), its credentials (kallsyms,
+ * kcore).  An open the guest kernel made from one of umlpy's threads
+ * would be checked as umlpy.  The opener is checked as a guest: it is
+ * in the guest's user namespace with the guest's ids, and has no power
+ * in the host's.  It stays outside the guest's pid namespace, so no
+ * guest sees or signals it.
+ *
+ * Protocol (SOCK_SEQPACKET): a request is {int flags; int mode; path};
+ * the answer is {int err} with the fd attached (SCM_RIGHTS) when err is
+ * 0. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tracer_api.h"
+
+#define JOINED (UMLPY_NEWUSER | UMLPY_NEWNS | UMLPY_NEWNET | UMLPY_NEWIPC | UMLPY_NEWUTS)
+
+struct request {
+    int flags;
+    int mode;
+    char path[4096];
+};
+
+static void answer(int sock, int err, int fd)
+{
+    char control[CMSG_SPACE(sizeof(int))];
+    struct iovec io = {&err, sizeof err};
+    struct msghdr m;
+    memset(&m, 0, sizeof m);
+    m.msg_iov = &io;
+    m.msg_iovlen = 1;
+    if (fd >= 0) {
+        memset(control, 0, sizeof control);
+        m.msg_control = control;
+        m.msg_controllen = sizeof control;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    }
+    sendmsg(sock, &m, MSG_NOSIGNAL);
+}
+
+static void serve(int sock)
+{
+    struct request r;
+    for (;;) {
+        ssize_t n = recv(sock, &r, sizeof r, 0);
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR)
+                continue;
+            _exit(0);           /* the guest kernel is gone */
+        }
+        if ((size_t)n <= offsetof(struct request, path)) {
+            answer(sock, EINVAL, -1);
+            continue;
+        }
+        ((char *)&r)[n < (ssize_t)sizeof r ? n : (ssize_t)sizeof r - 1] = 0;
+        int fd = open(r.path, r.flags | O_CLOEXEC, r.mode);
+        answer(sock, fd < 0 ? errno : 0, fd);
+        if (fd >= 0)
+            close(fd);
+    }
+}
+
+int umlpy_opener_start(int init_pid, int clone_flags, int uid, int gid, int *pid_out)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return -errno;
+    int pidfd = (int)syscall(SYS_pidfd_open, init_pid, 0);
+    if (pidfd < 0) {
+        int e = errno;
+        close(sv[0]);
+        close(sv[1]);
+        return -e;
+    }
+    int status_pipe[2];
+    if (pipe2(status_pipe, O_CLOEXEC) < 0) {
+        int e = errno;
+        close(sv[0]);
+        close(sv[1]);
+        close(pidfd);
+        return -e;
+    }
+    /* a raw clone: no atfork handlers of the (threaded) Python process */
+    pid_t pid = (pid_t)syscall(SYS_clone, (long)SIGCHLD, NULL, NULL, NULL, NULL);
+    if (pid == 0) {
+        close(sv[0]);
+        close(status_pipe[0]);
+        int err = 0;
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if ((clone_flags & JOINED) && setns(pidfd, clone_flags & JOINED) < 0)
+            err = errno;
+        if (!err) {
+            setgroups(0, NULL);     /* refused where setgroups is denied */
+            if (setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)
+                err = errno;
+        }
+        if (!err && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+            err = errno;
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);     /* no guest may ptrace it */
+        if (write(status_pipe[1], &err, sizeof err) != sizeof err || err)
+            _exit(1);
+        close(status_pipe[1]);
+        close(pidfd);
+        serve(sv[1]);
+        _exit(0);
+    }
+    int e = pid < 0 ? errno : 0;
+    close(sv[1]);
+    close(pidfd);
+    close(status_pipe[1]);
+    int err = e;
+    if (!e && read(status_pipe[0], &err, sizeof err) != sizeof err)
+        err = EPIPE;
+    close(status_pipe[0]);
+    if (err) {
+        if (pid > 0) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+        }
+        close(sv[0]);
+        return -err;
+    }
+    *pid_out = pid;
+    return sv[0];
+}
+
+int umlpy_opener_open(int sock, const char *path, int flags, int mode)
+{
+    struct request r;
+    size_t len = strlen(path);
+    if (len >= sizeof r.path)
+        return -ENAMETOOLONG;
+    r.flags = flags;
+    r.mode = mode;
+    memcpy(r.path, path, len + 1);
+    if (send(sock, &r, offsetof(struct request, path) + len + 1, MSG_NOSIGNAL) < 0)
+        return -errno;
+    int err = 0;
+    char control[CMSG_SPACE(sizeof(int))];
+    struct iovec io = {&err, sizeof err};
+    struct msghdr m;
+    memset(&m, 0, sizeof m);
+    m.msg_iov = &io;
+    m.msg_iovlen = 1;
+    m.msg_control = control;
+    m.msg_controllen = sizeof control;
+    ssize_t n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
+    if (n <= 0)
+        return n < 0 ? -errno : -EPIPE;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    int fd = -1;
+    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+        memcpy(&fd, CMSG_DATA(c), sizeof fd);
+    if (err) {
+        if (fd >= 0)
+            close(fd);
+        return -err;
+    }
+    return fd >= 0 ? fd : -EPROTO;
+}

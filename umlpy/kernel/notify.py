@@ -1,0 +1,100 @@
+"""The notification server: the calls the filter sends to the seccomp
+listener (the opens) are made by the guest kernel, never by the guest.
+
+The guest's thread waits in the host kernel while this server reads its
+arguments once and decides; the guest kernel then opens the host object
+itself, as the calling thread's host identity, and installs the file in
+the caller's fd table with the call's return in one step
+(``SECCOMP_IOCTL_NOTIF_ADDFD`` + ``SECCOMP_ADDFD_FLAG_SEND``).  The native
+part (``_native/notify.c``) answers what the path cache knows with no
+Python at all; the rest reaches ``NotificationServer.serve`` on a thread
+of its own, beside the ptrace loop, under the guest kernel's lock.
+"""
+import errno
+import os
+import sys
+import threading
+
+from .decisions import Deferred, Install, NotifiedCall, Return
+from .dispatcher import HandlerFailure
+
+# The calls the listener serves, and the argument holding their open
+# flags.  An O_PATH open still stops at ptrace (and runs as openat2 of the
+# host path from sealed scratch memory): Linux's ADDFD refuses to install
+# an O_PATH file.  openat2 keeps its flags in memory, where the filter
+# cannot see O_PATH: it stops at ptrace too.
+NOTIFIED_CALLS = {"open": 1, "openat": 2, "creat": None}
+O_PATH = 0o10000000
+
+
+class NotificationServer:
+    def __init__(self, kernel, notifier):
+        self.kernel = kernel
+        self.notifier = notifier
+        self.thread = threading.Thread(target=self.serve, name="umlpy-notify", daemon=True)
+        self.error = None
+
+    def start(self):
+        self.thread.start()
+
+    def stop(self):
+        """Return once the serving thread has left (the guest is gone, or
+        the sandbox is torn down)."""
+        while self.thread.is_alive():
+            self.notifier.stop()
+            self.thread.join(0.005)
+
+    def serve(self):
+        notifier, kernel = self.notifier, self.kernel
+        req = notifier.req
+        table = kernel.table
+        try:
+            while notifier.next():
+                nr = req.nr
+                call = NotifiedCall(kernel, req.pid, nr, tuple(req.args), table.by_nr.get(nr),
+                                    req.id, notifier)
+                with kernel.lock:
+                    decision = self.decide(call)
+                self.answer(call, decision)
+        except BaseException as e:      # noqa: BLE001 -- reported by the loop
+            self.error = e
+
+    def decide(self, call):
+        kernel = self.kernel
+        kernel.syscalls_seen += 1
+        try:
+            return kernel.dispatcher.decide(call)
+        except HandlerFailure as e:
+            if isinstance(e.error, OSError) and e.error.errno == errno.ESRCH and \
+                    not self.notifier.valid(call.req_id):
+                return None         # the caller is gone: nobody to answer
+            return kernel._handler_failed(call, e)
+
+    def answer(self, call, decision):
+        if decision is None:
+            return
+        if isinstance(decision, Deferred):
+            threading.Thread(target=self._deferred, args=(call, decision),
+                             name="umlpy-open-wait", daemon=True).start()
+            return
+        if isinstance(decision, Install):
+            try:
+                self.notifier.install(call.req_id, decision.fd, decision.cloexec)
+            finally:
+                os.close(decision.fd)
+            return
+        if isinstance(decision, Return):
+            self.notifier.reply(call.req_id, decision.value)
+            return
+        # ALLOW or a rewrite would have the guest's process make the call
+        # with arguments it can still change: never, for a notified call.
+        sys.stderr.write(f"umlpy: internal error: {call.name} answered {decision!r} "
+                         "for a notified call (it fails with EPERM)\n")
+        self.notifier.reply(call.req_id, -errno.EPERM)
+
+    def _deferred(self, call, decision):
+        try:
+            result = decision.work()
+        except OSError as e:
+            result = Return(-(e.errno or errno.EIO))
+        self.answer(call, result)
