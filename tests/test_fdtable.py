@@ -191,7 +191,8 @@ class Model:
         return [self.main.table] + [c.table for c in self.others]
 
     def _alive_objs(self):
-        return {d.obj for t in self.tables() for d, _ in t.values()}
+        # an O_PATH descriptor holds the inode, not the open socket or pipe
+        return {d.obj for t in self.tables() for d, _ in t.values() if not d.opath}
 
     def _settle(self):
         """Objects whose last description went: a socket closed with unread
@@ -206,7 +207,7 @@ class Model:
     def count(self, obj, role=None):
         """Descriptions of obj alive (role: only "reader"s or "writer"s)."""
         return sum(1 for t in self.tables() for d, _ in t.values()
-                   if d.obj is obj and (role is None or getattr(d, role)))
+                   if d.obj is obj and not d.opath and (role is None or getattr(d, role)))
 
     def would_block(self, desc):
         """A read on desc would sleep (scripts never do that)."""

@@ -291,6 +291,13 @@ class Notifier:
 
     def counts(self):
         """(opens answered in C, calls handed to Python)."""
-        out = ffi.new("unsigned long[2]")
+        out = ffi.new("unsigned long[3]")
         lib.umlpy_notifier_counts(self._n, out)
         return out[0], out[1]
+
+    @property
+    def sync_wake(self):
+        """Whether the kernel wakes the server on the caller's CPU."""
+        out = ffi.new("unsigned long[3]")
+        lib.umlpy_notifier_counts(self._n, out)
+        return bool(out[2])

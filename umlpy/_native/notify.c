@@ -68,6 +68,7 @@ struct umlpy_notifier {
     pthread_t thread;
     int have_thread;
     unsigned long served, handed;
+    int sync_wake;
 };
 
 static void kick_handler(int sig) { (void)sig; }
@@ -81,8 +82,8 @@ struct umlpy_notifier *umlpy_notifier_new(int listener, struct umlpy_pathcache *
     n->cache = cache;
     /* The woken server runs on the caller's CPU (Linux 6.6+): a hand-off
      * to an idle CPU costs several times more.  Older kernels: EINVAL. */
-    __u64 flags = SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP;
-    ioctl(listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, &flags);
+    n->sync_wake = ioctl(listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS,
+                         (unsigned long)SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP) == 0;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = kick_handler;       /* no SA_RESTART: RECV returns EINTR */
@@ -291,4 +292,5 @@ void umlpy_notifier_counts(struct umlpy_notifier *n, unsigned long *out)
 {
     out[0] = n->served;
     out[1] = n->handed;
+    out[2] = (unsigned long)n->sync_wake;
 }

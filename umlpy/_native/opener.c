@@ -38,25 +38,41 @@ struct request {
     char path[4096];
 };
 
+/* A message of one int (an errno), with room for one passed fd. */
+struct int_msg {
+    int value;
+    struct iovec io;
+    struct msghdr m;
+    char control[CMSG_SPACE(sizeof(int))];
+};
+
+static struct msghdr *int_msg(struct int_msg *x, int with_fd)
+{
+    memset(x, 0, sizeof *x);
+    x->io.iov_base = &x->value;
+    x->io.iov_len = sizeof x->value;
+    x->m.msg_iov = &x->io;
+    x->m.msg_iovlen = 1;
+    if (with_fd) {
+        x->m.msg_control = x->control;
+        x->m.msg_controllen = sizeof x->control;
+    }
+    return &x->m;
+}
+
 static void answer(int sock, int err, int fd)
 {
-    char control[CMSG_SPACE(sizeof(int))];
-    struct iovec io = {&err, sizeof err};
-    struct msghdr m;
-    memset(&m, 0, sizeof m);
-    m.msg_iov = &io;
-    m.msg_iovlen = 1;
+    struct int_msg x;
+    struct msghdr *m = int_msg(&x, fd >= 0);
+    x.value = err;
     if (fd >= 0) {
-        memset(control, 0, sizeof control);
-        m.msg_control = control;
-        m.msg_controllen = sizeof control;
-        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+        struct cmsghdr *c = CMSG_FIRSTHDR(m);
         c->cmsg_level = SOL_SOCKET;
         c->cmsg_type = SCM_RIGHTS;
         c->cmsg_len = CMSG_LEN(sizeof(int));
         memcpy(CMSG_DATA(c), &fd, sizeof fd);
     }
-    sendmsg(sock, &m, MSG_NOSIGNAL);
+    sendmsg(sock, m, MSG_NOSIGNAL);
 }
 
 static void serve(int sock)
@@ -156,19 +172,13 @@ int umlpy_opener_open(int sock, const char *path, int flags, int mode)
     memcpy(r.path, path, len + 1);
     if (send(sock, &r, offsetof(struct request, path) + len + 1, MSG_NOSIGNAL) < 0)
         return -errno;
-    int err = 0;
-    char control[CMSG_SPACE(sizeof(int))];
-    struct iovec io = {&err, sizeof err};
-    struct msghdr m;
-    memset(&m, 0, sizeof m);
-    m.msg_iov = &io;
-    m.msg_iovlen = 1;
-    m.msg_control = control;
-    m.msg_controllen = sizeof control;
-    ssize_t n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
+    struct int_msg x;
+    struct msghdr *m = int_msg(&x, 1);
+    ssize_t n = recvmsg(sock, m, MSG_CMSG_CLOEXEC);
     if (n <= 0)
         return n < 0 ? -errno : -EPIPE;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    int err = x.value;
+    struct cmsghdr *c = CMSG_FIRSTHDR(m);
     int fd = -1;
     if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
         memcpy(&fd, CMSG_DATA(c), sizeof fd);
