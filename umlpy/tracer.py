@@ -289,15 +289,17 @@ class Notifier:
     def stop(self):
         lib.umlpy_notifier_stop(self._n)
 
-    def counts(self):
-        """(opens answered in C, calls handed to Python)."""
+    def _counts(self):
         out = ffi.new("unsigned long[3]")
         lib.umlpy_notifier_counts(self._n, out)
+        return out
+
+    def counts(self):
+        """(opens answered in C, calls handed to Python)."""
+        out = self._counts()
         return out[0], out[1]
 
     @property
     def sync_wake(self):
         """Whether the kernel wakes the server on the caller's CPU."""
-        out = ffi.new("unsigned long[3]")
-        lib.umlpy_notifier_counts(self._n, out)
-        return bool(out[2])
+        return bool(self._counts()[2])

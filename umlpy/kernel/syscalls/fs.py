@@ -336,7 +336,9 @@ def reopen_fd_object(call, task, d, own, flags, mode):
     return then(rewritten, verify)
 
 
-def open_how_args(call, host, flags, mode):
+def open_how(host, flags, mode):
+    """(flags, mode, resolve) of the openat2 that opens host for the
+    guest's open flags and mode."""
     if flags & O_PATH:
         # open/openat ignore the other flags with O_PATH; openat2 refuses them
         flags &= O_PATH_FLAGS
@@ -345,8 +347,12 @@ def open_how_args(call, host, flags, mode):
     if not flags & (O_CREAT | 0o20000000):
         mode = 0
     resolve = 0 if host.startswith("/proc/") else RESOLVE_NO_SYMLINKS
-    how = bytearray(flags.to_bytes(8, "little") + (mode & 0o7777).to_bytes(8, "little")
-                    + resolve.to_bytes(8, "little"))
+    return flags, mode & 0o7777, resolve
+
+
+def open_how_args(call, host, flags, mode):
+    """openat2's arguments, its open_how packed for scratch memory."""
+    how = bytearray(b"".join(v.to_bytes(8, "little") for v in open_how(host, flags, mode)))
     return (AT_FDCWD, host, how, 24)
 
 
@@ -364,8 +370,7 @@ def open_object(call, task, host, flags, mode, after=None, holding=None):
     if not call.notified:
         rewritten = open_rewrite(call, host, flags, mode)
         return then(rewritten, after) if after is not None else rewritten
-    _dirfd, host, how, _size = open_how_args(call, host, flags, mode)
-    flags, mode, resolve = (int.from_bytes(how[i:i + 8], "little") for i in (0, 8, 16))
+    flags, mode, resolve = open_how(host, flags, mode)
     cloexec = bool(flags & O_CLOEXEC)
     flags |= O_CLOEXEC          # our copy; the caller's flag is given with it
 

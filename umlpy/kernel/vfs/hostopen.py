@@ -18,7 +18,7 @@ import fcntl
 import os
 import stat
 
-from ..._native._tracer import lib
+from ..._native._tracer import ffi, lib
 from .hostops import openat2
 
 AT_FDCWD = -100
@@ -26,6 +26,7 @@ O_NONBLOCK = os.O_NONBLOCK
 O_PATH = 0o10000000
 O_NOCTTY = os.O_NOCTTY
 O_TMPFILE = 0o20000000 | os.O_DIRECTORY
+SIGKILL = 9     # the signal module would pull in enum at start-up
 
 
 def open_unblocked(path, flags, mode, resolve):
@@ -143,7 +144,6 @@ class Opener:
         self.pid = None
 
     def _start(self):
-        from ..._native._tracer import ffi
         pid = ffi.new("int *")
         sock = lib.umlpy_opener_start(self.init_pid, self.clone_flags, self.uid, self.gid, pid)
         if sock < 0:
@@ -164,7 +164,7 @@ class Opener:
     def close(self):
         if self.pid is not None:
             try:
-                os.kill(self.pid, 9)
+                os.kill(self.pid, SIGKILL)
             except ProcessLookupError:
                 pass
         if self.sock is not None:
