@@ -52,7 +52,7 @@
 
 int umlpy_pathcache_open(struct umlpy_pathcache *c, int tid, long nr,
                          const unsigned long *args, char *host, size_t room,
-                         long *flags, int *err);
+                         long *flags, int *err, int *fd);
 
 struct umlpy_notifier {
     int listener;
@@ -193,40 +193,45 @@ static int replay(struct umlpy_notifier *n, const struct seccomp_notif *req)
 {
     char host[4097];
     long flags = 0;
-    int err = 0;
+    int err = 0, fd = -1;
     unsigned long args[6];
     for (int i = 0; i < 6; i++)
         args[i] = (unsigned long)req->data.args[i];
     int r = umlpy_pathcache_open(n->cache, (int)req->pid, req->data.nr, args, host,
-                                 sizeof host, &flags, &err);
+                                 sizeof host, &flags, &err, &fd);
     if (r <= 0)
         return 0;
     /* the path was read from a thread that might have died and been
      * replaced meanwhile: it must still be the caller's */
-    if (!id_valid(n, req->id))
+    if (!id_valid(n, req->id)) {
+        if (fd >= 0)
+            close(fd);
         return 1;
+    }
     if (err) {
         umlpy_notifier_reply(n, req->id, -(long)err);
         return 1;
     }
-    /* O_NONBLOCK: a name the cache took for a file could meanwhile be a
-     * FIFO, whose open would block this server; such objects are
-     * Python's (which waits for them on a thread of their own). */
-    struct open_how how;
-    memset(&how, 0, sizeof how);
-    how.flags = (uint64_t)((flags & (037777777 & ~04000000)) | O_LARGEFILE | O_NONBLOCK |
-                           O_CLOEXEC);
-    how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
-    int fd = (int)syscall(SYS_openat2, AT_FDCWD, host, &how, sizeof how);
-    if (fd < 0)
-        return 0;           /* the host changed under the cache: Python decides */
-    struct stat st;
-    if (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) {
-        close(fd);
-        return 0;
+    if (fd < 0) {
+        /* O_NONBLOCK: a name the cache took for a file could meanwhile be
+         * a FIFO, whose open would block this server; such objects are
+         * Python's (which waits for them on a thread of their own). */
+        struct open_how how;
+        memset(&how, 0, sizeof how);
+        how.flags = (uint64_t)((flags & (037777777 & ~04000000)) | O_LARGEFILE |
+                               O_NONBLOCK | O_CLOEXEC);
+        how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+        fd = (int)syscall(SYS_openat2, AT_FDCWD, host, &how, sizeof how);
+        if (fd < 0)
+            return 0;       /* the host changed under the cache: Python decides */
+        struct stat st;
+        if (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) {
+            close(fd);
+            return 0;
+        }
+        if (!(flags & O_NONBLOCK))
+            fcntl(fd, F_SETFL, (int)(flags & ~O_NONBLOCK & ~O_CLOEXEC & 0xffffff));
     }
-    if (!(flags & O_NONBLOCK))
-        fcntl(fd, F_SETFL, (int)(flags & ~O_NONBLOCK & ~O_CLOEXEC & 0xffffff));
     umlpy_notifier_install(n, req->id, fd, (flags & O_CLOEXEC) != 0);
     close(fd);
     return 1;

@@ -11,6 +11,8 @@
 #include <errno.h>
 #include <pthread.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <sys/stat.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pathtree.h"
 #include "tracer_api.h"
 
 #define CAPACITY 262144             /* slots, a power of two */
@@ -67,6 +70,7 @@ struct umlpy_pathcache {
     unsigned long count, hits, misses;
     long ttl_ms;
     int enabled;
+    struct umlpy_trees *trees;  /* directories C answers below (pathtree.c) */
 };
 
 static uint64_t hash_of(const unsigned char *k, size_t n)
@@ -95,7 +99,9 @@ struct umlpy_pathcache *umlpy_pathcache_new(size_t max_tid)
     /* lazily backed, like the tracer's per-thread state */
     c->scratch = calloc(max_tid, sizeof *c->scratch);
     c->scratch_len = max_tid;
-    if (!c->slots || !c->scratch) {
+    c->trees = pathtree_new();
+    if (!c->slots || !c->scratch || !c->trees) {
+        pathtree_free(c->trees);
         free(c->slots);
         free(c->scratch);
         free(c);
@@ -108,6 +114,7 @@ struct umlpy_pathcache *umlpy_pathcache_new(size_t max_tid)
 
 static void clear_locked(struct umlpy_pathcache *c)
 {
+    pathtree_clear(c->trees);
     if (!c->count)
         return;
     for (size_t i = 0; i < CAPACITY; i++) {
@@ -132,6 +139,7 @@ void umlpy_pathcache_free(struct umlpy_pathcache *c)
     if (!c)
         return;
     umlpy_cache_clear(c);
+    pathtree_free(c->trees);
     free(c->slots);
     free(c->scratch);
     free(c);
@@ -142,9 +150,26 @@ void umlpy_cache_configure(struct umlpy_pathcache *c, int enabled, long ttl_ms)
     pthread_mutex_lock(&c->lock);
     c->enabled = enabled;
     c->ttl_ms = ttl_ms;
+    pathtree_configure(c->trees, ttl_ms);
     if (!enabled)
         clear_locked(c);
     pthread_mutex_unlock(&c->lock);
+}
+
+int umlpy_cache_tree(struct umlpy_pathcache *c, const char *guest, const char *host,
+                     unsigned long dev, unsigned long ino)
+{
+    if (!c->enabled)
+        return -EINVAL;
+    return pathtree_add(c->trees, guest, host, dev, ino);
+}
+
+void umlpy_cache_idmap(struct umlpy_pathcache *c, int identity, unsigned int uid_outside,
+                       unsigned int uid_inside, unsigned int gid_outside,
+                       unsigned int gid_inside, unsigned long mnt_id)
+{
+    pathtree_idmap(c->trees, identity, uid_outside, uid_inside, gid_outside, gid_inside,
+                   mnt_id);
 }
 
 void umlpy_cache_set_scratch(struct umlpy_pathcache *c, int tid, unsigned long addr)
@@ -335,26 +360,55 @@ static size_t open_key(int tid, long nr, const unsigned long *a, unsigned char *
     return n;
 }
 
+/* A key's parts (make_key): where (the dirfd's host path, "" for an
+ * absolute path) and the path, NUL-terminated in place. */
+static void key_parts(unsigned char *key, size_t n, const char **where, const char **path)
+{
+    key[n] = 0;
+    *where = (const char *)key + 2;
+    *path = *where + strlen(*where) + 1;
+}
+
 /* For the notification server (notify.c): an open Python answered
- * before.  1 and the host path to open (or *err), 0 on a miss. */
+ * before (1: *err, or the host path to open), or one below a delegated
+ * tree, opened here (2: *fd, or 1 and *err); 0 on a miss. */
 int umlpy_pathcache_open(struct umlpy_pathcache *c, int tid, long nr,
                          const unsigned long *args, char *host, size_t room,
-                         long *flags, int *err)
+                         long *flags, int *err, int *fd)
 {
     if (!c || !c->enabled)
         return 0;
     unsigned char key[MAX_KEY + 1];
     struct found f;
     size_t n = open_key(tid, nr, args, key, flags);
-    if (!n || !lookup(c, key, n, *flags, &f) || f.err < 0 || f.len + 1 > room) {
+    if (n && lookup(c, key, n, *flags, &f) && f.err >= 0 && f.len + 1 <= room) {
+        *err = f.err;
+        memcpy(host, f.data, f.len);
+        host[f.len] = 0;
+        COUNT(hits);
+        return 1;
+    }
+    const char *where, *path;
+    char rel[PATH_MAX + 1];
+    struct tree *tree = NULL;
+    if (n) {
+        key_parts(key, n, &where, &path);
+        tree = pathtree_find(c->trees, where, path, rel, sizeof rel);
+    }
+    int r = tree ? pathtree_open(c->trees, tree, rel, *flags) : PATHTREE_PYTHON;
+    if (tree)
+        pathtree_release(c->trees, tree);
+    if (r == PATHTREE_PYTHON) {
         COUNT(misses);
         return 0;
     }
-    *err = f.err;
-    memcpy(host, f.data, f.len);
-    host[f.len] = 0;
     COUNT(hits);
-    return 1;
+    if (r < 0) {
+        *err = -r;
+        return 1;
+    }
+    *fd = r;
+    return 2;
 }
 
 /* The open Python decided, made again: openat2 of the host path (no
@@ -386,6 +440,62 @@ static int replay_open(struct umlpy_pathcache *c, struct umlpy_tracer *t, int ti
     if (ptrace(PTRACE_SETREGS, tid, 0, &n) < 0)
         return 1;           /* killed meanwhile: its exit comes */
     umlpy_cont(t, tid, 0);
+    return 1;
+}
+
+/* A miss below a delegated tree (pathtree.c), answered from the host:
+ * the stat family (the struct, or ENOENT/ENOTDIR), fstat of a file in a
+ * tree, getdents of a directory in one (it runs as made).  1 if answered
+ * (and resumed). */
+static int tree_answer(struct umlpy_pathcache *c, struct umlpy_tracer *t, int tid,
+                       const struct user_regs_struct *r, unsigned char *key, size_t n,
+                       unsigned long buf)
+{
+    unsigned char kind = key[0];
+    struct stat st;
+    if (kind == 'd' || (kind == 's' && key[1] == 'E')) {
+        key[n] = 0;
+        if (!pathtree_holds(c->trees, (const char *)key + 2))
+            return 0;
+        if (kind == 'd') {
+            COUNT(hits);
+            umlpy_cont(t, tid, 0);
+            return 1;
+        }
+        /* the object the fd holds, through its /proc link */
+        char link[64];
+        snprintf(link, sizeof link, "/proc/%d/fd/%d", tid, (int)r->rdi);
+        if (stat(link, &st) < 0)
+            return 0;
+    } else if (kind == 's' || kind == 'x') {
+        const char *where, *path;
+        char rel[PATH_MAX + 1];
+        key_parts(key, n, &where, &path);
+        struct tree *tree = pathtree_find(c->trees, where, path, rel, sizeof rel);
+        if (!tree)
+            return 0;
+        int rc = pathtree_stat(c->trees, tree, rel, key[1] == '1', &st);
+        pathtree_release(c->trees, tree);
+        if (rc > 0)
+            return 0;
+        if (rc < 0) {
+            COUNT(hits);
+            umlpy_skip(t, tid, rc);
+            return 1;
+        }
+    } else {
+        return 0;
+    }
+    union { struct stat st; struct statx stx; } out;
+    size_t len = kind == 'x' ? sizeof out.stx : sizeof out.st;
+    if (kind == 'x')
+        pathtree_pack_statx(c->trees, &st, &out.stx);
+    else
+        pathtree_pack_stat(c->trees, &st, &out.st);
+    if (umlpy_write_user(tid, buf, &out, len) != (long)len)
+        return 0;                   /* EFAULT: Python's to say */
+    COUNT(hits);
+    umlpy_skip(t, tid, 0);
     return 1;
 }
 
@@ -470,6 +580,9 @@ int umlpy_pathcache_answer(struct umlpy_pathcache *c, struct umlpy_tracer *t, in
     }
     struct found f;
     if (!n || !lookup(c, key, n, flags, &f)) {
+        if (n && !access_call && !readlink_call && !open_call &&
+            tree_answer(c, t, tid, r, key, n, buf))
+            return 1;
         COUNT(misses);
         return 0;
     }

@@ -208,6 +208,16 @@ int umlpy_cache_put(struct umlpy_pathcache *c, const unsigned char *key, int key
 void umlpy_cache_clear(struct umlpy_pathcache *c);
 void umlpy_cache_counts(struct umlpy_pathcache *c, unsigned long *out);
 /* umlpy_cache_put: 0, 1 if the table was full and emptied first, or -errno. */
+/* A directory below which the host's answers are the guest's, whole
+ * (pathtree.c): its guest path, host path, and the device and inode Python
+ * saw.  0 or -errno. */
+int umlpy_cache_tree(struct umlpy_pathcache *c, const char *guest, const char *host,
+                     unsigned long dev, unsigned long ino);
+/* How host ids show inside (the guest's user-namespace map: one id each,
+ * or the identity), and the root mount's id, for answers made from the host. */
+void umlpy_cache_idmap(struct umlpy_pathcache *c, int identity, unsigned int uid_outside,
+                       unsigned int uid_inside, unsigned int gid_outside,
+                       unsigned int gid_inside, unsigned long mnt_id);
 /* Where tid's scratch slot is (0: none), for replayed opens. */
 void umlpy_cache_set_scratch(struct umlpy_pathcache *c, int tid, unsigned long addr);
 

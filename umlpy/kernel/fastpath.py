@@ -16,12 +16,17 @@ Lower-only objects and directories change only through the guest kernel,
 which bumps the union's generation: the cache is then dropped whole.  The
 host may change the lower tree under a running sandbox, so an entry also
 expires after TTL_MS.  User hooks, observers (umlpy trace), --trace-all
-and fake ownership keep the calls in Python."""
+and fake ownership keep the calls in Python.
+
+Below a delegated tree (delegate(), VFS.delegable: a lower-only host
+directory with no mountpoint and nothing hidden at or below it), C needs no
+entry per name: pathtree.c answers from the host itself by the same rule,
+checking that every directory walked is one anyone may search."""
 import os
 import time
-from collections import deque
 
 from .._native._tracer import ffi, lib
+from .vfs.namei import Frame
 from .vfs.union import IN_UPPER
 
 STAT, STATX, LINK, OPEN, LISTING, ACCESS = b"s", b"x", b"l", b"o", b"d", b"a"
@@ -34,7 +39,6 @@ ON_FD = -2              # ... on its fd, with the empty path from scratch memory
 O_ACCMODE, O_CREAT, O_TRUNC = 0o3, 0o100, 0o1000
 O_DIRECTORY, O_NOFOLLOW, O_PATH, O_TMPFILE = 0o200000, 0o400000, 0o10000000, 0o20000000
 TTL_MS = 3000
-PREFILL_BUDGET = 1000       # entries listed ahead per directory Python lists
 MAX_ENTRIES = 131072        # pathcache.c's: the table is emptied when full
 AT_FDCWD = -100
 
@@ -45,8 +49,9 @@ class PathCache:
         self._tracer = tracer
         self.enabled = False
         self._numbers = ()
-        self._prefilled = {}        # host dir -> when its entries were put
-        self._listed = {}           # host dir -> when the guest last listed it
+        self._trees_on = False
+        self._trees = {}            # host dir -> when C was given it as a tree
+        self._delegable_dirs = {}   # guest path -> VFS.delegable's answer
 
     def enable(self, numbers):
         """Answer calls numbers (already PYTHON's in the policy) from the cache."""
@@ -64,10 +69,21 @@ class PathCache:
         lib.umlpy_cache_configure(self._c, 0, TTL_MS)
         self.enabled = False
 
+    def answer_trees(self, idmap, mnt_id):
+        """Let C answer below the directories delegate() finds, presenting
+        host ids through idmap, statx's mount id mnt_id."""
+        if not self.enabled:
+            return
+        lib.umlpy_cache_idmap(self._c, 1 if idmap.identity else 0, idmap.uid_outside or 0,
+                              idmap.uid_inside or 0, idmap.gid_outside or 0,
+                              idmap.gid_inside or 0, mnt_id)
+        self._trees_on = True
+
     def clear(self):
         if self.enabled:
             lib.umlpy_cache_clear(self._c)
-            self._prefilled.clear()
+            self._trees.clear()
+            self._delegable_dirs.clear()
 
     def counts(self):
         """(hits, misses, entries)."""
@@ -78,15 +94,21 @@ class PathCache:
     def remember(self, task, res, kind, follow, dirfd, path, data=b"", err=0):
         """Keep the answer Python gave to a looking call (data written back,
         or errno err), if it may be replayed to any caller."""
-        if not self.enabled or not answer_is_shared(task, res):
+        if not self.enabled:
+            return
+        self.delegate(task, res)
+        if not answer_is_shared(task, res):
             return
         self._put(self.key(task, kind, b"1" if follow else b"0", dirfd, path), data, err)
 
     def remember_open(self, task, res, dirfd, path, flags, host=None, err=0):
         """An open for reading of a lower-only object (host: what openat2
         opens) or of an absent name (err ENOENT)."""
-        if not self.enabled or flags & (O_ACCMODE | O_CREAT | O_TRUNC | O_PATH | O_TMPFILE) \
-                or not answer_is_shared(task, res):
+        if not self.enabled:
+            return
+        self.delegate(task, res)
+        if flags & (O_ACCMODE | O_CREAT | O_TRUNC | O_PATH | O_TMPFILE) or \
+                not answer_is_shared(task, res):
             return
         variant = bytes([48 + (1 if flags & O_NOFOLLOW else 0) + (2 if flags & O_DIRECTORY else 0)])
         self._put(self.key(task, OPEN, variant, dirfd, path),
@@ -94,77 +116,55 @@ class PathCache:
 
     def remember_listing(self, task, res, fd):
         """The directory open on fd is listed by the host as the guest sees
-        it: its getdents may run with no stop.  A program that walks a tree
-        (find, ls -lR, tar, du: it lists a directory whose parent it listed
-        just before) looks at every entry next: their lstat/stat/fstat and
-        opens are answered now, while the listing is at hand, and so are
-        those of the directories below, breadth first, up to PREFILL_BUDGET
-        entries.  One that only lists (an import system looking into a few
-        directories) is not worth it: each entry costs Python about half
-        what the stop it saves would."""
+        it: its getdents may run with no stop."""
         if not self.enabled:
             return
         host = task.vfs.fd_host_path(task.tid, fd)
         if host is None or not host.startswith("/"):
             return
         self._put(LISTING + b"0" + os.fsencode(host) + b"\0", b"", NATIVE)
-        vfs = task.vfs
-        now = time.monotonic()
-        walking = self._listed.get(os.fsencode(os.path.dirname(host)), -1.0) > \
-            now - TTL_MS / 1000
-        self._listed[os.fsencode(host)] = now
-        if len(self._listed) > MAX_ENTRIES:
-            self._listed.clear()
-        if not walking or task.ctx.root != "/" or res.mount is not vfs.mounts.root or \
-                not all(vfs.shared_dir(f.dentry) for f in [*res.parents, res]):
+        self.delegate(task, res)
+
+    def delegate(self, task, res):
+        """Let C answer below the highest directory on res's way whose
+        whole subtree the host shows as the guest sees it (VFS.delegable),
+        reached from the root through directories anyone may search: there,
+        pathtree.c answers the stat family, read-only opens, fstat and
+        listings from the host, checking the one rule Python's own entries
+        follow (every directory walked is searchable by anyone)."""
+        if not self._trees_on or task.ctx.root != "/" or res is None:
             return
-        put = self._put
-        fresh = now - TTL_MS / 2000
-        budget = PREFILL_BUDGET
-        todo = deque([(res.dentry, os.fsencode(host), res.path)])
-        while todo and budget > 0:
-            d, where, path = todo.popleft()
-            if self._prefilled.get(where, -1.0) > fresh:
-                continue
-            self._prefilled[where] = now
-            self._listed[where] = now       # listed natively from now on
-            # its getdents may run with no stop only now that its entries'
-            # answers are in: a directory listed natively is never prefilled
-            put(LISTING + b"0" + where + b"\0", b"", NATIVE)
-            fs = d.fs
-            where += b"\0"
-            # the same names spelled from the root, as an import system does
-            absolute = b"\0" + os.fsencode(path.rstrip("/") + "/")
-            for name, _dtype, _ino in fs.listdir(d):
-                budget -= 1
-                child = fs.lookup(d, name)
-                if child is None or child.flags & IN_UPPER:
-                    continue
-                raw = os.fsencode(name)
-                attr = child.attr
-                st = attr.pack_stat()
-                if attr.is_link():
-                    put(b"s0" + where + raw, st, 0)
-                    put(b"s0" + absolute + raw, st, 0)
-                    continue
-                put(b"sA" + where + raw, st, 0)         # followed or not
-                put(b"sA" + absolute + raw, st, 0)
-                if not (attr.is_dir() or attr.is_reg()):
-                    continue
-                child_host = os.fsencode(fs.host_path(child))
-                put(b"sE" + child_host + b"\0", st, 0)
-                if fs.checks_on_host(child) or attr.mode & 0o004:
-                    # a directory opens alike with any flags; a file with
-                    # any but O_DIRECTORY (ENOTDIR is Python's to say)
-                    variant = b"o*" if attr.is_dir() else b"oF"
-                    put(variant + where + raw, child_host, 0)
-                    put(variant + absolute + raw, child_host, 0)
-                child_path = path.rstrip("/") + "/" + name
-                if attr.is_dir() and vfs.shared_dir(child) and \
-                        vfs.host_lists(child, child_path, res.mount):
-                    todo.append((child, child_host, child_path))
-        if len(self._prefilled) > MAX_ENTRIES:
-            self._prefilled.clear()
+        vfs = task.vfs
+        root = vfs.mounts.root
+        frames = res.parents
+        if res.dentry is not None and res.dentry.attr.is_dir():
+            frames = [*frames, Frame(res.path, res.dentry, res.mount)]
+        for depth, frame in enumerate(frames):
+            if frame.mount is not root:
+                return
+            if depth and self._delegable(vfs, frame):
+                self._register(frame)
+                return
+            if not vfs.shared_dir(frame.dentry):
+                return
+
+    def _delegable(self, vfs, frame):
+        known = self._delegable_dirs.get(frame.path)
+        if known is None:
+            known = self._delegable_dirs[frame.path] = vfs.delegable(frame)
+            if len(self._delegable_dirs) > MAX_ENTRIES:
+                self._delegable_dirs.clear()
+        return known
+
+    def _register(self, frame):
+        d = frame.dentry
+        host = d.fs.host_path(d)
+        now = time.monotonic()
+        if self._trees.get(host, -1.0) > now - TTL_MS / 2000:
+            return
+        self._trees[host] = now
+        lib.umlpy_cache_tree(self._c, os.fsencode(frame.path), os.fsencode(host),
+                             d.attr.dev, d.attr.ino)
 
     def remember_fstat(self, task, fd, res, data=b""):
         """fstat (newfstatat with an empty path) of fd: the stat of a
@@ -188,9 +188,8 @@ class PathCache:
         lib.umlpy_cache_set_scratch(self._c, tid, addr)
 
     def _put(self, key, data, err):
-        if key is not None and lib.umlpy_cache_put(self._c, key, len(key), err, data,
-                                                   len(data)) == 1:
-            self._prefilled.clear()     # the table was full: emptied
+        if key is not None:
+            lib.umlpy_cache_put(self._c, key, len(key), err, data, len(data))
 
     @staticmethod
     def key(task, kind, variant, dirfd, path):

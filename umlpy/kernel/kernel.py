@@ -334,6 +334,7 @@ class GuestKernel:
         self.fs.union.on_change.append(self.fastpath.clear)
         self.scratch.on_slot = self.fastpath.scratch_moved
         self.fastpath.enable(numbers)
+        self.fastpath.answer_trees(self.fs.union.idmap, self.fs.mounts.root.id)
 
     @staticmethod
     def _foreground_tty():

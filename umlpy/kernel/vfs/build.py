@@ -57,10 +57,11 @@ def state_root():
 
 def umlpy_private_paths():
     """Host paths of every user's umlpy state and caches in the temporary
-    directory (<tmp>/umlpy-<uid>), which no guest may see."""
+    directory (<tmp>/umlpy-<uid>), which no guest may see: a pattern, and
+    the directory they are in."""
     import re
     tmp = os.path.realpath(tempfile.gettempdir())
-    return re.compile(re.escape(tmp.rstrip("/")) + r"/umlpy-\d+(/|$)")
+    return re.compile(re.escape(tmp.rstrip("/")) + r"/umlpy-\d+(/|$)"), tmp
 
 
 class SandboxFS:
@@ -94,7 +95,7 @@ class SandboxFS:
             lower.hidden = frozenset(os.path.realpath(h) for h in self.hidden)
             # every sandbox's state and the shared caches: no guest sees
             # another's changes or learns where its own live
-            lower.hidden_pattern = umlpy_private_paths()
+            lower.hidden_pattern, lower.hidden_pattern_dir = umlpy_private_paths()
         self.union = UnionFS(lower, upper, idmap, owner=guest_ids)
         self._mirror_root(upper, lower)
         self.mounts = MountTable(self.union)

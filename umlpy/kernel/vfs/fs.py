@@ -115,6 +115,7 @@ class HostTreeFS(FileSystem):
         self.read_only = not writable
         self.hidden = frozenset(os.path.realpath(h) for h in hidden)
         self.hidden_pattern = None      # a regex: host paths it matches are not shown
+        self.hidden_pattern_dir = None  # ... all of them in this directory
         self._hides = {}                # rel -> whether it holds hidden names
         if fstype:
             self.fstype = fstype
@@ -164,6 +165,13 @@ class HostTreeFS(FileSystem):
                 self._hides.clear()
             self._hides[rel] = known
         return known
+
+    def hides_below(self, rel):
+        """Whether anything at or below the directory rel is hidden."""
+        host = self._host(rel)
+        below = host.rstrip("/") + "/"
+        inside = [*self.hidden, *filter(None, [self.hidden_pattern_dir])]
+        return any(h == host or h.startswith(below) for h in inside)
 
     def readlink(self, dentry):
         if not dentry.attr.is_link():

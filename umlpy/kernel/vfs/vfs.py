@@ -278,6 +278,32 @@ class VFS:
             return False
         return not self.mounts.mounted_names(path)
 
+    def delegable(self, frame):
+        """A directory whose whole subtree the host shows exactly as the
+        guest sees it (fastpath.py lets C answer below it from the host):
+        in the root filesystem, searchable by anyone, only in the union's
+        lower layer (so all below it is), a host directory with no
+        mountpoint and nothing hidden at or below it."""
+        dentry = frame.dentry
+        fs = dentry.fs
+        if frame.mount is not self.mounts.root or not isinstance(fs, UnionFS) or \
+                dentry.flags & IN_UPPER or not dentry.rel or \
+                not dentry.attr.is_dir() or not dentry.attr.mode & 0o001:
+            return False
+        lower = fs.lower
+        if not isinstance(lower, HostTreeFS) or lower.hides_below(dentry.rel):
+            return False
+        below = frame.path + "/"
+        if any(p == frame.path or p.startswith(below) for p in self.mounts.by_path):
+            return False
+        # C finds a relative lookup's tree by its directory's host path: no
+        # other mount may show the same host directories under other names
+        host = fs.host_path(dentry) + "/"
+        return not any(isinstance(m.fs, HostTreeFS) and m is not self.mounts.root and
+                       (host.startswith(m.fs.root_path.rstrip("/") + "/") or
+                        m.fs.root_path.startswith(host))
+                       for m in self.mounts.by_path.values())
+
     def shared_dir(self, dentry):
         """A directory whose lookups answer every caller alike and change
         only through the guest kernel: in the root filesystem, searchable

@@ -1,0 +1,30 @@
+/* Delegated trees (pathtree.c), for the path cache and the notification
+ * server: not part of the Python interface. */
+#ifndef UMLPY_PATHTREE_H
+#define UMLPY_PATHTREE_H
+#include <stddef.h>
+#include <sys/stat.h>
+
+#define PATHTREE_PYTHON 1000000     /* pathtree_open: Python decides */
+
+struct umlpy_trees;
+struct tree;
+struct umlpy_trees *pathtree_new(void);
+void pathtree_free(struct umlpy_trees *T);
+void pathtree_clear(struct umlpy_trees *T);
+void pathtree_configure(struct umlpy_trees *T, long ttl_ms);
+void pathtree_idmap(struct umlpy_trees *T, int identity, unsigned int uid_outside,
+                    unsigned int uid_inside, unsigned int gid_outside,
+                    unsigned int gid_inside, unsigned long mnt_id);
+int pathtree_add(struct umlpy_trees *T, const char *guest, const char *host,
+                 unsigned long dev, unsigned long ino);
+struct tree *pathtree_find(struct umlpy_trees *T, const char *where, const char *path,
+                           char *rel, size_t room);
+void pathtree_release(struct umlpy_trees *T, struct tree *t);
+int pathtree_holds(struct umlpy_trees *T, const char *host);
+int pathtree_stat(struct umlpy_trees *T, struct tree *t, const char *rel, int follow,
+                  struct stat *st);
+int pathtree_open(struct umlpy_trees *T, struct tree *t, const char *rel, long flags);
+void pathtree_pack_stat(struct umlpy_trees *T, const struct stat *host, struct stat *out);
+void pathtree_pack_statx(struct umlpy_trees *T, const struct stat *host, struct statx *out);
+#endif
