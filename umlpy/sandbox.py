@@ -989,6 +989,7 @@ def _install_logging(kernel, level_name):
     vlog = logging.getLogger("umlpy.vfs")
     debug = klog.isEnabledFor(logging.DEBUG)
     vdebug = vlog.isEnabledFor(logging.DEBUG)
+    kernel.logs_every_call = debug or vdebug
     dispatcher = kernel.dispatcher
     decide = dispatcher.decide
     state = {"started": False}

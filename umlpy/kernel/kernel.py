@@ -77,6 +77,7 @@ class GuestKernel:
         self.watchdog = None
         self._internal_errors = set()
         self.observers = []
+        self.logs_every_call = False    # --log-level debug: no call answered in C
         self._observed_pending = {}     # tid -> report(result) of its call in flight
         if net_rate is not None:
             from .netrate import RateLimiter
@@ -319,9 +320,9 @@ class GuestKernel:
     def _start_fastpath(self, policy):
         """Let C replay Python's answers to looking calls (fastpath.py),
         unless something must see every such call: a user's hook, an
-        observer, --trace-all, fake ownership."""
+        observer, --trace-all, debug logging, fake ownership."""
         from .fastpath import CACHED_CALLS
-        if self.mode != Mode.DEFAULT or self.observers or \
+        if self.mode != Mode.DEFAULT or self.observers or self.logs_every_call or \
                 getattr(self, "fake_ownership", None) is not None or \
                 os.environ.get("UMLPY_NO_FASTPATH"):
             return
