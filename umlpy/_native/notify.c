@@ -1,18 +1,21 @@
 /* The seccomp user-notification server: opens are made by the guest
  * kernel, never by the guest.
  *
- * The guest's filter answers open, openat, openat2 and creat with
- * SECCOMP_RET_USER_NOTIF.  The calling thread sleeps in the kernel (only
+ * The guest's filter answers open, openat and creat, the stat family on a
+ * path (stat, lstat, newfstatat and statx without AT_EMPTY_PATH) and
+ * getdents, with SECCOMP_RET_USER_NOTIF.  The calling thread sleeps in the kernel (only
  * a fatal signal wakes it: SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV) while
  * this server reads its path once, into its own memory, and either
- *   - finds Python's answer in the path cache (pathcache.c) and opens the
- *     host object itself, as the sandbox's host identity, or
+ *   - finds the answer in the path cache (pathcache.c: Python's entries, or
+ *     a delegated tree) and opens the host object itself, as the
+ *     sandbox's host identity, or writes the struct stat back, or
  *   - hands the call to Python (umlpy_notifier_next returns), which
  *     decides and opens;
  * then installs the opened file in the caller's fd table and makes the
  * call return its number in one step (SECCOMP_IOCTL_NOTIF_ADDFD with
- * SECCOMP_ADDFD_FLAG_SEND).  Nothing the guest can write is read after
- * the decision, and no host path ever reaches the guest's process.
+ * SECCOMP_ADDFD_FLAG_SEND), or sends the return.  Nothing the guest can
+ * write is read after the decision, and no host path ever reaches the
+ * guest's process.
  *
  * One thread (a Python thread, running here with the GIL released) calls
  * umlpy_notifier_next in a loop; the tracer's ptrace loop runs beside it. */
@@ -32,6 +35,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "pathtree.h"
 #include "tracer_api.h"
 
 #ifndef SECCOMP_IOCTL_NOTIF_RECV
@@ -53,6 +57,11 @@
 int umlpy_pathcache_open(struct umlpy_pathcache *c, int tid, long nr,
                          const unsigned long *args, char *host, size_t room,
                          long *flags, int *err, int *fd);
+long umlpy_pathcache_list(struct umlpy_pathcache *c, int tid, int fd, char *buf,
+                          unsigned int count);
+int umlpy_pathcache_look(struct umlpy_pathcache *c, int tid, long nr,
+                         const unsigned long *args, unsigned char *out, size_t room,
+                         size_t *len, unsigned long *addr, long *ret);
 
 struct umlpy_notifier {
     int listener;
@@ -237,6 +246,52 @@ static int replay(struct umlpy_notifier *n, const struct seccomp_notif *req)
     return 1;
 }
 
+/* A stat-family call answered from the path cache (Python's entries or a
+ * delegated tree): its struct written where the caller asked, then its
+ * return.  1 if answered. */
+static int answer_look(struct umlpy_notifier *n, const struct seccomp_notif *req)
+{
+    unsigned char out[512];
+    size_t len = 0;
+    unsigned long addr = 0, args[6];
+    long ret = 0;
+    for (int i = 0; i < 6; i++)
+        args[i] = (unsigned long)req->data.args[i];
+    if (umlpy_pathcache_look(n->cache, (int)req->pid, req->data.nr, args, out, sizeof out,
+                             &len, &addr, &ret) <= 0)
+        return 0;
+    /* the caller's memory is written only while it still waits for us */
+    if (!id_valid(n, req->id))
+        return 1;
+    if (len && umlpy_write_user((int)req->pid, addr, out, len) != (long)len)
+        return 0;           /* EFAULT: Python's to say */
+    umlpy_notifier_reply(n, req->id, ret);
+    return 1;
+}
+
+/* getdents64 of a directory the host lists as the guest sees it, made
+ * by the path cache on a copy of the caller's fd.  1 if answered. */
+static int answer_listing(struct umlpy_notifier *n, const struct seccomp_notif *req)
+{
+    static __thread char buf[65536];
+    if (req->data.nr != SYS_getdents64)
+        return 0;
+    long got = umlpy_pathcache_list(n->cache, (int)req->pid, (int)req->data.args[0], buf,
+                                    (unsigned int)req->data.args[2]);
+    if (got == PATHTREE_PYTHON || !id_valid(n, req->id))
+        return got != PATHTREE_PYTHON;
+    if (got > 0 && umlpy_write_user((int)req->pid, (unsigned long)req->data.args[1], buf,
+                                    (unsigned long)got) != got)
+        return 0;       /* EFAULT: Python's to say (the offset has moved, as Linux's) */
+    umlpy_notifier_reply(n, req->id, got);
+    return 1;
+}
+
+static int is_look(int nr)
+{
+    return nr == SYS_stat || nr == SYS_lstat || nr == SYS_newfstatat || nr == SYS_statx;
+}
+
 /* Serve notifications until one needs Python: 1 and *out filled; 0 when
  * stopped; -errno on an error of the listener. */
 int umlpy_notifier_next(struct umlpy_notifier *n, struct umlpy_notif_req *out)
@@ -266,7 +321,10 @@ int umlpy_notifier_next(struct umlpy_notifier *n, struct umlpy_notif_req *out)
             ret = -errno;
             break;
         }
-        if (!cred_err && replay(n, &req)) {
+        int nr = req.data.nr;
+        if (!cred_err && (is_look(nr) ? answer_look(n, &req) :
+                          nr == SYS_getdents64 || nr == SYS_getdents ? answer_listing(n, &req) :
+                          replay(n, &req))) {
             n->served++;
             continue;
         }

@@ -30,6 +30,8 @@
 #define MAX_ENTRIES (CAPACITY / 2)  /* then the whole cache is dropped */
 #define MAX_KEY 4352                /* kind, follow, a host dir path, NUL, a path */
 #define MAX_DATA 4096              /* a struct statx, a link text, a host path */
+#define LIST_MAX 65536              /* the largest getdents64 made here */
+#define PIDFDS 1024                 /* pidfds kept, by tid (a power of two) */
 
 #define AT_FDCWD_ -100
 #define AT_SYMLINK_NOFOLLOW_ 0x100
@@ -71,6 +73,10 @@ struct umlpy_pathcache {
     long ttl_ms;
     int enabled;
     struct umlpy_trees *trees;  /* directories C answers below (pathtree.c) */
+    /* pidfds of the threads whose fds were copied lately: opening one
+     * costs more than the rest of a listing.  One of a thread gone (its
+     * tid reused or not) fails with ESRCH and is replaced. */
+    struct { int tid, pidfd; } pidfds[PIDFDS];
 };
 
 static uint64_t hash_of(const unsigned char *k, size_t n)
@@ -140,6 +146,9 @@ void umlpy_pathcache_free(struct umlpy_pathcache *c)
         return;
     umlpy_cache_clear(c);
     pathtree_free(c->trees);
+    for (int i = 0; i < PIDFDS; i++)
+        if (c->pidfds[i].tid)
+            close(c->pidfds[i].pidfd);
     free(c->slots);
     free(c->scratch);
     free(c);
@@ -443,28 +452,28 @@ static int replay_open(struct umlpy_pathcache *c, struct umlpy_tracer *t, int ti
     return 1;
 }
 
-/* A miss below a delegated tree (pathtree.c), answered from the host:
- * the stat family (the struct, or ENOENT/ENOTDIR), fstat of a file in a
- * tree, getdents of a directory in one (it runs as made).  1 if answered
- * (and resumed). */
-static int tree_answer(struct umlpy_pathcache *c, struct umlpy_tracer *t, int tid,
-                       const struct user_regs_struct *r, unsigned char *key, size_t n,
-                       unsigned long buf)
+/* What a looking call writes back: a struct stat or statx. */
+union stat_out {
+    struct stat st;
+    struct statx stx;
+};
+
+/* A stat-family miss (kind 's' or 'x') below a delegated tree
+ * (pathtree.c), answered from the host: 1 and *ret (0 or -errno) with the
+ * bytes in *out (*len of them); 0 if it is Python's.  tid's fd is what an
+ * 'sE' key (fstat) names. */
+static int tree_look(struct umlpy_pathcache *c, int tid, long fd, unsigned char *key,
+                     size_t n, union stat_out *out, size_t *len, long *ret)
 {
     unsigned char kind = key[0];
     struct stat st;
-    if (kind == 'd' || (kind == 's' && key[1] == 'E')) {
+    if (kind == 's' && key[1] == 'E') {
         key[n] = 0;
         if (!pathtree_holds(c->trees, (const char *)key + 2))
             return 0;
-        if (kind == 'd') {
-            COUNT(hits);
-            umlpy_cont(t, tid, 0);
-            return 1;
-        }
         /* the object the fd holds, through its /proc link */
         char link[64];
-        snprintf(link, sizeof link, "/proc/%d/fd/%d", tid, (int)r->rdi);
+        snprintf(link, sizeof link, "/proc/%d/fd/%d", tid, (int)fd);
         if (stat(link, &st) < 0)
             return 0;
     } else if (kind == 's' || kind == 'x') {
@@ -479,23 +488,155 @@ static int tree_answer(struct umlpy_pathcache *c, struct umlpy_tracer *t, int ti
         if (rc > 0)
             return 0;
         if (rc < 0) {
-            COUNT(hits);
-            umlpy_skip(t, tid, rc);
+            *ret = rc;
+            *len = 0;
             return 1;
         }
     } else {
         return 0;
     }
-    union { struct stat st; struct statx stx; } out;
-    size_t len = kind == 'x' ? sizeof out.stx : sizeof out.st;
-    if (kind == 'x')
-        pathtree_pack_statx(c->trees, &st, &out.stx);
-    else
-        pathtree_pack_stat(c->trees, &st, &out.st);
-    if (umlpy_write_user(tid, buf, &out, len) != (long)len)
+    if (kind == 'x') {
+        pathtree_pack_statx(c->trees, &st, &out->stx);
+        *len = sizeof out->stx;
+    } else {
+        pathtree_pack_stat(c->trees, &st, &out->st);
+        *len = sizeof out->st;
+    }
+    *ret = 0;
+    return 1;
+}
+
+/* A miss at a ptrace stop, below a delegated tree: the stat family (from
+ * tree_look).  1 if answered (and resumed). */
+static int tree_answer(struct umlpy_pathcache *c, struct umlpy_tracer *t, int tid,
+                       const struct user_regs_struct *r, unsigned char *key, size_t n,
+                       unsigned long buf)
+{
+    union stat_out out;
+    size_t len = 0;
+    long ret = 0;
+    if (!tree_look(c, tid, (long)r->rdi, key, n, &out, &len, &ret))
+        return 0;
+    if (len && umlpy_write_user(tid, buf, &out, len) != (long)len)
         return 0;                   /* EFAULT: Python's to say */
     COUNT(hits);
-    umlpy_skip(t, tid, 0);
+    umlpy_skip(t, tid, ret);
+    return 1;
+}
+
+/* The key of a stat-family call on a path (stat, lstat, newfstatat, statx
+ * with a path and no AT_EMPTY_PATH) and where its answer goes: 0 if the
+ * cache may not answer it. */
+static size_t stat_key(int tid, long nr, const unsigned long *a, unsigned char *key,
+                       unsigned long *buf)
+{
+    long flags;
+    switch (nr) {
+    case SYS_stat:
+    case SYS_lstat:
+        *buf = a[1];
+        return make_key(tid, 's', nr == SYS_stat, AT_FDCWD_, a[0], key);
+    case SYS_newfstatat:
+        flags = (long)(int)a[3];
+        if (flags & ~(AT_SYMLINK_NOFOLLOW_ | AT_NO_AUTOMOUNT_))
+            return 0;
+        *buf = a[2];
+        return make_key(tid, 's', !(flags & AT_SYMLINK_NOFOLLOW_), (long)a[0], a[1], key);
+    case SYS_statx:
+        flags = (long)(int)a[2];
+        if (flags & ~(AT_SYMLINK_NOFOLLOW_ | AT_NO_AUTOMOUNT_ | AT_STATX_SYNC_) ||
+            (flags & AT_STATX_SYNC_) == AT_STATX_SYNC_ || (a[3] & 0x80000000UL))
+            return 0;
+        *buf = a[4];
+        return make_key(tid, 'x', !(flags & AT_SYMLINK_NOFOLLOW_), (long)a[0], a[1], key);
+    default:
+        return 0;
+    }
+}
+
+/* A copy of thread tid's fd (the same open file), or -1. */
+static int copy_fd(struct umlpy_pathcache *c, int tid, int fd)
+{
+    int copy = -1;
+    pthread_mutex_lock(&c->lock);
+    __typeof__(c->pidfds[0]) *slot = &c->pidfds[tid & (PIDFDS - 1)];
+    for (int fresh = 0; fresh < 2 && copy < 0; fresh++) {
+        if (slot->tid != tid || fresh) {
+            if (slot->tid)
+                close(slot->pidfd);
+            slot->tid = 0;
+            /* PIDFD_THREAD (O_EXCL): the thread itself, leader or not */
+            int pidfd = (int)syscall(SYS_pidfd_open, tid, O_EXCL);
+            if (pidfd < 0)
+                break;
+            slot->tid = tid;
+            slot->pidfd = pidfd;
+        }
+        copy = (int)syscall(SYS_pidfd_getfd, slot->pidfd, fd, 0);
+        if (copy < 0 && errno != ESRCH)
+            break;          /* EBADF and the like: Python says */
+    }
+    pthread_mutex_unlock(&c->lock);
+    return copy;
+}
+
+/* getdents64 of tid's fd, when the host lists the directory as the guest
+ * sees it (Python said so, or it lies in a delegated tree), made here on a
+ * copy of the fd (the same open file, so the same offset): what is checked
+ * is what is listed, whatever another guest thread does to its fd table
+ * meanwhile.  The bytes in buf and their count, -errno, or
+ * PATHTREE_PYTHON. */
+long umlpy_pathcache_list(struct umlpy_pathcache *c, int tid, int fd, char *buf,
+                          unsigned int count)
+{
+    if (!c || !c->enabled || count > LIST_MAX)
+        return PATHTREE_PYTHON;
+    int copy = copy_fd(c, tid, fd);
+    if (copy < 0)
+        return PATHTREE_PYTHON;
+    unsigned char key[MAX_KEY + 1];
+    struct found f;
+    size_t n = make_fd_key(getpid(), 'd', '0', copy, 1, key);
+    long got = PATHTREE_PYTHON;
+    if (n && ((lookup(c, key, n, 0, &f) && f.err == NATIVE) ||
+              (key[n] = 0, pathtree_holds(c->trees, (const char *)key + 2)))) {
+        got = syscall(SYS_getdents64, copy, buf, count);
+        if (got < 0)
+            got = -errno;
+        COUNT(hits);
+    } else {
+        COUNT(misses);
+    }
+    close(copy);
+    return got;
+}
+
+/* For the notification server (notify.c): a stat-family call on a path,
+ * answered from Python's entries or a delegated tree.  1: the call returns
+ * *ret and, when *len > 0, writes out[0..*len) at *addr; 0: Python's. */
+int umlpy_pathcache_look(struct umlpy_pathcache *c, int tid, long nr,
+                         const unsigned long *args, unsigned char *out, size_t room,
+                         size_t *len, unsigned long *addr, long *ret)
+{
+    if (!c || !c->enabled)
+        return 0;
+    unsigned char key[MAX_KEY + 1];
+    struct found f;
+    size_t n = stat_key(tid, nr, args, key, addr);
+    if (n && lookup(c, key, n, 0, &f) && f.err >= 0 && f.len <= room) {
+        *ret = -(long)f.err;
+        *len = f.err ? 0 : f.len;
+        memcpy(out, f.data, *len);
+        COUNT(hits);
+        return 1;
+    }
+    union stat_out st;
+    if (!n || room < sizeof st || !tree_look(c, tid, -1, key, n, &st, len, ret)) {
+        COUNT(misses);
+        return 0;
+    }
+    memcpy(out, &st, *len);
+    COUNT(hits);
     return 1;
 }
 
@@ -513,41 +654,37 @@ int umlpy_pathcache_answer(struct umlpy_pathcache *c, struct umlpy_tracer *t, in
     long flags = 0;
     unsigned long a[6] = {r->rdi, r->rsi, r->rdx, r->r10, r->r8, r->r9};
     switch (nr) {
-    case SYS_getdents64:
-    case SYS_getdents:
-        n = make_fd_key(tid, 'd', '0', (long)r->rdi, 1, key);
-        break;
+    case SYS_getdents64: {
+        char list[LIST_MAX];
+        long got = umlpy_pathcache_list(c, tid, (int)r->rdi, list, (unsigned int)r->rdx);
+        if (got == PATHTREE_PYTHON ||
+            (got > 0 && umlpy_write_user(tid, r->rsi, list, (unsigned long)got) != got))
+            return 0;               /* EFAULT: Python's to say */
+        umlpy_skip(t, tid, got);
+        return 1;
+    }
     case SYS_open:
     case SYS_openat:
         n = open_key(tid, nr, a, key, &flags);
         open_call = 1;
         break;
-    case SYS_stat:
-    case SYS_lstat:
-        n = make_key(tid, 's', nr == SYS_stat, AT_FDCWD_, r->rdi, key);
-        buf = r->rsi;
-        break;
     case SYS_newfstatat:
         flags = (long)(int)r->r10;
-        if (flags & ~(AT_SYMLINK_NOFOLLOW_ | AT_NO_AUTOMOUNT_ | AT_EMPTY_PATH_))
-            break;
-        if (flags & AT_EMPTY_PATH_ && empty_path(tid, r->rsi)) {
+        if (flags & AT_EMPTY_PATH_ && !(flags & ~(AT_SYMLINK_NOFOLLOW_ | AT_NO_AUTOMOUNT_ |
+                                                   AT_EMPTY_PATH_)) &&
+            empty_path(tid, r->rsi)) {
             /* fstat, as glibc makes it: of what the fd is */
             n = (int)r->rdi == AT_FDCWD_ ? 0 : make_fd_key(tid, 's', 'E', (long)r->rdi, 0, key);
             on_fd = 1;
-        } else {
-            n = make_key(tid, 's', !(flags & AT_SYMLINK_NOFOLLOW_), (long)r->rdi, r->rsi,
-                         key);
-        }
-        buf = r->rdx;
-        break;
-    case SYS_statx:
-        flags = (long)(int)r->rdx;
-        if (flags & ~(AT_SYMLINK_NOFOLLOW_ | AT_NO_AUTOMOUNT_ | AT_STATX_SYNC_) ||
-            (flags & AT_STATX_SYNC_) == AT_STATX_SYNC_ || (r->r10 & 0x80000000UL))
+            buf = r->rdx;
             break;
-        n = make_key(tid, 'x', !(flags & AT_SYMLINK_NOFOLLOW_), (long)r->rdi, r->rsi, key);
-        buf = r->r8;
+        }
+        /* fall through */
+    case SYS_stat:
+    case SYS_lstat:
+    case SYS_statx:
+        flags = 0;
+        n = stat_key(tid, nr, a, key, &buf);
         break;
     case SYS_access:
     case SYS_faccessat:

@@ -1167,6 +1167,12 @@ int umlpy_renameat2(int olddirfd, const char *oldpath, int newdirfd,
     return r < 0 ? -errno : 0;
 }
 
+long umlpy_getdents64(int fd, void *buf, unsigned int count)
+{
+    long r = syscall(SYS_getdents64, fd, buf, count);
+    return r < 0 ? -errno : r;
+}
+
 int umlpy_pidfd_getfd(int pidfd, int fd)
 {
     long r = syscall(438 /* pidfd_getfd */, pidfd, fd, 0);

@@ -184,6 +184,8 @@ int umlpy_openat2(int dirfd, const char *path, int flags, int mode,
                   unsigned long long resolve);
 int umlpy_renameat2(int olddirfd, const char *oldpath, int newdirfd,
                     const char *newpath, unsigned int flags);
+/* getdents64 on our fd: the bytes written to buf, or -errno. */
+long umlpy_getdents64(int fd, void *buf, unsigned int count);
 /* A copy of fd `fd` of the process behind `pidfd` (same open file). */
 int umlpy_pidfd_getfd(int pidfd, int fd);
 

@@ -163,5 +163,9 @@ class NotifiedCall(SyscallCall):
     def read_str(self, addr, limit=4096):
         return self._still_waiting(super().read_str(addr, limit))
 
+    def write(self, addr, data):
+        self._still_waiting(None)       # never into a thread that took its place
+        return super().write(addr, data)
+
     def inject(self, nr, *args):
         raise OSError(38, "a notified call has no stop to inject into")

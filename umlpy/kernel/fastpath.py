@@ -114,12 +114,11 @@ class PathCache:
         self._put(self.key(task, OPEN, variant, dirfd, path),
                   b"" if host is None else os.fsencode(host), err)
 
-    def remember_listing(self, task, res, fd):
-        """The directory open on fd is listed by the host as the guest sees
-        it: its getdents may run with no stop."""
+    def remember_listing(self, task, res, host):
+        """The directory res, open as the host's directory host, is listed by
+        the host as the guest sees it: its getdents may run with no stop."""
         if not self.enabled:
             return
-        host = task.vfs.fd_host_path(task.tid, fd)
         if host is None or not host.startswith("/"):
             return
         self._put(LISTING + b"0" + os.fsencode(host) + b"\0", b"", NATIVE)

@@ -273,15 +273,15 @@ class GuestKernel:
         return pid
 
     def _notified_calls(self):
-        """The opens go to the seccomp listener, where the guest kernel
-        makes them itself (notify.py), unless something must see them at
+        """The opens and the stat family go to the seccomp listener, where
+        the guest kernel makes them itself (notify.py), unless something must see them at
         a ptrace stop: --trace-all, an observer, a user's hook."""
-        from .notify import NOTIFIED_CALLS, O_PATH
+        from .notify import NOTIFIED_CALLS
         from .syscalls.registry import Guard
         if self.mode != Mode.DEFAULT or self.observers or os.environ.get("UMLPY_NO_NOTIFY"):
             return {}
-        return {SYSCALL_NUMBERS[name]: None if flags is None else Guard(flags, O_PATH)
-                for name, flags in NOTIFIED_CALLS.items()
+        return {SYSCALL_NUMBERS[name]: None if stops is None else Guard(*stops)
+                for name, stops in NOTIFIED_CALLS.items()
                 if not self.dispatcher.hooks.get(SYSCALL_NUMBERS[name])}
 
     def _take_listener(self, tid):

@@ -1,5 +1,6 @@
 """The notification server: the calls the filter sends to the seccomp
-listener (the opens) are made by the guest kernel, never by the guest.
+listener (the opens, and the stat family on a path) are made by the guest
+kernel, never by the guest.
 
 The guest's thread waits in the host kernel while this server reads its
 arguments once and decides; the guest kernel then opens the host object
@@ -18,13 +19,19 @@ import threading
 from .decisions import Deferred, Install, NotifiedCall, Return
 from .dispatcher import HandlerFailure
 
-# The calls the listener serves, and the argument holding their open
-# flags.  An O_PATH open still stops at ptrace (and runs as openat2 of the
-# host path from sealed scratch memory): Linux's ADDFD refuses to install
-# an O_PATH file.  openat2 keeps its flags in memory, where the filter
-# cannot see O_PATH: it stops at ptrace too.
-NOTIFIED_CALLS = {"open": 1, "openat": 2, "creat": None}
 O_PATH = 0o10000000
+AT_EMPTY_PATH = 0x1000
+
+# The calls the listener serves, and which of them still stop at ptrace:
+# (the argument, the bits that send it there).  An O_PATH open (Linux's
+# ADDFD refuses to install an O_PATH file) runs as openat2 of the host path
+# from sealed scratch memory; openat2 keeps its flags in memory, where the
+# filter cannot see O_PATH: it stops at ptrace too.  A stat of an fd
+# itself (AT_EMPTY_PATH) is answered at ptrace, where a pipe's or a
+# socket's runs on the fd with its empty path from scratch memory.
+NOTIFIED_CALLS = {"open": (1, O_PATH), "openat": (2, O_PATH), "creat": None,
+                  "stat": None, "lstat": None, "newfstatat": (3, AT_EMPTY_PATH),
+                  "statx": (2, AT_EMPTY_PATH), "getdents64": None, "getdents": None}
 
 
 class NotificationServer:

@@ -6,11 +6,12 @@ descriptor is from the host object behind it (vfs.fd_path), and answers the
 calls whose result depends on the guest's view of that object."""
 import errno
 import os
+import stat
 import struct
 
 from ..decisions import ALLOW, AllowThen, Return, fail
 from ..vfs.fs import HostTreeFS
-from ..vfs.hostops import thread_fd
+from ..vfs.hostops import getdents64, thread_fd
 from .fs import change_xattr, chmod, chown, s32, vfs_call, write_stat
 from .registry import TABLE, Guard
 
@@ -245,18 +246,44 @@ def directory_entries(vfs, res):
     return out
 
 
+def host_listing(call, dup, buf, count):
+    """getdents64 on our copy of the guest's fd (the same open file, so the
+    same offset): the host's own listing, as the guest would get it."""
+    try:
+        data = getdents64(dup, count)
+    finally:
+        os.close(dup)
+    if isinstance(data, int):
+        return fail(-data)
+    if data:
+        call.write(buf, data)
+    return Return(len(data))
+
+
 def getdents(call, vfs, task, new_layout):
     fd = s32(call.args[0])
     buf, count = call.args[1], call.args[2] & 0xFFFFFFFF
-    res = vfs.resolve_fd(task, fd)
-    if res is None:
-        return ALLOW            # not ours (or not a directory): the host answers
-    if not res.dentry.attr.is_dir():
+    # Listed here, on a copy of the caller's fd whose link is read once:
+    # what is checked is what is listed and remembered, whatever another
+    # guest thread does to its fd table meanwhile.
+    try:
+        dup = thread_fd(call.tid, task.tgid, fd)
+    except OSError as e:
+        return fail(errno.EBADF if e.errno == errno.EBADF else e.errno)
+    host = vfs.fd_host_path(os.getpid(), dup)
+    res = vfs.resolve_link(task, vfs.guest_path_of_link(host))
+    if res is None or not res.dentry.attr.is_dir():
+        is_dir = stat.S_ISDIR(os.fstat(dup).st_mode)
+        os.close(dup)
+        if res is None and is_dir:
+            # a directory of no guest filesystem (none is ever opened for a
+            # guest): not listed
+            return fail(errno.EPERM)
         return fail(errno.ENOTDIR)
     if vfs.host_lists(res.dentry, res.path, res.mount):
-        call.kernel.fastpath.remember_listing(task, res, fd)
-        return ALLOW
-    dup = thread_fd(call.tid, task.tgid, fd)
+        call.kernel.fastpath.remember_listing(task, res, host)
+        if new_layout:
+            return host_listing(call, dup, buf, count)
     try:
         pos = os.lseek(dup, 0, os.SEEK_CUR)
         kernel = call.kernel

@@ -4,7 +4,7 @@ and nothing outside the root can be reached, whoever swapped what."""
 import errno
 import os
 
-from ..._native._tracer import lib
+from ..._native._tracer import ffi, lib
 
 RESOLVE_NO_XDEV = 0x01
 RESOLVE_NO_MAGICLINKS = 0x02
@@ -37,6 +37,14 @@ def pidfd_getfd(pidfd, fd):
 
 
 PIDFD_THREAD = os.O_EXCL        # Linux 6.9: a pidfd of one thread, not of its group
+
+
+def getdents64(fd, count):
+    """The bytes getdents64 gives on our fd fd, or -errno."""
+    count = min(count, 1 << 20)
+    buf = ffi.new("char[]", count)
+    n = lib.umlpy_getdents64(fd, buf, count)
+    return n if n < 0 else ffi.buffer(buf, n)[:]
 
 
 def thread_fd(tid, tgid, fd):

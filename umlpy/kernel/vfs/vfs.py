@@ -231,7 +231,10 @@ class VFS:
     def resolve_fd(self, task, fd):
         """The Lookup of what an fd is (AT_EMPTY_PATH), or None if it is not
         a guest filesystem object (a pipe, a socket...)."""
-        path = self.fd_path(task.tid, fd)
+        return self.resolve_link(task, self.fd_path(task.tid, fd))
+
+    def resolve_link(self, task, path):
+        """The Lookup of the guest path an fd's link names (fd_path), or None."""
         if path is None:
             return None
         root = self.resolver.root_frames("/")
@@ -340,7 +343,10 @@ class VFS:
         filesystems: a pipe, a socket, an anonymous inode)."""
         if fd < 0:
             return None
-        host = self.fd_host_path(tid, fd)
+        return self.guest_path_of_link(self.fd_host_path(tid, fd))
+
+    def guest_path_of_link(self, host):
+        """The guest path of an fd's /proc link text, or None."""
         if host is None or not host.startswith("/"):
             return None
         if host.endswith(" (deleted)"):
