@@ -196,9 +196,9 @@ int umlpy_pidfd_getfd(int pidfd, int fd);
  * it), follow ('1'/'0'; for 'o' '0' + 1 for O_NOFOLLOW + 2 for
  * O_DIRECTORY), the host path of the dirfd for a relative path (nothing
  * for an absolute one; for 'd' the fd's own), NUL, the path as the guest
- * wrote it.  An entry holds an errno (> 0), -1 (run the call as made), -2
- * (run it on its fd, the empty path from scratch), or the bytes the call
- * writes back (for 'o': the host path openat2 opens).  A miss on the exact
+ * wrote it.  An entry holds an errno (> 0), -1 (the host lists it: made
+ * on a copy of the fd), -2 (run it on its fd, the empty path from
+ * scratch), or the bytes the call writes back (for 'o': the host path openat2 opens).  A miss on the exact
  * variant tries the ones Python puts for answers that do not depend on
  * it: 'A' (stat of a non-symlink, followed or not), '*' (open of a
  * directory, any flags), 'F' (open of a file, without O_DIRECTORY). */

@@ -33,7 +33,7 @@ STAT, STATX, LINK, OPEN, LISTING, ACCESS = b"s", b"x", b"l", b"o", b"d", b"a"
 CACHED_CALLS = ("stat", "lstat", "newfstatat", "statx", "readlink", "readlinkat",
                 "open", "openat", "getdents64", "getdents", "access", "faccessat",
                 "faccessat2")
-NATIVE = -1             # an entry's errno: the call runs as the guest made it
+NATIVE = -1             # an entry's errno: a listing the host makes as the guest sees it
 ON_FD = -2              # ... on its fd, with the empty path from scratch memory
 # open flags a replayed open may carry (pathcache.c): reading only
 O_ACCMODE, O_CREAT, O_TRUNC = 0o3, 0o100, 0o1000
@@ -116,7 +116,8 @@ class PathCache:
 
     def remember_listing(self, task, res, host):
         """The directory res, open as the host's directory host, is listed by
-        the host as the guest sees it: its getdents may run with no stop."""
+        the host as the guest sees it: C may answer its getdents64 with the
+        host's listing (made on a copy of the caller's fd)."""
         if not self.enabled:
             return
         if host is None or not host.startswith("/"):
