@@ -273,9 +273,10 @@ class GuestKernel:
         return pid
 
     def _notified_calls(self):
-        """The opens and the stat family go to the seccomp listener, where
-        the guest kernel makes them itself (notify.py), unless something must see them at
-        a ptrace stop: --trace-all, an observer, a user's hook."""
+        """The opens, the stat family and listings go to the seccomp
+        listener, where the guest kernel makes them itself (notify.py),
+        unless something must see them at a ptrace stop: --trace-all, an
+        observer, a user's hook."""
         from .notify import NOTIFIED_CALLS
         from .syscalls.registry import Guard
         if self.mode != Mode.DEFAULT or self.observers or os.environ.get("UMLPY_NO_NOTIFY"):

@@ -1,6 +1,6 @@
 """The notification server: the calls the filter sends to the seccomp
-listener (the opens, and the stat family on a path) are made by the guest
-kernel, never by the guest.
+listener (the opens, the stat family on a path, listings) are made by the
+guest kernel, never by the guest.
 
 The guest's thread waits in the host kernel while this server reads its
 arguments once and decides; the guest kernel then opens the host object

@@ -269,7 +269,7 @@ def getdents(call, vfs, task, new_layout):
     try:
         dup = thread_fd(call.tid, task.tgid, fd)
     except OSError as e:
-        return fail(errno.EBADF if e.errno == errno.EBADF else e.errno)
+        return fail(e.errno or errno.EBADF)
     host = vfs.fd_host_path(os.getpid(), dup)
     res = vfs.resolve_link(task, vfs.guest_path_of_link(host))
     if res is None or not res.dentry.attr.is_dir():
