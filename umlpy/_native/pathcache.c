@@ -611,6 +611,41 @@ long umlpy_pathcache_list(struct umlpy_pathcache *c, int tid, int fd, char *buf,
     return got;
 }
 
+/* fstat of tid's fd (newfstatat with AT_EMPTY_PATH and an empty path),
+ * looked at on a copy of the fd: Python's entry for what the copy is (its
+ * /proc link), or the host's stat of the copy, ids mapped, when the entry
+ * says the host answers (no guest filesystem object: a pipe, a socket) or
+ * the object lies in a delegated tree.  1 if answered. */
+static int fstat_look(struct umlpy_pathcache *c, int tid, int fd, union stat_out *out,
+                      size_t *len, long *ret)
+{
+    int copy = copy_fd(c, tid, fd);
+    if (copy < 0)
+        return 0;
+    unsigned char key[MAX_KEY + 1];
+    struct found f;
+    struct stat st;
+    int done = 0;
+    size_t n = make_fd_key(getpid(), 's', 'E', copy, 0, key);
+    if (n && lookup(c, key, n, 0, &f)) {
+        if (f.err == 0 && f.len == sizeof out->st) {
+            memcpy(&out->st, f.data, f.len);
+            done = 1;
+        } else if (f.err == ON_FD && fstat(copy, &st) == 0) {
+            pathtree_pack_stat(c->trees, &st, &out->st);
+            done = 1;
+        }
+    } else if (n && (key[n] = 0, pathtree_holds(c->trees, (const char *)key + 2)) &&
+               fstat(copy, &st) == 0) {
+        pathtree_pack_stat(c->trees, &st, &out->st);
+        done = 1;
+    }
+    close(copy);
+    *len = sizeof out->st;
+    *ret = 0;
+    return done;
+}
+
 /* For the notification server (notify.c): a stat-family call on a path,
  * answered from Python's entries or a delegated tree.  1: the call returns
  * *ret and, when *len > 0, writes out[0..*len) at *addr; 0: Python's. */
@@ -622,6 +657,21 @@ int umlpy_pathcache_look(struct umlpy_pathcache *c, int tid, long nr,
         return 0;
     unsigned char key[MAX_KEY + 1];
     struct found f;
+    union stat_out st;
+    long flags = (long)(int)args[3];
+    if (nr == SYS_newfstatat && flags & AT_EMPTY_PATH_ && (int)args[0] != AT_FDCWD_ &&
+        !(flags & ~(AT_SYMLINK_NOFOLLOW_ | AT_NO_AUTOMOUNT_ | AT_EMPTY_PATH_)) &&
+        empty_path(tid, args[1])) {
+        /* the path was read once, and the fd is looked at on our copy */
+        *addr = args[2];
+        if (room < sizeof st || !fstat_look(c, tid, (int)args[0], &st, len, ret)) {
+            COUNT(misses);
+            return 0;
+        }
+        memcpy(out, &st, *len);
+        COUNT(hits);
+        return 1;
+    }
     size_t n = stat_key(tid, nr, args, key, addr);
     if (n && lookup(c, key, n, 0, &f) && f.err >= 0 && f.len <= room) {
         *ret = -(long)f.err;
@@ -630,7 +680,6 @@ int umlpy_pathcache_look(struct umlpy_pathcache *c, int tid, long nr,
         COUNT(hits);
         return 1;
     }
-    union stat_out st;
     if (!n || room < sizeof st || !tree_look(c, tid, -1, key, n, &st, len, ret)) {
         COUNT(misses);
         return 0;

@@ -26,11 +26,12 @@ AT_EMPTY_PATH = 0x1000
 # (the argument, the bits that send it there).  An O_PATH open (Linux's
 # ADDFD refuses to install an O_PATH file) runs as openat2 of the host path
 # from sealed scratch memory; openat2 keeps its flags in memory, where the
-# filter cannot see O_PATH: it stops at ptrace too.  A stat of an fd
+# filter cannot see O_PATH: it stops at ptrace too.  A statx of an fd
 # itself (AT_EMPTY_PATH) is answered at ptrace, where a pipe's or a
-# socket's runs on the fd with its empty path from scratch memory.
+# socket's runs on the fd with its empty path from scratch memory (an
+# fstat is answered on the guest kernel's own copy of the fd).
 NOTIFIED_CALLS = {"open": (1, O_PATH), "openat": (2, O_PATH), "creat": None,
-                  "stat": None, "lstat": None, "newfstatat": (3, AT_EMPTY_PATH),
+                  "stat": None, "lstat": None, "newfstatat": None,
                   "statx": (2, AT_EMPTY_PATH), "getdents64": None, "getdents": None}
 
 

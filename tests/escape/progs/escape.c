@@ -1035,13 +1035,13 @@ static unsigned long scratch_lo, scratch_hi;
 
 static void find_scratch(void)
 {
-    /* make sure it is mapped: a call on a pipe's fd is run with its empty
-     * path from scratch memory (opens no longer use it: the guest kernel
-     * makes them itself) */
+    /* make sure it is mapped: a statx on a pipe's fd is run with its empty
+     * path from scratch memory (opens and fstat no longer use it: the
+     * guest kernel makes them itself) */
     int p[2];
     if (pipe(p) == 0) {
-        struct stat st;
-        fstatat(p[0], "", &st, AT_EMPTY_PATH);
+        struct statx stx;
+        statx(p[0], "", AT_EMPTY_PATH, STATX_BASIC_STATS, &stx);
         close(p[0]);
         close(p[1]);
     }

@@ -11,6 +11,7 @@ import stat as _stat
 
 from ..decisions import ALLOW, AllowThen, Deferred, Install, Rewrite, Return, fail
 from ..fastpath import ACCESS, LINK, STAT, STATX
+from ..vfs.attr import Attr
 from ..vfs.creds import R_OK, W_OK, X_OK
 from ..vfs import hostopen, hostops
 from ..vfs.hostops import RESOLVE_NO_SYMLINKS
@@ -108,6 +109,21 @@ def on_fd_itself(call, path_index):
         args[path_index] = w.string("")
         call.kernel.scratch_commit(call, w)
     return Rewrite(call.nr, args)
+
+
+def stat_of_copy(call, task, fd, buf):
+    """fstat of an fd that is no guest filesystem object (a pipe, a socket,
+    a memfd), at the listener: the host's stat of the guest kernel's own
+    copy of the fd, with ids as the guest's user namespace shows them."""
+    dup = hostops.thread_fd(call.tid, task.tgid, fd)
+    try:
+        st = os.fstat(dup)
+    finally:
+        os.close(dup)
+    idmap = call.kernel.fs.union.idmap
+    call.write(buf, Attr.from_host(st, idmap.uid_in(st.st_uid),
+                                   idmap.gid_in(st.st_gid)).pack_stat())
+    return Return(0)
 
 
 def then(rewritten, on_exit):
@@ -619,6 +635,8 @@ def sys_newfstatat(call, vfs, task):
     if res is None:
         if fstat:
             call.kernel.fastpath.remember_fstat(task, s32(a[0]), None)
+        if call.notified:
+            return stat_of_copy(call, task, s32(a[0]), a[2])
         return on_fd_itself(call, 1)
     data = present(call, res.dentry.attr).pack_stat()
     call.write(a[2], data)
