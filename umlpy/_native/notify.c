@@ -1,9 +1,9 @@
 /* The seccomp user-notification server: opens are made by the guest
  * kernel, never by the guest.
  *
- * The guest's filter answers open, openat and creat, the stat family on a
- * path (stat, lstat, newfstatat and statx without AT_EMPTY_PATH) and
- * getdents, with SECCOMP_RET_USER_NOTIF.  The calling thread sleeps in the kernel (only
+ * The guest's filter answers open, openat and creat, the stat family
+ * (stat, lstat, newfstatat, statx without AT_EMPTY_PATH) and getdents,
+ * with SECCOMP_RET_USER_NOTIF.  The calling thread sleeps in the kernel (only
  * a fatal signal wakes it: SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV) while
  * this server reads its path once, into its own memory, and either
  *   - finds the answer in the path cache (pathcache.c: Python's entries, or
@@ -247,8 +247,8 @@ static int replay(struct umlpy_notifier *n, const struct seccomp_notif *req)
 }
 
 /* A stat-family call answered from the path cache (Python's entries or a
- * delegated tree): its struct written where the caller asked, then its
- * return.  1 if answered. */
+ * delegated tree; an fstat on a copy of the fd): its struct written where
+ * the caller asked, then its return.  1 if answered. */
 static int answer_look(struct umlpy_notifier *n, const struct seccomp_notif *req)
 {
     unsigned char out[512];

@@ -647,7 +647,7 @@ static int fstat_look(struct umlpy_pathcache *c, int tid, int fd, union stat_out
 }
 
 /* For the notification server (notify.c): a stat-family call on a path,
- * answered from Python's entries or a delegated tree.  1: the call returns
+ * or an fstat, answered from Python's entries or a delegated tree.  1: the call returns
  * *ret and, when *len > 0, writes out[0..*len) at *addr; 0: Python's. */
 int umlpy_pathcache_look(struct umlpy_pathcache *c, int tid, long nr,
                          const unsigned long *args, unsigned char *out, size_t room,
