@@ -11,7 +11,6 @@ import stat as _stat
 
 from ..decisions import ALLOW, AllowThen, Deferred, Install, Rewrite, Return, fail
 from ..fastpath import ACCESS, LINK, STAT, STATX
-from ..vfs.attr import Attr
 from ..vfs.creds import R_OK, W_OK, X_OK
 from ..vfs import hostopen, hostops
 from ..vfs.hostops import RESOLVE_NO_SYMLINKS
@@ -120,9 +119,7 @@ def stat_of_copy(call, task, fd, buf):
         st = os.fstat(dup)
     finally:
         os.close(dup)
-    idmap = call.kernel.fs.union.idmap
-    call.write(buf, Attr.from_host(st, idmap.uid_in(st.st_uid),
-                                   idmap.gid_in(st.st_gid)).pack_stat())
+    call.write(buf, call.kernel.fs.union.idmap.attr_of(st).pack_stat())
     return Return(0)
 
 

@@ -3,6 +3,8 @@ the guest VFS makes for objects the host cannot check itself (image files,
 copy-up, deletions that leave whiteouts)."""
 import errno
 
+from .attr import Attr
+
 
 OVERFLOW_ID = 65534
 CAP_CHOWN = 1 << 0
@@ -36,6 +38,10 @@ class IdMap:
         if self.identity:
             return host_gid
         return self.gid_inside if host_gid == self.gid_outside else OVERFLOW_ID
+
+    def attr_of(self, st):
+        """A host os.stat_result as the guest sees it: ids through the map."""
+        return Attr.from_host(st, self.uid_in(st.st_uid), self.gid_in(st.st_gid))
 
     def uid_out(self, uid):
         """The host uid for a guest uid, or None if the namespace has none."""

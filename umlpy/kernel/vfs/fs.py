@@ -10,7 +10,6 @@ import os
 import stat as _stat
 
 from . import hostops
-from .attr import Attr
 
 DT_UNKNOWN, DT_DIR, DT_REG, DT_LNK = 0, 4, 8, 10
 
@@ -122,7 +121,7 @@ class HostTreeFS(FileSystem):
         self.source = source or self.root_path
 
     def _attr(self, st):
-        return Attr.from_host(st, self.idmap.uid_in(st.st_uid), self.idmap.gid_in(st.st_gid))
+        return self.idmap.attr_of(st)
 
     def _host(self, rel):
         if not rel:

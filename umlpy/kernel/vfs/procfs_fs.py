@@ -61,7 +61,7 @@ class ProcFS(FileSystem):
 
     def _stat(self, rel):
         st = os.stat(self._tracer_path(rel), follow_symlinks=False)
-        return Attr.from_host(st, self.idmap.uid_in(st.st_uid), self.idmap.gid_in(st.st_gid))
+        return self.idmap.attr_of(st)
 
     def root(self):
         return Dentry(self, "", self._stat(""))

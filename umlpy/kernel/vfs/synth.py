@@ -75,7 +75,7 @@ class SynthFS(FileSystem):
                 st = os.stat(node.host_path, follow_symlinks=False)
             except OSError:
                 return None
-            return Attr.from_host(st, self.idmap.uid_in(st.st_uid), self.idmap.gid_in(st.st_gid))
+            return self.idmap.attr_of(st)
         return node.attr
 
     def root(self):

@@ -11,7 +11,6 @@ import shutil
 import stat as _stat
 
 from . import hostops
-from .attr import Attr
 from .fs import Dentry, FileSystem
 
 WH = ".wh."
@@ -70,7 +69,7 @@ class UnionFS(FileSystem):
 
     # looking ------------------------------------------------------------
     def _attr(self, st):
-        return Attr.from_host(st, self.idmap.uid_in(st.st_uid), self.idmap.gid_in(st.st_gid))
+        return self.idmap.attr_of(st)
 
     def _upper_stat(self, rel):
         return hostops.lstat_beneath(self.upper_fd, rel)
