@@ -400,6 +400,21 @@ def test_scratch_unsealed_open_writes_host_file(progs, arena, tmp_path, user):
     assert not problems, run.report(f"scratch open-write as {user}", problems)
 
 
+def test_scratch_trusts_injected_calls_only_of_a_thread_without_filters_of_its_own():
+    """The guest kernel skips reading /proc/TID/smaps after it maps and
+    seals scratch memory when the thread carries exactly the filters umlpy
+    counted (GUEST_FILTERS): then no filter of the guest's could have
+    answered the injected calls.  The count must be what a guest thread
+    really carries (the faked-mseal guests above carry one more, and must
+    still be caught by the smaps check)."""
+    from umlpy.kernel.vfs.scratch import GUEST_FILTERS
+    out = subprocess.run([sys.executable, "-m", "umlpy", "run", "--", "sh", "-c",
+                          "grep Seccomp_filters /proc/self/status"],
+                         capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["Seccomp_filters:", str(GUEST_FILTERS)]
+
+
 class CountingServer:
     """A host service on a bound socket that counts the connections it gets."""
 

@@ -1124,7 +1124,9 @@ int umlpy_inject_syscall(struct umlpy_tracer *t, int pid, long nr,
         regs.rip = saved.rip - 2;
         if (ptrace(PTRACE_SETREGS, pid, 0, &regs) < 0)
             return -errno;
-        if (ptrace(PTRACE_SYSCALL, pid, 0, 0) < 0)
+        /* PTRACE_CONT, not PTRACE_SYSCALL: the filter stops the call again
+         * with no syscall-entry stop before it (one round trip, not two) */
+        if (ptrace(PTRACE_CONT, pid, 0, 0) < 0)
             return -errno;
         for (;;) {
             if ((r = wait_own(pid, &status, pending, &npending, PTRACE_CONT)) < 0)

@@ -33,6 +33,18 @@ def _kernel_has_mseal():
 KERNEL_HAS_MSEAL = _kernel_has_mseal()
 
 
+def _seccomp_filters(pid="self"):
+    from .. import procfs
+    value = procfs.status_fields(pid).get("Seccomp_filters")
+    return int(value) if value is not None and value.isdigit() else None
+
+
+# What every guest thread carries: the filters umlpy itself runs under
+# (a container engine's, say), which its guests inherit, plus the one
+# umlpy installs.  A thread with exactly these has no filter of its own.
+GUEST_FILTERS = (_seccomp_filters() or 0) + 1
+
+
 class ScratchSpace:
     """Slots are handed out per mapping, not per process: a vfork child
     shares its parent's memory, so its slot must differ from those of the
@@ -115,9 +127,12 @@ class ScratchSpace:
                                  "the guest could make its scratch memory writable\n")
             self.unsealed = self.unsealed or sealed != 0
             # The guest's own seccomp filters apply to injected calls too:
-            # one can answer mseal (or mmap) with a fake success.  Believe
-            # only what the host kernel shows of the mapping.
-            if not mapping_is_sealed(tid, r, REGION, require_seal=KERNEL_HAS_MSEAL):
+            # one can answer mseal (or mmap) with a fake success.  A thread
+            # that has none, counted after both calls (filters are never
+            # removed), had its calls answered by the host kernel; for any
+            # other, believe only what the host kernel shows of the mapping.
+            if _seccomp_filters(tid) != GUEST_FILTERS and \
+                    not mapping_is_sealed(tid, r, REGION, require_seal=KERNEL_HAS_MSEAL):
                 self.tainted.add(tgid)
                 raise OSError(errno.EPERM, "the guest interfered with its scratch memory")
             base = self.regions[tgid] = r
