@@ -99,6 +99,7 @@ class GuestKernel:
         self.fs_options = fs_options or FsOptions(hostname=hostname)
         self.fs = None
         self.vfs = None
+        self.exec_plans = None      # execplans.py, once the filesystem is built
         self.scratch = ScratchSpace(self.tracer)
         from .fastpath import PathCache
         self.fastpath = PathCache(self.tracer)
@@ -190,6 +191,10 @@ class GuestKernel:
         self.fs = SandboxFS(self.fs_options, idmap, owner)
         self.vfs = self.fs.vfs
         self.vfs.pending_exe = {}
+        if not os.environ.get("UMLPY_NO_FASTPATH"):
+            from .execplans import ExecPlans
+            self.exec_plans = ExecPlans()
+            self.fs.union.on_change.append(self.exec_plans.clear)
 
     def _attach_proc(self, init_pid):
         processes = self.processes
@@ -203,10 +208,12 @@ class GuestKernel:
         self.fs.attach_proc(root, guest_tid, host_tid, self.hostname)
 
     # scratch memory for rewritten calls ---------------------------------------
-    def scratch_writer(self, call):
+    def scratch_writer(self, call, status=None):
+        """status: the thread's /proc status read at this stop, if the
+        handler has it (scratch.py may spare a read)."""
         from .vfs.scratch import ArgWriter
         tgid = self.vfs.tgid_of(call.tid)
-        base, size = self.scratch.slot(call.tid, tgid)
+        base, size = self.scratch.slot(call.tid, tgid, status)
         return ArgWriter(base, size)
 
     def scratch_commit(self, call, writer):
@@ -584,8 +591,10 @@ class GuestKernel:
             self.tracer.cont(tid, 0)
             os.kill(tid, SIGSTOP)       # from outside, init honours SIGSTOP
         else:
-            self.tracer.cont(tid, 0)
+            # killed while still stopped: resumed first, it would go on
+            # (yes: the write's EPIPE, an error message, exit status 1)
             self.kill_init(sig)
+            self.tracer.cont(tid, 0)
 
     def kill_init(self, sig):
         """Kill the guest's init as if by sig (the host only lets SIGKILL

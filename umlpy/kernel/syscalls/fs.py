@@ -81,10 +81,11 @@ def writable_mount(res):
         raise OSError(errno.EROFS, "read-only file system")
 
 
-def rewrite(call, nr_name, *args):
-    """Rewrite the call to nr_name(args); str args go to scratch memory."""
+def rewrite(call, nr_name, *args, status=None):
+    """Rewrite the call to nr_name(args); str args go to scratch memory
+    (status: as for GuestKernel.scratch_writer)."""
     kernel = call.kernel
-    w = kernel.scratch_writer(call)
+    w = kernel.scratch_writer(call, status)
     out = []
     for a in args:
         if isinstance(a, (str, bytes)):

@@ -119,14 +119,15 @@ def read_argv(call, addr, limit=1 << 17):
     return ptrs
 
 
-def exec_rewrite(call, plan, argv_addr, envp_addr):
+def exec_rewrite(call, task, plan, argv_addr, envp_addr):
     from .fs import rewrite
     kernel = call.kernel
     kernel.vfs.pending_exe[call.tid] = plan.guest_exe
+    status = task.status()
     if not plan.argv_prefix:
-        return rewrite(call, "execve", plan.host_path, argv_addr, envp_addr)
+        return rewrite(call, "execve", plan.host_path, argv_addr, envp_addr, status=status)
     old = read_argv(call, argv_addr)
-    w = kernel.scratch_writer(call)
+    w = kernel.scratch_writer(call, status)
     host = w.string(plan.host_path)
     argv0 = old[0] if old else w.string(plan.guest_exe)
     items = []
@@ -138,17 +139,24 @@ def exec_rewrite(call, plan, argv_addr, envp_addr):
     return Rewrite(EXECVE, (host, vec, envp_addr))
 
 
+def planner(kernel):
+    """plan_exec, or the kept plans' equivalent (execplans.py)."""
+    if kernel.exec_plans is not None:
+        return kernel.exec_plans.plan
+    from ..vfs.binfmt import plan_exec
+    return plan_exec
+
+
 @TABLE.emulated(FAMILY, "execve", "the program (and a #! interpreter, and the ELF "
                 "loader) are guest paths resolved by the VFS")
 def sys_execve(call):
     from .fs import path_arg
-    from ..vfs.binfmt import plan_exec
     vfs = call.kernel.vfs
     task = vfs.task(call.tid)
     a = call.args
     try:
-        plan = plan_exec(vfs, task, -100, path_arg(call, 0))
-        return exec_rewrite(call, plan, a[1], a[2])
+        plan = planner(call.kernel)(vfs, task, -100, path_arg(call, 0))
+        return exec_rewrite(call, task, plan, a[1], a[2])
     except OSError as e:
         return fail(e.errno)
 
@@ -174,7 +182,8 @@ def sys_execveat(call):
                 return on_fd_itself(call, 1)    # a memfd: the guest's own bytes
             plan = plan_exec(vfs, task, -100, res.path, res=res)
         else:
-            plan = plan_exec(vfs, task, s32(a[0]), path, not flags & AT_SYMLINK_NOFOLLOW)
-        return exec_rewrite(call, plan, a[2], a[3])
+            plan = planner(call.kernel)(vfs, task, s32(a[0]), path,
+                                        not flags & AT_SYMLINK_NOFOLLOW)
+        return exec_rewrite(call, task, plan, a[2], a[3])
     except OSError as e:
         return fail(e.errno)

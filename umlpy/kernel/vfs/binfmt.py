@@ -84,11 +84,14 @@ def exec_path(vfs, res):
     return d.fs.host_path(d)
 
 
-def plan_exec(vfs, task, dirfd, path, follow=True, depth=0, res=None):
+def plan_exec(vfs, task, dirfd, path, follow=True, depth=0, res=None, seen=None):
+    """seen, if a list, gets every lookup the plan rests on (execplans.py)."""
     if depth > BINPRM_MAX_RECURSION:
         raise OSError(errno.ELOOP, "too many interpreters")
     if res is None:
         res = vfs.resolve(task, dirfd, path, follow)
+    if seen is not None:
+        seen.append(res)
     d = res.dentry
     if d is None:
         raise OSError(errno.ENOENT, path)
@@ -110,7 +113,7 @@ def plan_exec(vfs, task, dirfd, path, follow=True, depth=0, res=None):
         head = b""          # unreadable (mode 0711): the host decides
     if head[:2] == b"#!":
         interp, arg = parse_shebang(head[:256])
-        inner = plan_exec(vfs, task, dirfd, interp, True, depth + 1)
+        inner = plan_exec(vfs, task, dirfd, interp, True, depth + 1, seen=seen)
         if inner.argv_prefix:       # the interpreter itself runs through a loader
             prefix = [interp if s is None else s for s in inner.argv_prefix]
         else:
@@ -121,6 +124,8 @@ def plan_exec(vfs, task, dirfd, path, follow=True, depth=0, res=None):
     interp = elf_interp(head)
     if interp is not None:
         ires = vfs.resolve(task, dirfd, interp, True)
+        if seen is not None:
+            seen.append(ires)
         if ires.dentry is None:
             raise OSError(errno.ENOENT, interp)
         loader = ires.dentry.fs.host_path(ires.dentry)

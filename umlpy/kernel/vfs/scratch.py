@@ -33,10 +33,21 @@ def _kernel_has_mseal():
 KERNEL_HAS_MSEAL = _kernel_has_mseal()
 
 
-def _seccomp_filters(pid="self"):
+def _seccomp_filters(pid="self", status=None):
     from .. import procfs
-    value = procfs.status_fields(pid).get("Seccomp_filters")
+    value = (status or procfs.status_fields(pid)).get("Seccomp_filters")
     return int(value) if value is not None and value.isdigit() else None
+
+
+def _no_filters_of_its_own(tid, known):
+    """Whether thread tid carries only GUEST_FILTERS, counted after the
+    calls injected into it (filters are never removed).  known: its
+    status read at this stop, before them; enough if it was then its
+    process's only thread, for only a thread of its own process (with
+    SECCOMP_FILTER_FLAG_TSYNC) could have given it a filter since."""
+    if known is None or known.get("Threads") != "1":
+        known = None
+    return _seccomp_filters(tid, known) == GUEST_FILTERS
 
 
 # What every guest thread carries: the filters umlpy itself runs under
@@ -97,8 +108,9 @@ class ScratchSpace:
             self.execed.discard(tgid)
             self.regions.pop(tgid, None)
 
-    def slot(self, tid, tgid):
-        """(address, size) of tid's slot, mapping the region if needed."""
+    def slot(self, tid, tgid, status=None):
+        """(address, size) of tid's slot, mapping the region if needed
+        (status: tid's /proc status fields read at this stop, if any)."""
         if tgid in self.tainted:
             raise OSError(errno.EPERM, "the guest interfered with its scratch memory")
         base = self.regions.get(tgid)
@@ -131,7 +143,7 @@ class ScratchSpace:
             # that has none, counted after both calls (filters are never
             # removed), had its calls answered by the host kernel; for any
             # other, believe only what the host kernel shows of the mapping.
-            if _seccomp_filters(tid) != GUEST_FILTERS and \
+            if not _no_filters_of_its_own(tid, status) and \
                     not mapping_is_sealed(tid, r, REGION, require_seal=KERNEL_HAS_MSEAL):
                 self.tainted.add(tgid)
                 raise OSError(errno.EPERM, "the guest interfered with its scratch memory")

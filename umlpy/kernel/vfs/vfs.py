@@ -121,7 +121,13 @@ class VFS:
 
     def child_created(self, parent_tid, child_tid):
         ptgid = self.tgid_of(parent_tid)
-        ctgid = self.tgid_of(child_tid)
+        if child_tid not in self.tgids:
+            # A new child cannot have left yet (it starts in a stop of its
+            # tracer's), so it is a thread of the parent's exactly when
+            # the parent's process lists it: one stat, not a status read.
+            threaded = os.path.exists(f"/proc/{ptgid}/task/{child_tid}")
+            self.tgids[child_tid] = ptgid if threaded else child_tid
+        ctgid = self.tgids[child_tid]
         if ctgid != ptgid and ctgid not in self.contexts:
             self.contexts[ctgid] = self.context(ptgid).copy()
             if ptgid in self.exe:
