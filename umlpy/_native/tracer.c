@@ -1169,6 +1169,35 @@ int umlpy_renameat2(int olddirfd, const char *oldpath, int newdirfd,
     return r < 0 ? -errno : 0;
 }
 
+long umlpy_syscall6(long nr, long a0, long a1, long a2, long a3, long a4, long a5)
+{
+    long r = syscall(nr, a0, a1, a2, a3, a4, a5);
+    return r < 0 ? -errno : r;
+}
+
+int umlpy_thread_become(int uid, int gid, int ngroups, const unsigned int *groups,
+                        int tolerate_groups)
+{
+    if (syscall(SYS_unshare, CLONE_FS) < 0)
+        return -errno;
+    if (uid < 0)
+        return 0;
+    if (syscall(SYS_setgroups, (long)ngroups, groups) < 0 &&
+        !(errno == EPERM && tolerate_groups))
+        return -errno;
+    if (syscall(SYS_setresgid, (long)gid, (long)gid, (long)gid) < 0)
+        return -errno;
+    if (syscall(SYS_setresuid, (long)uid, (long)uid, (long)uid) < 0)
+        return -errno;
+    return 0;
+}
+
+int umlpy_kernel_has_mseal(void)
+{
+    /* an empty range: nothing is sealed, ENOSYS tells an older kernel */
+    return syscall(462 /* mseal */, 0UL, 0UL, 0UL) == 0;
+}
+
 long umlpy_getdents64(int fd, void *buf, unsigned int count)
 {
     long r = syscall(SYS_getdents64, fd, buf, count);

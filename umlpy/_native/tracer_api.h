@@ -185,6 +185,15 @@ int umlpy_openat2(int dirfd, const char *path, int flags, int mode,
 int umlpy_renameat2(int olddirfd, const char *oldpath, int newdirfd,
                     const char *newpath, unsigned int flags);
 /* getdents64 on our fd: the bytes written to buf, or -errno. */
+/* The calling thread alone (raw syscalls: glibc's wrappers would switch
+ * every thread): unshare(CLONE_FS), then, if uid >= 0, setgroups (EPERM
+ * tolerated when tolerate_groups), setresgid and setresuid.  0 or -errno. */
+int umlpy_thread_become(int uid, int gid, int ngroups, const unsigned int *groups,
+                        int tolerate_groups);
+/* syscall(nr, args...) in the calling thread: the result, or -errno */
+long umlpy_syscall6(long nr, long a0, long a1, long a2, long a3, long a4, long a5);
+/* 1 if the host kernel has mseal (Linux 6.10+), asked of umlpy's own process */
+int umlpy_kernel_has_mseal(void);
 long umlpy_getdents64(int fd, void *buf, unsigned int count);
 /* A copy of fd `fd` of the process behind `pidfd` (same open file). */
 int umlpy_pidfd_getfd(int pidfd, int fd);

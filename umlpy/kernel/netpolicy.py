@@ -15,7 +15,6 @@ host's interfaces), and only the socket families a program needs for
 that may be created.  A refused destination fails as Linux fails an
 unreachable one (ENETUNREACH); a refused bind or family with EACCES."""
 import ipaddress
-import socket
 import struct
 
 from ..errors import BadInput
@@ -155,5 +154,5 @@ def loopback_for(raw):
     """The same sockaddr with a wildcard address replaced by the loopback."""
     family = int.from_bytes(raw[:2], "little")
     if family == AF_INET:
-        return raw[:4] + socket.inet_aton("127.0.0.1") + raw[8:]
-    return raw[:8] + socket.inet_pton(socket.AF_INET6, "::1") + raw[24:]
+        return raw[:4] + bytes((127, 0, 0, 1)) + raw[8:]
+    return raw[:8] + bytes(15) + b"\x01" + raw[24:]

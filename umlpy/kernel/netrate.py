@@ -14,7 +14,6 @@ datagrams stay whole and a blocking send still sends everything; the
 rate holds on average, with bursts of one call.  UNIX sockets, pipes and
 files are not network and are not charged."""
 import os
-import socket
 import time
 
 from .decisions import ALLOW, AllowThen, Rewrite
@@ -90,6 +89,7 @@ class RateLimiter:
                 dup = thread_fd(call.tid, self.kernel.vfs.tgid_of(call.tid), fd)
             except OSError:
                 return None
+            import socket     # here, not at start-up, where it costs milliseconds
             try:
                 s = socket.socket(fileno=dup)
                 try:

@@ -17,7 +17,6 @@ reaches nor is reached by the host's abstract sockets."""
 import errno
 import ipaddress
 import os
-import socket
 import stat as _stat
 import struct
 
@@ -186,6 +185,9 @@ def bind_unix(call, vfs, task, fd, res):
     chose: through /proc/self/fd/N/NAME, N an fd of that directory it keeps
     open, so no path the guest can change is followed.  That address is
     what the host reports for the socket; unix_names maps it back."""
+    # imported here, not at start-up (it costs milliseconds), and not in
+    # make(): an identity worker may not be able to read the stdlib
+    import socket
     kernel = call.kernel
     sock = guest_socket(call, fd)
     umask = task.host_identity.umask
@@ -253,6 +255,7 @@ def sys_listen(call):
     except OSError:
         return ALLOW            # the host gives the guest its error
     try:
+        import socket     # here, not at start-up, where it costs milliseconds
         try:
             sock = socket.socket(fileno=dup)
         except OSError:
@@ -280,6 +283,7 @@ def remember_endpoint(fd):
             return None
         try:
             dup = guest_socket(call, fd)
+            import socket     # here, not at start-up, where it costs milliseconds
             try:
                 sock = socket.socket(fileno=dup)
                 try:

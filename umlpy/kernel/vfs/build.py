@@ -4,15 +4,14 @@ layer, /proc, /dev, /sys, binds and tmpfs mounts, and the state directory
 that holds what is the sandbox's own."""
 import errno
 import os
-import shutil
 import stat as _stat
-import tempfile
 
 from ...errors import BadInput
 from .fs import HostTreeFS
 from .mounts import MountTable
 from .procfs_fs import ProcFS
 from .synth import SDir, SFile, SynthFS, dev_tree, sys_tree
+from .tmpdirs import make_private_dir, remove_tree, temp_dir
 from .union import UnionFS
 from .vfs import VFS
 
@@ -50,7 +49,7 @@ def state_root():
     its own 0700 sandbox directory).  Short on purpose: a guest's UNIX
     socket gets a host path below it, and those are limited to 107 bytes."""
     from .contentcache import ensure_own_dir
-    root = os.path.join(tempfile.gettempdir(), f"umlpy-{os.geteuid()}")
+    root = os.path.join(temp_dir(), f"umlpy-{os.geteuid()}")
     ensure_own_dir(root)
     return root
 
@@ -60,7 +59,7 @@ def umlpy_private_paths():
     directory (<tmp>/umlpy-<uid>), which no guest may see: a pattern, and
     the directory they are in."""
     import re
-    tmp = os.path.realpath(tempfile.gettempdir())
+    tmp = os.path.realpath(temp_dir())
     return re.compile(re.escape(tmp.rstrip("/")) + r"/umlpy-\d+(/|$)"), tmp
 
 
@@ -70,7 +69,7 @@ class SandboxFS:
     def __init__(self, options, idmap, guest_ids=None, content_cache=None):
         self.options = options
         self.idmap = idmap
-        self.state = tempfile.mkdtemp(prefix="", dir=state_root())
+        self.state = make_private_dir(state_root())
         # Only the guest's host user may enter (it opens its upper files by
         # host path): nobody else on the host can reach, or run, what the
         # guest made there (a setuid file, say).
@@ -245,4 +244,4 @@ class SandboxFS:
         vfs = getattr(self, "vfs", None)
         if vfs is not None:
             vfs.executor.close()
-        shutil.rmtree(self.state, ignore_errors=True)
+        remove_tree(self.state)

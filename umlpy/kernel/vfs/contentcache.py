@@ -56,8 +56,8 @@ def _home_cache_bases():
 
 
 def _tempdir():
-    import tempfile  # only on the fallback path
-    return tempfile.gettempdir()
+    from .tmpdirs import temp_dir
+    return temp_dir()
 
 
 def _nearest_existing(path):

@@ -10,21 +10,12 @@ gets a worker thread that switched its own credentials with the raw
 syscalls (glibc's setresuid would switch every thread of umlpy) and
 unshared its fs_struct, so its umask is its own (0: the guest's umask is
 applied to modes explicitly)."""
-import ctypes
 import errno
 import os
 import queue
 import threading
 
-
-SYS_SETGROUPS = 116
-SYS_SETRESUID = 117
-SYS_SETRESGID = 119
-SYS_UNSHARE = 272
-CLONE_FS = 0x200
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.syscall.restype = ctypes.c_long
+from ..._native._tracer import ffi, lib
 
 
 class HostIdentity(tuple):
@@ -50,14 +41,6 @@ class HostIdentity(tuple):
     def creds(self):
         """What a worker thread is switched to: the umask is per call."""
         return self[:3]
-
-
-def _raw(nr, *args):
-    r = _libc.syscall(nr, *[ctypes.c_long(a) for a in args])
-    if r < 0:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e))
-    return r
 
 
 class _Worker(threading.Thread):
@@ -86,16 +69,14 @@ class _Worker(threading.Thread):
 
     @staticmethod
     def _become(uid, gid, groups):
-        _raw(SYS_UNSHARE, CLONE_FS)
+        already = (os.geteuid(), os.getegid()) == (uid, gid) and os.geteuid() != 0
+        # an unprivileged umlpy is already this identity: it only unshares
+        r = lib.umlpy_thread_become(-1 if already else uid, gid, len(groups),
+                                    ffi.new("unsigned int[]", list(groups) or [0]),
+                                    os.geteuid() != 0)
+        if r < 0:
+            raise OSError(-r, f"cannot act as host uid {uid}: {os.strerror(-r)}")
         os.umask(0)
-        if (os.geteuid(), os.getegid()) == (uid, gid) and os.geteuid() != 0:
-            return          # already this identity (an unprivileged umlpy)
-        arr = (ctypes.c_uint * max(1, len(groups)))(*groups)
-        r = _libc.syscall(ctypes.c_long(SYS_SETGROUPS), ctypes.c_long(len(groups)), arr)
-        if r < 0 and (ctypes.get_errno() != errno.EPERM or os.geteuid() == 0):
-            raise OSError(ctypes.get_errno(), "setgroups")
-        _raw(SYS_SETRESGID, gid, gid, gid)
-        _raw(SYS_SETRESUID, uid, uid, uid)
 
     def call(self, fn, args):
         self.requests.put((fn, args))

@@ -68,10 +68,10 @@ SYS_KCMP = 312
 
 def same_fd_table(pid1, pid2):
     """Whether two processes share one fd table (CLONE_FILES)."""
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
-    r = libc.syscall(SYS_KCMP, pid1, pid2, KCMP_FILES, 0, 0)
-    return r == 0
+    try:
+        return syscall(SYS_KCMP, pid1, pid2, KCMP_FILES, 0, 0) == 0
+    except OSError:
+        return False
 
 
 class DirFd:
@@ -125,36 +125,41 @@ def lstat_beneath(root_fd, rel):
 # parent directory fd, on one component that is never followed if it is a
 # symlink: nothing the guest swaps in can send the operation elsewhere.
 
-import ctypes as _ctypes
-
-_libc = _ctypes.CDLL(None, use_errno=True)
-_libc.syscall.restype = _ctypes.c_long
 SYS_FCHMODAT2 = 452
 SYS_UTIMENSAT = 280
 AT_SYMLINK_NOFOLLOW = 0x100
 
 
-def _check(r):
+def syscall(nr, *args):
+    """nr(*args) made by this thread (on an identity worker: as its
+    identity).  A bytes argument is passed as a pointer to a NUL-ended
+    copy, None as NULL; OSError on failure."""
+    keep, values = [], []
+    for a in args:
+        if a is None:
+            values.append(0)
+        elif isinstance(a, (bytes, bytearray)):
+            buf = ffi.new("char[]", bytes(a))
+            keep.append(buf)
+            values.append(int(ffi.cast("intptr_t", buf)))
+        else:
+            values.append(a)
+    r = lib.umlpy_syscall6(nr, *values, *[0] * (6 - len(values)))
     if r < 0:
-        e = _ctypes.get_errno()
-        raise OSError(e, os.strerror(e))
+        raise OSError(-r, os.strerror(-r))
     return r
 
 
 def fchmod_nofollow(dirfd, name, mode):
     """fchmodat2(AT_SYMLINK_NOFOLLOW): a symlink gets EOPNOTSUPP, as Linux's."""
-    _check(_libc.syscall(_ctypes.c_long(SYS_FCHMODAT2), _ctypes.c_long(dirfd),
-                         _ctypes.c_char_p(os.fsencode(name)), _ctypes.c_long(mode),
-                         _ctypes.c_long(AT_SYMLINK_NOFOLLOW)))
+    syscall(SYS_FCHMODAT2, dirfd, os.fsencode(name), mode, AT_SYMLINK_NOFOLLOW)
 
 
 def utimens_nofollow(dirfd, name, times):
     """times: None (now) or 32 bytes of struct timespec[2] (UTIME_NOW and
     UTIME_OMIT as the guest gave them)."""
-    buf = None if times is None else _ctypes.create_string_buffer(bytes(times), 32)
-    _check(_libc.syscall(_ctypes.c_long(SYS_UTIMENSAT), _ctypes.c_long(dirfd),
-                         _ctypes.c_char_p(os.fsencode(name)), buf,
-                         _ctypes.c_long(AT_SYMLINK_NOFOLLOW)))
+    syscall(SYS_UTIMENSAT, dirfd, os.fsencode(name),
+            None if times is None else bytes(times)[:32], AT_SYMLINK_NOFOLLOW)
 
 
 def truncate_regular(dirfd, name, length):
@@ -193,12 +198,12 @@ def lremovexattr(name, attr):
     os.removexattr(name, attr, follow_symlinks=False)
 
 
-_libc.inotify_add_watch.argtypes = [_ctypes.c_int, _ctypes.c_char_p, _ctypes.c_uint32]
+SYS_INOTIFY_ADD_WATCH = 254
 
 
 def inotify_add_watch(name, inotify_fd, mask):
     """mask carries IN_DONT_FOLLOW: name is never followed."""
-    return _check(_libc.inotify_add_watch(inotify_fd, os.fsencode(name), mask))
+    return syscall(SYS_INOTIFY_ADD_WATCH, inotify_fd, os.fsencode(name), mask)
 
 
 SYS_FACCESSAT2 = 439
@@ -207,9 +212,7 @@ AT_EACCESS = 0x200
 
 def access_nofollow(dirfd, name, mode, eaccess):
     flags = AT_SYMLINK_NOFOLLOW | (AT_EACCESS if eaccess else 0)
-    _check(_libc.syscall(_ctypes.c_long(SYS_FACCESSAT2), _ctypes.c_long(dirfd),
-                         _ctypes.c_char_p(os.fsencode(name)), _ctypes.c_long(mode),
-                         _ctypes.c_long(flags)))
+    syscall(SYS_FACCESSAT2, dirfd, os.fsencode(name), mode, flags)
 
 
 SYS_FSTATFS = 138
@@ -217,6 +220,8 @@ SYS_FSTATFS = 138
 
 def fstatfs_bytes(fd):
     """struct statfs (120 bytes on x86_64) of the filesystem fd is on."""
-    buf = _ctypes.create_string_buffer(120)
-    _check(_libc.syscall(_ctypes.c_long(SYS_FSTATFS), _ctypes.c_long(fd), buf))
-    return buf.raw
+    buf = ffi.new("char[120]")
+    r = lib.umlpy_syscall6(SYS_FSTATFS, fd, int(ffi.cast("intptr_t", buf)), 0, 0, 0, 0)
+    if r < 0:
+        raise OSError(-r, os.strerror(-r))
+    return ffi.buffer(buf)[:]

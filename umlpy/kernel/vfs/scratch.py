@@ -20,17 +20,17 @@ SLOTS = 64
 REGION = SLOT_SIZE * SLOTS
 
 
-def _kernel_has_mseal():
+_has_mseal = None
+
+
+def kernel_has_mseal():
     """Asked of the host kernel from umlpy's own process (an empty range),
     never of the guest, whose filters could answer in its place."""
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    return libc.syscall(ctypes.c_long(SYS_MSEAL), ctypes.c_ulong(0), ctypes.c_ulong(0),
-                        ctypes.c_ulong(0)) == 0
-
-
-KERNEL_HAS_MSEAL = _kernel_has_mseal()
+    global _has_mseal
+    if _has_mseal is None:
+        from ..._native._tracer import lib
+        _has_mseal = bool(lib.umlpy_kernel_has_mseal())
+    return _has_mseal
 
 
 def _seccomp_filters(pid="self", status=None):
@@ -125,7 +125,8 @@ class ScratchSpace:
             if -4096 < r < 0:
                 raise OSError(-r, "cannot map the guest kernel's scratch memory")
             sealed = self.tracer.inject_syscall(tid, SYS_MSEAL, (r, REGION, 0, 0, 0, 0))
-            if KERNEL_HAS_MSEAL and sealed != 0:
+            has_mseal = kernel_has_mseal()
+            if has_mseal and sealed != 0:
                 # a filter of the guest's own answered it (the host kernel
                 # has mseal): no rewritten call for this address space
                 self.tainted.add(tgid)
@@ -144,7 +145,7 @@ class ScratchSpace:
             # removed), had its calls answered by the host kernel; for any
             # other, believe only what the host kernel shows of the mapping.
             if not _no_filters_of_its_own(tid, status) and \
-                    not mapping_is_sealed(tid, r, REGION, require_seal=KERNEL_HAS_MSEAL):
+                    not mapping_is_sealed(tid, r, REGION, require_seal=has_mseal):
                 self.tainted.add(tgid)
                 raise OSError(errno.EPERM, "the guest interfered with its scratch memory")
             base = self.regions[tgid] = r

@@ -7,7 +7,6 @@ lower NAME, ``.wh..wh..opq`` in a directory that hides its lower
 contents.  Names starting with ``.wh.`` are therefore not the guest's."""
 import errno
 import os
-import shutil
 import stat as _stat
 
 from . import hostops
@@ -261,7 +260,8 @@ class UnionFS(FileSystem):
             src = self.lower.host_path(self._lower_dentry(d))
             with os.fdopen(self.open_lower(src), "rb") as fsrc, \
                     os.fdopen(fd, "wb", closefd=False) as fdst:
-                shutil.copyfileobj(fsrc, fdst, 1 << 20)
+                while chunk := fsrc.read(1 << 20):
+                    fdst.write(chunk)
         except BaseException:
             os.close(fd)
             os.unlink(tmp, dir_fd=pfd)
