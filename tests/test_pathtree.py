@@ -92,11 +92,17 @@ PROBE = textwrap.dedent("""
             show("stat " + name, lambda: os.stat(name, dir_fd=d))
             show("lstat " + name, lambda: os.stat(name, dir_fd=d, follow_symlinks=False))
             show("read " + name, lambda: read(name, dir_fd=d))
+            show("access " + name, lambda: [os.access(name, m, dir_fd=d)
+                                            for m in (os.F_OK, os.R_OK, os.X_OK)])
+            show("readlink " + name, lambda: os.readlink(name, dir_fd=d))
         os.close(d)
         for name in ("", "/proc-link", "/proc-link/status", "/closed", "/closed/secret",
                      "/noread", "/sub/deep/leaf", "/sub/up/proc/self/stat"):
             show("abs stat " + name, lambda: os.stat(base + name))
             show("abs read " + name, lambda: read(base + name))
+            show("abs access " + name, lambda: [os.access(base + name, m)
+                                                for m in (os.R_OK, os.X_OK)])
+            show("abs readlink " + name, lambda: os.readlink(base + name))
         # the guest's own view of itself, through the ways out
         print("pid", os.getpid() == int(read(base + "/proc-link/stat").split()[0]))
         if round == 1:
@@ -201,6 +207,34 @@ def test_trees_are_made_and_used():
     assert trees >= 1
     assert hits + served > names
     assert misses + handed < 100, (misses, handed)
+
+
+def test_access_and_readlink_below_a_tree_are_answered_in_c():
+    """find's -readable is an access of every name, -printf %l a readlink
+    of every symlink: below a tree the listener answers them in C, with
+    what find prints natively."""
+    script = ("find /usr/include -readable | wc -l; "
+              "find /usr/lib/x86_64-linux-gnu -type l -printf '%p %l\\n'")
+    code = textwrap.dedent(f"""
+        from umlpy.kernel import GuestKernel
+        k = GuestKernel()
+        k.spawn(["sh", "-c", {script!r}])
+        k.run()
+        served, handed = k.notifications.notifier.counts()[:2]
+        print(served, handed)
+        """)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, env=_env(),
+                       timeout=300)
+    assert p.returncode == 0, p.stderr.decode()[-2000:]
+    lines = p.stdout.decode().splitlines()
+    served, handed = map(int, lines[-1].split())
+    native = subprocess.run(["sh", "-c", script], capture_output=True, check=True).stdout
+    assert lines[:-1] == native.decode().splitlines()
+    links = len(lines) - 2
+    names = int(lines[0])
+    assert links > 100
+    assert served > names + links
+    assert handed < 100, handed
 
 
 @pytest.mark.parametrize("mode", ["listener", "UMLPY_NO_NOTIFY", "UMLPY_NO_FASTPATH"])

@@ -1,5 +1,5 @@
 /* Looks at paths the way the native path cache is fed and asked: for each
- * path, stat, lstat, statx, readlink and a read-only open (three rounds, so
+ * path, stat, lstat, statx, readlink, access and a read-only open (three rounds, so
  * that later rounds are answered from the cache), then for each directory
  * a listing and, relative to the directory's fd, fstatat and openat of
  * every entry (the prefilled answers).  Between rounds 2 and 3 it may
@@ -45,6 +45,18 @@ static void look(const char *path)
         printf("readlink %s err %d\n", path, errno);
     else
         printf("readlink %s %.*s\n", path, (int)n, buf);
+    char shortbuf[3];
+    n = readlink(path, shortbuf, sizeof shortbuf);
+    printf("readlink3 %s %zd %.*s\n", path, n, n > 0 ? (int)n : 0, shortbuf);
+    static const int modes[] = {F_OK, R_OK, X_OK, R_OK | X_OK};
+    for (int i = 0; i < 4; i++) {
+        errno = 0;
+        r = access(path, modes[i]);
+        printf("access %s %d %d %d\n", path, modes[i], r, r ? errno : 0);
+        errno = 0;
+        r = faccessat(AT_FDCWD, path, modes[i], AT_SYMLINK_NOFOLLOW | AT_EACCESS);
+        printf("faccessat2 %s %d %d %d\n", path, modes[i], r, r ? errno : 0);
+    }
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         printf("open %s err %d\n", path, errno);

@@ -248,10 +248,11 @@ static int replay(struct umlpy_notifier *n, const struct seccomp_notif *req)
 
 /* A stat-family call answered from the path cache (Python's entries or a
  * delegated tree; an fstat on a copy of the fd): its struct written where
- * the caller asked, then its return.  1 if answered. */
+ * the caller asked, then its return; an access or readlink likewise (no
+ * bytes, or the link's target).  1 if answered. */
 static int answer_look(struct umlpy_notifier *n, const struct seccomp_notif *req)
 {
-    unsigned char out[512];
+    unsigned char out[4096];        /* a struct stat, or a readlink's target */
     size_t len = 0;
     unsigned long addr = 0, args[6];
     long ret = 0;
@@ -289,7 +290,9 @@ static int answer_listing(struct umlpy_notifier *n, const struct seccomp_notif *
 
 static int is_look(int nr)
 {
-    return nr == SYS_stat || nr == SYS_lstat || nr == SYS_newfstatat || nr == SYS_statx;
+    return nr == SYS_stat || nr == SYS_lstat || nr == SYS_newfstatat || nr == SYS_statx ||
+           nr == SYS_access || nr == SYS_faccessat || nr == SYS_faccessat2 ||
+           nr == SYS_readlink || nr == SYS_readlinkat;
 }
 
 /* Serve notifications until one needs Python: 1 and *out filled; 0 when

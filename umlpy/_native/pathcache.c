@@ -649,12 +649,114 @@ static int fstat_look(struct umlpy_pathcache *c, int tid, int fd, union stat_out
 /* For the notification server (notify.c): a stat-family call on a path,
  * or an fstat, answered from Python's entries or a delegated tree.  1: the call returns
  * *ret and, when *len > 0, writes out[0..*len) at *addr; 0: Python's. */
+/* access, faccessat, faccessat2 for the notification server: an absent
+ * name Python answered, or an object below a delegated tree, checked by the
+ * host as the server's thread (the guest's host identity).  1 if *ret is
+ * the answer. */
+static int look_access(struct umlpy_pathcache *c, int tid, long nr, const unsigned long *a,
+                       long *ret)
+{
+    unsigned char key[MAX_KEY + 1];
+    long flags = nr == SYS_faccessat2 ? (long)(int)a[3] : 0;
+    unsigned long mode = nr == SYS_access ? a[1] : a[2];
+    if (flags & ~(AT_EACCESS_ | AT_SYMLINK_NOFOLLOW_) || mode & ~7UL)
+        return 0;                   /* EINVAL, AT_EMPTY_PATH: Python's */
+    size_t n = nr == SYS_access ? make_key(tid, 'a', 1, AT_FDCWD_, a[0], key)
+                                : make_key(tid, 'a', !(flags & AT_SYMLINK_NOFOLLOW_),
+                                           (long)a[0], a[1], key);
+    if (!n)
+        return 0;
+    struct found f;
+    if (lookup(c, key, n, flags, &f) && f.err > 0) {
+        *ret = -(long)f.err;        /* only errors are kept for access */
+        return 1;
+    }
+    /* W_OK may meet a read-only mount, which Python knows of */
+    if (mode & 2)
+        return 0;
+    const char *where, *path;
+    char rel[PATH_MAX + 1];
+    key_parts(key, n, &where, &path);
+    struct tree *tree = pathtree_find(c->trees, where, path, rel, sizeof rel);
+    if (!tree)
+        return 0;
+    int rc = pathtree_access(c->trees, tree, rel, (int)mode);
+    pathtree_release(c->trees, tree);
+    if (rc > 0)
+        return 0;
+    *ret = rc;
+    return 1;
+}
+
+/* readlink and readlinkat for the notification server: Python's answer,
+ * or the host's below a delegated tree.  1 if answered: *ret, and *len
+ * bytes of out to write at *addr. */
+static int look_readlink(struct umlpy_pathcache *c, int tid, long nr, const unsigned long *a,
+                         unsigned char *out, size_t room, size_t *len, unsigned long *addr,
+                         long *ret)
+{
+    unsigned char key[MAX_KEY + 1];
+    int at = nr == SYS_readlinkat;
+    long size = (long)(int)a[at ? 3 : 2];
+    if (size <= 0)
+        return 0;                   /* EINVAL: Python's to say */
+    size_t want = (size_t)size < room ? (size_t)size : room;
+    size_t n = make_key(tid, 'l', 0, at ? (long)a[0] : AT_FDCWD_, a[at ? 1 : 0], key);
+    if (!n)
+        return 0;
+    *addr = a[at ? 2 : 1];
+    struct found f;
+    if (lookup(c, key, n, 0, &f) && f.err >= 0) {
+        if (f.err) {
+            *ret = -(long)f.err;
+            *len = 0;
+            return 1;
+        }
+        if (f.len > want && want < (size_t)size)
+            return 0;               /* longer than our buffer */
+        *len = f.len < want ? f.len : want;
+        memcpy(out, f.data, *len);
+        *ret = (long)*len;
+        return 1;
+    }
+    const char *where, *path;
+    char rel[PATH_MAX + 1];
+    key_parts(key, n, &where, &path);
+    struct tree *tree = pathtree_find(c->trees, where, path, rel, sizeof rel);
+    if (!tree)
+        return 0;
+    long got = pathtree_readlink(c->trees, tree, rel, (char *)out, want);
+    pathtree_release(c->trees, tree);
+    if (got == PATHTREE_PYTHON || (got >= 0 && (size_t)got == want && want < (size_t)size))
+        return 0;                   /* maybe cut short by our buffer */
+    *ret = got;
+    *len = got > 0 ? (size_t)got : 0;
+    return 1;
+}
+
 int umlpy_pathcache_look(struct umlpy_pathcache *c, int tid, long nr,
                          const unsigned long *args, unsigned char *out, size_t room,
                          size_t *len, unsigned long *addr, long *ret)
 {
     if (!c || !c->enabled)
         return 0;
+    if (nr == SYS_access || nr == SYS_faccessat || nr == SYS_faccessat2) {
+        *len = 0;
+        int hit = look_access(c, tid, nr, args, ret);
+        if (hit)
+            COUNT(hits);
+        else
+            COUNT(misses);
+        return hit;
+    }
+    if (nr == SYS_readlink || nr == SYS_readlinkat) {
+        int hit = look_readlink(c, tid, nr, args, out, room, len, addr, ret);
+        if (hit)
+            COUNT(hits);
+        else
+            COUNT(misses);
+        return hit;
+    }
     unsigned char key[MAX_KEY + 1];
     struct found f;
     union stat_out st;

@@ -410,6 +410,53 @@ int pathtree_stat(struct umlpy_trees *T, struct tree *t, const char *rel, int fo
     return 0;
 }
 
+/* access(2) of rel in the tree (mode without W_OK), checked by the host as
+ * the calling thread: the notification server, switched to the guest's
+ * host identity, as Python's identity workers check it.  0 or -errno (the
+ * answer), or 1 (Python's: a symlink at the end, anything unusual). */
+int pathtree_access(struct umlpy_trees *T, struct tree *t, const char *rel, int mode)
+{
+    int r = walk_ok(T, t, rel);
+    if (r)
+        return r;
+    int fd = openat2_beneath(t->fd, rel, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return is_answer(errno) ? -errno : 1;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || S_ISLNK(st.st_mode)) {
+        close(fd);
+        return 1;
+    }
+    r = mode ? (int)syscall(SYS_faccessat2, fd, "", mode, AT_EMPTY_PATH | AT_EACCESS) : 0;
+    int err = errno;
+    close(fd);
+    return r < 0 ? -err : 0;
+}
+
+/* readlink(2) of rel in the tree: the length of the target put in buf (cut
+ * at size, as Linux's), -errno (the answer: EINVAL for no symlink), or
+ * PATHTREE_PYTHON. */
+long pathtree_readlink(struct umlpy_trees *T, struct tree *t, const char *rel, char *buf,
+                       size_t size)
+{
+    int r = walk_ok(T, t, rel);
+    if (r)
+        return r < 0 ? r : PATHTREE_PYTHON;
+    int fd = openat2_beneath(t->fd, rel, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return is_answer(errno) ? -errno : PATHTREE_PYTHON;
+    struct stat st;
+    long n = PATHTREE_PYTHON;
+    if (fstat(fd, &st) == 0) {
+        if (!S_ISLNK(st.st_mode))
+            n = -EINVAL;
+        else if ((n = readlinkat(fd, "", buf, size)) < 0)
+            n = PATHTREE_PYTHON;
+    }
+    close(fd);
+    return n;
+}
+
 /* A read-only open of rel in the tree with the guest's flags: the fd, -errno
  * (the answer), or PATHTREE_PYTHON.  Only files and directories are opened
  * here: a FIFO's open waits, a device's has effects; they are Python's. */

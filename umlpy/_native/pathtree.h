@@ -25,6 +25,9 @@ int pathtree_holds(struct umlpy_trees *T, const char *host);
 int pathtree_stat(struct umlpy_trees *T, struct tree *t, const char *rel, int follow,
                   struct stat *st);
 int pathtree_open(struct umlpy_trees *T, struct tree *t, const char *rel, long flags);
+int pathtree_access(struct umlpy_trees *T, struct tree *t, const char *rel, int mode);
+long pathtree_readlink(struct umlpy_trees *T, struct tree *t, const char *rel, char *buf,
+                       size_t size);
 void pathtree_pack_stat(struct umlpy_trees *T, const struct stat *host, struct stat *out);
 void pathtree_pack_statx(struct umlpy_trees *T, const struct stat *host, struct statx *out);
 #endif

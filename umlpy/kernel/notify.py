@@ -29,10 +29,13 @@ AT_EMPTY_PATH = 0x1000
 # filter cannot see O_PATH: it stops at ptrace too.  A statx of an fd
 # itself (AT_EMPTY_PATH) is answered at ptrace, where a pipe's or a
 # socket's runs on the fd with its empty path from scratch memory (an
-# fstat is answered on the guest kernel's own copy of the fd).
+# fstat is answered on the guest kernel's own copy of the fd); so is a
+# faccessat2 of an fd itself.
 NOTIFIED_CALLS = {"open": (1, O_PATH), "openat": (2, O_PATH), "creat": None,
                   "stat": None, "lstat": None, "newfstatat": None,
-                  "statx": (2, AT_EMPTY_PATH), "getdents64": None, "getdents": None}
+                  "statx": (2, AT_EMPTY_PATH), "getdents64": None, "getdents": None,
+                  "access": None, "faccessat": None, "faccessat2": (3, AT_EMPTY_PATH),
+                  "readlink": None, "readlinkat": None}
 
 
 class NotificationServer:

@@ -2,6 +2,7 @@
 tempfile and shutil make them, without importing those two at every start
 (with them come random, bz2 and lzma: milliseconds per run)."""
 import os
+import sys
 
 _temp_dir = None
 
@@ -9,8 +10,12 @@ _temp_dir = None
 def temp_dir():
     """tempfile.gettempdir()'s choice: $TMPDIR, $TEMP or $TMP, else /tmp,
     /var/tmp or /usr/tmp, else the working directory; the first one this
-    process may make files in."""
+    process may make files in.  tempfile.tempdir, if a program that
+    imported tempfile set it, wins, as it does for tempfile."""
     global _temp_dir
+    tempfile = sys.modules.get("tempfile")
+    if tempfile is not None and tempfile.tempdir:
+        return tempfile.tempdir         # set by a program that embeds umlpy
     if _temp_dir is None:
         candidates = [os.environ.get(name) for name in ("TMPDIR", "TEMP", "TMP")]
         candidates += ["/tmp", "/var/tmp", "/usr/tmp", os.getcwd()]
