@@ -23,6 +23,7 @@ RLIMIT_CORE = 4
 SIGKILL = 9     # the signal module would pull in enum at start-up
 NOBODY = NOGROUP = 65534
 SPIN_NS = 50_000
+MAX_NOTIFY_SERVERS = 4     # notify.py: one per CPU, up to this many
 
 
 def exit_status_of(wait_status):
@@ -311,18 +312,24 @@ class GuestKernel:
         self._start_notifications(ids, pid, fd)
 
     def _start_notifications(self, ids, pid, listener):
+        """A server per CPU umlpy may run on (at most MAX_NOTIFY_SERVERS),
+        each over its own copy of the listener."""
         from .notify import NotificationServer
-        notifier = T.Notifier(listener, self.tracer)
-        # what opens replayed in C run as: the guest's host identity
-        if ids["clone_flags"] & T.NEWUSER:
-            notifier.identity(ids["uid_outside"], ids["gid_outside"],
-                              () if ids["switch_ids"] else os.getgroups())
-        else:
-            notifier.identity(os.geteuid(), os.getegid(), os.getgroups())
+        servers = max(1, min(len(os.sched_getaffinity(0)), MAX_NOTIFY_SERVERS))
+        notifiers = []
+        for i in range(servers):
+            notifier = T.Notifier(listener if i == 0 else os.dup(listener), self.tracer)
+            # what opens replayed in C run as: the guest's host identity
+            if ids["clone_flags"] & T.NEWUSER:
+                notifier.identity(ids["uid_outside"], ids["gid_outside"],
+                                  () if ids["switch_ids"] else os.getgroups())
+            else:
+                notifier.identity(os.geteuid(), os.getegid(), os.getgroups())
+            notifiers.append(notifier)
         from .vfs.hostopen import Opener
         self.opener = Opener(pid, ids["clone_flags"], ids["uid_inside"],
                              ids["gid_inside"])
-        self.notifications = NotificationServer(self, notifier)
+        self.notifications = NotificationServer(self, notifiers)
         self.notifications.start()
 
     def _start_fastpath(self, policy):

@@ -39,24 +39,39 @@ NOTIFIED_CALLS = {"open": (1, O_PATH), "openat": (2, O_PATH), "creat": None,
 
 
 class NotificationServer:
-    def __init__(self, kernel, notifier):
+    """One serving thread per notifier, each over its own copy of the
+    listener fd: a notification wakes one of them, on the caller's CPU
+    (SYNC_WAKE_UP), so guest threads on different CPUs are served at once.
+    Their decisions still take the guest kernel's lock one at a time."""
+
+    def __init__(self, kernel, notifiers):
         self.kernel = kernel
-        self.notifier = notifier
-        self.thread = threading.Thread(target=self.serve, name="umlpy-notify", daemon=True)
+        self.notifiers = list(notifiers)
+        self.threads = [threading.Thread(target=self.serve, args=(notifier,),
+                                         name=f"umlpy-notify-{i}", daemon=True)
+                        for i, notifier in enumerate(self.notifiers)]
         self.error = None
 
     def start(self):
-        self.thread.start()
+        for thread in self.threads:
+            thread.start()
 
     def stop(self):
-        """Return once the serving thread has left (the guest is gone, or
+        """Return once every serving thread has left (the guest is gone, or
         the sandbox is torn down)."""
-        while self.thread.is_alive():
-            self.notifier.stop()
-            self.thread.join(0.005)
+        while any(thread.is_alive() for thread in self.threads):
+            for notifier in self.notifiers:
+                notifier.stop()
+            for thread in self.threads:
+                thread.join(0.005)
 
-    def serve(self):
-        notifier, kernel = self.notifier, self.kernel
+    def counts(self):
+        """(calls answered in C, calls handed to Python), all servers'."""
+        counts = [notifier.counts() for notifier in self.notifiers]
+        return sum(c[0] for c in counts), sum(c[1] for c in counts)
+
+    def serve(self, notifier):
+        kernel = self.kernel
         req = notifier.req
         table = kernel.table
         try:
@@ -77,7 +92,7 @@ class NotificationServer:
             return kernel.dispatcher.decide(call)
         except HandlerFailure as e:
             if isinstance(e.error, OSError) and e.error.errno == errno.ESRCH and \
-                    not self.notifier.valid(call.req_id):
+                    not call.notifier.valid(call.req_id):
                 return None         # the caller is gone: nobody to answer
             return kernel._handler_failed(call, e)
 
@@ -90,18 +105,18 @@ class NotificationServer:
             return
         if isinstance(decision, Install):
             try:
-                self.notifier.install(call.req_id, decision.fd, decision.cloexec)
+                call.notifier.install(call.req_id, decision.fd, decision.cloexec)
             finally:
                 os.close(decision.fd)
             return
         if isinstance(decision, Return):
-            self.notifier.reply(call.req_id, decision.value)
+            call.notifier.reply(call.req_id, decision.value)
             return
         # ALLOW or a rewrite would have the guest's process make the call
         # with arguments it can still change: never, for a notified call.
         sys.stderr.write(f"umlpy: internal error: {call.name} answered {decision!r} "
                          "for a notified call (it fails with EPERM)\n")
-        self.notifier.reply(call.req_id, -errno.EPERM)
+        call.notifier.reply(call.req_id, -errno.EPERM)
 
     def _deferred(self, call, decision):
         try:
