@@ -135,7 +135,7 @@ def test_inotify_sees_the_guests_changes(tmp_path, guest, busybox_image, mode, w
         options, argv = [], [prog, str(watched)]
     inside = run_umlpy(argv, mode, options=options)
     assert inside.returncode == 0, inside.stderr
-    assert inside.stdout == native.stdout
+    assert inside.stdout.decode().splitlines() == native.stdout.decode().splitlines()
     assert os.listdir(watched) == []
 
 

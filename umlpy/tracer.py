@@ -284,6 +284,7 @@ class Notifier:
         return lib.umlpy_notifier_reply(self._n, req_id, value)
 
     def install(self, req_id, fd, cloexec):
+        """fd becomes the caller's; it is closed here (by C, at once)."""
         return lib.umlpy_notifier_install(self._n, req_id, fd, 1 if cloexec else 0)
 
     def stop(self):

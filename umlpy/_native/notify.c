@@ -188,9 +188,14 @@ int umlpy_notifier_install(struct umlpy_notifier *n, unsigned long long id, int 
     add.srcfd = (uint32_t)srcfd;
     add.newfd_flags = cloexec ? O_CLOEXEC : 0;
     int r = ioctl(n->listener, SECCOMP_IOCTL_NOTIF_ADDFD, &add);
+    int err = errno;
+    /* Closed at once, with no lock or GIL to wait for: the guest runs on as
+     * soon as its fd is in, and its own close must be the file's last
+     * reference, as natively (inotify's CLOSE_WRITE, a FIFO's EOF). */
+    close(srcfd);
     if (r >= 0)
         return r;
-    r = -errno;
+    r = -err;
     if (r != -ENOENT && r != -ESRCH)
         umlpy_notifier_reply(n, id, r);     /* EMFILE and the like are the call's */
     return r;
@@ -241,8 +246,7 @@ static int replay(struct umlpy_notifier *n, const struct seccomp_notif *req)
         if (!(flags & O_NONBLOCK))
             fcntl(fd, F_SETFL, (int)(flags & ~O_NONBLOCK & ~O_CLOEXEC & 0xffffff));
     }
-    umlpy_notifier_install(n, req->id, fd, (flags & O_CLOEXEC) != 0);
-    close(fd);
+    umlpy_notifier_install(n, req->id, fd, (flags & O_CLOEXEC) != 0);   /* closes fd */
     return 1;
 }
 

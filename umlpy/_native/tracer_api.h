@@ -256,7 +256,8 @@ int umlpy_notifier_valid(struct umlpy_notifier *n, unsigned long long id);
 /* The call returns val (-errno for an error). 0 or -errno. */
 int umlpy_notifier_reply(struct umlpy_notifier *n, unsigned long long id, long val);
 /* Our srcfd becomes the caller's; its call returns the new fd number.
- * The number or -errno (a failure other than ENOENT is the call's). */
+ * srcfd is closed here, in every case.  The number or -errno (a failure
+ * other than ENOENT is the call's). */
 int umlpy_notifier_install(struct umlpy_notifier *n, unsigned long long id, int srcfd,
                            int cloexec);
 void umlpy_notifier_stop(struct umlpy_notifier *n);

@@ -12,7 +12,6 @@ Python at all; the rest reaches ``NotificationServer.serve`` on a thread
 of its own, beside the ptrace loop, under the guest kernel's lock.
 """
 import errno
-import os
 import sys
 import threading
 
@@ -104,10 +103,8 @@ class NotificationServer:
                              name="umlpy-open-wait", daemon=True).start()
             return
         if isinstance(decision, Install):
-            try:
-                call.notifier.install(call.req_id, decision.fd, decision.cloexec)
-            finally:
-                os.close(decision.fd)
+            # the fd is closed in C right after the ioctl (tracer.Notifier)
+            call.notifier.install(call.req_id, decision.fd, decision.cloexec)
             return
         if isinstance(decision, Return):
             call.notifier.reply(call.req_id, decision.value)
