@@ -371,11 +371,14 @@ static size_t open_key(int tid, long nr, const unsigned long *a, unsigned char *
 
 /* A key's parts (make_key): where (the dirfd's host path, "" for an
  * absolute path) and the path, NUL-terminated in place. */
-static void key_parts(unsigned char *key, size_t n, const char **where, const char **path)
+/* The delegated tree a path call's key lies below, with the rest of the
+ * path in rel (release it with pathtree_release), or NULL. */
+static struct tree *tree_of_key(struct umlpy_pathcache *c, unsigned char *key, size_t n,
+                                char *rel, size_t room)
 {
     key[n] = 0;
-    *where = (const char *)key + 2;
-    *path = *where + strlen(*where) + 1;
+    const char *where = (const char *)key + 2;
+    return pathtree_find(c->trees, where, where + strlen(where) + 1, rel, room);
 }
 
 /* For the notification server (notify.c): an open Python answered
@@ -397,13 +400,8 @@ int umlpy_pathcache_open(struct umlpy_pathcache *c, int tid, long nr,
         COUNT(hits);
         return 1;
     }
-    const char *where, *path;
     char rel[PATH_MAX + 1];
-    struct tree *tree = NULL;
-    if (n) {
-        key_parts(key, n, &where, &path);
-        tree = pathtree_find(c->trees, where, path, rel, sizeof rel);
-    }
+    struct tree *tree = n ? tree_of_key(c, key, n, rel, sizeof rel) : NULL;
     int r = tree ? pathtree_open(c->trees, tree, rel, *flags) : PATHTREE_PYTHON;
     if (tree)
         pathtree_release(c->trees, tree);
@@ -477,10 +475,8 @@ static int tree_look(struct umlpy_pathcache *c, int tid, long fd, unsigned char 
         if (stat(link, &st) < 0)
             return 0;
     } else if (kind == 's' || kind == 'x') {
-        const char *where, *path;
         char rel[PATH_MAX + 1];
-        key_parts(key, n, &where, &path);
-        struct tree *tree = pathtree_find(c->trees, where, path, rel, sizeof rel);
+        struct tree *tree = tree_of_key(c, key, n, rel, sizeof rel);
         if (!tree)
             return 0;
         int rc = pathtree_stat(c->trees, tree, rel, key[1] == '1', &st);
@@ -674,10 +670,8 @@ static int look_access(struct umlpy_pathcache *c, int tid, long nr, const unsign
     /* W_OK may meet a read-only mount, which Python knows of */
     if (mode & 2)
         return 0;
-    const char *where, *path;
     char rel[PATH_MAX + 1];
-    key_parts(key, n, &where, &path);
-    struct tree *tree = pathtree_find(c->trees, where, path, rel, sizeof rel);
+    struct tree *tree = tree_of_key(c, key, n, rel, sizeof rel);
     if (!tree)
         return 0;
     int rc = pathtree_access(c->trees, tree, rel, (int)mode);
@@ -719,10 +713,8 @@ static int look_readlink(struct umlpy_pathcache *c, int tid, long nr, const unsi
         *ret = (long)*len;
         return 1;
     }
-    const char *where, *path;
     char rel[PATH_MAX + 1];
-    key_parts(key, n, &where, &path);
-    struct tree *tree = pathtree_find(c->trees, where, path, rel, sizeof rel);
+    struct tree *tree = tree_of_key(c, key, n, rel, sizeof rel);
     if (!tree)
         return 0;
     long got = pathtree_readlink(c->trees, tree, rel, (char *)out, want);
@@ -740,17 +732,14 @@ int umlpy_pathcache_look(struct umlpy_pathcache *c, int tid, long nr,
 {
     if (!c || !c->enabled)
         return 0;
+    int hit = -1;
     if (nr == SYS_access || nr == SYS_faccessat || nr == SYS_faccessat2) {
         *len = 0;
-        int hit = look_access(c, tid, nr, args, ret);
-        if (hit)
-            COUNT(hits);
-        else
-            COUNT(misses);
-        return hit;
+        hit = look_access(c, tid, nr, args, ret);
+    } else if (nr == SYS_readlink || nr == SYS_readlinkat) {
+        hit = look_readlink(c, tid, nr, args, out, room, len, addr, ret);
     }
-    if (nr == SYS_readlink || nr == SYS_readlinkat) {
-        int hit = look_readlink(c, tid, nr, args, out, room, len, addr, ret);
+    if (hit >= 0) {
         if (hit)
             COUNT(hits);
         else

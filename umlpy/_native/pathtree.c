@@ -392,22 +392,36 @@ static int walk_ok(struct umlpy_trees *T, struct tree *t, const char *rel)
     return 0;
 }
 
+#define HOLD_PYTHON (-100000)
+
+/* An O_PATH fd of rel in the tree, every directory on the way checked
+ * (walk_ok), and its lstat in *st: the fd, -errno (the answer), or
+ * HOLD_PYTHON (anything unusual). */
+static int hold(struct umlpy_trees *T, struct tree *t, const char *rel, struct stat *st)
+{
+    int r = walk_ok(T, t, rel);
+    if (r)
+        return r < 0 ? r : HOLD_PYTHON;
+    int fd = openat2_beneath(t->fd, rel, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return is_answer(errno) ? -errno : HOLD_PYTHON;
+    if (fstat(fd, st) < 0) {
+        close(fd);
+        return HOLD_PYTHON;
+    }
+    return fd;
+}
+
 /* lstat (follow: stat) of rel in the tree: 0 and *st, -errno (the
  * answer), or 1 (Python's: a symlink to follow, anything unusual). */
 int pathtree_stat(struct umlpy_trees *T, struct tree *t, const char *rel, int follow,
                   struct stat *st)
 {
-    int r = walk_ok(T, t, rel);
-    if (r)
-        return r;
-    int fd = openat2_beneath(t->fd, rel, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    int fd = hold(T, t, rel, st);
     if (fd < 0)
-        return is_answer(errno) ? -errno : 1;
-    r = fstat(fd, st);
+        return fd == HOLD_PYTHON ? 1 : fd;
     close(fd);
-    if (r < 0 || (follow && S_ISLNK(st->st_mode)))
-        return 1;
-    return 0;
+    return follow && S_ISLNK(st->st_mode) ? 1 : 0;
 }
 
 /* access(2) of rel in the tree (mode without W_OK), checked by the host as
@@ -416,18 +430,15 @@ int pathtree_stat(struct umlpy_trees *T, struct tree *t, const char *rel, int fo
  * answer), or 1 (Python's: a symlink at the end, anything unusual). */
 int pathtree_access(struct umlpy_trees *T, struct tree *t, const char *rel, int mode)
 {
-    int r = walk_ok(T, t, rel);
-    if (r)
-        return r;
-    int fd = openat2_beneath(t->fd, rel, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return is_answer(errno) ? -errno : 1;
     struct stat st;
-    if (fstat(fd, &st) < 0 || S_ISLNK(st.st_mode)) {
+    int fd = hold(T, t, rel, &st);
+    if (fd < 0)
+        return fd == HOLD_PYTHON ? 1 : fd;
+    if (S_ISLNK(st.st_mode)) {
         close(fd);
         return 1;
     }
-    r = mode ? (int)syscall(SYS_faccessat2, fd, "", mode, AT_EMPTY_PATH | AT_EACCESS) : 0;
+    int r = mode ? (int)syscall(SYS_faccessat2, fd, "", mode, AT_EMPTY_PATH | AT_EACCESS) : 0;
     int err = errno;
     close(fd);
     return r < 0 ? -err : 0;
@@ -439,20 +450,13 @@ int pathtree_access(struct umlpy_trees *T, struct tree *t, const char *rel, int 
 long pathtree_readlink(struct umlpy_trees *T, struct tree *t, const char *rel, char *buf,
                        size_t size)
 {
-    int r = walk_ok(T, t, rel);
-    if (r)
-        return r < 0 ? r : PATHTREE_PYTHON;
-    int fd = openat2_beneath(t->fd, rel, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return is_answer(errno) ? -errno : PATHTREE_PYTHON;
     struct stat st;
-    long n = PATHTREE_PYTHON;
-    if (fstat(fd, &st) == 0) {
-        if (!S_ISLNK(st.st_mode))
-            n = -EINVAL;
-        else if ((n = readlinkat(fd, "", buf, size)) < 0)
-            n = PATHTREE_PYTHON;
-    }
+    int fd = hold(T, t, rel, &st);
+    if (fd < 0)
+        return fd == HOLD_PYTHON ? PATHTREE_PYTHON : fd;
+    long n = -EINVAL;
+    if (S_ISLNK(st.st_mode) && (n = readlinkat(fd, "", buf, size)) < 0)
+        n = PATHTREE_PYTHON;
     close(fd);
     return n;
 }
@@ -462,16 +466,12 @@ long pathtree_readlink(struct umlpy_trees *T, struct tree *t, const char *rel, c
  * here: a FIFO's open waits, a device's has effects; they are Python's. */
 int pathtree_open(struct umlpy_trees *T, struct tree *t, const char *rel, long flags)
 {
-    int r = walk_ok(T, t, rel);
-    if (r)
-        return r < 0 ? r : PATHTREE_PYTHON;
-    int held = openat2_beneath(t->fd, rel, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    if (held < 0)
-        return is_answer(errno) ? -errno : PATHTREE_PYTHON;
     struct stat want, got;
-    r = fstat(held, &want);
+    int held = hold(T, t, rel, &want);
+    if (held < 0)
+        return held == HOLD_PYTHON ? PATHTREE_PYTHON : held;
     close(held);
-    if (r < 0 || !(S_ISREG(want.st_mode) || S_ISDIR(want.st_mode)))
+    if (!(S_ISREG(want.st_mode) || S_ISDIR(want.st_mode)))
         return PATHTREE_PYTHON;         /* a symlink (ELOOP or followed), a FIFO */
     if (flags & O_DIRECTORY && !S_ISDIR(want.st_mode))
         return -ENOTDIR;
