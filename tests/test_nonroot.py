@@ -68,3 +68,20 @@ def test_unprivileged_rootfs_uses_a_user_namespace(nobody_umlpy, tmp_path):
         pytest.skip("unprivileged user namespaces are disabled on this host")
     assert p.stdout == b"in-root\nbin\ndev\nproc\nsys\n", p.stderr
     assert p.returncode == 0
+
+
+def test_unprivileged_working_directory(nobody_umlpy, guest, tmp_path):
+    """tests/guest/cwd_probe.c as nobody, natively and inside: chdir,
+    fchdir and getcwd served in C and in Python, a moved and a removed cwd."""
+    os.chmod(tmp_path, 0o755)
+    base = tmp_path / "base"
+    base.mkdir(mode=0o777)
+    os.chmod(base, 0o777)
+    probe = guest("cwd_probe")
+    native = subprocess.run(NOBODY + [probe, str(base)], capture_output=True, timeout=120)
+    assert native.returncode == 0, native.stderr
+    for entry in base.iterdir():
+        shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+    p = run_as_nobody(nobody_umlpy, "run", "--", probe, str(base))
+    assert p.stdout.decode().splitlines() == native.stdout.decode().splitlines(), p.stderr
+    assert p.returncode == 0

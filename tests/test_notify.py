@@ -62,6 +62,16 @@ def test_fifo_opens_wait_for_the_other_end(guest, mode, tmp_path):
     assert out.count("through the fifo") == 2
 
 
+def test_fifo_reader_closed_leaves_no_reader(guest, mode, tmp_path):
+    """The guest kernel's own copy of an installed FIFO is closed before
+    the guest runs on: after the reader's close, a lone O_NONBLOCK writer
+    meets ENXIO every time (with the number sent together with the
+    install, a writer opened a few times in 3000 on two CPUs)."""
+    work = _scratch(tmp_path)
+    out = _same([guest("open_probe"), "fifo-race", str(work), "3000"], mode, tmp_path)
+    assert out == "lone writers that opened: 0\n"
+
+
 @pytest.mark.parametrize("probe", ["cloexec", "emfile", "threads"])
 def test_installed_fds_are_as_the_guest_asked(guest, mode, probe):
     """O_CLOEXEC and the status flags as asked, the caller's own

@@ -106,6 +106,33 @@ static int fifo(const char *dir)
     return 0;
 }
 
+/* A FIFO's reader closed, then a lone O_NONBLOCK writer: ENXIO every
+ * time, so no copy of the reader's file outlives the guest's close. */
+static int fifo_race(const char *dir, int rounds)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "%s/fifo-race", dir);
+    unlink(p);
+    if (mkfifo(p, 0600) < 0) {
+        perror("mkfifo");
+        return 1;
+    }
+    int opened = 0;
+    for (int i = 0; i < rounds; i++) {
+        close(open(p, O_RDONLY | O_NONBLOCK));
+        int w = open(p, O_WRONLY | O_NONBLOCK);
+        if (w >= 0) {
+            opened++;
+            close(w);
+        } else if (errno != ENXIO) {
+            perror("open");
+            return 1;
+        }
+    }
+    printf("lone writers that opened: %d\n", opened);
+    return 0;
+}
+
 static int cloexec(void)
 {
     int a = open("/etc/hostname", O_RDONLY);
@@ -215,6 +242,8 @@ int main(int argc, char **argv)
         return excl(argv[2], atoi(argv[3]), atoi(argv[4]));
     if (argc >= 3 && !strcmp(argv[1], "fifo"))
         return fifo(argv[2]);
+    if (argc >= 4 && !strcmp(argv[1], "fifo-race"))
+        return fifo_race(argv[2], atoi(argv[3]));
     if (argc >= 2 && !strcmp(argv[1], "cloexec"))
         return cloexec();
     if (argc >= 2 && !strcmp(argv[1], "emfile"))

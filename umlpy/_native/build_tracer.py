@@ -16,7 +16,8 @@ with open(os.path.join(HERE, "tracer_api.h")) as f:
 ffibuilder.set_source(
     "umlpy._native._tracer",
     '#include "tracer_api.h"\n',
-    sources=[os.path.relpath(os.path.join(HERE, name)) for name in ("tracer.c", "pathcache.c", "pathtree.c", "notify.c", "opener.c")],
+    sources=[os.path.relpath(os.path.join(HERE, name)) for name in ("tracer.c", "pathcache.c", "pathtree.c", "workdir.c", "notify.c",
+                                                             "opener.c")],
     include_dirs=[os.path.relpath(HERE)],
     extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
 )

@@ -59,9 +59,10 @@ int umlpy_pathcache_open(struct umlpy_pathcache *c, int tid, long nr,
                          long *flags, int *err, int *fd);
 long umlpy_pathcache_list(struct umlpy_pathcache *c, int tid, int fd, char *buf,
                           unsigned int count);
-int umlpy_pathcache_look(struct umlpy_pathcache *c, int tid, long nr,
-                         const unsigned long *args, unsigned char *out, size_t room,
-                         size_t *len, unsigned long *addr, long *ret);
+typedef int look_fn(struct umlpy_pathcache *c, int tid, long nr, const unsigned long *args,
+                    unsigned char *out, size_t room, size_t *len, unsigned long *addr,
+                    long *ret);
+look_fn umlpy_pathcache_look, umlpy_pathcache_cwd;
 
 struct umlpy_notifier {
     int listener;
@@ -187,12 +188,24 @@ int umlpy_notifier_install(struct umlpy_notifier *n, unsigned long long id, int 
     add.flags = SECCOMP_ADDFD_FLAG_SEND;
     add.srcfd = (uint32_t)srcfd;
     add.newfd_flags = cloexec ? O_CLOEXEC : 0;
+    /* A FIFO's or a device's open counts readers and writers: our copy
+     * must be gone before the guest runs on (a lone O_NONBLOCK writer
+     * meets ENXIO after its reader's close, as natively), so the number
+     * is sent after the close, not with the install. */
+    struct stat st;
+    int counted = fstat(srcfd, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
+    if (counted)
+        add.flags = 0;
     int r = ioctl(n->listener, SECCOMP_IOCTL_NOTIF_ADDFD, &add);
     int err = errno;
     /* Closed at once, with no lock or GIL to wait for: the guest runs on as
      * soon as its fd is in, and its own close must be the file's last
      * reference, as natively (inotify's CLOSE_WRITE, a FIFO's EOF). */
     close(srcfd);
+    if (r >= 0 && counted) {
+        int sent = umlpy_notifier_reply(n, id, r);
+        return sent < 0 ? sent : r;
+    }
     if (r >= 0)
         return r;
     r = -err;
@@ -253,8 +266,10 @@ static int replay(struct umlpy_notifier *n, const struct seccomp_notif *req)
 /* A stat-family call answered from the path cache (Python's entries or a
  * delegated tree; an fstat on a copy of the fd): its struct written where
  * the caller asked, then its return; an access or readlink likewise (no
- * bytes, or the link's target).  1 if answered. */
-static int answer_look(struct umlpy_notifier *n, const struct seccomp_notif *req)
+ * bytes, or the link's target), a chdir, fchdir or getcwd (look: the
+ * working directories').  1 if answered. */
+static int answer_look(struct umlpy_notifier *n, const struct seccomp_notif *req,
+                       look_fn *look)
 {
     unsigned char out[4096];        /* a struct stat, or a readlink's target */
     size_t len = 0;
@@ -262,8 +277,8 @@ static int answer_look(struct umlpy_notifier *n, const struct seccomp_notif *req
     long ret = 0;
     for (int i = 0; i < 6; i++)
         args[i] = (unsigned long)req->data.args[i];
-    if (umlpy_pathcache_look(n->cache, (int)req->pid, req->data.nr, args, out, sizeof out,
-                             &len, &addr, &ret) <= 0)
+    if (look(n->cache, (int)req->pid, req->data.nr, args, out, sizeof out, &len, &addr,
+             &ret) <= 0)
         return 0;
     /* the caller's memory is written only while it still waits for us */
     if (!id_valid(n, req->id))
@@ -299,6 +314,11 @@ static int is_look(int nr)
            nr == SYS_readlink || nr == SYS_readlinkat;
 }
 
+static int is_cwd(int nr)
+{
+    return nr == SYS_chdir || nr == SYS_fchdir || nr == SYS_getcwd;
+}
+
 /* Serve notifications until one needs Python: 1 and *out filled; 0 when
  * stopped; -errno on an error of the listener. */
 int umlpy_notifier_next(struct umlpy_notifier *n, struct umlpy_notif_req *out)
@@ -329,7 +349,8 @@ int umlpy_notifier_next(struct umlpy_notifier *n, struct umlpy_notif_req *out)
             break;
         }
         int nr = req.data.nr;
-        if (!cred_err && (is_look(nr) ? answer_look(n, &req) :
+        if (!cred_err && (is_look(nr) ? answer_look(n, &req, umlpy_pathcache_look) :
+                          is_cwd(nr) ? answer_look(n, &req, umlpy_pathcache_cwd) :
                           nr == SYS_getdents64 || nr == SYS_getdents ? answer_listing(n, &req) :
                           replay(n, &req))) {
             n->served++;

@@ -25,6 +25,7 @@
 
 #include "pathtree.h"
 #include "tracer_api.h"
+#include "workdir.h"
 
 #define CAPACITY 262144             /* slots, a power of two */
 #define MAX_ENTRIES (CAPACITY / 2)  /* then the whole cache is dropped */
@@ -73,6 +74,7 @@ struct umlpy_pathcache {
     long ttl_ms;
     int enabled;
     struct umlpy_trees *trees;  /* directories C answers below (pathtree.c) */
+    struct umlpy_workdirs *wd;  /* each process's cwd (workdir.c) */
     /* pidfds of the threads whose fds were copied lately: opening one
      * costs more than the rest of a listing.  One of a thread gone (its
      * tid reused or not) fails with ESRCH and is replaced. */
@@ -106,7 +108,9 @@ struct umlpy_pathcache *umlpy_pathcache_new(size_t max_tid)
     c->scratch = calloc(max_tid, sizeof *c->scratch);
     c->scratch_len = max_tid;
     c->trees = pathtree_new();
-    if (!c->slots || !c->scratch || !c->trees) {
+    c->wd = workdirs_new(max_tid);
+    if (!c->slots || !c->scratch || !c->trees || !c->wd) {
+        workdirs_free(c->wd);
         pathtree_free(c->trees);
         free(c->slots);
         free(c->scratch);
@@ -120,6 +124,7 @@ struct umlpy_pathcache *umlpy_pathcache_new(size_t max_tid)
 
 static void clear_locked(struct umlpy_pathcache *c)
 {
+    workdirs_bump(c->wd);       /* a chdir looked up before is not applied */
     pathtree_clear(c->trees);
     if (!c->count)
         return;
@@ -146,6 +151,7 @@ void umlpy_pathcache_free(struct umlpy_pathcache *c)
         return;
     umlpy_cache_clear(c);
     pathtree_free(c->trees);
+    workdirs_free(c->wd);
     for (int i = 0; i < PIDFDS; i++)
         if (c->pidfds[i].tid)
             close(c->pidfds[i].pidfd);
@@ -241,11 +247,12 @@ int umlpy_cache_put(struct umlpy_pathcache *c, const unsigned char *key, int key
     return emptied;
 }
 
-/* The key of a call, as fastpath.py builds it: kind, follow, the host path
- * of the dirfd for a relative path ("" for an absolute one), NUL, the path
- * as the guest wrote it.  0 if the call is not one the cache may answer. */
-static size_t make_key(int tid, unsigned char kind, int follow, long dirfd,
-                       unsigned long path_addr, unsigned char *key)
+/* The key of a call, as fastpath.py builds it: kind, follow, where a
+ * relative path starts (the host path of the dirfd, or "@" and the guest
+ * path of the process's cwd; "" for an absolute path), NUL, the path as
+ * the guest wrote it.  0 if the call is not one the cache may answer. */
+static size_t make_key(struct umlpy_workdirs *wd, int tid, unsigned char kind, int follow,
+                       long dirfd, unsigned long path_addr, unsigned char *key)
 {
     char path[4097];
     if (!path_addr)
@@ -256,8 +263,14 @@ static size_t make_key(int tid, unsigned char kind, int follow, long dirfd,
     size_t k = 0;
     key[k++] = kind;
     key[k++] = follow ? '1' : '0';
-    if (path[0] != '/') {
-        if ((int)dirfd == AT_FDCWD_ || (int)dirfd < 0)
+    if (path[0] != '/' && (int)dirfd == AT_FDCWD_) {
+        key[k++] = '@';
+        long m = workdirs_of_tid(wd, tid, (char *)key + k, MAX_KEY - k - 1 - (size_t)n, NULL);
+        if (m <= 0)
+            return 0;       /* unknown, removed, or too long to key */
+        k += (size_t)m;
+    } else if (path[0] != '/') {
+        if ((int)dirfd < 0)
             return 0;
         char link[64];
         snprintf(link, sizeof link, "/proc/%d/fd/%d", tid, (int)dirfd);
@@ -353,15 +366,15 @@ static int lookup(struct umlpy_pathcache *c, unsigned char *key, size_t n, long 
 
 /* The key of a read-only open (open, openat): 0 if the cache may not
  * answer it. */
-static size_t open_key(int tid, long nr, const unsigned long *a, unsigned char *key,
-                       long *flags)
+static size_t open_key(struct umlpy_pathcache *c, int tid, long nr, const unsigned long *a,
+                       unsigned char *key, long *flags)
 {
     if (nr != SYS_open && nr != SYS_openat)
         return 0;
     *flags = (long)(int)(nr == SYS_open ? a[1] : a[2]);
     if (*flags & (O_ACCMODE_ | O_CREAT_ | O_TRUNC_ | O_PATH_ | O_TMPFILE_))
         return 0;
-    size_t n = make_key(tid, 'o', 0, nr == SYS_open ? AT_FDCWD_ : (long)a[0],
+    size_t n = make_key(c->wd, tid, 'o', 0, nr == SYS_open ? AT_FDCWD_ : (long)a[0],
                         nr == SYS_open ? a[0] : a[1], key);
     if (n)      /* the key's second byte: the flags that change the answer */
         key[1] = (unsigned char)('0' + (*flags & O_NOFOLLOW_ ? 1 : 0) +
@@ -392,7 +405,7 @@ int umlpy_pathcache_open(struct umlpy_pathcache *c, int tid, long nr,
         return 0;
     unsigned char key[MAX_KEY + 1];
     struct found f;
-    size_t n = open_key(tid, nr, args, key, flags);
+    size_t n = open_key(c, tid, nr, args, key, flags);
     if (n && lookup(c, key, n, *flags, &f) && f.err >= 0 && f.len + 1 <= room) {
         *err = f.err;
         memcpy(host, f.data, f.len);
@@ -523,28 +536,28 @@ static int tree_answer(struct umlpy_pathcache *c, struct umlpy_tracer *t, int ti
 /* The key of a stat-family call on a path (stat, lstat, newfstatat, statx
  * with a path and no AT_EMPTY_PATH) and where its answer goes: 0 if the
  * cache may not answer it. */
-static size_t stat_key(int tid, long nr, const unsigned long *a, unsigned char *key,
-                       unsigned long *buf)
+static size_t stat_key(struct umlpy_pathcache *c, int tid, long nr, const unsigned long *a,
+                       unsigned char *key, unsigned long *buf)
 {
     long flags;
     switch (nr) {
     case SYS_stat:
     case SYS_lstat:
         *buf = a[1];
-        return make_key(tid, 's', nr == SYS_stat, AT_FDCWD_, a[0], key);
+        return make_key(c->wd, tid, 's', nr == SYS_stat, AT_FDCWD_, a[0], key);
     case SYS_newfstatat:
         flags = (long)(int)a[3];
         if (flags & ~(AT_SYMLINK_NOFOLLOW_ | AT_NO_AUTOMOUNT_))
             return 0;
         *buf = a[2];
-        return make_key(tid, 's', !(flags & AT_SYMLINK_NOFOLLOW_), (long)a[0], a[1], key);
+        return make_key(c->wd, tid, 's', !(flags & AT_SYMLINK_NOFOLLOW_), (long)a[0], a[1], key);
     case SYS_statx:
         flags = (long)(int)a[2];
         if (flags & ~(AT_SYMLINK_NOFOLLOW_ | AT_NO_AUTOMOUNT_ | AT_STATX_SYNC_) ||
             (flags & AT_STATX_SYNC_) == AT_STATX_SYNC_ || (a[3] & 0x80000000UL))
             return 0;
         *buf = a[4];
-        return make_key(tid, 'x', !(flags & AT_SYMLINK_NOFOLLOW_), (long)a[0], a[1], key);
+        return make_key(c->wd, tid, 'x', !(flags & AT_SYMLINK_NOFOLLOW_), (long)a[0], a[1], key);
     default:
         return 0;
     }
@@ -657,8 +670,8 @@ static int look_access(struct umlpy_pathcache *c, int tid, long nr, const unsign
     unsigned long mode = nr == SYS_access ? a[1] : a[2];
     if (flags & ~(AT_EACCESS_ | AT_SYMLINK_NOFOLLOW_) || mode & ~7UL)
         return 0;                   /* EINVAL, AT_EMPTY_PATH: Python's */
-    size_t n = nr == SYS_access ? make_key(tid, 'a', 1, AT_FDCWD_, a[0], key)
-                                : make_key(tid, 'a', !(flags & AT_SYMLINK_NOFOLLOW_),
+    size_t n = nr == SYS_access ? make_key(c->wd, tid, 'a', 1, AT_FDCWD_, a[0], key)
+                                : make_key(c->wd, tid, 'a', !(flags & AT_SYMLINK_NOFOLLOW_),
                                            (long)a[0], a[1], key);
     if (!n)
         return 0;
@@ -695,7 +708,7 @@ static int look_readlink(struct umlpy_pathcache *c, int tid, long nr, const unsi
     if (size <= 0)
         return 0;                   /* EINVAL: Python's to say */
     size_t want = (size_t)size < room ? (size_t)size : room;
-    size_t n = make_key(tid, 'l', 0, at ? (long)a[0] : AT_FDCWD_, a[at ? 1 : 0], key);
+    size_t n = make_key(c->wd, tid, 'l', 0, at ? (long)a[0] : AT_FDCWD_, a[at ? 1 : 0], key);
     if (!n)
         return 0;
     *addr = a[at ? 2 : 1];
@@ -763,7 +776,7 @@ int umlpy_pathcache_look(struct umlpy_pathcache *c, int tid, long nr,
         COUNT(hits);
         return 1;
     }
-    size_t n = stat_key(tid, nr, args, key, addr);
+    size_t n = stat_key(c, tid, nr, args, key, addr);
     if (n && lookup(c, key, n, 0, &f) && f.err >= 0 && f.len <= room) {
         *ret = -(long)f.err;
         *len = f.err ? 0 : f.len;
@@ -778,6 +791,111 @@ int umlpy_pathcache_look(struct umlpy_pathcache *c, int tid, long nr,
     memcpy(out, &st, *len);
     COUNT(hits);
     return 1;
+}
+
+/* Working directories, for Python (workdir.c). */
+int umlpy_cwd_new(struct umlpy_pathcache *c) { return workdirs_new_box(c->wd); }
+void umlpy_cwd_free(struct umlpy_pathcache *c, int box) { workdirs_free_box(c->wd, box); }
+int umlpy_cwd_set(struct umlpy_pathcache *c, int box, const char *path)
+{
+    return workdirs_set(c->wd, box, path);
+}
+int umlpy_cwd_seq(struct umlpy_pathcache *c, int box) { return workdirs_seq(c->wd, box); }
+long umlpy_cwd_get(struct umlpy_pathcache *c, int box, char *buf, size_t room)
+{
+    return workdirs_get(c->wd, box, buf, room);
+}
+void umlpy_cwd_attach(struct umlpy_pathcache *c, int tid, int box)
+{
+    workdirs_attach(c->wd, tid, box);
+}
+void umlpy_cwd_bump(struct umlpy_pathcache *c) { workdirs_bump(c->wd); }
+unsigned long umlpy_cwd_epoch(struct umlpy_pathcache *c) { return workdirs_epoch(c->wd); }
+long umlpy_cwd_of(struct umlpy_pathcache *c, int tid, char *buf, size_t room)
+{
+    return workdirs_of_tid(c->wd, tid, buf, room, NULL);
+}
+int umlpy_cwd_move(struct umlpy_pathcache *c, int tid, const char *path, unsigned long epoch)
+{
+    return workdirs_move(c->wd, tid, path, epoch);
+}
+
+/* chdir and fchdir: where Python's answer (a 'c' entry: the canonical
+ * guest path, or an errno) or a delegated tree leads; the process's box
+ * moves there unless anything changed since the epoch the lookup began
+ * at.  1 if answered (*ret). */
+static int look_chdir(struct umlpy_pathcache *c, int tid, long nr, const unsigned long *a,
+                      long *ret)
+{
+    unsigned long epoch = workdirs_epoch(c->wd);     /* before anything is looked at */
+    unsigned char key[MAX_KEY + 1];
+    size_t n = nr == SYS_chdir ? make_key(c->wd, tid, 'c', 1, AT_FDCWD_, a[0], key)
+                               : make_fd_key(tid, 'c', 'E', (long)a[0], 1, key);
+    if (!n)
+        return 0;
+    struct found f;
+    char guest[PATH_MAX + 1];
+    if (lookup(c, key, n, 0, &f) && f.err >= 0 && f.len < sizeof guest) {
+        if (f.err) {
+            *ret = -(long)f.err;
+            return 1;
+        }
+        memcpy(guest, f.data, f.len);
+        guest[f.len] = 0;
+    } else {
+        char rel[PATH_MAX + 1];
+        key[n] = 0;
+        struct tree *tree = nr == SYS_chdir ? tree_of_key(c, key, n, rel, sizeof rel)
+                                            : pathtree_find_host(c->trees, (char *)key + 2, rel,
+                                                                 sizeof rel);
+        if (!tree)
+            return 0;
+        int rc = pathtree_chdir(c->trees, tree, rel, guest, sizeof guest);
+        pathtree_release(c->trees, tree);
+        if (rc > 0)
+            return 0;
+        if (rc < 0) {
+            *ret = rc;
+            return 1;
+        }
+    }
+    if (!workdirs_move(c->wd, tid, guest, epoch))
+        return 0;
+    *ret = 0;
+    return 1;
+}
+
+/* For the notification server (notify.c): chdir, fchdir and getcwd.
+ * 1: the call returns *ret and, when *len > 0, writes out[0..*len) at
+ * *addr; 0: Python's. */
+int umlpy_pathcache_cwd(struct umlpy_pathcache *c, int tid, long nr, const unsigned long *a,
+                        unsigned char *out, size_t room, size_t *len, unsigned long *addr,
+                        long *ret)
+{
+    if (!c || !c->enabled)
+        return 0;
+    *len = 0;
+    int hit = 0;
+    if (nr == SYS_chdir || nr == SYS_fchdir) {
+        hit = look_chdir(c, tid, nr, a, ret);
+    } else if (nr == SYS_getcwd) {
+        long n = workdirs_of_tid(c->wd, tid, (char *)out, room, NULL);
+        if (n > 0) {
+            hit = 1;
+            *addr = a[0];
+            if ((unsigned long)n + 1 > a[1]) {
+                *ret = -ERANGE;
+            } else {
+                *len = (size_t)n + 1;
+                *ret = n + 1;
+            }
+        }
+    }
+    if (hit)
+        COUNT(hits);
+    else
+        COUNT(misses);
+    return hit;
 }
 
 /* Answer the stopped call from the cache: 1 if answered (and resumed). */
@@ -805,7 +923,7 @@ int umlpy_pathcache_answer(struct umlpy_pathcache *c, struct umlpy_tracer *t, in
     }
     case SYS_open:
     case SYS_openat:
-        n = open_key(tid, nr, a, key, &flags);
+        n = open_key(c, tid, nr, a, key, &flags);
         open_call = 1;
         break;
     case SYS_newfstatat:
@@ -824,7 +942,7 @@ int umlpy_pathcache_answer(struct umlpy_pathcache *c, struct umlpy_tracer *t, in
     case SYS_lstat:
     case SYS_statx:
         flags = 0;
-        n = stat_key(tid, nr, a, key, &buf);
+        n = stat_key(c, tid, nr, a, key, &buf);
         break;
     case SYS_access:
     case SYS_faccessat:
@@ -835,19 +953,19 @@ int umlpy_pathcache_answer(struct umlpy_pathcache *c, struct umlpy_tracer *t, in
         if (flags & ~(AT_EACCESS_ | AT_SYMLINK_NOFOLLOW_) ||
             ((nr == SYS_access ? r->rsi : r->rdx) & ~7UL))
             break;
-        n = nr == SYS_access ? make_key(tid, 'a', 1, AT_FDCWD_, r->rdi, key)
-                             : make_key(tid, 'a', !(flags & AT_SYMLINK_NOFOLLOW_),
+        n = nr == SYS_access ? make_key(c->wd, tid, 'a', 1, AT_FDCWD_, r->rdi, key)
+                             : make_key(c->wd, tid, 'a', !(flags & AT_SYMLINK_NOFOLLOW_),
                                         (long)r->rdi, r->rsi, key);
         access_call = 1;
         break;
     case SYS_readlink:
-        n = make_key(tid, 'l', 0, AT_FDCWD_, r->rdi, key);
+        n = make_key(c->wd, tid, 'l', 0, AT_FDCWD_, r->rdi, key);
         buf = r->rsi;
         size = r->rdx;
         readlink_call = 1;
         break;
     case SYS_readlinkat:
-        n = make_key(tid, 'l', 0, (long)r->rdi, r->rsi, key);
+        n = make_key(c->wd, tid, 'l', 0, (long)r->rdi, r->rsi, key);
         buf = r->rdx;
         size = r->r10;
         readlink_call = 1;

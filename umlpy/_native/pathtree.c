@@ -255,24 +255,36 @@ static struct tree *tree_of(struct umlpy_trees *T, const char *base, int by_host
 }
 
 /* The tree a call's path lies in: where is "" for an absolute guest path,
- * else the host path of the directory fd it is relative to.  The tree
- * (held: pathtree_release it) and the path below its root in rel ("." for
- * the root itself), or NULL. */
+ * the host path of the directory fd it is relative to, or "@" and the
+ * guest path of the cwd it is relative to.  The tree (held:
+ * pathtree_release it) and the path below its root in rel ("." for the
+ * root itself), or NULL. */
 struct tree *pathtree_find(struct umlpy_trees *T, const char *where, const char *path,
                            char *rel, size_t room)
 {
-    const char *base = *where ? where : path;
+    if (where[0] == '@') {
+        /* from the cwd: as the absolute guest path it continues */
+        char full[PATH_MAX + 1];
+        const char *cwd = where + 1;
+        int n = snprintf(full, sizeof full, "%s%s%s", cwd,
+                         cwd[0] && cwd[strlen(cwd) - 1] == '/' ? "" : "/", path);
+        if (n < 0 || n >= (int)sizeof full)
+            return NULL;
+        return pathtree_find(T, "", full, rel, room);
+    }
+    int by_host = where[0] == '/';
+    const char *base = by_host ? where : path;
     pthread_mutex_lock(&T->lock);
-    struct tree *found = tree_of(T, base, *where != 0);
+    struct tree *found = tree_of(T, base, by_host);
     if (found)
         found->users++;
     pthread_mutex_unlock(&T->lock);
     if (!found)
         return NULL;
-    const char *below = base + (*where ? found->hlen : found->glen);
+    const char *below = base + (by_host ? found->hlen : found->glen);
     while (*below == '/')
         below++;
-    int n = *where ? snprintf(rel, room, "%s%s%s", below, *below ? "/" : "", path)
+    int n = by_host ? snprintf(rel, room, "%s%s%s", below, *below ? "/" : "", path)
                    : snprintf(rel, room, "%s", below);
     if (n < 0 || (size_t)n >= room) {
         pathtree_release(T, found);
@@ -281,6 +293,17 @@ struct tree *pathtree_find(struct umlpy_trees *T, const char *where, const char 
     if (!*rel)
         strcpy(rel, ".");
     return found;
+}
+
+/* The tree the host directory path lies in (held), with the path below
+ * its root in rel, or NULL. */
+struct tree *pathtree_find_host(struct umlpy_trees *T, const char *host, char *rel,
+                                size_t room)
+{
+    size_t n = strlen(host);
+    if (host[0] != '/' || (n > 10 && strcmp(host + n - 10, " (deleted)") == 0))
+        return NULL;
+    return pathtree_find(T, host, "", rel, room);
 }
 
 /* Whether the host directory path lies in a tree (its listing is the
@@ -442,6 +465,41 @@ int pathtree_access(struct umlpy_trees *T, struct tree *t, const char *rel, int 
     int err = errno;
     close(fd);
     return r < 0 ? -err : 0;
+}
+
+/* chdir(2) to rel in the tree (fchdir: to the directory the fd holds,
+ * found by its host path): the canonical guest path of the new working
+ * directory in guest, and 0; -errno (the answer); or 1 (Python's: a
+ * symlink, "..", a directory not everyone may search). */
+int pathtree_chdir(struct umlpy_trees *T, struct tree *t, const char *rel, char *guest,
+                   size_t room)
+{
+    size_t n = (size_t)snprintf(guest, room, "%s", t->guest);
+    if (n >= room)
+        return 1;
+    for (const char *p = rel; *p;) {
+        const char *end = strchrnul(p, '/');
+        size_t len = (size_t)(end - p);
+        if (len == 2 && p[0] == '.' && p[1] == '.')
+            return 1;
+        if (len && !(len == 1 && p[0] == '.')) {
+            if (n + 1 + len + 1 > room)
+                return 1;
+            guest[n++] = '/';
+            memcpy(guest + n, p, len);
+            n += len;
+            guest[n] = 0;
+        }
+        p = *end ? end + 1 : end;
+    }
+    struct stat st;
+    int fd = hold(T, t, rel, &st);
+    if (fd < 0)
+        return fd == HOLD_PYTHON ? 1 : fd;
+    close(fd);
+    if (S_ISLNK(st.st_mode) || (S_ISDIR(st.st_mode) && !(st.st_mode & S_IXOTH)))
+        return 1;
+    return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }
 
 /* readlink(2) of rel in the tree: the length of the target put in buf (cut

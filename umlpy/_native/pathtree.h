@@ -20,6 +20,10 @@ int pathtree_add(struct umlpy_trees *T, const char *guest, const char *host,
                  unsigned long dev, unsigned long ino);
 struct tree *pathtree_find(struct umlpy_trees *T, const char *where, const char *path,
                            char *rel, size_t room);
+struct tree *pathtree_find_host(struct umlpy_trees *T, const char *host, char *rel,
+                                size_t room);
+int pathtree_chdir(struct umlpy_trees *T, struct tree *t, const char *rel, char *guest,
+                   size_t room);
 void pathtree_release(struct umlpy_trees *T, struct tree *t);
 int pathtree_holds(struct umlpy_trees *T, const char *host);
 int pathtree_stat(struct umlpy_trees *T, struct tree *t, const char *rel, int follow,

@@ -231,6 +231,26 @@ void umlpy_cache_idmap(struct umlpy_pathcache *c, int identity, unsigned int uid
                        unsigned int gid_inside, unsigned long mnt_id);
 /* Where tid's scratch slot is (0: none), for replayed opens. */
 void umlpy_cache_set_scratch(struct umlpy_pathcache *c, int tid, unsigned long addr);
+/* Working directories (workdir.c): a box per guest process holds its cwd
+ * (a canonical guest path; NULL once removed), which C keys cwd-relative
+ * calls by ("@" and the path) and moves on a chdir or fchdir it serves.
+ * new: a box, or -1 when there are too many; set: its change count, or
+ * -errno; seq: its change count; get: the path's length, -ENOENT if
+ * removed; attach: tid's process has box (-1: unknown); bump: whatever C
+ * looked up before does not move a box. */
+int umlpy_cwd_new(struct umlpy_pathcache *c);
+void umlpy_cwd_free(struct umlpy_pathcache *c, int box);
+int umlpy_cwd_set(struct umlpy_pathcache *c, int box, const char *path);
+int umlpy_cwd_seq(struct umlpy_pathcache *c, int box);
+long umlpy_cwd_get(struct umlpy_pathcache *c, int box, char *buf, size_t room);
+void umlpy_cwd_attach(struct umlpy_pathcache *c, int tid, int box);
+void umlpy_cwd_bump(struct umlpy_pathcache *c);
+/* What C's chdir does, open to tests: the epoch, tid's cwd as C keys it
+ * (its length, or -errno), and a move of tid's process to path that lands
+ * only if nothing changed since epoch (1 if it did). */
+unsigned long umlpy_cwd_epoch(struct umlpy_pathcache *c);
+long umlpy_cwd_of(struct umlpy_pathcache *c, int tid, char *buf, size_t room);
+int umlpy_cwd_move(struct umlpy_pathcache *c, int tid, const char *path, unsigned long epoch);
 
 /* The user-notification server (notify.c): serves the calls the filter
  * sends to the listener, answering what the path cache knows and handing

@@ -44,7 +44,7 @@ class ExecPlans:
         if path.startswith("/"):
             where = None
         elif dirfd == AT_FDCWD:
-            where = task.ctx.cwd
+            where = task.cwd
         else:
             return plan_exec(vfs, task, dirfd, path, follow)
         creds = task.creds

@@ -29,10 +29,10 @@ from .._native._tracer import ffi, lib
 from .vfs.namei import Frame
 from .vfs.union import IN_UPPER
 
-STAT, STATX, LINK, OPEN, LISTING, ACCESS = b"s", b"x", b"l", b"o", b"d", b"a"
+STAT, STATX, LINK, OPEN, LISTING, ACCESS, CHDIR = b"s", b"x", b"l", b"o", b"d", b"a", b"c"
 CACHED_CALLS = ("stat", "lstat", "newfstatat", "statx", "readlink", "readlinkat",
                 "open", "openat", "getdents64", "getdents", "access", "faccessat",
-                "faccessat2")
+                "faccessat2", "chdir", "fchdir", "getcwd")
 NATIVE = -1             # an entry's errno: a listing the host makes as the guest sees it
 ON_FD = -2              # ... on its fd, with the empty path from scratch memory
 # open flags a replayed open may carry (pathcache.c): reading only
@@ -113,6 +113,30 @@ class PathCache:
         variant = bytes([48 + (1 if flags & O_NOFOLLOW else 0) + (2 if flags & O_DIRECTORY else 0)])
         self._put(self.key(task, OPEN, variant, dirfd, path),
                   b"" if host is None else os.fsencode(host), err)
+
+    def remember_chdir(self, task, res, dirfd, path, err=0):
+        """A chdir's answer: into the directory res, which anyone may
+        search (C moves the process there), or an errno that any caller
+        would meet (ENOENT, ENOTDIR)."""
+        if not self.enabled:
+            return
+        self.delegate(task, res)
+        if not answer_is_shared(task, res) or \
+                not err and not res.dentry.attr.mode & 0o001:
+            return
+        self._put(self.key(task, CHDIR, b"1", dirfd, path),
+                  b"" if err else os.fsencode(res.path), err)
+
+    def remember_fchdir(self, task, res, fd):
+        """An fchdir into fd's directory res, if anyone may search it: by
+        what the fd is (its /proc link), as fstat's."""
+        if not self.enabled or not answer_is_shared(task, res) or \
+                not res.dentry.attr.mode & 0o001:
+            return
+        link = task.vfs.fd_host_path(task.tid, fd)
+        if link is None or not link.startswith("/") or link.endswith(" (deleted)"):
+            return
+        self._put(CHDIR + b"E" + os.fsencode(link) + b"\0", os.fsencode(res.path), 0)
 
     def remember_listing(self, task, res, host):
         """The directory res, open as the host's directory host, is listed by
@@ -196,14 +220,53 @@ class PathCache:
         raw = os.fsencode(path)
         if raw.startswith(b"/"):
             where = b""
-        elif dirfd == AT_FDCWD or dirfd < 0:
-            return None         # the cwd is the guest kernel's: not in C's reach
+        elif dirfd == AT_FDCWD:
+            cwd, gone = task.cwd
+            if gone:
+                return None
+            where = b"@" + os.fsencode(cwd)     # as workdir.c keeps it
+        elif dirfd < 0:
+            return None
         else:
             host = task.vfs.fd_host_path(task.tid, dirfd)
             if host is None or not host.startswith("/"):
                 return None
             where = os.fsencode(host)
         return kind + variant + where + b"\0" + raw
+
+
+class NativeWorkdirs:
+    """Where vfs.FsContext keeps working directories: boxes in C
+    (workdir.c), one per process, which C keys cwd-relative calls by and
+    moves on the chdirs it serves."""
+
+    def __init__(self, tracer):
+        self._c = lib.umlpy_tracer_cache(tracer._t)
+
+    def new(self):
+        box = lib.umlpy_cwd_new(self._c)
+        return None if box < 0 else box
+
+    def free(self, box):
+        lib.umlpy_cwd_free(self._c, box)
+
+    def set(self, box, path):
+        """path (None: removed); the box's change count."""
+        return lib.umlpy_cwd_set(self._c, box, ffi.NULL if path is None else os.fsencode(path))
+
+    def seq(self, box):
+        return lib.umlpy_cwd_seq(self._c, box)
+
+    def get(self, box):
+        buf = ffi.new("char[]", 4097)
+        n = lib.umlpy_cwd_get(self._c, box, buf, len(buf))
+        return os.fsdecode(ffi.buffer(buf, n)[:]) if n >= 0 else None
+
+    def attach(self, tid, box):
+        lib.umlpy_cwd_attach(self._c, tid, box)
+
+    def bump(self):
+        lib.umlpy_cwd_bump(self._c)
 
 
 def answer_is_shared(task, res):

@@ -349,6 +349,8 @@ class GuestKernel:
             return
         self.fs.union.on_change.append(self.fastpath.clear)
         self.scratch.on_slot = self.fastpath.scratch_moved
+        from .fastpath import NativeWorkdirs
+        self.vfs.keep_workdirs(NativeWorkdirs(self.tracer))
         self.fastpath.enable(numbers)
         self.fastpath.answer_trees(self.fs.union.idmap, self.fs.mounts.root.id)
 
@@ -628,6 +630,7 @@ class GuestKernel:
         exe = vfs.pending_exe.pop(former_tid, None)
         if former_tid != tid:
             vfs.tgids.pop(former_tid, None)
+            vfs.thread_gone(former_tid)
         tgid = vfs.tgids.get(tid, tid)
         vfs.tgids[tid] = tgid
         if exe is not None:

@@ -34,7 +34,8 @@ NOTIFIED_CALLS = {"open": (1, O_PATH), "openat": (2, O_PATH), "creat": None,
                   "stat": None, "lstat": None, "newfstatat": None,
                   "statx": (2, AT_EMPTY_PATH), "getdents64": None, "getdents": None,
                   "access": None, "faccessat": None, "faccessat2": (3, AT_EMPTY_PATH),
-                  "readlink": None, "readlinkat": None}
+                  "readlink": None, "readlinkat": None,
+                  "chdir": None, "fchdir": None, "getcwd": None}
 
 
 class NotificationServer:

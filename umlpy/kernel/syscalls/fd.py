@@ -9,7 +9,7 @@ import os
 import stat
 import struct
 
-from ..decisions import ALLOW, AllowThen, Return, fail
+from ..decisions import ALLOW, Return, fail
 from ..vfs.fs import HostTreeFS
 from ..vfs.hostops import getdents64, thread_fd
 from .fs import change_xattr, chmod, chown, s32, vfs_call, write_stat
@@ -117,20 +117,6 @@ def sys_fstat(call, vfs, task):
     if res is None:
         return ALLOW            # a pipe, a socket...: the host knows it
     return write_stat(call, res, call.args[1])
-
-
-@TABLE.emulated(FAMILY, "fchdir", "the guest VFS follows the working directory")
-@vfs_call
-def sys_fchdir(call, vfs, task):
-    fd = s32(call.args[0])
-    ctx, tid = task.ctx, call.tid
-    path = vfs.fd_path(tid, fd)
-
-    def moved(call, result):
-        if result == 0 and path is not None:
-            ctx.cwd = path
-        return None
-    return AllowThen(moved)
 
 
 def lower_object(vfs, task, fd):

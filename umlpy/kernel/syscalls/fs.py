@@ -39,7 +39,6 @@ O_PATH_FLAGS = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
 OPEN_FLAGS = 0o37777777 & ~0o4000000 | O_LARGEFILE     # what openat2 accepts
 IN_DONT_FOLLOW = 0x02000000
 CAP_CHOWN = 1 << 0
-CAP_SYS_CHROOT = 1 << 18
 CAP_MKNOD = 1 << 27
 
 
@@ -755,57 +754,6 @@ def sys_readlinkat(call, vfs, task):
     return do_readlink(call, vfs, task, s32(a[0]), path, a[2], s32(a[3]))
 
 
-@TABLE.emulated(FAMILY, "getcwd", "the guest VFS's working directory of the process")
-@vfs_call
-def sys_getcwd(call, vfs, task):
-    buf, size = call.args[0], call.args[1]
-    ctx = task.ctx
-    cwd, root = ctx.cwd, ctx.root
-    if root != "/":
-        if cwd == root:
-            cwd = "/"
-        elif cwd.startswith(root + "/"):
-            cwd = cwd[len(root):]
-        else:
-            cwd = "(unreachable)" + cwd
-    data = os.fsencode(cwd) + b"\0"
-    if len(data) > size:
-        return fail(errno.ERANGE)
-    call.write(buf, data)
-    return Return(len(data))
-
-
-@TABLE.emulated(FAMILY, "chdir", "the guest VFS keeps the working directory")
-@vfs_call
-def sys_chdir(call, vfs, task):
-    res = lookup_existing(vfs, task, AT_FDCWD, path_arg(call, 0), True)
-    d = res.dentry
-    if not d.attr.is_dir():
-        return fail(errno.ENOTDIR)
-    if checks_on_host(d):
-        on_host(task, d, hostops.access_nofollow, X_OK, False, write=False)
-    else:
-        err = task.creds.permission(d.attr, X_OK)
-        if err:
-            return fail(err)
-    task.ctx.cwd = res.path
-    return done()
-
-
-@TABLE.emulated(FAMILY, "chroot", "the guest VFS changes the process's root; the host's "
-                "stays")
-@vfs_call
-def sys_chroot(call, vfs, task):
-    res = lookup_existing(vfs, task, AT_FDCWD, path_arg(call, 0), True)
-    if not res.dentry.attr.is_dir():
-        return fail(errno.ENOTDIR)
-    if not task.creds.caps & CAP_SYS_CHROOT:
-        return fail(errno.EPERM)
-    call.kernel.fastpath.disable()      # its keys assume the real root
-    task.ctx.root = res.path
-    return Return(0)
-
-
 # ---- changing the tree --------------------------------------------------
 
 def make_node(call, vfs, task, dirfd, path, make, is_dir=False):
@@ -957,13 +905,15 @@ def remove(call, vfs, task, dirfd, path, is_dir):
     fs = d.fs
     if not isinstance(fs, UnionFS) or (not d.flags & IN_LOWER and not is_dir):
         on_host(task, d, unlink_dir if is_dir else unlink_file)
-        return done()
-    err = task.creds.may_delete(res.parent.dentry.attr, d.attr)
-    if err:
-        return fail(err)
-    if is_dir and fs.listdir(d):
-        return fail(errno.ENOTEMPTY)
-    fs.remove(res.parent.dentry, d, res.parent_dentries()[:-1], is_dir)
+    else:
+        err = task.creds.may_delete(res.parent.dentry.attr, d.attr)
+        if err:
+            return fail(err)
+        if is_dir and fs.listdir(d):
+            return fail(errno.ENOTEMPTY)
+        fs.remove(res.parent.dentry, d, res.parent_dentries()[:-1], is_dir)
+    if is_dir:
+        vfs.removed(res.path)
     return Return(0)
 
 
@@ -1040,6 +990,8 @@ def rename(call, vfs, task, olddirfd, oldpath, newdirfd, newpath, flags):
     if old.path in vfs.mounts.by_path or new.path in vfs.mounts.by_path:
         return fail(errno.EBUSY)
     writable_mount(old)
+    # an empty directory renamed over is gone, whoever works in it
+    replaces_dir = nd is not None and not flags & RENAME_EXCHANGE and nd.attr.is_dir()
     fs = od.fs
     if not isinstance(fs, UnionFS):
         fs.create_target(new.parent.dentry, new.name)     # writable at all?
@@ -1049,7 +1001,8 @@ def rename(call, vfs, task, olddirfd, oldpath, newdirfd, newpath, flags):
             with fs.host_dir(new_rel) as n:
                 hostops.renameat2(fd, name, n.fd, n.name, flags)
         on_host(task, od, move)
-        vfs.moved(old.path, new.path, exchange=bool(flags & RENAME_EXCHANGE))
+        vfs.moved(old.path, new.path, exchange=bool(flags & RENAME_EXCHANGE),
+                  replaced=replaces_dir)
         return done()
     creds = task.creds
     err = creds.may_delete(old.parent.dentry.attr, od.attr)
@@ -1064,7 +1017,8 @@ def rename(call, vfs, task, olddirfd, oldpath, newdirfd, newpath, flags):
     if flags & RENAME_WHITEOUT:
         host = fs.upper_host(od)
         os.mknod(host, _stat.S_IFCHR | 0o600, 0)
-    vfs.moved(old.path, new.path, exchange=bool(flags & RENAME_EXCHANGE))
+    vfs.moved(old.path, new.path, exchange=bool(flags & RENAME_EXCHANGE),
+              replaced=replaces_dir)
     return Return(0)
 
 

@@ -136,7 +136,9 @@ class ProcFS(FileSystem):
                     exe = self.vfs.guest_path_of_host(link.removesuffix(" (deleted)")) or "/"
                 return exe
             ctx = self.vfs.context(tgid)
-            return ctx.cwd if parts[1] == "cwd" else ctx.root
+            if parts[1] == "root":
+                return ctx.root
+            return ctx.cwd + (" (deleted)" if ctx.gone else "")
         if len(parts) == 3 and parts[1] == "fd" and parts[2].isdigit():
             return self.vfs.fd_link_text(host, int(parts[2]))
         link = os.readlink(self._tracer_path(rel))

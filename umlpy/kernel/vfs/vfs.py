@@ -16,29 +16,100 @@ FRAMES_CACHED = 4096
 
 
 class FsContext:
-    """A process's root and current directory (canonical guest paths)."""
-    __slots__ = ("root", "cwd")
+    """A process's root and working directory, as canonical guest paths.
 
-    def __init__(self, root="/", cwd="/"):
-        self.root, self.cwd = root, cwd
+    The working directory is the directory itself, not its name: a rename
+    of it or of an ancestor moves it (VFS.moved), and once it is removed
+    (rmdir, a rename over it) it is gone: getcwd fails and nothing is
+    found in it, but ".." still leads to where its parent was, as in
+    Linux.  Where the native path cache keeps working directories
+    (fastpath.NativeWorkdirs), this is a view of the process's box there:
+    C keys cwd-relative calls by it, and a chdir C serves moves it."""
+    __slots__ = ("root", "_cwd", "_gone", "_store", "_box", "_seq")
 
-    def copy(self):
-        return FsContext(self.root, self.cwd)
+    def __init__(self, root="/", cwd="/", store=None, gone=False):
+        self.root = root
+        self._cwd, self._gone = cwd, gone
+        self._store = store
+        self._box = store.new() if store is not None else None
+        if self._box is not None:
+            self._seq = store.set(self._box, None if gone else cwd)
+
+    def _sync(self):
+        store, box = self._store, self._box
+        seq = store.seq(box)
+        if seq != self._seq:
+            path = store.get(box)
+            self._seq = seq
+            if path is None:
+                self._gone = True
+            else:
+                self._cwd, self._gone = path, False
+
+    @property
+    def cwd(self):
+        """The working directory's path (its last one, once gone)."""
+        if self._box is not None:
+            self._sync()
+        return self._cwd
+
+    @cwd.setter
+    def cwd(self, path):
+        self._cwd, self._gone = path, False
+        if self._box is not None:
+            self._seq = self._store.set(self._box, path)
+
+    @property
+    def gone(self):
+        if self._box is not None:
+            self._sync()
+        return self._gone
+
+    def remove(self):
+        """The working directory was removed."""
+        if self._box is not None:
+            self._sync()
+            self._seq = self._store.set(self._box, None)
+        self._gone = True
+
+    def copy(self, store=None):
+        return FsContext(self.root, self.cwd, store, self.gone)
+
+    def attach(self, tid):
+        """Thread tid works in this context (C keys its calls by it)."""
+        if self._box is not None:
+            self._store.attach(tid, self._box)
+
+    def release(self):
+        if self._box is not None:
+            self._store.free(self._box)
+            self._box = None
 
 
 class Task:
     """The calling thread, as the VFS needs it for one syscall."""
     __slots__ = ("tid", "tgid", "ctx", "_status", "_creds", "_host_identity", "vfs",
-                 "fast_ok")
+                 "fast_ok", "_cwd")
 
     def __init__(self, vfs, tid, tgid, ctx):
         self.vfs, self.tid, self.tgid, self.ctx = vfs, tid, tgid, ctx
         self._status = None
+        self._cwd = None
         self._creds = None
         self._host_identity = None
         # no directory walked so far makes the answer depend on the caller
         # or on changes the guest kernel does not see (fastpath.py)
         self.fast_ok = True
+
+    @property
+    def cwd(self):
+        """(path, gone) of the working directory, read once per call: what
+        a lookup starts from is what its answer is kept under (C may move
+        the directory meanwhile)."""
+        if self._cwd is None:
+            ctx = self.ctx
+            self._cwd = (ctx.cwd, ctx.gone)
+        return self._cwd
 
     def status(self):
         """/proc/TID/status, read once per call: both views of the thread's
@@ -84,6 +155,8 @@ class VFS:
         self.resolver = Resolver(mounts)
         self.spool_dir = None       # where produced files are written
         self.executor = IdentityExecutor()
+        self.workdirs = None        # where working directories are kept (FsContext)
+        self._attached = {}         # host tid -> the FsContext it was attached to
         self._frames = {}           # dir path -> frames below the root (see frames_of_path)
         self._frames_generation = None
 
@@ -103,8 +176,22 @@ class VFS:
             # seen (the ptrace loop and the notification server run
             # apart): it starts where its parent is.
             parent = self.contexts.get(self._parent_tgid(tgid))
-            ctx = self.contexts[tgid] = (parent or self.initial).copy()
+            ctx = self.contexts[tgid] = (parent or self.initial).copy(self.workdirs)
         return ctx
+
+    def keep_workdirs(self, store):
+        """Keep the working directories in store (fastpath.NativeWorkdirs)
+        from now on."""
+        self.workdirs = store
+        for tgid, ctx in list(self.contexts.items()):
+            self.contexts[tgid] = ctx.copy(store)
+            ctx.release()
+        self._attached.clear()
+
+    def _attach(self, tid, ctx):
+        if self._attached.get(tid) is not ctx:
+            self._attached[tid] = ctx
+            ctx.attach(tid)
 
     @staticmethod
     def _parent_tgid(tgid):
@@ -115,7 +202,10 @@ class VFS:
 
     def task(self, tid):
         tgid = self.tgid_of(tid)
-        t = Task(self, tid, tgid, self.context(tgid))
+        ctx = self.context(tgid)
+        if self.workdirs is not None:
+            self._attach(tid, ctx)
+        t = Task(self, tid, tgid, ctx)
         self.current = t
         return t
 
@@ -129,15 +219,18 @@ class VFS:
             self.tgids[child_tid] = ptgid if threaded else child_tid
         ctgid = self.tgids[child_tid]
         if ctgid != ptgid and ctgid not in self.contexts:
-            self.contexts[ctgid] = self.context(ptgid).copy()
+            self.contexts[ctgid] = self.context(ptgid).copy(self.workdirs)
             if ptgid in self.exe:
                 self.exe[ctgid] = self.exe[ptgid]
+        if self.workdirs is not None:
+            self._attach(child_tid, self.context(ctgid))
 
-    def moved(self, old, new, exchange=False):
+    def moved(self, old, new, exchange=False, replaced=False):
         """A directory (or any object) renamed from guest path old to new
-        (swapped with it for RENAME_EXCHANGE): every working directory and
-        root at or below it follows, as a process's cwd is the directory
-        itself, not its name."""
+        (swapped with it for RENAME_EXCHANGE; replaced: over an empty
+        directory, now gone): every working directory and root at or below
+        it follows, as a process's cwd is the directory itself, not its
+        name."""
         def follow(path):
             for a, b in ((old, new), (new, old)) if exchange else ((old, new),):
                 if path == a:
@@ -145,13 +238,41 @@ class VFS:
                 if path.startswith(a.rstrip("/") + "/"):
                     return b.rstrip("/") + path[len(a.rstrip("/")):]
             return path
+        if self.workdirs is not None:
+            self.workdirs.bump()    # a chdir C looked up before does not land after
+        if replaced:
+            self.removed(new)
         for ctx in (*self.contexts.values(), self.initial):
-            ctx.cwd, ctx.root = follow(ctx.cwd), follow(ctx.root)
+            ctx.root = follow(ctx.root)
+            if not ctx.gone:
+                cwd = ctx.cwd
+                moved = follow(cwd)
+                if moved != cwd:
+                    ctx.cwd = moved
+
+    def removed(self, path):
+        """The directory at guest path was removed: the working directory
+        of every process in it is gone."""
+        if self.workdirs is not None:
+            self.workdirs.bump()
+        for ctx in (*self.contexts.values(), self.initial):
+            if not ctx.gone and ctx.cwd == path:
+                ctx.remove()
+
+    def thread_gone(self, tid):
+        """tid no longer names a thread of the process it did (it exited,
+        or exec made it the leader's)."""
+        ctx = self._attached.pop(tid, None)
+        if ctx is not None and self.workdirs is not None:
+            self.workdirs.attach(tid, -1)
 
     def exited(self, tid):
         tgid = self.tgids.pop(tid, None)
+        self.thread_gone(tid)
         if tgid == tid:
-            self.contexts.pop(tgid, None)
+            ctx = self.contexts.pop(tgid, None)
+            if ctx is not None:
+                ctx.release()
             self.exe.pop(tgid, None)
 
     # resolution -------------------------------------------------------------
@@ -205,7 +326,10 @@ class VFS:
         if task.ctx.root != "/":
             root = self.resolver.root_frames("/")
         if dirfd == AT_FDCWD:
-            return self.frames_of_path(task, root, task.ctx.cwd)
+            cwd, gone = task.cwd
+            if gone:
+                raise OSError(errno.ENOENT, "the working directory was removed")
+            return self.frames_of_path(task, root, cwd)
         path = self.fd_path(task.tid, dirfd)
         if path is None:
             raise OSError(errno.EBADF if not self._fd_exists(task.tid, dirfd)
@@ -227,9 +351,27 @@ class VFS:
                                           search=self._search(task))
             start = root
         else:
-            start = self.start_frames(task, root, dirfd)
+            if dirfd == AT_FDCWD and task.cwd[1]:
+                start, path = self._from_removed_cwd(task, root, path)
+            else:
+                start = self.start_frames(task, root, dirfd)
         return self.resolver.walk(root, start, path, follow, magic=self._magic(task),
                                   search=self._search(task))
+
+    def _from_removed_cwd(self, task, root, path):
+        """Where path starts, and what is left of it, relative to a working
+        directory that was removed: nothing is found in it, but ".." is the
+        directory its parent was (Linux keeps the parent of a removed
+        directory)."""
+        names = path.split("/")
+        while names and names[0] in ("", "."):
+            names.pop(0)
+        if not names or names[0] != "..":
+            raise OSError(errno.ENOENT, "the working directory was removed")
+        parent = task.cwd[0].rpartition("/")[0] or "/"
+        if task.ctx.root != "/":
+            root = self.resolver.root_frames("/")
+        return self.frames_of_path(task, root, parent), "/".join(names[1:]) or "."
 
     def _search(self, task):
         return lambda dentry: self.search_ok(task, dentry)
