@@ -12,6 +12,7 @@ must print the same.  As root the guest is nobody outside, so permission
 answers that depend on the caller are exercised too."""
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -195,3 +196,31 @@ def test_hooks_and_tracing_keep_calls_in_python(tmp_path):
                        timeout=60, cwd=str(ROOT))
     n, enabled = p.stdout.split()
     assert int(n) >= 5 and enabled == b"False", p.stderr.decode()
+
+
+def test_calls_still_stopping_at_ptrace_are_answered_in_c(guest, tmp_path):
+    """statx of an fd itself and openat2 still stop at ptrace in the
+    default mode (the filter cannot tell AT_EMPTY_PATH's empty path or
+    openat2's flags in memory): C answers them there from Python's entries,
+    what the guest sees unchanged."""
+    open_up(tmp_path)
+    exe = str(tmp_path / "fd_looks")
+    shutil.copy(guest("fd_looks"), exe)
+    rounds = 300
+    args = [exe, str(rounds), "/usr/include/stdio.h", "/usr/include"]
+    native = subprocess.run(args, capture_output=True, check=True).stdout
+    code = (
+        "import sys\n"
+        "from umlpy.kernel import GuestKernel\n"
+        "k = GuestKernel()\n"
+        f"k.spawn({args!r})\n"
+        "status = k.run()\n"
+        "print('COUNTS', *k.fastpath.counts(), status, file=sys.stderr)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, env=_env(),
+                       timeout=120)
+    assert p.returncode == 0, p.stderr.decode()
+    assert p.stdout == native
+    hits, misses, _entries, status = map(int, re.search(
+        rb"COUNTS (\d+) (\d+) (\d+) (\d+)", p.stderr).groups())
+    assert status == 0
+    assert hits > 5 * rounds - 50, (hits, misses)

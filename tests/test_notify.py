@@ -72,7 +72,7 @@ def test_fifo_reader_closed_leaves_no_reader(guest, mode, tmp_path):
     assert out == "lone writers that opened: 0\n"
 
 
-@pytest.mark.parametrize("probe", ["cloexec", "emfile", "threads"])
+@pytest.mark.parametrize("probe", ["cloexec", "emfile", "threads", "flags"])
 def test_installed_fds_are_as_the_guest_asked(guest, mode, probe):
     """O_CLOEXEC and the status flags as asked, the caller's own
     RLIMIT_NOFILE (the fd is installed in its table), and two threads

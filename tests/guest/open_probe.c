@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/filter.h>
+#include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
 #include <signal.h>
@@ -133,6 +134,30 @@ static int fifo_race(const char *dir, int rounds)
     return 0;
 }
 
+/* The flags an open keeps (O_SYNC on a read, made twice: the second from
+ * the path cache), and the ones openat2 refuses (bits no flag has). */
+static int open_flags(void)
+{
+    for (int round = 0; round < 2; round++) {
+        int fd = open("/etc/hostname", O_RDONLY | O_SYNC);
+        printf("O_SYNC read: %o\n", fd < 0 ? -1 : fcntl(fd, F_GETFL) & (O_SYNC | O_DSYNC));
+        close(fd);
+    }
+    unsigned long long bits[] = {04, 010, 020, 040, 04000000, 04010000, 0100000, 040000000,
+                                 O_RDONLY | O_DIRECTORY};
+    for (int i = 0; i < 9; i++) {
+        struct open_how how;
+        memset(&how, 0, sizeof how);
+        how.flags = bits[i];
+        int fd = (int)syscall(SYS_openat2, AT_FDCWD, i == 8 ? "/usr" : "/etc/hostname", &how,
+                              sizeof how);
+        printf("openat2 %llo: %s\n", bits[i], fd >= 0 ? "ok" : strerror(errno));
+        if (fd >= 0)
+            close(fd);
+    }
+    return 0;
+}
+
 static int cloexec(void)
 {
     int a = open("/etc/hostname", O_RDONLY);
@@ -244,6 +269,8 @@ int main(int argc, char **argv)
         return fifo(argv[2]);
     if (argc >= 4 && !strcmp(argv[1], "fifo-race"))
         return fifo_race(argv[2], atoi(argv[3]));
+    if (argc >= 2 && !strcmp(argv[1], "flags"))
+        return open_flags();
     if (argc >= 2 && !strcmp(argv[1], "cloexec"))
         return cloexec();
     if (argc >= 2 && !strcmp(argv[1], "emfile"))

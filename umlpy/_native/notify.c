@@ -53,6 +53,7 @@
 
 #define KICK_SIGNAL (SIGRTMIN + 6)  /* wakes the server out of NOTIF_RECV */
 #define MAX_GROUPS 256
+#define VALID_OPEN_FLAGS 037777703      /* Linux's: what openat2 accepts */
 
 int umlpy_pathcache_open(struct umlpy_pathcache *c, int tid, long nr,
                          const unsigned long *args, char *host, size_t room,
@@ -245,7 +246,7 @@ static int replay(struct umlpy_notifier *n, const struct seccomp_notif *req)
          * Python's (which waits for them on a thread of their own). */
         struct open_how how;
         memset(&how, 0, sizeof how);
-        how.flags = (uint64_t)((flags & (037777777 & ~04000000)) | O_LARGEFILE |
+        how.flags = (uint64_t)((flags & VALID_OPEN_FLAGS) | O_LARGEFILE |
                                O_NONBLOCK | O_CLOEXEC);
         how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
         fd = (int)syscall(SYS_openat2, AT_FDCWD, host, &how, sizeof how);

@@ -52,7 +52,7 @@
 #define O_PATH_ 010000000
 #define O_TMPFILE_ 020000000
 #define O_LARGEFILE_ 0100000
-#define OPENAT2_FLAGS ((037777777 & ~04000000) | O_LARGEFILE_)
+#define VALID_OPEN_FLAGS 037777703      /* Linux's: what openat2 accepts */
 #define RESOLVE_NO_SYMLINKS_ 0x04
 
 struct entry {
@@ -364,14 +364,23 @@ static int lookup(struct umlpy_pathcache *c, unsigned char *key, size_t n, long 
     return ok;
 }
 
-/* The key of a read-only open (open, openat): 0 if the cache may not
+/* The key of a read-only open (open, openat, and openat2 asking nothing
+ * openat could not: its open_how read once, here): 0 if the cache may not
  * answer it. */
 static size_t open_key(struct umlpy_pathcache *c, int tid, long nr, const unsigned long *a,
                        unsigned char *key, long *flags)
 {
-    if (nr != SYS_open && nr != SYS_openat)
+    if (nr == SYS_openat2) {
+        uint64_t how[3];        /* flags, mode, resolve */
+        if (a[3] != sizeof how || umlpy_read_mem(tid, a[2], how, sizeof how) != sizeof how ||
+            how[0] & ~(uint64_t)VALID_OPEN_FLAGS || how[1] || how[2])
+            return 0;           /* anything else: Python's (EINVAL, E2BIG, RESOLVE_*) */
+        *flags = (long)how[0];
+    } else if (nr == SYS_open || nr == SYS_openat) {
+        *flags = (long)(int)(nr == SYS_open ? a[1] : a[2]);
+    } else {
         return 0;
-    *flags = (long)(int)(nr == SYS_open ? a[1] : a[2]);
+    }
     if (*flags & (O_ACCMODE_ | O_CREAT_ | O_TRUNC_ | O_PATH_ | O_TMPFILE_))
         return 0;
     size_t n = make_key(c->wd, tid, 'o', 0, nr == SYS_open ? AT_FDCWD_ : (long)a[0],
@@ -382,8 +391,6 @@ static size_t open_key(struct umlpy_pathcache *c, int tid, long nr, const unsign
     return n;
 }
 
-/* A key's parts (make_key): where (the dirfd's host path, "" for an
- * absolute path) and the path, NUL-terminated in place. */
 /* The delegated tree a path call's key lies below, with the rest of the
  * path in rel (release it with pathtree_release), or NULL. */
 static struct tree *tree_of_key(struct umlpy_pathcache *c, unsigned char *key, size_t n,
@@ -446,7 +453,7 @@ static int replay_open(struct umlpy_pathcache *c, struct umlpy_tracer *t, int ti
     buf[e->len] = 0;
     size_t how = (e->len + 1 + 7) & ~(size_t)7;
     memset(buf + e->len + 1, 0, how - e->len - 1);
-    uint64_t fields[3] = {(uint64_t)((flags & OPENAT2_FLAGS) | O_LARGEFILE_), 0,
+    uint64_t fields[3] = {(uint64_t)((flags & VALID_OPEN_FLAGS) | O_LARGEFILE_), 0,
                           RESOLVE_NO_SYMLINKS_};
     memcpy(buf + how, fields, sizeof fields);
     if (umlpy_write_mem(tid, slot, buf, how + 24) != (long)(how + 24))
@@ -472,13 +479,13 @@ union stat_out {
 /* A stat-family miss (kind 's' or 'x') below a delegated tree
  * (pathtree.c), answered from the host: 1 and *ret (0 or -errno) with the
  * bytes in *out (*len of them); 0 if it is Python's.  tid's fd is what an
- * 'sE' key (fstat) names. */
+ * 'sE' or 'xE' key (fstat, statx of the fd itself) names. */
 static int tree_look(struct umlpy_pathcache *c, int tid, long fd, unsigned char *key,
                      size_t n, union stat_out *out, size_t *len, long *ret)
 {
     unsigned char kind = key[0];
     struct stat st;
-    if (kind == 's' && key[1] == 'E') {
+    if ((kind == 's' || kind == 'x') && key[1] == 'E') {
         key[n] = 0;
         if (!pathtree_holds(c->trees, (const char *)key + 2))
             return 0;
@@ -923,8 +930,26 @@ int umlpy_pathcache_answer(struct umlpy_pathcache *c, struct umlpy_tracer *t, in
     }
     case SYS_open:
     case SYS_openat:
+    case SYS_openat2:
         n = open_key(c, tid, nr, a, key, &flags);
         open_call = 1;
+        break;
+    case SYS_statx:
+        flags = (long)(int)r->rdx;
+        if (flags & AT_EMPTY_PATH_ && (int)r->rdi != AT_FDCWD_ &&
+            !(flags & ~(AT_SYMLINK_NOFOLLOW_ | AT_NO_AUTOMOUNT_ | AT_EMPTY_PATH_ |
+                        AT_STATX_SYNC_)) &&
+            (flags & AT_STATX_SYNC_) != AT_STATX_SYNC_ && !(r->r10 & 0x80000000UL) &&
+            empty_path(tid, r->rsi)) {
+            /* the statx of what the fd is, as an fstat's */
+            n = make_fd_key(tid, 'x', 'E', (long)r->rdi, 0, key);
+            on_fd = 1;
+            buf = r->r8;
+            flags = 0;
+            break;
+        }
+        flags = 0;
+        n = stat_key(c, tid, nr, a, key, &buf);
         break;
     case SYS_newfstatat:
         flags = (long)(int)r->r10;
@@ -940,7 +965,6 @@ int umlpy_pathcache_answer(struct umlpy_pathcache *c, struct umlpy_tracer *t, in
         /* fall through */
     case SYS_stat:
     case SYS_lstat:
-    case SYS_statx:
         flags = 0;
         n = stat_key(c, tid, nr, a, key, &buf);
         break;

@@ -31,7 +31,7 @@ from .vfs.union import IN_UPPER
 
 STAT, STATX, LINK, OPEN, LISTING, ACCESS, CHDIR = b"s", b"x", b"l", b"o", b"d", b"a", b"c"
 CACHED_CALLS = ("stat", "lstat", "newfstatat", "statx", "readlink", "readlinkat",
-                "open", "openat", "getdents64", "getdents", "access", "faccessat",
+                "open", "openat", "openat2", "getdents64", "getdents", "access", "faccessat",
                 "faccessat2", "chdir", "fchdir", "getcwd")
 NATIVE = -1             # an entry's errno: a listing the host makes as the guest sees it
 ON_FD = -2              # ... on its fd, with the empty path from scratch memory
@@ -190,11 +190,12 @@ class PathCache:
         lib.umlpy_cache_tree(self._c, os.fsencode(frame.path), os.fsencode(host),
                              d.attr.dev, d.attr.ino)
 
-    def remember_fstat(self, task, fd, res, data=b""):
-        """fstat (newfstatat with an empty path) of fd: the stat of a
-        lower-only object (data), or, for an fd that is no guest
-        filesystem object (res None: a pipe, a socket), the call made on the
-        fd itself.  What the fd is comes from its /proc link."""
+    def remember_fstat(self, task, fd, res, data=b"", kind=STAT):
+        """fstat (newfstatat with an empty path; kind STATX: statx with
+        one) of fd: the stat of a lower-only object (data), or, for an fd
+        that is no guest filesystem object (res None: a pipe, a socket),
+        the call made on the fd itself.  What the fd is comes from its
+        /proc link."""
         if not self.enabled:
             return
         if res is not None and (res.mount is not task.vfs.mounts.root or
@@ -204,7 +205,7 @@ class PathCache:
         link = task.vfs.fd_host_path(task.tid, fd)
         if link is None or link.endswith(" (deleted)"):
             return
-        self._put(STAT + b"E" + os.fsencode(link) + b"\0", data,
+        self._put(kind + b"E" + os.fsencode(link) + b"\0", data,
                   ON_FD if res is None else 0)
 
     def scratch_moved(self, tid, addr):

@@ -36,7 +36,7 @@ O_TMPFILE = 0o20000000 | O_DIRECTORY
 O_LARGEFILE = 0o100000
 O_CLOEXEC = 0o2000000
 O_PATH_FLAGS = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
-OPEN_FLAGS = 0o37777777 & ~0o4000000 | O_LARGEFILE     # what openat2 accepts
+OPEN_FLAGS = 0o37777703      # Linux's VALID_OPEN_FLAGS: what openat2 accepts
 IN_DONT_FOLLOW = 0x02000000
 CAP_CHOWN = 1 << 0
 CAP_MKNOD = 1 << 27
@@ -661,9 +661,15 @@ def sys_statx(call, vfs, task):
         call.kernel.fastpath.remember(task, res, STATX, follow, s32(a[0]), path, data)
         return Return(0)
     res = lookup_at(call, vfs, task, s32(a[0]), 1, flags, not flags & AT_SYMLINK_NOFOLLOW)
+    of_fd = s32(a[0]) != AT_FDCWD and not (a[1] and call.read_str(a[1], 1))
     if res is None:
+        if of_fd:
+            call.kernel.fastpath.remember_fstat(task, s32(a[0]), None, kind=STATX)
         return on_fd_itself(call, 1)
-    call.write(a[4], present(call, res.dentry.attr).pack_statx(res.mount.id))
+    data = present(call, res.dentry.attr).pack_statx(res.mount.id)
+    call.write(a[4], data)
+    if of_fd:
+        call.kernel.fastpath.remember_fstat(task, s32(a[0]), res, data, kind=STATX)
     return Return(0)
 
 
