@@ -11,5 +11,5 @@ setup(
     cffi_modules=["umlpy/_native/build_tracer.py:ffibuilder"],
     install_requires=["cffi>=1.15", "python-ptrace>=0.9.8"],
     extras_require={"test": ["pytest>=7", "hypothesis>=6"]},
-    entry_points={"console_scripts": ["umlpy=umlpy.cli:main"]},
+    entry_points={"console_scripts": ["umlpy=umlpy.cli:entry"]},
 )

@@ -10,6 +10,7 @@ at a ptrace stop, and a guest cannot take the listener's place."""
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -218,3 +219,31 @@ def test_guest_threads_on_two_cpus_are_served_on_both(guest):
     assert len(served) == 2
     assert min(served) > 1000, served
 
+
+
+def test_servers_rest_once_no_guest_is_left():
+    """Once the last guest process is gone, a receive on the listener
+    fails at once, again and again: the servers must notice (POLLHUP) and
+    stop, not spin on both CPUs until the sandbox is torn down (they did:
+    about 40,000 empty receives in the 10 ms before the teardown, which
+    they delayed)."""
+    kernel = GuestKernel()
+    kernel.spawn(["/bin/true"])
+    stop = None
+
+    def late_stop():
+        time.sleep(0.3)         # a teardown that takes its time
+        stop()
+    servers = []
+    real_start = kernel._start_notifications
+
+    def start(*args):
+        nonlocal stop
+        real_start(*args)
+        servers.append(kernel.notifications)
+        stop = kernel.notifications.stop
+        kernel.notifications.stop = late_stop
+    kernel._start_notifications = start
+    assert kernel.run() == 0
+    assert servers, "the listener was never served"
+    assert servers[0].empty_receives() < 100

@@ -291,7 +291,7 @@ class Notifier:
         lib.umlpy_notifier_stop(self._n)
 
     def _counts(self):
-        out = ffi.new("unsigned long[3]")
+        out = ffi.new("unsigned long[4]")
         lib.umlpy_notifier_counts(self._n, out)
         return out
 
@@ -299,6 +299,11 @@ class Notifier:
         """(opens answered in C, calls handed to Python)."""
         out = self._counts()
         return out[0], out[1]
+
+    @property
+    def empty_receives(self):
+        """Receives that found no call to serve."""
+        return self._counts()[3]
 
     @property
     def sync_wake(self):

@@ -24,6 +24,7 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -78,7 +79,7 @@ struct umlpy_notifier {
     volatile int waiting;       /* in NOTIF_RECV: a kick wakes it */
     pthread_t thread;
     int have_thread;
-    unsigned long served, handed;
+    unsigned long served, handed, empty;
     int sync_wake;
 };
 
@@ -344,8 +345,18 @@ int umlpy_notifier_next(struct umlpy_notifier *n, struct umlpy_notif_req *out)
         if (r < 0) {
             if (errno == EINTR)
                 continue;       /* a kick: stopping is checked above */
-            if (errno == ENOENT)
-                continue;       /* the caller was killed before we got it */
+            if (errno == ENOENT) {
+                n->empty++;
+                /* the caller was killed before we got it; or no guest
+                 * uses the filter any more (POLLHUP), and RECV would fail
+                 * at once, again and again: then nothing is left to serve */
+                struct pollfd p = {.fd = n->listener, .events = POLLIN};
+                if (poll(&p, 1, 0) == 1 && p.revents & POLLHUP) {
+                    ret = 0;
+                    break;
+                }
+                continue;
+            }
             ret = -errno;
             break;
         }
@@ -385,4 +396,5 @@ void umlpy_notifier_counts(struct umlpy_notifier *n, unsigned long *out)
     out[0] = n->served;
     out[1] = n->handed;
     out[2] = (unsigned long)n->sync_wake;
+    out[3] = n->empty;
 }

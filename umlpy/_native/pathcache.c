@@ -68,6 +68,7 @@ struct umlpy_pathcache {
      * notification server's), and C reads it from both */
     pthread_mutex_t lock;
     struct entry *slots;
+    uint32_t *used;             /* the indices of the count slots in use */
     unsigned long *scratch;     /* per host tid: its scratch slot in the guest */
     size_t scratch_len;
     unsigned long count, hits, misses;
@@ -104,15 +105,17 @@ struct umlpy_pathcache *umlpy_pathcache_new(size_t max_tid)
     if (!c)
         return NULL;
     c->slots = calloc(CAPACITY, sizeof *c->slots);
+    c->used = calloc(MAX_ENTRIES, sizeof *c->used);
     /* lazily backed, like the tracer's per-thread state */
     c->scratch = calloc(max_tid, sizeof *c->scratch);
     c->scratch_len = max_tid;
     c->trees = pathtree_new();
     c->wd = workdirs_new(max_tid);
-    if (!c->slots || !c->scratch || !c->trees || !c->wd) {
+    if (!c->slots || !c->used || !c->scratch || !c->trees || !c->wd) {
         workdirs_free(c->wd);
         pathtree_free(c->trees);
         free(c->slots);
+        free(c->used);
         free(c->scratch);
         free(c);
         return NULL;
@@ -126,12 +129,13 @@ static void clear_locked(struct umlpy_pathcache *c)
 {
     workdirs_bump(c->wd);       /* a chdir looked up before is not applied */
     pathtree_clear(c->trees);
-    if (!c->count)
-        return;
-    for (size_t i = 0; i < CAPACITY; i++) {
-        free(c->slots[i].blob);
-        c->slots[i].blob = NULL;
-        c->slots[i].hash = 0;
+    /* only the slots in use: the table is lazily backed, and a sweep of
+     * all of it would fault in megabytes at every change the guest makes */
+    for (unsigned long k = 0; k < c->count; k++) {
+        struct entry *e = &c->slots[c->used[k]];
+        free(e->blob);
+        e->blob = NULL;
+        e->hash = 0;
     }
     c->count = 0;
 }
@@ -156,6 +160,7 @@ void umlpy_pathcache_free(struct umlpy_pathcache *c)
         if (c->pidfds[i].tid)
             close(c->pidfds[i].pidfd);
     free(c->slots);
+    free(c->used);
     free(c->scratch);
     free(c);
 }
@@ -236,7 +241,7 @@ int umlpy_cache_put(struct umlpy_pathcache *c, const unsigned char *key, int key
     if (e->hash)
         free(e->blob);
     else
-        c->count++;
+        c->used[c->count++] = (uint32_t)(e - c->slots);
     e->hash = h;
     e->blob = blob;
     e->keylen = (uint32_t)keylen;

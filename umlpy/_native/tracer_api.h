@@ -282,7 +282,8 @@ int umlpy_notifier_install(struct umlpy_notifier *n, unsigned long long id, int 
                            int cloexec);
 void umlpy_notifier_stop(struct umlpy_notifier *n);
 /* out[0]: opens answered in C, out[1]: calls handed to Python, out[2]:
- * whether the kernel wakes the server on the caller's CPU (Linux 6.6+). */
+ * whether the kernel wakes the server on the caller's CPU (Linux 6.6+),
+ * out[3]: receives that found no call (a caller killed meanwhile). */
 void umlpy_notifier_counts(struct umlpy_notifier *n, unsigned long *out);
 
 /* The guest's opener (opener.c): a process in the sandbox's user, mount,
