@@ -155,6 +155,25 @@ static int open_flags(void)
         if (fd >= 0)
             close(fd);
     }
+    /* RESOLVE_NO_XDEV: no mountpoint crossed; RESOLVE_NO_MAGICLINKS: no
+     * /proc/PID/fd/N, cwd, exe or root followed */
+    struct { const char *path; unsigned long long resolve; } walks[] = {
+        {"/proc/self/status", RESOLVE_NO_XDEV}, {"/proc", RESOLVE_NO_XDEV},
+        {"/etc/hostname", RESOLVE_NO_XDEV}, {"/proc/self/fd/0", RESOLVE_NO_MAGICLINKS},
+        {"/proc/self/cwd", RESOLVE_NO_MAGICLINKS}, {"/proc/self/status", RESOLVE_NO_MAGICLINKS},
+        {"/dev/null", RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS},
+    };
+    for (size_t i = 0; i < sizeof walks / sizeof walks[0]; i++) {
+        struct open_how how;
+        memset(&how, 0, sizeof how);
+        how.flags = O_RDONLY;
+        how.resolve = walks[i].resolve;
+        int fd = (int)syscall(SYS_openat2, AT_FDCWD, walks[i].path, &how, sizeof how);
+        printf("openat2 %s resolve %llx: %s\n", walks[i].path, walks[i].resolve,
+               fd >= 0 ? "ok" : strerror(errno));
+        if (fd >= 0)
+            close(fd);
+    }
     return 0;
 }
 

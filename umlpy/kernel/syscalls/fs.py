@@ -14,6 +14,7 @@ from ..fastpath import ACCESS, LINK, STAT, STATX
 from ..vfs.creds import R_OK, W_OK, X_OK
 from ..vfs import hostopen, hostops
 from ..vfs.hostops import RESOLVE_NO_SYMLINKS
+from ..vfs.vfs import WalkWatch
 from ..vfs.union import IN_LOWER, IN_UPPER, RENAME_EXCHANGE, RENAME_NOREPLACE, \
     RENAME_WHITEOUT, UnionFS
 from .names import SYSCALL_NUMBERS as NR
@@ -539,11 +540,30 @@ def sys_openat2(call, vfs, task):
         return fail(errno.EAGAIN)
     path = path_arg(call, 1)
     dirfd = s32(a[0])
+    if resolve & (RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS) and not resolve & RESOLVE_IN_ROOT:
+        err = crossing(vfs, task, dirfd, path, flags, resolve)
+        if err:
+            return fail(err)
     if resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT):
         return beneath_open(call, vfs, task, dirfd, path, flags, mode, resolve)
     if resolve & RESOLVE_NO_SYMLINKS and symlink_on_way(vfs, task, dirfd, path, flags):
         return fail(errno.ELOOP)
     return open_file(call, vfs, task, dirfd, path, flags, mode)
+
+
+def crossing(vfs, task, dirfd, path, flags, resolve):
+    """EXDEV if resolving path leaves the filesystem it starts in (a
+    mountpoint, a bind, a symlink into another mount) under
+    RESOLVE_NO_XDEV; ELOOP if it follows a magic link under
+    RESOLVE_NO_MAGICLINKS; else 0."""
+    watch = WalkWatch()
+    res = vfs.resolve(task, dirfd, path, follow=not flags & O_NOFOLLOW, watch=watch)
+    if resolve & RESOLVE_NO_MAGICLINKS and watch.magic:
+        return errno.ELOOP
+    filesystems = watch.filesystems | ({res.dentry.fs} if res.dentry is not None else set())
+    if resolve & RESOLVE_NO_XDEV and len(filesystems) > 1:
+        return errno.EXDEV
+    return 0
 
 
 def symlink_on_way(vfs, task, dirfd, path, flags):

@@ -143,6 +143,28 @@ class Task:
         return self._creds
 
 
+class WalkWatch:
+    """What one resolution went through (openat2's RESOLVE_NO_XDEV and
+    RESOLVE_NO_MAGICLINKS): the filesystems of the directories it searched,
+    and whether it followed a /proc magic link."""
+
+    def __init__(self):
+        self.filesystems = set()
+        self.magic = False
+
+    def wrap(self, search, magic):
+        def searched(dentry):
+            self.filesystems.add(dentry.fs)
+            return search(dentry)
+
+        def followed(dentry):
+            jump = magic(dentry) if magic is not None else None
+            if jump is not None:
+                self.magic = True
+            return jump
+        return searched, followed
+
+
 class VFS:
     def __init__(self, mounts, idmap, cwd="/"):
         self.mounts = mounts
@@ -336,27 +358,31 @@ class VFS:
                           else errno.ENOTDIR, "dirfd")
         return self.frames_of_path(task, root, path)
 
-    def resolve(self, task, dirfd, path, follow=True):
-        """Lookup for path as task's thread names it relative to dirfd."""
+    def resolve(self, task, dirfd, path, follow=True, watch=None):
+        """Lookup for path as task's thread names it relative to dirfd.
+        watch (a WalkWatch) sees every directory searched and every magic
+        link followed on the way."""
         if not path:
             # ENOENT before dirfd is looked at (Linux: getname() refuses it)
             raise OSError(errno.ENOENT, "empty path")
         root = self.root_frames(task)
+        search, magic = self._search(task), self._magic(task)
+        if watch is not None:
+            search, magic = watch.wrap(search, magic)
         if path.startswith("/"):
             parent, _, name = path.rpartition("/")
-            if parent and name not in ("", ".", "..") and task.ctx.root == "/":
+            if parent and name not in ("", ".", "..") and task.ctx.root == "/" and \
+                    watch is None:
                 # the directory part through the cache of directory chains
                 start = self.frames_of_path(task, root, parent)
-                return self.resolver.walk(root, start, name, follow, magic=self._magic(task),
-                                          search=self._search(task))
+                return self.resolver.walk(root, start, name, follow, magic=magic, search=search)
             start = root
         else:
             if dirfd == AT_FDCWD and task.cwd[1]:
                 start, path = self._from_removed_cwd(task, root, path)
             else:
                 start = self.start_frames(task, root, dirfd)
-        return self.resolver.walk(root, start, path, follow, magic=self._magic(task),
-                                  search=self._search(task))
+        return self.resolver.walk(root, start, path, follow, magic=magic, search=search)
 
     def _from_removed_cwd(self, task, root, path):
         """Where path starts, and what is left of it, relative to a working
