@@ -236,6 +236,11 @@ class Tracer:
             raise TracerError(-n, f"read guest string at {addr:#x}: {os.strerror(-n)}")
         return ffi.buffer(buf, n)[:]
 
+    def to_syscall_exit(self, tid):
+        """From the event stop of a fork, on to the fork's syscall-exit
+        stop (where inject_syscall works) before it returns."""
+        _check(lib.umlpy_to_syscall_exit(self._t, tid), "run to the call's exit")
+
     def inject_syscall(self, tid, nr, args):
         """Run nr(*args) in the stopped thread tid; returns the raw result
         (negative errno on failure).  tid must sit in a seccomp stop or a

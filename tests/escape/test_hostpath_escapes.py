@@ -415,6 +415,26 @@ def test_scratch_trusts_injected_calls_only_of_a_thread_without_filters_of_its_o
     assert out.stdout.split() == ["Seccomp_filters:", str(GUEST_FILTERS)]
 
 
+def test_scratch_of_a_vfork_child_is_its_parents_only_if_it_shares_its_memory(tmp_path):
+    """A vfork child running in its parent's memory maps scratch memory
+    that is its parent's too, and the parent's next vfork children use it
+    (no mapping and sealing of their own).  A child of clone(CLONE_VFORK)
+    without CLONE_VM has memory of its own: the guest kernel must not take
+    its mapping for the parent's, or the parent, told the address, maps
+    writable memory of its own there and gets the next child's checked
+    arguments in it (tests/guest/vfork_scratch.c; with the CLONE_VM check
+    removed, the path landed there)."""
+    exe = tmp_path / "vfork_scratch"
+    subprocess.run(["gcc", "-O2", "-o", str(exe), str(ROOT / "tests/guest/vfork_scratch.c")],
+                   check=True)
+    open_up(tmp_path)       # the guest (nobody, as root) runs it
+    out = subprocess.run([sys.executable, "-m", "umlpy", "run", "--", str(exe),
+                          "/usr/include/stdio.h"],
+                         capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "second child: opened; arguments in the guest's writable memory: no\n"
+
+
 class CountingServer:
     """A host service on a bound socket that counts the connections it gets."""
 

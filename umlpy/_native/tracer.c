@@ -61,6 +61,10 @@ struct umlpy_tracer {
     struct umlpy_pathcache *cache;
     long spin_ns;
     long last_gap_ns;   /* how long the last wait for a stop took */
+    /* exits a wait for one thread's own stop reaped (it was killed in the
+     * middle of an injection): umlpy_wait reports them first */
+    struct { int pid, status; } held[64];
+    int nheld;
 };
 
 /* pathcache.c */
@@ -897,7 +901,16 @@ int umlpy_wait(struct umlpy_tracer *t, struct umlpy_event *ev)
 {
     for (;;) {
         int status;
-        pid_t pid = wait_any(t, &status);
+        pid_t pid;
+        if (t->nheld > 0) {
+            pid = t->held[0].pid;
+            status = t->held[0].status;
+            memmove(t->held, t->held + 1, (size_t)--t->nheld * sizeof t->held[0]);
+            if (handle_status(t, pid, status, ev))
+                return 0;
+            continue;
+        }
+        pid = wait_any(t, &status);
         if (pid < 0) {
             if (errno == EINTR)
                 continue;
@@ -1005,7 +1018,8 @@ long umlpy_read_str(int pid, unsigned long addr, char *buf, unsigned long max)
 
 /* Wait for the next stop of pid that is not a signal-delivery stop; the
  * signals seen on the way are collected so they can be re-raised later. */
-static int wait_own(int pid, int *status, int *pending, int *npending, int req)
+static int wait_own(struct umlpy_tracer *t, int pid, int *status, int *pending, int *npending,
+                    int req)
 {
     for (;;) {
         if (waitpid(pid, status, __WALL) < 0) {
@@ -1013,8 +1027,15 @@ static int wait_own(int pid, int *status, int *pending, int *npending, int req)
                 continue;
             return -errno;
         }
-        if (!WIFSTOPPED(*status))
+        if (!WIFSTOPPED(*status)) {
+            /* killed meanwhile: its exit is still the event loop's to report */
+            if (t->nheld < (int)(sizeof t->held / sizeof t->held[0])) {
+                t->held[t->nheld].pid = pid;
+                t->held[t->nheld].status = *status;
+                t->nheld++;
+            }
             return -ESRCH;
+        }
         int sig = WSTOPSIG(*status);
         int event = (unsigned)*status >> 16;
         if (sig != SIGTRAP && sig != (SIGTRAP | 0x80) && event == 0) {
@@ -1041,20 +1062,20 @@ static int is_seccomp_stop(int status)
 
 /* Drive pid, sitting just before a `syscall` instruction with regs set,
  * through that syscall to its exit stop. */
-static int run_to_exit(int pid, int *pending, int *npending)
+static int run_to_exit(struct umlpy_tracer *t, int pid, int *pending, int *npending)
 {
     int status, r;
     if (ptrace(PTRACE_SYSCALL, pid, 0, 0) < 0)
         return -errno;
     for (;;) {
-        if ((r = wait_own(pid, &status, pending, npending, PTRACE_SYSCALL)) < 0)
+        if ((r = wait_own(t, pid, &status, pending, npending, PTRACE_SYSCALL)) < 0)
             return r;
         if (is_syscall_stop(status)) {
             /* entry first, exit second; the seccomp stop may come between */
             if (ptrace(PTRACE_SYSCALL, pid, 0, 0) < 0)
                 return -errno;
             for (;;) {
-                if ((r = wait_own(pid, &status, pending, npending, PTRACE_SYSCALL)) < 0)
+                if ((r = wait_own(t, pid, &status, pending, npending, PTRACE_SYSCALL)) < 0)
                     return r;
                 if (is_syscall_stop(status))
                     return 0;
@@ -1065,6 +1086,28 @@ static int run_to_exit(int pid, int *pending, int *npending)
         if (ptrace(PTRACE_SYSCALL, pid, 0, 0) < 0)
             return -errno;
     }
+}
+
+/* From an event stop inside a call (a fork's PTRACE_EVENT_FORK), on to
+ * that call's exit stop, where calls may be injected before it returns.
+ * 0, or -errno (-ESRCH: killed meanwhile, its exit held for umlpy_wait). */
+int umlpy_to_syscall_exit(struct umlpy_tracer *t, int pid)
+{
+    int pending[32], npending = 0, status, r;
+    if (ptrace(PTRACE_SYSCALL, pid, 0, 0) < 0)
+        return -errno;
+    for (;;) {
+        if ((r = wait_own(t, pid, &status, pending, &npending, PTRACE_SYSCALL)) < 0)
+            return r;
+        if (is_syscall_stop(status))
+            break;
+        if (ptrace(PTRACE_SYSCALL, pid, 0, 0) < 0)
+            return -errno;
+    }
+    set_stop(t, pid, UMLPY_STOP_SYSCALL_EXIT);
+    for (int i = 0; i < npending; i++)
+        syscall(SYS_tkill, (long)pid, (long)pending[i]);
+    return 0;
 }
 
 int umlpy_inject_syscall(struct umlpy_tracer *t, int pid, long nr,
@@ -1098,7 +1141,7 @@ int umlpy_inject_syscall(struct umlpy_tracer *t, int pid, long nr,
         if (ptrace(PTRACE_SYSCALL, pid, 0, 0) < 0)
             return -errno;
         do {
-            if ((r = wait_own(pid, &status, pending, &npending, PTRACE_SYSCALL)) < 0)
+            if ((r = wait_own(t, pid, &status, pending, &npending, PTRACE_SYSCALL)) < 0)
                 return r;
             if (!is_syscall_stop(status) && ptrace(PTRACE_SYSCALL, pid, 0, 0) < 0)
                 return -errno;
@@ -1109,7 +1152,7 @@ int umlpy_inject_syscall(struct umlpy_tracer *t, int pid, long nr,
         regs.rax = (unsigned long)nr;
         if (ptrace(PTRACE_SETREGS, pid, 0, &regs) < 0)
             return -errno;
-        if ((r = run_to_exit(pid, pending, &npending)) < 0)
+        if ((r = run_to_exit(t, pid, pending, &npending)) < 0)
             return r;
     }
     if (ptrace(PTRACE_GETREGS, pid, 0, &regs) < 0)
@@ -1129,7 +1172,7 @@ int umlpy_inject_syscall(struct umlpy_tracer *t, int pid, long nr,
         if (ptrace(PTRACE_CONT, pid, 0, 0) < 0)
             return -errno;
         for (;;) {
-            if ((r = wait_own(pid, &status, pending, &npending, PTRACE_CONT)) < 0)
+            if ((r = wait_own(t, pid, &status, pending, &npending, PTRACE_CONT)) < 0)
                 return r;
             if (is_seccomp_stop(status))
                 break;

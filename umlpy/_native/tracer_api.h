@@ -168,6 +168,10 @@ long umlpy_write_mem(int pid, unsigned long addr, const void *buf, unsigned long
  * as the scratch slots.  Bytes written, or -errno. */
 long umlpy_write_user(int pid, unsigned long addr, const void *buf, unsigned long len);
 long umlpy_read_str(int pid, unsigned long addr, char *buf, unsigned long max);
+/* From an event stop inside a call (a fork's), on to that call's exit
+ * stop, where calls may be injected before it returns: 0, or -errno
+ * (-ESRCH: killed meanwhile). */
+int umlpy_to_syscall_exit(struct umlpy_tracer *t, int pid);
 
 /* Run syscall nr(args) in a thread sitting in a seccomp stop or a
  * syscall-exit stop, and leave the thread in the same stop with the same

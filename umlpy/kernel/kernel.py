@@ -11,7 +11,7 @@ from .decisions import ALLOW, AllowThen, Return, Rewrite, SyscallCall
 from .dispatcher import Dispatcher, HandlerFailure
 from .policy import TABLE_SIZE, Action, Mode, build_policy, rule_for
 from . import procfs
-from .process import ProcessTable
+from .process import FORK, VFORK, ProcessTable
 from .seccomp import assemble, compile_filter
 from .signals import SIGSTOP, default_action
 from .syscalls import TABLE
@@ -31,6 +31,9 @@ def exit_status_of(wait_status):
     if os.WIFSIGNALED(wait_status):
         return 128 + os.WTERMSIG(wait_status)
     return os.WEXITSTATUS(wait_status)
+
+
+CLONE_VM = 0x100
 
 
 class GuestKernel:
@@ -463,7 +466,7 @@ class GuestKernel:
             self._on_exit(ev.pid, ev.status)
         elif kind == T.EV_CHILD:
             self.processes.child_created(ev.pid, ev.msg, ev.ptrace_event)
-            self._fs_child(ev.pid, ev.msg)
+            self._fs_child(ev.pid, ev.msg, ev.ptrace_event)
             tracer.cont(ev.pid)
         elif kind == T.EV_NEW:
             self.processes.first_stop(ev.pid)
@@ -615,7 +618,7 @@ class GuestKernel:
             except ProcessLookupError:
                 pass
 
-    def _fs_child(self, parent, child):
+    def _fs_child(self, parent, child, event=None):
         vfs = self.vfs
         try:
             vfs.child_created(parent, child)
@@ -623,7 +626,33 @@ class GuestKernel:
             return
         ptgid, ctgid = vfs.tgid_of(parent), vfs.tgid_of(child)
         if ptgid != ctgid:
-            self.scratch.inherit(ptgid, ctgid)
+            self.scratch.inherit(ptgid, ctgid, shares_memory=event == VFORK and
+                                 self._shares_memory(parent))
+            if event == FORK and self.scratch.wants_premap(ptgid):
+                self._premap_scratch(parent, ptgid)
+
+    def _shares_memory(self, parent):
+        """Whether the child parent's vfork event is about runs in the
+        parent's address space (vfork, or clone with CLONE_VM), read from
+        the parent's registers at the event stop, inside the call."""
+        try:
+            regs = self.tracer.get_regs(parent)
+        except T.TracerError:
+            return False
+        nr = regs.orig_rax
+        return nr == SYSCALL_NUMBERS["vfork"] or \
+            (nr == SYSCALL_NUMBERS["clone"] and bool(regs.rdi & CLONE_VM))
+
+    def _premap_scratch(self, tid, tgid):
+        """Map a forking process's scratch memory at its fork's exit stop
+        (not at a vfork's: the parent waits for the child there), so the
+        children it forks next inherit it, sealed, instead of each mapping
+        its own for its exec (two injected calls, about 0.2 ms)."""
+        try:
+            self.tracer.to_syscall_exit(tid)
+            self.scratch.slot(tid, tgid)
+        except (T.TracerError, OSError):
+            pass        # killed meanwhile, or a guest filter: the children map their own
 
     def _fs_exec(self, tid, former_tid):
         vfs = self.vfs

@@ -73,6 +73,13 @@ class ScratchSpace:
         # needs scratch memory is made for them, ever
         self.tainted = set()
         self.on_slot = None     # on_slot(tid, address or 0): the native cache's copy
+        self.parent_of = {}     # tgid -> the tgid that forked it
+        # processes whose forked children mapped scratch memory of their own
+        # (a shell running programs): mapped once in the parent instead, at
+        # its next fork, every child after that inherits it
+        self.forkers = set()
+        self.same_memory = {}   # vfork child tgid -> the parent whose memory it runs in
+        self.mapped = 0         # mappings made (injected mmap + mseal)
 
     def _release(self, tid):
         base = self.slot_of.pop(tid, None)
@@ -85,15 +92,29 @@ class ScratchSpace:
         """An exec replaced the address space (of tgid, run by tid)."""
         self.regions.pop(tgid, None)
         self.execed.add(tgid)
+        self.forkers.discard(tgid)      # another program now
+        self.same_memory.pop(tgid, None)    # and its own memory
         self._release(tgid)
         if tid is not None:
             self._release(tid)
 
-    def inherit(self, parent_tgid, child_tgid):
-        """fork and vfork children see the mapping at the same address."""
+    def inherit(self, parent_tgid, child_tgid, shares_memory=False):
+        """fork and vfork children see the mapping at the same address.
+        shares_memory: the child runs in its parent's address space (vfork,
+        CLONE_VM), so a mapping it makes is its parent's too."""
+        self.parent_of[child_tgid] = parent_tgid
+        if shares_memory:
+            self.same_memory[child_tgid] = parent_tgid
+        else:
+            self.same_memory.pop(child_tgid, None)
         base = self.regions.get(parent_tgid)
         if base is not None and child_tgid not in self.execed:
             self.regions[child_tgid] = base
+
+    def wants_premap(self, tgid):
+        """Whether to map tgid's scratch at this fork of its: children of
+        its needed one of their own, and it has none."""
+        return tgid in self.forkers and tgid not in self.regions and tgid not in self.tainted
 
     def _mapped(self, tid, base):
         try:
@@ -107,6 +128,9 @@ class ScratchSpace:
             self.tainted.discard(tgid)
             self.execed.discard(tgid)
             self.regions.pop(tgid, None)
+            self.parent_of.pop(tgid, None)
+            self.same_memory.pop(tgid, None)
+            self.forkers.discard(tgid)
 
     def slot(self, tid, tgid, status=None):
         """(address, size) of tid's slot, mapping the region if needed
@@ -149,6 +173,14 @@ class ScratchSpace:
                 self.tainted.add(tgid)
                 raise OSError(errno.EPERM, "the guest interfered with its scratch memory")
             base = self.regions[tgid] = r
+            self.mapped += 1
+            parent = self.parent_of.get(tgid)
+            if parent is not None and self.same_memory.get(tgid) == parent:
+                # made, and checked sealed, in the parent's own memory:
+                # its next vfork children find it there
+                self.regions.setdefault(parent, r)
+            elif parent is not None:
+                self.forkers.add(parent)
         if self.slot_of.get(tid) != base:
             self._release(tid)
         used = self.slots.setdefault(base, {})
