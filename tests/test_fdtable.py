@@ -30,7 +30,7 @@ Found on the way, and fixed:
 * open()/openat() with O_PATH ignore every flag but O_DIRECTORY,
   O_NOFOLLOW and O_CLOEXEC (build_open_how: "O_PATH beats everything
   else"), but the guest kernel applied O_CREAT|O_EXCL (EEXIST) and O_CREAT
-  on a directory (EISDIR) first (umlpy/kernel/syscalls/fs.py);
+  on a directory (EISDIR) first (umlpy/kernel/syscalls/fs/open.py);
 * getdents64 of a directory the guest VFS lists (/proc/self/fd, /dev, an
   upper-layer directory) failed with ENOENT in any thread but a process's
   first: pidfd_open of a thread needs PIDFD_THREAD (glibc's readdir takes

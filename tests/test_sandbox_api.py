@@ -429,9 +429,9 @@ def test_break_then_a_breakpoint_inside_the_guest_kernel():
     """From the break, pdb can stop again in the guest kernel's own code
     (here the VFS's open), and the end of its input lets the guest go on."""
     import inspect
-    from umlpy.kernel.syscalls import fs
-    line = inspect.getsourcelines(fs.open_file)[1] + 1
-    commands = f"b {fs.__file__}:{line}\nc\np path, flags\n".encode()
+    from umlpy.kernel.syscalls.fs import open as fs_open
+    line = inspect.getsourcelines(fs_open.open_file)[1] + 1
+    commands = f"b {fs_open.__file__}:{line}\nc\np path, flags\n".encode()
     p = run_umlpy(["sh", "-c", "head -1 /etc/passwd; echo done"], input=commands,
                   options=["--break", BREAK_PASSWD])
     out = p.stdout.decode()

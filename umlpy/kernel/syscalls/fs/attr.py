@@ -1,0 +1,249 @@
+"""Calls that change an object's attributes (Linux's fs/attr.c, fs/utimes.c,
+fs/open.c's chmod and chown, truncate) and statfs: checked by the guest
+kernel, made on the host object by the caller's host identity."""
+import errno
+import os
+
+from ...decisions import ALLOW, Return, fail
+from ...vfs import hostops
+from ...vfs.creds import W_OK
+from ...vfs.hostops import RESOLVE_NO_SYMLINKS
+from ...vfs.union import IN_UPPER, UnionFS
+from ..registry import TABLE
+from .common import AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, CAP_CHOWN, FAMILY, \
+    checks_on_host, copy_up_for_change, done, lookup_at, lookup_existing, on_fd_itself, \
+    on_host, path_arg, s32, vfs_call
+
+
+def owner_check(task, res):
+    d = res.dentry
+    if not checks_on_host(d) or (isinstance(d.fs, UnionFS) and not d.flags & IN_UPPER):
+        if not task.creds.owns(d.attr):
+            raise OSError(errno.EPERM, "not the owner")
+
+
+def chmod(call, vfs, task, res, mode):
+    if res is None:
+        return on_fd_itself(call, 1)
+    owner_check(task, res)
+    copy_up_for_change(task, res)
+    result = host_result(lambda: on_host(task, res.dentry, hostops.fchmod_nofollow, mode))
+    fake = getattr(call.kernel, "fake_ownership", None)
+    if fake is not None:
+        faked = fake.chmod_result(res.dentry.attr, mode, result)
+        result = result if faked is None else faked
+    return Return(result)
+
+
+def host_result(fn):
+    """0, or the negative errno of the host operation fn performs."""
+    try:
+        fn()
+        return 0
+    except OSError as e:
+        if e.errno is None:
+            raise
+        return -e.errno
+
+
+@TABLE.emulated(FAMILY, "chmod", "on the upper copy of the object")
+@vfs_call
+def sys_chmod(call, vfs, task):
+    return chmod(call, vfs, task, lookup_existing(vfs, task, AT_FDCWD, path_arg(call, 0), True),
+                 call.args[1] & 0o7777)
+
+
+@TABLE.emulated(FAMILY, "fchmodat", "on the upper copy of the object")
+@vfs_call
+def sys_fchmodat(call, vfs, task):
+    a = call.args
+    return chmod(call, vfs, task, lookup_existing(vfs, task, s32(a[0]), path_arg(call, 1), True),
+                 a[2] & 0o7777)
+
+
+@TABLE.emulated(FAMILY, "fchmodat2", "on the upper copy of the object")
+@vfs_call
+def sys_fchmodat2(call, vfs, task):
+    a = call.args
+    flags = s32(a[3])
+    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
+        return fail(errno.EINVAL)
+    res = lookup_at(call, vfs, task, s32(a[0]), 1, flags, not flags & AT_SYMLINK_NOFOLLOW)
+    if res is not None and res.dentry.attr.is_link():
+        return fail(errno.EOPNOTSUPP)
+    return chmod(call, vfs, task, res, a[2] & 0o7777)
+
+
+def chown(call, vfs, task, res, uid, gid):
+    if res is None:
+        return on_fd_itself(call, 1)
+    fake = getattr(call.kernel, "fake_ownership", None)
+    guest_uid, guest_gid = id_arg(uid), id_arg(gid)
+    attr = res.dentry.attr
+    if fake is None and not task.creds.owns(attr) and \
+            not task.creds.capable_wrt(CAP_CHOWN, attr):
+        return fail(errno.EPERM)
+    copy_up_for_change(task, res)
+    idmap = vfs.idmap
+    host_uid = -1 if guest_uid == -1 else idmap.uid_out(guest_uid)
+    host_gid = -1 if guest_gid == -1 else idmap.gid_out(guest_gid)
+    if host_uid is None or host_gid is None:
+        result = -errno.EINVAL          # no host id for it in the namespace
+    else:
+        result = host_result(lambda: on_host(
+            task, res.dentry, lambda fd, name: os.chown(name, host_uid, host_gid, dir_fd=fd,
+                                                        follow_symlinks=False)))
+    if fake is not None:
+        faked = fake.chown_result(attr, guest_uid, guest_gid, result)
+        result = result if faked is None else faked
+    return Return(result)
+
+
+def id_arg(value):
+    """A uid_t/gid_t argument: its low 32 bits, with (uid_t)-1 meaning -1."""
+    value &= 0xFFFFFFFF
+    return -1 if value == 0xFFFFFFFF else value
+
+
+@TABLE.emulated(FAMILY, "chown", "on the upper copy of the object")
+@vfs_call
+def sys_chown(call, vfs, task):
+    a = call.args
+    return chown(call, vfs, task, lookup_existing(vfs, task, AT_FDCWD, path_arg(call, 0), True),
+                 a[1], a[2])
+
+
+@TABLE.emulated(FAMILY, "lchown", "on the upper copy of the object")
+@vfs_call
+def sys_lchown(call, vfs, task):
+    a = call.args
+    return chown(call, vfs, task, lookup_existing(vfs, task, AT_FDCWD, path_arg(call, 0), False),
+                 a[1], a[2])
+
+
+@TABLE.emulated(FAMILY, "fchownat", "on the upper copy of the object")
+@vfs_call
+def sys_fchownat(call, vfs, task):
+    a = call.args
+    flags = s32(a[4])
+    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
+        return fail(errno.EINVAL)
+    res = lookup_at(call, vfs, task, s32(a[0]), 1, flags, not flags & AT_SYMLINK_NOFOLLOW)
+    return chown(call, vfs, task, res, a[2], a[3])
+
+
+@TABLE.emulated(FAMILY, "utimensat", "on the upper copy of the object")
+@vfs_call
+def sys_utimensat(call, vfs, task):
+    a = call.args
+    flags = s32(a[3])
+    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
+        return fail(errno.EINVAL)
+    if a[1] == 0:
+        res = vfs.resolve_fd(task, s32(a[0])) if s32(a[0]) != AT_FDCWD else None
+        if res is None:
+                return ALLOW
+    else:
+        res = lookup_at(call, vfs, task, s32(a[0]), 1, flags, not flags & AT_SYMLINK_NOFOLLOW)
+        if res is None:
+            return on_fd_itself(call, 1)
+    times = call.read(a[2], 32) if a[2] else None
+    return set_times(task, res, times)
+
+
+UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
+
+
+def set_times(task, res, times):
+    """utimensat's rules: setting both times to now needs ownership or
+    write permission, any other change ownership; checked before a lower
+    object is copied up."""
+    d = res.dentry
+    if times is not None:
+        nsecs = [int.from_bytes(times[i:i + 8], "little", signed=True) for i in (8, 24)]
+        if any(n not in (UTIME_NOW, UTIME_OMIT) and not 0 <= n < 10**9 for n in nsecs):
+            return fail(errno.EINVAL)
+        if all(n == UTIME_OMIT for n in nsecs):
+            return done()
+    if not checks_on_host(d) or (isinstance(d.fs, UnionFS) and not d.flags & IN_UPPER):
+        creds = task.creds
+        to_now = times is None or all(n == UTIME_NOW for n in nsecs)
+        if not creds.owns(d.attr):
+            if not to_now:
+                return fail(errno.EPERM)
+            if creds.permission(d.attr, W_OK):
+                return fail(errno.EACCES)
+    copy_up_for_change(task, res)
+    on_host(task, d, hostops.utimens_nofollow, times)
+    return done()
+
+
+def old_utime(call, vfs, task, dirfd, path, name, addr):
+    res = lookup_existing(vfs, task, dirfd, path, True)
+    if not addr:
+        return set_times(task, res, None)
+    if name == "utime":             # struct utimbuf: two time_t
+        raw = call.read(addr, 16)
+        secs = [raw[0:8], raw[8:16]]
+        nsecs = [0, 0]
+    else:                           # struct timeval[2]
+        raw = call.read(addr, 32)
+        secs = [raw[0:8], raw[16:24]]
+        usecs = [int.from_bytes(raw[i:i + 8], "little", signed=True) for i in (8, 24)]
+        if any(not 0 <= u < 10**6 for u in usecs):
+            return fail(errno.EINVAL)
+        nsecs = [u * 1000 for u in usecs]
+    times = b"".join(s + n.to_bytes(8, "little") for s, n in zip(secs, nsecs))
+    return set_times(task, res, times)
+
+
+@TABLE.emulated(FAMILY, "utime", "on the upper copy of the object")
+@vfs_call
+def sys_utime(call, vfs, task):
+    return old_utime(call, vfs, task, AT_FDCWD, path_arg(call, 0), "utime", call.args[1])
+
+
+@TABLE.emulated(FAMILY, "utimes", "on the upper copy of the object")
+@vfs_call
+def sys_utimes(call, vfs, task):
+    return old_utime(call, vfs, task, AT_FDCWD, path_arg(call, 0), "utimes", call.args[1])
+
+
+@TABLE.emulated(FAMILY, "futimesat", "on the upper copy of the object")
+@vfs_call
+def sys_futimesat(call, vfs, task):
+    a = call.args
+    return old_utime(call, vfs, task, s32(a[0]), path_arg(call, 1), "futimesat", a[2])
+
+
+@TABLE.emulated(FAMILY, "truncate", "on the upper copy of the file")
+@vfs_call
+def sys_truncate(call, vfs, task):
+    res = lookup_existing(vfs, task, AT_FDCWD, path_arg(call, 0), True)
+    if res.dentry.attr.is_dir():
+        return fail(errno.EISDIR)
+    if not checks_on_host(res.dentry) or not res.dentry.flags & IN_UPPER:
+        err = task.creds.permission(res.dentry.attr, W_OK)
+        if err:
+            return fail(err)
+    length = call.args[1]
+    length = length - (1 << 64) if length & (1 << 63) else length
+    if length < 0:
+        return fail(errno.EINVAL)
+    copy_up_for_change(task, res)
+    on_host(task, res.dentry, hostops.truncate_regular, length)
+    return done()
+
+
+@TABLE.emulated(FAMILY, "statfs", "the filesystem holding the object's host copy")
+@vfs_call
+def sys_statfs(call, vfs, task):
+    res = lookup_existing(vfs, task, AT_FDCWD, path_arg(call, 0), True)
+    host = res.dentry.fs.statfs_path(res.dentry)
+    fd = hostops.openat2(AT_FDCWD, host, hostops.O_PATH, 0, RESOLVE_NO_SYMLINKS)
+    try:
+        data = hostops.fstatfs_bytes(fd)
+    finally:
+        os.close(fd)
+    call.write(call.args[1], data)
+    return done()

@@ -1,0 +1,218 @@
+"""Paths, files and their metadata (the VFS family): what its sub-families
+(open, stat, namei, attr, xattr) share, and the calls it does not serve.
+
+Every path the guest names is resolved by the guest VFS
+(``umlpy/kernel/vfs``).  A call then either is answered by the guest kernel
+(stat, readlink, getcwd, a deletion that leaves a whiteout...) or runs on
+the host object the VFS chose, with the host path written into the
+thread's scratch slot: the host never resolves a name the guest wrote."""
+import errno
+import os
+
+from ...decisions import AllowThen, Rewrite, Return, fail
+from ...vfs import hostops
+from ...vfs.creds import R_OK, X_OK
+from ...vfs.union import IN_UPPER, UnionFS
+from ..names import SYSCALL_NUMBERS as NR
+from ..registry import TABLE
+
+FAMILY = "fs"
+
+AT_FDCWD = -100
+AT_SYMLINK_NOFOLLOW = 0x100
+AT_REMOVEDIR = 0x200
+AT_SYMLINK_FOLLOW = 0x400
+AT_EACCESS = 0x200
+AT_EMPTY_PATH = 0x1000
+
+O_ACCMODE = 0o3
+O_CREAT, O_EXCL, O_TRUNC = 0o100, 0o200, 0o1000
+O_DIRECTORY, O_NOFOLLOW = 0o200000, 0o400000
+O_PATH = 0o10000000
+O_TMPFILE = 0o20000000 | O_DIRECTORY
+O_LARGEFILE = 0o100000
+O_CLOEXEC = 0o2000000
+O_PATH_FLAGS = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
+OPEN_FLAGS = 0o37777703      # Linux's VALID_OPEN_FLAGS: what openat2 accepts
+IN_DONT_FOLLOW = 0x02000000
+CAP_CHOWN = 1 << 0
+CAP_MKNOD = 1 << 27
+
+
+def s32(v):
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v & 0x80000000 else v
+
+
+def vfs_call(fn):
+    """Run a handler; an OSError it raises is the guest's errno."""
+    def handler(call):
+        try:
+            return fn(call, call.kernel.vfs, call.kernel.vfs.task(call.tid))
+        except OSError as e:
+            if e.errno is None:
+                raise
+            return fail(e.errno)
+    handler.__name__ = fn.__name__
+    handler.__doc__ = fn.__doc__
+    return handler
+
+
+def path_arg(call, i):
+    if call.args[i] == 0:
+        raise OSError(errno.EFAULT, "NULL path")
+    try:
+        raw = call.read_str(call.args[i], 4096)
+    except OSError as e:
+        raise OSError(e.errno, "bad path") from None
+    return os.fsdecode(raw)
+
+
+def checks_on_host(d):
+    return d.fs.checks_on_host(d)
+
+
+def writable_mount(res):
+    if res.mount.read_only:
+        raise OSError(errno.EROFS, "read-only file system")
+
+
+def rewrite(call, nr_name, *args, status=None):
+    """Rewrite the call to nr_name(args); str args go to scratch memory
+    (status: as for GuestKernel.scratch_writer)."""
+    kernel = call.kernel
+    w = kernel.scratch_writer(call, status)
+    out = []
+    for a in args:
+        if isinstance(a, (str, bytes)):
+            out.append(w.string(a))
+        elif isinstance(a, bytearray):
+            out.append(w.add(bytes(a)))
+        else:
+            out.append(a & 0xFFFFFFFFFFFFFFFF)
+    kernel.scratch_commit(call, w)
+    return Rewrite(NR[nr_name], out)
+
+
+def on_fd_itself(call, path_index):
+    """The call as the guest made it, on an fd that is no guest filesystem
+    object (a pipe, a socket, a memfd): the host answers.  Its empty path
+    is copied to scratch memory, so no other guest thread can turn it
+    into a path between this check and the host reading it."""
+    args = list(call.args)
+    if args[path_index]:
+        w = call.kernel.scratch_writer(call)
+        args[path_index] = w.string("")
+        call.kernel.scratch_commit(call, w)
+    return Rewrite(call.nr, args)
+
+
+def stat_of_copy(call, task, fd, buf):
+    """fstat of an fd that is no guest filesystem object (a pipe, a socket,
+    a memfd), at the listener: the host's stat of the guest kernel's own
+    copy of the fd, with ids as the guest's user namespace shows them."""
+    dup = hostops.thread_fd(call.tid, task.tgid, fd)
+    try:
+        st = os.fstat(dup)
+    finally:
+        os.close(dup)
+    call.write(buf, call.kernel.fs.union.idmap.attr_of(st).pack_stat())
+    return Return(0)
+
+
+def then(rewritten, on_exit):
+    return AllowThen(on_exit, rewrite=rewritten)
+
+
+def present(call, attr):
+    fake = getattr(call.kernel, "fake_ownership", None)
+    return fake.apply(attr) if fake is not None else attr
+
+
+def lookup_existing(vfs, task, dirfd, path, follow):
+    res = vfs.resolve(task, dirfd, path, follow)
+    if res.dentry is None:
+        raise OSError(errno.ENOENT, path)
+    return res
+
+
+def lookup_at(call, vfs, task, dirfd, path_index, flags, follow):
+    """A *at call's object, with AT_EMPTY_PATH meaning the dirfd itself."""
+    path = path_arg(call, path_index) if call.args[path_index] else ""
+    if path == "" and flags & AT_EMPTY_PATH:
+        if dirfd == AT_FDCWD:
+            return vfs.resolve(task, AT_FDCWD, ".", True)
+        res = vfs.resolve_fd(task, dirfd)
+        return res              # None: not a guest filesystem object
+    return lookup_existing(vfs, task, dirfd, path, follow)
+
+
+def copy_up_for_change(task, res):
+    """The host path to change res's object on: a lower object is copied up
+    first (if the caller may change it at all)."""
+    writable_mount(res)
+    d = res.dentry
+    if isinstance(d.fs, UnionFS):
+        may_copy_up(task, res)
+        return d.fs.copy_up(d, res.parent_dentries())
+    return d.fs.setattr_target(d)
+
+
+def may_copy_up(task, res):
+    """A copy-up reads the lower object for the guest: only what the guest
+    may read is copied (a directory: read and search, since its merged
+    listing shows the lower's names).  The copy itself is read as the
+    guest's host identity too (union.open_lower)."""
+    d = res.dentry
+    if d.flags & IN_UPPER or d.attr.is_link():
+        return
+    want = R_OK | X_OK if d.attr.is_dir() else R_OK
+    if d.attr.is_reg() or d.attr.is_dir():
+        err = task.creds.permission(d.attr, want)
+        if err:
+            raise OSError(err, "copy-up of an object the caller may not read")
+
+
+def on_host(task, d, op, *args, write=True):
+    """op(dirfd, name, *args) performed by the guest kernel on d's host
+    object, as the calling thread's host identity: from an fd of its parent
+    directory that the guest kernel opened without following symlinks, on
+    the last component, which op never follows."""
+    with d.fs.object_dir(d, write) as h:
+        return task.as_host(op, h.fd, h.name, *args)
+
+
+def on_host_at(task, fs, rel, op, *args):
+    with fs.host_dir(rel) as h:
+        return task.as_host(op, h.fd, h.name, *args)
+
+
+def done(result=0):
+    return Return(result)
+
+
+TABLE.passthrough(
+    FAMILY,
+    "umask", "sync", "ustat", "sysfs",
+    "inotify_init", "inotify_init1", "inotify_rm_watch",
+    why="no path of the guest's reaches the host",
+)
+TABLE.unsupported(
+    FAMILY, "names paths relative to a dirfd with flags in memory the VFS does not read yet",
+    "setxattrat", "getxattrat", "listxattrat", "removexattrat",
+)
+TABLE.denied(FAMILY, errno.EOPNOTSUPP, "file handles name host inodes, not guest paths",
+             "name_to_handle_at")
+TABLE.denied(FAMILY, errno.EPERM, "watches host filesystems", "fanotify_init", "fanotify_mark")
+TABLE.denied(
+    FAMILY, errno.EPERM,
+    "would change the host's mount table; the guest's own mounts are made with --bind "
+    "and --tmpfs",
+    "mount", "umount2", "pivot_root", "move_mount", "fsopen", "fsconfig",
+    "fsmount", "fspick", "open_tree", "open_tree_attr", "mount_setattr",
+    "statmount", "listmount",
+)
+TABLE.denied(FAMILY, errno.EPERM, "opens any host inode by handle, bypassing paths",
+             "open_by_handle_at")
+TABLE.denied(FAMILY, errno.EPERM, "host administration", "quotactl", "quotactl_fd",
+             "swapon", "swapoff", "acct")

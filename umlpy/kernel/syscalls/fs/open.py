@@ -1,0 +1,419 @@
+"""open, openat, openat2 and creat (Linux's fs/open.c): the guest kernel
+resolves the path, checks, and opens the host object itself (or, at a
+ptrace stop, rewrites the call to openat2 of the host path in sealed
+scratch memory)."""
+import errno
+import os
+import stat as _stat
+
+from ... import procfs
+from ...decisions import Deferred, Install, fail
+from ...vfs import hostopen, hostops
+from ...vfs.creds import R_OK, W_OK, X_OK
+from ...vfs.hostops import RESOLVE_NO_SYMLINKS
+from ...vfs.union import IN_UPPER, UnionFS
+from ...vfs.vfs import WalkWatch
+from ..names import SYSCALL_NUMBERS as NR
+from ..registry import TABLE
+from .common import AT_FDCWD, FAMILY, OPEN_FLAGS, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, \
+    O_EXCL, O_LARGEFILE, O_NOFOLLOW, O_PATH, O_PATH_FLAGS, O_TMPFILE, O_TRUNC, checks_on_host, \
+    copy_up_for_change, done, lookup_existing, on_host_at, path_arg, rewrite, s32, then, \
+    vfs_call, writable_mount
+
+
+def open_file(call, vfs, task, dirfd, path, flags, mode, resolve=0):
+    if flags & O_TMPFILE == O_TMPFILE:
+        res = lookup_existing(vfs, task, dirfd, path, True)
+        if not res.dentry.attr.is_dir():
+            raise OSError(errno.ENOTDIR, path)
+        host = copy_up_for_change(task, res)
+        return open_object(call, task, host, flags, mode & ~task.host_identity.umask
+                           if call.notified else mode)
+    follow = not flags & O_NOFOLLOW and not (flags & O_CREAT and flags & O_EXCL)
+    res = vfs.resolve(task, dirfd, path, follow)
+    acc = flags & O_ACCMODE
+    writes = not flags & O_PATH and (acc != os.O_RDONLY or flags & O_TRUNC)
+    d = res.dentry
+    if d is None:
+        if not flags & O_CREAT:
+            call.kernel.fastpath.remember_open(task, res, dirfd, path, flags, err=errno.ENOENT)
+            raise OSError(errno.ENOENT, path)
+        if res.dir_required:
+            raise OSError(errno.EISDIR, path)
+        if call.notified:
+            return create_open(call, task, res, flags, mode)
+        return create_then(call, vfs, task, res, "openat2", lambda host: open_how_args(
+            call, host, flags, mode))
+    if flags & O_CREAT and flags & O_EXCL:
+        raise OSError(errno.EEXIST, path)
+    attr = d.attr
+    if attr.is_link():
+        if not flags & O_PATH:
+            own = own_fd_object(vfs, task, d)
+            if own is None:
+                raise OSError(errno.ELOOP, path)
+            return reopen_fd_object(call, task, d, own, flags, mode)
+        return open_object(call, task, d.fs.host_path(d), flags, 0)
+    if attr.is_dir() and (writes or flags & O_CREAT):
+        raise OSError(errno.EISDIR, path)
+    if flags & O_DIRECTORY and not attr.is_dir():
+        raise OSError(errno.ENOTDIR, path)
+    if writes and attr.kind in (_stat.S_IFCHR, _stat.S_IFBLK, _stat.S_IFIFO, _stat.S_IFSOCK):
+        host = d.fs.host_path(d)        # a device is written, not its directory entry
+    elif writes:
+        writable_mount(res)
+        if not checks_on_host(d) or (isinstance(d.fs, UnionFS) and not d.flags & IN_UPPER):
+            err = task.creds.permission(attr, W_OK | (R_OK if acc == os.O_RDWR else 0))
+            if err:
+                raise OSError(err, path)
+        if isinstance(d.fs, UnionFS):
+            host = d.fs.copy_up(d, res.parent_dentries())
+        else:
+            host = d.fs.host_path(d)
+    else:
+        if not checks_on_host(d) and not flags & O_PATH:
+            err = task.creds.permission(attr, R_OK)
+            if err:
+                raise OSError(err, path)
+        host = d.fs.host_path(d)
+        if vfs.is_spooled(host):
+            return open_object(call, task, host, flags, mode, after=forget_produced(host))
+        if (checks_on_host(d) or attr.mode & 0o004) and attr.kind in (_stat.S_IFREG, _stat.S_IFDIR):
+            # the same for every caller
+            call.kernel.fastpath.remember_open(task, res, dirfd, path, flags, host)
+    return open_object(call, task, host, flags, mode)
+
+
+def forget_produced(host):
+    """A produced file serves one open: unlinked after it, so a guest that
+    polls /proc/meminfo does not fill the disk."""
+    def on_exit(call, result):
+        try:
+            os.unlink(host)
+        except OSError:
+            pass
+        return None
+    return on_exit
+
+
+def own_fd_object(vfs, task, d):
+    """For /proc/PID/fd/N naming a pipe, socket, memfd or other object
+    with no guest path, in the caller's own process: its link text
+    ("pipe:[123]"), if the host may reopen it through that link.  Only when
+    nobody else can change the fd table meanwhile (one thread, no process
+    sharing it by CLONE_FILES): otherwise a dup2 onto N between this check
+    and the host's open could make the host open a file of its own."""
+    procfs = getattr(vfs, "procfs", None)
+    if procfs is None or d.fs is not procfs:
+        return None
+    parts = d.rel.split("/")
+    if len(parts) == 5 and parts[1] == "task":
+        parts = [parts[0], parts[3], parts[4]]
+    if len(parts) != 3 or parts[1] != "fd" or not parts[2].isdigit():
+        return None
+    host = procfs._host_pid(parts[0])
+    if host is None or vfs.tgid_of(host) != task.tgid:
+        return None
+    link = vfs.fd_host_path(task.tid, int(parts[2]))
+    if link is None or not reopenable(vfs, link) or not fd_table_private(vfs, task):
+        return None
+    return link, int(parts[2])
+
+
+def reopenable(vfs, link):
+    """Objects without a guest path that Linux lets a process reopen by its
+    /proc fd link: pipes, sockets, anonymous inodes, memfds, and deleted
+    files of the sandbox's own storage."""
+    if not link.startswith("/") or link.startswith("/memfd:"):
+        return True
+    if not link.endswith(" (deleted)"):
+        return False
+    host = link[:-len(" (deleted)")]
+    roots = getattr(vfs, "own_storage", ())
+    return any(host.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+def fd_table_private(vfs, task):
+    if procfs.status_fields(task.tgid).get("Threads", "1") != "1":
+        return False
+    return not any(hostops.same_fd_table(task.tgid, other)
+                   for other in set(vfs.tgids.values()) if other != task.tgid)
+
+
+def reopen_fd_object(call, task, d, own, flags, mode):
+    """The host reopens the object through the magic link, as Linux does
+    (a pipe or memfd gets a new open file description; a socket ENXIO);
+    afterwards the new fd must be that same object."""
+    link, number = own
+    if call.notified:
+        # our own copy of the caller's fd, checked, then reopened through
+        # our own /proc/self/fd link as the caller's identity
+        dup = hostops.thread_fd(task.tid, task.tgid, number)
+        try:
+            if os.readlink(f"/proc/self/fd/{dup}") != link:
+                raise OSError(errno.EACCES, "the fd changed")
+        except OSError:
+            os.close(dup)
+            raise
+        return open_object(call, task, f"/proc/self/fd/{dup}", flags, mode, holding=dup)
+    rewritten = open_rewrite(call, "/proc/" + d.rel, flags, mode)
+
+    def verify(call, result):
+        if result < 0:
+            return None
+        try:
+            same = os.readlink(f"/proc/{call.tid}/fd/{result}") == link
+        except OSError:
+            same = False
+        if same:
+            return None
+        call.inject(NR["close"], result)
+        return -errno.EACCES
+    return then(rewritten, verify)
+
+
+def open_how(host, flags, mode):
+    """(flags, mode, resolve) of the openat2 that opens host for the
+    guest's open flags and mode."""
+    if flags & O_PATH:
+        # open/openat ignore the other flags with O_PATH; openat2 refuses them
+        flags &= O_PATH_FLAGS
+    else:
+        flags = (flags & OPEN_FLAGS) | O_LARGEFILE
+    if not flags & (O_CREAT | 0o20000000):
+        mode = 0
+    resolve = 0 if host.startswith("/proc/") else RESOLVE_NO_SYMLINKS
+    return flags, mode & 0o7777, resolve
+
+
+def open_how_args(call, host, flags, mode):
+    """openat2's arguments, its open_how packed for scratch memory."""
+    how = bytearray(b"".join(v.to_bytes(8, "little") for v in open_how(host, flags, mode)))
+    return (AT_FDCWD, host, how, 24)
+
+
+def open_rewrite(call, host, flags, mode):
+    return rewrite(call, "openat2", *open_how_args(call, host, flags, mode))
+
+
+def open_object(call, task, host, flags, mode, after=None, holding=None):
+    """Open the host object the VFS chose for the caller.  A notified call
+    (notify.py): the guest kernel opens it, as the calling thread's host
+    identity and never following a symlink, and hands over the fd.  A
+    ptrace stop: the call becomes openat2 of the host path, from scratch
+    memory.  after(call, result) runs once the open is made; holding: an
+    fd of ours that host names, closed then."""
+    if not call.notified:
+        rewritten = open_rewrite(call, host, flags, mode)
+        return then(rewritten, after) if after is not None else rewritten
+    flags, mode, resolve = open_how(host, flags, mode)
+    cloexec = bool(flags & O_CLOEXEC)
+    flags |= O_CLOEXEC          # our copy; the caller's flag is given with it
+
+    def opened(open_fn):
+        try:
+            fd = open_fn()
+        finally:
+            if holding is not None:
+                os.close(holding)
+        if after is not None:
+            after(call, fd)
+        return Install(fd, cloexec)
+    if host == "/dev/tty":
+        return opened(lambda: hostopen.open_controlling_tty(task.tid, flags))
+    if holding is None and hostopen.names_umlpy_itself(host):
+        # our worker threads pass procfs's "same process" checks for
+        # umlpy's own /proc entries (its fds, its memory): never for a guest
+        raise OSError(errno.EACCES, host)
+    opener = call.kernel.opener
+    if holding is None and opener is not None and (host == "/proc" or host.startswith("/proc/")):
+        # what procfs shows depends on who opens: the guest's opener opens
+        # it, in the guest's namespaces (its /proc) and as the guest
+        return opened(lambda: opener.open(host, flags, mode))
+    try:
+        fd = task.as_host(hostopen.open_unblocked, host, flags, mode, resolve)
+    except OSError:
+        if holding is not None:
+            os.close(holding)
+        raise
+    if fd is None:      # a FIFO: its open waits for the other end
+        return Deferred(lambda: opened(lambda: task.as_host_apart(
+            hostopen.open_waiting, host, flags, mode, resolve)))
+    return opened(lambda: fd)
+
+
+def create_open(call, task, res, flags, mode):
+    """A notified open that creates res's missing name: made by the guest
+    kernel as the caller's host identity, with the caller's umask; a
+    whiteout the name replaces comes back if that fails."""
+    parent, fs, host, removed = prepare_create(task, res)
+    try:
+        return open_object(call, task, host, flags, mode & 0o7777 & ~task.host_identity.umask)
+    except OSError:
+        if removed:
+            fs.restore_whiteout(parent, res.name)
+        raise
+
+
+def prepare_create(task, res):
+    """Check that res's missing name may be created and make room for it:
+    (parent dentry, its filesystem, host path, whether a whiteout of the
+    name was removed)."""
+    writable_mount(res)
+    parent = res.parent.dentry
+    fs = parent.fs
+    if isinstance(fs, UnionFS):
+        err = 0 if checks_on_host(parent) and parent.flags & IN_UPPER else \
+            task.creds.permission(parent.attr, W_OK | X_OK)
+        if err:
+            raise OSError(err, res.path)
+        host, removed = fs.create_target(parent, res.name, res.parent_dentries()[:-1])
+    else:
+        host, removed = fs.create_target(parent, res.name), False
+    return parent, fs, host, removed
+
+
+def create_then(call, vfs, task, res, nr_name, make_args, is_dir=False):
+    """Create res's missing name: the guest's own process makes it on the
+    host (an open with O_CREAT: the fd must end up in its table); a
+    whiteout the name replaces comes back if that fails."""
+    parent, fs, host, removed = prepare_create(task, res)
+    rewritten = rewrite(call, nr_name, *make_args(host))
+    if not removed:
+        return rewritten
+
+    def settle(call, result):
+        if result < 0:
+            fs.restore_whiteout(parent, res.name)
+        elif is_dir:
+            fs.make_opaque(parent.child_rel(res.name))
+        return None
+    return then(rewritten, settle)
+
+
+def create_here(call, vfs, task, res, make, is_dir=False):
+    """Create res's missing name: the guest kernel makes it, as the calling
+    thread's host identity (make(dirfd, name)); a whiteout the name
+    replaces comes back if that fails."""
+    parent, fs, _host, removed = prepare_create(task, res)
+    rel = parent.child_rel(res.name)
+    try:
+        on_host_at(task, fs, rel, make)
+    except OSError:
+        if removed:
+            fs.restore_whiteout(parent, res.name)
+        raise
+    if removed and is_dir:
+        fs.make_opaque(rel)
+    return done()
+
+
+def legacy_open_flags(flags):
+    """open/openat: O_PATH beats everything else (Linux's build_open_how
+    keeps only O_DIRECTORY, O_NOFOLLOW and O_CLOEXEC beside it), before
+    O_CREAT|O_EXCL or a directory's EISDIR is considered; openat2 refuses
+    the other flags instead."""
+    return flags & O_PATH_FLAGS if flags & O_PATH else flags
+
+
+@TABLE.emulated(FAMILY, "open", "resolved by the guest VFS; opens the chosen host object")
+@vfs_call
+def sys_open(call, vfs, task):
+    a = call.args
+    return open_file(call, vfs, task, AT_FDCWD, path_arg(call, 0), legacy_open_flags(s32(a[1])),
+                     a[2])
+
+
+@TABLE.emulated(FAMILY, "openat", "resolved by the guest VFS; opens the chosen host object")
+@vfs_call
+def sys_openat(call, vfs, task):
+    a = call.args
+    return open_file(call, vfs, task, s32(a[0]), path_arg(call, 1),
+                     legacy_open_flags(s32(a[2])), a[3])
+
+
+@TABLE.emulated(FAMILY, "creat", "open(path, O_CREAT|O_WRONLY|O_TRUNC)")
+@vfs_call
+def sys_creat(call, vfs, task):
+    return open_file(call, vfs, task, AT_FDCWD, path_arg(call, 0),
+                     O_CREAT | os.O_WRONLY | O_TRUNC, call.args[1])
+
+
+RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_XDEV = 0x08, 0x10, 0x01
+RESOLVE_NO_MAGICLINKS, RESOLVE_CACHED = 0x02, 0x20
+
+
+@TABLE.emulated(FAMILY, "openat2", "resolved by the guest VFS (RESOLVE_* honoured "
+                "by the resolver)")
+@vfs_call
+def sys_openat2(call, vfs, task):
+    a = call.args
+    size = a[3]
+    if size < 24:
+        return fail(errno.EINVAL)
+    raw = call.read(a[2], 24)
+    flags = int.from_bytes(raw[:8], "little")
+    mode = int.from_bytes(raw[8:16], "little")
+    resolve = int.from_bytes(raw[16:24], "little")
+    if flags & ~(OPEN_FLAGS | O_LARGEFILE) or resolve & ~0x3F or mode & ~0o7777 \
+            or (mode and not flags & (O_CREAT | 0o20000000)):
+        return fail(errno.EINVAL)
+    if resolve & RESOLVE_CACHED:
+        return fail(errno.EAGAIN)
+    path = path_arg(call, 1)
+    dirfd = s32(a[0])
+    if resolve & (RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS) and not resolve & RESOLVE_IN_ROOT:
+        err = crossing(vfs, task, dirfd, path, flags, resolve)
+        if err:
+            return fail(err)
+    if resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT):
+        return beneath_open(call, vfs, task, dirfd, path, flags, mode, resolve)
+    if resolve & RESOLVE_NO_SYMLINKS and symlink_on_way(vfs, task, dirfd, path, flags):
+        return fail(errno.ELOOP)
+    return open_file(call, vfs, task, dirfd, path, flags, mode)
+
+
+def crossing(vfs, task, dirfd, path, flags, resolve):
+    """EXDEV if resolving path leaves the filesystem it starts in (a
+    mountpoint, a bind, a symlink into another mount) under
+    RESOLVE_NO_XDEV; ELOOP if it follows a magic link under
+    RESOLVE_NO_MAGICLINKS; else 0."""
+    watch = WalkWatch()
+    res = vfs.resolve(task, dirfd, path, follow=not flags & O_NOFOLLOW, watch=watch)
+    if resolve & RESOLVE_NO_MAGICLINKS and watch.magic:
+        return errno.ELOOP
+    filesystems = watch.filesystems | ({res.dentry.fs} if res.dentry is not None else set())
+    if resolve & RESOLVE_NO_XDEV and len(filesystems) > 1:
+        return errno.EXDEV
+    return 0
+
+
+def symlink_on_way(vfs, task, dirfd, path, flags):
+    """Would resolving path follow any symlink?"""
+    res = vfs.resolve(task, dirfd, path, follow=False)
+    walked = vfs.resolve(task, dirfd, path, follow=not flags & O_NOFOLLOW)
+    return res.path != walked.path or (res.dentry is not None and res.dentry.attr.is_link()
+                                       and not flags & O_NOFOLLOW)
+
+
+def beneath_open(call, vfs, task, dirfd, path, flags, mode, resolve):
+    """RESOLVE_BENEATH / RESOLVE_IN_ROOT: dirfd's directory is the root."""
+    base = vfs.start_frames(task, vfs.root_frames(task), dirfd)
+    start_path = base[-1].path
+    saved = task.ctx.root
+    if resolve & RESOLVE_IN_ROOT:
+        task.ctx.root = start_path
+        try:
+            res = vfs.resolve(task, dirfd, path.lstrip("/") or ".", True)
+        finally:
+            task.ctx.root = saved
+        if res.dentry is None and not flags & O_CREAT:
+            return fail(errno.ENOENT)
+        return open_file(call, vfs, task, AT_FDCWD, res.path, flags, mode)
+    if path.startswith("/"):
+        return fail(errno.EXDEV)
+    res = vfs.resolve(task, dirfd, path, follow=not flags & O_NOFOLLOW)
+    prefix = start_path.rstrip("/") + "/"
+    if res.path != start_path and not res.path.startswith(prefix) and start_path != "/":
+        return fail(errno.EXDEV)
+    return open_file(call, vfs, task, dirfd, path, flags, mode)
