@@ -33,8 +33,8 @@ struct box {
 
 struct umlpy_workdirs {
     pthread_mutex_t lock;
-    struct box boxes[MAX_BOXES];
-    int hint;
+    struct box boxes[MAX_BOXES];    /* lazily backed: only as far as top */
+    int hint, top;
     uint64_t *box_of;       /* per host tid: (gen << 16) | (box + 1), 0 if unknown */
     size_t max_tid;
     unsigned long epoch;
@@ -59,7 +59,7 @@ void workdirs_free(struct umlpy_workdirs *W)
 {
     if (!W)
         return;
-    for (int i = 0; i < MAX_BOXES; i++)
+    for (int i = 0; i < W->top; i++)
         free(W->boxes[i].path);
     free(W->box_of);
     free(W);
@@ -95,6 +95,8 @@ int workdirs_new_box(struct umlpy_workdirs *W)
         W->boxes[found].used = 1;
         W->boxes[found].path = NULL;
         W->hint = found + 1;
+        if (W->top < found + 1)
+            W->top = found + 1;
     }
     pthread_mutex_unlock(&W->lock);
     return found;
