@@ -16,6 +16,7 @@ from .seccomp import assemble, compile_filter
 from .signals import SIGSTOP, default_action
 from .syscalls import TABLE
 from .syscalls.names import SYSCALL_NUMBERS
+from .sysview import SystemView
 
 RLIMIT_CORE = 4
 
@@ -78,6 +79,7 @@ class GuestKernel:
             net = NetPolicy()
         self.net = net
         self.limits = limits
+        self.system = SystemView(self, limits.memory if limits is not None else None)
         self.watchdog = None
         self._internal_errors = set()
         self.observers = []
@@ -209,7 +211,7 @@ class GuestKernel:
         else:
             root = lambda: "/proc"      # noqa: E731
             guest_tid = host_tid = lambda tid: tid      # noqa: E731
-        self.fs.attach_proc(root, guest_tid, host_tid, self.hostname)
+        self.fs.attach_proc(root, guest_tid, host_tid, self.hostname, self.system)
 
     # scratch memory for rewritten calls ---------------------------------------
     def scratch_writer(self, call, status=None):
@@ -243,6 +245,7 @@ class GuestKernel:
             raise UmlpyError("this guest kernel already runs a first process")
         env = dict(os.environ if env is None else env)
         self._root = root
+        self.system.start()
         ids = self.identity()
         if cwd is not None:
             self.fs_options.cwd = cwd

@@ -125,13 +125,29 @@ def _cpu_seconds(tid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def _private_memory(tid):
+def private_memory(tid):
+    """The private memory (RssAnon + RssShmem) of tid's process, in bytes."""
     total = 0
     with open(f"/proc/{tid}/status", "rb") as f:
         for line in f:
             if line.startswith((b"RssAnon:", b"RssShmem:")):
                 total += int(line.split()[1]) * 1024
     return total
+
+
+def guest_tgids(kernel):
+    """The host tgids of the sandbox's processes, from its threads."""
+    tgids = set()
+    for tid in list(kernel.processes.threads):
+        try:
+            with open(f"/proc/{tid}/status", "rb") as f:
+                for line in f:
+                    if line.startswith(b"Tgid:"):
+                        tgids.add(int(line.split()[1]))
+                        break
+        except OSError:
+            continue
+    return tgids
 
 
 class Watchdog:
@@ -153,19 +169,6 @@ class Watchdog:
         self._stop.set()
         self.thread.join(1)
 
-    def _processes(self):
-        tgids = set()
-        for tid in list(self.kernel.processes.threads):
-            try:
-                with open(f"/proc/{tid}/status", "rb") as f:
-                    for line in f:
-                        if line.startswith(b"Tgid:"):
-                            tgids.add(int(line.split()[1]))
-                            break
-            except OSError:
-                continue
-        return tgids
-
     def _run(self):
         while not self._stop.wait(WATCH_INTERVAL):
             try:
@@ -174,7 +177,7 @@ class Watchdog:
                 continue
 
     def check(self):
-        tgids = self._processes()
+        tgids = guest_tgids(self.kernel)
         limits = self.limits
         if limits.cpu_time is not None:
             now = {}
@@ -194,7 +197,7 @@ class Watchdog:
             usage = {}
             for tgid in tgids:
                 try:
-                    usage[tgid] = _private_memory(tgid)
+                    usage[tgid] = private_memory(tgid)
                 except (OSError, ValueError):
                     pass
             if sum(usage.values()) > limits.memory and usage:

@@ -1,14 +1,16 @@
 """Time, system information, System V and POSIX IPC, keys, and the calls
 that administer the host (the misc family)."""
-from errno import EPERM
+from errno import EFAULT, EPERM
 
+from ..._native._tracer import ffi, lib
+from ..decisions import Return, fail
 from .registry import TABLE
 
 FAMILY = "misc"
 
 TABLE.passthrough(
     FAMILY,
-    "uname", "sysinfo", "getrandom",
+    "uname", "getrandom",
     "gettimeofday", "time", "clock_gettime", "clock_getres",
     "clock_nanosleep", "nanosleep",
     "msgget", "msgsnd", "msgrcv", "msgctl",
@@ -39,3 +41,21 @@ TABLE.unsupported(
     "vserver", "epoll_ctl_old", "epoll_wait_old", "uselib",
     "set_thread_area", "get_thread_area", "lookup_dcookie",
 )
+
+
+SYS_SYSINFO = 99
+
+
+@TABLE.emulated(FAMILY, "sysinfo", "the sandbox's uptime and threads; with --memory, its "
+                "limit and the guests' own memory")
+def sys_sysinfo(call):
+    host = ffi.new("char[128]")
+    r = lib.umlpy_syscall6(SYS_SYSINFO, int(ffi.cast("intptr_t", host)), 0, 0, 0, 0, 0)
+    if r < 0:
+        return fail(-r)
+    data = call.kernel.system.sysinfo(ffi.buffer(host, 128)[:])
+    try:
+        call.write(call.args[0], data)
+    except OSError:
+        return fail(EFAULT)
+    return Return(0)

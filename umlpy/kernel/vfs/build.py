@@ -180,9 +180,9 @@ class SandboxFS:
             self.close()
             raise BadInput(f"-C {cwd}: not a directory in the guest")
 
-    def attach_proc(self, proc_root, guest_tid, host_tid, hostname=None, memory_limit=None):
+    def attach_proc(self, proc_root, guest_tid, host_tid, hostname=None, system=None):
         self.procfs = ProcFS(self.vfs, self.idmap, self.spool_fs, guest_tid, host_tid,
-                             proc_root, hostname, memory_limit)
+                             proc_root, hostname, system)
         self.vfs.procfs = self.procfs
         self.mounts.add("/proc", self.procfs)
 

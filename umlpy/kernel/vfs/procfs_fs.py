@@ -24,15 +24,17 @@ class ProcFS(FileSystem):
     host_backed = True
 
     def __init__(self, vfs, idmap, spool, guest_tid, host_tid, proc_root,
-                 hostname=None, memory_limit=None):
+                 hostname=None, system=None):
         """proc_root: the tracer's path to the guest's procfs (a callable,
         it exists only once the guest started).  guest_tid/host_tid map
-        thread ids.  spool: a SynthFS whose spool makes produced files."""
+        thread ids.  spool: a SynthFS whose spool makes produced files.
+        system: the machine as the sandbox shows it (sysview.SystemView:
+        meminfo, uptime), None for the host's meminfo and an uptime from now."""
         self.vfs, self.idmap, self.spool = vfs, idmap, spool
         self.guest_tid, self.host_tid = guest_tid, host_tid
         self._proc_root = proc_root
         self.hostname = hostname
-        self.memory_limit = memory_limit
+        self.system = system
         self.started = time.monotonic()
         self._produced = {}          # spool host path -> rel
         self.produce = {
@@ -237,20 +239,11 @@ class ProcFS(FileSystem):
     def _meminfo(self):
         with open("/proc/meminfo") as f:
             text = f.read()
-        if not self.memory_limit:
-            return text.encode()
-        kb = self.memory_limit // 1024
-        out = []
-        for line in text.splitlines(True):
-            key = line.split(":")[0]
-            if key in ("MemTotal", "MemAvailable", "MemFree"):
-                have = int(line.split()[1])
-                line = f"{key}:{min(have, kb):>16} kB\n"
-            out.append(line)
-        return "".join(out).encode()
+        return (self.system.meminfo(text) if self.system is not None else text).encode()
 
     def _uptime(self):
-        up = time.monotonic() - self.started
+        up = self.system.uptime() if self.system is not None else \
+            time.monotonic() - self.started
         return f"{up:.2f} {up * (os.cpu_count() or 1):.2f}\n".encode()
 
     def _filesystems(self):
