@@ -32,6 +32,7 @@ import os
 import struct
 import sys
 
+from .abi import s32
 from .errors import BadInput
 from .kernel.decisions import ALLOW, AllowThen, Deferred, Install, Return, Rewrite
 from .kernel.syscalls.names import SYSCALL_NAMES, SYSCALL_NUMBERS, prototype
@@ -54,11 +55,6 @@ O_ACCMODE, O_CLOEXEC, O_CREAT, O_TRUNC = 0o3, 0o2000000, 0o100, 0o1000
 MFD_CLOEXEC, MFD_ALLOW_SEALING = 1, 2
 F_ADD_SEALS = 1033
 F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE = 1, 2, 4, 8
-
-
-def _s32(v):
-    v &= 0xFFFFFFFF
-    return v - (1 << 32) if v & 0x80000000 else v
 
 
 def _nr_of(name):
@@ -158,7 +154,7 @@ class Call:
         signed=True reads it as a C int."""
         i = which if isinstance(which, int) else self._arg_index(which)
         v = self.raw.args[i]
-        return _s32(v) if signed else v
+        return s32(v) if signed else v
 
     def _arg_index(self, name):
         proto = prototype(self.name)
@@ -252,7 +248,7 @@ class Call:
         if path.startswith("/"):
             return path
         vfs = self.kernel.vfs
-        fd = AT_FDCWD if dirfd is None else _s32(self.raw.args[dirfd])
+        fd = AT_FDCWD if dirfd is None else s32(self.raw.args[dirfd])
         if fd == AT_FDCWD:
             base = vfs.context(self.host_pid).cwd
         else:
@@ -354,9 +350,9 @@ class Call:
     def _open_flags(self):
         name, a = self.name, self.raw.args
         if name == "open":
-            return _s32(a[1])
+            return s32(a[1])
         if name == "openat":
-            return _s32(a[2])
+            return s32(a[2])
         if name == "creat":
             return O_CREAT | os.O_WRONLY | O_TRUNC
         if name == "openat2":
@@ -1133,7 +1129,7 @@ def format_call(kernel, call, nr=None, args=None):
             out.append(oct(v) if pname == "mode" else hex(v))
         elif ctype in ("int", "pid_t", "clockid_t") or pname in ("fd", "dfd", "dirfd",
                                                                 "olddfd", "newdfd"):
-            s = _s32(v)
+            s = s32(v)
             out.append("AT_FDCWD" if s == AT_FDCWD and "d" in pname else str(s))
         else:
             out.append(str(v) if v < 4096 else hex(v))

@@ -12,20 +12,10 @@ prototypes (integers, pointers, path names).
 """
 import struct
 
+from ..abi import MASK64, s32, s64
 from . import consts as C
 
-MASK64 = 0xFFFFFFFFFFFFFFFF
 DEFAULT_STRSIZE = 32
-
-
-def s32(v):
-    v &= 0xFFFFFFFF
-    return v - (1 << 32) if v & 0x80000000 else v
-
-
-def s64(v):
-    v &= MASK64
-    return v - (1 << 64) if v & (1 << 63) else v
 
 
 class Out:

@@ -9,11 +9,12 @@ the answer), as are the calls relative to it."""
 import errno
 import os
 
+from ...abi import s32
 from ..decisions import Return, fail
 from ..vfs.creds import X_OK
 from ..vfs.vfs import AT_FDCWD
 from ..vfs import hostops
-from .fs import checks_on_host, lookup_existing, on_host, path_arg, s32, vfs_call
+from .fs import checks_on_host, lookup_existing, on_host, path_arg, vfs_call
 from .registry import TABLE
 
 FAMILY = "fs"

@@ -9,10 +9,11 @@ import os
 import stat
 import struct
 
+from ...abi import s32
 from ..decisions import ALLOW, Return, fail
 from ..vfs.fs import HostTreeFS
 from ..vfs.hostops import getdents64, thread_fd
-from .fs import change_xattr, chmod, chown, s32, vfs_call, write_stat
+from .fs import change_xattr, chmod, chown, vfs_call, write_stat
 from .registry import TABLE, Guard
 
 FAMILY = "fd"

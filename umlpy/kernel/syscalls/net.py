@@ -20,12 +20,13 @@ import os
 import stat as _stat
 import struct
 
+from ...abi import s32
 from ..decisions import ALLOW, AllowThen, Rewrite, fail
 from ..netpolicy import inet_address, loopback_for
 from ..vfs.hostops import thread_fd
 from ..vfs.creds import W_OK
 from ..vfs.union import IN_UPPER, UnionFS
-from .fs import AT_FDCWD, checks_on_host, create_here, s32, vfs_call
+from .fs import AT_FDCWD, checks_on_host, create_here, vfs_call
 from .registry import TABLE, Guard
 
 FAMILY = "net"

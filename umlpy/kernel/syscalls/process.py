@@ -1,6 +1,7 @@
 """Processes, threads, credentials and scheduling (the process family)."""
 from errno import EPERM, ESRCH
 
+from ...abi import s32
 from ..decisions import ALLOW, Rewrite, fail
 from .registry import TABLE, Guard
 
@@ -163,7 +164,7 @@ def sys_execve(call):
 
 @TABLE.emulated(FAMILY, "execveat", "as execve; AT_EMPTY_PATH runs the fd's guest object")
 def sys_execveat(call):
-    from .fs import path_arg, s32
+    from .fs import path_arg
     from ..vfs.binfmt import plan_exec
     vfs = call.kernel.vfs
     task = vfs.task(call.tid)

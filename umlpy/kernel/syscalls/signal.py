@@ -5,6 +5,7 @@ init: the host kernel protects a pid-namespace init from it, an ordinary
 process (which the guest's first process is, natively) is not protected,
 so the guest kernel delivers it from outside.
 """
+from ...abi import s32
 from ..decisions import ALLOW, AllowThen
 from .. import procfs
 from ..signals import SIGKILL
@@ -20,11 +21,6 @@ TABLE.passthrough(
     "timer_create", "timer_settime", "timer_gettime", "timer_getoverrun",
     "timer_delete",
 )
-
-
-def s32(value):
-    value &= 0xFFFFFFFF
-    return value - (1 << 32) if value & 0x80000000 else value
 
 
 def targets_init(call):

@@ -5,11 +5,11 @@ other families use are here."""
 from . import attr, namei, open, stat, xattr  # noqa: F401 -- they fill the table
 from .attr import chmod, chown
 from .common import AT_FDCWD, checks_on_host, lookup_existing, on_fd_itself, on_host, \
-    path_arg, rewrite, s32, vfs_call
+    path_arg, rewrite, vfs_call
 from .open import create_here
 from .stat import write_stat
 from .xattr import change_xattr
 
 __all__ = ["AT_FDCWD", "change_xattr", "checks_on_host", "chmod", "chown", "create_here",
-           "lookup_existing", "on_fd_itself", "on_host", "path_arg", "rewrite", "s32",
-           "vfs_call", "write_stat"]
+           "lookup_existing", "on_fd_itself", "on_host", "path_arg", "rewrite", "vfs_call",
+           "write_stat"]

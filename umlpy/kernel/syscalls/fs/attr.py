@@ -4,6 +4,7 @@ kernel, made on the host object by the caller's host identity."""
 import errno
 import os
 
+from ....abi import s32
 from ...decisions import ALLOW, Return, fail
 from ...vfs import hostops
 from ...vfs.creds import W_OK
@@ -12,7 +13,7 @@ from ...vfs.union import IN_UPPER, UnionFS
 from ..registry import TABLE
 from .common import AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, CAP_CHOWN, FAMILY, \
     checks_on_host, copy_up_for_change, done, lookup_at, lookup_existing, on_fd_itself, \
-    on_host, path_arg, s32, vfs_call
+    on_host, path_arg, vfs_call
 
 
 def owner_check(task, res):

@@ -39,11 +39,6 @@ CAP_CHOWN = 1 << 0
 CAP_MKNOD = 1 << 27
 
 
-def s32(v):
-    v &= 0xFFFFFFFF
-    return v - (1 << 32) if v & 0x80000000 else v
-
-
 def vfs_call(fn):
     """Run a handler; an OSError it raises is the guest's errno."""
     def handler(call):

@@ -5,14 +5,14 @@ import errno
 import os
 import stat as _stat
 
+from ....abi import s32
 from ...decisions import Return, fail
 from ...vfs import hostops
 from ...vfs.creds import R_OK, W_OK, X_OK
 from ...vfs.union import IN_LOWER, RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, UnionFS
 from ..registry import TABLE
 from .common import AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, CAP_MKNOD, \
-    FAMILY, copy_up_for_change, done, lookup_at, on_host, path_arg, s32, vfs_call, \
-    writable_mount
+    FAMILY, copy_up_for_change, done, lookup_at, on_host, path_arg, vfs_call, writable_mount
 from .open import create_here
 
 

@@ -6,6 +6,7 @@ import errno
 import os
 import stat as _stat
 
+from ....abi import s32
 from ... import procfs
 from ...decisions import Deferred, Install, fail
 from ...vfs import hostopen, hostops
@@ -17,8 +18,8 @@ from ..names import SYSCALL_NUMBERS as NR
 from ..registry import TABLE
 from .common import AT_FDCWD, FAMILY, OPEN_FLAGS, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, \
     O_EXCL, O_LARGEFILE, O_NOFOLLOW, O_PATH, O_PATH_FLAGS, O_TMPFILE, O_TRUNC, checks_on_host, \
-    copy_up_for_change, done, lookup_existing, on_host_at, path_arg, rewrite, s32, then, \
-    vfs_call, writable_mount
+    copy_up_for_change, done, lookup_existing, on_host_at, path_arg, rewrite, then, vfs_call, \
+    writable_mount
 
 
 def open_file(call, vfs, task, dirfd, path, flags, mode, resolve=0):

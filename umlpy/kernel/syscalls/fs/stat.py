@@ -5,14 +5,15 @@ import errno
 import os
 import stat as _stat
 
+from ....abi import s32
 from ...decisions import Return, fail
 from ...fastpath import ACCESS, LINK, STAT, STATX
 from ...vfs import hostops
 from ...vfs.creds import W_OK
 from ..registry import TABLE
 from .common import AT_EACCESS, AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, FAMILY, \
-    checks_on_host, done, lookup_at, on_fd_itself, on_host, path_arg, present, s32, \
-    stat_of_copy, vfs_call
+    checks_on_host, done, lookup_at, on_fd_itself, on_host, path_arg, present, stat_of_copy, \
+    vfs_call
 
 
 def write_stat(call, res, buf):

@@ -3,13 +3,14 @@ host object the VFS chose, by the caller's host identity."""
 import errno
 import os
 
+from ....abi import s32
 from ...decisions import Return, fail
 from ...vfs import hostops
 from ...vfs.union import UnionFS
 from ..registry import TABLE
 from .attr import owner_check
 from .common import AT_FDCWD, FAMILY, IN_DONT_FOLLOW, checks_on_host, copy_up_for_change, \
-    done, lookup_existing, may_copy_up, on_host, path_arg, s32, vfs_call
+    done, lookup_existing, may_copy_up, on_host, path_arg, vfs_call
 
 
 def xattr_get(call, vfs, task, follow, name_nr):
