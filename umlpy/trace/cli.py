@@ -84,7 +84,7 @@ class TraceOptions:
 
 def _sandbox_options():
     """umlpy run's options by long name (and --env/--cwd)."""
-    from ..cli import RUN_OPTIONS
+    from ..runcmd import RUN_OPTIONS
     by_name = {}
     for opt in RUN_OPTIONS:
         if opt.dest == "trace_all":
@@ -96,7 +96,7 @@ def _sandbox_options():
 
 
 def help_text():
-    from ..cli import RUN_OPTIONS
+    from ..runcmd import RUN_OPTIONS
     lines = [HELP.rstrip("\n")]
     for opt in RUN_OPTIONS:
         if opt.dest == "trace_all":
@@ -110,7 +110,7 @@ def help_text():
 
 def parse(words):
     """(TraceOptions, sandbox Args) from the words after 'trace'."""
-    from ..cli import RUN_OPTIONS, Args
+    from ..runcmd import RUN_OPTIONS, Args
     topts = TraceOptions()
     run_args = Args(RUN_OPTIONS)
     sandbox = _sandbox_options()
@@ -303,7 +303,7 @@ def main(words):
         raise BadInput("umlpy trace: no program given (usage: umlpy trace [OPTIONS] -- PROG "
                        "[ARGS])")
     session, files = build(topts)
-    from ..cli import cmd_run
+    from ..runcmd import cmd_run
     run_args.trace_all = True
     try:
         return cmd_run(run_args, prepare=session.attach)
