@@ -1,6 +1,8 @@
 """Shared fixtures: guest programs built from C at test time, and runners
 that execute the same command natively and inside umlpy."""
+import collections
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -84,6 +86,26 @@ def run_umlpy(argv, mode="default", options=(), timeout=120, host_root=True, **k
     kw.setdefault("env", _env())
     return subprocess.run(umlpy_argv(argv, mode, options, host_root), capture_output=True,
                           timeout=timeout, **kw)
+
+
+Counts = collections.namedtuple("Counts", "status hits misses entries served handed")
+
+
+def run_in_kernel(argv, timeout=300):
+    """argv run by a GuestKernel of its own in a fresh interpreter (its
+    counters are read in-process): the CompletedProcess, whose stdout is
+    the guest's, and Counts: the exit status, the path cache's hits, misses
+    and entries, the calls served in C and handed to Python at the
+    listener."""
+    code = ("import sys\nfrom umlpy.kernel import GuestKernel\nk = GuestKernel()\n"
+            f"k.spawn({list(argv)!r})\nstatus = k.run()\n"
+            "n = k.notifications.counts() if k.notifications else (0, 0)\n"
+            "print('UMLPY-COUNTS', status, *k.fastpath.counts(), *n, file=sys.stderr)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, env=_env(),
+                       timeout=timeout)
+    found = re.search(rb"UMLPY-COUNTS (-?\d+) (\d+) (\d+) (\d+) (\d+) (\d+)", p.stderr)
+    assert found, p.stderr.decode()[-2000:]
+    return p, Counts(*map(int, found.groups()))
 
 
 def assert_same(argv, mode, timeout=120, compare_stderr=True, **kw):

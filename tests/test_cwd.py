@@ -10,11 +10,8 @@ removed working directory is ENOENT inside (Linux finds the dead, empty
 directory)."""
 import os
 import shutil
-import subprocess
-import sys
-import textwrap
 
-from conftest import _env, open_up, run_native, run_umlpy
+from conftest import open_up, run_in_kernel, run_native, run_umlpy
 
 
 def _base(tmp_path):
@@ -55,20 +52,9 @@ def test_working_directory_as_linux_keeps_it(guest, mode, tmp_path):
 def _kernel_counts(script):
     """Run sh -c script in-process; its output lines and the counts of
     calls C served and handed to Python at the listener."""
-    code = textwrap.dedent(f"""
-        from umlpy.kernel import GuestKernel
-        k = GuestKernel()
-        k.spawn(["sh", "-c", {script!r}])
-        k.run()
-        served, handed = k.notifications.counts()
-        print(served, handed)
-        """)
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, env=_env(),
-                       timeout=300)
+    p, counts = run_in_kernel(["sh", "-c", script])
     assert p.returncode == 0, p.stderr.decode()[-2000:]
-    lines = p.stdout.decode().splitlines()
-    served, handed = map(int, lines[-1].split())
-    return lines[:-1], served, handed
+    return p.stdout.decode().splitlines(), counts.served, counts.handed
 
 
 def test_chdir_getcwd_and_relative_calls_in_lower_directories_are_served_in_c():

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT, _env, open_up
+from conftest import ROOT, _env, open_up, run_in_kernel
 
 AS_ROOT = os.geteuid() == 0
 NAMES = ["a", "b", "c", "dd", "e.txt"]
@@ -123,20 +123,11 @@ def test_cache_is_used_and_sees_the_guests_changes(probe, tmp_path):
     build(base, [("a", "dir", 0o777), ("a/f", "file", 0o644), ("a/l", "link", "f")])
     (base / "a" / "victim").write_text("v")
     os.chmod(base / "a" / "victim", 0o666)
-    code = (
-        "import sys\n"
-        "from umlpy.kernel import GuestKernel\n"
-        "k = GuestKernel()\n"
-        f"k.spawn([{probe!r}, '-m', {str(base / 'a')!r}, {str(base / 'a')!r}, "
-        f"{str(base / 'a' / 'f')!r}, {str(base / 'a' / 'new')!r}, "
-        f"{str(base / 'a' / 'victim')!r}])\n"
-        "status = k.run()\n"
-        "print('COUNTS', *k.fastpath.counts(), status, file=sys.stderr)\n")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, env=_env(),
-                       timeout=120)
+    p, counts = run_in_kernel([probe, "-m", str(base / "a"), str(base / "a"),
+                               str(base / "a" / "f"), str(base / "a" / "new"),
+                               str(base / "a" / "victim")], timeout=120)
     assert p.returncode == 0, p.stderr.decode()
-    hits, _misses, _entries, status = map(int, re.search(
-        rb"COUNTS (\d+) (\d+) (\d+) (\d+)", p.stderr).groups())
+    hits, status = counts.hits, counts.status
     assert status == 0 and hits > 20
     out = p.stdout.decode().split("round ")
     assert f"stat {base}/a/new err 2" in out[2] and f"stat {base}/a/new mode 100" in out[3]
@@ -165,18 +156,9 @@ int main(void) {
     exe = tmp_path / "flood"
     subprocess.run(["gcc", "-O2", "-o", str(exe), str(src)], check=True)
     open_up(tmp_path)
-    code = (
-        "import sys\n"
-        "from umlpy.kernel import GuestKernel\n"
-        "k = GuestKernel()\n"
-        f"k.spawn([{str(exe)!r}])\n"
-        "status = k.run()\n"
-        "print('COUNTS', *k.fastpath.counts(), status, file=sys.stderr)\n")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, env=_env(),
-                       timeout=300)
+    p, counts = run_in_kernel([str(exe)])
     assert p.stdout == b"bad 0 root 0\n", p.stderr.decode()[-2000:]
-    hits, _misses, entries, status = map(int, re.search(
-        rb"COUNTS (\d+) (\d+) (\d+) (\d+)", p.stderr).groups())
+    hits, entries, status = counts.hits, counts.entries, counts.status
     assert status == 0 and entries <= 131072 and hits >= 90000
 
 
@@ -209,18 +191,9 @@ def test_calls_still_stopping_at_ptrace_are_answered_in_c(guest, tmp_path):
     rounds = 300
     args = [exe, str(rounds), "/usr/include/stdio.h", "/usr/include"]
     native = subprocess.run(args, capture_output=True, check=True).stdout
-    code = (
-        "import sys\n"
-        "from umlpy.kernel import GuestKernel\n"
-        "k = GuestKernel()\n"
-        f"k.spawn({args!r})\n"
-        "status = k.run()\n"
-        "print('COUNTS', *k.fastpath.counts(), status, file=sys.stderr)\n")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, env=_env(),
-                       timeout=120)
+    p, counts = run_in_kernel(args, timeout=120)
     assert p.returncode == 0, p.stderr.decode()
     assert p.stdout == native
-    hits, misses, _entries, status = map(int, re.search(
-        rb"COUNTS (\d+) (\d+) (\d+) (\d+)", p.stderr).groups())
+    hits, misses, status = counts.hits, counts.misses, counts.status
     assert status == 0
     assert hits > 5 * rounds - 50, (hits, misses)

@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 
-from conftest import _env, open_up
+from conftest import _env, open_up, run_in_kernel
 
 PY = "/usr/bin/python3"
 
@@ -215,22 +215,13 @@ def test_access_and_readlink_below_a_tree_are_answered_in_c():
     what find prints natively."""
     script = ("find /usr/include -readable | wc -l; "
               "find /usr/lib/x86_64-linux-gnu -type l -printf '%p %l\\n'")
-    code = textwrap.dedent(f"""
-        from umlpy.kernel import GuestKernel
-        k = GuestKernel()
-        k.spawn(["sh", "-c", {script!r}])
-        k.run()
-        served, handed = k.notifications.counts()
-        print(served, handed)
-        """)
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, env=_env(),
-                       timeout=300)
+    p, counts = run_in_kernel(["sh", "-c", script])
     assert p.returncode == 0, p.stderr.decode()[-2000:]
     lines = p.stdout.decode().splitlines()
-    served, handed = map(int, lines[-1].split())
+    served, handed = counts.served, counts.handed
     native = subprocess.run(["sh", "-c", script], capture_output=True, check=True).stdout
-    assert lines[:-1] == native.decode().splitlines()
-    links = len(lines) - 2
+    assert lines == native.decode().splitlines()
+    links = len(lines) - 1
     names = int(lines[0])
     assert links > 100
     assert served > names + links
