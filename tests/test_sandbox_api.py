@@ -1,4 +1,4 @@
-"""The Sandbox API (umlpy/sandbox.py), `umlpy run --break` and
+"""The Sandbox API (umlpy/api/), `umlpy run --break` and
 `umlpy run --log-level`."""
 import errno
 import os
@@ -346,8 +346,8 @@ def test_without_hiding_the_vdso_answers_the_clock(clock_programs):
 
 
 def test_import_umlpy_stays_cheap():
-    code = ("import sys, umlpy; assert 'umlpy.sandbox' not in sys.modules; "
-            "from umlpy import Sandbox; assert 'umlpy.sandbox' in sys.modules; print('ok')")
+    code = ("import sys, umlpy; assert 'umlpy.api.sandbox' not in sys.modules; "
+            "from umlpy import Sandbox; assert 'umlpy.api.sandbox' in sys.modules; print('ok')")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, env=_env())
     assert p.stdout == b"ok\n", p.stderr
 
@@ -360,11 +360,12 @@ def test_log_level_debug_shows_decisions_and_resolution():
     err = p.stderr.decode()
     assert "umlpy.kernel INFO: policy: mode default" in err
     assert "umlpy.kernel INFO: [pid 1] exec /usr/bin/cat" in err
-    assert ('umlpy.kernel DEBUG: [pid 1] openat(AT_FDCWD, "/etc/hostname", 0x0, 0o0) → '
+    assert ('umlpy.kernel DEBUG: [pid 1] openat(AT_FDCWD, "/etc/hostname", O_RDONLY) → '
             'the guest kernel opened /etc/hostname; the caller gets the fd') in err
     assert "umlpy.vfs DEBUG: resolve '/etc/hostname' → /etc/hostname → lower /etc/hostname" \
         in err
-    assert "= -1 ENOENT (emulated: the host never runs it)" in err      # the PATH search
+    assert "= -1 ENOENT (No such file or directory); emulated: the host never runs it" \
+        in err                                                          # the PATH search
     assert "the first process (host pid" in err
 
 
@@ -392,7 +393,7 @@ def test_without_the_options_nothing_is_installed():
         import sys
         from umlpy.cli import main
         status = main(["run", "--host-root", "--", "true"])
-        print(status, "umlpy.sandbox" in sys.modules, "logging" in sys.modules)
+        print(status, "umlpy.api" in sys.modules, "logging" in sys.modules)
     """)
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, env=_env())
     assert p.stdout == b"0 False False\n", p.stderr

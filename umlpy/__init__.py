@@ -8,6 +8,6 @@ def __getattr__(name):
     # `from umlpy import Sandbox` loads the API on first use: `import umlpy`
     # (every `umlpy run`) stays cheap
     if name in _LAZY:
-        from . import sandbox
-        return getattr(sandbox, name)
+        from . import api
+        return getattr(api, name)
     raise AttributeError(f"module 'umlpy' has no attribute {name!r}")

@@ -121,7 +121,7 @@ def cmd_run(args, prepare=None):
                          host_root=args.host_root, fs_options=fs_options, net=net,
                          limits=limits if limits.any() else None, net_rate=net_rate)
     if args.breaks or args.log_level is not None:
-        from .sandbox import install_debugging      # only then: a plain run pays nothing
+        from .api.debugger import install_debugging     # only then: a plain run pays nothing
         install_debugging(kernel, args.breaks, args.log_level)
     if prepare is not None:
         prepare(kernel)

@@ -1074,6 +1074,21 @@ def decode_entry(name, ctx):
     return d
 
 
+def decode_before(name, ctx):
+    """Every argument's text before the call runs (for logs, which show
+    a call once): those the kernel writes, strace's exit arguments, by
+    their addresses, the others decoded as at entry."""
+    d = decode_entry(name, ctx)
+    texts = d.args
+    for k, item in enumerate(d.pending):
+        i = d.n_entry + k
+        if isinstance(item, Out):
+            texts.append(ptr(ctx, ctx.args[i]) if i < len(ctx.args) else "?")
+        else:
+            texts.append(_safe(item, ctx, i))
+    return texts
+
+
 def decode_exit(name, ctx, d, result):
     ctx.result = result
     start = d.n_entry

@@ -144,6 +144,24 @@ def result_text(sink, rec):
     return text
 
 
+def call_text(name, call, strsize=None):
+    """name(args) of a call that has not run yet, decoded as strace
+    decodes it, the arguments the kernel fills by address (for logs that
+    show a call once, before its decision: ``umlpy run --log-level``).
+    call: anything with ``args``, ``read``, ``read_some`` and ``read_str``
+    (a SyscallCall)."""
+    from .decode import DEFAULT_STRSIZE, Ctx, decode_before
+    ctx = Ctx(call, DEFAULT_STRSIZE if strsize is None else strsize)
+    return f"{name}({', '.join(decode_before(name, ctx))})"
+
+
+def result_value_text(name, call, value):
+    """A value the call returns, as strace shows it ('-1 ENOENT (No such
+    file or directory)', '3', '0x7f...')."""
+    from .decode import DEFAULT_STRSIZE, Ctx, format_result
+    return format_result(name, Ctx(call, DEFAULT_STRSIZE), value)
+
+
 def full_line(rec):
     """name(args) = result, without pid or times (for reports)."""
     line = entry_text(rec) + exit_text(rec)
