@@ -1,0 +1,9 @@
+"""Capabilities umlpy checks, as bits of a capability set (1 << Linux's
+capability number)."""
+CAP_CHOWN = 1 << 0
+CAP_DAC_OVERRIDE = 1 << 1
+CAP_DAC_READ_SEARCH = 1 << 2
+CAP_FOWNER = 1 << 3
+CAP_FSETID = 1 << 4
+CAP_SYS_CHROOT = 1 << 18
+CAP_MKNOD = 1 << 27

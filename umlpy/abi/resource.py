@@ -1,0 +1,16 @@
+"""Limits: the rlimit resources and struct rlimit, the path and symlink
+limits of the VFS, the overflow ids a user namespace shows for unmapped ids."""
+from .layout import Layout
+
+RLIMIT_CPU, RLIMIT_FSIZE, RLIMIT_DATA, RLIMIT_STACK, RLIMIT_CORE = 0, 1, 2, 3, 4
+RLIMIT_RSS, RLIMIT_NPROC, RLIMIT_NOFILE, RLIMIT_MEMLOCK, RLIMIT_AS = 5, 6, 7, 8, 9
+RLIMIT_LOCKS, RLIMIT_SIGPENDING, RLIMIT_MSGQUEUE, RLIMIT_NICE = 10, 11, 12, 13
+RLIMIT_RTPRIO, RLIMIT_RTTIME = 14, 15
+RLIM_INFINITY = 0xFFFFFFFFFFFFFFFF
+RLIMIT = Layout("rlimit", (("rlim_cur", "Q"), ("rlim_max", "Q")))
+
+PATH_MAX = 4096
+NAME_MAX = 255
+MAXSYMLINKS = 40
+
+OVERFLOW_UID = OVERFLOW_GID = 65534
