@@ -36,6 +36,7 @@ O_SYNC = __O_SYNC | O_DSYNC
 O_PATH = 0o10000000
 __O_TMPFILE = 0o20000000
 O_TMPFILE = __O_TMPFILE | O_DIRECTORY
+O_TMPFILE_BIT = __O_TMPFILE     # its name where Python would mangle it (in a class)
 # Linux's VALID_OPEN_FLAGS: what openat2 accepts
 VALID_OPEN_FLAGS = (O_RDONLY | O_WRONLY | O_RDWR | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC
                     | O_APPEND | O_NONBLOCK | O_DSYNC | FASYNC | O_DIRECT | O_LARGEFILE

@@ -1,4 +1,4 @@
-"""Limits: the rlimit resources and struct rlimit, the path and symlink
+"""Limits: the rlimit resources and struct rlimit, the path, symlink and xattr
 limits of the VFS, the overflow ids a user namespace shows for unmapped ids."""
 from .layout import Layout
 
@@ -12,5 +12,7 @@ RLIMIT = Layout("rlimit", (("rlim_cur", "Q"), ("rlim_max", "Q")))
 PATH_MAX = 4096
 NAME_MAX = 255
 MAXSYMLINKS = 40
+XATTR_NAME_MAX = 255
+XATTR_SIZE_MAX = 65536
 
 OVERFLOW_UID = OVERFLOW_GID = 65534

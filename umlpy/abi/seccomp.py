@@ -31,4 +31,8 @@ def seccomp_data_arg_low(i):
     return SECCOMP_DATA.offset(f"args{i}")
 
 
+def seccomp_data_arg_high(i):
+    return SECCOMP_DATA.offset(f"args{i}") + 4
+
+
 SOCK_FILTER = Layout("sock_filter", (("code", "H"), ("jt", "B"), ("jf", "B"), ("k", "I")))

@@ -88,3 +88,11 @@ def unpack_sockaddr_in6(raw):
     addr = raw[o["sin6_addr"]:o["sin6_addr"] + 16]
     scope = SOCKADDR_IN6.get(raw, "sin6_scope_id") if len(raw) >= SOCKADDR_IN6.size else 0
     return inet_port(raw), flow, addr, scope
+
+
+def with_inet_addr(raw, addr):
+    """A sockaddr_in (addr: 4 bytes) or sockaddr_in6 (16 bytes) with its
+    address replaced, the rest as it was."""
+    layout, field = (SOCKADDR_IN, "sin_addr") if len(addr) == 4 else (SOCKADDR_IN6, "sin6_addr")
+    off = layout.offset(field)
+    return raw[:off] + addr + raw[off + len(addr):]

@@ -16,10 +16,10 @@ permission check and the read of the first page are theirs."""
 import os
 import time
 
+from ..abi.fcntl import AT_FDCWD
 from .fastpath import TTL_MS, answer_is_shared
 from .vfs.binfmt import plan_exec
 
-AT_FDCWD = -100
 MAX_PLANS = 256
 
 

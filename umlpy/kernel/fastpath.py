@@ -26,6 +26,9 @@ import os
 import time
 
 from .._native._tracer import ffi, lib
+from ..abi.fcntl import AT_FDCWD, O_ACCMODE, O_CREAT, O_DIRECTORY, O_NOFOLLOW, O_PATH, \
+    O_TMPFILE_BIT, O_TRUNC
+from ..abi.stat import S_IXOTH
 from .vfs.namei import Frame
 from .vfs.union import IN_UPPER
 
@@ -35,12 +38,8 @@ CACHED_CALLS = ("stat", "lstat", "newfstatat", "statx", "readlink", "readlinkat"
                 "faccessat2", "chdir", "fchdir", "getcwd")
 NATIVE = -1             # an entry's errno: a listing the host makes as the guest sees it
 ON_FD = -2              # ... on its fd, with the empty path from scratch memory
-# open flags a replayed open may carry (pathcache.c): reading only
-O_ACCMODE, O_CREAT, O_TRUNC = 0o3, 0o100, 0o1000
-O_DIRECTORY, O_NOFOLLOW, O_PATH, O_TMPFILE = 0o200000, 0o400000, 0o10000000, 0o20000000
 TTL_MS = 3000
 MAX_ENTRIES = 131072        # pathcache.c's: the table is emptied when full
-AT_FDCWD = -100
 
 
 class PathCache:
@@ -107,7 +106,8 @@ class PathCache:
         if not self.enabled:
             return
         self.delegate(task, res)
-        if flags & (O_ACCMODE | O_CREAT | O_TRUNC | O_PATH | O_TMPFILE) or \
+        # a replayed open (pathcache.c) is one for reading only
+        if flags & (O_ACCMODE | O_CREAT | O_TRUNC | O_PATH | O_TMPFILE_BIT) or \
                 not answer_is_shared(task, res):
             return
         variant = bytes([48 + (1 if flags & O_NOFOLLOW else 0) + (2 if flags & O_DIRECTORY else 0)])
@@ -122,7 +122,7 @@ class PathCache:
             return
         self.delegate(task, res)
         if not answer_is_shared(task, res) or \
-                not err and not res.dentry.attr.mode & 0o001:
+                not err and not res.dentry.attr.mode & S_IXOTH:
             return
         self._put(self.key(task, CHDIR, b"1", dirfd, path),
                   b"" if err else os.fsencode(res.path), err)
@@ -131,7 +131,7 @@ class PathCache:
         """An fchdir into fd's directory res, if anyone may search it: by
         what the fd is (its /proc link), as fstat's."""
         if not self.enabled or not answer_is_shared(task, res) or \
-                not res.dentry.attr.mode & 0o001:
+                not res.dentry.attr.mode & S_IXOTH:
             return
         link = task.vfs.fd_host_path(task.tid, fd)
         if link is None or not link.startswith("/") or link.endswith(" (deleted)"):

@@ -15,11 +15,10 @@ host's interfaces), and only the socket families a program needs for
 that may be created.  A refused destination fails as Linux fails an
 unreachable one (ENETUNREACH); a refused bind or family with EACCES."""
 import ipaddress
-import struct
 
+from ..abi.socket import AF_INET, AF_INET6, AF_NETLINK, AF_UNIX, SA_FAMILY, SOCKADDR_IN, \
+    SOCKADDR_IN6, sockaddr_family, unpack_sockaddr_in, unpack_sockaddr_in6, with_inet_addr
 from ..errors import BadInput
-
-AF_UNIX, AF_INET, AF_INET6, AF_NETLINK = 1, 2, 10, 16
 LOOPBACK_NETS = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 
@@ -138,21 +137,20 @@ def _unmapped(ip):
 def inet_address(raw):
     """(family, ip, port) of a sockaddr_in/in6, or None for other families
     or a short address."""
-    if len(raw) < 2:
+    if len(raw) < SA_FAMILY.size:
         return None
-    family = int.from_bytes(raw[:2], "little")
-    if family == AF_INET and len(raw) >= 8:
-        port = struct.unpack(">H", raw[2:4])[0]
-        return family, ipaddress.IPv4Address(raw[4:8]), port
-    if family == AF_INET6 and len(raw) >= 24:
-        port = struct.unpack(">H", raw[2:4])[0]
-        return family, ipaddress.IPv6Address(raw[8:24]), port
+    family = sockaddr_family(raw)
+    if family == AF_INET and len(raw) >= SOCKADDR_IN.offset("sin_addr") + 4:
+        port, addr = unpack_sockaddr_in(raw)
+        return family, ipaddress.IPv4Address(addr), port
+    if family == AF_INET6 and len(raw) >= SOCKADDR_IN6.offset("sin6_scope_id"):
+        port, _flow, addr, _scope = unpack_sockaddr_in6(raw)
+        return family, ipaddress.IPv6Address(addr), port
     return None
 
 
 def loopback_for(raw):
     """The same sockaddr with a wildcard address replaced by the loopback."""
-    family = int.from_bytes(raw[:2], "little")
-    if family == AF_INET:
-        return raw[:4] + bytes((127, 0, 0, 1)) + raw[8:]
-    return raw[:8] + bytes(15) + b"\x01" + raw[24:]
+    if sockaddr_family(raw) == AF_INET:
+        return with_inet_addr(raw, bytes((127, 0, 0, 1)))
+    return with_inet_addr(raw, bytes(15) + b"\x01")

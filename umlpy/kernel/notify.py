@@ -15,11 +15,10 @@ import errno
 import sys
 import threading
 
+from ..abi.fcntl import AT_EMPTY_PATH, O_PATH
 from .decisions import Deferred, Install, NotifiedCall, Return
 from .dispatcher import HandlerFailure
 
-O_PATH = 0o10000000
-AT_EMPTY_PATH = 0x1000
 
 # The calls the listener serves, and which of them still stop at ptrace:
 # (the argument, the bits that send it there).  An O_PATH open (Linux's

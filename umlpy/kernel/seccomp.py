@@ -6,37 +6,22 @@ equal rules, so a lookup costs O(log runs) instructions.  ``evaluate``
 interprets the produced program; the tests use it to check the filter
 against the policy it came from.
 """
-import struct
+from errno import ENOSYS
 
+from ..abi import MASK32, MASK64, s32
+from ..abi.seccomp import (  # noqa: F401 (the tests take these names from here)
+    AUDIT_ARCH_X86_64, BPF_ABS, BPF_ALU, BPF_AND, BPF_JA, BPF_JEQ, BPF_JGE, BPF_JMP, BPF_JSET,
+    BPF_K, BPF_LD, BPF_RET, BPF_W, SECCOMP_DATA, SECCOMP_RET_ALLOW, SECCOMP_RET_DATA,
+    SECCOMP_RET_ERRNO, SECCOMP_RET_KILL_PROCESS, SECCOMP_RET_TRACE, SECCOMP_RET_USER_NOTIF,
+    SOCK_FILTER, X32_SYSCALL_BIT, seccomp_data_arg_high, seccomp_data_arg_low as off_arg_low)
 from .policy import TABLE_SIZE, Action
 
-# linux/bpf_common.h and linux/seccomp.h
-BPF_LD, BPF_ALU, BPF_JMP, BPF_RET = 0x00, 0x04, 0x05, 0x06
-BPF_AND = 0x50
-BPF_W, BPF_ABS, BPF_K = 0x00, 0x20, 0x00
-BPF_JA, BPF_JEQ, BPF_JGE, BPF_JSET = 0x00, 0x10, 0x30, 0x40
 LD_ABS_W = BPF_LD | BPF_W | BPF_ABS
 JEQ_K, JGE_K, JSET_K, JA = (BPF_JMP | BPF_JEQ | BPF_K, BPF_JMP | BPF_JGE | BPF_K,
                             BPF_JMP | BPF_JSET | BPF_K, BPF_JMP | BPF_JA)
 RET_K = BPF_RET | BPF_K
 AND_K = BPF_ALU | BPF_AND | BPF_K
-
-SECCOMP_RET_KILL_PROCESS = 0x80000000
-SECCOMP_RET_TRACE = 0x7FF00000
-SECCOMP_RET_USER_NOTIF = 0x7FC00000
-SECCOMP_RET_ERRNO = 0x00050000
-SECCOMP_RET_ALLOW = 0x7FFF0000
-SECCOMP_RET_DATA = 0x0000FFFF
-
-AUDIT_ARCH_X86_64 = 0xC000003E
-X32_SYSCALL_BIT = 0x40000000
-ENOSYS = 38
-
-OFF_NR, OFF_ARCH = 0, 4
-
-
-def off_arg_low(i):
-    return 16 + 8 * i      # seccomp_data.args[i], low 32 bits (little endian)
+OFF_NR, OFF_ARCH = SECCOMP_DATA.offset("nr"), SECCOMP_DATA.offset("arch")
 
 
 def ret_value(rule):
@@ -55,10 +40,10 @@ def _leaf(rule):
         return [(RET_K, 0, 0, ret_value(rule))]
     guard = rule.guard
     if guard.value is None and guard.mask >> 32:
-        low, high = guard.mask & 0xFFFFFFFF, guard.mask >> 32
+        low, high = guard.mask & MASK32, guard.mask >> 32
         load = []
         test = [(LD_ABS_W, 0, 0, off_arg_low(guard.arg)), (JSET_K, 3, 0, low),
-                (LD_ABS_W, 0, 0, off_arg_low(guard.arg) + 4), (JSET_K, 1, 0, high)]
+                (LD_ABS_W, 0, 0, seccomp_data_arg_high(guard.arg)), (JSET_K, 1, 0, high)]
         if not low:
             test = test[2:]
         elif not high:
@@ -70,7 +55,7 @@ def _leaf(rule):
     if guard.value is None:
         test = [(JSET_K, 1, 0, guard.mask)]
     else:
-        masked = [] if guard.mask == 0xFFFFFFFF else [(AND_K, 0, 0, guard.mask)]
+        masked = [] if guard.mask == MASK32 else [(AND_K, 0, 0, guard.mask)]
         values = guard.values
         # each match jumps over the remaining tests and the ALLOW to TRACE
         test = masked + [(JEQ_K, len(values) - i, 0, v) for i, v in enumerate(values)]
@@ -116,21 +101,21 @@ def compile_filter(policy, out_of_table):
 
 
 def assemble(program):
-    return b"".join(struct.pack("<HBBI", code, jt, jf, k)
-                    for code, jt, jf, k in program)
+    return b"".join(SOCK_FILTER.pack(code, jt, jf, k) for code, jt, jf, k in program)
 
 
 def evaluate(program, nr, args=(0,) * 6, arch=AUDIT_ARCH_X86_64):
     """Run program on one seccomp_data, as the kernel would; returns the
     32-bit action value."""
     args = (tuple(args) + (0,) * 6)[:6]
-    data = struct.pack("<IIQ6Q", nr & 0xFFFFFFFF, arch, 0,
-                       *(a & (2**64 - 1) for a in args))
+    data = SECCOMP_DATA.pack(s32(nr), arch, 0, *(a & MASK64 for a in args))
     acc, pc = 0, 0
     while True:
         code, jt, jf, k = program[pc]
         if code == LD_ABS_W:
-            acc = struct.unpack_from("<I", data, k)[0]
+            if k + 4 > len(data):
+                raise ValueError(f"load past struct seccomp_data at {k}")
+            acc = int.from_bytes(data[k:k + 4], "little")     # BPF_W: 32 bits
             pc += 1
         elif code == RET_K:
             return k

@@ -9,10 +9,11 @@ an ordinary process: `yes | head` must kill it with SIGPIPE, ^C must stop
 `sleep`.  A traced init still reports every signal in a signal-delivery
 stop, so there the guest kernel applies the default action itself.
 """
-SIGKILL, SIGSTOP = 9, 19
+from ..abi.signal import SIGCHLD, SIGCONT, SIGKILL, SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU, \
+    SIGURG, SIGWINCH
 
-_STOP = {19, 20, 21, 22}                   # SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU
-_IGNORE = {17, 18, 23, 28}                 # SIGCHLD, SIGCONT, SIGURG, SIGWINCH
+_STOP = {SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU}
+_IGNORE = {SIGCHLD, SIGCONT, SIGURG, SIGWINCH}
 
 
 def default_action(sig):

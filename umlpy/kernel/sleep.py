@@ -4,8 +4,7 @@ thread's call becomes a nanosleep (its timespec in the thread's scratch
 slot); when that ends, the thread is set back onto its syscall
 instruction with the call's registers, so it makes the call again and the
 guest kernel decides it afresh."""
-import struct
-
+from ..abi.time import pack_timespec
 from .decisions import AllowThen, Rewrite
 
 NANOSLEEP = 35
@@ -16,8 +15,7 @@ def scratch_timespec(call, seconds):
     """The address of a struct timespec for seconds, in call's scratch slot."""
     kernel = call.kernel
     w = kernel.scratch_writer(call)
-    whole = int(seconds)
-    addr = w.add(struct.pack("<qq", whole, int(round((seconds - whole) * 1e9))))
+    addr = w.add(pack_timespec(seconds))
     kernel.scratch_commit(call, w)
     return addr
 

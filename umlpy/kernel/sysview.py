@@ -7,9 +7,9 @@ memory and the guests' own private memory is what is used; the fields add
 up as free(1) reads them (used = total - free - buffers - cache -
 reclaimable): the host's page cache, buffers and swap are not the
 sandbox's, and no other field says more than the total."""
-import struct
 import time
 
+from ..abi.sysinfo import SYSINFO
 from .limits import guest_tgids, private_memory
 
 # fields of /proc/meminfo that are the host's alone: none of it in a
@@ -17,12 +17,6 @@ from .limits import guest_tgids, private_memory
 HOST_ONLY = ("Buffers", "Cached", "SwapCached", "SReclaimable", "Shmem", "SwapTotal",
              "SwapFree", "Zswap", "Zswapped", "ShmemHugePages", "ShmemPmdMapped",
              "FileHugePages", "FilePmdMapped")
-# struct sysinfo (x86_64): uptime, loads[3], totalram, freeram, sharedram,
-# bufferram, totalswap, freeswap, procs, pad, totalhigh, freehigh, mem_unit
-SYSINFO = struct.Struct("<q3Q6QHH4xQQI4x")
-SYSINFO_FIELDS = ("uptime", "load1", "load5", "load15", "totalram", "freeram", "sharedram",
-                  "bufferram", "totalswap", "freeswap", "procs", "pad", "totalhigh",
-                  "freehigh", "mem_unit")
 
 
 class SystemView:
@@ -74,7 +68,7 @@ class SystemView:
 
     def sysinfo(self, host_bytes):
         """struct sysinfo from the host's."""
-        fields = dict(zip(SYSINFO_FIELDS, SYSINFO.unpack(host_bytes[:SYSINFO.size])))
+        fields = SYSINFO.todict(host_bytes[:SYSINFO.size])
         fields["uptime"] = int(self.uptime())
         fields["procs"] = min(len(self.kernel.processes.threads), 0xFFFF)
         if self.memory_limit:
@@ -83,4 +77,4 @@ class SystemView:
             fields.update(totalram=self.memory_limit // unit, freeram=free // unit,
                           sharedram=0, bufferram=0, totalswap=0, freeswap=0, totalhigh=0,
                           freehigh=0)
-        return SYSINFO.pack(*(fields[name] for name in SYSINFO_FIELDS))
+        return SYSINFO.fromdict(fields)

@@ -10,9 +10,26 @@ and knows the call's other arguments and, at exit, its result.
 Calls without a spec of their own fall back on python-ptrace's C
 prototypes (integers, pointers, path names).
 """
-import struct
-
-from ..abi import MASK64, s32, s64
+from ..abi import MASK32, MASK64, s32, s64, u32
+from ..abi.dirent import DIRENT64
+from ..abi.fcntl import F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_GETFL, F_GETLEASE, F_GETOWN, \
+    F_GETPIPE_SZ, F_GET_SEALS, F_GETSIG, F_SETFD, F_SETFL, F_SETOWN, F_SETPIPE_SZ, F_SETSIG, \
+    OPEN_HOW, O_ACCMODE
+from ..abi.mman import MAP_TYPE
+from ..abi.resource import PATH_MAX, RLIM_INFINITY, RLIMIT
+from ..abi.sched import CLONE_ARGS, CLONE_ARGS_SIZE_VER0, CLONE_ARGS_SIZE_VER2, \
+    CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_PARENT_SETTID, CLONE_PIDFD, CLONE_SETTLS, \
+    CSIGNAL
+from ..abi.signal import SIG_DFL, SIG_IGN, SIGACTION, UCONTEXT_SIGMASK_OFFSET
+from ..abi.socket import AF_INET, AF_INET6, AF_UNIX, SA_FAMILY, SOCK_TYPE_MASK, \
+    SOCKADDR_IN, SOCKADDR_IN6, SOCKADDR_STORAGE_SIZE, SOL_SOCKET, SUN_PATH_OFFSET, \
+    sockaddr_family, unpack_sockaddr_in, unpack_sockaddr_in6
+from ..abi.stat import S_IFBLK, S_IFCHR, S_IFMT, S_ISGID, S_ISUID, S_ISVTX, S_IRWXUGO, STAT, \
+    STATFS, STATX, dev_major, dev_minor
+from ..abi.sysinfo import SYSINFO
+from ..abi.time import ITIMERVAL, TIMESPEC, TIMEVAL
+from ..abi.uio import IOVEC, POLLFD
+from ..abi.utsname import UTSNAME
 from . import consts as C
 
 DEFAULT_STRSIZE = 32
@@ -122,7 +139,7 @@ def d_int(ctx, v):
 
 
 def d_uint(ctx, v):
-    return str(v & 0xFFFFFFFF)
+    return str(u32(v))
 
 
 def d_long(ctx, v):
@@ -144,22 +161,22 @@ def ptr(ctx, v):
 
 
 def d_oct(ctx, v):
-    v &= 0xFFFFFFFF
+    v = u32(v)
     return f"0{v:o}" if v else "000"
 
 
 def d_mode_t(ctx, v):
-    v &= 0xFFFFFFFF
-    kind = C.S_IFMT.get(v & 0o170000)
+    v = u32(v)
+    kind = C.S_IFMT.get(v & S_IFMT)
     return (kind + "|" if kind else "") + _perm(v)
 
 
 def _perm(v):
     parts = []
-    for bit, name in ((0o4000, "S_ISUID"), (0o2000, "S_ISGID"), (0o1000, "S_ISVTX")):
+    for bit, name in ((S_ISUID, "S_ISUID"), (S_ISGID, "S_ISGID"), (S_ISVTX, "S_ISVTX")):
         if v & bit:
             parts.append(name)
-    parts.append(f"0{v & 0o777:o}" if v & 0o777 else "000")
+    parts.append(f"0{v & S_IRWXUGO:o}" if v & S_IRWXUGO else "000")
     return "|".join(parts)
 
 
@@ -185,7 +202,7 @@ def d_dirfd(ctx, v):
 
 def d_path(ctx, v):
     """Path names are printed whole (strace ignores -s for them)."""
-    return fmt_cstr(ctx, v, 4096)
+    return fmt_cstr(ctx, v, PATH_MAX)
 
 
 def d_str(ctx, v):
@@ -206,7 +223,7 @@ def flagset(table, zero="0", width=32):
 
 def enumof(table, fmt="{:#x}", signed=False):
     def dec(ctx, v):
-        v = s32(v) if signed else v & 0xFFFFFFFF
+        v = s32(v) if signed else u32(v)
         return C.enum(v, table, fmt)
     return dec
 
@@ -229,18 +246,26 @@ def outstr(ctx, v):
     return fmt_cstr(ctx, v)
 
 
-def _struct(ctx, addr, fmt):
-    data = ctx.read(addr, struct.calcsize(fmt))
-    return None if data is None else struct.unpack(fmt, data)
+def _struct(ctx, addr, layout):
+    """The fields of the struct (an abi layout) at addr, or None."""
+    data = ctx.read(addr, layout.size)
+    return None if data is None else layout.unpack(data)
+
+
+def _int(ctx, addr):
+    data = ctx.read(addr, 4)
+    return None if data is None else s32(int.from_bytes(data, "little"))
 
 
 def out_int(ctx, v):
-    got = _struct(ctx, v, "<i")
-    return ptr(ctx, v) if got is None else f"[{got[0]}]"
+    got = _int(ctx, v)
+    return ptr(ctx, v) if got is None else f"[{got}]"
 
 
 def fd_pair(ctx, v):
-    got = _struct(ctx, v, "<ii")
+    data = ctx.read(v, 8)
+    got = None if data is None else (s32(int.from_bytes(data[:4], "little")),
+                                     s32(int.from_bytes(data[4:], "little")))
     if got is None:
         return ptr(ctx, v)
     return "[" + ", ".join(d_fd(ctx, fd) for fd in got) + "]"
@@ -248,9 +273,9 @@ def fd_pair(ctx, v):
 
 # open -------------------------------------------------------------------------
 def open_flags(ctx, v):
-    v &= 0xFFFFFFFF
-    acc = C.O_ACCMODE[v & 3]
-    text = C.flags(v & ~3, C.OPEN_FLAGS, "")
+    v = u32(v)
+    acc = C.O_ACCMODE[v & O_ACCMODE]
+    text = C.flags(v & ~O_ACCMODE, C.OPEN_FLAGS, "")
     return acc + ("|" + text if text else "")
 
 
@@ -273,7 +298,7 @@ def spec_openat(ctx):
 
 
 def open_how(ctx, v):
-    got = _struct(ctx, v, "<QQQ")
+    got = _struct(ctx, v, OPEN_HOW)
     if got is None:
         return ptr(ctx, v)
     fl, mode, resolve = got
@@ -286,16 +311,14 @@ def open_how(ctx, v):
 
 # stat -------------------------------------------------------------------------
 def stat_struct(ctx, v):
-    data = ctx.read(v, 144)
+    data = ctx.read(v, STAT.size)
     if data is None:
         return ptr(ctx, v)
-    mode = struct.unpack_from("<I", data, 24)[0]
-    rdev = struct.unpack_from("<Q", data, 40)[0]
-    size = struct.unpack_from("<q", data, 48)[0]
+    st = STAT.todict(data)
+    mode, rdev, size = st["st_mode"], st["st_rdev"], st["st_size"]
     text = f"{{st_mode={d_mode_t(ctx, mode)}, "
-    if mode & 0o170000 in (0o020000, 0o060000):
-        major = ((rdev >> 8) & 0xFFF) | ((rdev >> 32) & ~0xFFF)
-        minor = (rdev & 0xFF) | ((rdev >> 12) & ~0xFF)
+    if mode & S_IFMT in (S_IFCHR, S_IFBLK):
+        major, minor = dev_major(rdev), dev_minor(rdev)
         text += f"st_rdev=makedev({major:#x}, {minor:#x}), "
     else:
         text += f"st_size={size}, "
@@ -303,18 +326,21 @@ def stat_struct(ctx, v):
 
 
 def statx_struct(ctx, v):
-    data = ctx.read(v, 0x100)
+    data = ctx.read(v, STATX.size)
     if data is None:
         return ptr(ctx, v)
-    mask, _blksize, attributes = struct.unpack_from("<IIQ", data, 0)
-    mode = struct.unpack_from("<H", data, 0x1C)[0]
-    size = struct.unpack_from("<Q", data, 0x28)[0]
+    stx = STATX.todict(data)
+    mask, attributes = stx["stx_mask"], stx["stx_attributes"]
+    mode, size = stx["stx_mode"], stx["stx_size"]
     return (f"{{stx_mask={C.flags(mask, C.STATX_MASK)}, stx_attributes={d_hex(ctx, attributes)}, "
             f"stx_mode={d_mode_t(ctx, mode)}, stx_size={size}, ...}}")
 
 
+_STATFS_HEAD = STATFS.prefix("f_bavail")
+
+
 def statfs_struct(ctx, v):
-    got = _struct(ctx, v, "<qqQQQ")
+    got = _struct(ctx, v, _STATFS_HEAD)
     if got is None:
         return ptr(ctx, v)
     ftype, bsize, blocks, bfree, bavail = got
@@ -323,15 +349,15 @@ def statfs_struct(ctx, v):
 
 
 def at_flags(ctx, v):
-    return C.flags(v & 0xFFFFFFFF, C.AT_FLAGS)
+    return C.flags(u32(v), C.AT_FLAGS)
 
 
 # memory -----------------------------------------------------------------------
 def map_flags(ctx, v):
-    v &= 0xFFFFFFFF
-    kind = C.MAP_TYPE.get(v & 0xF)
-    rest = C.flags(v & ~0xF, C.MAP_FLAGS, "")
-    head = kind if kind else (f"{v & 0xF:#x}" if v & 0xF else "")
+    v = u32(v)
+    kind = C.MAP_TYPE.get(v & MAP_TYPE)
+    rest = C.flags(v & ~MAP_TYPE, C.MAP_FLAGS, "")
+    head = kind if kind else (f"{v & MAP_TYPE:#x}" if v & MAP_TYPE else "")
     return "|".join(x for x in (head, rest) if x) or "0"
 
 
@@ -363,12 +389,12 @@ def sigset_at(size_index=None, size=8):
 
 
 def sigaction_struct(ctx, v):
-    data = ctx.read(v, 32)
-    if data is None:
+    got = _struct(ctx, v, SIGACTION)
+    if got is None:
         return ptr(ctx, v)
-    handler, fl, restorer = struct.unpack_from("<QQQ", data)
-    mask = sigset_text(data[24:32])
-    h = {0: "SIG_DFL", 1: "SIG_IGN"}.get(handler, f"{handler:#x}")
+    handler, fl, restorer, sa_mask = got
+    mask = sigset_text(sa_mask)
+    h = {SIG_DFL: "SIG_DFL", SIG_IGN: "SIG_IGN"}.get(handler, f"{handler:#x}")
     text = f"{{sa_handler={h}, sa_mask={mask}, sa_flags={C.flags(fl, C.SA_FLAGS)}"
     if fl & C.SA_RESTORER:
         text += f", sa_restorer={ptr(ctx, restorer)}"
@@ -382,28 +408,28 @@ def rt_sigreturn_spec(ctx):
             rsp = ctx.call.kernel.tracer.get_regs(ctx.call.tid).rsp
         except (OSError, AttributeError):
             return ""
-        data = ctx.read(rsp + 296, 8)       # uc_flags, uc_link, uc_stack, uc_mcontext
+        data = ctx.read(rsp + UCONTEXT_SIGMASK_OFFSET, 8)
         return "" if data is None else f"{{mask={sigset_text(data)}}}"
     return [dec]
 
 
 # time -------------------------------------------------------------------------
 def timespec(ctx, v):
-    got = _struct(ctx, v, "<qq")
+    got = _struct(ctx, v, TIMESPEC)
     if got is None:
         return ptr(ctx, v)
     return f"{{tv_sec={got[0]}, tv_nsec={got[1]}}}"
 
 
 def timeval(ctx, v):
-    got = _struct(ctx, v, "<qq")
+    got = _struct(ctx, v, TIMEVAL)
     if got is None:
         return ptr(ctx, v)
     return f"{{tv_sec={got[0]}, tv_usec={got[1]}}}"
 
 
 def itimerval(ctx, v):
-    got = _struct(ctx, v, "<qqqq")
+    got = _struct(ctx, v, ITIMERVAL)
     if got is None:
         return ptr(ctx, v)
     return (f"{{it_interval={{tv_sec={got[0]}, tv_usec={got[1]}}}, "
@@ -415,10 +441,9 @@ clock_id = enumof(C.CLOCKS, "{}", signed=True)
 
 # processes ------------------------------------------------------------------------
 def wait_status(ctx, v):
-    got = _struct(ctx, v, "<i")
-    if got is None:
+    s = _int(ctx, v)
+    if s is None:
         return ptr(ctx, v)
-    s = got[0]
     if s & 0x7F == 0:
         text = f"WIFEXITED(s) && WEXITSTATUS(s) == {(s >> 8) & 0xFF}"
     elif s & 0xFF == 0x7F:
@@ -446,8 +471,8 @@ wait_opts = flagset(C.WAIT_OPTIONS)
 
 
 def clone_flags_text(v):
-    sig = v & 0xFF
-    text = C.flags(v & ~0xFF & 0xFFFFFFFF, C.CLONE_FLAGS, "")
+    sig = v & CSIGNAL
+    text = C.flags(v & ~CSIGNAL & MASK32, C.CLONE_FLAGS, "")
     if sig:
         text = (text + "|" if text else "") + C.signal_name(sig)
     return text or "0"
@@ -462,34 +487,37 @@ def spec_clone(ctx):
     items = [lambda c, _v: f"child_stack={ptr(c, c.args[1])}",
              lambda c, _v: f"flags={clone_flags_text(c.args[0])}"]
     rest = []
-    if fl & 0x100000:
+    if fl & CLONE_PARENT_SETTID:
         rest.append(named("parent_tid", lambda c: out_int(c, c.args[2])
                           if not c.failed() else ptr(c, c.args[2])))
-    if fl & 0x80000:
+    if fl & CLONE_SETTLS:
         rest.append(named("tls", lambda c: ptr(c, c.args[4])))
-    if fl & 0x1200000:
+    if fl & (CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID):
         rest.append(named("child_tidptr", lambda c: ptr(c, c.args[3])))
     return items + [Out(f) for f in rest]
 
 
+_CLONE_ARGS_VER0 = CLONE_ARGS.prefix("tls")
+
+
 def clone3_args(ctx, v):
     size = ctx.args[1]
-    data = ctx.read(v, min(max(size, 64), 88))
+    data = ctx.read(v, min(max(size, CLONE_ARGS_SIZE_VER0), CLONE_ARGS_SIZE_VER2))
     if data is None:
         return ptr(ctx, v)
     fl, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls = \
-        struct.unpack_from("<8Q", data)
-    parts = [f"flags={clone_flags_text(fl & ~0xFF)}"]
-    if fl & 0x1000:
+        _CLONE_ARGS_VER0.unpack_from(data)
+    parts = [f"flags={clone_flags_text(fl & ~CSIGNAL)}"]
+    if fl & CLONE_PIDFD:
         parts.append(f"pidfd={ptr(ctx, pidfd)}")
-    if fl & 0x1200000:
+    if fl & (CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID):
         parts.append(f"child_tid={ptr(ctx, child_tid)}")
-    if fl & 0x100000:
+    if fl & CLONE_PARENT_SETTID:
         parts.append(f"parent_tid={ptr(ctx, parent_tid)}")
     parts.append(f"exit_signal={C.signal_name(exit_signal) if exit_signal else 0}")
     parts.append(f"stack={ptr(ctx, stack)}")
     parts.append(f"stack_size={d_hex(ctx, stack_size)}")
-    if fl & 0x80000:
+    if fl & CLONE_SETTLS:
         parts.append(f"tls={ptr(ctx, tls)}")
     return "{" + ", ".join(parts) + "}"
 
@@ -502,7 +530,7 @@ def execve_argv(ctx, v):
         word = ctx.read(v + 8 * n, 8)
         if word is None:
             return ptr(ctx, v) if not items else "[" + ", ".join(items) + ", ...]"
-        p = struct.unpack("<Q", word)[0]
+        p = int.from_bytes(word, "little")
         if not p:
             break
         if n >= ctx.strsize:
@@ -519,14 +547,14 @@ def execve_envp(ctx, v):
     n = 0
     while n < 100000:
         word = ctx.read(v + 8 * n, 8)
-        if word is None or not struct.unpack("<Q", word)[0]:
+        if word is None or not int.from_bytes(word, "little"):
             break
         n += 1
     return f"{ptr(ctx, v)} /* {n} var{'s' if n != 1 else ''} */"
 
 
 def rlimit_value(v):
-    if v == MASK64:
+    if v == RLIM_INFINITY:
         return "RLIM64_INFINITY"
     if v and v % 1024 == 0:
         return f"{v // 1024}*1024"
@@ -534,7 +562,7 @@ def rlimit_value(v):
 
 
 def rlimit_struct(ctx, v):
-    got = _struct(ctx, v, "<QQ")
+    got = _struct(ctx, v, RLIMIT)
     if got is None:
         return ptr(ctx, v)
     return f"{{rlim_cur={rlimit_value(got[0])}, rlim_max={rlimit_value(got[1])}}}"
@@ -544,23 +572,24 @@ resource = enumof(C.RLIMITS, "{}")
 
 
 def sysinfo_struct(ctx, v):
-    data = ctx.read(v, 112)
+    data = ctx.read(v, SYSINFO.size)
     if data is None:
         return ptr(ctx, v)
-    up, l1, l2, l3, total, free, shared, buf, tswap, fswap = struct.unpack_from("<q9Q", data)
-    procs = struct.unpack_from("<H", data, 80)[0]
-    thigh, fhigh = struct.unpack_from("<QQ", data, 88)
-    unit = struct.unpack_from("<I", data, 104)[0]
+    (up, l1, l2, l3, total, free, shared, buf, tswap, fswap, procs, _pad, thigh, fhigh,
+     unit) = SYSINFO.unpack(data)
     return (f"{{uptime={up}, loads=[{l1}, {l2}, {l3}], totalram={total}, freeram={free}, "
             f"sharedram={shared}, bufferram={buf}, totalswap={tswap}, freeswap={fswap}, "
             f"procs={procs}, totalhigh={thigh}, freehigh={fhigh}, mem_unit={unit}}}")
 
 
+_UTSNAME_HEAD = UTSNAME.prefix("nodename")
+
+
 def uname_struct(ctx, v):
-    data = ctx.read(v, 65 * 2)
-    if data is None:
+    got = _struct(ctx, v, _UTSNAME_HEAD)
+    if got is None:
         return ptr(ctx, v)
-    fields = [data[i * 65:(i + 1) * 65].split(b"\0", 1)[0] for i in range(2)]
+    fields = [field.split(b"\0", 1)[0] for field in got]
     return f"{{sysname={quote(fields[0])}, nodename={quote(fields[1])}, ...}}"
 
 
@@ -571,8 +600,8 @@ def dirents(ctx, v):
     data = ctx.read(v, n) if n else b""
     count, off = 0, 0
     if data is not None:
-        while off + 19 <= len(data):
-            reclen = struct.unpack_from("<H", data, off + 16)[0]
+        while off + DIRENT64.size <= len(data):
+            reclen = DIRENT64.get(data, "d_reclen", off)
             if reclen == 0:
                 break
             count += 1
@@ -582,17 +611,17 @@ def dirents(ctx, v):
 
 def iovec(len_index, out=False):
     def dec(ctx, v):
-        count = ctx.args[len_index] & 0xFFFFFFFF
+        count = u32(ctx.args[len_index])
         if not v:
             return "NULL"
         shown = min(count, ctx.strsize)
-        data = ctx.read(v, 16 * shown)
+        data = ctx.read(v, IOVEC.size * shown)
         if data is None:
             return ptr(ctx, v)
         left = ctx.result if out else None
         parts = []
         for i in range(shown):
-            base, ln = struct.unpack_from("<QQ", data, 16 * i)
+            base, ln = IOVEC.unpack_from(data, IOVEC.size * i)
             if out:
                 take = max(0, min(ln, left))
                 left -= take
@@ -609,81 +638,79 @@ def iovec(len_index, out=False):
 def sockaddr(ctx, addr, length):
     if not addr:
         return "NULL"
-    length = max(0, min(length, 128))
-    data = ctx.read(addr, length) if length >= 2 else None
+    length = max(0, min(length, SOCKADDR_STORAGE_SIZE))
+    data = ctx.read(addr, length) if length >= SA_FAMILY.size else None
     if data is None:
         return ptr(ctx, addr)
-    family = struct.unpack_from("<H", data)[0]
+    family = sockaddr_family(data)
     fam = C.AF.get(family, str(family))
-    if family == 1:
-        path = data[2:]
+    if family == AF_UNIX:
+        path = data[SUN_PATH_OFFSET:]
         if path[:1] == b"\0":
             return f"{{sa_family={fam}, sun_path=@{quote(path[1:])}}}"
         path = path.split(b"\0", 1)[0]
         return f"{{sa_family={fam}, sun_path={quote(path)}}}"
-    if family == 2 and len(data) >= 8:
-        port = struct.unpack_from(">H", data, 2)[0]
-        ip = ".".join(str(b) for b in data[4:8])
+    if family == AF_INET and len(data) >= SOCKADDR_IN.offset("sin_addr") + 4:
+        port, addr4 = unpack_sockaddr_in(data)
+        ip = ".".join(str(b) for b in addr4)
         return f'{{sa_family={fam}, sin_port=htons({port}), sin_addr=inet_addr("{ip}")}}'
-    if family == 10 and len(data) >= 24:
+    if family == AF_INET6 and len(data) >= SOCKADDR_IN6.offset("sin6_scope_id"):
         import socket
-        port = struct.unpack_from(">H", data, 2)[0]
-        flow = struct.unpack_from(">I", data, 4)[0]
-        ip = socket.inet_ntop(socket.AF_INET6, data[8:24])
-        scope = struct.unpack_from("<I", data, 24)[0] if len(data) >= 28 else 0
+        port, flow, addr6, scope = unpack_sockaddr_in6(data)
+        ip = socket.inet_ntop(socket.AF_INET6, addr6)
         return (f'{{sa_family={fam}, sin6_port=htons({port}), sin6_flowinfo=htonl({flow}), '
                 f'inet_pton(AF_INET6, "{ip}", &sin6_addr), sin6_scope_id={scope}}}')
-    return f"{{sa_family={fam}, sa_data={quote(data[2:])}}}"
+    return f"{{sa_family={fam}, sa_data={quote(data[SA_FAMILY.size:])}}}"
 
 
 def in_sockaddr(len_index):
     def dec(ctx, v):
-        return sockaddr(ctx, v, ctx.args[len_index] & 0xFFFFFFFF)
+        return sockaddr(ctx, v, u32(ctx.args[len_index]))
     return dec
 
 
 def out_sockaddr(len_ptr_index):
     def dec(ctx, v):
-        got = _struct(ctx, ctx.args[len_ptr_index], "<i")
-        return sockaddr(ctx, v, got[0]) if got else ptr(ctx, v)
+        got = _int(ctx, ctx.args[len_ptr_index])
+        return sockaddr(ctx, v, got) if got is not None else ptr(ctx, v)
     return Out(dec)
 
 
 def sock_type(ctx, v):
-    v &= 0xFFFFFFFF
-    base = C.SOCK_TYPES.get(v & 0xF, f"{v & 0xF:#x}")
-    rest = C.flags(v & ~0xF, C.SOCK_FLAGS, "")
+    v = u32(v)
+    base = C.SOCK_TYPES.get(v & SOCK_TYPE_MASK, f"{v & SOCK_TYPE_MASK:#x}")
+    rest = C.flags(v & ~SOCK_TYPE_MASK, C.SOCK_FLAGS, "")
     return base + ("|" + rest if rest else "")
 
 
 def sock_proto(ctx, v):
-    if ctx.args[0] & 0xFFFF in (2, 10):
-        return C.enum(v & 0xFFFFFFFF, C.IPPROTO, "{}")
+    if ctx.args[0] & 0xFFFF in (AF_INET, AF_INET6):
+        return C.enum(u32(v), C.IPPROTO, "{}")
     return str(s32(v))
 
 
 # fcntl, ioctl, futex: the call's arguments depend on its command ----------------
 def spec_fcntl(ctx):
-    cmd = ctx.args[1] & 0xFFFFFFFF
+    cmd = u32(ctx.args[1])
     items = [d_fd, enumof(C.FCNTL)]
-    if cmd in (1, 3, 9, 11, 1025, 1032, 1034):         # F_GET*: no argument
-        return items
-    if cmd == 2:
+    if cmd in (F_GETFD, F_GETFL, F_GETOWN, F_GETSIG, F_GETLEASE, F_GETPIPE_SZ, F_GET_SEALS):
+        return items                                # no argument
+    if cmd == F_SETFD:
         return items + [flagset(C.FD_FLAGS)]
-    if cmd == 4:
+    if cmd == F_SETFL:
         return items + [open_flags]
-    if cmd in (0, 1030, 8, 10, 1031):
+    if cmd in (F_DUPFD, F_DUPFD_CLOEXEC, F_SETOWN, F_SETSIG, F_SETPIPE_SZ):
         return items + [d_int]
     return items + [ptr]
 
 
 def fcntl_ret(ctx, r):
-    cmd = ctx.args[1] & 0xFFFFFFFF
-    if cmd == 1 and r > 0:
+    cmd = u32(ctx.args[1])
+    if cmd == F_GETFD and r > 0:
         return f"{r:#x} (flags {C.flags(r, C.FD_FLAGS)})"
-    if cmd == 3 and r >= 0:
+    if cmd == F_GETFL and r >= 0:
         return f"{r:#x} (flags {open_flags(ctx, r)})"
-    if cmd in (0, 1030):
+    if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
         return ret_fd(ctx, r)
     return str(r)
 
@@ -693,7 +720,7 @@ def spec_ioctl(ctx):
 
 
 def spec_futex(ctx):
-    op = ctx.args[1] & 0xFFFFFFFF
+    op = u32(ctx.args[1])
     cmd = op & 0x7F
     name = C.FUTEX_OPS.get(cmd, f"{cmd:#x}")
     if op & 128:
@@ -703,8 +730,8 @@ def spec_futex(ctx):
     items = [ptr, lambda c, v, n=name: n, d_int]
 
     def bitset(c, _v):
-        b = c.args[5] & 0xFFFFFFFF
-        return "FUTEX_BITSET_MATCH_ANY" if b == 0xFFFFFFFF else f"{b:#x}"
+        b = u32(c.args[5])
+        return "FUTEX_BITSET_MATCH_ANY" if b == MASK32 else f"{b:#x}"
     if cmd in (0, 6, 13):                   # waits and PI locks: a timeout
         return items + [timespec]
     if cmd == 9:
@@ -720,11 +747,16 @@ def spec_futex(ctx):
     return items
 
 
+def _u64(ctx, addr):
+    data = ctx.read(addr, 8)
+    return None if data is None else int.from_bytes(data, "little")
+
+
 def spec_arch_prctl(ctx):
-    code = ctx.args[0] & 0xFFFFFFFF
-    if code in (0x1003, 0x1004):
+    code = u32(ctx.args[0])
+    if code in (0x1003, 0x1004):                    # ARCH_GET_FS, ARCH_GET_GS
         return [enumof(C.ARCH_PRCTL), Out(lambda c, v: (
-            f"[{ptr(c, _struct(c, v, '<Q')[0])}]" if _struct(c, v, "<Q") else ptr(c, v)))]
+            f"[{ptr(c, _u64(c, v))}]" if _u64(c, v) is not None else ptr(c, v)))]
     return [enumof(C.ARCH_PRCTL), ptr]
 
 
@@ -740,15 +772,15 @@ def spec_prctl(ctx):
 
 
 def poll_fds(ctx, v):
-    n = ctx.args[1] & 0xFFFFFFFF
+    n = u32(ctx.args[1])
     shown = min(n, ctx.strsize)
-    data = ctx.read(v, 8 * shown)
+    data = ctx.read(v, POLLFD.size * shown)
     if data is None:
         return ptr(ctx, v)
     parts = []
     for i in range(shown):
-        fd, events, _rev = struct.unpack_from("<ihh", data, 8 * i)
-        parts.append(f"{{fd={d_fd(ctx, fd & 0xFFFFFFFF)}, "
+        fd, events, _rev = POLLFD.unpack_from(data, POLLFD.size * i)
+        parts.append(f"{{fd={d_fd(ctx, fd)}, "
                      f"events={C.flags(events & 0xFFFF, C.POLL_EVENTS)}}}")
     return "[" + ", ".join(parts) + (", ..." if n > shown else "") + "]"
 
@@ -756,13 +788,13 @@ def poll_fds(ctx, v):
 def poll_ret(ctx, r):
     if r <= 0:
         return "0 (Timeout)" if r == 0 else str(r)
-    v, n = ctx.args[0], ctx.args[1] & 0xFFFFFFFF
-    data = ctx.read(v, 8 * min(n, 1024))
+    v, n = ctx.args[0], u32(ctx.args[1])
+    data = ctx.read(v, POLLFD.size * min(n, 1024))
     if data is None:
         return str(r)
     parts = []
-    for i in range(len(data) // 8):
-        fd, _ev, rev = struct.unpack_from("<ihh", data, 8 * i)
+    for i in range(len(data) // POLLFD.size):
+        fd, _ev, rev = POLLFD.unpack_from(data, POLLFD.size * i)
         if rev:
             parts.append(f"{{fd={fd}, revents={C.flags(rev & 0xFFFF, C.POLL_EVENTS)}}}")
     return f"{r} ([{', '.join(parts)}])"
@@ -826,9 +858,9 @@ SPECS = {
     "rt_sigpending": [Out(sigset_at(1)), d_ulong],
     "sigaltstack": [p, Out(p)],
     "ioctl": spec_ioctl,
-    "access": [d_path, lambda c, v: C.flags(v & 0xFFFFFFFF, C.ACCESS, "F_OK")],
-    "faccessat": [d_dirfd, d_path, lambda c, v: C.flags(v & 0xFFFFFFFF, C.ACCESS, "F_OK")],
-    "faccessat2": [d_dirfd, d_path, lambda c, v: C.flags(v & 0xFFFFFFFF, C.ACCESS, "F_OK"),
+    "access": [d_path, lambda c, v: C.flags(u32(v), C.ACCESS, "F_OK")],
+    "faccessat": [d_dirfd, d_path, lambda c, v: C.flags(u32(v), C.ACCESS, "F_OK")],
+    "faccessat2": [d_dirfd, d_path, lambda c, v: C.flags(u32(v), C.ACCESS, "F_OK"),
                    flagset(C.AT_EACCESS)],
     "pipe": [Out(fd_pair)],
     "pipe2": [Out(fd_pair), flagset(C.NONBLOCK_CLOEXEC)],
@@ -863,9 +895,9 @@ SPECS = {
     "sendmsg": [d_fd, p, flagset(C.MSG_FLAGS)],
     "recvmsg": [d_fd, Out(p), flagset(C.MSG_FLAGS)],
     "setsockopt": [d_fd, enumof(C.SOL, "{}"), lambda c, v: C.enum(
-        v & 0xFFFFFFFF, C.SO if c.args[1] == 1 else {}, "{}"), p, d_uint],
+        u32(v), C.SO if c.args[1] == SOL_SOCKET else {}, "{}"), p, d_uint],
     "getsockopt": [d_fd, enumof(C.SOL, "{}"), lambda c, v: C.enum(
-        v & 0xFFFFFFFF, C.SO if c.args[1] == 1 else {}, "{}"), Out(p), Out(out_int)],
+        u32(v), C.SO if c.args[1] == SOL_SOCKET else {}, "{}"), Out(p), Out(out_int)],
     "clone": spec_clone,
     "clone3": [clone3_args, d_ulong],
     "execve": [d_path, execve_argv, execve_envp],
@@ -951,8 +983,8 @@ SPECS = {
     "inotify_init1": [flagset(C.INOTIFY_INIT)],
     "inotify_add_watch": [d_fd, d_path, d_hex],
     "inotify_rm_watch": [d_fd, d_int],
-    "close_range": [d_uint, lambda c, v: "~0U" if v & 0xFFFFFFFF == 0xFFFFFFFF
-                    else str(v & 0xFFFFFFFF), flagset(C.CLOSE_RANGE)],
+    "close_range": [d_uint, lambda c, v: "~0U" if u32(v) == MASK32
+                    else str(u32(v)), flagset(C.CLOSE_RANGE)],
     "pidfd_open": [d_int, d_hex],
     "pidfd_send_signal": [d_fd, d_sig, p, d_hex],
     "sched_getaffinity": [d_int, d_uint, Out(p)],
@@ -962,8 +994,8 @@ SPECS = {
     "mount": [d_str, d_path, d_str, d_hex, p],
     "umount2": [d_path, d_hex],
     "sethostname": [inbuf(1), d_ulong],
-    "unshare": [lambda c, v: clone_flags_text(v & 0xFFFFFF00)],
-    "setns": [d_fd, lambda c, v: clone_flags_text(v & 0xFFFFFF00)],
+    "unshare": [lambda c, v: clone_flags_text(v & ~CSIGNAL & MASK32)],
+    "setns": [d_fd, lambda c, v: clone_flags_text(v & ~CSIGNAL & MASK32)],
     "getxattr": [d_path, d_str, Out(p), d_ulong],
     "lgetxattr": [d_path, d_str, Out(p), d_ulong],
     "fgetxattr": [d_fd, d_str, Out(p), d_ulong],

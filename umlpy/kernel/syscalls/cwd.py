@@ -10,15 +10,14 @@ import errno
 import os
 
 from ...abi import s32
+from ...abi.capability import CAP_SYS_CHROOT
+from ...abi.fcntl import AT_FDCWD, X_OK
 from ..decisions import Return, fail
-from ..vfs.creds import X_OK
-from ..vfs.vfs import AT_FDCWD
 from ..vfs import hostops
 from .fs import checks_on_host, lookup_existing, on_host, path_arg, vfs_call
 from .registry import TABLE
 
 FAMILY = "fs"
-CAP_SYS_CHROOT = 1 << 18
 
 
 @TABLE.emulated(FAMILY, "getcwd", "the guest VFS's working directory of the process")

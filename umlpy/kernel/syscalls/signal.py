@@ -6,9 +6,9 @@ process (which the guest's first process is, natively) is not protected,
 so the guest kernel delivers it from outside.
 """
 from ...abi import s32
+from ...abi.signal import SIGKILL
 from ..decisions import ALLOW, AllowThen
 from .. import procfs
-from ..signals import SIGKILL
 from .registry import TABLE, Guard
 
 FAMILY = "signal"

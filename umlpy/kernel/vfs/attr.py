@@ -4,17 +4,9 @@ An ``Attr`` is what stat reports: ids in the guest's terms (after the
 user-namespace map or fake ownership), the device and inode numbers the
 guest can compare across calls."""
 import stat as _stat
-import struct
 
-STAT_STRUCT = struct.Struct("<QQQIIIiQqqqqqqqqq24x")      # struct stat, 144 bytes
-STATX_HEAD = struct.Struct("<IIQIIIHHQQQQ")               # up to stx_attributes_mask
-STATX_TIME = struct.Struct("<qIi")
-STATX_TAIL = struct.Struct("<IIIIQ")
-STATX_SIZE = 256
-STATFS_STRUCT = struct.Struct("<qqQQQQQiiqqq32x")          # struct statfs, 120 bytes
-
-STATX_BASIC_STATS = 0x7FF
-STATX_MNT_ID = 0x1000
+from ...abi.dirent import IFTODT
+from ...abi.stat import STAT, STATX, STATX_BASIC_STATS, STATX_MNT_ID, dev_major, dev_minor
 
 
 class Attr:
@@ -63,31 +55,26 @@ class Attr:
         return _stat.S_ISREG(self.mode)
 
     def d_type(self):
-        return (self.mode >> 12) & 0xF
+        return IFTODT(self.mode)
 
     def pack_stat(self):
+        """The struct stat stat(2) fills."""
         a, m, c = self.atime_ns, self.mtime_ns, self.ctime_ns
-        return STAT_STRUCT.pack(
-            self.dev, self.ino, self.nlink, self.mode, self.uid, self.gid, 0,
+        return STAT.pack(
+            self.dev, self.ino, self.nlink, self.mode, self.uid, self.gid,
             self.rdev, self.size, self.blksize, self.blocks,
             a // 10**9, a % 10**9, m // 10**9, m % 10**9, c // 10**9, c % 10**9)
 
     def pack_statx(self, mnt_id=0):
-        def ts(ns):
-            return STATX_TIME.pack(ns // 10**9, ns % 10**9, 0)
-        head = STATX_HEAD.pack(
+        """The struct statx statx(2) fills: the basic stats and the mount id
+        (btime is not reported, stx_mask has no STATX_BTIME: it is zero)."""
+        a, m, c = self.atime_ns, self.mtime_ns, self.ctime_ns
+        return STATX.pack(
             STATX_BASIC_STATS | STATX_MNT_ID, self.blksize, 0, self.nlink,
-            self.uid, self.gid, self.mode & 0xFFFF, 0, self.ino, self.size,
-            self.blocks, 0)
-        tail = STATX_TAIL.pack(
-            (self.rdev >> 8) & 0xFFF | ((self.rdev >> 32) & ~0xFFF),
-            (self.rdev & 0xFF) | ((self.rdev >> 12) & ~0xFF),
-            (self.dev >> 8) & 0xFFF | ((self.dev >> 32) & ~0xFFF),
-            (self.dev & 0xFF) | ((self.dev >> 12) & ~0xFF), mnt_id)
-        # btime is not reported (stx_mask has no STATX_BTIME): zero it
-        body = head + ts(self.atime_ns) + STATX_TIME.pack(0, 0, 0) + \
-            ts(self.ctime_ns) + ts(self.mtime_ns) + tail
-        return body + bytes(STATX_SIZE - len(body))
+            self.uid, self.gid, self.mode & 0xFFFF, self.ino, self.size, self.blocks, 0,
+            a // 10**9, a % 10**9, 0, 0, c // 10**9, c % 10**9, m // 10**9, m % 10**9,
+            dev_major(self.rdev), dev_minor(self.rdev), dev_major(self.dev), dev_minor(self.dev),
+            mnt_id, 0, 0)
 
     def __repr__(self):
         return f"<Attr mode={self.mode:o} ino={self.ino} dev={self.dev:#x} size={self.size}>"

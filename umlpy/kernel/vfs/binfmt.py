@@ -5,15 +5,12 @@ the guest does is started through the guest's loader explicitly."""
 import errno
 import os
 import stat
-import struct
 
-from .creds import X_OK
+from ...abi.elf import BINPRM_MAX_RECURSION, EI_CLASS, ELF64_EHDR, ELF64_PHDR, ELFCLASS64, \
+    ELFMAG, PT_INTERP
+from ...abi.fcntl import X_OK
+from ...abi.stat import S_IXUGO
 from .union import IN_UPPER, UnionFS
-
-BINPRM_MAX_RECURSION = 4
-PT_INTERP = 3
-ELF64_HEAD = struct.Struct("<16sHHIQQQIHHHHHH")
-PHDR64 = struct.Struct("<IIQQQQQQ")
 
 
 class ExecPlan:
@@ -30,16 +27,18 @@ class ExecPlan:
 
 def elf_interp(head):
     """PT_INTERP of an ELF64 image (from its first bytes), or None."""
-    if len(head) < ELF64_HEAD.size or head[:4] != b"\x7fELF" or head[4] != 2:
+    if len(head) < ELF64_EHDR.size or head[:len(ELFMAG)] != ELFMAG or \
+            head[EI_CLASS] != ELFCLASS64:
         return None
-    (_ident, _type, _machine, _version, _entry, phoff, _shoff, _flags, _ehsize,
-     phentsize, phnum, *_rest) = ELF64_HEAD.unpack_from(head)
-    for i in range(phnum):
+    ehdr = ELF64_EHDR.todict(head)
+    phoff, phentsize = ehdr["e_phoff"], ehdr["e_phentsize"]
+    for i in range(ehdr["e_phnum"]):
         off = phoff + i * phentsize
-        if off + PHDR64.size > len(head):
+        if off + ELF64_PHDR.size > len(head):
             return None
-        p_type, _f, p_offset, _v, _p, p_filesz, _m, _a = PHDR64.unpack_from(head, off)
-        if p_type == PT_INTERP:
+        phdr = ELF64_PHDR.todict(head, off)
+        p_offset, p_filesz = phdr["p_offset"], phdr["p_filesz"]
+        if phdr["p_type"] == PT_INTERP:
             raw = head[p_offset:p_offset + p_filesz]
             if len(raw) < p_filesz:
                 return None
@@ -103,7 +102,7 @@ def plan_exec(vfs, task, dirfd, path, follow=True, depth=0, res=None, seen=None)
         err = task.creds.permission(d.attr, X_OK)
         if err:
             raise OSError(err, path)
-    elif not d.attr.mode & 0o111:
+    elif not d.attr.mode & S_IXUGO:
         raise OSError(errno.EACCES, path)
     try:
         # read as the guest's host identity, never following the name

@@ -3,17 +3,11 @@ the guest VFS makes for objects the host cannot check itself (image files,
 copy-up, deletions that leave whiteouts)."""
 import errno
 
+from ...abi.capability import CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER
+from ...abi.fcntl import R_OK, W_OK, X_OK
+from ...abi.resource import OVERFLOW_GID, OVERFLOW_UID
+from ...abi.stat import S_ISVTX, S_IXUGO
 from .attr import Attr
-
-
-OVERFLOW_ID = 65534
-CAP_CHOWN = 1 << 0
-CAP_DAC_OVERRIDE = 1 << 1
-CAP_DAC_READ_SEARCH = 1 << 2
-CAP_FOWNER = 1 << 3
-CAP_FSETID = 1 << 4
-
-R_OK, W_OK, X_OK = 4, 2, 1
 
 
 class IdMap:
@@ -32,12 +26,12 @@ class IdMap:
     def uid_in(self, host_uid):
         if self.identity:
             return host_uid
-        return self.uid_inside if host_uid == self.uid_outside else OVERFLOW_ID
+        return self.uid_inside if host_uid == self.uid_outside else OVERFLOW_UID
 
     def gid_in(self, host_gid):
         if self.identity:
             return host_gid
-        return self.gid_inside if host_gid == self.gid_outside else OVERFLOW_ID
+        return self.gid_inside if host_gid == self.gid_outside else OVERFLOW_GID
 
     def attr_of(self, st):
         """A host os.stat_result as the guest sees it: ids through the map."""
@@ -103,7 +97,7 @@ class Creds:
         if self.capable_wrt(CAP_DAC_OVERRIDE, attr):
             # root may read and write anything, search any directory, but
             # execute only what someone may execute
-            if not want & X_OK or attr.is_dir() or mode & 0o111:
+            if not want & X_OK or attr.is_dir() or mode & S_IXUGO:
                 return 0
         if self.capable_wrt(CAP_DAC_READ_SEARCH, attr):
             if want == R_OK or (attr.is_dir() and want & W_OK == 0):
@@ -118,7 +112,7 @@ class Creds:
         err = self.permission(dir_attr, W_OK | X_OK)
         if err:
             return err
-        if dir_attr.mode & 0o1000 and self.fsuid not in (dir_attr.uid, victim_attr.uid) \
+        if dir_attr.mode & S_ISVTX and self.fsuid not in (dir_attr.uid, victim_attr.uid) \
                 and not self.capable_wrt(CAP_FOWNER, victim_attr):
             return errno.EPERM
         return 0

@@ -9,6 +9,7 @@ import errno
 import os
 import stat as _stat
 
+from ...abi.fcntl import O_PATH
 from . import hostops
 
 DT_UNKNOWN, DT_DIR, DT_REG, DT_LNK = 0, 4, 8, 10
@@ -109,7 +110,7 @@ class HostTreeFS(FileSystem):
                  source=None):
         self.root_path = os.path.realpath(root)
         # a bind may be of a single file: then the root is that file
-        self.root_fd = os.open(self.root_path, hostops.O_PATH)
+        self.root_fd = os.open(self.root_path, O_PATH)
         self.idmap = idmap
         self.read_only = not writable
         self.hidden = frozenset(os.path.realpath(h) for h in hidden)

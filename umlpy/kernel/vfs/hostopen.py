@@ -19,14 +19,10 @@ import os
 import stat
 
 from ..._native._tracer import ffi, lib
+from ...abi.fcntl import AT_FDCWD, O_NOCTTY, O_NONBLOCK, O_PATH, O_TMPFILE
+from ...abi.signal import SIGKILL       # (the signal module would pull in enum at start-up)
+from ...abi.stat import dev_major, dev_minor
 from .hostops import openat2
-
-AT_FDCWD = -100
-O_NONBLOCK = os.O_NONBLOCK
-O_PATH = 0o10000000
-O_NOCTTY = os.O_NOCTTY
-O_TMPFILE = 0o20000000 | os.O_DIRECTORY
-SIGKILL = 9     # the signal module would pull in enum at start-up
 
 
 def open_unblocked(path, flags, mode, resolve):
@@ -102,8 +98,7 @@ def controlling_tty(tid):
     tty_nr = int(fields[4])
     if tty_nr == 0:
         raise OSError(errno.ENXIO, "no controlling terminal")
-    major = (tty_nr >> 8) & 0xFFF
-    minor = (tty_nr & 0xFF) | ((tty_nr >> 12) & 0xFFF00)
+    major, minor = dev_major(tty_nr), dev_minor(tty_nr)
     if 136 <= major < 144:
         return f"/dev/pts/{(major - 136) * 256 + minor}"
     rdev = os.makedev(major, minor)

@@ -5,15 +5,13 @@ import errno
 import os
 
 from ..._native._tracer import ffi, lib
+from ...abi.fcntl import AT_EACCESS, AT_FDCWD, AT_SYMLINK_NOFOLLOW, O_PATH, \
+    RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS
+from ...abi.sched import KCMP_FILES
+from ...abi.stat import STATFS
+from ...abi.time import TIMESPEC
 
-RESOLVE_NO_XDEV = 0x01
-RESOLVE_NO_MAGICLINKS = 0x02
-RESOLVE_NO_SYMLINKS = 0x04
-RESOLVE_BENEATH = 0x08
-RESOLVE_IN_ROOT = 0x10
 SAFE = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS
-
-O_PATH = 0o10000000
 
 
 def openat2(dirfd, path, flags, mode=0, resolve=SAFE):
@@ -62,7 +60,6 @@ def thread_fd(tid, tgid, fd):
         os.close(pidfd)
 
 
-KCMP_FILES = 2
 SYS_KCMP = 312
 
 
@@ -83,13 +80,13 @@ class DirFd:
     def of_path(cls, host_path):
         """For an absolute host path of the host's own (a lower layer, the
         content cache): its directory is opened without following symlinks."""
-        return cls(-100, host_path.lstrip("/"), beneath=False)
+        return cls(AT_FDCWD, host_path.lstrip("/"), beneath=False)
 
     def __init__(self, root_fd, rel, beneath=True):
         parent, _, name = rel.rpartition("/")
         self.name = name or "."     # the root itself
         if not beneath:
-            self.fd = openat2(-100, "/" + parent, O_PATH | os.O_DIRECTORY, 0,
+            self.fd = openat2(AT_FDCWD, "/" + parent, O_PATH | os.O_DIRECTORY, 0,
                               RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
         elif parent:
             self.fd = openat2(root_fd, parent, O_PATH | os.O_DIRECTORY)
@@ -127,7 +124,6 @@ def lstat_beneath(root_fd, rel):
 
 SYS_FCHMODAT2 = 452
 SYS_UTIMENSAT = 280
-AT_SYMLINK_NOFOLLOW = 0x100
 
 
 def syscall(nr, *args):
@@ -156,10 +152,11 @@ def fchmod_nofollow(dirfd, name, mode):
 
 
 def utimens_nofollow(dirfd, name, times):
-    """times: None (now) or 32 bytes of struct timespec[2] (UTIME_NOW and
+    """times: None (now) or the bytes of struct timespec[2] (UTIME_NOW and
     UTIME_OMIT as the guest gave them)."""
     syscall(SYS_UTIMENSAT, dirfd, os.fsencode(name),
-            None if times is None else bytes(times)[:32], AT_SYMLINK_NOFOLLOW)
+            None if times is None else bytes(times)[:2 * TIMESPEC.size],
+            AT_SYMLINK_NOFOLLOW)
 
 
 def truncate_regular(dirfd, name, length):
@@ -207,7 +204,6 @@ def inotify_add_watch(name, inotify_fd, mask):
 
 
 SYS_FACCESSAT2 = 439
-AT_EACCESS = 0x200
 
 
 def access_nofollow(dirfd, name, mode, eaccess):
@@ -219,8 +215,8 @@ SYS_FSTATFS = 138
 
 
 def fstatfs_bytes(fd):
-    """struct statfs (120 bytes on x86_64) of the filesystem fd is on."""
-    buf = ffi.new("char[120]")
+    """struct statfs of the filesystem fd is on."""
+    buf = ffi.new(f"char[{STATFS.size}]")
     r = lib.umlpy_syscall6(SYS_FSTATFS, fd, int(ffi.cast("intptr_t", buf)), 0, 0, 0, 0)
     if r < 0:
         raise OSError(-r, os.strerror(-r))

@@ -5,9 +5,7 @@ that root, mountpoints crossed, 40 links at most."""
 import errno
 from collections import deque
 
-PATH_MAX = 4096
-NAME_MAX = 255
-MAXSYMLINKS = 40
+from ...abi.resource import MAXSYMLINKS, NAME_MAX, PATH_MAX
 
 
 class Frame:

@@ -11,10 +11,11 @@ nor unmap it and put memory of its own in its place.  (Writing it through
 /proc/PID/mem, which ignores protections, is refused by the guest VFS.)"""
 import errno
 
+from ...abi import MASK64
+from ...abi.mman import MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PAGE_SIZE, PROT_READ
+
 SYS_MMAP = 9
 SYS_MSEAL = 462
-PROT_READ = 1
-MAP_PRIVATE, MAP_ANONYMOUS, MAP_NORESERVE = 0x02, 0x20, 0x4000
 SLOT_SIZE = 64 * 1024
 SLOTS = 64
 REGION = SLOT_SIZE * SLOTS
@@ -145,7 +146,7 @@ class ScratchSpace:
         if base is None:
             r = self.tracer.inject_syscall(tid, SYS_MMAP, (
                 0, REGION, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                -1 & 0xFFFFFFFFFFFFFFFF, 0))
+                MASK64, 0))                 # fd -1
             if -4096 < r < 0:
                 raise OSError(-r, "cannot map the guest kernel's scratch memory")
             sealed = self.tracer.inject_syscall(tid, SYS_MSEAL, (r, REGION, 0, 0, 0, 0))
@@ -203,7 +204,7 @@ def mapping_is_sealed(tid, base, size, require_seal=True):
     them writable) if require_seal.  Neighbouring mappings with the same
     flags merge (the scratch of a vfork child beside its parent's), so the
     range may lie inside a larger one."""
-    if base <= 0 or base & 0xFFF:
+    if base <= 0 or base & (PAGE_SIZE - 1):
         return False
     try:
         with open(f"/proc/{tid}/smaps") as f:

@@ -9,17 +9,18 @@ import errno
 import os
 import stat as _stat
 
+from ...abi.dirent import DT_DIR, IFTODT
+from ...abi.fcntl import O_PATH, RENAME_EXCHANGE
+from ...abi.resource import NAME_MAX
 from . import hostops
 from .fs import Dentry, FileSystem
 
 WH = ".wh."
 OPAQUE = ".wh..wh..opq"
-NAME_MAX = 255
 
 # Upper-only directories shown on a lower layer's device keep their upper
 # inode number with this bit set: it cannot be a lower one's (overlayfs's xino).
 UPPER_INO_TAG = 1 << 63
-DT_DIR = _stat.S_IFDIR >> 12
 
 IN_UPPER = 1        # the object exists in the upper directory
 IN_LOWER = 2        # a lower object of that name shows (or would, under upper)
@@ -41,7 +42,7 @@ class UnionFS(FileSystem):
         guest's host ids), None to keep the tracer's."""
         self.lower = lower
         self.upper_path = os.path.realpath(upper_dir)
-        self.upper_fd = os.open(self.upper_path, hostops.O_PATH | os.O_DIRECTORY)
+        self.upper_fd = os.open(self.upper_path, O_PATH | os.O_DIRECTORY)
         self.idmap = idmap
         self.owner = owner
         self.on_change = []         # called at every change to the upper layer
@@ -161,7 +162,7 @@ class UnionFS(FileSystem):
                             whiteouts.add(n[len(WH):])
                         continue
                     try:
-                        t = _stat.S_IFMT(e.stat(follow_symlinks=False).st_mode) >> 12
+                        t = IFTODT(e.stat(follow_symlinks=False).st_mode)
                     except OSError:
                         continue
                     ino = e.inode()
@@ -384,5 +385,3 @@ class UnionFS(FileSystem):
     def upper_host(self, dentry):
         return self._upper_host(dentry.rel)
 
-
-RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT = 1, 2, 4

@@ -6,13 +6,17 @@ import os
 import stat as _stat
 
 from ....abi import s32
+from ....abi.capability import CAP_MKNOD
+from ....abi.fcntl import AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, R_OK, \
+    RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, W_OK, X_OK
+from ....abi.resource import PATH_MAX
+from ....abi.stat import S_IALLUGO, S_ISGID, S_ISUID, S_IXGRP
 from ...decisions import Return, fail
 from ...vfs import hostops
-from ...vfs.creds import R_OK, W_OK, X_OK
-from ...vfs.union import IN_LOWER, RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, UnionFS
+from ...vfs.union import IN_LOWER, UnionFS
 from ..registry import TABLE
-from .common import AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, CAP_MKNOD, \
-    FAMILY, copy_up_for_change, done, lookup_at, on_host, path_arg, vfs_call, writable_mount
+from .common import FAMILY, copy_up_for_change, done, lookup_at, on_host, path_arg, vfs_call, \
+    writable_mount
 from .open import create_here
 
 
@@ -26,7 +30,7 @@ def make_node(call, vfs, task, dirfd, path, make, is_dir=False):
 
 
 def mkdir(call, vfs, task, dirfd, path, mode):
-    mode = mode & 0o7777 & ~task.host_identity.umask
+    mode = mode & S_IALLUGO & ~task.host_identity.umask
     return make_node(call, vfs, task, dirfd, path,
                      lambda fd, name: os.mkdir(name, mode, dir_fd=fd), True)
 
@@ -52,7 +56,7 @@ def mknod(call, vfs, task, dirfd, path, mode, dev):
     if kind not in (0, _stat.S_IFREG, _stat.S_IFIFO, _stat.S_IFSOCK, _stat.S_IFCHR,
                     _stat.S_IFBLK):
         return fail(errno.EINVAL)
-    mode = (kind or _stat.S_IFREG) | (mode & 0o7777 & ~task.host_identity.umask)
+    mode = (kind or _stat.S_IFREG) | (mode & S_IALLUGO & ~task.host_identity.umask)
     dev &= 0xFFFFFFFF
     return make_node(call, vfs, task, dirfd, path,
                      lambda fd, name: os.mknod(name, mode, dev, dir_fd=fd))
@@ -73,7 +77,7 @@ def sys_mknodat(call, vfs, task):
 
 
 def symlink(call, vfs, task, target_index, dirfd, path):
-    target = call.read_str(call.args[target_index], 4096)
+    target = call.read_str(call.args[target_index], PATH_MAX)
     if not target:
         return fail(errno.ENOENT)
     return make_node(call, vfs, task, dirfd, path,
@@ -129,7 +133,7 @@ def may_link(task, res):
     a = res.dentry.attr
     if task.creds.owns(a):
         return
-    if not a.is_reg() or a.mode & 0o4000 or a.mode & 0o2010 == 0o2010 or \
+    if not a.is_reg() or a.mode & S_ISUID or a.mode & (S_ISGID | S_IXGRP) == S_ISGID | S_IXGRP or \
             task.creds.permission(a, R_OK | W_OK):
         raise OSError(errno.EPERM, "may not link")
 

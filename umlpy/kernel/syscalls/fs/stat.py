@@ -6,13 +6,14 @@ import os
 import stat as _stat
 
 from ....abi import s32
+from ....abi.fcntl import AT_EACCESS, AT_EMPTY_PATH, AT_FDCWD, AT_NO_AUTOMOUNT, \
+    AT_STATX_SYNC_TYPE, AT_SYMLINK_NOFOLLOW, W_OK
+from ....abi.stat import S_IRWXO, STATX__RESERVED
 from ...decisions import Return, fail
 from ...fastpath import ACCESS, LINK, STAT, STATX
 from ...vfs import hostops
-from ...vfs.creds import W_OK
 from ..registry import TABLE
-from .common import AT_EACCESS, AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, FAMILY, \
-    checks_on_host, done, lookup_at, on_fd_itself, on_host, path_arg, present, stat_of_copy, \
+from .common import FAMILY, checks_on_host, done, lookup_at, on_fd_itself, on_host, path_arg, present, stat_of_copy, \
     vfs_call
 
 
@@ -79,7 +80,7 @@ def sys_newfstatat(call, vfs, task):
     return Return(0)
 
 
-STATX_FLAGS = AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800 | 0x6000
+STATX_FLAGS = AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE
 
 
 @TABLE.emulated(FAMILY, "statx", "answered from the guest VFS (replayed from the native "
@@ -88,7 +89,8 @@ STATX_FLAGS = AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800 | 0x6000
 def sys_statx(call, vfs, task):
     a = call.args
     flags = s32(a[2])
-    if flags & ~STATX_FLAGS or flags & 0x6000 == 0x6000 or a[3] & 0x80000000:
+    if flags & ~STATX_FLAGS or flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE or \
+            a[3] & STATX__RESERVED:
         return fail(errno.EINVAL)
     if a[1] and not flags & AT_EMPTY_PATH:
         path, follow = path_arg(call, 1), not flags & AT_SYMLINK_NOFOLLOW
@@ -135,7 +137,7 @@ def sys_faccessat2(call, vfs, task):
 
 
 def access(call, vfs, task, dirfd, path, mode, flags):
-    if mode & ~7:
+    if mode & ~S_IRWXO:
         return fail(errno.EINVAL)
     if path == "" and not flags & AT_EMPTY_PATH:
         return fail(errno.ENOENT)

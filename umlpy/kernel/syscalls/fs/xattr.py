@@ -3,14 +3,16 @@ host object the VFS chose, by the caller's host identity."""
 import errno
 import os
 
-from ....abi import s32
+from ....abi import MASK64, s32
+from ....abi.fcntl import AT_FDCWD, IN_DONT_FOLLOW
+from ....abi.resource import XATTR_NAME_MAX, XATTR_SIZE_MAX
 from ...decisions import Return, fail
 from ...vfs import hostops
 from ...vfs.union import UnionFS
 from ..registry import TABLE
 from .attr import owner_check
-from .common import AT_FDCWD, FAMILY, IN_DONT_FOLLOW, checks_on_host, copy_up_for_change, \
-    done, lookup_existing, may_copy_up, on_host, path_arg, vfs_call
+from .common import FAMILY, checks_on_host, copy_up_for_change, done, lookup_existing, \
+    may_copy_up, on_host, path_arg, vfs_call
 
 
 def xattr_get(call, vfs, task, follow, name_nr):
@@ -37,9 +39,6 @@ def xattr_get(call, vfs, task, follow, name_nr):
     return sized_result(call, value, a[2], a[3])
 
 
-XATTR_NAME_MAX, XATTR_SIZE_MAX = 255, 65536
-
-
 def xattr_name(call, addr):
     name = call.read_str(addr, XATTR_NAME_MAX + 1)
     if not name or len(name) > XATTR_NAME_MAX:
@@ -50,7 +49,7 @@ def xattr_name(call, addr):
 def sized_result(call, value, buf, size):
     """getxattr's convention: size 0 asks for the length; too small a
     buffer is ERANGE."""
-    size &= 0xFFFFFFFFFFFFFFFF
+    size &= MASK64
     if size == 0:
         return Return(len(value))
     if len(value) > size:
