@@ -1,5 +1,6 @@
 """Decisions a syscall handler can take, and the view of one stopped call
 that a handler receives."""
+from ..abi.args import MASK64, s32, s64, u32
 
 
 class Allow:
@@ -93,6 +94,29 @@ class SyscallCall:
         self.nr = nr
         self.args = args
         self.entry = entry
+
+    # The arguments as the call's C prototype types them (the registers
+    # hold unsigned 64-bit values): a handler never decodes one by hand.
+    def int(self, i):
+        """Argument i as a C int (flags, a signal, a pid...)."""
+        return s32(self.args[i])
+
+    def uint(self, i):
+        """Argument i as a C unsigned int (a mode, a mask, a length...)."""
+        return u32(self.args[i])
+
+    def long(self, i):
+        """Argument i as a C long (an offset, a size that may be negative)."""
+        return s64(self.args[i])
+
+    def ptr(self, i):
+        """Argument i as an address (unsigned 64 bits; 0 is NULL)."""
+        return self.args[i] & MASK64
+
+    def fd(self, i):
+        """Argument i as a file descriptor or dirfd (Linux's int fd:
+        AT_FDCWD is -100, -1 is no fd)."""
+        return s32(self.args[i])
 
     @property
     def guest_tid(self):

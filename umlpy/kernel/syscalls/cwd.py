@@ -9,7 +9,6 @@ the answer), as are the calls relative to it."""
 import errno
 import os
 
-from ...abi import s32
 from ...abi.capability import CAP_SYS_CHROOT
 from ...abi.fcntl import AT_FDCWD, X_OK
 from ..decisions import Return, fail
@@ -74,7 +73,7 @@ def sys_chdir(call, vfs, task):
 @TABLE.emulated(FAMILY, "fchdir", "the guest kernel keeps the working directory")
 @vfs_call
 def sys_fchdir(call, vfs, task):
-    fd = s32(call.args[0])
+    fd = call.fd(0)
     res = vfs.resolve_fd(task, fd)
     if res is None:
         # not a guest filesystem object: a pipe, a socket, or no fd at all

@@ -5,7 +5,6 @@ init: the host kernel protects a pid-namespace init from it, an ordinary
 process (which the guest's first process is, natively) is not protected,
 so the guest kernel delivers it from outside.
 """
-from ...abi import s32
 from ...abi.signal import SIGKILL
 from ..decisions import ALLOW, AllowThen
 from .. import procfs
@@ -29,9 +28,9 @@ def targets_init(call):
     init = kernel.init_host_pid
     if init is None:
         return False
-    a, name = call.args, call.name
+    name = call.name
     if name == "kill":
-        pid = s32(a[0])
+        pid = call.int(0)
         if pid == 1:
             return True
         if pid == 0:
@@ -43,11 +42,11 @@ def targets_init(call):
             return procfs.innermost_ids(pgid) == -pid
         return False
     if name in ("tkill", "rt_sigqueueinfo"):
-        return s32(a[0]) == 1
+        return call.int(0) == 1
     if name in ("tgkill", "rt_tgsigqueueinfo"):
-        return s32(a[1]) == 1
+        return call.int(1) == 1
     if name == "pidfd_send_signal":
-        return procfs.pidfd_target(call.tid, s32(a[0])) == init
+        return procfs.pidfd_target(call.tid, call.fd(0)) == init
     return False
 
 

@@ -5,7 +5,6 @@ import errno
 import os
 import stat as _stat
 
-from ....abi import s32
 from ....abi.capability import CAP_MKNOD
 from ....abi.fcntl import AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, R_OK, \
     RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, W_OK, X_OK
@@ -39,25 +38,22 @@ def mkdir(call, vfs, task, dirfd, path, mode):
                 "guest kernel")
 @vfs_call
 def sys_mkdir(call, vfs, task):
-    return mkdir(call, vfs, task, AT_FDCWD, path_arg(call, 0), call.args[1])
+    return mkdir(call, vfs, task, AT_FDCWD, path_arg(call, 0), call.uint(1))
 
 
 @TABLE.emulated(FAMILY, "mkdirat", "made in the upper layer (or a writable mount) by the "
                 "guest kernel")
 @vfs_call
 def sys_mkdirat(call, vfs, task):
-    a = call.args
-    return mkdir(call, vfs, task, s32(a[0]), path_arg(call, 1), a[2])
+    return mkdir(call, vfs, task, call.fd(0), path_arg(call, 1), call.uint(2))
 
 
 def mknod(call, vfs, task, dirfd, path, mode, dev):
-    mode &= 0xFFFFFFFF
     kind = _stat.S_IFMT(mode)
     if kind not in (0, _stat.S_IFREG, _stat.S_IFIFO, _stat.S_IFSOCK, _stat.S_IFCHR,
                     _stat.S_IFBLK):
         return fail(errno.EINVAL)
     mode = (kind or _stat.S_IFREG) | (mode & S_IALLUGO & ~task.host_identity.umask)
-    dev &= 0xFFFFFFFF
     return make_node(call, vfs, task, dirfd, path,
                      lambda fd, name: os.mknod(name, mode, dev, dir_fd=fd))
 
@@ -65,15 +61,13 @@ def mknod(call, vfs, task, dirfd, path, mode, dev):
 @TABLE.emulated(FAMILY, "mknod", "fifos, sockets and files in the upper layer")
 @vfs_call
 def sys_mknod(call, vfs, task):
-    a = call.args
-    return mknod(call, vfs, task, AT_FDCWD, path_arg(call, 0), a[1], a[2])
+    return mknod(call, vfs, task, AT_FDCWD, path_arg(call, 0), call.uint(1), call.uint(2))
 
 
 @TABLE.emulated(FAMILY, "mknodat", "fifos, sockets and files in the upper layer")
 @vfs_call
 def sys_mknodat(call, vfs, task):
-    a = call.args
-    return mknod(call, vfs, task, s32(a[0]), path_arg(call, 1), a[2], a[3])
+    return mknod(call, vfs, task, call.fd(0), path_arg(call, 1), call.uint(2), call.uint(3))
 
 
 def symlink(call, vfs, task, target_index, dirfd, path):
@@ -93,8 +87,7 @@ def sys_symlink(call, vfs, task):
 @TABLE.emulated(FAMILY, "symlinkat", "made in the upper layer; the host never follows it")
 @vfs_call
 def sys_symlinkat(call, vfs, task):
-    a = call.args
-    return symlink(call, vfs, task, 0, s32(a[1]), path_arg(call, 2))
+    return symlink(call, vfs, task, 0, call.fd(1), path_arg(call, 2))
 
 
 def link(call, vfs, task, olddirfd, oldpath_i, newdirfd, newpath, flags):
@@ -147,8 +140,7 @@ def sys_link(call, vfs, task):
 @TABLE.emulated(FAMILY, "linkat", "hard links within the upper layer (the source copied up)")
 @vfs_call
 def sys_linkat(call, vfs, task):
-    a = call.args
-    return link(call, vfs, task, s32(a[0]), 1, s32(a[2]), path_arg(call, 3), s32(a[4]))
+    return link(call, vfs, task, call.fd(0), 1, call.fd(2), path_arg(call, 3), call.int(4))
 
 
 def remove(call, vfs, task, dirfd, path, is_dir):
@@ -196,11 +188,10 @@ def sys_rmdir(call, vfs, task):
 @TABLE.emulated(FAMILY, "unlinkat", "removes the upper object and/or leaves a whiteout")
 @vfs_call
 def sys_unlinkat(call, vfs, task):
-    a = call.args
-    flags = s32(a[2])
+    flags = call.int(2)
     if flags & ~AT_REMOVEDIR:
         return fail(errno.EINVAL)
-    return remove(call, vfs, task, s32(a[0]), path_arg(call, 1), bool(flags & AT_REMOVEDIR))
+    return remove(call, vfs, task, call.fd(0), path_arg(call, 1), bool(flags & AT_REMOVEDIR))
 
 
 def unlink_dir(fd, name):
@@ -295,8 +286,7 @@ def sys_rename(call, vfs, task):
 @TABLE.emulated(FAMILY, "renameat", "in the upper layer; lower objects are copied up")
 @vfs_call
 def sys_renameat(call, vfs, task):
-    a = call.args
-    return rename(call, vfs, task, s32(a[0]), path_arg(call, 1), s32(a[2]),
+    return rename(call, vfs, task, call.fd(0), path_arg(call, 1), call.fd(2),
                   path_arg(call, 3), 0)
 
 
@@ -304,6 +294,5 @@ def sys_renameat(call, vfs, task):
                 "needs host CAP_MKNOD)")
 @vfs_call
 def sys_renameat2(call, vfs, task):
-    a = call.args
-    return rename(call, vfs, task, s32(a[0]), path_arg(call, 1), s32(a[2]),
-                  path_arg(call, 3), a[4] & 0xFFFFFFFF)
+    return rename(call, vfs, task, call.fd(0), path_arg(call, 1), call.fd(2),
+                  path_arg(call, 3), call.uint(4))

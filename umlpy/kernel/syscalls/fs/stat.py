@@ -5,7 +5,6 @@ import errno
 import os
 import stat as _stat
 
-from ....abi import s32
 from ....abi.fcntl import AT_EACCESS, AT_EMPTY_PATH, AT_FDCWD, AT_NO_AUTOMOUNT, \
     AT_STATX_SYNC_TYPE, AT_SYMLINK_NOFOLLOW, W_OK
 from ....abi.stat import S_IRWXO, STATX__RESERVED
@@ -59,24 +58,24 @@ def sys_lstat(call, vfs, task):
 @vfs_call
 def sys_newfstatat(call, vfs, task):
     a = call.args
-    flags = s32(a[3])
+    flags = call.int(3)
     if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800):
         return fail(errno.EINVAL)
     if a[1] and not flags & AT_EMPTY_PATH:
-        return answer_stat(call, vfs, task, s32(a[0]), path_arg(call, 1),
+        return answer_stat(call, vfs, task, call.fd(0), path_arg(call, 1),
                            not flags & AT_SYMLINK_NOFOLLOW, a[2])
-    res = lookup_at(call, vfs, task, s32(a[0]), 1, flags, not flags & AT_SYMLINK_NOFOLLOW)
-    fstat = s32(a[0]) != AT_FDCWD and not (a[1] and call.read_str(a[1], 1))
+    res = lookup_at(call, vfs, task, call.fd(0), 1, flags, not flags & AT_SYMLINK_NOFOLLOW)
+    fstat = call.fd(0) != AT_FDCWD and not (a[1] and call.read_str(a[1], 1))
     if res is None:
         if fstat:
-            call.kernel.fastpath.remember_fstat(task, s32(a[0]), None)
+            call.kernel.fastpath.remember_fstat(task, call.fd(0), None)
         if call.notified:
-            return stat_of_copy(call, task, s32(a[0]), a[2])
+            return stat_of_copy(call, task, call.fd(0), a[2])
         return on_fd_itself(call, 1)
     data = present(call, res.dentry.attr).pack_stat()
     call.write(a[2], data)
     if fstat:
-        call.kernel.fastpath.remember_fstat(task, s32(a[0]), res, data)
+        call.kernel.fastpath.remember_fstat(task, call.fd(0), res, data)
     return Return(0)
 
 
@@ -88,52 +87,51 @@ STATX_FLAGS = AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_STATX_S
 @vfs_call
 def sys_statx(call, vfs, task):
     a = call.args
-    flags = s32(a[2])
+    flags = call.int(2)
     if flags & ~STATX_FLAGS or flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE or \
             a[3] & STATX__RESERVED:
         return fail(errno.EINVAL)
     if a[1] and not flags & AT_EMPTY_PATH:
         path, follow = path_arg(call, 1), not flags & AT_SYMLINK_NOFOLLOW
-        res = look(call, vfs, task, s32(a[0]), path, follow, STATX)
+        res = look(call, vfs, task, call.fd(0), path, follow, STATX)
         data = present(call, res.dentry.attr).pack_statx(res.mount.id)
         call.write(a[4], data)
-        call.kernel.fastpath.remember(task, res, STATX, follow, s32(a[0]), path, data)
+        call.kernel.fastpath.remember(task, res, STATX, follow, call.fd(0), path, data)
         return Return(0)
-    res = lookup_at(call, vfs, task, s32(a[0]), 1, flags, not flags & AT_SYMLINK_NOFOLLOW)
-    of_fd = s32(a[0]) != AT_FDCWD and not (a[1] and call.read_str(a[1], 1))
+    res = lookup_at(call, vfs, task, call.fd(0), 1, flags, not flags & AT_SYMLINK_NOFOLLOW)
+    of_fd = call.fd(0) != AT_FDCWD and not (a[1] and call.read_str(a[1], 1))
     if res is None:
         if of_fd:
-            call.kernel.fastpath.remember_fstat(task, s32(a[0]), None, kind=STATX)
+            call.kernel.fastpath.remember_fstat(task, call.fd(0), None, kind=STATX)
         return on_fd_itself(call, 1)
     data = present(call, res.dentry.attr).pack_statx(res.mount.id)
     call.write(a[4], data)
     if of_fd:
-        call.kernel.fastpath.remember_fstat(task, s32(a[0]), res, data, kind=STATX)
+        call.kernel.fastpath.remember_fstat(task, call.fd(0), res, data, kind=STATX)
     return Return(0)
 
 
 @TABLE.emulated(FAMILY, "access", "answered by the guest VFS")
 @vfs_call
 def sys_access(call, vfs, task):
-    return access(call, vfs, task, AT_FDCWD, path_arg(call, 0), call.args[1] & 0xFFFFFFFF, 0)
+    return access(call, vfs, task, AT_FDCWD, path_arg(call, 0), call.uint(1), 0)
 
 
 @TABLE.emulated(FAMILY, "faccessat", "answered by the guest VFS")
 @vfs_call
 def sys_faccessat(call, vfs, task):
-    a = call.args
-    return access(call, vfs, task, s32(a[0]), path_arg(call, 1), a[2] & 0xFFFFFFFF, 0)
+    return access(call, vfs, task, call.fd(0), path_arg(call, 1), call.uint(2), 0)
 
 
 @TABLE.emulated(FAMILY, "faccessat2", "answered by the guest VFS")
 @vfs_call
 def sys_faccessat2(call, vfs, task):
     a = call.args
-    flags = s32(a[3])
+    flags = call.int(3)
     if flags & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
         return fail(errno.EINVAL)
-    return access(call, vfs, task, s32(a[0]), path_arg(call, 1) if a[1] else "",
-                  a[2] & 0xFFFFFFFF, flags)
+    return access(call, vfs, task, call.fd(0), path_arg(call, 1) if a[1] else "",
+                  call.uint(2), flags)
 
 
 def access(call, vfs, task, dirfd, path, mode, flags):
@@ -181,7 +179,7 @@ def do_readlink(call, vfs, task, dirfd, path, buf, size):
 @vfs_call
 def sys_readlink(call, vfs, task):
     a = call.args
-    return do_readlink(call, vfs, task, AT_FDCWD, path_arg(call, 0), a[1], s32(a[2]))
+    return do_readlink(call, vfs, task, AT_FDCWD, path_arg(call, 0), a[1], call.int(2))
 
 
 @TABLE.emulated(FAMILY, "readlinkat", "answered from the guest VFS")
@@ -190,10 +188,10 @@ def sys_readlinkat(call, vfs, task):
     a = call.args
     path = path_arg(call, 1) if a[1] else ""
     if path == "":
-        res = vfs.resolve_fd(task, s32(a[0]))
+        res = vfs.resolve_fd(task, call.fd(0))
         if res is None or not res.dentry.attr.is_link():
             return fail(errno.ENOENT)      # Linux: an empty path names no link
-        target = os.fsencode(res.dentry.fs.readlink(res.dentry))[:s32(a[3])]
+        target = os.fsencode(res.dentry.fs.readlink(res.dentry))[:call.int(3)]
         call.write(a[2], target)
         return Return(len(target))
-    return do_readlink(call, vfs, task, s32(a[0]), path, a[2], s32(a[3]))
+    return do_readlink(call, vfs, task, call.fd(0), path, a[2], call.int(3))

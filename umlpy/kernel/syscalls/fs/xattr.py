@@ -3,7 +3,7 @@ host object the VFS chose, by the caller's host identity."""
 import errno
 import os
 
-from ....abi import MASK64, s32
+from ....abi import MASK64
 from ....abi.fcntl import AT_FDCWD, IN_DONT_FOLLOW
 from ....abi.resource import XATTR_NAME_MAX, XATTR_SIZE_MAX
 from ...decisions import Return, fail
@@ -80,7 +80,7 @@ def xattr_set(call, vfs, task, follow, name_nr):
     res = lookup_existing(vfs, task, AT_FDCWD, path_arg(call, 0), follow)
     if name_nr == "lremovexattr":
         return change_xattr(call, task, res, a[1], remove=True)
-    return change_xattr(call, task, res, a[1], a[2], a[3], s32(a[4]))
+    return change_xattr(call, task, res, a[1], a[2], a[3], call.int(4))
 
 
 for _name, _follow, _target in (("getxattr", True, "lgetxattr"),
@@ -103,14 +103,13 @@ for _name, _follow, _target in (("setxattr", True, "lsetxattr"),
                 "is copied up, so the guest's own changes are seen)")
 @vfs_call
 def sys_inotify_add_watch(call, vfs, task):
-    a = call.args
-    mask = a[2] & 0xFFFFFFFF
+    mask = call.uint(2)
     res = lookup_existing(vfs, task, AT_FDCWD, path_arg(call, 1), not mask & IN_DONT_FOLLOW)
     d = res.dentry
     if isinstance(d.fs, UnionFS) and d.attr.is_dir() and not res.mount.read_only:
         may_copy_up(task, res)
         d.fs.copy_up(d, res.parent_dentries())
-    inotify_fd = hostops.thread_fd(call.tid, task.tgid, s32(a[0]))
+    inotify_fd = hostops.thread_fd(call.tid, task.tgid, call.fd(0))
     try:
         wd = on_host(task, d, hostops.in_dir, hostops.inotify_add_watch, inotify_fd,
                      mask | IN_DONT_FOLLOW, write=False)
