@@ -38,11 +38,12 @@ STATX__RESERVED = 0x80000000    # a mask with it is refused (EINVAL)
 
 def dev_major(dev):
     """The major number of a dev_t (glibc's gnu_dev_major)."""
-    return ((dev >> 8) & 0xFFF) | ((dev >> 32) & ~0xFFF)
+    return ((dev >> 8) & 0xFFF) | ((dev >> 32) & 0xFFFFF000)
 
 
 def dev_minor(dev):
-    return (dev & 0xFF) | ((dev >> 12) & ~0xFF)
+    """The minor number of a dev_t (glibc's gnu_dev_minor)."""
+    return (dev & 0xFF) | ((dev >> 12) & 0xFFFFFF00)
 
 
 # x86_64's struct stat (the kernel's and glibc's are one)

@@ -43,7 +43,7 @@ _SIG = ["HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1
         "IO", "PWR", "SYS"]
 SIGNALS = {getattr(_signal, "SIG" + name): name for name in _SIG}
 SIGNALS[_signal.SIGRTMIN] = "RTMIN"
-for _n in range(_signal.SIGRTMIN + 1, _signal.NSIG + 1):
+for _n in range(_signal.SIGRTMIN + 1, _signal.SIGRTMAX + 1):
     SIGNALS[_n] = f"RT_{_n - _signal.SIGRTMIN}"
 SIGNAL_NUMBERS = {name: nr for nr, name in SIGNALS.items()}
 SIGNAL_NUMBERS.update({name: getattr(_signal, "SIG" + name) for name in ("POLL", "IOT", "CLD")})
