@@ -1,8 +1,12 @@
-"""Time: struct timespec, struct timeval, struct itimerval; clock ids."""
+"""Time: struct timespec, struct timeval, struct itimerval, struct utimbuf
+and utimensat's special nanoseconds; clock ids."""
 from .layout import Layout
 
 TIMESPEC = Layout("timespec", (("tv_sec", "q"), ("tv_nsec", "q")))
 TIMEVAL = Layout("timeval", (("tv_sec", "q"), ("tv_usec", "q")))
+UTIMBUF = Layout("utimbuf", (("actime", "q"), ("modtime", "q")))
+UTIME_NOW = (1 << 30) - 1       # a tv_nsec of utimensat: now, or leave as it is
+UTIME_OMIT = (1 << 30) - 2
 ITIMERVAL = Layout("itimerval", (("it_interval_sec", "q"), ("it_interval_usec", "q"),
                                  ("it_value_sec", "q"), ("it_value_usec", "q")))
 

@@ -7,9 +7,11 @@ calls whose result depends on the guest's view of that object."""
 import errno
 import os
 import stat
-import struct
 
-from ...abi import s32
+from ...abi.dirent import DT_DIR, pack_dirent, pack_dirent64
+from ...abi.fcntl import F_NOTIFY, F_OFD_SETLK, F_OFD_SETLKW, F_SETLEASE, F_SETLK, F_SETLKW
+from ...abi.ioctl import FS_IOC32_SETFLAGS, FS_IOC32_SETVERSION, FS_IOC_FSSETXATTR, \
+    FS_IOC_SETFLAGS, FS_IOC_SETVERSION, TIOCLINUX, TIOCSTI
 from ..decisions import ALLOW, Return, fail
 from ..vfs.fs import HostTreeFS
 from ..vfs.hostops import getdents64, thread_fd
@@ -38,11 +40,9 @@ TABLE.passthrough(
     "io_pgetevents",
 )
 
-TIOCSTI, TIOCLINUX = 0x5412, 0x541C
 # inode flags and project attributes (chattr): changes of the object itself
-FS_ATTR_SETTERS = (0x40086602, 0x40046602,      # FS_IOC_SETFLAGS, FS_IOC32_SETFLAGS
-                   0x401C5820,                  # FS_IOC_FSSETXATTR
-                   0x40087602, 0x40047602)      # FS_IOC_SETVERSION, FS_IOC32_SETVERSION
+FS_ATTR_SETTERS = (FS_IOC_SETFLAGS, FS_IOC32_SETFLAGS, FS_IOC_FSSETXATTR, FS_IOC_SETVERSION,
+                   FS_IOC32_SETVERSION)
 
 
 @TABLE.guarded(FAMILY, "ioctl", Guard(1, value=(TIOCSTI, TIOCLINUX) + FS_ATTR_SETTERS),
@@ -51,19 +51,17 @@ FS_ATTR_SETTERS = (0x40086602, 0x40046602,      # FS_IOC_SETFLAGS, FS_IOC32_SETF
                "of the sandbox's own storage")
 @vfs_call
 def sys_ioctl(call, vfs, task):
-    cmd = call.args[1] & 0xFFFFFFFF
+    cmd = call.uint(1)
     if cmd == TIOCSTI:
         return fail(errno.EIO)      # as Linux with dev.tty.legacy_tiocsti = 0
     if cmd == TIOCLINUX:
         return fail(errno.EPERM)
-    fd = s32(call.args[0])
+    fd = call.fd(0)
     if not host_object_of_the_hosts(vfs, task, fd):
         return ALLOW
     return fail(errno.EPERM)    # a host (lower) object: as to a non-owner
 
 
-F_SETLK, F_SETLKW, F_OFD_SETLK, F_OFD_SETLKW = 6, 7, 37, 38
-F_SETLEASE, F_NOTIFY = 1024, 1026
 LOCKS = (F_SETLK, F_SETLKW, F_OFD_SETLK, F_OFD_SETLKW)
 
 
@@ -72,10 +70,10 @@ LOCKS = (F_SETLK, F_SETLKW, F_OFD_SETLK, F_OFD_SETLKW)
                "tree would reach the host's processes")
 @vfs_call
 def sys_fcntl(call, vfs, task):
-    fd = s32(call.args[0])
+    fd = call.fd(0)
     if not host_object_of_the_hosts(vfs, task, fd):
         return ALLOW
-    cmd = call.args[1] & 0xFFFFFFFF
+    cmd = call.uint(1)
     if cmd == F_SETLEASE:
         return fail(errno.EACCES)       # as for a file one does not own
     # A lock on a read-only host object holds among the guest's own
@@ -88,7 +86,7 @@ def sys_fcntl(call, vfs, task):
                 "the host seeing it (it would block the host's processes)")
 @vfs_call
 def sys_flock(call, vfs, task):
-    fd = s32(call.args[0])
+    fd = call.fd(0)
     if not host_object_of_the_hosts(vfs, task, fd):
         return ALLOW
     return Return(0)
@@ -114,7 +112,7 @@ TABLE.unsupported(
 @TABLE.emulated(FAMILY, "fstat", "answered from the guest VFS for its objects")
 @vfs_call
 def sys_fstat(call, vfs, task):
-    res = vfs.resolve_fd(task, s32(call.args[0]))
+    res = vfs.resolve_fd(task, call.fd(0))
     if res is None:
         return ALLOW            # a pipe, a socket...: the host knows it
     return write_stat(call, res, call.args[1])
@@ -158,7 +156,7 @@ def host_object_is_ours(vfs, tid, fd):
 @TABLE.emulated(FAMILY, "fchmod", "a lower object is copied up and changed there")
 @vfs_call
 def sys_fchmod(call, vfs, task):
-    res = lower_object(vfs, task, s32(call.args[0]))
+    res = lower_object(vfs, task, call.fd(0))
     if res is None:
         return ALLOW
     return chmod(call, vfs, task, res, call.args[1] & 0o7777)
@@ -167,7 +165,7 @@ def sys_fchmod(call, vfs, task):
 @TABLE.emulated(FAMILY, "fchown", "a lower object is copied up and changed there")
 @vfs_call
 def sys_fchown(call, vfs, task):
-    res = lower_object(vfs, task, s32(call.args[0]))
+    res = lower_object(vfs, task, call.fd(0))
     if res is None:
         return ALLOW
     return chown(call, vfs, task, res, call.args[1], call.args[2])
@@ -177,27 +175,23 @@ def sys_fchown(call, vfs, task):
 @vfs_call
 def sys_fsetxattr(call, vfs, task):
     a = call.args
-    res = lower_object(vfs, task, s32(a[0]))
+    res = lower_object(vfs, task, call.fd(0))
     if res is None:
         return ALLOW
-    return change_xattr(call, task, res, a[1], a[2], a[3], s32(a[4]))
+    return change_xattr(call, task, res, a[1], a[2], a[3], call.int(4))
 
 
 @TABLE.emulated(FAMILY, "fremovexattr", "a lower object is copied up and changed there")
 @vfs_call
 def sys_fremovexattr(call, vfs, task):
     a = call.args
-    res = lower_object(vfs, task, s32(a[0]))
+    res = lower_object(vfs, task, call.fd(0))
     if res is None:
         return ALLOW
     return change_xattr(call, task, res, a[1], remove=True)
 
 
 # ---- directory listings ---------------------------------------------------
-
-DIRENT64 = struct.Struct("<QqHB")       # d_ino, d_off, d_reclen, d_type
-DIRENT_OLD = struct.Struct("<QqH")      # d_ino, d_off, d_reclen (d_type at the end)
-
 
 class Listings:
     """The entries of directories being read, per (tid, fd): a listing is
@@ -216,7 +210,7 @@ class Listings:
 def directory_entries(vfs, res):
     d = res.dentry
     parent = res.parents[-1].dentry if res.parents and res.parents[-1].dentry is not d else d
-    out = [(".", 4, d.attr.ino), ("..", 4, parent.attr.ino)]
+    out = [(".", DT_DIR, d.attr.ino), ("..", DT_DIR, parent.attr.ino)]
     names = set()
     for name, dtype, ino in d.fs.listdir(d):
         names.add(name)
@@ -228,7 +222,7 @@ def directory_entries(vfs, res):
                 attr = mount.fs.root().attr     # a file bind is no directory
                 dtype, ino = attr.d_type(), attr.ino
             except OSError:
-                dtype, ino = 4, 0xFFFF0000 + len(out)
+                dtype, ino = DT_DIR, 0xFFFF0000 + len(out)
             out.append((name, dtype, ino))
     return out
 
@@ -248,8 +242,8 @@ def host_listing(call, dup, buf, count):
 
 
 def getdents(call, vfs, task, new_layout):
-    fd = s32(call.args[0])
-    buf, count = call.args[1], call.args[2] & 0xFFFFFFFF
+    fd = call.fd(0)
+    buf, count = call.args[1], call.uint(2)
     # Listed here, on a copy of the caller's fd whose link is read once:
     # what is checked is what is listed and remembered, whatever another
     # guest thread does to its fd table meanwhile.
@@ -281,16 +275,8 @@ def getdents(call, vfs, task, new_layout):
         while i < len(entries):
             name, dtype, ino = entries[i]
             raw = os.fsencode(name)
-            if new_layout:
-                reclen = (DIRENT64.size + len(raw) + 1 + 7) & ~7
-                rec = DIRENT64.pack(ino or 1, i + 1, reclen, dtype) + raw
-            else:
-                reclen = (DIRENT_OLD.size + len(raw) + 2 + 7) & ~7
-                rec = DIRENT_OLD.pack(ino or 1, i + 1, reclen) + raw
-            rec += bytes(reclen - len(rec))
-            if not new_layout:
-                rec = rec[:-1] + bytes([dtype])
-            if len(out) + reclen > count:
+            rec = (pack_dirent64 if new_layout else pack_dirent)(ino or 1, i + 1, dtype, raw)
+            if len(out) + len(rec) > count:
                 if not out:
                     return fail(errno.EINVAL)
                 break

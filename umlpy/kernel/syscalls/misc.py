@@ -3,6 +3,7 @@ that administer the host (the misc family)."""
 from errno import EFAULT, EPERM
 
 from ..._native._tracer import ffi, lib
+from ...abi.sysinfo import SYSINFO
 from ..decisions import Return, fail
 from .registry import TABLE
 
@@ -49,11 +50,11 @@ SYS_SYSINFO = 99
 @TABLE.emulated(FAMILY, "sysinfo", "the sandbox's uptime and threads; with --memory, its "
                 "limit and the guests' own memory")
 def sys_sysinfo(call):
-    host = ffi.new("char[128]")
+    host = ffi.new(f"char[{SYSINFO.size}]")
     r = lib.umlpy_syscall6(SYS_SYSINFO, int(ffi.cast("intptr_t", host)), 0, 0, 0, 0, 0)
     if r < 0:
         return fail(-r)
-    data = call.kernel.system.sysinfo(ffi.buffer(host, 128)[:])
+    data = call.kernel.system.sysinfo(ffi.buffer(host)[:])
     try:
         call.write(call.args[0], data)
     except OSError:

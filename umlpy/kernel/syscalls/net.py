@@ -18,36 +18,36 @@ import errno
 import ipaddress
 import os
 import stat as _stat
-import struct
 
-from ...abi import s32
+from ...abi import MASK64
+from ...abi.fcntl import AT_FDCWD
+from ...abi.socket import AF_UNIX, MMSGHDR, MSGHDR, SOCKADDR_STORAGE_SIZE, SOCKADDR_UN, \
+    SUN_PATH_OFFSET, UNIX_PATH_MAX, pack_sockaddr_un, sockaddr_family
 from ..decisions import ALLOW, AllowThen, Rewrite, fail
 from ..netpolicy import inet_address, loopback_for
 from ..vfs.hostops import thread_fd
 from ..vfs.creds import W_OK
 from ..vfs.union import IN_UPPER, UnionFS
-from .fs import AT_FDCWD, checks_on_host, create_here, vfs_call
+from .fs import checks_on_host, create_here, vfs_call
 from .registry import TABLE, Guard
 
 FAMILY = "net"
 
-AF_UNIX = 1
-SUN_PATH_MAX = 108                      # sizeof(sockaddr_un.sun_path)
-MSGHDR = struct.Struct("<QI4xQQQQi4x")  # name, namelen, iov, iovlen, control, controllen, flags
 SENDMSG = 46
 
 
 def unix_path(raw):
     """The filesystem path of an AF_UNIX sockaddr, or None if the address
     is not one (another family, unnamed, or an abstract name)."""
-    if len(raw) < 3 or int.from_bytes(raw[:2], "little") != AF_UNIX or raw[2] == 0:
+    if len(raw) <= SUN_PATH_OFFSET or sockaddr_family(raw) != AF_UNIX or \
+            raw[SUN_PATH_OFFSET] == 0:
         return None
-    path = raw[2:].split(b"\0", 1)[0]
+    path = raw[SUN_PATH_OFFSET:].split(b"\0", 1)[0]
     return os.fsdecode(path)
 
 
 def read_sockaddr(call, addr, length):
-    if length > 128 or length < 0:
+    if length > SOCKADDR_STORAGE_SIZE or length < 0:
         raise OSError(errno.EINVAL, "address length")
     try:
         return call.read(addr, length)
@@ -59,10 +59,9 @@ def host_sockaddr(host):
     """sockaddr_un for a host path (the host's own limit is 107 bytes; a
     longer host path for a shorter guest path is umlpy's limit)."""
     data = os.fsencode(host)
-    if len(data) >= SUN_PATH_MAX:
+    if len(data) >= UNIX_PATH_MAX:
         raise OSError(errno.ENAMETOOLONG, "host socket path too long")
-    raw = AF_UNIX.to_bytes(2, "little") + data + b"\0"
-    return raw
+    return pack_sockaddr_un(data)
 
 
 def socket_target(vfs, task, path):
@@ -95,8 +94,9 @@ def guest_sockaddr(kernel, raw):
     vfs = kernel.vfs
     if is_abstract(raw):
         prefix = abstract_prefix(kernel)
-        if prefix is not None and raw[3:3 + len(prefix)] == prefix:
-            return raw[:3] + raw[3 + len(prefix):]
+        name = SUN_PATH_OFFSET + 1         # past the abstract name's NUL
+        if prefix is not None and raw[name:name + len(prefix)] == prefix:
+            return raw[:name] + raw[name + len(prefix):]
         return None
     path = unix_path(raw)
     if path is None:
@@ -104,7 +104,7 @@ def guest_sockaddr(kernel, raw):
     guest = kernel.unix_names.get(path) or vfs.guest_path_of_host(path)
     if guest is None:
         guest = ""              # not the guest's: never show a host path
-    return AF_UNIX.to_bytes(2, "little") + os.fsencode(guest) + b"\0"
+    return pack_sockaddr_un(os.fsencode(guest))
 
 
 def abstract_prefix(kernel):
@@ -116,15 +116,17 @@ def abstract_prefix(kernel):
 
 
 def is_abstract(raw):
-    return len(raw) > 2 and int.from_bytes(raw[:2], "little") == AF_UNIX and raw[2] == 0
+    return len(raw) > SUN_PATH_OFFSET and sockaddr_family(raw) == AF_UNIX and \
+        raw[SUN_PATH_OFFSET] == 0
 
 
 def host_abstract(kernel, raw):
     prefix = abstract_prefix(kernel)
     if prefix is None:
         return None
-    out = raw[:3] + prefix + raw[3:]
-    if len(out) > 2 + SUN_PATH_MAX:
+    name = SUN_PATH_OFFSET + 1
+    out = raw[:name] + prefix + raw[name:]
+    if len(out) > SOCKADDR_UN.size:
         raise OSError(errno.EINVAL, "abstract name too long")
     return out
 
@@ -151,14 +153,14 @@ def rewritten_address(call, vfs, task, addr, length):
 
 
 def rewrite_with(call, args):
-    return Rewrite(call.nr, [a & 0xFFFFFFFFFFFFFFFF for a in args])
+    return Rewrite(call.nr, [a & MASK64 for a in args])
 
 
 @TABLE.emulated(FAMILY, "bind", "an AF_UNIX path is made by the guest VFS, in the upper "
                 "layer or a writable mount")
 @vfs_call
 def sys_bind(call, vfs, task):
-    fd, addr, length = s32(call.args[0]), call.args[1], call.args[2] & 0xFFFFFFFF
+    fd, addr, length = call.fd(0), call.args[1], call.uint(2)
     if not addr:
         return fail(errno.EFAULT)
     raw = read_sockaddr(call, addr, length)
@@ -202,7 +204,7 @@ def bind_unix(call, vfs, task, fd, res):
                 raise OSError(errno.ENOBUFS, "too many directories with sockets")
             keep = kernel.socket_dirs[key] = os.dup(dirfd)
         address = f"/proc/self/fd/{keep}/{name}"
-        if len(os.fsencode(address)) >= SUN_PATH_MAX:
+        if len(os.fsencode(address)) >= UNIX_PATH_MAX:
             raise OSError(errno.ENAMETOOLONG, "socket name too long")
         s = socket.socket(fileno=sock)
         try:
@@ -252,7 +254,7 @@ def sys_listen(call):
     if not net.filters:
         return ALLOW
     try:
-        dup = guest_socket(call, s32(call.args[0]))
+        dup = guest_socket(call, call.fd(0))
     except OSError:
         return ALLOW            # the host gives the guest its error
     try:
@@ -313,7 +315,7 @@ def rewrite_address_arg(call, addr_index, len_index, sa):
                 "sockets inside the sandbox answer")
 @vfs_call
 def sys_connect(call, vfs, task):
-    addr, length = call.args[1], call.args[2] & 0xFFFFFFFF
+    addr, length = call.args[1], call.uint(2)
     if not addr:
         return fail(errno.EFAULT)
     return rewrite_address_arg(call, 1, 2, rewritten_address(call, vfs, task, addr, length))
@@ -327,7 +329,7 @@ def sys_sendto(call, vfs, task):
     if not a[4]:
         return ALLOW
     return rewrite_address_arg(call, 4, 5, rewritten_address(call, vfs, task, a[4],
-                                                             a[5] & 0xFFFFFFFF))
+                                                             call.uint(5)))
 
 
 def read_msghdr(call, addr):
@@ -365,7 +367,7 @@ def sys_sendmmsg(call, vfs, task):
     # message to send (sendmsg never writes its msghdr), and msg_len is
     # written into the guest's own vector afterwards.
     a = call.args
-    vec, vlen = a[1], a[2] & 0xFFFFFFFF
+    vec, vlen = a[1], call.uint(2)
     if not vlen:
         return ALLOW            # 0, as Linux
     try:
@@ -383,11 +385,11 @@ def sys_sendmmsg(call, vfs, task):
         if result < 0:
             return None
         try:
-            call.write(vec + MSGHDR.size, result.to_bytes(4, "little"))
+            call.write(vec + MMSGHDR.offset("msg_len"), result.to_bytes(4, "little"))
         except OSError:
             return -errno.EFAULT        # as Linux, when msg_len cannot be stored
         return 1
-    return AllowThen(one_sent, rewrite=Rewrite(SENDMSG, [a[0], ptr, a[3] & 0xFFFFFFFF]))
+    return AllowThen(one_sent, rewrite=Rewrite(SENDMSG, [a[0], ptr, call.uint(3)]))
 
 
 def show_guest_address(addr_index, len_index, given):
@@ -400,7 +402,7 @@ def show_guest_address(addr_index, len_index, given):
         addr, len_ptr = call.args[addr_index], call.args[len_index]
         try:
             returned = int.from_bytes(call.read(len_ptr, 4), "little")
-            raw = call.read(addr, min(given, returned, 110))
+            raw = call.read(addr, min(given, returned, SOCKADDR_UN.size))
         except OSError:
             return None
         shown = guest_sockaddr(call.kernel, raw)
@@ -444,7 +446,7 @@ _returns_address("recvfrom", 4, 5, Guard(4))
 @TABLE.emulated(FAMILY, "socket", "sharing the host's network, only the families the "
                 "policy checks (unix, inet, inet6, netlink) may be created")
 def sys_socket(call):
-    family = call.args[0] & 0xFFFFFFFF
+    family = call.uint(0)
     if not call.kernel.net.family_allowed(family):
         return fail(errno.EACCES)
     return ALLOW

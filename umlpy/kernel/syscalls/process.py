@@ -1,13 +1,13 @@
 """Processes, threads, credentials and scheduling (the process family)."""
 from errno import EPERM, ESRCH
 
-from ...abi import s32
+from ...abi.fcntl import AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW
+from ...abi.sched import CLONE_UNTRACED, PTRACE_TRACEME
+from ...abi.seccomp import SECCOMP_FILTER_FLAG_NEW_LISTENER
 from ..decisions import ALLOW, Rewrite, fail
 from .registry import TABLE, Guard
 
 FAMILY = "process"
-
-CLONE_UNTRACED = 0x00800000
 
 TABLE.passthrough(
     FAMILY,
@@ -34,10 +34,6 @@ TABLE.passthrough(
     "lsm_get_self_attr", "lsm_set_self_attr", "lsm_list_modules",
 )
 
-PTRACE_TRACEME = 0
-SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3
-
-
 @TABLE.guarded(FAMILY, "seccomp", Guard(1, mask=SECCOMP_FILTER_FLAG_NEW_LISTENER),
                why="a filter with a user-space listener (SECCOMP_RET_USER_NOTIF) outranks the "
                "sandbox's stops: the guest could let its own calls through unmediated")
@@ -58,8 +54,8 @@ def sys_setpgid(call):
     kernel = call.kernel
     if kernel.init_host_pid is None:
         return ALLOW
-    pid, pgid = call.args[0] & 0xFFFFFFFF, call.args[1] & 0xFFFFFFFF
-    if pgid & 0x80000000:
+    pid, pgid = call.int(0), call.int(1)
+    if pgid < 0:
         return ALLOW                    # EINVAL, from Linux itself
     if pid in (0, 1) and pgid not in (0, 1) and kernel.processes.is_init_thread(call.tid):
         return fail(EPERM)
@@ -71,8 +67,8 @@ def sys_setpgid(call):
 def sys_ptrace(call):
     if call.args[0] == PTRACE_TRACEME:
         return fail(EPERM)
-    pid = call.args[1] & 0xFFFFFFFF
-    if pid & 0x80000000 or call.kernel.processes.host_tid(pid) is None:
+    pid = call.int(1)
+    if pid < 0 or call.kernel.processes.host_tid(pid) is None:
         return fail(ESRCH)
     return fail(EPERM)
 TABLE.unsupported(
@@ -100,7 +96,6 @@ def sys_clone(call):
 
 # ---- execve: the program is a guest path ---------------------------------
 
-AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW = 0x1000, 0x100
 EXECVE = 59
 
 
@@ -156,7 +151,7 @@ def sys_execve(call):
     task = vfs.task(call.tid)
     a = call.args
     try:
-        plan = planner(call.kernel)(vfs, task, -100, path_arg(call, 0))
+        plan = planner(call.kernel)(vfs, task, AT_FDCWD, path_arg(call, 0))
         return exec_rewrite(call, task, plan, a[1], a[2])
     except OSError as e:
         return fail(e.errno)
@@ -169,7 +164,7 @@ def sys_execveat(call):
     vfs = call.kernel.vfs
     task = vfs.task(call.tid)
     a = call.args
-    flags = s32(a[4])
+    flags = call.int(4)
     try:
         if flags & ~(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW):
             return fail(22)
@@ -177,13 +172,13 @@ def sys_execveat(call):
         if path == "":
             if not flags & AT_EMPTY_PATH:
                 return fail(2)
-            res = vfs.resolve_fd(task, s32(a[0]))
+            res = vfs.resolve_fd(task, call.fd(0))
             if res is None:
                 from .fs import on_fd_itself
                 return on_fd_itself(call, 1)    # a memfd: the guest's own bytes
-            plan = plan_exec(vfs, task, -100, res.path, res=res)
+            plan = plan_exec(vfs, task, AT_FDCWD, res.path, res=res)
         else:
-            plan = planner(call.kernel)(vfs, task, s32(a[0]), path,
+            plan = planner(call.kernel)(vfs, task, call.fd(0), path,
                                         not flags & AT_SYMLINK_NOFOLLOW)
         return exec_rewrite(call, task, plan, a[2], a[3])
     except OSError as e:

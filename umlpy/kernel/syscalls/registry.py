@@ -7,6 +7,7 @@ nothing else decides how a syscall is treated.
 """
 import errno as _errno
 
+from ...abi import MASK32, MASK64
 from .names import SYSCALL_NAMES, SYSCALL_NUMBERS, prototype
 
 
@@ -27,9 +28,9 @@ class Guard:
     low half of its address is 0."""
     __slots__ = ("arg", "mask", "value")
 
-    def __init__(self, arg, mask=0xFFFFFFFFFFFFFFFF, value=None):
+    def __init__(self, arg, mask=MASK64, value=None):
         if value is not None:
-            mask &= 0xFFFFFFFF
+            mask &= MASK32              # a value is compared with the argument's low half
             if isinstance(value, (tuple, list, set, frozenset)):
                 value = tuple(sorted({v & mask for v in value}))
                 if len(value) == 1:

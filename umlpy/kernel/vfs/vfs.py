@@ -4,14 +4,15 @@ really are) back to guest paths."""
 import errno
 import os
 
+from ...abi.fcntl import AT_FDCWD, X_OK
+from ...abi.stat import S_IXOTH
 from .. import procfs
-from .creds import X_OK, Creds
+from .creds import Creds
 from .hostid import HostIdentity, IdentityExecutor
 from .namei import Frame, Resolver, join
 from .fs import HostTreeFS
 from .union import IN_UPPER, UnionFS
 
-AT_FDCWD = -100
 FRAMES_CACHED = 4096
 
 
@@ -325,7 +326,7 @@ class VFS:
         change how they resolve."""
         root_mount = self.mounts.root
         for f in frames:
-            if f.dentry.attr.mode & 0o001 == 0:
+            if f.dentry.attr.mode & S_IXOTH == 0:
                 return False    # searching it depends on who asks
         for f in frames[1:]:
             if f.mount is not root_mount or f.dentry.flags & IN_UPPER:
@@ -438,7 +439,7 @@ class VFS:
         attr = dentry.attr
         if task.fast_ok and not self.shared_dir(dentry):
             task.fast_ok = False
-        if attr.mode & 0o001:
+        if attr.mode & S_IXOTH:
             return 0            # anyone may
         return task.creds.permission(attr, X_OK)
 
@@ -465,7 +466,7 @@ class VFS:
         fs = dentry.fs
         if frame.mount is not self.mounts.root or not isinstance(fs, UnionFS) or \
                 dentry.flags & IN_UPPER or not dentry.rel or \
-                not dentry.attr.is_dir() or not dentry.attr.mode & 0o001:
+                not dentry.attr.is_dir() or not dentry.attr.mode & S_IXOTH:
             return False
         lower = fs.lower
         if not isinstance(lower, HostTreeFS) or lower.hides_below(dentry.rel):
@@ -485,7 +486,7 @@ class VFS:
         """A directory whose lookups answer every caller alike and change
         only through the guest kernel: in the root filesystem, searchable
         by anyone, the union's root or only in its lower layer."""
-        return dentry.fs is self.mounts.root.fs and dentry.attr.mode & 0o001 and \
+        return dentry.fs is self.mounts.root.fs and dentry.attr.mode & S_IXOTH and \
             (not dentry.flags & IN_UPPER or dentry.rel == "")
 
     # host objects ↔ guest paths ---------------------------------------------

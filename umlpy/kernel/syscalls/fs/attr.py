@@ -4,15 +4,17 @@ kernel, made on the host object by the caller's host identity."""
 import errno
 import os
 
-from ....abi import s32
+from ....abi import MASK32, u32
+from ....abi.capability import CAP_CHOWN
+from ....abi.fcntl import AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, O_PATH, \
+    RESOLVE_NO_SYMLINKS, W_OK
+from ....abi.stat import S_IALLUGO
+from ....abi.time import TIMESPEC, TIMEVAL, UTIMBUF, UTIME_NOW, UTIME_OMIT
 from ...decisions import ALLOW, Return, fail
 from ...vfs import hostops
-from ...vfs.creds import W_OK
-from ...vfs.hostops import RESOLVE_NO_SYMLINKS
 from ...vfs.union import IN_UPPER, UnionFS
 from ..registry import TABLE
-from .common import AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, CAP_CHOWN, FAMILY, \
-    checks_on_host, copy_up_for_change, done, lookup_at, lookup_existing, on_fd_itself, \
+from .common import FAMILY, checks_on_host, copy_up_for_change, done, lookup_at, lookup_existing, on_fd_itself, \
     on_host, path_arg, vfs_call
 
 
@@ -51,28 +53,26 @@ def host_result(fn):
 @vfs_call
 def sys_chmod(call, vfs, task):
     return chmod(call, vfs, task, lookup_existing(vfs, task, AT_FDCWD, path_arg(call, 0), True),
-                 call.args[1] & 0o7777)
+                 call.uint(1) & S_IALLUGO)
 
 
 @TABLE.emulated(FAMILY, "fchmodat", "on the upper copy of the object")
 @vfs_call
 def sys_fchmodat(call, vfs, task):
-    a = call.args
-    return chmod(call, vfs, task, lookup_existing(vfs, task, s32(a[0]), path_arg(call, 1), True),
-                 a[2] & 0o7777)
+    return chmod(call, vfs, task, lookup_existing(vfs, task, call.fd(0), path_arg(call, 1), True),
+                 call.uint(2) & S_IALLUGO)
 
 
 @TABLE.emulated(FAMILY, "fchmodat2", "on the upper copy of the object")
 @vfs_call
 def sys_fchmodat2(call, vfs, task):
-    a = call.args
-    flags = s32(a[3])
+    flags = call.int(3)
     if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
         return fail(errno.EINVAL)
-    res = lookup_at(call, vfs, task, s32(a[0]), 1, flags, not flags & AT_SYMLINK_NOFOLLOW)
+    res = lookup_at(call, vfs, task, call.fd(0), 1, flags, not flags & AT_SYMLINK_NOFOLLOW)
     if res is not None and res.dentry.attr.is_link():
         return fail(errno.EOPNOTSUPP)
-    return chmod(call, vfs, task, res, a[2] & 0o7777)
+    return chmod(call, vfs, task, res, call.uint(2) & S_IALLUGO)
 
 
 def chown(call, vfs, task, res, uid, gid):
@@ -101,9 +101,9 @@ def chown(call, vfs, task, res, uid, gid):
 
 
 def id_arg(value):
-    """A uid_t/gid_t argument: its low 32 bits, with (uid_t)-1 meaning -1."""
-    value &= 0xFFFFFFFF
-    return -1 if value == 0xFFFFFFFF else value
+    """A uid_t/gid_t argument: unsigned, with (uid_t)-1 meaning -1."""
+    value = u32(value)
+    return -1 if value == MASK32 else value
 
 
 @TABLE.emulated(FAMILY, "chown", "on the upper copy of the object")
@@ -126,10 +126,10 @@ def sys_lchown(call, vfs, task):
 @vfs_call
 def sys_fchownat(call, vfs, task):
     a = call.args
-    flags = s32(a[4])
+    flags = call.int(4)
     if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
         return fail(errno.EINVAL)
-    res = lookup_at(call, vfs, task, s32(a[0]), 1, flags, not flags & AT_SYMLINK_NOFOLLOW)
+    res = lookup_at(call, vfs, task, call.fd(0), 1, flags, not flags & AT_SYMLINK_NOFOLLOW)
     return chown(call, vfs, task, res, a[2], a[3])
 
 
@@ -137,22 +137,19 @@ def sys_fchownat(call, vfs, task):
 @vfs_call
 def sys_utimensat(call, vfs, task):
     a = call.args
-    flags = s32(a[3])
+    flags = call.int(3)
     if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
         return fail(errno.EINVAL)
     if a[1] == 0:
-        res = vfs.resolve_fd(task, s32(a[0])) if s32(a[0]) != AT_FDCWD else None
+        res = vfs.resolve_fd(task, call.fd(0)) if call.fd(0) != AT_FDCWD else None
         if res is None:
                 return ALLOW
     else:
-        res = lookup_at(call, vfs, task, s32(a[0]), 1, flags, not flags & AT_SYMLINK_NOFOLLOW)
+        res = lookup_at(call, vfs, task, call.fd(0), 1, flags, not flags & AT_SYMLINK_NOFOLLOW)
         if res is None:
             return on_fd_itself(call, 1)
-    times = call.read(a[2], 32) if a[2] else None
+    times = call.read(a[2], 2 * TIMESPEC.size) if a[2] else None
     return set_times(task, res, times)
-
-
-UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
 
 
 def set_times(task, res, times):
@@ -161,7 +158,7 @@ def set_times(task, res, times):
     object is copied up."""
     d = res.dentry
     if times is not None:
-        nsecs = [int.from_bytes(times[i:i + 8], "little", signed=True) for i in (8, 24)]
+        nsecs = [TIMESPEC.get(times, "tv_nsec", i * TIMESPEC.size) for i in (0, 1)]
         if any(n not in (UTIME_NOW, UTIME_OMIT) and not 0 <= n < 10**9 for n in nsecs):
             return fail(errno.EINVAL)
         if all(n == UTIME_OMIT for n in nsecs):
@@ -184,17 +181,15 @@ def old_utime(call, vfs, task, dirfd, path, name, addr):
     if not addr:
         return set_times(task, res, None)
     if name == "utime":             # struct utimbuf: two time_t
-        raw = call.read(addr, 16)
-        secs = [raw[0:8], raw[8:16]]
+        secs = list(UTIMBUF.unpack(call.read(addr, UTIMBUF.size)))
         nsecs = [0, 0]
     else:                           # struct timeval[2]
-        raw = call.read(addr, 32)
-        secs = [raw[0:8], raw[16:24]]
-        usecs = [int.from_bytes(raw[i:i + 8], "little", signed=True) for i in (8, 24)]
+        raw = call.read(addr, 2 * TIMEVAL.size)
+        secs, usecs = zip(*(TIMEVAL.unpack_from(raw, i * TIMEVAL.size) for i in (0, 1)))
         if any(not 0 <= u < 10**6 for u in usecs):
             return fail(errno.EINVAL)
         nsecs = [u * 1000 for u in usecs]
-    times = b"".join(s + n.to_bytes(8, "little") for s, n in zip(secs, nsecs))
+    times = b"".join(TIMESPEC.pack(s, n) for s, n in zip(secs, nsecs))
     return set_times(task, res, times)
 
 
@@ -214,7 +209,7 @@ def sys_utimes(call, vfs, task):
 @vfs_call
 def sys_futimesat(call, vfs, task):
     a = call.args
-    return old_utime(call, vfs, task, s32(a[0]), path_arg(call, 1), "futimesat", a[2])
+    return old_utime(call, vfs, task, call.fd(0), path_arg(call, 1), "futimesat", a[2])
 
 
 @TABLE.emulated(FAMILY, "truncate", "on the upper copy of the file")
@@ -227,8 +222,7 @@ def sys_truncate(call, vfs, task):
         err = task.creds.permission(res.dentry.attr, W_OK)
         if err:
             return fail(err)
-    length = call.args[1]
-    length = length - (1 << 64) if length & (1 << 63) else length
+    length = call.long(1)
     if length < 0:
         return fail(errno.EINVAL)
     copy_up_for_change(task, res)
@@ -241,7 +235,7 @@ def sys_truncate(call, vfs, task):
 def sys_statfs(call, vfs, task):
     res = lookup_existing(vfs, task, AT_FDCWD, path_arg(call, 0), True)
     host = res.dentry.fs.statfs_path(res.dentry)
-    fd = hostops.openat2(AT_FDCWD, host, hostops.O_PATH, 0, RESOLVE_NO_SYMLINKS)
+    fd = hostops.openat2(AT_FDCWD, host, O_PATH, 0, RESOLVE_NO_SYMLINKS)
     try:
         data = hostops.fstatfs_bytes(fd)
     finally:

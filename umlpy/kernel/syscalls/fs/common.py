@@ -9,34 +9,16 @@ thread's scratch slot: the host never resolves a name the guest wrote."""
 import errno
 import os
 
+from ....abi import MASK64
+from ....abi.fcntl import AT_EMPTY_PATH, AT_FDCWD, R_OK, X_OK
+from ....abi.resource import PATH_MAX
 from ...decisions import AllowThen, Rewrite, Return, fail
 from ...vfs import hostops
-from ...vfs.creds import R_OK, X_OK
 from ...vfs.union import IN_UPPER, UnionFS
 from ..names import SYSCALL_NUMBERS as NR
 from ..registry import TABLE
 
 FAMILY = "fs"
-
-AT_FDCWD = -100
-AT_SYMLINK_NOFOLLOW = 0x100
-AT_REMOVEDIR = 0x200
-AT_SYMLINK_FOLLOW = 0x400
-AT_EACCESS = 0x200
-AT_EMPTY_PATH = 0x1000
-
-O_ACCMODE = 0o3
-O_CREAT, O_EXCL, O_TRUNC = 0o100, 0o200, 0o1000
-O_DIRECTORY, O_NOFOLLOW = 0o200000, 0o400000
-O_PATH = 0o10000000
-O_TMPFILE = 0o20000000 | O_DIRECTORY
-O_LARGEFILE = 0o100000
-O_CLOEXEC = 0o2000000
-O_PATH_FLAGS = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
-OPEN_FLAGS = 0o37777703      # Linux's VALID_OPEN_FLAGS: what openat2 accepts
-IN_DONT_FOLLOW = 0x02000000
-CAP_CHOWN = 1 << 0
-CAP_MKNOD = 1 << 27
 
 
 def vfs_call(fn):
@@ -57,7 +39,7 @@ def path_arg(call, i):
     if call.args[i] == 0:
         raise OSError(errno.EFAULT, "NULL path")
     try:
-        raw = call.read_str(call.args[i], 4096)
+        raw = call.read_str(call.args[i], PATH_MAX)
     except OSError as e:
         raise OSError(e.errno, "bad path") from None
     return os.fsdecode(raw)
@@ -84,7 +66,7 @@ def rewrite(call, nr_name, *args, status=None):
         elif isinstance(a, bytearray):
             out.append(w.add(bytes(a)))
         else:
-            out.append(a & 0xFFFFFFFFFFFFFFFF)
+            out.append(a & MASK64)          # a negative int as the register holds it
     kernel.scratch_commit(call, w)
     return Rewrite(NR[nr_name], out)
 

@@ -6,20 +6,20 @@ import errno
 import os
 import stat as _stat
 
-from ....abi import s32
+from ....abi.fcntl import AT_FDCWD, OPEN_HOW, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, \
+    O_EXCL, O_LARGEFILE, O_NOFOLLOW, O_PATH, O_PATH_FLAGS, O_TMPFILE, O_TMPFILE_BIT, O_TRUNC, \
+    R_OK, RESOLVE_BENEATH, RESOLVE_CACHED, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, \
+    RESOLVE_NO_SYMLINKS, RESOLVE_NO_XDEV, VALID_OPEN_FLAGS, VALID_RESOLVE_FLAGS, W_OK, X_OK
+from ....abi.stat import S_IALLUGO, S_IROTH
 from ... import procfs
 from ...decisions import Deferred, Install, fail
 from ...vfs import hostopen, hostops
-from ...vfs.creds import R_OK, W_OK, X_OK
-from ...vfs.hostops import RESOLVE_NO_SYMLINKS
 from ...vfs.union import IN_UPPER, UnionFS
 from ...vfs.vfs import WalkWatch
 from ..names import SYSCALL_NUMBERS as NR
 from ..registry import TABLE
-from .common import AT_FDCWD, FAMILY, OPEN_FLAGS, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, \
-    O_EXCL, O_LARGEFILE, O_NOFOLLOW, O_PATH, O_PATH_FLAGS, O_TMPFILE, O_TRUNC, checks_on_host, \
-    copy_up_for_change, done, lookup_existing, on_host_at, path_arg, rewrite, then, vfs_call, \
-    writable_mount
+from .common import FAMILY, checks_on_host, copy_up_for_change, done, lookup_existing, \
+    on_host_at, path_arg, rewrite, then, vfs_call, writable_mount
 
 
 def open_file(call, vfs, task, dirfd, path, flags, mode, resolve=0):
@@ -79,7 +79,7 @@ def open_file(call, vfs, task, dirfd, path, flags, mode, resolve=0):
         host = d.fs.host_path(d)
         if vfs.is_spooled(host):
             return open_object(call, task, host, flags, mode, after=forget_produced(host))
-        if (checks_on_host(d) or attr.mode & 0o004) and attr.kind in (_stat.S_IFREG, _stat.S_IFDIR):
+        if (checks_on_host(d) or attr.mode & S_IROTH) and attr.kind in (_stat.S_IFREG, _stat.S_IFDIR):
             # the same for every caller
             call.kernel.fastpath.remember_open(task, res, dirfd, path, flags, host)
     return open_object(call, task, host, flags, mode)
@@ -180,17 +180,17 @@ def open_how(host, flags, mode):
         # open/openat ignore the other flags with O_PATH; openat2 refuses them
         flags &= O_PATH_FLAGS
     else:
-        flags = (flags & OPEN_FLAGS) | O_LARGEFILE
-    if not flags & (O_CREAT | 0o20000000):
+        flags = (flags & VALID_OPEN_FLAGS) | O_LARGEFILE
+    if not flags & (O_CREAT | O_TMPFILE_BIT):
         mode = 0
     resolve = 0 if host.startswith("/proc/") else RESOLVE_NO_SYMLINKS
-    return flags, mode & 0o7777, resolve
+    return flags, mode & S_IALLUGO, resolve
 
 
 def open_how_args(call, host, flags, mode):
     """openat2's arguments, its open_how packed for scratch memory."""
-    how = bytearray(b"".join(v.to_bytes(8, "little") for v in open_how(host, flags, mode)))
-    return (AT_FDCWD, host, how, 24)
+    how = bytearray(OPEN_HOW.pack(*open_how(host, flags, mode)))
+    return (AT_FDCWD, host, how, OPEN_HOW.size)
 
 
 def open_rewrite(call, host, flags, mode):
@@ -249,7 +249,7 @@ def create_open(call, task, res, flags, mode):
     whiteout the name replaces comes back if that fails."""
     parent, fs, host, removed = prepare_create(task, res)
     try:
-        return open_object(call, task, host, flags, mode & 0o7777 & ~task.host_identity.umask)
+        return open_object(call, task, host, flags, mode & S_IALLUGO & ~task.host_identity.umask)
     except OSError:
         if removed:
             fs.restore_whiteout(parent, res.name)
@@ -320,28 +320,24 @@ def legacy_open_flags(flags):
 @TABLE.emulated(FAMILY, "open", "resolved by the guest VFS; opens the chosen host object")
 @vfs_call
 def sys_open(call, vfs, task):
-    a = call.args
-    return open_file(call, vfs, task, AT_FDCWD, path_arg(call, 0), legacy_open_flags(s32(a[1])),
-                     a[2])
+    return open_file(call, vfs, task, AT_FDCWD, path_arg(call, 0),
+                     legacy_open_flags(call.int(1)), call.uint(2))
 
 
 @TABLE.emulated(FAMILY, "openat", "resolved by the guest VFS; opens the chosen host object")
 @vfs_call
 def sys_openat(call, vfs, task):
-    a = call.args
-    return open_file(call, vfs, task, s32(a[0]), path_arg(call, 1),
-                     legacy_open_flags(s32(a[2])), a[3])
+    return open_file(call, vfs, task, call.fd(0), path_arg(call, 1),
+                     legacy_open_flags(call.int(2)), call.uint(3))
 
 
 @TABLE.emulated(FAMILY, "creat", "open(path, O_CREAT|O_WRONLY|O_TRUNC)")
 @vfs_call
 def sys_creat(call, vfs, task):
     return open_file(call, vfs, task, AT_FDCWD, path_arg(call, 0),
-                     O_CREAT | os.O_WRONLY | O_TRUNC, call.args[1])
+                     O_CREAT | os.O_WRONLY | O_TRUNC, call.uint(1))
 
 
-RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_XDEV = 0x08, 0x10, 0x01
-RESOLVE_NO_MAGICLINKS, RESOLVE_CACHED = 0x02, 0x20
 
 
 @TABLE.emulated(FAMILY, "openat2", "resolved by the guest VFS (RESOLVE_* honoured "
@@ -350,19 +346,16 @@ RESOLVE_NO_MAGICLINKS, RESOLVE_CACHED = 0x02, 0x20
 def sys_openat2(call, vfs, task):
     a = call.args
     size = a[3]
-    if size < 24:
+    if size < OPEN_HOW.size:                # OPEN_HOW_SIZE_VER0
         return fail(errno.EINVAL)
-    raw = call.read(a[2], 24)
-    flags = int.from_bytes(raw[:8], "little")
-    mode = int.from_bytes(raw[8:16], "little")
-    resolve = int.from_bytes(raw[16:24], "little")
-    if flags & ~(OPEN_FLAGS | O_LARGEFILE) or resolve & ~0x3F or mode & ~0o7777 \
-            or (mode and not flags & (O_CREAT | 0o20000000)):
+    flags, mode, resolve = OPEN_HOW.unpack(call.read(a[2], OPEN_HOW.size))
+    if flags & ~(VALID_OPEN_FLAGS | O_LARGEFILE) or resolve & ~VALID_RESOLVE_FLAGS or \
+            mode & ~S_IALLUGO or (mode and not flags & (O_CREAT | O_TMPFILE_BIT)):
         return fail(errno.EINVAL)
     if resolve & RESOLVE_CACHED:
         return fail(errno.EAGAIN)
     path = path_arg(call, 1)
-    dirfd = s32(a[0])
+    dirfd = call.fd(0)
     if resolve & (RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS) and not resolve & RESOLVE_IN_ROOT:
         err = crossing(vfs, task, dirfd, path, flags, resolve)
         if err:
