@@ -3,6 +3,7 @@ import errno as _errno
 import os
 
 from ._native._tracer import ffi, lib
+from .abi.args import MASK64
 
 EV_NONE = lib.UMLPY_EV_NONE
 EV_SYSCALL = lib.UMLPY_EV_SYSCALL
@@ -198,7 +199,7 @@ class Tracer:
     def set_syscall(self, tid, nr, args):
         a = self._args
         for i in range(6):
-            a[i] = (args[i] if i < len(args) else 0) & 0xFFFFFFFFFFFFFFFF
+            a[i] = (args[i] if i < len(args) else 0) & MASK64
         return _check(lib.umlpy_set_syscall(tid, nr, a), "set syscall")
 
     def stop_kind(self, tid):
@@ -247,7 +248,7 @@ class Tracer:
         syscall-exit stop, and is left in it, registers unchanged."""
         a = self._args
         for i in range(6):
-            a[i] = (args[i] if i < len(args) else 0) & 0xFFFFFFFFFFFFFFFF
+            a[i] = (args[i] if i < len(args) else 0) & MASK64
         r = lib.umlpy_inject_syscall(self._t, tid, nr, a, self._result)
         if r == -_errno.EINVAL:
             raise TracerError(_errno.EINVAL, "inject: the thread must sit in a "

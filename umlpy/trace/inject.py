@@ -22,6 +22,7 @@ counted per thread and syscall, as strace counts them (default: every call).
 """
 import time
 
+from ..abi import MASK64
 from ..errors import BadInput
 from ..kernel.decisions import ALLOW, AllowThen, Return, Rewrite
 from ..kernel.sleep import NANOSLEEP, SYSCALL_INSN, scratch_timespec, sleep_then_retry
@@ -284,7 +285,7 @@ class Injector:
 
         def restore(call, _slept):
             regs = kernel.tracer.get_regs(call.tid)
-            regs.rax = result & 0xFFFFFFFFFFFFFFFF
+            regs.rax = result & MASK64
             regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9 = args
             kernel.tracer.set_regs(call.tid, regs)
             return None

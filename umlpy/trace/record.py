@@ -18,6 +18,7 @@ Fields of each object:
 """
 import json
 
+from ..abi import MASK64
 from ..errors import BadInput
 from .consts import errno_name
 
@@ -27,7 +28,7 @@ def rec_to_dict(rec):
     d = rec.decoded
     return {
         "seq": rec.seq, "pid": rec.pid, "host_pid": rec.tid, "syscall": rec.name,
-        "nr": rec.nr, "args": [a & 0xFFFFFFFFFFFFFFFF for a in rec.args],
+        "nr": rec.nr, "args": [a & MASK64 for a in rec.args],
         "decoded": list(d.args) if d is not None else None,
         "ret": r,
         "errno": errno_name(-r) if r is not None and -4096 < r < 0 else None,
