@@ -8,20 +8,21 @@ import sys
 
 from . import __version__
 from .errors import BadInput, UmlpyError
-from .runcmd import RUN_OPTIONS, Args, Option, cmd_run
+from .config import COMMAND_LINE, Config, Option
+from .config.words import parse_words
+from .runcmd import cmd_run
 
 
-SYSCALLS_OPTIONS = [
-    Option(["--markdown"], "markdown", "print the table as a Markdown page"),
-]
+MARKDOWN = [Option("markdown", ["--markdown"], "print it as a Markdown page")]
 
 COMMANDS = {
     "run": ("[OPTIONS] -- PROG [ARGS]",
             "Run PROG in a throwaway sandbox and exit with its status "
             "(128+N if signal N killed it).  Resource limits are enforced by the "
-            "guest kernel and rlimits, for any user (cgroups are not used).", RUN_OPTIONS),
-    "syscalls": ("[--markdown]", "Print how each x86_64 syscall is handled.",
-                 SYSCALLS_OPTIONS),
+            "guest kernel and rlimits, for any user (cgroups are not used).", COMMAND_LINE),
+    "syscalls": ("[--markdown]", "Print how each x86_64 syscall is handled.", MARKDOWN),
+    "options": ("[--markdown]", "Print the sandbox options (of run, trace and the "
+                "Python API's Sandbox).", MARKDOWN),
 }
 
 MAIN_USAGE = """usage: umlpy [--version] [--help] COMMAND ...
@@ -32,6 +33,7 @@ commands:
   run        run a program in a throwaway sandbox
   trace      run a program and print its system calls, as strace does
   syscalls   print the syscall support table
+  options    print the sandbox options
   diff       list what a sandbox's upper layer added, modified and deleted
   commit     apply an upper layer's changes to a host directory
   discard    throw an upper layer's changes away
@@ -41,53 +43,20 @@ commands:
 
 
 def command_help(name):
+    from .config.render import help_lines
     usage, description, options = COMMANDS[name]
     lines = [f"usage: umlpy {name} {usage}", "", description, "", "options:"]
-    for opt in options:
-        names = ", ".join(opt.names) + (f" {opt.metavar}" if opt.metavar else "")
-        lines.append(f"  {names:24s} {opt.help}")
+    lines += help_lines(options)
     lines.append(f"  {'-h, --help':24s} show this help and exit")
     return "\n".join(lines) + "\n"
 
 
 def parse_options(name, words):
     """Options up to the first non-option word (or '--'); the rest is argv."""
-    options = COMMANDS[name][2]
-    by_name = {n: opt for opt in options for n in opt.names}
-    args = Args(options)
-    i = 0
-    while i < len(words):
-        word = words[i]
-        if word == "--":
-            i += 1
-            break
-        if word in ("-h", "--help"):
-            sys.stdout.write(command_help(name))
-            raise SystemExit(0)
-        if not word.startswith("-") or word == "-":
-            break
-        key, eq, inline = word.partition("=") if word.startswith("--") else (word, "", "")
-        opt = by_name.get(key)
-        if opt is None:
-            raise BadInput(f"umlpy {name}: unknown option {key} (see 'umlpy {name} --help')")
-        if opt.metavar is None:
-            if eq:
-                raise BadInput(f"umlpy {name}: {key} takes no value")
-            setattr(args, opt.dest, True)
-        else:
-            if eq:
-                value = inline
-            elif i + 1 < len(words):
-                i += 1
-                value = words[i]
-            else:
-                raise BadInput(f"umlpy {name}: {key} needs a value ({opt.metavar})")
-            if opt.repeat:
-                getattr(args, opt.dest).append(value)
-            else:
-                setattr(args, opt.dest, value)
-        i += 1
-    args.argv = words[i:]
+    args = parse_words(f"umlpy {name}", COMMANDS[name][2], words,
+                       lambda: sys.stdout.write(command_help(name)))
+    if name == "run":
+        args.config = Config.from_words(args.given)
     return args
 
 
@@ -100,9 +69,25 @@ def cmd_syscalls(args):
     if args.markdown:
         sys.stdout.write(syscall_table_markdown(TABLE))
         return 0
+    from .docs import option_notes
     for entry in TABLE:
         why = f"  {entry.why}" if entry.why else ""
-        print(f"{entry.nr:4d} {entry.name:24s} {entry.family:8s} {entry.describe()}{why}")
+        options = "".join(f" (emulated with {flag})" for flag, _ in option_notes(TABLE, entry.nr))
+        print(f"{entry.nr:4d} {entry.name:24s} {entry.family:8s} {entry.describe()}{options}{why}")
+    return 0
+
+
+def cmd_options(args):
+    from .config.render import help_lines, options_markdown
+    from .kernel.syscalls import TABLE
+
+    if args.argv:
+        raise BadInput(f"umlpy options: unexpected argument {args.argv[0]!r}")
+    if args.markdown:
+        sys.stdout.write(options_markdown(TABLE))
+        return 0
+    from .config import OPTIONS
+    sys.stdout.write("\n".join(help_lines(OPTIONS)) + "\n")
     return 0
 
 
@@ -113,7 +98,7 @@ def cmd_changes(name):
     return handler
 
 
-HANDLERS = {"run": cmd_run, "syscalls": cmd_syscalls}
+HANDLERS = {"run": cmd_run, "syscalls": cmd_syscalls, "options": cmd_options}
 RAW_HANDLERS = {name: cmd_changes(name) for name in ("diff", "commit", "discard")}
 
 

@@ -2,6 +2,12 @@
 from collections import Counter
 
 
+def option_notes(table, nr):
+    """[(flag, why)] of the options that put a handler on call nr."""
+    from .config import BY_NAME
+    return [(BY_NAME[rule.option].flag, rule.why) for rule in table.option_rules.get(nr, ())]
+
+
 def syscall_table_markdown(table):
     """The compatibility page: one row per x86_64 syscall."""
     entries = list(table)
@@ -23,5 +29,10 @@ def syscall_table_markdown(table):
         "|---:|---|---|---|---|",
     ]
     for e in entries:
-        lines.append(f"| {e.nr} | `{e.name}` | {e.family} | {e.describe()} | {e.why} |")
+        support, why = e.describe(), e.why
+        options = option_notes(table, e.nr)
+        if options:
+            support += "; " + "; ".join(f"emulated with `{flag}`" for flag, _ in options)
+            why = "; ".join([why] * bool(why) + [f"with `{flag}`: {text}" for flag, text in options])
+        lines.append(f"| {e.nr} | `{e.name}` | {e.family} | {support} | {why} |")
     return "\n".join(lines) + "\n"

@@ -13,9 +13,11 @@ import struct
 
 from ..abi import s32
 from ..kernel.decisions import ALLOW, Return, Rewrite
-from ..kernel.syscalls.names import SYSCALL_NAMES, SYSCALL_NUMBERS, prototype
+from ..kernel.syscalls.names import prototype, syscall_nr
 
 __all__ = ["Call", "nr_of", "user_area_writer", "USER_AREA"]
+
+nr_of = syscall_nr
 
 USER_AREA = 16 * 1024
 
@@ -24,19 +26,6 @@ O_ACCMODE, O_CLOEXEC, O_CREAT, O_TRUNC = 0o3, 0o2000000, 0o100, 0o1000
 MFD_CLOEXEC, MFD_ALLOW_SEALING = 1, 2
 F_ADD_SEALS = 1033
 F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE = 1, 2, 4, 8
-
-
-def nr_of(name):
-    """A syscall's number from its name (or number): ValueError if x86_64
-    has no such call."""
-    if isinstance(name, int):
-        if name not in SYSCALL_NAMES:
-            raise ValueError(f"no x86_64 syscall number {name}")
-        return name
-    try:
-        return SYSCALL_NUMBERS[name]
-    except KeyError:
-        raise ValueError(f"no x86_64 syscall named {name!r}") from None
 
 
 def user_area_writer(kernel, call):
@@ -288,5 +277,5 @@ class Call:
         return os.O_RDONLY
 
     def __repr__(self):
-        from .log import format_call
-        return f"<Call {format_call(self.kernel, self.raw)} pid={self.pid}>"
+        from ..trace.format import call_text
+        return f"<Call {call_text(self.name, self.raw)} pid={self.pid}>"

@@ -14,39 +14,17 @@ import errno as _errno
 import os
 import sys
 
-from ..errors import BadInput
+from ..config.values import Break, break_point
 from ..kernel.decisions import ALLOW, AllowThen, Return, Rewrite
-from .call import nr_of
 from .handlers import install_front
 from .log import format_call, install_logging
 
 __all__ = ["Break", "parse_break", "install_debugging"]
 
 
-class Break:
-    __slots__ = ("nr", "text", "code")
-
-    def __init__(self, nr, text, code):
-        self.nr, self.text, self.code = nr, text, code
-
-
 def parse_break(spec):
     """'SYSCALL[:COND]' -> Break (BadInput if the name or COND is wrong)."""
-    if isinstance(spec, Break):
-        return spec
-    name, sep, cond = spec.partition(":")
-    name = name.strip()
-    try:
-        nr = nr_of(int(name) if name.isdigit() else name)
-    except ValueError as e:
-        raise BadInput(f"--break {spec}: {e}") from None
-    code = None
-    if sep and cond.strip():
-        try:
-            code = compile(cond.strip(), "<--break condition>", "eval")
-        except SyntaxError as e:
-            raise BadInput(f"--break {spec}: bad condition: {e.msg}") from None
-    return Break(nr, cond.strip() if sep else "", code)
+    return break_point("--break", spec)
 
 
 def install_debugging(kernel, breaks=(), log_level=None, api=False):
@@ -54,12 +32,13 @@ def install_debugging(kernel, breaks=(), log_level=None, api=False):
     spawns).  Nothing is installed for what is not asked for, so the
     guest kernel's paths pay nothing.  api=True: log also when the "umlpy"
     logger is enabled by the program's own logging configuration."""
-    breaks = [parse_break(b) for b in breaks or ()]
+    breaks = [break_point("--break", b) for b in breaks or ()]
     by_nr = {}
     for b in breaks:
         by_nr.setdefault(b.nr, []).append(b)
+    session = BreakSession()
     for nr, points in by_nr.items():
-        install_front(kernel, nr, [_break_handler(kernel, points)], errors="raise")
+        install_front(kernel, nr, [_break_handler(kernel, points, session)], errors="raise")
     if log_level is not None or api:
         install_logging(kernel, log_level)
 
@@ -67,9 +46,18 @@ def install_debugging(kernel, breaks=(), log_level=None, api=False):
 _warned_conditions = set()
 
 
-def _break_handler(kernel, points):
+class BreakSession:
+    """The --break points of one guest kernel: off for good once pdb's q
+    (or the end of its input) is given at any of them."""
+    __slots__ = ("off",)
+
+    def __init__(self):
+        self.off = False
+
+
+def _break_handler(kernel, points, session):
     def handler(call):
-        if getattr(kernel, "_umlpy_breaks_off", False):
+        if session.off:
             return None
         for b in points:
             if b.code is not None:
@@ -85,12 +73,12 @@ def _break_handler(kernel, points):
                     hit = False
                 if not hit:
                     continue
-            return _stop_in_pdb(kernel, call, b)
+            return _stop_in_pdb(kernel, call, b, session)
         return None
     return handler
 
 
-def _stop_in_pdb(kernel, call, point):
+def _stop_in_pdb(kernel, call, point, session):
     """pdb in the guest kernel, at the stopped call.  Locals: call (a
     Call), args, regs (kernel.tracer.get_regs), kernel, mem(addr, n),
     and decision: set it (e.g. decision = call.deny(13)) to decide the
@@ -108,13 +96,13 @@ def _stop_in_pdb(kernel, call, point):
                          "Locals: call, args, regs, kernel, mem(addr, n), decision; "
                          "'c' continues.\n")
         sys.stdout.flush()
-        debugger = _kernel_pdb(pdb, kernel)
+        debugger = _kernel_pdb(pdb, session)
         try:
             debugger.set_trace(sys._getframe())
             decision = decision                 # the guest's thread waits here
         except bdb.BdbQuit:
             # q (or the end of our stdin): no more breaks, the guest runs on
-            kernel._umlpy_breaks_off = True
+            session.off = True
             decision = None
         if decision is not None and decision is not ALLOW and \
                 not isinstance(decision, (Return, Rewrite, AllowThen)):
@@ -126,14 +114,14 @@ def _stop_in_pdb(kernel, call, point):
         _give_back_terminal(kernel, tty)
 
 
-def _kernel_pdb(pdb, kernel):
+def _kernel_pdb(pdb, session):
     """A Pdb whose q (and the end of its input) detaches instead of raising
     BdbQuit, which would land in whatever guest kernel code it stopped in
     (a breakpoint set in a handler) and fail the guest's call.  nosigint:
     umlpy's own SIGINT handler (forwarding to the guest) stays."""
     class KernelPdb(pdb.Pdb):
         def set_quit(self):
-            kernel._umlpy_breaks_off = True         # no more --break stops
+            session.off = True                      # no more --break stops
             self.clear_all_breaks()
             self.set_continue()                     # no breakpoints: tracing off
     return KernelPdb(nosigint=True)
@@ -142,7 +130,7 @@ def _kernel_pdb(pdb, kernel):
 def _take_terminal(kernel):
     """If the guest holds our terminal, take it back (with sane line
     settings) for pdb; returns what to restore."""
-    if not getattr(kernel, "_tty_handed", False):
+    if not kernel.tty_handed:
         return None
     try:
         import termios

@@ -111,11 +111,11 @@ def _log_policy(kernel, log):
              guarded, counts[Action.ERRNO], counts[Action.PYTHON], counts[Action.NOTIFY],
              f" (hooked: {', '.join(hooked[:12])}"
              f"{', ...' if len(hooked) > 12 else ''})" if hooked else "")
-    o = kernel.fs_options
+    o = kernel.config
     root = o.rootfs or "the host's tree (read-only)"
     log.info("filesystem: root %s%s, upper %s; net %s%s", root,
              f" + {len(o.layers)} layer(s)" if o.layers else "",
-             getattr(kernel.fs, "upper", None) or o.upper or "throwaway",
+             o.upper or "throwaway",
              kernel.net.mode, "; limits " + ", ".join(
                  f"{k}={v}" for k, v in vars(kernel.limits).items() if v is not None)
              if kernel.limits is not None else "")

@@ -18,13 +18,13 @@ with it (handlers.py); ``log_level`` and ``breaks`` are ``umlpy run``'s
 import os
 import sys
 
-from ..errors import BadInput
+from ..config import Config
+from ..config.render import keywords_doc
 from ..kernel.decisions import ALLOW
 from ..kernel.syscalls.names import SYSCALL_NAMES
 from .call import nr_of
-from .debugger import install_debugging, parse_break
+from .debugger import install_debugging
 from .handlers import VDSO_CALLS, Abort, hide_vdso, install_front
-from .log import level_of
 
 __all__ = ["Sandbox", "Result", "Stats"]
 
@@ -65,78 +65,27 @@ class Result:
         return f"<Result status={self.status} stops={self.stats.stops}>"
 
 
-def _guest_cwd(cwd, rootfs):
-    """A relative cwd is taken from ours on the host's tree, from / in a rootfs."""
-    if cwd is None or cwd.startswith("/"):
-        return cwd
-    return os.path.normpath(os.path.join(os.getcwd() if rootfs is None else "/", cwd))
-
-
 class Sandbox:
     """A recipe for sandboxes: options (the same as ``umlpy run``'s) and
     handlers; each ``run`` makes a fresh guest kernel from it."""
 
     ALLOW = ALLOW
 
-    def __init__(self, rootfs=None, layers=(), upper=None, binds=(), tmpfs=(), cwd=None,
-                 env=None, net=None, net_rate=None, memory=None, pids=None, cpu_time=None,
-                 disk=None, nofile=None, hostname=None, kernel_release=None, root=False,
-                 host_root=False, pid_host=False, trace_all=False, hide_vdso=None,
-                 log_level=None, breaks=(), errors="raise"):
-        """rootfs: a host directory or tar image (default: the host's tree,
-        read-only); layers: tar images over it; upper: keep the changes
-        there; binds: "HOST:GUEST[:ro]" strings or (host, guest[, ro]);
-        tmpfs: guest paths; cwd; env: variables added to os.environ's;
-        net: "none" | "loopback" | "host" | "allow=CIDR[:PORT],..."; net_rate:
-        bytes/s ("1M"); memory, pids, cpu_time, disk, nofile: limits as
-        the command line takes them; hostname, kernel_release; root: fake
-        root; host_root; pid_host: no pid namespace; trace_all: every call
-        stops.  hide_vdso: hide the vDSO from the guest (None: when a
-        handler is on clock_gettime, gettimeofday, time, clock_getres or
-        getcpu).  log_level: "debug", "info", ... (see ``--log-level``);
-        breaks: ``--break`` specs.  errors: "raise" (a handler that raises
-        ends the run, and run() raises it) or "efault" (the call fails)."""
-        from ..kernel.limits import Limits
-        from ..kernel.netpolicy import NetPolicy
-        from ..kernel.netrate import parse_rate
-        from ..kernel.vfs.build import parse_bind
-        if rootfs is not None:
-            if not os.path.exists(rootfs):
-                raise BadInput(f"rootfs {rootfs}: No such file or directory")
-            rootfs = os.path.abspath(rootfs)
-        for layer in layers:
-            if not os.path.isfile(layer):
-                raise BadInput(f"layer {layer}: No such file")
-        cwd = _guest_cwd(cwd, rootfs)
-        if hostname is not None and not 0 < len(hostname.encode()) <= 64:
-            raise BadInput(f"hostname {hostname!r}: 1 to 64 bytes")
-        if errors not in ("raise", "efault"):
-            raise ValueError("errors: 'raise' or 'efault'")
-        self._fs = dict(rootfs=rootfs, layers=[os.path.abspath(p) for p in layers],
-                        upper=upper, tmpfs=list(tmpfs), cwd=cwd, hostname=hostname,
-                        binds=[parse_bind(b if isinstance(b, str) else
-                                          f"{b[0]}:{b[1]}" + (":ro" if len(b) > 2 and b[2]
-                                                              else ""))
-                               for b in binds])
-        self.env = dict(env or {})
-        self.net = net if isinstance(net, NetPolicy) else NetPolicy.parse(net)
-        self.net_rate = None if net_rate is None else \
-            net_rate if isinstance(net_rate, int) else parse_rate(str(net_rate))
-        self.limits = Limits.from_options(memory=memory, pids=pids, cpu_time=cpu_time,
-                                          disk=disk, nofile=nofile)
-        self.options = dict(pid_namespace=not pid_host, hostname=hostname,
-                            kernel_release=kernel_release, fake_root=root,
-                            host_root=host_root)
-        self.trace_all = trace_all
-        self.hide_vdso = hide_vdso
-        self.log_level = log_level
-        self.breaks = [parse_break(b) for b in breaks]
-        if log_level is not None:
-            level_of(log_level)
-        self.errors = errors
+    def __init__(self, config=None, **options):
+        """Options as keywords, the same as ``umlpy run``'s flags (listed
+        below and in docs/OPTIONS.md), as strings the command line would
+        take or typed (a number for a size, a list for a repeatable option,
+        a dict for env); or a Config.  Bad values raise BadInput."""
+        if config is None:
+            config = Config(**options)
+        elif options:
+            config = config.replace(**options)
+        self.config = config
         self.handlers = {}          # nr -> [fn(Call)]
         self._vdso_named = False    # a handler names a call the vDSO answers
         self.kernel = None          # the last run's GuestKernel
+
+    __init__.__doc__ += "\n\n" + keywords_doc()
 
     def syscall(self, *names):
         """Decorator: fn(call) runs at each call of these syscalls (names or
@@ -158,23 +107,16 @@ class Sandbox:
         return register
 
     def _wants_vdso_hidden(self):
-        if self.hide_vdso is not None:
-            return self.hide_vdso
+        if self.config.hide_vdso is not None:
+            return self.config.hide_vdso
         return self._vdso_named
 
     def make_kernel(self):
         """A fresh GuestKernel with this sandbox's options and handlers."""
-        from ..kernel import GuestKernel, Mode
-        from ..kernel.vfs.build import FsOptions
-        fs = self._fs
-        kernel = GuestKernel(Mode.TRACE_ALL if self.trace_all else Mode.DEFAULT,
-                             fs_options=FsOptions(**{k: (list(v) if isinstance(v, list) else v)
-                                                     for k, v in fs.items()}),
-                             net=self.net, net_rate=self.net_rate,
-                             limits=self.limits if self.limits.any() else None,
-                             **self.options)
+        from ..kernel import GuestKernel
+        kernel = GuestKernel(config=self.config)
         for nr, fns in self.handlers.items():
-            install_front(kernel, nr, list(fns), self.errors)
+            install_front(kernel, nr, list(fns), self.config.errors)
         if self._wants_vdso_hidden():
             hide_vdso(kernel)
         return kernel
@@ -195,9 +137,9 @@ class Sandbox:
             stats.calls[call.name] += 1
             return decide(call)
         kernel.dispatcher.decide = counted
-        install_debugging(kernel, self.breaks, self.log_level, api=True)
+        install_debugging(kernel, self.config.breaks, self.config.log_level, api=True)
         full_env = dict(os.environ)
-        full_env.update(self.env)
+        full_env.update(self.config.environment)
         full_env.update(env or {})
         if isinstance(argv, str):
             argv = [argv]
@@ -219,8 +161,7 @@ class Sandbox:
                 saved[fd] = os.dup(fd)
                 os.dup2(f.fileno(), fd)
             try:
-                kernel.spawn(list(argv), env=full_env,
-                             cwd=_guest_cwd(cwd, self._fs["rootfs"]))
+                kernel.spawn(list(argv), env=full_env, cwd=cwd)
             finally:
                 for fd, old in saved.items():
                     os.dup2(old, fd)

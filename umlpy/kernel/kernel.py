@@ -6,6 +6,7 @@ import sys
 import threading
 
 from .. import tracer as T
+from ..config import Config
 from ..errors import BadInput, CommandNotExecutable, CommandNotFound, UmlpyError
 from .decisions import ALLOW, AllowThen, Return, Rewrite, SyscallCall
 from .dispatcher import Dispatcher, HandlerFailure
@@ -47,21 +48,20 @@ class GuestKernel:
         status = kernel.run()
     """
 
-    def __init__(self, mode=Mode.DEFAULT, table=TABLE, pid_namespace=True,
-                 hostname=None, kernel_release=None, fake_root=False,
-                 host_root=False, fs_options=None, net=None, limits=None, net_rate=None):
-        """pid_namespace: guest pids start at 1 in a pid namespace of the
-        sandbox's own (False: the guest sees host pids).  hostname: the
-        guest's nodename (a UTS namespace).  kernel_release: what uname
-        reports as the release.  fake_root: the guest sees uid/gid 0.
-        host_root: when umlpy runs as root, let the guest keep host root
-        power (without it the guest is root only inside, nobody outside).
-        net: a NetPolicy (default: none, a network of the sandbox's own).
-        limits: the sandbox's resource Limits (default: none).  net_rate:
-        bytes per second each way through internet sockets (None: unshaped)."""
-        if mode not in Mode.ALL:
-            raise ValueError(f"unknown mode {mode!r}: expected one of {Mode.ALL}")
-        self.mode = mode
+    def __init__(self, mode=None, table=TABLE, config=None, **options):
+        """config: the sandbox's Config (umlpy/config); or its options as
+        keywords (``GuestKernel(host_root=True)``).  mode: Mode.TRACE_ALL
+        is the trace_all option."""
+        if config is None:
+            config = Config(**options)
+        elif options:
+            config = config.replace(**options)
+        if mode is not None:
+            if mode not in Mode.ALL:
+                raise ValueError(f"unknown mode {mode!r}: expected one of {Mode.ALL}")
+            config = config.replace(trace_all=mode == Mode.TRACE_ALL)
+        self.config = config
+        self.mode = Mode.TRACE_ALL if config.trace_all else Mode.DEFAULT
         self.table = table
         self.tracer = T.Tracer()
         # A stop that wakes a tracer asleep on an idle CPU costs about four
@@ -69,40 +69,39 @@ class GuestKernel:
         # little first, while the guest's calls come that fast.
         self.tracer.set_spin(SPIN_NS)
         self.dispatcher = Dispatcher(table)
-        self.pid_namespace = pid_namespace
-        self.hostname = hostname
-        self.fake_root = fake_root
-        self.host_root = host_root
-        self.processes = ProcessTable(pid_namespace)
-        if net is None:
+        self.pid_namespace = not config.pid_host
+        self.processes = ProcessTable(self.pid_namespace)
+        if config.net is not None:
+            self.net = config.net
+        else:
             from .netpolicy import NetPolicy
-            net = NetPolicy()
-        self.net = net
-        self.limits = limits
-        self.system = SystemView(self, limits.memory if limits is not None else None)
+            self.net = NetPolicy()
+        from .limits import Limits
+        self.limits = Limits.from_config(config)
+        self.system = SystemView(self, self.limits.memory if self.limits is not None else None)
         self.watchdog = None
+        self.disk_quota = None          # --disk: a DiskQuota, once the storage exists
+        self.rate_limiter = None        # --net-rate: its token buckets
+        if config.net_rate is not None:
+            from .netrate import RateLimiter
+            self.rate_limiter = RateLimiter(config.net_rate)
+        self.pending_exe = {}           # tid -> guest path of the program its execve runs
+        self.fake_ownership = None      # --root: the ownership the guest has set
+        if config.root:
+            from .fakeroot import FakeOwnership
+            self.fake_ownership = FakeOwnership()
         self._internal_errors = set()
         self.observers = []
         self.logs_every_call = False    # --log-level debug: no call answered in C
         self._observed_pending = {}     # tid -> report(result) of its call in flight
-        if net_rate is not None:
-            from .netrate import RateLimiter
-            RateLimiter(self, net_rate).install()
-        if limits is not None and limits.pids is not None:
-            self.hook("clone")(self._pids_limit)
-            self.hook("fork")(self._pids_limit)
-            self.hook("vfork")(self._pids_limit)
+        # Handlers of the options this sandbox sets (TABLE.when in the
+        # family files) go in front of the table's own treatment.
+        for nr, handler in table.rules_for(config):
+            self.dispatcher.add_hook(nr, handler)
         self.init_host_pid = None       # the guest's pid 1, in host terms
         self.init_killed_by = None      # signal the guest kernel killed it for
-        if kernel_release is not None:
-            self._report_kernel_release(kernel_release)
-        if fake_root:
-            from .fakeroot import FakeOwnership
-            self.fake_ownership = FakeOwnership()
-        from .vfs.build import FsOptions
         from .vfs.scratch import ScratchSpace
         from .syscalls.fd import Listings
-        self.fs_options = fs_options or FsOptions(hostname=hostname)
         self.fs = None
         self.vfs = None
         self.exec_plans = None      # execplans.py, once the filesystem is built
@@ -123,7 +122,7 @@ class GuestKernel:
         self.syscalls_seen = 0
         self._status_fd = None
         self._root = None
-        self._tty_handed = False
+        self.tty_handed = False
         self._argv0 = None
         self._pending_exit = {}
 
@@ -139,20 +138,8 @@ class GuestKernel:
             return fn
         return register
 
-    def _report_kernel_release(self, release):
-        field = release.encode()[:64] + b"\0"
-
-        def patch_release(call, result):
-            if result == 0:
-                try:
-                    call.write(call.args[0] + 2 * 65, field)   # utsname.release
-                except OSError:
-                    return -_errno.EFAULT
-            return None
-        self.hook("uname")(lambda call: AllowThen(patch_release))
-
     def _drops_root(self):
-        return os.geteuid() == 0 and not self.host_root
+        return os.geteuid() == 0 and not self.config.host_root
 
     def identity(self):
         """clone flags and ids for the guest's first process:
@@ -161,7 +148,7 @@ class GuestKernel:
         flags = 0
         if self.pid_namespace:
             flags |= T.NEWPID | T.NEWNS
-        if self.hostname is not None:
+        if self.config.hostname is not None:
             flags |= T.NEWUTS
         if self.net.own_namespace:
             flags |= T.NEWNET
@@ -177,7 +164,7 @@ class GuestKernel:
                 ids.update(uid_inside=0, gid_inside=0, uid_outside=NOBODY,
                            gid_outside=NOGROUP, switch_ids=True)
         else:
-            if self.fake_root:
+            if self.config.root:
                 flags |= T.NEWUSER
                 ids.update(uid_inside=0, gid_inside=0)
             if flags or self._root is not None:
@@ -194,9 +181,8 @@ class GuestKernel:
             owner = (ids["uid_outside"], ids["gid_outside"])
         else:
             idmap, owner = IdMap(), None
-        self.fs = SandboxFS(self.fs_options, idmap, owner)
+        self.fs = SandboxFS(self.config, idmap, owner)
         self.vfs = self.fs.vfs
-        self.vfs.pending_exe = {}
         if not os.environ.get("UMLPY_NO_FASTPATH"):
             from .execplans import ExecPlans
             self.exec_plans = ExecPlans()
@@ -211,7 +197,7 @@ class GuestKernel:
         else:
             root = lambda: "/proc"      # noqa: E731
             guest_tid = host_tid = lambda tid: tid      # noqa: E731
-        self.fs.attach_proc(root, guest_tid, host_tid, self.hostname, self.system)
+        self.fs.attach_proc(root, guest_tid, host_tid, self.config.hostname, self.system)
 
     # scratch memory for rewritten calls ---------------------------------------
     def scratch_writer(self, call, status=None):
@@ -248,14 +234,14 @@ class GuestKernel:
         self.system.start()
         ids = self.identity()
         if cwd is not None:
-            self.fs_options.cwd = cwd
+            self.config = self.config.replace(cwd=cwd)
         if self.fs is None:
             self._build_fs(ids)
             self.fs.check_cwd()
         limits = self.limits
         if limits is not None and limits.disk is not None:
-            from .limits import DiskQuota, install_disk_quota
-            install_disk_quota(self, DiskQuota(limits.disk, self.fs.own_storage()))
+            from .limits import DiskQuota
+            self.disk_quota = DiskQuota(limits.disk, self.fs.own_storage())
         self._notified = self._notified_calls()
         policy = self.policy()
         for nr, rule in enumerate(policy):
@@ -269,20 +255,20 @@ class GuestKernel:
         tty_fd = self._foreground_tty() if self.pid_namespace else -1
         pid, self._status_fd = self.tracer.spawn(
             argv[0], argv, env, self.seccomp_filter(policy), cwd="/", root=None,
-            hostname=self.hostname, **ids, mount_proc=self.pid_namespace,
+            hostname=self.config.hostname, **ids, mount_proc=self.pid_namespace,
             new_pgrp=self.pid_namespace, tty_fd=tty_fd,
             rlimits=self._rlimits(), notify=bool(self._notified))
         if self.tracer.listener is not None:
             self._listener_at = (pid, self.tracer.listener, ids)
         self._argv0 = argv[0]
-        self._tty_handed = tty_fd >= 0
+        self.tty_handed = tty_fd >= 0
         T.Tracer.harden_self()
         self.processes.spawned(pid)
         self._attach_proc(pid)
         if self.pid_namespace:
             self.init_host_pid = pid
             self.tracer.set_init_pid(pid)
-            self.tracer.report_init_stops(self._tty_handed)
+            self.tracer.report_init_stops(self.tty_handed)
         self.tracer.set_forward_mode(self.pid_namespace)
         return pid
 
@@ -344,7 +330,7 @@ class GuestKernel:
         observer, --trace-all, debug logging, fake ownership."""
         from .fastpath import CACHED_CALLS
         if self.mode != Mode.DEFAULT or self.observers or self.logs_every_call or \
-                getattr(self, "fake_ownership", None) is not None or \
+                self.fake_ownership is not None or \
                 os.environ.get("UMLPY_NO_FASTPATH"):
             return
         numbers = [SYSCALL_NUMBERS[name] for name in CACHED_CALLS]
@@ -385,7 +371,7 @@ class GuestKernel:
         stop umlpy too, so the shell that started us sees the job stop, and
         carry on the guest when we are continued."""
         self.tracer.listen(tid)
-        if not self._tty_handed:
+        if not self.tty_handed:
             return
         import signal
         self._give_terminal_to(os.getpgrp())
@@ -406,13 +392,6 @@ class GuestKernel:
         if self.limits is not None:
             out += self.limits.rlimits()
         return out
-
-    def _pids_limit(self, call):
-        """--pids: a sandbox at its thread count gets EAGAIN from clone,
-        fork and vfork (as from a cgroup's pids.max)."""
-        if len(self.processes.threads) >= self.limits.pids:
-            return Return(-_errno.EAGAIN)
-        return None
 
     # the loop -----------------------------------------------------------
     def run(self):
@@ -442,7 +421,7 @@ class GuestKernel:
             self.tracer.restore_signals()
             if self.fs is not None:
                 self.fs.close()
-            if self._tty_handed:
+            if self.tty_handed:
                 self._give_terminal_to(os.getpgrp())
         if self._status_fd is not None:
             self._report_setup_failure()
@@ -659,7 +638,7 @@ class GuestKernel:
 
     def _fs_exec(self, tid, former_tid):
         vfs = self.vfs
-        exe = vfs.pending_exe.pop(former_tid, None)
+        exe = self.pending_exe.pop(former_tid, None)
         if former_tid != tid:
             vfs.tgids.pop(former_tid, None)
             vfs.thread_gone(former_tid)
@@ -680,7 +659,7 @@ class GuestKernel:
                 if tgid == tid:
                     self.scratch.forget(tgid)
             self.vfs.exited(tid)
-            self.vfs.pending_exe.pop(tid, None)
+            self.pending_exe.pop(tid, None)
         self._pending_exit.pop(tid, None)
         report = self._observed_pending.pop(tid, None)
         if report is not None:
@@ -738,9 +717,9 @@ class GuestKernel:
         raise UmlpyError(f"cannot start {name}: {failure}{hint}")
 
 
-def run(argv, env=None, cwd=None, root=None, mode=Mode.DEFAULT, **options):
+def run(argv, env=None, cwd=None, root=None, mode=None, **options):
     """Run argv in a throwaway sandbox; returns its exit status.  options
-    are GuestKernel's (pid_namespace, hostname, kernel_release, fake_root)."""
+    are the sandbox's (umlpy/config/options.py: hostname, root, ...)."""
     kernel = GuestKernel(mode, **options)
     kernel.spawn(argv, env=env, cwd=cwd, root=root)
     return kernel.run()

@@ -25,60 +25,13 @@ delegation is not used yet, so the limits hold for any user, on any host):
                  write that does not fit is shortened to what fits, then
                  fails with ENOSPC, like a full filesystem.
 """
-import errno
 import os
 import signal
-import struct
 import threading
 
-from ..errors import BadInput
 
 RLIMIT_CPU, RLIMIT_DATA, RLIMIT_NOFILE = 0, 2, 7
-UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 WATCH_INTERVAL = 0.02
-
-
-def parse_size(option, text):
-    t = text.strip().lower()
-    if t.endswith("ib"):
-        t = t[:-2]
-    elif t.endswith("b") and len(t) > 1 and t[-2] in UNITS:
-        t = t[:-1]
-    unit = t[-1:] if t[-1:] in UNITS and not t[-1:].isdigit() else ""
-    number = t[:-1] if unit else t
-    try:
-        value = float(number) * UNITS[unit]
-    except ValueError:
-        raise BadInput(f"{option} {text!r}: expected a size like 512K, 64M or 2G") from None
-    if value < 1:
-        raise BadInput(f"{option} {text!r}: must be positive")
-    return int(value)
-
-
-def parse_count(option, text, low=1):
-    try:
-        value = int(text)
-    except ValueError:
-        raise BadInput(f"{option} {text!r}: expected a whole number") from None
-    if value < low:
-        raise BadInput(f"{option} {text!r}: must be at least {low}")
-    return value
-
-
-def parse_seconds(option, text):
-    t = text.strip().lower()
-    scale = 1
-    for suffix, factor in (("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)):
-        if t.endswith(suffix):
-            t, scale = t[:-len(suffix)], factor
-            break
-    try:
-        value = float(t) * scale
-    except ValueError:
-        raise BadInput(f"{option} {text!r}: expected seconds, like 10 or 2.5s or 1m") from None
-    if value <= 0:
-        raise BadInput(f"{option} {text!r}: must be positive")
-    return value
 
 
 class Limits:
@@ -87,14 +40,11 @@ class Limits:
         self.disk, self.nofile = disk, nofile
 
     @classmethod
-    def from_options(cls, memory=None, pids=None, cpu_time=None, disk=None, nofile=None):
-        return cls(
-            memory=None if memory is None else parse_size("--memory", memory),
-            pids=None if pids is None else parse_count("--pids", pids),
-            cpu_time=None if cpu_time is None else parse_seconds("--cpu-time", cpu_time),
-            disk=None if disk is None else parse_size("--disk", disk),
-            nofile=None if nofile is None else parse_count("--nofile", nofile, 3),
-        )
+    def from_config(cls, config):
+        """The limits a configuration sets, or None if it sets none."""
+        limits = cls(memory=config.memory, pids=config.pids, cpu_time=config.cpu_time,
+                     disk=config.disk, nofile=config.nofile)
+        return limits if limits.any() else None
 
     def any(self):
         return any(v is not None for v in (self.memory, self.pids, self.cpu_time, self.disk,
@@ -225,10 +175,6 @@ def _kill(pid):
 
 # ---- the disk quota ----------------------------------------------------------
 
-IOVEC = struct.Struct("<QQ")
-FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE = 0x01, 0x02
-
-
 def disk_usage(roots):
     total = 0
     for root in roots:
@@ -265,66 +211,3 @@ class DiskQuota:
         granted = min(wanted, room)
         self.used += granted
         return granted
-
-
-def install_disk_quota(kernel, quota):
-    """Hooks on every call that can grow a file in the sandbox's storage."""
-    from .decisions import Rewrite, fail
-
-    def host_path(tid, fd):
-        try:
-            return os.readlink(f"/proc/{tid}/fd/{fd}")
-        except OSError:
-            return None
-
-    def checked(call, fd_index, count_index, count):
-        """Decide a call writing count bytes to args[fd_index]."""
-        fd = call.args[fd_index] & 0xFFFFFFFF
-        if fd & 0x80000000:
-            return None
-        path = host_path(call.tid, fd)
-        if path is None or not path.startswith("/") or not quota.covers(path):
-            return None
-        granted = quota.grant(count)
-        if granted == count:
-            return None
-        if granted <= 0:
-            return fail(errno.ENOSPC)
-        if count_index is None:
-            return fail(errno.ENOSPC)
-        args = list(call.args)
-        args[count_index] = granted
-        return Rewrite(call.nr, args)
-
-    def plain(fd_index, count_index):
-        return lambda call: checked(call, fd_index, count_index,
-                                    call.args[count_index] & 0x7FFFFFFFFFFFFFFF)
-
-    def vectored(fd_index, iov_index, cnt_index):
-        def hook(call):
-            count = min(call.args[cnt_index] & 0xFFFFFFFF, 1024)
-            try:
-                raw = call.read(call.args[iov_index], IOVEC.size * count) if count else b""
-            except OSError:
-                return None
-            total = sum(IOVEC.unpack_from(raw, i * IOVEC.size)[1] for i in range(count))
-            return checked(call, fd_index, None, total)
-        return hook
-
-    def fallocate(call):
-        mode = call.args[1] & 0xFFFFFFFF
-        if mode & FALLOC_FL_PUNCH_HOLE:
-            return None
-        return checked(call, 0, None, call.args[3] & 0x7FFFFFFFFFFFFFFF)
-
-    hooks = {
-        "write": plain(0, 2), "pwrite64": plain(0, 2),
-        "writev": vectored(0, 1, 2), "pwritev": vectored(0, 1, 2),
-        "pwritev2": vectored(0, 1, 2),
-        "fallocate": fallocate,
-        "copy_file_range": plain(2, 4), "sendfile": plain(0, 3), "splice": plain(2, 4),
-    }
-    # (ftruncate is not checked: a longer file is a sparse one, and only
-    # what is written into it takes space)
-    for name, fn in hooks.items():
-        kernel.hook(name)(fn)

@@ -16,31 +16,10 @@ files are not network and are not charged."""
 import os
 import time
 
+from ..abi import s32
 from .decisions import ALLOW, AllowThen, Rewrite
 from .sleep import sleep_then_retry
 from .vfs.hostops import thread_fd
-
-
-# syscall name -> (fd argument, direction, byte count argument or None)
-CALLS = {
-    "read": (0, "in", None), "readv": (0, "in", None), "recvfrom": (0, "in", None),
-    "recvmsg": (0, "in", None), "recvmmsg": (0, "in", None),
-    "write": (0, "out", 2), "writev": (0, "out", None), "sendto": (0, "out", 2),
-    "sendmsg": (0, "out", None), "sendmmsg": (0, "out", None), "sendfile": (0, "out", 3),
-    "splice": (2, "out", 4),
-}
-
-
-def parse_rate(text):
-    from ..errors import BadInput
-    from .limits import parse_size
-    t = text.strip()
-    if t.lower().endswith("/s"):
-        t = t[:-2]
-    rate = parse_size("--net-rate", t)
-    if rate < 1:
-        raise BadInput(f"--net-rate {text!r}: must be positive")
-    return rate
 
 
 class Bucket:
@@ -66,14 +45,13 @@ class Bucket:
 
 
 class RateLimiter:
-    def __init__(self, kernel, rate):
-        self.kernel = kernel
+    """The sandbox's two token buckets (what comes in, what goes out) and
+    what it knows of its sockets.  The calls that move bytes consult it
+    (syscalls/net.py, with --net-rate)."""
+
+    def __init__(self, rate):
         self.buckets = {"in": Bucket(rate), "out": Bucket(rate)}
         self.kinds = {}         # socket inode -> whether it is an internet socket
-
-    def install(self):
-        for name, (fd_index, direction, count_index) in CALLS.items():
-            self.kernel.hook(name)(self._hook(fd_index, direction, count_index))
 
     def kind(self, call, fd):
         """None if fd is no internet socket, else whether it is a stream."""
@@ -86,7 +64,7 @@ class RateLimiter:
         if link not in self.kinds:
             known = None
             try:
-                dup = thread_fd(call.tid, self.kernel.vfs.tgid_of(call.tid), fd)
+                dup = thread_fd(call.tid, call.kernel.vfs.tgid_of(call.tid), fd)
             except OSError:
                 return None
             import socket     # here, not at start-up, where it costs milliseconds
@@ -104,35 +82,34 @@ class RateLimiter:
             self.kinds[link] = known
         return self.kinds[link]
 
-    def _hook(self, fd_index, direction, count_index):
+    def decide(self, call, fd_index, direction, count_index):
+        """A call moving bytes through args[fd_index]: waits for tokens if
+        it is an internet socket's (None: not one, the call goes on)."""
         bucket = self.buckets[direction]
-
-        def hook(call):
-            fd = call.args[fd_index] & 0xFFFFFFFF
-            kind = None if fd & 0x80000000 else self.kind(call, fd)
-            if kind is None:
-                return None
-            # a stream send waits for tokens for all it sends (at most a
-            # second's worth, see below); the rest only for the bucket to
-            # leave its debt, then are charged what they moved
-            stream_send = kind and count_index is not None
-            need = call.args[count_index] if stream_send else 1
-            delay = bucket.wait(need)
-            if delay > 0:
-                return sleep_then_retry(call, delay)
-            if stream_send and call.args[count_index] > bucket.rate:
-                # a stream send of more than a second's worth is sent in
-                # parts (a stream may always take fewer bytes than offered)
-                args = list(call.args)
-                args[count_index] = bucket.rate
-                call.args = tuple(args)
-                decision = self.kernel.dispatcher.decide_table(call)
-                if decision is ALLOW:
-                    decision = Rewrite(call.nr, args)
-            else:
-                decision = self.kernel.dispatcher.decide_table(call)
-            return charged(decision, bucket)
-        return hook
+        fd = s32(call.args[fd_index])
+        kind = None if fd < 0 else self.kind(call, fd)
+        if kind is None:
+            return None
+        # a stream send waits for tokens for all it sends (at most a
+        # second's worth, see below); the rest only for the bucket to
+        # leave its debt, then are charged what they moved
+        stream_send = kind and count_index is not None
+        need = call.args[count_index] if stream_send else 1
+        delay = bucket.wait(need)
+        if delay > 0:
+            return sleep_then_retry(call, delay)
+        if stream_send and call.args[count_index] > bucket.rate:
+            # a stream send of more than a second's worth is sent in
+            # parts (a stream may always take fewer bytes than offered)
+            args = list(call.args)
+            args[count_index] = bucket.rate
+            call.args = tuple(args)
+            decision = call.kernel.dispatcher.decide_table(call)
+            if decision is ALLOW:
+                decision = Rewrite(call.nr, args)
+        else:
+            decision = call.kernel.dispatcher.decide_table(call)
+        return charged(decision, bucket)
 
 
 def charged(decision, bucket):

@@ -83,36 +83,27 @@ class TraceOptions:
 
 
 def _sandbox_options():
-    """umlpy run's options by long name (and --env/--cwd)."""
-    from ..runcmd import RUN_OPTIONS
-    by_name = {}
-    for opt in RUN_OPTIONS:
-        if opt.dest == "trace_all":
-            continue
-        for name in opt.names:
-            if name.startswith("--"):
-                by_name[name] = opt
-    return by_name
+    """The sandbox's options by long flag (trace_all is implied; the short
+    -e and -C are strace's here)."""
+    from ..config import COMMAND_LINE
+    return {flag: opt for opt in COMMAND_LINE if opt.name != "trace_all"
+            for flag in opt.flags if flag.startswith("--")}
 
 
 def help_text():
-    from ..runcmd import RUN_OPTIONS
+    from ..config import COMMAND_LINE
+    from ..config.render import help_lines
     lines = [HELP.rstrip("\n")]
-    for opt in RUN_OPTIONS:
-        if opt.dest == "trace_all":
-            continue
-        names = ", ".join(n for n in opt.names if n.startswith("--"))
-        names += f" {opt.metavar}" if opt.metavar else ""
-        lines.append(f"  {names:24s} {opt.help}")
+    lines += help_lines(COMMAND_LINE, skip=("trace_all",), long_only=True)
     lines.append(f"  {'-h, --help':24s} show this help and exit")
     return "\n".join(lines) + "\n"
 
 
 def parse(words):
     """(TraceOptions, sandbox Args) from the words after 'trace'."""
-    from ..runcmd import RUN_OPTIONS, Args
+    from ..config.words import Args
     topts = TraceOptions()
-    run_args = Args(RUN_OPTIONS)
+    run_args = Args()
     sandbox = _sandbox_options()
     i = 0
 
@@ -172,13 +163,13 @@ def parse(words):
                 if opt.metavar is None:
                     if eq:
                         raise BadInput(f"umlpy trace: {key} takes no value")
-                    setattr(run_args, opt.dest, True)
+                    run_args.given[opt.name] = True
                 else:
                     value = value_of(key, inline, eq)
                     if opt.repeat:
-                        getattr(run_args, opt.dest).append(value)
+                        run_args.given.setdefault(opt.name, []).append(value)
                     else:
-                        setattr(run_args, opt.dest, value)
+                        run_args.given[opt.name] = value
             else:
                 raise BadInput(f"umlpy trace: unknown option {key} (see 'umlpy trace --help')")
             i += 1
@@ -303,8 +294,10 @@ def main(words):
         raise BadInput("umlpy trace: no program given (usage: umlpy trace [OPTIONS] -- PROG "
                        "[ARGS])")
     session, files = build(topts)
+    from ..config import Config
     from ..runcmd import cmd_run
-    run_args.trace_all = True
+    run_args.given["trace_all"] = True
+    run_args.config = Config.from_words(run_args.given)
     try:
         return cmd_run(run_args, prepare=session.attach)
     finally:

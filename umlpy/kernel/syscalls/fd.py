@@ -8,11 +8,14 @@ import errno
 import os
 import stat
 
+from ...abi import s32, u32
+from ...abi.fcntl import FALLOC_FL_PUNCH_HOLE
 from ...abi.dirent import DT_DIR, pack_dirent, pack_dirent64
 from ...abi.fcntl import F_NOTIFY, F_OFD_SETLK, F_OFD_SETLKW, F_SETLEASE, F_SETLK, F_SETLKW
 from ...abi.ioctl import FS_IOC32_SETFLAGS, FS_IOC32_SETVERSION, FS_IOC_FSSETXATTR, \
     FS_IOC_SETFLAGS, FS_IOC_SETVERSION, TIOCLINUX, TIOCSTI
-from ..decisions import ALLOW, Return, fail
+from ...abi.uio import IOVEC, UIO_MAXIOV
+from ..decisions import ALLOW, Return, Rewrite, fail
 from ..vfs.fs import HostTreeFS
 from ..vfs.hostops import getdents64, thread_fd
 from .fs import change_xattr, chmod, chown, vfs_call, write_stat
@@ -147,7 +150,7 @@ def host_object_is_ours(vfs, tid, fd):
         return False
     if host.endswith(" (deleted)"):
         host = host[:-len(" (deleted)")]
-    roots = list(getattr(vfs, "own_storage", ()))
+    roots = list(vfs.own_storage)
     roots += [m.fs.root_path for m in vfs.mounts
               if isinstance(m.fs, HostTreeFS) and not m.read_only and m is not vfs.mounts.root]
     return any(host == r or host.startswith(r.rstrip("/") + "/") for r in roots)
@@ -301,3 +304,67 @@ def sys_getdents64(call, vfs, task):
 @vfs_call
 def sys_getdents(call, vfs, task):
     return getdents(call, vfs, task, False)
+
+
+# --disk: every call that can grow a file in the sandbox's storage is
+# granted bytes by the sandbox's quota (kernel/limits.py DiskQuota).  A
+# write that does not fit is shortened to what fits, then fails with
+# ENOSPC, as on a full filesystem.  (ftruncate is not counted: a longer
+# file is a sparse one, and only what is written into it takes space.)
+QUOTA_WHY = "counted against the sandbox's quota: shortened, then ENOSPC"
+MAX_S64 = 0x7FFFFFFFFFFFFFFF        # a count the host takes as a size_t, at most SSIZE_MAX
+
+
+def _granted(call, fd_index, count_index, count):
+    """The decision for a call writing count bytes to args[fd_index]."""
+    fd = s32(call.args[fd_index])
+    if fd < 0:
+        return None
+    try:
+        path = os.readlink(f"/proc/{call.tid}/fd/{fd}")
+    except OSError:
+        return None
+    quota = call.kernel.disk_quota
+    if quota is None or not path.startswith("/") or not quota.covers(path):
+        return None
+    granted = quota.grant(count)
+    if granted == count:
+        return None
+    if granted <= 0 or count_index is None:
+        return fail(errno.ENOSPC)
+    args = list(call.args)
+    args[count_index] = granted
+    return Rewrite(call.nr, args)
+
+
+def _quota_plain(fd_index, count_index):
+    def grant(call):
+        return _granted(call, fd_index, count_index, call.args[count_index] & MAX_S64)
+    return grant
+
+
+def _quota_vectored(fd_index, iov_index, cnt_index):
+    def grant(call):
+        count = min(u32(call.args[cnt_index]), UIO_MAXIOV)
+        try:
+            raw = call.read(call.args[iov_index], IOVEC.size * count) if count else b""
+        except OSError:
+            return None
+        total = sum(IOVEC.unpack_from(raw, i * IOVEC.size)[1] for i in range(count))
+        return _granted(call, fd_index, None, total)
+    return grant
+
+
+for _names, _grant in (
+        (("write", "pwrite64"), _quota_plain(0, 2)),
+        (("writev", "pwritev", "pwritev2"), _quota_vectored(0, 1, 2)),
+        (("copy_file_range", "splice"), _quota_plain(2, 4)),
+        (("sendfile",), _quota_plain(0, 3))):
+    TABLE.when("disk", *_names, why=QUOTA_WHY)(_grant)
+
+
+@TABLE.when("disk", "fallocate", why=QUOTA_WHY)
+def fallocate_quota(call):
+    if u32(call.args[1]) & FALLOC_FL_PUNCH_HOLE:
+        return None
+    return _granted(call, 0, None, call.args[3] & MAX_S64)

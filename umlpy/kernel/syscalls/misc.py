@@ -4,7 +4,8 @@ from errno import EFAULT, EPERM
 
 from ..._native._tracer import ffi, lib
 from ...abi.sysinfo import SYSINFO
-from ..decisions import Return, fail
+from ...abi.utsname import UTSNAME, utsname_field
+from ..decisions import AllowThen, Return, fail
 from .registry import TABLE
 
 FAMILY = "misc"
@@ -60,3 +61,27 @@ def sys_sysinfo(call):
     except OSError:
         return fail(EFAULT)
     return Return(0)
+
+
+# uname runs on the host; an option that names one of its fields has it
+# rewritten in the guest's buffer on the way out.  option -> utsname field
+UNAME_FIELDS = {"kernel_release": "release"}
+
+
+@TABLE.when("kernel_release", "uname", why="the release field says --kernel-release")
+def uname_fields(call):
+    return AllowThen(_patch_uname)
+
+
+def _patch_uname(call, result):
+    if result != 0:
+        return None
+    config = call.kernel.config
+    for option, field in UNAME_FIELDS.items():
+        value = getattr(config, option)
+        if value is not None:
+            try:
+                call.write(call.args[0] + UTSNAME.offset(field), utsname_field(value))
+            except OSError:
+                return -EFAULT
+    return None

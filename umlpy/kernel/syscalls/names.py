@@ -88,3 +88,16 @@ def number(name):
         return SYSCALL_NUMBERS[name]
     except KeyError:
         raise KeyError(f"no x86_64 syscall named {name!r}") from None
+
+
+def syscall_nr(name):
+    """A syscall's number from its name (or number): ValueError if x86_64
+    has no such call."""
+    if isinstance(name, int):
+        if name not in SYSCALL_NAMES:
+            raise ValueError(f"no x86_64 syscall number {name}")
+        return name
+    try:
+        return SYSCALL_NUMBERS[name]
+    except KeyError:
+        raise ValueError(f"no x86_64 syscall named {name!r}") from None

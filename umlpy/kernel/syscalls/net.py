@@ -457,3 +457,26 @@ TABLE.passthrough(
     "socketpair", "recvmsg", "recvmmsg", "shutdown",
     "setsockopt", "getsockopt",
 )
+
+
+# --net-rate: the calls that move bytes through a socket wait for the
+# sandbox's token bucket (kernel/netrate.py) when the socket is an
+# internet one.  name -> (fd argument, direction, byte count argument)
+SHAPED_CALLS = {
+    "read": (0, "in", None), "readv": (0, "in", None), "recvfrom": (0, "in", None),
+    "recvmsg": (0, "in", None), "recvmmsg": (0, "in", None),
+    "write": (0, "out", 2), "writev": (0, "out", None), "sendto": (0, "out", 2),
+    "sendmsg": (0, "out", None), "sendmmsg": (0, "out", None), "sendfile": (0, "out", 3),
+    "splice": (2, "out", 4),
+}
+
+
+def _shaped(fd_index, direction, count_index):
+    def shape(call):
+        return call.kernel.rate_limiter.decide(call, fd_index, direction, count_index)
+    return shape
+
+
+for _name, _how in SHAPED_CALLS.items():
+    TABLE.when("net_rate", _name, why="waits for the sandbox's token bucket on an "
+               "internet socket")(_shaped(*_how))

@@ -1,5 +1,5 @@
 """Processes, threads, credentials and scheduling (the process family)."""
-from errno import EPERM, ESRCH
+from errno import EAGAIN, EPERM, ESRCH
 
 from ...abi.fcntl import AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW
 from ...abi.sched import CLONE_UNTRACED, PTRACE_TRACEME
@@ -118,7 +118,7 @@ def read_argv(call, addr, limit=1 << 17):
 def exec_rewrite(call, task, plan, argv_addr, envp_addr):
     from .fs import rewrite
     kernel = call.kernel
-    kernel.vfs.pending_exe[call.tid] = plan.guest_exe
+    kernel.pending_exe[call.tid] = plan.guest_exe
     status = task.status()
     if not plan.argv_prefix:
         return rewrite(call, "execve", plan.host_path, argv_addr, envp_addr, status=status)
@@ -183,3 +183,11 @@ def sys_execveat(call):
         return exec_rewrite(call, task, plan, a[2], a[3])
     except OSError as e:
         return fail(e.errno)
+
+
+@TABLE.when("pids", "clone", "fork", "vfork", why="EAGAIN once the sandbox has that many "
+            "threads (as a cgroup's pids.max)")
+def pids_limit(call):
+    if len(call.kernel.processes.threads) >= call.kernel.limits.pids:
+        return fail(EAGAIN)
+    return None

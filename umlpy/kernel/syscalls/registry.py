@@ -95,6 +95,18 @@ class Entry:
         return self.support
 
 
+class OptionRule:
+    """A handler that a sandbox option puts in front of a call: it runs
+    only in sandboxes where the option is set (a decision takes the call,
+    None lets the table's own treatment go on)."""
+    __slots__ = ("option", "handler", "why")
+
+    def __init__(self, option, handler, why):
+        self.option = option        # a keyword of umlpy/config/options.py
+        self.handler = handler
+        self.why = why
+
+
 class DeclarationError(Exception):
     """A syscall family declared a call twice, or one that does not exist."""
 
@@ -102,6 +114,7 @@ class DeclarationError(Exception):
 class SyscallTable:
     def __init__(self):
         self.by_nr = {}
+        self.option_rules = {}      # nr -> [OptionRule]
 
     def _add(self, entry):
         if entry.nr in self.by_nr:
@@ -143,6 +156,22 @@ class SyscallTable:
                             handler=handler, guard=guard))
             return handler
         return register
+
+    def when(self, option, *names, why):
+        """Decorator: handler(call) runs at each of these calls in the
+        sandboxes whose configuration sets `option`; the call then stops
+        whatever its support level (docs/SYSCALLS.md says "with --FLAG")."""
+        def register(handler):
+            for name in names:
+                self.option_rules.setdefault(self._nr(name), []).append(
+                    OptionRule(option, handler, why))
+            return handler
+        return register
+
+    def rules_for(self, config):
+        """[(nr, handler)] of the option rules this configuration turns on."""
+        return [(nr, rule.handler) for nr, rules in sorted(self.option_rules.items())
+                for rule in rules if config.is_set(rule.option)]
 
     def entry(self, name_or_nr):
         nr = name_or_nr if isinstance(name_or_nr, int) else self._nr(name_or_nr)

@@ -16,33 +16,6 @@ from .union import UnionFS
 from .vfs import VFS
 
 
-class FsOptions:
-    def __init__(self, rootfs=None, layers=(), upper=None, binds=(), tmpfs=(), cwd=None,
-                 hostname=None):
-        self.rootfs = rootfs            # None: the host's tree, read-only
-        self.layers = list(layers)      # more tar images over rootfs
-        self.upper = upper              # persistent upper directory, or None
-        self.binds = list(binds)        # (host, guest, read_only)
-        self.tmpfs = list(tmpfs)        # guest paths
-        self.cwd = cwd
-        self.hostname = hostname
-
-
-def parse_bind(text):
-    parts = text.split(":")
-    if len(parts) == 3 and parts[2] in ("ro", "rw"):
-        host, guest, ro = parts[0], parts[1], parts[2] == "ro"
-    elif len(parts) == 2:
-        host, guest, ro = parts[0], parts[1], False
-    else:
-        raise BadInput(f"--bind {text}: expected HOST:GUEST[:ro]")
-    if not os.path.exists(host):
-        raise BadInput(f"--bind {text}: {host}: No such file or directory")
-    if not guest.startswith("/"):
-        raise BadInput(f"--bind {text}: the guest path must be absolute")
-    return os.path.realpath(host), os.path.normpath(guest), ro
-
-
 def state_root():
     """Where sandboxes keep their state: <tmp>/umlpy-<uid>, beside the
     content cache (the guest's host user must be able to pass through, to
@@ -241,7 +214,6 @@ class SandboxFS:
                             read_only=True)
 
     def close(self):
-        vfs = getattr(self, "vfs", None)
-        if vfs is not None:
-            vfs.executor.close()
+        if self.vfs is not None:
+            self.vfs.executor.close()
         remove_tree(self.state)

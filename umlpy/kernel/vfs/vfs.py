@@ -179,6 +179,8 @@ class VFS:
         self.spool_dir = None       # where produced files are written
         self.executor = IdentityExecutor()
         self.workdirs = None        # where working directories are kept (FsContext)
+        self.procfs = None          # the /proc filesystem, once build.py mounts it
+        self.own_storage = ()       # host directories of the sandbox's own storage
         self._attached = {}         # host tid -> the FsContext it was attached to
         self._frames = {}           # dir path -> frames below the root (see frames_of_path)
         self._frames_generation = None
@@ -425,7 +427,7 @@ class VFS:
         return res if res.dentry is not None else None
 
     def _magic(self, task):
-        procfs_fs = getattr(self, "procfs", None)
+        procfs_fs = self.procfs
         if procfs_fs is None:
             return None
         return lambda dentry: procfs_fs.follow_magic(self, task, dentry) \

@@ -31,7 +31,7 @@ def chmod(call, vfs, task, res, mode):
     owner_check(task, res)
     copy_up_for_change(task, res)
     result = host_result(lambda: on_host(task, res.dentry, hostops.fchmod_nofollow, mode))
-    fake = getattr(call.kernel, "fake_ownership", None)
+    fake = call.kernel.fake_ownership
     if fake is not None:
         faked = fake.chmod_result(res.dentry.attr, mode, result)
         result = result if faked is None else faked
@@ -78,7 +78,7 @@ def sys_fchmodat2(call, vfs, task):
 def chown(call, vfs, task, res, uid, gid):
     if res is None:
         return on_fd_itself(call, 1)
-    fake = getattr(call.kernel, "fake_ownership", None)
+    fake = call.kernel.fake_ownership
     guest_uid, guest_gid = id_arg(uid), id_arg(gid)
     attr = res.dentry.attr
     if fake is None and not task.creds.owns(attr) and \

@@ -102,7 +102,7 @@ def then(rewritten, on_exit):
 
 
 def present(call, attr):
-    fake = getattr(call.kernel, "fake_ownership", None)
+    fake = call.kernel.fake_ownership
     return fake.apply(attr) if fake is not None else attr
 
 

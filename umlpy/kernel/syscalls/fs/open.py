@@ -104,7 +104,7 @@ def own_fd_object(vfs, task, d):
     nobody else can change the fd table meanwhile (one thread, no process
     sharing it by CLONE_FILES): otherwise a dup2 onto N between this check
     and the host's open could make the host open a file of its own."""
-    procfs = getattr(vfs, "procfs", None)
+    procfs = vfs.procfs
     if procfs is None or d.fs is not procfs:
         return None
     parts = d.rel.split("/")
@@ -130,7 +130,7 @@ def reopenable(vfs, link):
     if not link.endswith(" (deleted)"):
         return False
     host = link[:-len(" (deleted)")]
-    roots = getattr(vfs, "own_storage", ())
+    roots = vfs.own_storage
     return any(host.startswith(r.rstrip("/") + "/") for r in roots)
 
 

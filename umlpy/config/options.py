@@ -1,0 +1,99 @@
+"""Every sandbox option, declared once: its keyword (the Python API's and
+the configuration's attribute), its command-line flags, the help line,
+and the parser that types and checks its value.  The `umlpy run` and
+`umlpy trace` parsers, their --help, the Sandbox API's keywords, the
+options page (docs/OPTIONS.md) and the syscall table's "with --FLAG"
+notes are all derived from this list."""
+from . import values as V
+
+
+class Option:
+    __slots__ = ("name", "flags", "help", "metavar", "parse", "repeat", "default")
+
+    def __init__(self, name, flags, help, metavar=None, parse=None, repeat=False,
+                 default=None):
+        self.name = name            # keyword and attribute
+        self.flags = flags          # command-line spellings; () for the API alone
+        self.help = help
+        self.metavar = metavar      # None: a flag without a value
+        self.parse = parse or (V.text if metavar else V.flag)
+        self.repeat = repeat        # the flag may be given many times: a list
+        self.default = False if default is None and metavar is None else default
+
+    @property
+    def flag(self):
+        """The name errors and notes use: the long flag, else the keyword."""
+        for f in self.flags:
+            if f.startswith("--"):
+                return f
+        return self.name
+
+    def unset(self):
+        """The value when the option is not given."""
+        return [] if self.repeat else self.default
+
+    def __repr__(self):
+        return f"<Option {self.name}>"
+
+
+OPTIONS = [
+    Option("rootfs", ["--rootfs"], "the guest's root: a host directory or an uncompressed "
+           "tar image (default: the host's tree, read-only)", "DIR|IMG.tar", V.existing_path),
+    Option("layers", ["--layer"], "another tar image stacked over --rootfs (OCI whiteouts; "
+           "repeatable)", "IMG.tar", V.existing_file, repeat=True),
+    Option("upper", ["--upper"], "keep the guest's changes in this directory (default: a "
+           "throwaway one)", "DIR", V.directory_to_keep),
+    Option("binds", ["--bind"], "show a host path at a guest path (repeatable)",
+           "HOST:GUEST[:ro]", V.bind, repeat=True),
+    Option("tmpfs", ["--tmpfs"], "an empty writable directory at a guest path (repeatable)",
+           "GUEST", V.guest_path, repeat=True),
+    Option("cwd", ["-C", "--cwd"], "guest working directory (relative: to ours on the "
+           "host's tree, to / in a --rootfs)", "DIR"),
+    Option("env", ["-e", "--env"], "set an environment variable (repeatable)", "K=V",
+           V.env_item, repeat=True),
+    Option("trace_all", ["--trace-all"], "stop every syscall and hand it to the guest kernel"),
+    Option("pid_host", ["--pid-host"], "no pid namespace: the guest sees host pids "
+           "(tracing experiments)"),
+    Option("net", ["--net"], "network: none (default: a loopback of the sandbox's own), "
+           "loopback (the host's), host, or allow=CIDR[:PORT],... (host destinations "
+           "allowed)", "MODE", V.net_policy),
+    Option("net_rate", ["--net-rate"], "shape the sandbox's network traffic to this many "
+           "bytes per second each way (token bucket)", "BYTES/s", V.rate),
+    Option("memory", ["--memory"], "memory limit of the sandbox (RLIMIT_DATA per process, "
+           "and the largest process is killed when the whole sandbox is over it)", "SIZE",
+           V.size),
+    Option("pids", ["--pids"], "at most N threads in the sandbox (clone/fork fail with "
+           "EAGAIN)", "N", V.count),
+    Option("cpu_time", ["--cpu-time"], "CPU seconds for the whole sandbox (RLIMIT_CPU per "
+           "process; every process is killed when the sandbox total reaches it)", "SECONDS",
+           V.seconds),
+    Option("disk", ["--disk"], "quota on what the guest writes into the sandbox's storage "
+           "(upper layer, tmpfs, /dev/shm): ENOSPC beyond it", "SIZE", V.size),
+    Option("nofile", ["--nofile"], "open files per process (RLIMIT_NOFILE)", "N",
+           V.file_count),
+    Option("hostname", ["--hostname"], "the guest's hostname (uname nodename)", "NAME",
+           V.hostname),
+    Option("kernel_release", ["--kernel-release"], "the kernel release uname reports "
+           "to the guest", "RELEASE", V.uname_field),
+    Option("root", ["--root"], "fake root: the guest sees uid and gid 0; chown and "
+           "chmod succeed as it sees them"),
+    Option("host_root", ["--host-root"], "when umlpy runs as root, let the guest keep host "
+           "root power (by default it is root inside and nobody outside)"),
+    Option("breaks", ["--break"], "stop in pdb inside the guest kernel when the guest makes "
+           "SYSCALL and the Python expression COND over call and args holds, e.g. "
+           "openat:'passwd' in call.path(1) (repeatable)", "SYSCALL[:COND]", V.break_point,
+           repeat=True),
+    Option("log_level", ["--log-level"], "log the guest kernel's decisions to stderr: "
+           "error, warning, info (policy, execs) or debug (every decided call, path "
+           "resolution)", "LEVEL", V.log_level),
+    # The Python API's alone: a command line has no handlers.
+    Option("hide_vdso", (), "hide the vDSO from the guest, so that clock_gettime, "
+           "gettimeofday, time, clock_getres and getcpu stop (None: when a handler is on "
+           "one of them)", "BOOL", V.optional_flag),
+    Option("errors", (), "what a handler that raises does: 'raise' ends the run and "
+           "run() raises it; 'efault' fails the call", "raise|efault",
+           V.choice("raise", "efault"), default="raise"),
+]
+
+BY_NAME = {opt.name: opt for opt in OPTIONS}
+COMMAND_LINE = [opt for opt in OPTIONS if opt.flags]

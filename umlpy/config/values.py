@@ -1,0 +1,213 @@
+"""Parsers of option values.  Each takes the option's flag (for the
+one-line error) and a value as the command line gives it (a string) or
+as the Python API may (already typed), and returns the typed value or
+raises BadInput."""
+import os
+
+from ..errors import BadInput
+
+SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+def text(flag, value):
+    return str(value)
+
+
+def flag(flag, value):
+    return bool(value)
+
+
+def size(flag, value):
+    """'512K', '64M', '2G', '1.5GiB' or a number of bytes."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        t = str(value)
+    else:
+        t = str(value).strip().lower()
+    if t.endswith("ib"):
+        t = t[:-2]
+    elif t.endswith("b") and len(t) > 1 and t[-2] in SIZE_UNITS:
+        t = t[:-1]
+    unit = t[-1:] if t[-1:] in SIZE_UNITS and not t[-1:].isdigit() else ""
+    number = t[:-1] if unit else t
+    try:
+        result = float(number) * SIZE_UNITS[unit]
+    except ValueError:
+        raise BadInput(f"{flag} {value!r}: expected a size like 512K, 64M or 2G") from None
+    if result < 1:
+        raise BadInput(f"{flag} {value!r}: must be at least 1 byte")
+    return int(result)
+
+
+def count(flag, value, low=1):
+    try:
+        result = int(value)
+    except (TypeError, ValueError):
+        raise BadInput(f"{flag} {value!r}: expected a whole number") from None
+    if result < low:
+        raise BadInput(f"{flag} {value!r}: must be at least {low}")
+    return result
+
+
+def file_count(flag, value):
+    """A descriptor limit: stdin, stdout and stderr need 3."""
+    return count(flag, value, 3)
+
+
+def seconds(flag, value):
+    """'10', '2.5s', '1m', '500ms', '1h' or a number of seconds."""
+    t = str(value).strip().lower()
+    scale = 1
+    for suffix, factor in (("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)):
+        if t.endswith(suffix):
+            t, scale = t[:-len(suffix)], factor
+            break
+    try:
+        result = float(t) * scale
+    except ValueError:
+        raise BadInput(f"{flag} {value!r}: expected seconds, like 10 or 2.5s or 1m") from None
+    if result <= 0:
+        raise BadInput(f"{flag} {value!r}: must be positive")
+    return result
+
+
+def rate(flag, value):
+    """Bytes per second: '1M', '512K/s' or a number."""
+    t = str(value).strip()
+    if t.lower().endswith("/s"):
+        t = t[:-2]
+    return size(flag, t)
+
+
+def existing_path(flag, value):
+    path = os.fspath(value)
+    if not os.path.exists(path):
+        raise BadInput(f"{flag} {path}: No such file or directory")
+    return os.path.abspath(path)
+
+
+def existing_file(flag, value):
+    path = os.fspath(value)
+    if not os.path.isfile(path):
+        raise BadInput(f"{flag} {path}: No such file")
+    return os.path.abspath(path)
+
+
+def directory_to_keep(flag, value):
+    """A directory that exists, or one umlpy may make."""
+    path = os.fspath(value)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise BadInput(f"{flag} {path}: not a directory")
+    return os.path.abspath(path)
+
+
+def bind(flag, value):
+    """'HOST:GUEST[:ro|rw]', or (host, guest[, read_only]) from the API,
+    -> (host's real path, normalized guest path, read_only)."""
+    if isinstance(value, (tuple, list)):
+        if not 2 <= len(value) <= 3:
+            raise BadInput(f"{flag} {value!r}: expected (HOST, GUEST[, read_only])")
+        host, guest = os.fspath(value[0]), os.fspath(value[1])
+        ro = bool(value[2]) if len(value) > 2 else False
+        spec = f"{host}:{guest}" + (":ro" if ro else "")
+    else:
+        spec = str(value)
+        parts = spec.split(":")
+        if len(parts) == 3 and parts[2] in ("ro", "rw"):
+            host, guest, ro = parts[0], parts[1], parts[2] == "ro"
+        elif len(parts) == 2:
+            host, guest, ro = parts[0], parts[1], False
+        else:
+            raise BadInput(f"{flag} {spec}: expected HOST:GUEST[:ro]")
+    if not os.path.exists(host):
+        raise BadInput(f"{flag} {spec}: {host}: No such file or directory")
+    if not guest.startswith("/"):
+        raise BadInput(f"{flag} {spec}: the guest path must be absolute")
+    return os.path.realpath(host), os.path.normpath(guest), ro
+
+
+def guest_path(flag, value):
+    path = os.fspath(value)
+    if not path.startswith("/"):
+        raise BadInput(f"{flag} {path}: the guest path must be absolute")
+    return os.path.normpath(path)
+
+
+def env_item(flag, value):
+    """'KEY=VALUE' -> (key, value)."""
+    if isinstance(value, tuple) and len(value) == 2:
+        return str(value[0]), str(value[1])
+    key, sep, val = str(value).partition("=")
+    if not sep or not key:
+        raise BadInput(f"{flag} {value!r}: expected KEY=VALUE")
+    return key, val
+
+
+def hostname(flag, value):
+    name = str(value)
+    if not 0 < len(name.encode()) <= 64:
+        raise BadInput(f"{flag} {name!r}: 1 to 64 bytes")
+    return name
+
+
+def uname_field(flag, value):
+    """A utsname field: at most 64 bytes, as Linux's __NEW_UTS_LEN."""
+    field = str(value)
+    if len(field.encode()) > 64 or "\0" in field:
+        raise BadInput(f"{flag} {field!r}: at most 64 bytes, no NUL")
+    return field
+
+
+def net_policy(flag, value):
+    from ..kernel.netpolicy import NetPolicy
+    return value if isinstance(value, NetPolicy) else NetPolicy.parse(value)
+
+
+def log_level(flag, value):
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    name = str(value).lower()
+    if name not in LOG_LEVELS:
+        raise BadInput(f"{flag} {value}: expected one of {', '.join(LOG_LEVELS)}")
+    return name
+
+
+class Break:
+    """A --break point: the call's number, the condition's text and code."""
+    __slots__ = ("nr", "text", "code")
+
+    def __init__(self, nr, text, code):
+        self.nr, self.text, self.code = nr, text, code
+
+
+def break_point(flag, value):
+    """'SYSCALL[:COND]' -> Break (BadInput if the name or COND is wrong)."""
+    if isinstance(value, Break):
+        return value
+    from ..kernel.syscalls.names import syscall_nr
+    name, sep, cond = str(value).partition(":")
+    name = name.strip()
+    try:
+        nr = syscall_nr(int(name) if name.isdigit() else name)
+    except ValueError as e:
+        raise BadInput(f"{flag} {value}: {e}") from None
+    code = None
+    if sep and cond.strip():
+        try:
+            code = compile(cond.strip(), "<--break condition>", "eval")
+        except SyntaxError as e:
+            raise BadInput(f"{flag} {value}: bad condition: {e.msg}") from None
+    return Break(nr, cond.strip() if sep else "", code)
+
+
+def choice(*allowed):
+    def parse(flag, value):
+        if value not in allowed:
+            raise BadInput(f"{flag} {value!r}: expected one of {', '.join(map(repr, allowed))}")
+        return value
+    return parse
+
+
+def optional_flag(flag, value):
+    """True, False, or None (umlpy decides)."""
+    return None if value is None else bool(value)

@@ -1,0 +1,56 @@
+"""A command line's words: options up to the first other word (or
+'--'), the rest the program's argv."""
+from ..errors import BadInput
+
+
+class Args:
+    """A command's parsed words: ``given`` {keyword: str, True or [str]}
+    of the options given, ``argv`` the rest; for run, ``config``."""
+
+    def __init__(self):
+        self.given = {}
+        self.argv = []
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self.given.get(name)
+
+
+def parse_words(command, options, words, show_help):
+    by_name = {n: opt for opt in options for n in opt.flags}
+    args = Args()
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word == "--":
+            i += 1
+            break
+        if word in ("-h", "--help"):
+            show_help()
+            raise SystemExit(0)
+        if not word.startswith("-") or word == "-":
+            break
+        key, eq, inline = word.partition("=") if word.startswith("--") else (word, "", "")
+        opt = by_name.get(key)
+        if opt is None:
+            raise BadInput(f"{command}: unknown option {key} (see '{command} --help')")
+        if opt.metavar is None:
+            if eq:
+                raise BadInput(f"{command}: {key} takes no value")
+            args.given[opt.name] = True
+        else:
+            if eq:
+                value = inline
+            elif i + 1 < len(words):
+                i += 1
+                value = words[i]
+            else:
+                raise BadInput(f"{command}: {key} needs a value ({opt.metavar})")
+            if opt.repeat:
+                args.given.setdefault(opt.name, []).append(value)
+            else:
+                args.given[opt.name] = value
+        i += 1
+    args.argv = words[i:]
+    return args
