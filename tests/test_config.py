@@ -130,3 +130,12 @@ def test_an_option_that_changes_a_call_works_through_both_entries():
     r = Sandbox().run(["uname", "-r"], capture=True)
     assert r.stdout.decode().strip() == os.uname().release
     assert r.stats.calls["uname"] == 0
+
+
+def test_machine_is_what_uname_and_arch_say(mode):
+    p = umlpy("run", *(["--trace-all"] if mode == "trace-all" else []), "--machine", "riscv64",
+              "--kernel-release", "6.1.0-x", "--", "sh", "-c", "uname -m; uname -r; arch")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.decode().split() == ["riscv64", "6.1.0-x", "riscv64"]
+    r = Sandbox(machine="aarch64").run(["uname", "-m"], capture=True)
+    assert r.stdout == b"aarch64\n"

@@ -75,6 +75,8 @@ OPTIONS = [
            V.hostname),
     Option("kernel_release", ["--kernel-release"], "the kernel release uname reports "
            "to the guest", "RELEASE", V.uname_field),
+    Option("machine", ["--machine"], "the machine uname reports to the guest", "NAME",
+           V.uname_field),
     Option("root", ["--root"], "fake root: the guest sees uid and gid 0; chown and "
            "chmod succeed as it sees them"),
     Option("host_root", ["--host-root"], "when umlpy runs as root, let the guest keep host "

@@ -65,10 +65,11 @@ def sys_sysinfo(call):
 
 # uname runs on the host; an option that names one of its fields has it
 # rewritten in the guest's buffer on the way out.  option -> utsname field
-UNAME_FIELDS = {"kernel_release": "release"}
+UNAME_FIELDS = {"kernel_release": "release", "machine": "machine"}
 
 
 @TABLE.when("kernel_release", "uname", why="the release field says --kernel-release")
+@TABLE.when("machine", "uname", why="the machine field says --machine")
 def uname_fields(call):
     return AllowThen(_patch_uname)
 
