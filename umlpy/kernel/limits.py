@@ -29,8 +29,8 @@ import os
 import signal
 import threading
 
+from ..abi.resource import RLIMIT_CPU, RLIMIT_DATA, RLIMIT_NOFILE
 
-RLIMIT_CPU, RLIMIT_DATA, RLIMIT_NOFILE = 0, 2, 7
 WATCH_INTERVAL = 0.02
 
 
