@@ -84,3 +84,58 @@ def test_no_import_cycle():
 
 def test_the_cycle_finder_finds_one():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def _is_number(node):
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, (int, float)) and not isinstance(node.value, bool)
+    if isinstance(node, ast.UnaryOp):
+        return _is_number(node.operand)
+    if isinstance(node, ast.BinOp):
+        return _is_number(node.left) and _is_number(node.right)
+    return False
+
+
+def numeric_constants(path):
+    """Names given a number written out (NAME = 0x100, A, B = 1, 2) in a module."""
+    found = set()
+    for node in ast.walk(ast.parse(open(path).read(), path)):
+        if not isinstance(node, ast.Assign):
+            continue
+        for target in node.targets:
+            if isinstance(target, ast.Name) and _is_number(node.value):
+                found.add(target.id)
+            elif isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple):
+                found.update(n.id for n, v in zip(target.elts, node.value.elts)
+                             if isinstance(n, ast.Name) and _is_number(v))
+    return {name for name in found if name.isupper()}
+
+
+def test_no_constant_is_written_twice():
+    """A number of Linux's ABI has one home, umlpy/abi; no two modules
+    write out the same constant."""
+    homes = {}
+    for module, path in modules().items():
+        for name in numeric_constants(path):
+            homes.setdefault(name, []).append(module)
+    assert "AT_FDCWD" in homes, "the scan found nothing"
+    twice = {name: sorted(where) for name, where in homes.items() if len(where) > 1}
+    assert twice == {}
+
+
+def test_struct_layouts_live_in_abi():
+    """Every struct umlpy reads or writes is an abi layout: no module
+    outside umlpy/abi packs bytes by a format of its own."""
+    outside = []
+    for module, path in modules().items():
+        if module.startswith("umlpy.abi"):
+            continue
+        for node in ast.walk(ast.parse(open(path).read(), path)):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module]
+            if "struct" in names:
+                outside.append(module)
+    assert outside == []

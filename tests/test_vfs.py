@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from conftest import ROOT, run_native, run_umlpy, _env
 
@@ -219,3 +220,16 @@ def test_working_directory_follows_a_renamed_ancestor(mode, tmp_path):
     subprocess.run(["rm", "-rf", str(tmp_path / "d")], check=True)
     inside = run_umlpy(["sh", "-c", script], mode, cwd=tmp_path)
     assert inside.stdout == native.stdout == b"d/z/b\nhere\n0\nd/a\n", inside.stderr
+
+
+@settings(max_examples=300, deadline=None)
+@given(rest=st.text(alphabet="umlpy-0123456789/x.", max_size=16))
+def test_the_state_path_matcher_is_the_regex_it_replaces(rest):
+    """build.StatePaths hides <tmp>/umlpy-<uid>[/...] without importing re
+    at start-up; it must match what TMP/umlpy-[0-9]+(/|$) matches."""
+    import re
+    from umlpy.kernel.vfs.build import StatePaths
+    regex = re.compile(re.escape("/tmp") + r"/umlpy-[0-9]+(/|$)")
+    for path in ("/tmp/" + rest, "/tmp/umlpy-" + rest, "/tmp/umlpy-1" + rest):
+        assert (StatePaths("/tmp/").match(path) is not None) == \
+            (regex.match(path) is not None), path

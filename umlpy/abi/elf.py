@@ -20,3 +20,13 @@ ELF64_PHDR = Layout("Elf64_Phdr", (
 ))
 
 AT_NULL, AT_IGNORE, AT_SYSINFO_EHDR = 0, 1, 33
+
+# The initial stack execve builds is 8-byte words: argc, argv[], NULL,
+# envp[], NULL, then the auxiliary vector's (type, value) pairs to AT_NULL.
+STACK_WORD = Layout("stack word", (("value", "Q"),))
+
+
+def stack_words(data):
+    """The whole 8-byte words of data, as unsigned numbers."""
+    n = len(data) // STACK_WORD.size
+    return [STACK_WORD.unpack_from(data, i * STACK_WORD.size)[0] for i in range(n)]

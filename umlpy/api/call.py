@@ -9,9 +9,11 @@ guest kernel's own rewrites fill the slot from its start.
 """
 import errno as _errno
 import os
-import struct
 
 from ..abi import s32
+from ..abi.fcntl import (AT_FDCWD, F_ADD_SEALS, OPEN_HOW, F_SEAL_GROW, F_SEAL_SEAL, F_SEAL_SHRINK,
+                         F_SEAL_WRITE, O_ACCMODE, O_CLOEXEC, O_CREAT, O_TRUNC)
+from ..abi.mman import MFD_ALLOW_SEALING, MFD_CLOEXEC
 from ..kernel.decisions import ALLOW, Return, Rewrite
 from ..kernel.syscalls.names import prototype, syscall_nr
 
@@ -21,11 +23,6 @@ nr_of = syscall_nr
 
 USER_AREA = 16 * 1024
 
-AT_FDCWD = -100
-O_ACCMODE, O_CLOEXEC, O_CREAT, O_TRUNC = 0o3, 0o2000000, 0o100, 0o1000
-MFD_CLOEXEC, MFD_ALLOW_SEALING = 1, 2
-F_ADD_SEALS = 1033
-F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE = 1, 2, 4, 8
 
 
 def user_area_writer(kernel, call):
@@ -273,7 +270,7 @@ class Call:
         if name == "creat":
             return O_CREAT | os.O_WRONLY | O_TRUNC
         if name == "openat2":
-            return struct.unpack("<Q", self.read(a[2], 8))[0]
+            return OPEN_HOW.get(self.read(a[2], OPEN_HOW.field_size("flags")), "flags")
         return os.O_RDONLY
 
     def __repr__(self):

@@ -16,9 +16,10 @@ handlers on them see them.
 """
 import errno as _errno
 import os
-import struct
 import sys
 
+from ..abi import MASK64
+from ..abi.elf import AT_IGNORE, AT_NULL, AT_SYSINFO_EHDR, STACK_WORD, stack_words
 from ..kernel.decisions import ALLOW, AllowThen, Return, Rewrite
 from .call import Call, user_area_writer
 
@@ -29,7 +30,6 @@ __all__ = ["make_front", "install_front", "kernel_decision", "hide_vdso", "wrap_
 # one of them only sees calls if the guest does not use the vDSO.
 VDSO_CALLS = frozenset({"clock_gettime", "clock_getres", "gettimeofday", "time", "getcpu"})
 
-AT_NULL, AT_IGNORE, AT_SYSINFO_EHDR = 0, 1, 33
 
 
 class Abort(BaseException):
@@ -70,7 +70,7 @@ def _changed(kernel, raw, nr, args):
             elif isinstance(a, (bytes, bytearray)):
                 args[i] = w.add(bytes(a))
         kernel.scratch_commit(raw, w)
-    args = tuple(int(a) & 0xFFFFFFFFFFFFFFFF for a in args)
+    args = tuple(int(a) & MASK64 for a in args)
     raw.nr, raw.args = nr, args
     raw.entry = kernel.table.by_nr.get(nr)
     decision = kernel_decision(kernel, raw)
@@ -219,7 +219,7 @@ def hide_vdso(kernel):
             stack = tracer.read_mem(tid, sp, 64 * 1024)     # fewer at the stack's top
         except OSError:
             return              # the process is gone
-        words = struct.unpack(f"<{len(stack) // 8}Q", stack[:len(stack) // 8 * 8])
+        words = stack_words(stack)
         if not words:
             return
         i = words[0] + 2                        # past argc, argv[] and its NULL
@@ -228,7 +228,7 @@ def hide_vdso(kernel):
         i += 1
         while i + 1 < len(words) and words[i] != AT_NULL:
             if words[i] == AT_SYSINFO_EHDR:
-                tracer.write_mem(tid, sp + 8 * i, struct.pack("<Q", AT_IGNORE))
+                tracer.write_mem(tid, sp + STACK_WORD.size * i, STACK_WORD.pack(AT_IGNORE))
                 return
             i += 2
     wrap_method(kernel, "_fs_exec", patch_auxv)

@@ -12,6 +12,7 @@ The ``logging`` module is imported only when logging is installed.
 import os
 import sys
 
+from ..abi.fcntl import AT_FDCWD
 from ..errors import BadInput
 from ..kernel.decisions import ALLOW, AllowThen, Deferred, Install, Return, Rewrite
 from ..kernel.syscalls.names import SYSCALL_NAMES
@@ -19,7 +20,6 @@ from .handlers import wrap_method
 
 __all__ = ["LEVELS", "level_of", "install_logging", "format_call", "format_decision"]
 
-AT_FDCWD = -100
 
 LEVELS = ("critical", "error", "warning", "info", "debug")
 

@@ -6,6 +6,9 @@ import sys
 import threading
 
 from .. import tracer as T
+from ..abi.resource import OVERFLOW_GID, OVERFLOW_UID, RLIMIT_CORE
+from ..abi.sched import CLONE_VM
+from ..abi.signal import SIGKILL
 from ..config import Config
 from ..errors import BadInput, CommandNotExecutable, CommandNotFound, UmlpyError
 from .decisions import ALLOW, AllowThen, Return, Rewrite, SyscallCall
@@ -19,11 +22,8 @@ from .syscalls import TABLE
 from .syscalls.names import SYSCALL_NUMBERS
 from .sysview import SystemView
 
-RLIMIT_CORE = 4
 
 
-SIGKILL = 9     # the signal module would pull in enum at start-up
-NOBODY = NOGROUP = 65534
 SPIN_NS = 50_000
 MAX_NOTIFY_SERVERS = 4     # notify.py: one per CPU, up to this many
 
@@ -35,7 +35,6 @@ def exit_status_of(wait_status):
     return os.WEXITSTATUS(wait_status)
 
 
-CLONE_VM = 0x100
 
 
 class GuestKernel:
@@ -161,8 +160,8 @@ class GuestKernel:
             if self._drops_root():
                 # Root inside, nobody outside: a jail's root has no host power.
                 flags |= T.NEWUSER
-                ids.update(uid_inside=0, gid_inside=0, uid_outside=NOBODY,
-                           gid_outside=NOGROUP, switch_ids=True)
+                ids.update(uid_inside=0, gid_inside=0, uid_outside=OVERFLOW_UID,
+                           gid_outside=OVERFLOW_GID, switch_ids=True)
         else:
             if self.config.root:
                 flags |= T.NEWUSER

@@ -26,10 +26,10 @@ delegation is not used yet, so the limits hold for any user, on any host):
                  fails with ENOSPC, like a full filesystem.
 """
 import os
-import signal
 import threading
 
 from ..abi.resource import RLIMIT_CPU, RLIMIT_DATA, RLIMIT_NOFILE
+from ..abi.signal import SIGKILL
 
 WATCH_INTERVAL = 0.02
 
@@ -168,7 +168,7 @@ class Watchdog:
 
 def _kill(pid):
     try:
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, SIGKILL)
     except OSError:
         pass
 

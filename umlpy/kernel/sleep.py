@@ -6,8 +6,9 @@ instruction with the call's registers, so it makes the call again and the
 guest kernel decides it afresh."""
 from ..abi.time import pack_timespec
 from .decisions import AllowThen, Rewrite
+from .syscalls.names import SYSCALL_NUMBERS
 
-NANOSLEEP = 35
+NANOSLEEP = SYSCALL_NUMBERS["nanosleep"]
 SYSCALL_INSN = 2            # the length of x86_64's `syscall` instruction
 
 

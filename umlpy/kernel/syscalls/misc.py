@@ -6,6 +6,7 @@ from ..._native._tracer import ffi, lib
 from ...abi.sysinfo import SYSINFO
 from ...abi.utsname import UTSNAME, utsname_field
 from ..decisions import AllowThen, Return, fail
+from .names import SYSCALL_NUMBERS
 from .registry import TABLE
 
 FAMILY = "misc"
@@ -45,7 +46,7 @@ TABLE.unsupported(
 )
 
 
-SYS_SYSINFO = 99
+SYS_SYSINFO = SYSCALL_NUMBERS["sysinfo"]
 
 
 @TABLE.emulated(FAMILY, "sysinfo", "the sandbox's uptime and threads; with --memory, its "

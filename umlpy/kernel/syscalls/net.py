@@ -29,11 +29,12 @@ from ..vfs.hostops import thread_fd
 from ..vfs.creds import W_OK
 from ..vfs.union import IN_UPPER, UnionFS
 from .fs import checks_on_host, create_here, vfs_call
+from .names import SYSCALL_NUMBERS
 from .registry import TABLE, Guard
 
 FAMILY = "net"
 
-SENDMSG = 46
+SENDMSG = SYSCALL_NUMBERS["sendmsg"]
 
 
 def unix_path(raw):

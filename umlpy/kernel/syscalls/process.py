@@ -5,6 +5,7 @@ from ...abi.fcntl import AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW
 from ...abi.sched import CLONE_UNTRACED, PTRACE_TRACEME
 from ...abi.seccomp import SECCOMP_FILTER_FLAG_NEW_LISTENER
 from ..decisions import ALLOW, Rewrite, fail
+from .names import SYSCALL_NUMBERS
 from .registry import TABLE, Guard
 
 FAMILY = "process"
@@ -96,7 +97,7 @@ def sys_clone(call):
 
 # ---- execve: the program is a guest path ---------------------------------
 
-EXECVE = 59
+EXECVE = SYSCALL_NUMBERS["execve"]
 
 
 def read_argv(call, addr, limit=1 << 17):

@@ -9,10 +9,10 @@ import errno
 import os
 import stat as _stat
 
+from ...abi.dirent import DT_DIR, DT_LNK, DT_REG
 from ...abi.fcntl import O_PATH
 from . import hostops
 
-DT_UNKNOWN, DT_DIR, DT_REG, DT_LNK = 0, 4, 8, 10
 
 
 class Dentry:
@@ -114,7 +114,7 @@ class HostTreeFS(FileSystem):
         self.idmap = idmap
         self.read_only = not writable
         self.hidden = frozenset(os.path.realpath(h) for h in hidden)
-        self.hidden_pattern = None      # a regex: host paths it matches are not shown
+        self.hidden_pattern = None      # host paths it matches are not shown (build.StatePaths)
         self.hidden_pattern_dir = None  # ... all of them in this directory
         self._hides = {}                # rel -> whether it holds hidden names
         if fstype:

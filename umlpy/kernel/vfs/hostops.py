@@ -10,6 +10,7 @@ from ...abi.fcntl import AT_EACCESS, AT_FDCWD, AT_SYMLINK_NOFOLLOW, O_PATH, \
 from ...abi.sched import KCMP_FILES
 from ...abi.stat import STATFS
 from ...abi.time import TIMESPEC
+from ..syscalls.names import SYSCALL_NUMBERS
 
 SAFE = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS
 
@@ -60,7 +61,7 @@ def thread_fd(tid, tgid, fd):
         os.close(pidfd)
 
 
-SYS_KCMP = 312
+SYS_KCMP = SYSCALL_NUMBERS["kcmp"]
 
 
 def same_fd_table(pid1, pid2):
@@ -122,8 +123,8 @@ def lstat_beneath(root_fd, rel):
 # parent directory fd, on one component that is never followed if it is a
 # symlink: nothing the guest swaps in can send the operation elsewhere.
 
-SYS_FCHMODAT2 = 452
-SYS_UTIMENSAT = 280
+SYS_FCHMODAT2 = SYSCALL_NUMBERS["fchmodat2"]
+SYS_UTIMENSAT = SYSCALL_NUMBERS["utimensat"]
 
 
 def syscall(nr, *args):
@@ -195,7 +196,7 @@ def lremovexattr(name, attr):
     os.removexattr(name, attr, follow_symlinks=False)
 
 
-SYS_INOTIFY_ADD_WATCH = 254
+SYS_INOTIFY_ADD_WATCH = SYSCALL_NUMBERS["inotify_add_watch"]
 
 
 def inotify_add_watch(name, inotify_fd, mask):
@@ -203,7 +204,7 @@ def inotify_add_watch(name, inotify_fd, mask):
     return syscall(SYS_INOTIFY_ADD_WATCH, inotify_fd, os.fsencode(name), mask)
 
 
-SYS_FACCESSAT2 = 439
+SYS_FACCESSAT2 = SYSCALL_NUMBERS["faccessat2"]
 
 
 def access_nofollow(dirfd, name, mode, eaccess):
@@ -211,7 +212,7 @@ def access_nofollow(dirfd, name, mode, eaccess):
     syscall(SYS_FACCESSAT2, dirfd, os.fsencode(name), mode, flags)
 
 
-SYS_FSTATFS = 138
+SYS_FSTATFS = SYSCALL_NUMBERS["fstatfs"]
 
 
 def fstatfs_bytes(fd):

@@ -13,9 +13,10 @@ import errno
 
 from ...abi import MASK64
 from ...abi.mman import MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PAGE_SIZE, PROT_READ
+from ..syscalls.names import SYSCALL_NUMBERS
 
-SYS_MMAP = 9
-SYS_MSEAL = 462
+SYS_MMAP = SYSCALL_NUMBERS["mmap"]
+SYS_MSEAL = SYSCALL_NUMBERS["mseal"]
 SLOT_SIZE = 64 * 1024
 SLOTS = 64
 REGION = SLOT_SIZE * SLOTS
