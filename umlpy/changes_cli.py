@@ -1,8 +1,9 @@
 """`umlpy diff`, `umlpy commit` and `umlpy discard`: what a sandbox's upper
 layer changed, applied to a host directory, or dropped.
 
-Each command parses its own few options (no argparse: start-up time) and
-answers bad usage with one line on stderr and status 2."""
+Their options are declared as umlpy run's are (config.Option; --upper,
+--rootfs and --layer are run's own), parsed by the same word parser, and
+bad usage gets one line on stderr and status 2."""
 import os
 import sys
 
@@ -12,84 +13,59 @@ DIFF_USAGE = "umlpy diff --upper DIR [--rootfs DIR|IMG.tar] [--layer IMG.tar]...
 COMMIT_USAGE = "umlpy commit --upper DIR [--to DIR] [--rootfs DIR] [--dry-run] [--keep]"
 DISCARD_USAGE = "umlpy discard --upper DIR"
 
-DIFF_HELP = f"""usage: {DIFF_USAGE}
-
-List what the upper layer changes over the lower: one line per path,
-'A' added, 'M' modified, 'D' deleted.
-
-options:
-  --upper DIR              the sandbox's upper (copy-on-write) directory
-  --rootfs DIR|IMG.tar     the lower layer (default: /)
-  --layer IMG.tar          a tar image stacked over --rootfs IMG.tar (repeatable)
-  --json                   print a JSON list of {{kind, path, type}}
-  -h, --help               show this help and exit
-"""
-
-COMMIT_HELP = f"""usage: {COMMIT_USAGE}
-
-Apply the upper layer's changes to a host directory, print them, and empty
-the upper directory.  Symlinks are copied, never followed.
-
-options:
-  --upper DIR              the sandbox's upper (copy-on-write) directory
-  --to DIR                 the directory to write (default: --rootfs; the
-                           host's / only when given as --to /)
-  --rootfs DIR             the lower directory (default: /)
-  --dry-run                print the changes, apply nothing
-  --keep                   do not empty the upper directory afterwards
-  -h, --help               show this help and exit
-"""
-
-DISCARD_HELP = f"""usage: {DISCARD_USAGE}
-
-Drop every change of the sandbox: empty its upper directory.
-
-options:
-  --upper DIR              the sandbox's upper (copy-on-write) directory
-  -h, --help               show this help and exit
-"""
-
-VALUE, FLAG, REPEAT = "value", "flag", "repeat"
+ABOUT = {
+    "diff": "List what the upper layer changes over the lower: one line per path,\n"
+            "'A' added, 'M' modified, 'D' deleted.",
+    "commit": "Apply the upper layer's changes to a host directory, print them, and empty\n"
+              "the upper directory.  Symlinks are copied, never followed.",
+    "discard": "Drop every change of the sandbox: empty its upper directory.",
+}
 
 
-def _parse(command, argv, options, help_text):
-    """{dest: value} for options {"--name": VALUE|FLAG|REPEAT}; None after --help."""
-    initial = {VALUE: None, FLAG: False}
-    values = {name[2:].replace("-", "_"): [] if kind == REPEAT else initial[kind]
-              for name, kind in options.items()}
-    i = 0
-    while i < len(argv):
-        word = argv[i]
-        if word in ("-h", "--help"):
-            sys.stdout.write(help_text)
-            return None
-        key, eq, inline = word.partition("=") if word.startswith("--") else (word, "", "")
-        kind = options.get(key)
-        if kind is None:
-            if word.startswith("-"):
-                raise BadInput(f"unknown option {key} (see 'umlpy {command} --help')")
-            raise BadInput(f"unexpected argument {word!r} (usage: {_usage(command)})")
-        dest = key[2:].replace("-", "_")
-        if kind == FLAG:
-            if eq:
-                raise BadInput(f"{key} takes no value")
-            values[dest] = True
-        else:
-            if eq:
-                value = inline
-            elif i + 1 < len(argv):
-                i += 1
-                value = argv[i]
-            else:
-                raise BadInput(f"{key} needs a value")
-            if kind == REPEAT:
-                values[dest].append(value)
-            else:
-                values[dest] = value
-        i += 1
-    if values.get("upper") is None:
+def _options(command):
+    """The command's options: --upper, --rootfs and --layer are umlpy
+    run's (one declaration), with what each does here."""
+    from .config import BY_NAME, Option
+
+    def like(name, help):
+        opt = BY_NAME[name]
+        return Option(opt.name, opt.flags, help, opt.metavar, repeat=opt.repeat)
+    upper = like("upper", "the sandbox's upper (copy-on-write) directory")
+    if command == "discard":
+        return [upper]
+    if command == "diff":
+        return [upper, like("rootfs", "the lower layer (default: /)"),
+                like("layers", "a tar image stacked over --rootfs IMG.tar (repeatable)"),
+                Option("json", ["--json"], "print a JSON list of {kind, path, type}")]
+    return [upper,
+            Option("to", ["--to"], "the directory to write (default: --rootfs; the host's / "
+                   "only when given as --to /)", "DIR"),
+            like("rootfs", "the lower directory (default: /)"),
+            Option("dry_run", ["--dry-run"], "print the changes, apply nothing"),
+            Option("keep", ["--keep"], "do not empty the upper directory afterwards")]
+
+
+def help_text(command):
+    from .config.render import help_lines
+    lines = [f"usage: {_usage(command)}", "", ABOUT[command], "", "options:"]
+    lines += help_lines(_options(command))
+    lines.append(f"  {'-h, --help':24s} show this help and exit")
+    return "\n".join(lines) + "\n"
+
+
+def _parse(command, argv):
+    """The given options (config.words.Args); None after --help."""
+    from .config.words import parse_words
+    try:
+        args = parse_words(f"umlpy {command}", _options(command), argv,
+                           lambda: sys.stdout.write(help_text(command)))
+    except SystemExit:
+        return None
+    if args.argv:
+        raise BadInput(f"unexpected argument {args.argv[0]!r} (usage: {_usage(command)})")
+    if args.upper is None:
         raise BadInput(f"--upper DIR is required (usage: {_usage(command)})")
-    return values
+    return args
 
 
 def _usage(command):
@@ -104,7 +80,8 @@ def _run(command, body, argv):
     try:
         return body(argv)
     except UmlpyError as e:
-        print(f"umlpy {command}: {e}", file=sys.stderr)
+        msg = str(e)
+        print(msg if msg.startswith("umlpy") else f"umlpy {command}: {msg}", file=sys.stderr)
         return e.exit_status
     except OSError as e:
         where = f"{e.filename}: " if e.filename else ""
@@ -160,30 +137,28 @@ def _print_changes(changes, as_json=False):
 
 
 def _diff(argv):
-    opts = _parse("diff", argv, {"--upper": VALUE, "--rootfs": VALUE, "--layer": REPEAT,
-                                 "--json": FLAG}, DIFF_HELP)
+    opts = _parse("diff", argv)
     if opts is None:
         return 0
     from .kernel.vfs import changes
 
-    _check_upper(opts["upper"])
-    lower = open_lower(opts["rootfs"], opts["layer"])
-    _print_changes(changes.diff(opts["upper"], lower), opts["json"])
+    _check_upper(opts.upper)
+    lower = open_lower(opts.rootfs, opts.layers or [])
+    _print_changes(changes.diff(opts.upper, lower), bool(opts.json))
     return 0
 
 
 def _commit(argv):
-    opts = _parse("commit", argv, {"--upper": VALUE, "--to": VALUE, "--rootfs": VALUE,
-                                   "--dry-run": FLAG, "--keep": FLAG}, COMMIT_HELP)
+    opts = _parse("commit", argv)
     if opts is None:
         return 0
     from .kernel.vfs import changes
 
-    _check_upper(opts["upper"])
-    rootfs = opts["rootfs"]
+    _check_upper(opts.upper)
+    rootfs = opts.rootfs
     if rootfs is not None and not os.path.isdir(rootfs):
         raise BadInput(f"--rootfs {rootfs}: not a directory (commit writes into a directory)")
-    target = opts["to"]
+    target = opts.to
     if target is None:
         target = rootfs if rootfs is not None else "/"
         if os.path.realpath(target) == "/":
@@ -192,20 +167,20 @@ def _commit(argv):
         what = "not a directory" if os.path.lexists(target) else "No such file or directory"
         raise BadInput(f"--to {target}: {what}")
     lower = changes.HostDirLower(rootfs) if rootfs is not None else None
-    applied = changes.commit(opts["upper"], target, lower=lower, dry_run=opts["dry_run"],
-                             keep=opts["keep"])
+    applied = changes.commit(opts.upper, target, lower=lower, dry_run=bool(opts.dry_run),
+                             keep=bool(opts.keep))
     _print_changes(applied)
     return 0
 
 
 def _discard(argv):
-    opts = _parse("discard", argv, {"--upper": VALUE}, DISCARD_HELP)
+    opts = _parse("discard", argv)
     if opts is None:
         return 0
     from .kernel.vfs import changes
 
-    _check_upper(opts["upper"])
-    dropped = changes.discard(opts["upper"])
+    _check_upper(opts.upper)
+    dropped = changes.discard(opts.upper)
     print(f"dropped {dropped} {'entry' if dropped == 1 else 'entries'}")
     return 0
 

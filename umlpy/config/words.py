@@ -18,6 +18,8 @@ class Args:
 
 
 def parse_words(command, options, words, show_help):
+    """Options up to the first other word or '--' -> Args.  command names
+    the command in errors; show_help() prints its --help."""
     by_name = {n: opt for opt in options for n in opt.flags}
     args = Args()
     i = 0
@@ -35,22 +37,29 @@ def parse_words(command, options, words, show_help):
         opt = by_name.get(key)
         if opt is None:
             raise BadInput(f"{command}: unknown option {key} (see '{command} --help')")
-        if opt.metavar is None:
-            if eq:
-                raise BadInput(f"{command}: {key} takes no value")
-            args.given[opt.name] = True
-        else:
-            if eq:
-                value = inline
-            elif i + 1 < len(words):
-                i += 1
-                value = words[i]
-            else:
-                raise BadInput(f"{command}: {key} needs a value ({opt.metavar})")
-            if opt.repeat:
-                args.given.setdefault(opt.name, []).append(value)
-            else:
-                args.given[opt.name] = value
+        i = take(command, args, opt, key, eq, inline, words, i)
         i += 1
     args.argv = words[i:]
     return args
+
+
+def take(command, args, opt, key, eq, inline, words, i):
+    """Store option opt, spelt words[i] (key, and =inline if eq), in args;
+    returns the index of the last word it used (its value may be the next)."""
+    if opt.metavar is None:
+        if eq:
+            raise BadInput(f"{command}: {key} takes no value")
+        args.given[opt.name] = True
+        return i
+    if eq:
+        value = inline
+    elif i + 1 < len(words):
+        i += 1
+        value = words[i]
+    else:
+        raise BadInput(f"{command}: {key} needs a value ({opt.metavar})")
+    if opt.repeat:
+        args.given.setdefault(opt.name, []).append(value)
+    else:
+        args.given[opt.name] = value
+    return i

@@ -101,7 +101,7 @@ def help_text():
 
 def parse(words):
     """(TraceOptions, sandbox Args) from the words after 'trace'."""
-    from ..config.words import Args
+    from ..config.words import Args, take
     topts = TraceOptions()
     run_args = Args()
     sandbox = _sandbox_options()
@@ -159,17 +159,7 @@ def parse(words):
             elif key in OWN_VALUES:
                 setattr(topts, OWN_VALUES[key], value_of(key, inline, eq))
             elif key in sandbox:
-                opt = sandbox[key]
-                if opt.metavar is None:
-                    if eq:
-                        raise BadInput(f"umlpy trace: {key} takes no value")
-                    run_args.given[opt.name] = True
-                else:
-                    value = value_of(key, inline, eq)
-                    if opt.repeat:
-                        run_args.given.setdefault(opt.name, []).append(value)
-                    else:
-                        run_args.given[opt.name] = value
+                i = take("umlpy trace", run_args, sandbox[key], key, eq, inline, words, i)
             else:
                 raise BadInput(f"umlpy trace: unknown option {key} (see 'umlpy trace --help')")
             i += 1
