@@ -91,11 +91,12 @@ class Tracer:
     def spawn(self, path, argv, env, bpf, cwd=None, root=None, clone_flags=0,
               uid_inside=-1, gid_inside=-1, uid_outside=-1, gid_outside=-1,
               switch_ids=False, hostname=None, mount_proc=False,
-              new_pgrp=False, tty_fd=-1, rlimits=(), notify=False):
+              new_pgrp=False, tty_fd=-1, rlimits=(), notify=False, preserve_fds=0):
         """Start argv under this tracer; returns (host pid, status fd).
         notify: the filter sends some calls to a user-notification
         listener, whose copy is left in self.listener (None if the child
-        failed before it had one)."""
+        failed before it had one).  preserve_fds: our fds 3..3+N-1 reach
+        the guest; every other one above 2 is closed at its exec."""
         keep = []
 
         def cstr(s):
@@ -133,6 +134,7 @@ class Tracer:
             opts.rlimit_resource[i] = resource
             opts.rlimit_value[i] = value
         opts.notify = 1 if notify else 0
+        opts.preserve_fds = preserve_fds
         listener = ffi.new("int *", -1)
         pid = lib.umlpy_spawn_notified(self._t, cstr(path), c_argv, c_env, opts,
                                        bpf, len(bpf) // 8, status_fd, listener)

@@ -1159,6 +1159,40 @@ def test_locks_on_host_files(kit, arena, user):
     a.check(extra=extra)
 
 
+def _with_inherited_marker(a, arena):
+    """Run a with stdin and fd 3 open (read-only) on the host's marker, as
+    `umlpy run ... < marker 3< marker` would."""
+    a.argv = ["sh", "-c", 'exec "$@" 3< "$0"', str(arena.marker), *a.argv]
+    with open(arena.marker, "rb") as stdin:
+        return a.run(stdin=stdin)
+
+
+@pytest.mark.parametrize("root", ["host", "image"])
+@pytest.mark.parametrize("user", USERS)
+def test_inherited_descriptors(kit, arena, user, root):
+    """umlpy's caller holds stdin and fd 3 open on the host's marker (in an
+    image, no guest object): fd 3 must not reach the guest (fds above 2 are
+    closed before it runs), and fchmod, fchown, futimens, the AT_EMPTY_PATH
+    calls, fsetxattr, inode-flag ioctls and the /proc/self/fd/0 paths on
+    stdin must not change the host's file; reading stdin works."""
+    a = _with_inherited_marker(Attack(kit, arena, "inherited-fds", user, root), arena)
+    extra = [] if "note read stdin: the marker's content" in a.stdout else \
+        ["the guest could not read its stdin"]
+    a.check(extra=extra)
+
+
+@pytest.mark.parametrize("user", USERS)
+def test_preserved_descriptors(kit, arena, user):
+    """--preserve-fds 1 keeps fd 3 (the caller means it), in an image where
+    it is no guest object: metadata changes through it and through stdin
+    are still refused."""
+    a = _with_inherited_marker(Attack(kit, arena, "inherited-fds", user, "image",
+                                      options=["--preserve-fds", "1"],
+                                      env={"ESC_PRESERVE": "1"}), arena)
+    extra = [] if "note preserved fd 3 is open" in a.stdout else ["fd 3 was not preserved"]
+    a.check(extra=extra)
+
+
 # ================================================================== IPC
 
 class SysV:

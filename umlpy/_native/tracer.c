@@ -31,6 +31,7 @@
 #include <sys/user.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <linux/close_range.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 
@@ -355,6 +356,23 @@ static int exec_search(const char *file, char **argv, char **envp)
     return best;
 }
 
+/* Our caller's descriptors from `from` up must not reach the guest: under
+ * --rootfs they are no guest objects, and they are the caller's, not the
+ * sandbox's.  Marked close-on-exec rather than closed: our own pipes to the
+ * parent (already close-on-exec) keep working until the exec, and the
+ * listener's number, the lowest free one, stays what we report. */
+static void keep_only_caller_fds(int from)
+{
+    if (syscall(SYS_close_range, (unsigned)from, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+        return;
+    /* before Linux 5.11: every number the descriptor limit allows */
+    struct rlimit rl;
+    long top = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+        ? (long)rl.rlim_cur : 1L << 20;
+    for (long fd = from; fd < top; fd++)
+        fcntl((int)fd, F_SETFD, FD_CLOEXEC);
+}
+
 static void child_main(int sync_fd, int report_fd, const char *path,
                        char **argv, char **envp,
                        const struct umlpy_spawn_opts *o,
@@ -427,6 +445,8 @@ static void child_main(int sync_fd, int report_fd, const char *path,
     }
     if (cwd && chdir(cwd) < 0)
         child_fail(report_fd, UMLPY_SETUP_CHDIR, errno);
+
+    keep_only_caller_fds(3 + (o->preserve_fds > 0 ? o->preserve_fds : 0));
 
     for (int i = 0; i < o->nrlimits && i < 6; i++) {
         struct rlimit rl = {o->rlimit_value[i], o->rlimit_value[i]};

@@ -94,6 +94,8 @@ struct umlpy_spawn_opts {
     int rlimit_resource[6];
     unsigned long long rlimit_value[6];
     int notify;              /* the filter has a user-notification listener */
+    int preserve_fds;        /* the caller's fds 3..3+N-1 reach the guest; every
+                              * other fd above 2 is closed at its exec */
 };
 
 struct umlpy_tracer;

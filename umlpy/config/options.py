@@ -71,6 +71,9 @@ OPTIONS = [
            "(upper layer, tmpfs, /dev/shm): ENOSPC beyond it", "SIZE", V.size),
     Option("nofile", ["--nofile"], "open files per process (RLIMIT_NOFILE)", "N",
            V.file_count),
+    Option("preserve_fds", ["--preserve-fds"], "pass the caller's descriptors 3 to 3+N-1 "
+           "to the guest, as runc does (by default every descriptor above 2 is closed); "
+           "their host files' metadata stays unchangeable", "N", V.fd_count, default=0),
     Option("hostname", ["--hostname"], "the guest's hostname (uname nodename)", "NAME",
            V.hostname),
     Option("kernel_release", ["--kernel-release"], "the kernel release uname reports "

@@ -49,6 +49,11 @@ def count(flag, value, low=1):
     return result
 
 
+def fd_count(flag, value):
+    """A number of descriptors, 0 or more."""
+    return count(flag, value, 0)
+
+
 def file_count(flag, value):
     """A descriptor limit: stdin, stdout and stderr need 3."""
     return count(flag, value, 3)

@@ -256,7 +256,8 @@ class GuestKernel:
             argv[0], argv, env, self.seccomp_filter(policy), cwd="/", root=None,
             hostname=self.config.hostname, **ids, mount_proc=self.pid_namespace,
             new_pgrp=self.pid_namespace, tty_fd=tty_fd,
-            rlimits=self._rlimits(), notify=bool(self._notified))
+            rlimits=self._rlimits(), notify=bool(self._notified),
+            preserve_fds=self.config.preserve_fds)
         if self.tracer.listener is not None:
             self._listener_at = (pid, self.tracer.listener, ids)
         self._argv0 = argv[0]

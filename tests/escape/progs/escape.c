@@ -2662,6 +2662,83 @@ static void t_self_exe(void)
 
 /* ----------------------------------------------------------------- main */
 
+/* Descriptors umlpy's caller holds: stdin on the host's marker, and fd 3
+ * on it too (the test passes it to umlpy).  Fds above 2 must be closed
+ * before the guest runs, unless --preserve-fds N keeps 3..3+N-1
+ * (ESC_PRESERVE=N); whatever is inherited, a change of the host file's
+ * metadata through it must not reach the host (the test compares the
+ * arena).  Reading it is what the caller meant: allowed. */
+static void t_inherited_fds(void)
+{
+    int keep = atoi(env("ESC_PRESERVE"));
+    for (int fd = 3; fd < 3 + 16; fd++) {
+        int is_open = fcntl(fd, F_GETFD) >= 0;
+        if (is_open && fd >= 3 + keep)
+            ESCAPE("fd %d of umlpy's caller is open in the guest", fd);
+        if (is_open && fd < 3 + keep)
+            printf("note preserved fd %d is open\n", fd);
+    }
+    char buf[256];
+    ssize_t n = read(0, buf, sizeof buf - 1);
+    if (n > 0) {
+        buf[n] = 0;
+        printf("note read stdin: %s\n", strstr(buf, SECRET) ? "the marker's content" : "other");
+    } else {
+        note("read stdin", n);
+    }
+    int fds[2] = {0, 3};
+    for (int i = 0; i < 2; i++) {
+        int fd = fds[i];
+        char w[96], p[64];
+        if (fcntl(fd, F_GETFD) < 0)
+            continue;
+        struct timespec ts[2] = {{1, 0}, {1, 0}};
+        snprintf(w, sizeof w, "fchmod(fd %d, 0600)", fd);
+        note(w, fchmod(fd, 0600));
+        snprintf(w, sizeof w, "fchmodat2(fd %d, \"\", AT_EMPTY_PATH)", fd);
+        note(w, syscall(452, fd, "", 0640, AT_EMPTY_PATH));
+        snprintf(w, sizeof w, "fchown(fd %d) to its own ids", fd);
+        note(w, fchown(fd, getuid(), getgid()));
+        snprintf(w, sizeof w, "fchownat(fd %d, \"\", AT_EMPTY_PATH)", fd);
+        note(w, fchownat(fd, "", getuid(), getgid(), AT_EMPTY_PATH));
+        snprintf(w, sizeof w, "futimens(fd %d, 1970)", fd);
+        note(w, futimens(fd, ts));
+        snprintf(w, sizeof w, "futimens(fd %d, now)", fd);
+        note(w, futimens(fd, NULL));
+        snprintf(w, sizeof w, "utimensat(fd %d, \"\", AT_EMPTY_PATH)", fd);
+        note(w, utimensat(fd, "", ts, AT_EMPTY_PATH));
+        snprintf(w, sizeof w, "fsetxattr(fd %d, user.escape)", fd);
+        note(w, fsetxattr(fd, "user.escape", "x", 1, 0));
+        snprintf(w, sizeof w, "fremovexattr(fd %d)", fd);
+        note(w, fremovexattr(fd, "user.nonexistent"));
+        int flags = 0;
+        if (ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0) {
+            flags |= FS_NODUMP_FL;
+            snprintf(w, sizeof w, "FS_IOC_SETFLAGS(fd %d, nodump)", fd);
+            note(w, ioctl(fd, FS_IOC_SETFLAGS, &flags));
+        }
+        struct fsxattr fx;
+        if (ioctl(fd, FS_IOC_FSGETXATTR, &fx) == 0) {
+            fx.fsx_xflags |= FS_XFLAG_NODUMP;
+            snprintf(w, sizeof w, "FS_IOC_FSSETXATTR(fd %d)", fd);
+            note(w, ioctl(fd, FS_IOC_FSSETXATTR, &fx));
+        }
+        snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+        snprintf(w, sizeof w, "chmod(%s)", p);
+        note(w, chmod(p, 0600));
+        snprintf(w, sizeof w, "utimes(%s)", p);
+        note(w, utimes(p, NULL));
+        snprintf(w, sizeof w, "chown(%s)", p);
+        note(w, chown(p, getuid(), getgid()));
+        snprintf(w, sizeof w, "setxattr(%s)", p);
+        note(w, setxattr(p, "user.escape", "x", 1, 0));
+        snprintf(w, sizeof w, "flock(fd %d, LOCK_SH)", fd);
+        note(w, flock(fd, LOCK_SH | LOCK_NB));
+        snprintf(w, sizeof w, "F_SETLEASE(fd %d)", fd);
+        note(w, fcntl(fd, F_SETLEASE, F_RDLCK));
+    }
+}
+
 struct technique { const char *name; void (*fn)(void); };
 
 static void t_noop(void) {}
@@ -2689,7 +2766,8 @@ static const struct technique techniques[] = {
     {"scratch-race", t_scratch_race}, {"stale-lower-fd", t_stale_lower_fd},
     {"scratch-exhaust", t_scratch_exhaust},
     {"scratch-rlimit", t_scratch_rlimit}, {"upper-setuid", t_upper_setuid}, {"whoami", t_whoami},
-    {"dev-shm", t_dev_shm}, {"noop", t_noop},
+    {"dev-shm", t_dev_shm}, {"inherited-fds", t_inherited_fds},
+    {"noop", t_noop},
 };
 
 int main(int argc, char **argv)

@@ -16,9 +16,9 @@ from ...abi.ioctl import FS_IOC32_SETFLAGS, FS_IOC32_SETVERSION, FS_IOC_FSSETXAT
     FS_IOC_SETFLAGS, FS_IOC_SETVERSION, TIOCLINUX, TIOCSTI
 from ...abi.uio import IOVEC, UIO_MAXIOV
 from ..decisions import ALLOW, Return, Rewrite, fail
-from ..vfs.fs import HostTreeFS
 from ..vfs.hostops import getdents64, thread_fd
-from .fs import change_xattr, chmod, chown, vfs_call, write_stat
+from .fs import change_xattr, chmod, chown, foreign_host_file, host_path_is_ours, refuse_foreign, \
+    vfs_call, write_stat
 from .registry import TABLE, Guard
 
 FAMILY = "fd"
@@ -60,7 +60,7 @@ def sys_ioctl(call, vfs, task):
     if cmd == TIOCLINUX:
         return fail(errno.EPERM)
     fd = call.fd(0)
-    if not host_object_of_the_hosts(vfs, task, fd):
+    if not host_object_of_the_hosts(vfs, task, fd) and not foreign_host_file(vfs, task.tid, fd):
         return ALLOW
     return fail(errno.EPERM)    # a host (lower) object: as to a non-owner
 
@@ -74,9 +74,14 @@ LOCKS = (F_SETLK, F_SETLKW, F_OFD_SETLK, F_OFD_SETLKW)
 @vfs_call
 def sys_fcntl(call, vfs, task):
     fd = call.fd(0)
-    if not host_object_of_the_hosts(vfs, task, fd):
-        return ALLOW
     cmd = call.uint(1)
+    if not host_object_of_the_hosts(vfs, task, fd):
+        # A lease on a file umlpy's caller handed over would delay the
+        # host's opens of it; its locks are real (they change nothing, and
+        # end with the sandbox).
+        if cmd == F_SETLEASE and foreign_host_file(vfs, task.tid, fd):
+            return fail(errno.EACCES)
+        return ALLOW
     if cmd == F_SETLEASE:
         return fail(errno.EACCES)       # as for a file one does not own
     # A lock on a read-only host object holds among the guest's own
@@ -145,15 +150,7 @@ def host_object_of_the_hosts(vfs, task, fd):
 
 
 def host_object_is_ours(vfs, tid, fd):
-    host = vfs.fd_host_path(tid, fd)
-    if host is None or not host.startswith("/"):
-        return False
-    if host.endswith(" (deleted)"):
-        host = host[:-len(" (deleted)")]
-    roots = list(vfs.own_storage)
-    roots += [m.fs.root_path for m in vfs.mounts
-              if isinstance(m.fs, HostTreeFS) and not m.read_only and m is not vfs.mounts.root]
-    return any(host == r or host.startswith(r.rstrip("/") + "/") for r in roots)
+    return host_path_is_ours(vfs, vfs.fd_host_path(tid, fd))
 
 
 @TABLE.emulated(FAMILY, "fchmod", "a lower object is copied up and changed there")
@@ -161,7 +158,7 @@ def host_object_is_ours(vfs, tid, fd):
 def sys_fchmod(call, vfs, task):
     res = lower_object(vfs, task, call.fd(0))
     if res is None:
-        return ALLOW
+        return refuse_foreign(call, vfs, task, call.fd(0)) or ALLOW
     return chmod(call, vfs, task, res, call.args[1] & 0o7777)
 
 
@@ -170,7 +167,7 @@ def sys_fchmod(call, vfs, task):
 def sys_fchown(call, vfs, task):
     res = lower_object(vfs, task, call.fd(0))
     if res is None:
-        return ALLOW
+        return refuse_foreign(call, vfs, task, call.fd(0)) or ALLOW
     return chown(call, vfs, task, res, call.args[1], call.args[2])
 
 
@@ -180,7 +177,7 @@ def sys_fsetxattr(call, vfs, task):
     a = call.args
     res = lower_object(vfs, task, call.fd(0))
     if res is None:
-        return ALLOW
+        return refuse_foreign(call, vfs, task, call.fd(0)) or ALLOW
     return change_xattr(call, task, res, a[1], a[2], a[3], call.int(4))
 
 
@@ -190,7 +187,7 @@ def sys_fremovexattr(call, vfs, task):
     a = call.args
     res = lower_object(vfs, task, call.fd(0))
     if res is None:
-        return ALLOW
+        return refuse_foreign(call, vfs, task, call.fd(0)) or ALLOW
     return change_xattr(call, task, res, a[1], remove=True)
 
 

@@ -15,7 +15,7 @@ from ...vfs import hostops
 from ...vfs.union import IN_UPPER, UnionFS
 from ..registry import TABLE
 from .common import FAMILY, checks_on_host, copy_up_for_change, done, lookup_at, lookup_existing, on_fd_itself, \
-    on_host, path_arg, vfs_call
+    on_host, path_arg, refuse_foreign, vfs_call
 
 
 def owner_check(task, res):
@@ -26,8 +26,9 @@ def owner_check(task, res):
 
 
 def chmod(call, vfs, task, res, mode):
+    """res None: fd 0 (AT_EMPTY_PATH) is no guest filesystem object."""
     if res is None:
-        return on_fd_itself(call, 1)
+        return refuse_foreign(call, vfs, task, call.fd(0)) or on_fd_itself(call, 1)
     owner_check(task, res)
     copy_up_for_change(task, res)
     result = host_result(lambda: on_host(task, res.dentry, hostops.fchmod_nofollow, mode))
@@ -77,7 +78,7 @@ def sys_fchmodat2(call, vfs, task):
 
 def chown(call, vfs, task, res, uid, gid):
     if res is None:
-        return on_fd_itself(call, 1)
+        return refuse_foreign(call, vfs, task, call.fd(0)) or on_fd_itself(call, 1)
     fake = call.kernel.fake_ownership
     guest_uid, guest_gid = id_arg(uid), id_arg(gid)
     attr = res.dentry.attr
@@ -143,11 +144,11 @@ def sys_utimensat(call, vfs, task):
     if a[1] == 0:
         res = vfs.resolve_fd(task, call.fd(0)) if call.fd(0) != AT_FDCWD else None
         if res is None:
-                return ALLOW
+            return refuse_foreign(call, vfs, task, call.fd(0)) or ALLOW
     else:
         res = lookup_at(call, vfs, task, call.fd(0), 1, flags, not flags & AT_SYMLINK_NOFOLLOW)
         if res is None:
-            return on_fd_itself(call, 1)
+            return refuse_foreign(call, vfs, task, call.fd(0)) or on_fd_itself(call, 1)
     times = call.read(a[2], 2 * TIMESPEC.size) if a[2] else None
     return set_times(task, res, times)
 

@@ -14,6 +14,7 @@ from ....abi.fcntl import AT_EMPTY_PATH, AT_FDCWD, R_OK, X_OK
 from ....abi.resource import PATH_MAX
 from ...decisions import AllowThen, Rewrite, Return, fail
 from ...vfs import hostops
+from ...vfs.fs import HostTreeFS
 from ...vfs.union import IN_UPPER, UnionFS
 from ..names import SYSCALL_NUMBERS as NR
 from ..registry import TABLE
@@ -82,6 +83,43 @@ def on_fd_itself(call, path_index):
         args[path_index] = w.string("")
         call.kernel.scratch_commit(call, w)
     return Rewrite(call.nr, args)
+
+
+def host_path_is_ours(vfs, host):
+    """Whether a host path (an fd's link text) lies in the sandbox's own
+    storage or a writable bind: changing its object changes only what the
+    guest was given to change."""
+    if host is None or not host.startswith("/"):
+        return False
+    if host.endswith(" (deleted)"):
+        host = host[:-len(" (deleted)")]
+    roots = list(vfs.own_storage)
+    roots += [m.fs.root_path for m in vfs.mounts
+              if isinstance(m.fs, HostTreeFS) and not m.read_only and m is not vfs.mounts.root]
+    return any(host == r or host.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+def foreign_host_file(vfs, tid, fd):
+    """Whether fd, which is no guest filesystem object (vfs.resolve_fd gave
+    None), is nonetheless a host file: one umlpy's caller handed over
+    (stdin, stdout, stderr, --preserve-fds) that no guest path reaches, or
+    a host file deleted behind the guest's back.  Not a pipe, a socket, an
+    anonymous inode, a memfd ("/memfd:NAME (deleted)") or a file of the
+    sandbox's own storage.  Its data is the guest's to read or write as the
+    descriptor allows; its metadata (mode, owner, times, xattrs, inode
+    flags) is not the sandbox's to change."""
+    host = vfs.fd_host_path(tid, fd)
+    if host is None or not host.startswith("/") or host.startswith("/memfd:"):
+        return False
+    return not host_path_is_ours(vfs, host)
+
+
+def refuse_foreign(call, vfs, task, fd):
+    """fail(EPERM) for a metadata change through a foreign host file (as
+    Linux answers a process that does not own it), else None."""
+    if foreign_host_file(vfs, task.tid, fd):
+        return fail(errno.EPERM)
+    return None
 
 
 def stat_of_copy(call, task, fd, buf):
