@@ -487,18 +487,35 @@ def test_discard_of_a_very_deep_tree(layers):
     assert os.listdir(upper) == []
 
 
-def test_too_deep_upper_is_a_clear_error(layers):
-    _lower, upper = layers
+def test_a_very_deep_upper_is_compared_and_applied_with_few_fds(layers, tmp_path):
+    """Deeper than Python's recursion limit (issue 12): the scan holds one
+    directory fd, the commit's chains a few per 64 levels."""
+    lower, upper = layers
+    depth = 1500
     fd = os.open(upper, os.O_RDONLY)
-    for _ in range(changes.MAX_DEPTH + 2):
+    for _ in range(depth):
         os.mkdir("d", dir_fd=fd)
         new = os.open("d", os.O_RDONLY, dir_fd=fd)
         os.close(fd)
         fd = new
+    os.close(os.open("f", os.O_CREAT | os.O_WRONLY, dir_fd=fd))
     os.close(fd)
-    with pytest.raises(changes.LayerError, match="deeper than"):
-        changes.diff(upper, HostDirLower(layers[0]))
-    changes.discard(upper)
+    fds = len(os.listdir("/proc/self/fd"))
+    got = changes.diff(upper, HostDirLower(lower))
+    assert len(got) == depth + 1 and got[-1].path == "/d" * depth + "/f"
+    target = tmp_path / "deep-target"
+    target.mkdir()
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (fds + 200, hard))
+    try:
+        changes.commit(upper, target, lower=HostDirLower(lower))
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert len(os.listdir("/proc/self/fd")) == fds
+    assert os.listdir(upper) == []
+    assert changes.diff(upper, HostDirLower(lower)) == []
+    assert changes.discard(target) == depth + 1
 
 
 def test_discard_refuses_the_host_root():

@@ -16,14 +16,17 @@ import os
 import stat
 
 from ...errors import BadInput, UmlpyError
+from .tmpdirs import empty_dir, open_dir_to_empty
 
 WH = ".wh."
 OPAQUE = ".wh..wh..opq"
 
-# Deeper upper trees are refused: the walk holds one fd per level.
-MAX_DEPTH = 256
-# Removal moves deeper directories up instead, so it works at any depth.
-_MAX_OPEN_WHILE_REMOVING = 32
+# Every walk here is iterative and holds a bounded number of fds, so an
+# upper tree of any depth is compared, applied and removed (issue 12): the
+# scan keeps one directory fd, a _DirChain at most _CHAIN_RECENT plus one
+# per _CHAIN_EVERY levels.
+_CHAIN_RECENT = 16
+_CHAIN_EVERY = 64
 _CHUNK = 1 << 20
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -156,11 +159,18 @@ class HostDirLower(LowerView):
     def _is_real_dir(self, relpath):
         # Every component must itself be a directory, not a symlink to
         # one: the guest's path never went through the lower's symlinks.
+        # Iterative: the nearest known ancestor, then down from it.
         known = self._real_dirs.get(relpath)
-        if known is None:
-            parent = relpath.rpartition("/")[0]
-            known = self._is_real_dir(parent) and self._lstat_is_dir(relpath)
-            self._real_dirs[relpath] = known
+        if known is not None:
+            return known
+        unknown = []
+        while known is None:
+            unknown.append(relpath)
+            relpath = relpath.rpartition("/")[0]
+            known = self._real_dirs.get(relpath)
+        for path in reversed(unknown):
+            known = known and self._lstat_is_dir(path)
+            self._real_dirs[path] = known
         return known
 
     def _lstat_is_dir(self, relpath):
@@ -248,22 +258,52 @@ def _scan(upper_fd, lower):
     """[(Change, upper lstat or None for deletions)], sorted."""
     found = []
     root = lower.lookup("")
-    _scan_dir(upper_fd, "", lower, root is not None and root.kind == stat.S_IFDIR,
-              False, found, 0)
+    root_is_dir = root is not None and root.kind == stat.S_IFDIR
+    # Depth first, iterative, with one directory fd: a child is opened
+    # from its parent's fd, and the parent again through the child's
+    # "..", which must be the directory it was (the upper layer must not
+    # change under the scan).
+    fd = os.dup(upper_fd)
+    stack = [(os.fstat(fd), iter(_scan_dir(fd, "", lower, root_is_dir, False, found)))]
+    try:
+        while stack:
+            here, subdirs = stack[-1]
+            step = next(subdirs, None)
+            if step is not None:
+                name, rel, compare_inside, hidden = step
+                try:
+                    child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                except OSError as e:
+                    raise LayerError(f"{_guest(rel)}: {e.strerror}") from None
+                os.close(fd)
+                fd = child
+                st = os.fstat(fd)
+                stack.append((st, iter(_scan_dir(fd, rel, lower, compare_inside, hidden,
+                                                 found))))
+                continue
+            stack.pop()
+            if stack:
+                parent = os.open("..", _DIR_FLAGS, dir_fd=fd)
+                os.close(fd)
+                fd = parent
+                if not os.path.samestat(os.fstat(fd), stack[-1][0]):
+                    raise LayerError("the upper layer changed during the scan")
+    finally:
+        os.close(fd)
     found.sort(key=lambda f: _path_key(f[0].path))
     return found
 
 
-def _scan_dir(dir_fd, rel, lower, lower_is_dir, hidden, found, depth):
-    """Compare the upper directory at rel (open as dir_fd) with the lower.
+def _scan_dir(dir_fd, rel, lower, lower_is_dir, hidden, found):
+    """Compare the upper directory at rel (open as dir_fd) with the lower,
+    adding to found; returns its subdirectories to scan, as
+    [(name, rel, lower_is_dir, hidden)].
 
     lower_is_dir: the lower has a directory at rel to compare with.
     hidden: an ancestor is opaque, so none of the lower shows here either:
     the merged view of this directory is the upper one alone."""
-    if depth > MAX_DEPTH:
-        raise LayerError(f"{_guest(rel)}: the upper layer is nested deeper than "
-                         f"{MAX_DEPTH} directories; not supported")
     where = rel
+    subdirs = []
     try:
         entries = {}
         whiteouts = []
@@ -295,10 +335,11 @@ def _scan_dir(dir_fd, rel, lower, lower_is_dir, hidden, found, depth):
             where = child = _join(rel, name)
             le = lower.lookup(child) if lower_is_dir else None
             is_dir = stat.S_ISDIR(st.st_mode)
+            compare_inside = False
             if le is None:
-                kind, compare_inside = "added", False
+                kind = "added"
             elif le.kind != stat.S_IFMT(st.st_mode):
-                kind, compare_inside = "modified", False
+                kind = "modified"
             elif is_dir:
                 differs = stat.S_IMODE(st.st_mode) != stat.S_IMODE(le.mode)
                 kind, compare_inside = ("modified" if differs else None), True
@@ -307,14 +348,10 @@ def _scan_dir(dir_fd, rel, lower, lower_is_dir, hidden, found, depth):
             if kind is not None:
                 found.append((Change(kind, _guest(child), type_name(st.st_mode)), st))
             if is_dir:
-                fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
-                try:
-                    _scan_dir(fd, child, lower, compare_inside, hidden or opaque, found,
-                              depth + 1)
-                finally:
-                    os.close(fd)
+                subdirs.append((name, child, compare_inside, hidden or opaque))
     except OSError as e:
         raise LayerError(f"{_guest(where)}: {e.strerror}") from None
+    return subdirs
 
 
 def _differs(dir_fd, name, st, le, lower):
@@ -387,13 +424,16 @@ def commit(upper_dir, target_dir, lower=None, dry_run=False, keep=False):
 
 class _DirChain:
     """Directory fds along one path below a root, reused between
-    neighbouring paths; a symlink on the way is an error, never followed."""
+    neighbouring paths; a symlink on the way is an error, never followed.
+    Only the last _CHAIN_RECENT levels and one in _CHAIN_EVERY keep their
+    fd open: a level whose fd was closed is opened again from the nearest
+    one kept above it."""
 
     def __init__(self, root_fd, label):
         self.root_fd = root_fd
         self.label = label
         self.names = []
-        self.fds = []
+        self.fds = []             # per level: an fd, or None if closed
 
     def parent_of(self, rel):
         """(fd of rel's parent directory, rel's last name)."""
@@ -403,18 +443,46 @@ class _DirChain:
             keep += 1
         self._truncate(keep)
         for d in dirs[keep:]:
-            parent = self.fds[-1] if self.fds else self.root_fd
-            try:
-                fd = os.open(d, _DIR_FLAGS, dir_fd=parent)
-            except OSError as e:
-                here = _guest("/".join(self.names + [d]))
-                if e.errno in (errno.ELOOP, errno.ENOTDIR):
-                    raise LayerError(f"{here} is a symlink or not a directory in the "
-                                     f"{self.label}; not followed") from None
-                raise LayerError(f"{here} in the {self.label}: {e.strerror}") from None
-            self.fds.append(fd)
+            parent = self._fd(len(self.fds) - 1)
+            self.fds.append(self._open(parent, d, self.names))
             self.names.append(d)
-        return (self.fds[-1] if self.fds else self.root_fd), name
+            self._thin()
+        return self._fd(len(self.fds) - 1), name
+
+    def _open(self, parent, d, above):
+        try:
+            return os.open(d, _DIR_FLAGS, dir_fd=parent)
+        except OSError as e:
+            here = _guest("/".join(above + [d]))
+            if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise LayerError(f"{here} is a symlink or not a directory in the "
+                                 f"{self.label}; not followed") from None
+            raise LayerError(f"{here} in the {self.label}: {e.strerror}") from None
+
+    def _fd(self, level):
+        """The fd of level (-1: the root), opened again if it was closed."""
+        if level < 0:
+            return self.root_fd
+        if self.fds[level] is None:
+            start = level
+            while start >= 0 and self.fds[start] is None:
+                start -= 1
+            fd = self.fds[start] if start >= 0 else self.root_fd
+            for i in range(start + 1, level + 1):
+                try:
+                    nxt = self._open(fd, self.names[i], self.names[:i])
+                finally:
+                    if i - 1 > start:        # an fd of our own on the way
+                        os.close(fd)
+                fd = nxt
+            self.fds[level] = fd
+        return self.fds[level]
+
+    def _thin(self):
+        old = len(self.fds) - _CHAIN_RECENT - 1
+        if old >= 0 and self.fds[old] is not None and old % _CHAIN_EVERY != _CHAIN_EVERY - 1:
+            os.close(self.fds[old])
+            self.fds[old] = None
 
     def forget(self, rel):
         """rel was removed or replaced: drop fds that pass through it."""
@@ -424,7 +492,9 @@ class _DirChain:
 
     def _truncate(self, n):
         while len(self.fds) > n:
-            os.close(self.fds.pop())
+            fd = self.fds.pop()
+            if fd is not None:
+                os.close(fd)
             self.names.pop()
 
     def close(self):
@@ -635,7 +705,7 @@ def discard(upper_dir):
         raise BadInput("refusing to discard everything under /")
     fd = _open_layer_dir(upper_dir, "--upper")
     try:
-        return _empty_dir(fd)
+        return empty_dir(fd)
     except OSError as e:
         raise LayerError(f"{upper_dir}: {e.strerror}") from None
     finally:
@@ -647,79 +717,13 @@ def _remove(dir_fd, name, st):
     if not stat.S_ISDIR(st.st_mode):
         os.unlink(name, dir_fd=dir_fd)
         return 1
-    fd = _open_dir_to_empty(dir_fd, name)
+    fd = open_dir_to_empty(dir_fd, name)
     try:
-        count = _empty_dir(fd)
+        count = empty_dir(fd)
     finally:
         os.close(fd)
     os.rmdir(name, dir_fd=dir_fd)
     return count + 1
-
-
-def _empty_dir(top_fd):
-    """Remove everything inside top_fd; how many objects.  Depth-first
-    with one fd per level; directories found deeper than the fd budget are
-    moved up into top_fd and emptied from there."""
-    count = 0
-    moved_up = 0
-    rescan_top = False
-    stack = [(top_fd, None, iter(_listing(top_fd)))]
-    try:
-        while stack:
-            fd, dir_name, entries = stack[-1]
-            descended = False
-            for name, is_dir in entries:
-                if not is_dir:
-                    os.unlink(name, dir_fd=fd)
-                    count += 1
-                elif len(stack) >= _MAX_OPEN_WHILE_REMOVING:
-                    moved_up += 1
-                    while _lstat_or_none(top_fd, f".umlpy-rm.{moved_up}") is not None:
-                        moved_up += 1
-                    os.rename(name, f".umlpy-rm.{moved_up}", src_dir_fd=fd, dst_dir_fd=top_fd)
-                    rescan_top = True
-                else:
-                    child = _open_dir_to_empty(fd, name)
-                    stack.append((child, name, iter(_listing(child))))
-                    descended = True
-                    break
-            if descended:
-                continue
-            stack.pop()
-            if stack:
-                os.close(fd)
-                os.rmdir(dir_name, dir_fd=stack[-1][0])
-                count += 1
-            elif rescan_top:
-                rescan_top = False
-                stack.append((top_fd, None, iter(_listing(top_fd))))
-    finally:
-        for fd, _dir_name, _entries in stack[1:]:
-            os.close(fd)
-    return count
-
-
-def _listing(fd):
-    with os.scandir(fd) as it:
-        return [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
-
-
-def _open_dir_to_empty(parent_fd, name):
-    """Open a directory to remove its contents, making it readable and
-    writable first if the guest took that away (it is ours to delete)."""
-    try:
-        fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
-    except PermissionError:
-        path_fd = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                          dir_fd=parent_fd)
-        try:
-            os.chmod(f"/proc/self/fd/{path_fd}", 0o700)
-            fd = os.open(".", _DIR_FLAGS, dir_fd=path_fd)
-        finally:
-            os.close(path_fd)
-    if os.fstat(fd).st_mode & 0o300 != 0o300:
-        os.fchmod(fd, 0o700)
-    return fd
 
 
 def _open_layer_dir(path, what):

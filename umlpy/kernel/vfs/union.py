@@ -333,15 +333,27 @@ class UnionFS(FileSystem):
             os.close(fd)
 
     def copy_up_tree(self, dentry, parents):
-        """Copy a whole directory up (a rename moves all of it)."""
+        """Copy a whole directory up (a rename moves all of it).  Iterative
+        (a lower tree may be deeper than Python's recursion limit): each
+        directory copied up is made opaque after its children."""
         self.copy_up(dentry, parents)
-        if not dentry.attr.is_dir() or not dentry.flags & LOWER_OPEN:
-            return
-        for name, _t, _ino in self.listdir(dentry):
-            child = self.lookup(dentry, name)
-            if child is not None and not child.flags & IN_UPPER:
-                self.copy_up_tree(child, parents + [dentry])
-        self.make_opaque(dentry.rel)
+        stack = [(dentry, None)]
+        while stack:
+            d, children = stack.pop()
+            if children is None:
+                if not d.attr.is_dir() or not d.flags & LOWER_OPEN:
+                    continue
+                children = iter(self.listdir(d))
+            for name, _t, _ino in children:
+                child = self.lookup(d, name)
+                if child is not None and not child.flags & IN_UPPER:
+                    # its parents are all upper now: d is the only one to name
+                    self.copy_up(child, [d])
+                    stack.append((d, children))
+                    stack.append((child, None))
+                    break
+            else:
+                self.make_opaque(d.rel)
 
     def rename(self, old_parent, old, new_parent, new_name, new, parents_old,
                parents_new, flags):
