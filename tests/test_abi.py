@@ -13,13 +13,13 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from umlpy.abi import MASK64, s32, s64, u32
-from umlpy.abi import capability, dirent, elf, fcntl, ioctl, mman, resource, sched, seccomp, \
+from umlpy.abi import aio, capability, dirent, elf, fcntl, ioctl, mman, resource, sched, seccomp, \
     signal, socket, stat, sysinfo, time, uio, utsname
 from umlpy.abi.layout import Layout
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NATIVE = os.path.join(HERE, "..", "umlpy", "_native")
-MODULES = (dirent, elf, fcntl, ioctl, mman, resource, sched, seccomp, signal, socket, stat,
+MODULES = (aio, dirent, elf, fcntl, ioctl, mman, resource, sched, seccomp, signal, socket, stat,
            sysinfo, time, uio, utsname)
 # abi names whose glibc value is not the kernel's: SIGRTMIN (34: glibc
 # keeps two for itself), MAXSYMLINKS (sys/param.h's 20, not the kernel's
@@ -28,7 +28,9 @@ MODULES = (dirent, elf, fcntl, ioctl, mman, resource, sched, seccomp, signal, so
 # headers in test_kernel_only_values
 NOT_THE_HEADERS = {"SIGRTMIN", "MAXSYMLINKS", "O_LARGEFILE", "__O_TMPFILE"}
 # enum members the headers define without a macro of the same name
-ENUMS = ["KCMP_FILE", "KCMP_VM", "KCMP_FILES", "PTRACE_TRACEME"]
+ENUMS = ["KCMP_FILE", "KCMP_VM", "KCMP_FILES", "PTRACE_TRACEME", "IOCB_CMD_PREAD", "IOCB_CMD_PWRITE",
+         "IOCB_CMD_FSYNC", "IOCB_CMD_FDSYNC", "IOCB_CMD_POLL", "IOCB_CMD_NOOP",
+         "IOCB_CMD_PREADV", "IOCB_CMD_PWRITEV"]
 
 HEADERS = """
 #define _GNU_SOURCE
@@ -58,6 +60,7 @@ HEADERS = """
 #include <sys/vfs.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
+#include <linux/aio_abi.h>
 #include <linux/audit.h>
 #include <linux/capability.h>
 #include <linux/falloc.h>
@@ -134,6 +137,7 @@ STRUCTS = [
     (resource.RLIMIT, "struct rlimit", {}),
     (elf.ELF64_EHDR, "Elf64_Ehdr", {}),
     (elf.ELF64_PHDR, "Elf64_Phdr", {}),
+    (aio.IOCB, "struct iocb", {}),
 ]
 # layouts that cover only the head of a bigger C struct (the dirents: up to
 # d_name, where the name starts)

@@ -18,8 +18,7 @@ MARKDOWN = [Option("markdown", ["--markdown"], "print it as a Markdown page")]
 COMMANDS = {
     "run": ("[OPTIONS] -- PROG [ARGS]",
             "Run PROG in a throwaway sandbox and exit with its status "
-            "(128+N if signal N killed it).  Resource limits are enforced by the "
-            "guest kernel and rlimits, for any user (cgroups are not used).", COMMAND_LINE),
+            "(128+N if signal N killed it).", COMMAND_LINE),
     "syscalls": ("[--markdown]", "Print how each x86_64 syscall is handled.", MARKDOWN),
     "options": ("[--markdown]", "Print the sandbox options (of run, trace and the "
                 "Python API's Sandbox).", MARKDOWN),
@@ -45,6 +44,9 @@ commands:
 def command_help(name):
     from .config.render import help_lines
     usage, description, options = COMMANDS[name]
+    if name == "run":
+        from .kernel.cgroups import in_force_text
+        description += "  " + in_force_text()
     lines = [f"usage: umlpy {name} {usage}", "", description, "", "options:"]
     lines += help_lines(options)
     lines.append(f"  {'-h, --help':24s} show this help and exit")

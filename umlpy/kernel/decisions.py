@@ -56,6 +56,24 @@ class AllowThen:
         self.rewrite = rewrite
 
 
+def then(decision, on_exit):
+    """decision, and on_exit(call, result) once the host has run the call
+    (before any on_exit the decision has; a Return runs nothing and has
+    no exit)."""
+    if decision is ALLOW:
+        return AllowThen(on_exit)
+    if isinstance(decision, Rewrite):
+        return AllowThen(on_exit, rewrite=decision)
+    if isinstance(decision, AllowThen):
+        inner = decision.on_exit
+
+        def both(call, result):
+            on_exit(call, result)
+            return inner(call, result)
+        return AllowThen(both, rewrite=decision.rewrite)
+    return decision
+
+
 class Install:
     """For a call the guest kernel made itself (a notified open): the host
     fd it opened becomes the caller's, and the call returns its number.

@@ -79,12 +79,14 @@ class GuestKernel:
         self.limits = Limits.from_config(config)
         self.system = SystemView(self, self.limits.memory if self.limits is not None else None)
         self.watchdog = None
+        self.cgroup = None              # the sandbox's own cgroup (cgroups.py), where the host has one
         self.disk_quota = None          # --disk: a DiskQuota, once the storage exists
         self.rate_limiter = None        # --net-rate: its token buckets
         if config.net_rate is not None:
             from .netrate import RateLimiter
             self.rate_limiter = RateLimiter(config.net_rate)
         self.pending_exe = {}           # tid -> guest path of the program its execve runs
+        self.first_ids = None           # identity() of the first process, once spawned
         self.fake_ownership = None      # --root: the ownership the guest has set
         if config.root:
             from .fakeroot import FakeOwnership
@@ -231,7 +233,7 @@ class GuestKernel:
         env = dict(os.environ if env is None else env)
         self._root = root
         self.system.start()
-        ids = self.identity()
+        ids = self.first_ids = self.identity()
         if cwd is not None:
             self.config = self.config.replace(cwd=cwd)
         if self.fs is None:
@@ -241,6 +243,7 @@ class GuestKernel:
         if limits is not None and limits.disk is not None:
             from .limits import DiskQuota
             self.disk_quota = DiskQuota(limits.disk, self.fs.own_storage())
+            self.fs.union.reserve_space = self.disk_quota.reserve
         self._notified = self._notified_calls()
         policy = self.policy()
         for nr, rule in enumerate(policy):
@@ -264,6 +267,7 @@ class GuestKernel:
         self.tty_handed = tty_fd >= 0
         T.Tracer.harden_self()
         self.processes.spawned(pid)
+        self._join_cgroup(pid)
         self._attach_proc(pid)
         if self.pid_namespace:
             self.init_host_pid = pid
@@ -393,6 +397,27 @@ class GuestKernel:
             out += self.limits.rlimits()
         return out
 
+    def _join_cgroup(self, pid):
+        """Put the first process in the sandbox's own cgroup, where the host
+        offers one, before it runs guest code (it waits at its execve)."""
+        limits = self.limits
+        if limits is None or not (limits.memory or limits.pids or limits.cpu_time):
+            return
+        from . import cgroups
+        parents = cgroups.available()
+        if not parents:
+            return
+        try:
+            self.cgroup = cgroups.SandboxCgroup(f"umlpy-{os.getpid()}-{pid}", limits, parents)
+            self.cgroup.add(pid)
+        except OSError as e:
+            # the guest kernel's own enforcement still holds
+            sys.stderr.write(f"umlpy: no cgroup for the sandbox ({e.strerror}); its limits "
+                             "are the guest kernel's alone\n")
+            if self.cgroup is not None:
+                self.cgroup.close()
+            self.cgroup = None
+
     # the loop -----------------------------------------------------------
     def run(self):
         """Serve the guest until every guest process is gone; returns the
@@ -418,6 +443,12 @@ class GuestKernel:
                 self.watchdog.stop()
                 if self.watchdog.reason:
                     sys.stderr.write(f"umlpy: {self.watchdog.reason}\n")
+            if self.cgroup is not None:
+                if self.cgroup.oom_kills() and (self.watchdog is None or
+                                                not self.watchdog.reason):
+                    sys.stderr.write(f"umlpy: memory limit of {self.limits.memory} bytes "
+                                     "reached: the kernel killed a guest process\n")
+                self.cgroup.close()
             self.tracer.restore_signals()
             if self.fs is not None:
                 self.fs.close()

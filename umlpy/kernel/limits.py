@@ -25,7 +25,9 @@ delegation is not used yet, so the limits hold for any user, on any host):
                  write that does not fit is shortened to what fits, then
                  fails with ENOSPC, like a full filesystem.
 """
+import errno
 import os
+import stat as _stat
 import threading
 
 from ..abi.resource import RLIMIT_CPU, RLIMIT_DATA, RLIMIT_NOFILE
@@ -67,12 +69,21 @@ class Limits:
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def _cpu_seconds(tid):
-    """utime + stime of a whole process (its threads included)."""
-    with open(f"/proc/{tid}/stat", "rb") as f:
+def _cpu_seconds(stat_path):
+    """utime + stime of a whole process (its threads included), and
+    cutime + cstime: what its children it waited for used, theirs
+    included (a dead process's time lives on in its reaper's)."""
+    with open(stat_path, "rb") as f:
         data = f.read()
     fields = data[data.rindex(b")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return sum(int(fields[i]) for i in (11, 12, 13, 14)) / CLK_TCK
+
+
+def _reaped_cpu():
+    """CPU seconds of the processes umlpy itself has reaped."""
+    import resource
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def private_memory(tid):
@@ -83,6 +94,63 @@ def private_memory(tid):
             if line.startswith((b"RssAnon:", b"RssShmem:")):
                 total += int(line.split()[1]) * 1024
     return total
+
+
+def _memfds(tgid):
+    """{(dev, ino): bytes} of the memfds the process holds open."""
+    out = {}
+    fds = f"/proc/{tgid}/fd"
+    for name in os.listdir(fds):
+        try:
+            if not os.readlink(f"{fds}/{name}").startswith("/memfd:"):
+                continue
+            st = os.stat(f"{fds}/{name}")
+        except OSError:
+            continue
+        out[(st.st_dev, st.st_ino)] = st.st_blocks * 512
+    return out
+
+
+def _memfd_rss(tgid, devices):
+    """Bytes of the process's RssShmem that are mappings of these memfds
+    (counted once as objects instead)."""
+    total, current = 0, False
+    with open(f"/proc/{tgid}/smaps", "rb") as f:
+        for line in f:
+            if line[:1].isdigit() or line[:1] in b"abcdef":
+                fields = line.split(None, 5)
+                if len(fields) >= 6 and fields[5].startswith(b"/memfd:"):
+                    major, minor = (int(x, 16) for x in fields[3].split(b":"))
+                    current = (os.makedev(major, minor), int(fields[4])) in devices
+                else:
+                    current = False
+            elif current and line.startswith(b"Rss:"):
+                total += int(line.split()[1]) * 1024
+    return total
+
+
+def sandbox_memory(tgids):
+    """({tgid: private bytes}, {tgid: bytes of memfds it is charged for}):
+    what --memory holds the sandbox to.  A process's private memory is
+    RssAnon + RssShmem; a memfd held open is counted whole, once, on the
+    first process found holding it (filled with write() and never mapped,
+    it shows in no RssShmem), and its mapped pages are then not counted
+    again in RssShmem."""
+    usage, held, seen = {}, {}, set()
+    for tgid in tgids:
+        try:
+            memory = private_memory(tgid)
+            memfds = _memfds(tgid)
+            if memfds:
+                memory -= _memfd_rss(tgid, set(memfds))
+        except (OSError, ValueError):
+            continue
+        usage[tgid] = max(0, memory)
+        new = {key: size for key, size in memfds.items() if key not in seen}
+        seen.update(new)
+        if new:
+            held[tgid] = sum(new.values())
+    return usage, held
 
 
 def guest_tgids(kernel):
@@ -106,8 +174,10 @@ class Watchdog:
 
     def __init__(self, kernel, limits):
         self.kernel, self.limits = kernel, limits
-        self.cpu_seen = {}          # tgid -> last CPU seconds sampled
-        self.cpu_gone = 0.0         # CPU seconds of processes that have exited
+        self.cpu_over = 0           # consecutive samples over --cpu-time
+        self.memory_over = 0        # consecutive samples over --memory
+        self.shm_file = None        # /proc/sysvipc/shm of the sandbox's IPC namespace
+        self.reaped_before = _reaped_cpu()     # umlpy's children before the guest's
         self.reason = None
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="umlpy-watchdog", daemon=True)
@@ -118,6 +188,9 @@ class Watchdog:
     def stop(self):
         self._stop.set()
         self.thread.join(1)
+        if self.shm_file is not None and self.shm_file >= 0:
+            os.close(self.shm_file)
+            self.shm_file = -1
 
     def _run(self):
         while not self._stop.wait(WATCH_INTERVAL):
@@ -130,31 +203,96 @@ class Watchdog:
         tgids = guest_tgids(self.kernel)
         limits = self.limits
         if limits.cpu_time is not None:
-            now = {}
-            for tgid in tgids:
-                try:
-                    now[tgid] = _cpu_seconds(tgid)
-                except (OSError, ValueError):
-                    pass
-            for tgid, seconds in self.cpu_seen.items():
-                if tgid not in now:
-                    self.cpu_gone += seconds
-            self.cpu_seen = now
-            if self.cpu_gone + sum(now.values()) >= limits.cpu_time:
+            # twice in a row: a child read just before its parent reaped it
+            # and the parent just after is counted twice in one sample
+            self.cpu_over = self.cpu_over + 1 if self.cpu_used(tgids) >= limits.cpu_time else 0
+            if self.cpu_over >= 2:
                 self.kill_all(f"CPU time limit of {limits.cpu_time:g} s reached")
                 return
         if limits.memory is not None:
-            usage = {}
-            for tgid in tgids:
-                try:
-                    usage[tgid] = private_memory(tgid)
-                except (OSError, ValueError):
-                    pass
-            if sum(usage.values()) > limits.memory and usage:
-                victim = max(usage, key=usage.get)
+            usage, held = sandbox_memory(tgids)
+            shm = self.detached_shm()
+            total = sum(usage.values()) + sum(held.values()) + shm
+            if total <= limits.memory:
+                self.memory_over = 0
+                return
+            self.memory_over += 1
+            # The largest process, counting the memfds it holds; when no
+            # process holds what is over (detached SysV segments outlive
+            # them all), or killing one did not help, the whole sandbox.
+            charged = {tgid: usage.get(tgid, 0) + held.get(tgid, 0) for tgid in usage}
+            if charged and self.memory_over == 1 and shm <= limits.memory:
+                victim = max(charged, key=charged.get)
                 self.note(f"memory limit of {limits.memory} bytes reached: killed guest "
                           f"process {self.kernel.processes.guest_tid(victim) or victim}")
                 _kill(victim)
+            else:
+                self.kill_all(f"memory limit of {limits.memory} bytes reached by the "
+                              f"sandbox as a whole (shared memory {shm + sum(held.values())} "
+                              "bytes): killed every guest process")
+
+    def detached_shm(self):
+        """Bytes of the SysV shared memory segments of the sandbox's own IPC
+        namespace that no process has attached (attached ones are in their
+        processes' RssShmem): read through /proc/sysvipc/shm as opened in
+        the sandbox (the file shows its opener's namespace)."""
+        if self.shm_file is None:
+            ids, main = self.kernel.first_ids, self.kernel.processes.main
+            if ids is None or main is None:
+                return 0
+            from .vfs.hostopen import Opener
+            opener = Opener(main, ids["clone_flags"], ids["uid_inside"], ids["gid_inside"])
+            try:
+                self.shm_file = opener.open("/proc/sysvipc/shm", os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                self.shm_file = -1
+            finally:
+                opener.close()
+        if self.shm_file < 0:
+            return 0
+        os.lseek(self.shm_file, 0, os.SEEK_SET)
+        chunks = []
+        while True:
+            chunk = os.read(self.shm_file, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        total = 0
+        for line in b"".join(chunks).splitlines()[1:]:
+            fields = line.split()
+            # key shmid perms size cpid lpid nattch uid gid cuid cgid atime
+            # dtime ctime rss swap
+            if len(fields) >= 16 and fields[6] == b"0":
+                total += int(fields[14]) + int(fields[15])
+        return total
+
+    def cpu_used(self, tgids):
+        """CPU seconds the sandbox has used, the dead included: every
+        process of its pid namespace, zombies too, with what its reaped
+        children used (so a child of a few milliseconds, born and gone
+        between two samples, still counts).  Without a pid namespace of
+        its own, its processes and what umlpy reaped (it is the orphans'
+        subreaper)."""
+        cgroup = self.kernel.cgroup
+        if cgroup is not None and "cpuacct" in cgroup.dirs:
+            return cgroup.cpu_seconds()         # the kernel's own count: exact
+        total = 0.0
+        init = self.kernel.init_host_pid
+        if self.kernel.pid_namespace and init is not None:
+            proc = f"/proc/{init}/root/proc"
+            for name in os.listdir(proc):
+                if name.isdigit():
+                    try:
+                        total += _cpu_seconds(f"{proc}/{name}/stat")
+                    except (OSError, ValueError):
+                        pass        # gone meanwhile: its time is in its reaper's
+            return total
+        for tgid in tgids:
+            try:
+                total += _cpu_seconds(f"/proc/{tgid}/stat")
+            except (OSError, ValueError):
+                pass
+        return total + _reaped_cpu() - self.reaped_before
 
     def note(self, reason):
         if self.reason is None:
@@ -176,8 +314,11 @@ def _kill(pid):
 # ---- the disk quota ----------------------------------------------------------
 
 def disk_usage(roots):
-    """Bytes allocated below roots: an iterative walk (the guest makes
-    trees as deep as it likes), never following a symlink."""
+    """Bytes the storage below roots holds: each object's blocks, or its
+    size if that is more (a sparse file's holes are space the guest may
+    fill through a shared mapping, with no call to count).  An iterative
+    walk (the guest makes trees as deep as it likes), never following a
+    symlink."""
     total = 0
     for root in roots:
         pending = [root]
@@ -190,7 +331,8 @@ def disk_usage(roots):
                             st = e.stat(follow_symlinks=False)
                         except OSError:
                             continue
-                        total += st.st_blocks * 512
+                        total += max(st.st_blocks * 512,
+                                     st.st_size if _stat.S_ISREG(st.st_mode) else 0)
                         if e.is_dir(follow_symlinks=False):
                             pending.append(e.path)
             except OSError:
@@ -201,7 +343,11 @@ def disk_usage(roots):
 class DiskQuota:
     """What the guest may still write into the sandbox's storage.  used is
     an upper bound: each write is counted whole (it may overwrite), and
-    the real usage is measured again when the bound reaches the quota."""
+    the real usage is measured again when the bound reaches the quota.
+    Copy-ups (union.reserve_space), files grown by truncate, ftruncate
+    and fallocate, and AIO writes are counted as writes are; a file's
+    size counts even where it is sparse, so writes through a shared
+    mapping (no call at all) stay within what was counted."""
 
     def __init__(self, limit, roots):
         self.limit = limit
@@ -221,3 +367,10 @@ class DiskQuota:
         granted = min(wanted, room)
         self.used += granted
         return granted
+
+    def reserve(self, wanted):
+        """All of wanted bytes, or OSError(ENOSPC) and none."""
+        granted = self.grant(wanted)
+        if granted < wanted:
+            self.used -= max(0, granted)
+            raise OSError(errno.ENOSPC, "the sandbox's --disk quota is used up")

@@ -26,6 +26,7 @@ class ProcessTable:
         self.threads = {}
         self.main = None
         self.created = 0             # threads and processes ever seen
+        self.starting = {}           # tid -> its clone/fork/vfork in flight (--pids)
         self.pid_namespace = pid_namespace
 
     def spawned(self, tid):
@@ -44,7 +45,13 @@ class ProcessTable:
 
     def child_created(self, parent, child, how):
         self._add(parent)
+        self.starting.pop(parent, None)     # the child counts itself now
         return self._add(child, parent, how)
+
+    def counted(self):
+        """Threads, with the ones a clone in flight is making: what --pids
+        holds to, as a cgroup's pids.max charges a fork before it runs."""
+        return len(self.threads) + len(self.starting)
 
     def first_stop(self, tid):
         """A tracee's first stop; it may come before its parent's event."""
@@ -57,6 +64,7 @@ class ProcessTable:
         self._add(tid).execs += 1
 
     def exited(self, tid):
+        self.starting.pop(tid, None)
         return self.threads.pop(tid, None)
 
     def live_tids(self):

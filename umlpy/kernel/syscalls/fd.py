@@ -9,6 +9,7 @@ import os
 import stat
 
 from ...abi import s32, u32
+from ...abi.aio import IOCB, IOCB_CMD_PWRITE, IOCB_CMD_PWRITEV, IOCB_POINTER
 from ...abi.fcntl import FALLOC_FL_PUNCH_HOLE
 from ...abi.dirent import DT_DIR, pack_dirent, pack_dirent64
 from ...abi.fcntl import F_NOTIFY, F_OFD_SETLK, F_OFD_SETLKW, F_SETLEASE, F_SETLK, F_SETLKW
@@ -306,8 +307,9 @@ def sys_getdents(call, vfs, task):
 # --disk: every call that can grow a file in the sandbox's storage is
 # granted bytes by the sandbox's quota (kernel/limits.py DiskQuota).  A
 # write that does not fit is shortened to what fits, then fails with
-# ENOSPC, as on a full filesystem.  (ftruncate is not counted: a longer
-# file is a sparse one, and only what is written into it takes space.)
+# ENOSPC, as on a full filesystem.  A file grown by ftruncate counts at
+# its new size, holes too: what a shared mapping writes into it then
+# stays within what was counted (there is no call to count it by).
 QUOTA_WHY = "counted against the sandbox's quota: shortened, then ENOSPC"
 MAX_S64 = 0x7FFFFFFFFFFFFFFF        # a count the host takes as a size_t, at most SSIZE_MAX
 
@@ -358,6 +360,74 @@ for _names, _grant in (
         (("copy_file_range", "splice"), _quota_plain(2, 4)),
         (("sendfile",), _quota_plain(0, 3))):
     TABLE.when("disk", *_names, why=QUOTA_WHY)(_grant)
+
+
+def _storage_file(call, fd):
+    """The size of the file fd is, if it is in the sandbox's storage."""
+    if fd < 0:
+        return None
+    try:
+        path = os.readlink(f"/proc/{call.tid}/fd/{fd}")
+        st = os.stat(f"/proc/{call.tid}/fd/{fd}")
+    except OSError:
+        return None
+    quota = call.kernel.disk_quota
+    if quota is None or not path.startswith("/") or not quota.covers(path) or \
+            not stat.S_ISREG(st.st_mode):
+        return None
+    return st.st_size
+
+
+@TABLE.when("disk", "ftruncate", why="a file grows only as far as the quota allows "
+            "(ENOSPC), holes counted")
+def ftruncate_quota(call):
+    size = _storage_file(call, call.fd(0))
+    growth = call.long(1) - (size or 0)
+    if size is None or growth <= 0:
+        return None
+    try:
+        call.kernel.disk_quota.reserve(growth)
+    except OSError as e:
+        return fail(e.errno)
+    return None
+
+
+@TABLE.when("disk", "io_submit", why="AIO writes into the sandbox's storage are counted; "
+            "a submission that does not fit fails whole with ENOSPC")
+def io_submit_quota(call):
+    count = min(call.long(1), 4096)
+    if count <= 0:
+        return None
+    try:
+        pointers = call.read(call.ptr(2), count * IOCB_POINTER.size)
+    except OSError:
+        return None             # the host fails it with EFAULT
+    total = 0
+    for i in range(count):
+        try:
+            address = IOCB_POINTER.get(pointers, "iocb", i * IOCB_POINTER.size)
+            cb = IOCB.todict(call.read(address, IOCB.size))
+        except OSError:
+            return None
+        if cb["aio_lio_opcode"] not in (IOCB_CMD_PWRITE, IOCB_CMD_PWRITEV):
+            continue
+        if _storage_file(call, s32(cb["aio_fildes"])) is None:
+            continue
+        if cb["aio_lio_opcode"] == IOCB_CMD_PWRITE:
+            total += cb["aio_nbytes"]
+        else:
+            vectors = min(cb["aio_nbytes"], UIO_MAXIOV)
+            try:
+                raw = call.read(cb["aio_buf"], IOVEC.size * vectors) if vectors else b""
+            except OSError:
+                return None
+            total += sum(IOVEC.unpack_from(raw, j * IOVEC.size)[1] for j in range(vectors))
+    if total:
+        try:
+            call.kernel.disk_quota.reserve(total)
+        except OSError as e:
+            return fail(e.errno)
+    return None
 
 
 @TABLE.when("disk", "fallocate", why=QUOTA_WHY)

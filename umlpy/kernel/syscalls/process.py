@@ -4,7 +4,7 @@ from errno import EAGAIN, EPERM, ESRCH
 from ...abi.fcntl import AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW
 from ...abi.sched import CLONE_UNTRACED, PTRACE_TRACEME
 from ...abi.seccomp import SECCOMP_FILTER_FLAG_NEW_LISTENER
-from ..decisions import ALLOW, Rewrite, fail
+from ..decisions import ALLOW, Rewrite, fail, then
 from .names import SYSCALL_NUMBERS
 from .registry import TABLE, Guard
 
@@ -189,6 +189,16 @@ def sys_execveat(call):
 @TABLE.when("pids", "clone", "fork", "vfork", why="EAGAIN once the sandbox has that many "
             "threads (as a cgroup's pids.max)")
 def pids_limit(call):
-    if len(call.kernel.processes.threads) >= call.kernel.limits.pids:
+    """The new task is counted from the moment its call is let through
+    (a slot reserved for its maker), not from its first stop: threads that
+    fork at the same moment cannot all pass a count that none of their
+    children is in yet.  The slot is given back if the call fails."""
+    processes = call.kernel.processes
+    if processes.counted() >= call.kernel.limits.pids:
         return fail(EAGAIN)
-    return None
+    processes.starting[call.tid] = call.nr
+    return then(call.kernel.dispatcher.decide_table(call), _clone_done)
+
+
+def _clone_done(call, result):
+    call.kernel.processes.starting.pop(call.tid, None)

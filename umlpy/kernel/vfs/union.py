@@ -53,6 +53,9 @@ class UnionFS(FileSystem):
         # opens a lower file for a copy-up: as the guest's host identity
         # (build.py sets it), so a copy-up never reads what the guest could not
         self.open_lower = refuse_lower_read
+        # --disk: reserve_space(bytes) before a copy-up takes them, which
+        # raises OSError(ENOSPC) when they do not fit (None: no quota)
+        self.reserve_space = None
 
     @property
     def generation(self):
@@ -259,6 +262,8 @@ class UnionFS(FileSystem):
                      dir_fd=pfd)
         try:
             src = self.lower.host_path(self._lower_dentry(d))
+            if self.reserve_space is not None:
+                self.reserve_space(d.attr.size)
             with os.fdopen(self.open_lower(src), "rb") as fsrc, \
                     os.fdopen(fd, "wb", closefd=False) as fdst:
                 while chunk := fsrc.read(1 << 20):

@@ -227,6 +227,9 @@ def sys_truncate(call, vfs, task):
     if length < 0:
         return fail(errno.EINVAL)
     copy_up_for_change(task, res)
+    quota = call.kernel.disk_quota
+    if quota is not None and length > res.dentry.attr.size:
+        quota.reserve(length - res.dentry.attr.size)       # --disk: ENOSPC
     on_host(task, res.dentry, hostops.truncate_regular, length)
     return done()
 
