@@ -30,7 +30,7 @@ import os
 import stat as _stat
 import threading
 
-from ..abi.resource import RLIMIT_CPU, RLIMIT_DATA, RLIMIT_NOFILE
+from ..abi.resource import RLIMIT_CPU, RLIMIT_DATA, RLIMIT_MSGQUEUE, RLIMIT_NOFILE
 from ..abi.signal import SIGKILL
 
 WATCH_INTERVAL = 0.02
@@ -59,6 +59,13 @@ class Limits:
             out.append((RLIMIT_NOFILE, self.nofile))
         if self.memory is not None:
             out.append((RLIMIT_DATA, self.memory))
+            # POSIX message queues are kernel memory no RSS shows: their
+            # bytes are held to RLIMIT_MSGQUEUE, counted in the sandbox's
+            # user namespace, never above the host's own limit
+            import resource
+            host = resource.getrlimit(RLIMIT_MSGQUEUE)[1]
+            out.append((RLIMIT_MSGQUEUE, self.memory if host == resource.RLIM_INFINITY
+                        else min(self.memory, host)))
         if self.cpu_time is not None:
             out.append((RLIMIT_CPU, max(1, int(self.cpu_time + 0.999))))
         return out
