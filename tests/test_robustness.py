@@ -142,3 +142,12 @@ def test_deep_lower_tree_is_copied_up_whole(guest, tmp_path, deep_cleanup):
     with open(os.open("bottom", os.O_RDONLY, dir_fd=fd)) as f:
         assert f.read() == "deep\n"
     os.close(fd)
+
+
+def test_exit_while_a_thread_is_busy_in_calls(guest, mode):
+    """main returns while its other thread loops on open/close: the thread
+    dies in the middle of a stop (ESRCH from the tracer), which is normal."""
+    prog = guest("busy_exit")
+    for ms in [1, 3, 5, 8, 13] * 4:
+        p = run_umlpy([prog, str(ms)], mode, timeout=60)
+        assert (p.returncode, p.stderr) == (0, b""), (ms, p.stderr.decode()[-600:])
