@@ -917,6 +917,75 @@ def test_tiocsti_injection(kit, arena, user):
     a.check(extra=extra)
 
 
+# "The shell": a session of its own on the pty, umlpy run in its foreground
+# group with the terminal as stdin, its output in files.  It reports the
+# terminal's state before and after umlpy, as JSON.
+TTY_DRIVER = r"""
+import fcntl, json, os, signal, struct, subprocess, sys, termios, time
+slave, how, report = sys.argv[1:4]
+argv = sys.argv[4:]
+os.setsid()
+fd = os.open(slave, os.O_RDWR)          # our controlling terminal
+TIOCGEXCL = 0x80045440
+def state():
+    excl = struct.unpack("i", fcntl.ioctl(fd, TIOCGEXCL, bytes(4)))[0]
+    ws = struct.unpack("4H", fcntl.ioctl(fd, termios.TIOCGWINSZ, bytes(8)))
+    return {"termios": repr(termios.tcgetattr(fd)), "winsize": list(ws), "exclusive": excl,
+            "ours": os.tcgetpgrp(fd) == os.getpgrp()}
+fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("4H", 24, 80, 0, 0))
+before = state()
+out, err = open(report + ".out", "w+b"), open(report + ".err", "w+b")
+p = subprocess.Popen(argv, stdin=fd, stdout=out, stderr=err)
+if how.startswith("SIG"):
+    deadline = time.monotonic() + 30
+    while p.poll() is None and time.monotonic() < deadline:
+        with open(report + ".out", "rb") as f:
+            if b"MESSED" in f.read():
+                break
+        time.sleep(0.05)
+    p.send_signal(getattr(signal, how))
+try:
+    rc = p.wait(60)
+except subprocess.TimeoutExpired:
+    p.kill()
+    rc = p.wait()
+with open(report, "w") as f:
+    json.dump({"before": before, "after": state(), "rc": rc}, f)
+"""
+
+
+@pytest.mark.parametrize("end", ["exit", "signal", "SIGTERM", "SIGHUP", "SIGINT"])
+@pytest.mark.parametrize("user", USERS)
+def test_terminal_left_as_found(kit, arena, user, end, tmp_path):
+    """A guest on the user's terminal (a pty here) makes it exclusive
+    (TIOCEXCL: the user's next open of it fails with EBUSY), turns echo and
+    canonical mode off, shrinks the window and gives the foreground to a
+    group of its own that exits.  Whether it exits, dies of a signal, or
+    umlpy is sent SIGTERM, SIGHUP or SIGINT, umlpy restores what it saved
+    at start: the terminal is as the user's shell left it."""
+    a = Attack(kit, arena, "tty-mess", user,
+               env={"ESC_TTY_END": end if end in ("exit", "signal") else "wait"})
+    master, slave = pty.openpty()
+    report = tmp_path / "tty.json"
+    try:
+        p = subprocess.run([sys.executable, "-c", TTY_DRIVER, os.ttyname(slave), end, str(report),
+                            *a.argv], env=a.env, cwd=arena.path, timeout=120,
+                           capture_output=True)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert p.returncode == 0, p.stderr.decode(errors="replace")
+    import json
+    got = json.loads(report.read_text())
+    a.result(Path(str(report) + ".out").read_bytes(), Path(str(report) + ".err").read_bytes(),
+             got["rc"])
+    extra = [f"the terminal's {key} was {got['before'][key]!r}, left {got['after'][key]!r}"
+             for key in got["before"] if got["before"][key] != got["after"][key]]
+    if "MESSED" not in a.stdout:
+        extra.append("the guest did not get to change the terminal")
+    a.check(done=end == "exit", extra=extra)
+
+
 @pytest.mark.parametrize("user", USERS)
 def test_unix_socket_of_the_host(kit, arena, user):
     """connect/sendto/sendmsg/sendmmsg to a stream and a datagram AF_UNIX

@@ -124,6 +124,7 @@ class GuestKernel:
         self._status_fd = None
         self._root = None
         self.tty_handed = False
+        self.terminal = None        # the user's terminal as we found it (terminal.py)
         self._argv0 = None
         self._pending_exit = {}
 
@@ -252,6 +253,10 @@ class GuestKernel:
             action = Action.PYTHON if rule.guard or rule.action == Action.NOTIFY else rule.action
             self.tracer.set_action(nr, action, rule.errno)
         self._start_fastpath(policy)
+        # What the guest may change in the user's terminal is set back at
+        # the end (terminal.py).
+        from .terminal import SavedTerminal
+        self.terminal = SavedTerminal.find()
         # In its own pid namespace the guest cannot see umlpy's process
         # group, so it leads one of its own, with the terminal if we had it.
         tty_fd = self._foreground_tty() if self.pid_namespace else -1
@@ -452,7 +457,10 @@ class GuestKernel:
             self.tracer.restore_signals()
             if self.fs is not None:
                 self.fs.close()
-            if self.tty_handed:
+            if self.terminal is not None:
+                self.terminal.restore(self.tty_handed, self.init_host_pid)
+                self.terminal.close()
+            elif self.tty_handed:
                 self._give_terminal_to(os.getpgrp())
         if self._status_fd is not None:
             self._report_setup_failure()

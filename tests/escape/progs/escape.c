@@ -2739,6 +2739,40 @@ static void t_inherited_fds(void)
     }
 }
 
+/* Leave the user's terminal (fd 0) unusable: exclusive (TIOCEXCL: every
+ * later open fails with EBUSY), echo and canonical mode off, a 3x7 window,
+ * the foreground given to a group of the guest's that then exits.  Then
+ * end as ESC_TTY_END says: "exit", "signal" (abort), or "wait" until umlpy
+ * is signalled. */
+static void t_tty_mess(void)
+{
+    const char *end = env("ESC_TTY_END");
+    note("TIOCEXCL", ioctl(0, TIOCEXCL));
+    struct termios t;
+    if (tcgetattr(0, &t) == 0) {
+        t.c_lflag &= ~(ECHO | ICANON);
+        t.c_cc[VMIN] = 1;
+        note("tcsetattr -echo -icanon", tcsetattr(0, TCSANOW, &t));
+    }
+    struct winsize ws = {.ws_row = 3, .ws_col = 7};
+    note("TIOCSWINSZ 3x7", ioctl(0, TIOCSWINSZ, &ws));
+    signal(SIGTTOU, SIG_IGN);
+    pid_t c = fork();
+    if (c == 0) {
+        setpgid(0, 0);
+        note("tcsetpgrp to a group of the guest's", tcsetpgrp(0, getpid()));
+        _exit(0);
+    }
+    wait_child(c);
+    printf("MESSED\n");
+    fflush(stdout);
+    if (!strcmp(end, "signal"))
+        abort();
+    if (!strcmp(end, "wait"))
+        for (;;)
+            pause();
+}
+
 struct technique { const char *name; void (*fn)(void); };
 
 static void t_noop(void) {}
@@ -2767,6 +2801,7 @@ static const struct technique techniques[] = {
     {"scratch-exhaust", t_scratch_exhaust},
     {"scratch-rlimit", t_scratch_rlimit}, {"upper-setuid", t_upper_setuid}, {"whoami", t_whoami},
     {"dev-shm", t_dev_shm}, {"inherited-fds", t_inherited_fds},
+    {"tty-mess", t_tty_mess},
     {"noop", t_noop},
 };
 

@@ -17,6 +17,7 @@ from ...abi.ioctl import FS_IOC32_SETFLAGS, FS_IOC32_SETVERSION, FS_IOC_FSSETXAT
     FS_IOC_SETFLAGS, FS_IOC_SETVERSION, TIOCLINUX, TIOCSTI
 from ...abi.uio import IOVEC, UIO_MAXIOV
 from ..decisions import ALLOW, Return, Rewrite, fail
+from ..terminal import SETTERS as TERMINAL_SETTERS
 from ..vfs.hostops import getdents64, thread_fd
 from .fs import change_xattr, chmod, chown, foreign_host_file, host_path_is_ours, refuse_foreign, \
     vfs_call, write_stat
@@ -49,10 +50,13 @@ FS_ATTR_SETTERS = (FS_IOC_SETFLAGS, FS_IOC32_SETFLAGS, FS_IOC_FSSETXATTR, FS_IOC
                    FS_IOC32_SETVERSION)
 
 
-@TABLE.guarded(FAMILY, "ioctl", Guard(1, value=(TIOCSTI, TIOCLINUX) + FS_ATTR_SETTERS),
+@TABLE.guarded(FAMILY, "ioctl",
+               Guard(1, value=(TIOCSTI, TIOCLINUX) + FS_ATTR_SETTERS + tuple(TERMINAL_SETTERS)),
                why="TIOCSTI and TIOCLINUX would push input into (or read) the terminal "
-               "umlpy shares with the user's shell; inode flags may change only objects "
-               "of the sandbox's own storage")
+               "umlpy shares with the user's shell; what a guest sets on that terminal "
+               "(line settings, window size, TIOCEXCL, foreground...) is set back when the "
+               "sandbox ends; inode flags may change only objects of the sandbox's own "
+               "storage")
 @vfs_call
 def sys_ioctl(call, vfs, task):
     cmd = call.uint(1)
@@ -61,6 +65,11 @@ def sys_ioctl(call, vfs, task):
     if cmd == TIOCLINUX:
         return fail(errno.EPERM)
     fd = call.fd(0)
+    if cmd in TERMINAL_SETTERS:
+        terminal = call.kernel.terminal
+        if terminal is not None:
+            terminal.note(cmd, call.tid, fd)
+        return ALLOW
     if not host_object_of_the_hosts(vfs, task, fd) and not foreign_host_file(vfs, task.tid, fd):
         return ALLOW
     return fail(errno.EPERM)    # a host (lower) object: as to a non-owner
