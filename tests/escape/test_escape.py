@@ -1053,6 +1053,48 @@ def test_abstract_unix_socket_of_the_host(kit, arena, user, net):
     a.check(extra=extra)
 
 
+def _host_vsock():
+    """A vsock socket of the host's, bound to a port (None: no vsock here)."""
+    family = getattr(socket, "AF_VSOCK", None)
+    if family is None:
+        return None
+    try:
+        s = socket.socket(family, socket.SOCK_STREAM)
+    except OSError:
+        return None
+    try:
+        s.bind((socket.VMADDR_CID_ANY, socket.VMADDR_PORT_ANY))
+    except OSError:
+        s.close()
+        return None
+    return s
+
+
+@pytest.mark.parametrize("net", ["default", "loopback", pytest.param("host", marks=xfail_granted(
+    "with --net host (documented 'unfiltered') the guest has the machine's vsock, as any "
+    "host process"))])
+@pytest.mark.parametrize("user", USERS)
+def test_vsock(kit, arena, user, net):
+    """socket(AF_VSOCK) and socketpair(AF_VSOCK): vsock has one port space
+    per machine, not per network namespace, and reaches the hypervisor's
+    side; outside --net host the family does not exist (EAFNOSUPPORT, as
+    on a kernel without vsock).  The host holds a port the guest tries to
+    bind (EADDRINUSE would show the shared port space)."""
+    host = _host_vsock()
+    if host is None and net == "host":
+        pytest.skip("this host has no vsock")
+    try:
+        port = host.getsockname()[1] if host is not None else 0
+        options = ["--net", net] if net != "default" else []
+        a = Attack(kit, arena, "vsock", user, options=options,
+                   env={"ESC_VSOCK_PORT": str(port)}).run()
+    finally:
+        if host is not None:
+            host.close()
+    extra = [line for line in a.stdout.splitlines() if line.startswith("WRONG")]
+    a.check(extra=extra)
+
+
 def _host_ip():
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:

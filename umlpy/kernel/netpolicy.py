@@ -13,10 +13,11 @@ Outside ``host``, the guest kernel checks every destination address
 wildcard becomes the loopback, so a guest server is not exposed on the
 host's interfaces), and only the socket families a program needs for
 that may be created.  A refused destination fails as Linux fails an
-unreachable one (ENETUNREACH); a refused bind or family with EACCES."""
+unreachable one (ENETUNREACH); a refused bind or family with EACCES.
+AF_VSOCK exists only with ``host`` (family_exists)."""
 import ipaddress
 
-from ..abi.socket import AF_INET, AF_INET6, AF_NETLINK, AF_UNIX, SA_FAMILY, SOCKADDR_IN, \
+from ..abi.socket import AF_INET, AF_INET6, AF_NETLINK, AF_UNIX, AF_VSOCK, SA_FAMILY, SOCKADDR_IN, \
     SOCKADDR_IN6, sockaddr_family, unpack_sockaddr_in, unpack_sockaddr_in6, with_inet_addr
 from ..errors import BadInput
 LOOPBACK_NETS = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
@@ -103,6 +104,12 @@ class NetPolicy:
         """Whether the guest kernel checks addresses (the host's network is
         shared, but not all of it)."""
         return self.mode in (self.LOOPBACK, self.ALLOW)
+
+    def family_exists(self, family):
+        """AF_VSOCK has one port space per machine, not per network
+        namespace, and reaches the hypervisor's side: outside ``host`` it
+        does not exist (EAFNOSUPPORT, as on a kernel without vsock)."""
+        return family != AF_VSOCK or self.mode == self.HOST
 
     def family_allowed(self, family):
         if not self.filters:

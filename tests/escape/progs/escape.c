@@ -27,6 +27,7 @@
 #include <linux/perf_event.h>
 #include <linux/seccomp.h>
 #include <linux/userfaultfd.h>
+#include <linux/vm_sockets.h>
 #include <asm/ldt.h>
 #include <mqueue.h>
 #include <netinet/in.h>
@@ -2739,6 +2740,31 @@ static void t_inherited_fds(void)
     }
 }
 
+/* AF_VSOCK has one port space per machine, not per network namespace:
+ * under --net none it must not exist (EAFNOSUPPORT, as on a kernel
+ * without vsock).  ESC_VSOCK_PORT: a port the host is bound to. */
+static void t_vsock(void)
+{
+    unsigned port = (unsigned)atoi(env("ESC_VSOCK_PORT"));
+    int s = socket(AF_VSOCK, SOCK_STREAM, 0);
+    if (s < 0) {
+        printf("%s socket(AF_VSOCK): %s\n", errno == EAFNOSUPPORT ? "ok" : "WRONG", en(errno));
+    } else {
+        ESCAPE("socket(AF_VSOCK) succeeded");
+        struct sockaddr_vm a = {.svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY,
+                                .svm_port = port};
+        if (bind(s, (struct sockaddr *)&a, sizeof a) < 0 && errno == EADDRINUSE)
+            ESCAPE("bind(AF_VSOCK port %u): EADDRINUSE, the host's port space", port);
+        close(s);
+    }
+    int sv[2];
+    if (socketpair(AF_VSOCK, SOCK_STREAM, 0, sv) < 0)
+        printf("%s socketpair(AF_VSOCK): %s\n", errno == EAFNOSUPPORT ? "ok" : "WRONG",
+               en(errno));
+    else
+        ESCAPE("socketpair(AF_VSOCK) succeeded");
+}
+
 /* Leave the user's terminal (fd 0) unusable: exclusive (TIOCEXCL: every
  * later open fails with EBUSY), echo and canonical mode off, a 3x7 window,
  * the foreground given to a group of the guest's that then exits.  Then
@@ -2801,7 +2827,7 @@ static const struct technique techniques[] = {
     {"scratch-exhaust", t_scratch_exhaust},
     {"scratch-rlimit", t_scratch_rlimit}, {"upper-setuid", t_upper_setuid}, {"whoami", t_whoami},
     {"dev-shm", t_dev_shm}, {"inherited-fds", t_inherited_fds},
-    {"tty-mess", t_tty_mess},
+    {"tty-mess", t_tty_mess}, {"vsock", t_vsock},
     {"noop", t_noop},
 };
 

@@ -21,7 +21,7 @@ import stat as _stat
 
 from ...abi import MASK64
 from ...abi.fcntl import AT_FDCWD
-from ...abi.socket import AF_UNIX, MMSGHDR, MSGHDR, SOCKADDR_STORAGE_SIZE, SOCKADDR_UN, \
+from ...abi.socket import AF_UNIX, AF_VSOCK, MMSGHDR, MSGHDR, SOCKADDR_STORAGE_SIZE, SOCKADDR_UN, \
     SUN_PATH_OFFSET, UNIX_PATH_MAX, pack_sockaddr_un, sockaddr_family
 from ..decisions import ALLOW, AllowThen, Rewrite, fail
 from ..netpolicy import inet_address, loopback_for
@@ -445,17 +445,29 @@ _returns_address("accept4", 1, 2, Guard(1))
 _returns_address("recvfrom", 4, 5, Guard(4))
 
 @TABLE.emulated(FAMILY, "socket", "sharing the host's network, only the families the "
-                "policy checks (unix, inet, inet6, netlink) may be created")
+                "policy checks (unix, inet, inet6, netlink) may be created; AF_VSOCK (one "
+                "port space per machine) only with --net host")
 def sys_socket(call):
     family = call.uint(0)
-    if not call.kernel.net.family_allowed(family):
+    net = call.kernel.net
+    if not net.family_exists(family):
+        return fail(errno.EAFNOSUPPORT)     # as on a kernel without vsock
+    if not net.family_allowed(family):
         return fail(errno.EACCES)
+    return ALLOW
+
+
+@TABLE.guarded(FAMILY, "socketpair", Guard(0, value=AF_VSOCK),
+               why="AF_VSOCK exists only with --net host")
+def sys_socketpair(call):
+    if not call.kernel.net.family_exists(call.uint(0)):
+        return fail(errno.EAFNOSUPPORT)
     return ALLOW
 
 
 TABLE.passthrough(
     FAMILY,
-    "socketpair", "recvmsg", "recvmmsg", "shutdown",
+    "recvmsg", "recvmmsg", "shutdown",
     "setsockopt", "getsockopt",
 )
 
