@@ -151,3 +151,47 @@ def test_exit_while_a_thread_is_busy_in_calls(guest, mode):
     for ms in [1, 3, 5, 8, 13] * 4:
         p = run_umlpy([prog, str(ms)], mode, timeout=60)
         assert (p.returncode, p.stderr) == (0, b""), (ms, p.stderr.decode()[-600:])
+
+
+# ---- bad options: one line and status 2, never a traceback --------------------
+
+def test_a_bind_replaces_the_file_umlpy_would_inject(tmp_path, guest):
+    """An image without /etc/resolv.conf gets umlpy's, unless the user
+    binds one there: the user's wins (it failed with 'already a
+    mountpoint')."""
+    from conftest import write_tiny_image
+    tmp, env = _private_tmp(tmp_path)
+    image = tmp_path / "tiny.tar"
+    write_tiny_image(image, {"bin/cat": open(guest("catfile", static=True), "rb").read()})
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 192.0.2.53\n")
+    hosts = tmp_path / "hosts"
+    hosts.write_text("192.0.2.1 mine\n")
+    os.chmod(tmp_path, 0o755)
+    p = run_umlpy(["/bin/cat", "/etc/resolv.conf", "/etc/hosts"],
+                  options=["--rootfs", str(image), "--bind", f"{resolv}:/etc/resolv.conf:ro",
+                           "--bind", f"{hosts}:/etc/hosts"], env=env)
+    assert (p.returncode, p.stderr) == (0, b"")
+    assert p.stdout == b"nameserver 192.0.2.53\n192.0.2.1 mine\n"
+    assert _left_state(tmp) == []
+
+
+@pytest.mark.parametrize("words", [
+    ["--bind", "{d}:/proc"], ["--bind", "{d}:/dev"], ["--bind", "{d}:/"],
+    ["--bind", "{d}:/sys"], ["--bind", "{d}:/dev/pts"], ["--bind", "{d}:/dev/shm:ro"],
+    ["--tmpfs", "/proc"], ["--tmpfs", "/"], ["--tmpfs", "/dev/"],
+    ["--bind", "{d}:/mnt/x", "--bind", "{d}:/mnt/x/"],
+    ["--tmpfs", "/mnt/y", "--tmpfs", "/mnt/y"],
+    ["--tmpfs", "/mnt/y", "--bind", "{d}:/mnt/y:ro"],
+])
+def test_a_mount_over_a_mountpoint_is_one_line_and_status_2(tmp_path, words):
+    tmp, env = _private_tmp(tmp_path)
+    d = tmp_path / "d"
+    d.mkdir()
+    words = [w.format(d=d) for w in words]
+    p = _umlpy(["run", *words, "--", "true"], env)
+    lines = p.stderr.decode().splitlines()
+    assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("umlpy: --"), \
+        p.stderr.decode()[-800:]
+    assert "already" in lines[0]
+    assert _left_state(tmp) == []

@@ -51,13 +51,27 @@ def umlpy_private_paths():
     return StatePaths(tmp), tmp
 
 
+# umlpy's own mounts: a --bind or --tmpfs may not replace them (the guest
+# kernel answers for them); one it injects at /etc/hostname, /etc/hosts or
+# /etc/resolv.conf of an image a --bind or --tmpfs there does replace.
+OWN_MOUNTS = ("/", "/proc", "/dev", "/dev/pts", "/dev/shm", "/sys")
+
+
 class SandboxFS:
     """The built filesystem; close() removes the throwaway parts."""
 
     def __init__(self, options, idmap, guest_ids=None, content_cache=None):
         self.options = options
         self.idmap = idmap
+        self.vfs = None
         self.state = make_private_dir(state_root())
+        try:
+            self._build(options, idmap, guest_ids, content_cache)
+        except BaseException:
+            self.close()        # a bad option or image leaves nothing behind
+            raise
+
+    def _build(self, options, idmap, guest_ids, content_cache):
         # Only the guest's host user may enter (it opens its upper files by
         # host path): nobody else on the host can reach, or run, what the
         # guest made there (a setuid file, say).
@@ -104,17 +118,39 @@ class SandboxFS:
         self.mounts.add("/sys", SynthFS(sys_tree(), self.spool, idmap, "sysfs", "sysfs"),
                         read_only=True)
         self.spool_fs = spool
+        self.injected = set()
         if image_root:
             self._inject_etc(lower, options.hostname)
-        planned = [(os.path.normpath(guest), HostTreeFS(host, idmap, writable=not ro,
-                                                        source=host), ro)
-                   for host, guest, ro in options.binds]
-        planned += [(os.path.normpath(guest), None, False) for guest in options.tmpfs]
+        planned = self._planned_mounts(options)
         for guest, fs, ro in sorted(planned, key=lambda m: m[0].count("/")):
+            if guest in self.injected:
+                self.mounts.remove(guest)       # the user's file wins
+                self.injected.discard(guest)
             self._make_mountpoint_parents(guest, guest_ids)
             if fs is None:
                 fs = self._tmpfs(f"tmpfs{len(self.mounts.by_path)}", guest_ids)
             self.mounts.add(guest, fs, read_only=ro)
+
+    def _planned_mounts(self, options):
+        """[(guest path, HostTreeFS or None for a tmpfs, read_only)] of the
+        --bind and --tmpfs options; BadInput (one line, status 2) for one
+        on umlpy's own mounts or on a path another one takes."""
+        planned, taken = [], {}
+        wanted = [(os.path.normpath(guest), host, ro, f"--bind {host}:{guest}"
+                   + (":ro" if ro else "")) for host, guest, ro in options.binds]
+        wanted += [(os.path.normpath(guest), None, False, f"--tmpfs {guest}")
+                   for guest in options.tmpfs]
+        for guest, host, ro, spec in wanted:
+            if guest in OWN_MOUNTS:
+                raise BadInput(f"{spec}: {guest} is already umlpy's own mount "
+                               f"(the guest's {guest}); not replaced")
+            if guest in taken:
+                raise BadInput(f"{spec}: {guest} is already a mountpoint ({taken[guest]})")
+            taken[guest] = spec
+            fs = None if host is None else HostTreeFS(host, self.idmap, writable=not ro,
+                                                      source=host)
+            planned.append((guest, fs, ro))
+        return planned
 
     def _make_mountpoint_parents(self, path, guest_ids):
         """A mount whose parent directory the root lacks (--bind X:/mnt/x
@@ -227,6 +263,7 @@ class SandboxFS:
             self.mounts.add(f"/etc/{fname}", SynthFS(SFile(produce, 0o644), self.spool,
                                                       self.idmap, "tmpfs", "umlpy"),
                             read_only=True)
+            self.injected.add(f"/etc/{fname}")
 
     def close(self):
         if self.vfs is not None:
