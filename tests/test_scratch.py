@@ -34,3 +34,15 @@ def test_a_shell_loop_maps_scratch_memory_a_few_times(shell):
     assert status == "0"
     # the shell's own exec, the first child's, the parent's: not one a round
     assert int(mapped) <= 4, mapped
+
+
+@pytest.mark.parametrize("mode", ["default", "trace-all"])
+def test_a_guest_that_fakes_mseal_gets_no_rewritten_call(guest, mode):
+    """tests/guest/fake_mseal.c answers mseal with a success of its own,
+    then execs: the guest kernel, which needs scratch memory for the exec,
+    must see the mapping unsealed in /proc and refuse (EPERM), not run a
+    call from memory the guest can make writable."""
+    from conftest import run_umlpy
+    prog = guest("fake_mseal", static=True)
+    p = run_umlpy([prog, "/bin/true"], mode)
+    assert (p.returncode, p.stdout) == (1, b"exec: Operation not permitted\n"), p.stderr

@@ -40,6 +40,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/sysinfo.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
@@ -2143,8 +2144,19 @@ static void untraced_child_body(void)
     FILE *f = fopen("/proc/self/status", "r");
     char line[256];
     while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "TracerPid:", 10))
+        if (!strncmp(line, "TracerPid:", 10)) {
             printf("note untraced child: %s", line);
+            /* a child nobody traces runs every call its filter allows,
+             * unseen: that is the escape, whatever its calls then get (in
+             * a pid namespace the tracer outside shows as 0 here) */
+            if (PIDHOST && atoi(line + 10) == 0)
+                ESCAPE("a CLONE_UNTRACED child runs with no tracer");
+        }
+    /* sysinfo always stops for the guest kernel: with no tracer the
+     * filter's trace action fails it with ENOSYS */
+    struct sysinfo si;
+    if (sysinfo(&si) != 0 && errno == ENOSYS)
+        ESCAPE("a CLONE_UNTRACED child runs with no tracer (sysinfo: ENOSYS)");
     if (f)
         fclose(f);
     try_read(MARKER, "marker from a CLONE_UNTRACED child");

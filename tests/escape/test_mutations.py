@@ -1,0 +1,94 @@
+"""The test of a test is removing what it tests.  For each named defence,
+umlpy is copied with that defence edited out, and the escape test that
+pins it must fail there (and passes here, in the rest of the suite).  A
+defence whose text changes must have its entry updated: a mutation that
+no longer applies fails this test too, rather than pass unnoticed.
+docs/SECURITY.md lists the pairs ("Mutation checks")."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+# (defence, file, the defence's text, what replaces it, tests that must fail)
+MUTATIONS = [
+    ("x32 numbers refused by the filter itself", "umlpy/kernel/seccomp.py",
+     "        (JGE_K, 0, 1, X32_SYSCALL_BIT),\n        (RET_K, 0, 0, enosys),"
+     "               # the x32 ABI\n", "",
+     ["tests/test_policy.py::test_foreign_abis_get_enosys"]),
+    ("CLONE_UNTRACED stripped from clone", "umlpy/kernel/syscalls/process.py",
+     "args[0] = flags & ~CLONE_UNTRACED", "args[0] = flags",
+     ["tests/escape/test_escape.py::test_clone_untraced"]),
+    ("scratch memory believed sealed only if the host shows it", "umlpy/kernel/vfs/scratch.py",
+     "not mapping_is_sealed(tid, r, REGION, require_seal=has_mseal)", "False",
+     ["tests/test_scratch.py::test_a_guest_that_fakes_mseal_gets_no_rewritten_call"]),
+    ("--pids: a slot for each clone in flight", "umlpy/kernel/syscalls/process.py",
+     "processes.starting[call.tid] = call.nr", "pass",
+     ["tests/test_limit_attacks.py::test_a_clone_in_flight_holds_its_slot"]),
+    ("--cpu-time: the dead's time in their reapers'", "umlpy/kernel/limits.py",
+     "for i in (11, 12, 13, 14)", "for i in (11, 12)",
+     ["tests/test_limit_attacks.py::test_short_lived_children_count_against_cpu_time"
+      "[nobody]"]),
+    ("--memory: memfds held open", "umlpy/kernel/limits.py",
+     "            memfds = _memfds(tgid)\n", "            memfds = {}\n",
+     ["tests/test_limit_attacks.py::test_shared_memory_counts_against_memory[memfd-nobody]"]),
+    ("--disk: copy-ups reserve their size", "umlpy/kernel/vfs/union.py",
+     "                self.reserve_space(d.attr.size)\n", "                pass\n",
+     ["tests/test_limit_attacks.py::test_copy_ups_are_counted"]),
+    ("--disk: a file grown by ftruncate counts at its size", "umlpy/kernel/syscalls/fd.py",
+     "    if size is None or growth <= 0:\n        return None\n",
+     "    return None\n",
+     ["tests/test_limit_attacks.py::test_disk_writes_without_write_calls_are_counted"
+      "[mmap-write]"]),
+]
+
+
+def _copy_of_the_tree(where):
+    """The package and its tests, as they are here (with the native part
+    already built)."""
+    for name in ("umlpy", "tests"):
+        shutil.copytree(ROOT / name, where / name,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in ("setup.py", "README.md", "pyproject.toml"):
+        if (ROOT / name).exists():
+            shutil.copy(ROOT / name, where / name)
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory):
+    where = tmp_path_factory.mktemp("mutations") / "tree"
+    where.mkdir()
+    _copy_of_the_tree(where)
+    return where
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("defence,path,text,replacement,tests", MUTATIONS,
+                         ids=[m[0] for m in MUTATIONS])
+def test_removing_the_defence_fails_its_test(pristine, tmp_path, defence, path, text,
+                                             replacement, tests):
+    tree = tmp_path / "tree"
+    shutil.copytree(pristine, tree)
+    target = tree / path
+    source = target.read_text()
+    assert source.count(text) == 1, f"the defence's text is no longer in {path} once"
+    target.write_text(source.replace(text, replacement))
+    env = dict(os.environ, PYTHONPATH=str(tree), PYTHONDONTWRITEBYTECODE="1")
+    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+                        *tests], cwd=tree, env=env, capture_output=True, timeout=600)
+    out = p.stdout.decode(errors="replace")
+    summary = out.strip().splitlines()[-1] if out.strip() else ""
+    assert p.returncode == 1 and " failed" in summary, \
+        f"with '{defence}' removed, {tests} still pass:\n{out[-3000:]}"
+
+
+def test_every_pair_names_tests_that_exist():
+    for defence, path, text, _, tests in MUTATIONS:
+        assert (ROOT / path).read_text().count(text) == 1, defence
+        for test in tests:
+            file, _, name = test.partition("::")
+            assert f"def {name.split('[')[0]}(" in Path(ROOT / file).read_text(), test
