@@ -123,3 +123,74 @@ def test_bad_limit_is_one_line_error(option, value):
     p = run_umlpy(["true"], options=[option, value])
     assert p.returncode == 2
     assert len(p.stderr.strip().splitlines()) == 1 and option.encode() in p.stderr
+
+
+# ---- umlpy's own memory: what a guest can make it keep is bounded -------------
+
+def _umlpy_max_rss(argv, options=(), timeout=300):
+    """(CompletedProcess-like (returncode, stdout, stderr), umlpy's peak RSS
+    in bytes): wait4's rusage of the umlpy process (its reaped children
+    are the guest's small C programs)."""
+    from conftest import umlpy_argv
+    import signal
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        p = subprocess.Popen(umlpy_argv(argv, options=options), stdout=out, stderr=err,
+                             env=_env())
+        deadline = time.monotonic() + timeout
+        while True:
+            pid, status, usage = os.wait4(p.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                os.kill(p.pid, signal.SIGKILL)
+                raise AssertionError("umlpy did not finish")
+            time.sleep(0.05)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return (p.returncode, out.read(), err.read()), usage.ru_maxrss * 1024
+
+
+# 100 listings of 5000 entries keep about 1.1 MB each in a cache that holds
+# them all (~130 MB of RSS before issue 12); umlpy starts at about 20-35 MB
+# and keeps at most LISTINGS_BYTES (16 MiB) of listings.
+LISTING_RSS_BOUND = 64 << 20
+
+
+@pytest.mark.parametrize("mode", ["fds", "threads", pytest.param("paths", marks=pytest.mark.slow),
+                                  pytest.param("half", marks=pytest.mark.slow)])
+def test_listings_cannot_grow_umlpy(guest, mode):
+    prog = guest("listing_hog", static=True)
+    (status, out, err), rss = _umlpy_max_rss([prog, "/tmp/big", "5000", "100", mode],
+                                             options=["-C", "/tmp"])
+    assert (status, err) == (0, b""), err[-800:]
+    assert out == (b"5002\n" if mode != "half" else out)
+    assert rss < LISTING_RSS_BOUND, f"umlpy grew to {rss >> 20} MB"
+
+
+@pytest.mark.slow
+def test_listings_of_a_big_directory_cannot_grow_umlpy(guest):
+    """The issue's numbers: 150 listings of 20k entries were 980 MB."""
+    prog = guest("listing_hog", static=True)
+    (status, out, err), rss = _umlpy_max_rss([prog, "/tmp/big", "20000", "150", "fds"],
+                                             options=["-C", "/tmp"], timeout=600)
+    assert (status, out, err) == (0, b"20002\n", b"")
+    assert rss < 100 << 20, f"umlpy grew to {rss >> 20} MB"
+
+
+def test_umlpys_own_growth_counts_against_the_sandbox_memory(monkeypatch):
+    """What umlpy grows by beyond its memory at the start is the guest's
+    doing: it counts toward --memory, and alone over it ends the sandbox."""
+    from types import SimpleNamespace
+    from umlpy.kernel import limits as L
+    own = [100 << 20]
+    monkeypatch.setattr(L, "_own_memory", lambda: own[0])
+    monkeypatch.setattr(L, "sandbox_memory", lambda tgids: ({}, {}))
+    kernel = SimpleNamespace(processes=SimpleNamespace(threads={}, main=None), first_ids=None)
+    dog = L.Watchdog(kernel, L.Limits(memory=64 << 20))
+    dog.check()
+    assert dog.reason is None
+    own[0] += 70 << 20
+    dog.check()
+    assert "memory limit of 67108864 bytes reached" in dog.reason
+    assert "the guest kernel's own 73400320" in dog.reason

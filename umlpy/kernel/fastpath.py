@@ -29,6 +29,7 @@ from .._native._tracer import ffi, lib
 from ..abi.fcntl import AT_FDCWD, O_ACCMODE, O_CREAT, O_DIRECTORY, O_NOFOLLOW, O_PATH, \
     O_TMPFILE_BIT, O_TRUNC
 from ..abi.stat import S_IXOTH
+from .bounded import ByteBoundedCache, text_bytes
 from .vfs.namei import Frame
 from .vfs.union import IN_UPPER
 
@@ -40,6 +41,7 @@ NATIVE = -1             # an entry's errno: a listing the host makes as the gues
 ON_FD = -2              # ... on its fd, with the empty path from scratch memory
 TTL_MS = 3000
 MAX_ENTRIES = 131072        # pathcache.c's: the table is emptied when full
+DELEGABLE_BYTES = 8 << 20   # Python's answers on which directories C may list
 
 
 class PathCache:
@@ -50,7 +52,8 @@ class PathCache:
         self._numbers = ()
         self._trees_on = False
         self._trees = {}            # host dir -> when C was given it as a tree
-        self._delegable_dirs = {}   # guest path -> VFS.delegable's answer
+        # guest path -> VFS.delegable's answer, bounded by bytes (issue 12)
+        self._delegable_dirs = ByteBoundedCache(DELEGABLE_BYTES)
 
     def enable(self, numbers):
         """Answer calls numbers (already PYTHON's in the policy) from the cache."""
@@ -175,9 +178,8 @@ class PathCache:
     def _delegable(self, vfs, frame):
         known = self._delegable_dirs.get(frame.path)
         if known is None:
-            known = self._delegable_dirs[frame.path] = vfs.delegable(frame)
-            if len(self._delegable_dirs) > MAX_ENTRIES:
-                self._delegable_dirs.clear()
+            known = vfs.delegable(frame)
+            self._delegable_dirs.put(frame.path, known, text_bytes(frame.path))
         return known
 
     def _register(self, frame):

@@ -11,6 +11,7 @@ from ..abi.sched import CLONE_VM
 from ..abi.signal import SIGKILL
 from ..config import Config
 from ..errors import BadInput, CommandNotExecutable, CommandNotFound, UmlpyError
+from .bounded import ByteBoundedCache
 from .decisions import ALLOW, AllowThen, Return, Rewrite, SyscallCall
 from .dispatcher import Dispatcher, HandlerFailure
 from .policy import TABLE_SIZE, Action, Mode, build_policy, rule_for
@@ -109,7 +110,9 @@ class GuestKernel:
         self.scratch = ScratchSpace(self.tracer)
         from .fastpath import PathCache
         self.fastpath = PathCache(self.tracer)
-        self.unix_names = {}        # address a guest socket was bound to -> guest path
+        # address a guest socket was bound to -> guest path (bounded by bytes:
+        # one forgotten is found again from the host path, vfs.guest_path_of_host)
+        self.unix_names = ByteBoundedCache(8 << 20)
         self.socket_dirs = {}       # directories holding them -> the fd they are bound through
         self.listings = Listings()
         self.main_status = None
@@ -689,8 +692,7 @@ class GuestKernel:
         if exe is not None:
             vfs.exe[tgid] = exe
         self.scratch.forget(tgid, former_tid)
-        for key in [k for k in self.listings.cache if k[0] in (tid, former_tid)]:
-            del self.listings.cache[key]
+        self.listings.forget_threads((tid, former_tid))
 
     def _on_exit(self, tid, status):
         self.processes.exited(tid)

@@ -160,6 +160,14 @@ def sandbox_memory(tgids):
     return usage, held
 
 
+def _own_memory():
+    """umlpy's own private memory (0 if /proc cannot tell)."""
+    try:
+        return private_memory(os.getpid())
+    except (OSError, ValueError):
+        return 0
+
+
 def guest_tgids(kernel):
     """The host tgids of the sandbox's processes, from its threads."""
     tgids = set()
@@ -185,6 +193,10 @@ class Watchdog:
         self.memory_over = 0        # consecutive samples over --memory
         self.shm_file = None        # /proc/sysvipc/shm of the sandbox's IPC namespace
         self.reaped_before = _reaped_cpu()     # umlpy's children before the guest's
+        # umlpy's own memory as the guest starts: what it grows by beyond
+        # this is kept for the guest (listings, lookups...) and counts as
+        # the sandbox's (issue 12)
+        self.own_baseline = _own_memory()
         self.reason = None
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="umlpy-watchdog", daemon=True)
@@ -219,7 +231,8 @@ class Watchdog:
         if limits.memory is not None:
             usage, held = sandbox_memory(tgids)
             shm = self.detached_shm()
-            total = sum(usage.values()) + sum(held.values()) + shm
+            own = max(0, _own_memory() - self.own_baseline)
+            total = sum(usage.values()) + sum(held.values()) + shm + own
             if total <= limits.memory:
                 self.memory_over = 0
                 return
@@ -228,7 +241,7 @@ class Watchdog:
             # process holds what is over (detached SysV segments outlive
             # them all), or killing one did not help, the whole sandbox.
             charged = {tgid: usage.get(tgid, 0) + held.get(tgid, 0) for tgid in usage}
-            if charged and self.memory_over == 1 and shm <= limits.memory:
+            if charged and self.memory_over == 1 and shm + own <= limits.memory:
                 victim = max(charged, key=charged.get)
                 self.note(f"memory limit of {limits.memory} bytes reached: killed guest "
                           f"process {self.kernel.processes.guest_tid(victim) or victim}")
@@ -236,7 +249,8 @@ class Watchdog:
             else:
                 self.kill_all(f"memory limit of {limits.memory} bytes reached by the "
                               f"sandbox as a whole (shared memory {shm + sum(held.values())} "
-                              "bytes): killed every guest process")
+                              f"bytes, the guest kernel's own {own}): killed every guest "
+                              "process")
 
     def detached_shm(self):
         """Bytes of the SysV shared memory segments of the sandbox's own IPC

@@ -23,6 +23,7 @@ from ...abi import MASK64
 from ...abi.fcntl import AT_FDCWD
 from ...abi.socket import AF_UNIX, AF_VSOCK, MMSGHDR, MSGHDR, SOCKADDR_STORAGE_SIZE, SOCKADDR_UN, \
     SUN_PATH_OFFSET, UNIX_PATH_MAX, pack_sockaddr_un, sockaddr_family
+from ..bounded import text_bytes
 from ..decisions import ALLOW, AllowThen, Rewrite, fail
 from ..netpolicy import inet_address, loopback_for
 from ..vfs.hostops import thread_fd
@@ -218,7 +219,7 @@ def bind_unix(call, vfs, task, fd, res):
                 os.umask(old)
         finally:
             s.detach()
-        kernel.unix_names[address] = res.path
+        kernel.unix_names.put(address, res.path, text_bytes(address, res.path))
     try:
         return create_here(call, vfs, task, res, make)
     finally:

@@ -11,8 +11,11 @@ import stat as _stat
 
 from ...abi.dirent import DT_DIR, DT_LNK, DT_REG
 from ...abi.fcntl import O_PATH
+from ..bounded import ByteBoundedCache, text_bytes
 from . import hostops
 
+# which directories hold names hidden from the guest, remembered (by bytes)
+HIDES_BYTES = 4 << 20
 
 
 class Dentry:
@@ -116,7 +119,7 @@ class HostTreeFS(FileSystem):
         self.hidden = frozenset(os.path.realpath(h) for h in hidden)
         self.hidden_pattern = None      # host paths it matches are not shown (build.StatePaths)
         self.hidden_pattern_dir = None  # ... all of them in this directory
-        self._hides = {}                # rel -> whether it holds hidden names
+        self._hides = ByteBoundedCache(HIDES_BYTES)     # rel -> whether it holds hidden names
         if fstype:
             self.fstype = fstype
         self.source = source or self.root_path
@@ -161,9 +164,7 @@ class HostTreeFS(FileSystem):
             known = any(os.path.dirname(h) == host for h in self.hidden) or \
                 (self.hidden_pattern is not None and
                  self.hidden_pattern.match(host + "/umlpy-0") is not None)
-            if len(self._hides) > 4096:
-                self._hides.clear()
-            self._hides[rel] = known
+            self._hides.put(rel, known, text_bytes(rel))
         return known
 
     def hides_below(self, rel):

@@ -7,13 +7,17 @@ import os
 from ...abi.fcntl import AT_FDCWD, X_OK
 from ...abi.stat import S_IXOTH
 from .. import procfs
+from ..bounded import ByteBoundedCache, text_bytes
 from .creds import Creds
 from .hostid import HostIdentity, IdentityExecutor
 from .namei import Frame, Resolver, join
 from .fs import HostTreeFS
 from .union import IN_UPPER, UnionFS
 
-FRAMES_CACHED = 4096
+# The frames of directory paths kept (issue 12: by bytes, as a path's frames
+# grow with its depth): an estimate per frame.
+FRAMES_BYTES = 16 << 20
+_FRAME_BYTES = 200
 
 
 class FsContext:
@@ -182,7 +186,8 @@ class VFS:
         self.procfs = None          # the /proc filesystem, once build.py mounts it
         self.own_storage = ()       # host directories of the sandbox's own storage
         self._attached = {}         # host tid -> the FsContext it was attached to
-        self._frames = {}           # dir path -> frames below the root (see frames_of_path)
+        # dir path -> frames below the root (see frames_of_path)
+        self._frames = ByteBoundedCache(FRAMES_BYTES)
         self._frames_generation = None
 
     # processes ------------------------------------------------------------
@@ -317,9 +322,7 @@ class VFS:
             return [root[0]] + cached
         frames = self._frames_of_path(task, root, path)
         if generation is not None and self._cacheable(frames):
-            if len(self._frames) >= FRAMES_CACHED:
-                self._frames.clear()
-            self._frames[path] = frames[1:]
+            self._frames.put(path, frames[1:], text_bytes(path) + _FRAME_BYTES * len(frames))
         return frames
 
     def _cacheable(self, frames):
