@@ -94,12 +94,17 @@ class SavedTerminal:
         """Set back what a guest touched; the foreground also when we handed
         it to the guest (handed).  sandbox_group: the guest's own process
         group (its init's host pid), or None."""
+        if not handed and not self.touched:
+            return
         import signal       # not at start-up: it imports enum
-        old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+        # SIGTTOU blocked, so that a background umlpy is not stopped for
+        # changing the terminal (on this thread only: the API may run a
+        # sandbox off the main thread, where signal.signal fails)
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTTOU})
         try:
             self._restore(handed, sandbox_group)
         finally:
-            signal.signal(signal.SIGTTOU, old)
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
     def _restore(self, handed, sandbox_group):
         fd, touched = self.fd, self.touched
