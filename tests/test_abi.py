@@ -61,6 +61,7 @@ HEADERS = """
 #include <sys/wait.h>
 #include <netinet/in.h>
 #include <linux/aio_abi.h>
+#include <asm/termbits.h>
 #include <linux/audit.h>
 #include <linux/capability.h>
 #include <linux/falloc.h>
@@ -138,6 +139,8 @@ STRUCTS = [
     (elf.ELF64_EHDR, "Elf64_Ehdr", {}),
     (elf.ELF64_PHDR, "Elf64_Phdr", {}),
     (aio.IOCB, "struct iocb", {}),
+    (ioctl.TERMIOS, "struct termios", {}),
+    (ioctl.WINSIZE, "struct winsize", {}),
 ]
 # layouts that cover only the head of a bigger C struct (the dirents: up to
 # d_name, where the name starts)
