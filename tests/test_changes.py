@@ -505,6 +505,15 @@ def test_a_very_deep_upper_is_compared_and_applied_with_few_fds(layers, tmp_path
     assert len(got) == depth + 1 and got[-1].path == "/d" * depth + "/f"
     target = tmp_path / "deep-target"
     target.mkdir()
+    try:
+        _commit_with_few_fds(upper, target, lower, fds, depth)
+    finally:        # pytest's own clean-up of tmp_path recurses
+        from umlpy.kernel.vfs.tmpdirs import remove_tree
+        remove_tree(str(target))
+        changes.discard(upper)
+
+
+def _commit_with_few_fds(upper, target, lower, fds, depth):
     import resource
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (fds + 200, hard))
@@ -512,7 +521,7 @@ def test_a_very_deep_upper_is_compared_and_applied_with_few_fds(layers, tmp_path
         changes.commit(upper, target, lower=HostDirLower(lower))
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-    assert len(os.listdir("/proc/self/fd")) == fds
+    assert len(os.listdir("/proc/self/fd")) <= fds      # none left open
     assert os.listdir(upper) == []
     assert changes.diff(upper, HostDirLower(lower)) == []
     assert changes.discard(target) == depth + 1

@@ -7,7 +7,7 @@ bad usage gets one line on stderr and status 2."""
 import os
 import sys
 
-from .errors import BadInput, UmlpyError
+from .errors import BadInput, UmlpyError, one_line
 
 DIFF_USAGE = "umlpy diff --upper DIR [--rootfs DIR|IMG.tar] [--layer IMG.tar]... [--json]"
 COMMIT_USAGE = "umlpy commit --upper DIR [--to DIR] [--rootfs DIR] [--dry-run] [--keep]"
@@ -80,7 +80,7 @@ def _run(command, body, argv):
     try:
         return body(argv)
     except UmlpyError as e:
-        msg = str(e)
+        msg = one_line(str(e))
         print(msg if msg.startswith("umlpy") else f"umlpy {command}: {msg}", file=sys.stderr)
         return e.exit_status
     except OSError as e:

@@ -7,7 +7,7 @@ import os
 import sys
 
 from . import __version__
-from .errors import BadInput, UmlpyError
+from .errors import BadInput, UmlpyError, one_line
 from .config import COMMAND_LINE, Config, Option
 from .config.words import parse_words
 from .runcmd import cmd_run
@@ -145,7 +145,7 @@ def main(argv=None):
             raise BadInput(f"umlpy: unknown command {first!r} (see 'umlpy --help')")
         return HANDLERS[first](parse_options(first, words[1:]))
     except UmlpyError as e:
-        msg = str(e)
+        msg = one_line(str(e))
         print(msg if msg.startswith("umlpy") else f"umlpy: {msg}", file=sys.stderr)
         return e.exit_status
     except KeyboardInterrupt:

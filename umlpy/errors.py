@@ -7,6 +7,14 @@ class UmlpyError(Exception):
     exit_status = 1
 
 
+def one_line(text):
+    """text as one printable line: the control characters a user's value
+    may hold (a newline, a carriage return) escaped as Python escapes them."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class BadInput(UmlpyError):
     """A bad option, a bad --rootfs, a bad -C directory."""
     exit_status = 2

@@ -6,6 +6,11 @@ import os
 
 from ..errors import BadInput
 
+# The largest number an option keeps: a larger one (1e400, 10**20) means
+# "more than any machine has" and is taken as this, what a 64-bit rlimit
+# or counter holds with room to add (issue 12: they ended in OverflowError)
+MAX_NUMBER = 1 << 62
+
 SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -34,9 +39,11 @@ def size(flag, value):
         result = float(number) * SIZE_UNITS[unit]
     except ValueError:
         raise BadInput(f"{flag} {value!r}: expected a size like 512K, 64M or 2G") from None
+    if result != result:        # nan
+        raise BadInput(f"{flag} {value!r}: expected a size like 512K, 64M or 2G")
     if result < 1:
         raise BadInput(f"{flag} {value!r}: must be at least 1 byte")
-    return int(result)
+    return int(min(result, MAX_NUMBER))
 
 
 def count(flag, value, low=1):
@@ -46,7 +53,7 @@ def count(flag, value, low=1):
         raise BadInput(f"{flag} {value!r}: expected a whole number") from None
     if result < low:
         raise BadInput(f"{flag} {value!r}: must be at least {low}")
-    return result
+    return min(result, MAX_NUMBER)
 
 
 def fd_count(flag, value):
@@ -71,9 +78,11 @@ def seconds(flag, value):
         result = float(t) * scale
     except ValueError:
         raise BadInput(f"{flag} {value!r}: expected seconds, like 10 or 2.5s or 1m") from None
+    if result != result:        # nan
+        raise BadInput(f"{flag} {value!r}: expected seconds, like 10 or 2.5s or 1m")
     if result <= 0:
         raise BadInput(f"{flag} {value!r}: must be positive")
-    return result
+    return min(result, MAX_NUMBER)
 
 
 def rate(flag, value):
@@ -101,8 +110,15 @@ def existing_file(flag, value):
 def directory_to_keep(flag, value):
     """A directory that exists, or one umlpy may make."""
     path = os.fspath(value)
-    if os.path.exists(path) and not os.path.isdir(path):
+    if not path:
+        raise BadInput(f"{flag} {path!r}: expected a directory")
+    if os.path.lexists(path) and not os.path.isdir(path):     # a file, a dangling symlink
         raise BadInput(f"{flag} {path}: not a directory")
+    above = os.path.dirname(os.path.abspath(path))
+    while not os.path.lexists(above):
+        above = os.path.dirname(above)
+    if not os.path.isdir(above):
+        raise BadInput(f"{flag} {path}: {above} is not a directory")
     return os.path.abspath(path)
 
 

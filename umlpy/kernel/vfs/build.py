@@ -87,7 +87,10 @@ class SandboxFS:
         lower, image_root = self._lower(options, content_cache)
         if options.upper:
             upper = os.path.abspath(options.upper)
-            os.makedirs(upper, exist_ok=True)
+            try:
+                os.makedirs(upper, exist_ok=True)
+            except OSError as e:
+                raise BadInput(f"--upper {options.upper}: {e.strerror}") from None
             self.hidden.append(upper)
         else:
             upper = os.path.join(self.state, "upper")
@@ -98,7 +101,10 @@ class SandboxFS:
             # another's changes or learns where its own live
             lower.hidden_pattern, lower.hidden_pattern_dir = umlpy_private_paths()
         self.union = UnionFS(lower, upper, idmap, owner=guest_ids)
-        self._mirror_root(upper, lower)
+        try:
+            self._mirror_root(upper, lower)
+        except OSError as e:        # an --upper the host will not let us use
+            raise BadInput(f"--upper {options.upper}: {e.strerror}") from None
         self.mounts = MountTable(self.union)
         self.vfs = VFS(self.mounts, idmap, cwd=options.cwd or (
             os.getcwd() if options.rootfs is None else "/"))
