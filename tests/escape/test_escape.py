@@ -10,29 +10,41 @@ host's own permission checks would let the guest write it: only the
 sandbox stands in the way), a root-only file, a shared directory for
 binds.  After the run:
 
+* the technique ran to its end and tried something: its ``DONE
+  attempts=N technique=T`` line has N > 0 (escape.c counts every attempt;
+  where the end cannot come, as when the tracer dies, the count printed
+  before it);
 * the guest printed no ``ESCAPE`` line (what only the guest can see: a host
   secret it read, a call that must never succeed);
 * the arena is exactly as before (content, owner, mode, times, flags,
   xattrs, entries);
 * no process of the run survives (each run carries a token in its
-  environment; /proc is searched for it);
+  environment; /proc is searched for it at once when umlpy has exited,
+  and again 3 s later);
 * the host process the guest attacked still runs.
 
-A technique that does get out keeps its test, marked
-``xfail(strict=True, reason="ESCAPE: ...")``.
+What fails in the sandbox raises ``EscapeShown``; what fails in the test
+(a hang, a crash, no count, nothing tried) a plain AssertionError.  A
+technique that does get out keeps its test, marked
+``xfail(strict=True, raises=<an EscapeShown of its own>)`` by
+xfail_escape/xfail_granted with a text its problems must show: any other
+failure of that test is a failure.
 """
 import ctypes
 import fcntl
 import hashlib
 import os
 import pty
+import re
 import select
 import shutil
+import signal
 import socket
 import stat
 import subprocess
 import sys
 import termios
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -55,14 +67,41 @@ libc.shmat.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
 libc.syscall.restype = ctypes.c_long
 
 
-def xfail_escape(reason):
-    return pytest.mark.xfail(strict=True, reason="ESCAPE: " + reason)
+class EscapeShown(AssertionError):
+    """The sandbox failed: an ESCAPE line, a host change, a survivor, a host
+    process hit.  An expected escape is a subclass made by xfail_escape or
+    xfail_granted, raised only when the problems show its text."""
+    shows = None
 
 
-def xfail_granted(reason):
+def _expected(kind, reason, shows):
+    expected = type(f"Expected{kind}", (EscapeShown,), {"shows": shows})
+    return pytest.mark.xfail(strict=True, raises=expected, reason=f"{kind.upper()}: {reason}")
+
+
+def xfail_escape(reason, shows):
+    """A technique that gets out; shows: a text of its problem lines."""
+    return _expected("Escape", reason, shows)
+
+
+def xfail_granted(reason, shows):
     """What an option hands the guest on purpose (docs/SECURITY.md, "the
     user's explicit grants"): pinned, so that it stays what the docs say."""
-    return pytest.mark.xfail(strict=True, reason="GRANTED: " + reason)
+    return _expected("Granted", reason, shows)
+
+
+_EXPECTED = [None]
+
+
+@pytest.fixture(autouse=True)
+def _expected_escape(request):
+    """The EscapeShown subclass the running test's xfail expects (if any)."""
+    mark = request.node.get_closest_marker("xfail")
+    raises = mark.kwargs.get("raises") if mark else None
+    _EXPECTED[0] = raises if isinstance(raises, type) and issubclass(raises, EscapeShown) \
+        else None
+    yield
+    _EXPECTED[0] = None
 
 
 # ---------------------------------------------------------------- the kit
@@ -240,19 +279,53 @@ def _survivors(token):
     return found
 
 
-def _no_survivors(token):
-    deadline = time.monotonic() + 3
-    while True:
-        left = _survivors(token)
-        if not left or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+def _no_survivors(token, when=""):
+    """The run's processes alive now (killed, then reported)."""
+    left = _survivors(token)
     for pid in left:
         try:
             os.kill(pid, 9)
         except OSError:
             pass
-    return [f"process {pid} of the sandbox survived it" for pid in left]
+    return [f"process {pid} of the sandbox survived it{when}" for pid in left]
+
+
+LATER = 3.0
+_later = []         # (when, token, test): the second look at a run's survivors
+
+
+def _look_again_later(token):
+    _later.append((time.monotonic() + LATER, token,
+                   os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0]))
+
+
+def _later_looks(wait):
+    """The second looks that are due (wait: all of them, sleeping once until
+    the last is due): one per run, at least LATER seconds after it."""
+    if wait and _later:
+        time.sleep(max(0.0, max(w for w, _, _ in _later) - time.monotonic()))
+    problems, now = [], time.monotonic()
+    for entry in [e for e in _later if e[0] <= now]:
+        _later.remove(entry)
+        problems += [f"{entry[2]}: {p}" for p in
+                     _no_survivors(entry[1], f" by {LATER:.0f} s (the second look)")]
+    return problems
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _survivors_later():
+    """The runs' second looks: in each test's teardown those that are due,
+    the rest once at the module's end."""
+    yield
+    problems = _later_looks(wait=True)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.fixture(autouse=True)
+def _survivors_later_due(_survivors_later):
+    yield
+    problems = _later_looks(wait=False)
+    assert not problems, "\n".join(problems)
 
 
 _NOBODY_OK = []
@@ -265,6 +338,9 @@ def _nobody_can_run_umlpy():
                            capture_output=True, env={"PYTHONPATH": str(ROOT)}, cwd="/")
         _NOBODY_OK.append(p.returncode == 0)
     return _NOBODY_OK[0]
+
+
+_COUNT = re.compile(r"^([A-Z]+) attempts=(\d+) technique=(\S+)$")
 
 
 class Attack:
@@ -324,29 +400,57 @@ class Attack:
         self.returncode = returncode
         return self
 
+    def attempts(self, word=None):
+        """The technique's last count of its attempts (of its `word` lines:
+        DONE, or a count printed on the way), None if it printed none."""
+        counts = [int(m[2]) for m in map(_COUNT.match, self.stdout.splitlines())
+                  if m and m[3] == self.technique and word in (None, m[1])]
+        return counts[-1] if counts else None
+
+    def failures(self, done=True, extra=()):
+        """What went wrong, as lines: (the sandbox's, the test's)."""
+        out = self.stdout.splitlines() + self.stderr.splitlines()
+        escapes = [line for line in out if line.startswith("ESCAPE")]
+        broken = []
+        if getattr(self, "timed_out", False):
+            broken.append("the sandbox hung (killed after the timeout)")
+        escapes += _no_survivors(self.arena.token)
+        _look_again_later(self.arena.token)
+        escapes += self.arena.changes()
+        if self.hostproc is not None and self.hostproc.poll() is not None:
+            escapes.append(f"the host process died (status {self.hostproc.returncode})")
+        count = self.attempts("DONE" if done else None)
+        if count is None:
+            broken.append(f"the technique did not finish (status {self.returncode})" if done else
+                          f"the technique printed no count of its attempts (status "
+                          f"{self.returncode})")
+        elif count == 0:
+            broken.append("the technique tried nothing (attempts=0)")
+        if "Traceback" in self.stderr:
+            broken.append("the guest kernel raised an exception")
+        escapes += list(extra)
+        return escapes, broken
+
     def problems(self, done=True, extra=()):
         """Everything that went wrong, as lines (empty: the technique failed)."""
-        out = self.stdout.splitlines() + self.stderr.splitlines()
-        problems = [line for line in out if line.startswith("ESCAPE")]
-        if getattr(self, "timed_out", False):
-            problems.append("the sandbox hung (killed after the timeout)")
-        problems += _no_survivors(self.arena.token)
-        problems += self.arena.changes()
-        if self.hostproc is not None and self.hostproc.poll() is not None:
-            problems.append(f"the host process died (status {self.hostproc.returncode})")
-        if done and "DONE" not in self.stdout.splitlines():
-            problems.append(f"the technique did not finish (status {self.returncode})")
-        if "Traceback" in self.stderr:
-            problems.append("the guest kernel raised an exception")
-        problems += list(extra)
-        return problems
+        escapes, broken = self.failures(done, extra)
+        return escapes + broken
 
     def check(self, done=True, extra=()):
-        problems = self.problems(done, extra)
-        assert not problems, "\n".join(
-            [f"{self.technique} as {self.user}:", *problems, "--- stdout", self.stdout[-6000:],
-             "--- stderr", self.stderr[-3000:]])
-        return self
+        """Nothing went wrong, or raise: AssertionError when the test could
+        not judge (broken), EscapeShown when the sandbox failed (the
+        running test's expected subclass if the problems show its text)."""
+        escapes, broken = self.failures(done, extra)
+        if not escapes and not broken:
+            return self
+        message = "\n".join([f"{self.technique} as {self.user}:", *broken, *escapes,
+                             "--- stdout", self.stdout[-6000:], "--- stderr", self.stderr[-3000:]])
+        if broken:
+            raise AssertionError(message)
+        expected = _EXPECTED[0]
+        if expected is not None and any(expected.shows in p for p in escapes):
+            raise expected(message)
+        raise EscapeShown(message)
 
 
 def _read_until(p, token, timeout=20):
@@ -366,6 +470,67 @@ def attack(kit, arena, technique, user="root", root="host", **kw):
     a = Attack(kit, arena, technique, user, root, **kw)
     return a.run().check()
 
+
+# ================================================= the suite checks itself
+
+def test_a_probe_that_tries_nothing_fails(kit, arena):
+    """The `noop` technique tries nothing and finishes: a check that needs
+    only its DONE line would pass it.  Every technique counts its attempts
+    and the check fails on zero."""
+    a = Attack(kit, arena, "noop").run()
+    with pytest.raises(AssertionError, match="tried nothing"):
+        a.check()
+
+
+def test_a_process_that_outlives_the_sandbox_briefly_is_seen(arena):
+    """The survivors' check looks at once: a process of the run (its token
+    in the environment) that lives on for a second after umlpy is gone
+    is a survivor, though it is gone by the time a later look comes."""
+    p = subprocess.Popen(["sleep", "1"], env={"ESC_TOKEN": arena.token})
+    try:
+        time.sleep(0.1)                                 # exec'd: its environ has the token
+        assert _no_survivors(arena.token) == [f"process {p.pid} of the sandbox survived it"]
+    finally:
+        p.kill()
+        p.wait()
+
+
+
+def _judged(arena, technique, stdout, expected=None):
+    """What check() raises for this output (None: it passes)."""
+    a = Attack.__new__(Attack)
+    a.technique, a.user, a.arena, a.hostproc, a.timed_out = technique, "root", arena, None, False
+    a.result(stdout.encode(), b"", 0)
+    arena.freeze()
+    _EXPECTED[0] = expected
+    try:
+        a.check()
+    except AssertionError as e:
+        return e
+    finally:
+        _EXPECTED[0] = None
+
+
+def test_the_check_tells_escapes_from_breakage(arena):
+    """A technique that did not finish, tried nothing or printed another's
+    count is the test's failure (AssertionError); an ESCAPE line is the
+    sandbox's (EscapeShown), and an expected escape's own class only when
+    the problems show its text: a strict xfail pinned to it fails on
+    anything else."""
+    expected = type("ExpectedEscape", (EscapeShown,), {"shows": "ESCAPE kill(host"})
+    done = "DONE attempts=3 technique=kill\n"
+    assert _judged(arena, "kill", done) is None
+    for out in ("", "DONE\n", "DONE attempts=0 technique=kill\n",
+                "DONE attempts=3 technique=noop\n", "HUNTED attempts=3 technique=kill\n"):
+        e = _judged(arena, "kill", out, expected)
+        assert type(e) is AssertionError, (out, e)
+    e = _judged(arena, "kill", "ESCAPE kill(host process 7, SIGKILL): succeeded (0)\n" + done,
+                expected)
+    assert type(e) is expected
+    e = _judged(arena, "kill", "ESCAPE pidfd_open(host process): succeeded (3)\n" + done, expected)
+    assert type(e) is EscapeShown
+    e = _judged(arena, "kill", "ESCAPE kill(host process 7, SIGKILL): succeeded (0)\n", expected)
+    assert type(e) is AssertionError, "no DONE: not the expected escape"
 
 # =================================================================== paths
 
@@ -522,7 +687,8 @@ def test_process_vm_writev(kit, arena, hostproc, user, pidns):
 
 @pytest.mark.parametrize("pidns", [
     "pidns", pytest.param("pid-host", marks=xfail_granted(
-        "with --pid-host the guest can SIGKILL any host process of its outside uid"))])
+        "with --pid-host the guest can SIGKILL any host process of its outside uid",
+        shows="ESCAPE kill(host process"))])
 @pytest.mark.parametrize("user", USERS)
 def test_kill_host_processes(kit, arena, hostproc, user, pidns):
     """kill/tkill/tgkill/rt_sigqueueinfo(SIGKILL) of a host process (of the
@@ -536,13 +702,13 @@ def test_kill_minus_one(kit, arena, hostproc, user):
     """kill(-1, SIGKILL) from the sandbox's init and from a child (only when
     the program is pid 1): -1 means every process of the pid namespace
     but the caller and its init."""
-    Attack(kit, arena, "kill-all", user, hostproc=hostproc).run().check(done=False)
+    Attack(kit, arena, "kill-all", user, hostproc=hostproc).run().check()
 
 
 @pytest.mark.parametrize("pidns", [
     "pidns", pytest.param("pid-host", marks=xfail_granted(
         "with --pid-host pidfd_open + pidfd_send_signal/pidfd_getfd reach host processes "
-        "of the guest's outside uid"))])
+        "of the guest's outside uid", shows="ESCAPE pidfd_open(host process): succeeded"))])
 @pytest.mark.parametrize("user", USERS)
 def test_pidfd(kit, arena, hostproc, user, pidns):
     """pidfd_open of host processes and the tracer, pidfd_getfd of their fds,
@@ -551,15 +717,151 @@ def test_pidfd(kit, arena, hostproc, user, pidns):
     attack(kit, arena, "pidfd", user, hostproc=hostproc, pid_host=pidns == "pid-host")
 
 
-@pytest.mark.parametrize("pidns", ["pidns", "pid-host"])
-@pytest.mark.parametrize("user", USERS)
+def _umlpy_and_helpers(pid):
+    """umlpy's process and its children of its own (the opener), not the
+    guest's processes (traced)."""
+    found = {pid: "umlpy"}
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                for child in f.read().split():
+                    with open(f"/proc/{child}/status") as st:
+                        if "TracerPid:\t0\n" in st.read():
+                            found[int(child)] = "umlpy's helper (its opener)"
+    except OSError:
+        pass
+    return found
+
+
+def _watch_for_stops(p, stopped):
+    """While umlpy runs: note each time it or a helper of its is found
+    stopped, and resume it."""
+    while p.poll() is None:
+        for pid, who in _umlpy_and_helpers(p.pid).items():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    state = f.read().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                continue
+            if state in "Tt":
+                stopped.append((who, pid))
+                time.sleep(0.2)
+                try:
+                    os.kill(pid, signal.SIGCONT)
+                except OSError:
+                    pass
+        time.sleep(0.01)
+
+
+def _tracer_variants():
+    for pidns in ("pidns", "pid-host"):
+        for user in USERS:
+            # umlpy runs as the guest's outside uid: as nobody, or as anyone but root
+            reachable = pidns == "pid-host" and (user == "nobody" or not AS_ROOT)
+            if reachable:
+                marks = xfail_escape(
+                    "with --pid-host, umlpy run by an ordinary user (the guest's outside "
+                    "uid) is stopped by the guest's SIGSTOP: the sandbox hangs until "
+                    "SIGCONT, umlpy's watchdog thread (--timeout, --cpu-time, --memory) "
+                    "included", shows="umlpy was stopped by the guest")
+            elif pidns == "pid-host":
+                marks = xfail_escape(
+                    "with --pid-host the guest sees umlpy's opener (a child of umlpy's with "
+                    "the guest's ids) and can SIGSTOP it (then umlpy waits for it at the "
+                    "guest's next /proc open: the sandbox hangs) or SIGKILL it",
+                    shows="umlpy's helper (its opener)")
+            else:
+                marks = ()
+            yield pytest.param(user, pidns, marks=marks, id=f"{user}-{pidns}")
+
+
+@pytest.mark.parametrize("user,pidns", _tracer_variants())
 def test_guest_kills_its_tracer(kit, arena, user, pidns):
-    """SIGSTOP/SIGKILL the tracer (its parent under --pid-host; invisible in
-    the pid namespace) while children keep writing: if umlpy dies,
-    PTRACE_O_EXITKILL kills every tracee, so none survives and none acts
-    untraced."""
-    a = Attack(kit, arena, "kill-tracer", user, pid_host=pidns == "pid-host").run(timeout=30)
-    a.check(done=False)
+    """The tracer-hunt: while three children keep writing the marker, the
+    guest looks for umlpy through /proc (the TracerPid of itself and its
+    children, its parent, its ancestors up to one running umlpy, NSpid
+    entries), by guessing pids (kill(pid, 0) and pidfd_open around its own
+    pid, its parent's and the low pids), and by umlpy's host pid, which the
+    test writes on its stdin; each suspect gets SIGSTOP, then SIGKILL, by
+    kill, tgkill and a pidfd.  The test watches umlpy's state meanwhile
+    (stopped: a failure, and the test sends SIGCONT).
+
+    * pid namespace: the tracer is invisible (no suspect: its TracerPid
+      is 0, its parent 0, no process of /proc runs umlpy) and its host pid
+      names nothing (the signals get ESRCH); the run ends normally.
+    * --pid-host as root: the guest finds umlpy (its parent and TracerPid)
+      but is nobody outside: every signal gets EPERM; the run ends
+      normally.
+    * --pid-host as an ordinary user: the guest finds umlpy, running as its
+      own outside uid.  SIGSTOP must not stop it (it does: pinned below);
+      SIGKILL may kill it: then PTRACE_O_EXITKILL must leave no guest
+      process alive, and nothing has changed on the host.
+    """
+    pid_host = pidns == "pid-host"
+    # umlpy runs as the guest's outside uid: its signals can reach umlpy
+    reachable = pid_host and (user == "nobody" or not AS_ROOT)
+    a = Attack(kit, arena, "kill-tracer", user, pid_host=pid_host)
+    p = a.popen()
+    stopped = []
+    watcher = threading.Thread(target=_watch_for_stops, args=(p, stopped), daemon=True)
+    watcher.start()
+    try:
+        p.stdin.write(f"{p.pid}\n".encode())
+        p.stdin.flush()
+        out, err = p.communicate(timeout=60)
+        a.result(out, err, p.returncode)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+        a.timed_out = True
+        a.result(out, err, None)
+    watcher.join()
+    killed = a.returncode == -9
+    lines = a.stdout.splitlines()
+    extra = [f"{who} was stopped by the guest (pid {pid}; the test sent SIGCONT)"
+             for who, pid in stopped]
+
+    # what the hunt must have tried and found (else the test, not the
+    # sandbox, failed)
+    missing = []
+
+    def need(text):
+        if not any(line.startswith(text) for line in lines):
+            missing.append(text)
+    need(f"note the tracer's host pid (told): {p.pid}")
+    need("note /proc: ")
+    need("note pid guessing: ")
+    if not pid_host:
+        # invisible: no TracerPid, no parent, nothing running umlpy, its
+        # host pid names nothing
+        need("note itself: pid 1, parent 0, TracerPid 0")
+        need("note /proc: 0 command lines name umlpy")
+        need("note suspects: 0")
+        need("note no tracer visible")
+        need("note the tracer's host pid names nothing here")
+        need("ok kill(the tracer's host pid, SIGSTOP): ESRCH")
+        need("ok kill(the tracer's host pid, SIGKILL): ESRCH")
+    else:
+        # found: its parent and TracerPid, by /proc and by guessing
+        need(f"note suspect {p.pid}: its TracerPid")
+        for what in ("kill", "tgkill", "pidfd_send_signal"):
+            for sig in ("SIGSTOP", "SIGKILL") if not killed else ("SIGSTOP",):
+                need(f"note {what}(suspect {p.pid}, {sig})")
+        # umlpy's own /proc entry is hidden from the guest; its opener is not
+        need(f"note /proc/{p.pid} (its TracerPid): not readable")
+        need("note suspect ")
+        if not reachable:
+            need(f"note kill(suspect {p.pid}, SIGSTOP): EPERM")
+            need(f"note kill(suspect {p.pid}, SIGKILL): EPERM")
+    hunted = a.attempts("HUNTED")
+    assert not missing and hunted and hunted > 200, \
+        "the hunt did not report: " + "; ".join(missing) + "\n" + a.stdout[-3000:]
+    if killed and not reachable:
+        extra.append("umlpy was killed where the guest cannot reach it")
+    if not killed and a.returncode != 0:
+        extra.append(f"umlpy ended with {a.returncode}, not the guest's status 0")
+    # killed: no DONE, but the count printed before the SIGKILLs
+    a.check(done=not killed, extra=extra)
 
 
 @pytest.mark.parametrize("pidns", ["pidns", "pid-host"])
@@ -1032,7 +1334,8 @@ def _nothing_arrived(stream=None, dgram=None):
 
 @pytest.mark.parametrize("net", ["default", "loopback", pytest.param("host", marks=xfail_granted(
     "with --net host (documented 'unfiltered') abstract AF_UNIX names get no prefix: the "
-    "guest connects to the host's abstract sockets (X11's @/tmp/.X11-unix/X0, D-Bus...)"))])
+    "guest connects to the host's abstract sockets (X11's @/tmp/.X11-unix/X0, D-Bus...)",
+    shows="ESCAPE connect host abstract socket: succeeded"))])
 @pytest.mark.parametrize("user", USERS)
 def test_abstract_unix_socket_of_the_host(kit, arena, user, net):
     """connect/sendto to an abstract AF_UNIX name the host listens on:
@@ -1072,7 +1375,7 @@ def _host_vsock():
 
 @pytest.mark.parametrize("net", ["default", "loopback", pytest.param("host", marks=xfail_granted(
     "with --net host (documented 'unfiltered') the guest has the machine's vsock, as any "
-    "host process"))])
+    "host process", shows="ESCAPE socket(AF_VSOCK) succeeded"))])
 @pytest.mark.parametrize("user", USERS)
 def test_vsock(kit, arena, user, net):
     """socket(AF_VSOCK) and socketpair(AF_VSOCK): vsock has one port space

@@ -4,7 +4,14 @@
  *   ok WHAT: ERRNO      the attempt failed (as it must)
  *   note WHAT: ...      neutral information (allowed inside the sandbox)
  *   ESCAPE WHAT: ...    the sandbox was crossed (the test fails)
- *   DONE                the technique ran to its end
+ *   DONE attempts=N technique=T   the technique ran to its end, after N
+ *                       attempts (WORD attempts=N technique=T: the count
+ *                       so far, printed where it may not reach its end)
+ *
+ * Every attempt counts (blocked(), note(), the try_* and *_check helpers,
+ * each call of a scan): the test fails a technique that tried nothing.
+ * The count lives in a shared page, so children's attempts count too
+ * (not those of programs it execs: they print DONE lines of their own).
  *
  * What the test knows about the host comes in ESC_* environment variables
  * (the marker file outside the sandbox and its content, a host process,
@@ -103,11 +110,20 @@ static const char *en(int e)
     return n ? n : "E?";
 }
 
+/* The attempts of this technique, children and threads included. */
+static long attempts_here, *ATTEMPTS = &attempts_here;
+
+static void attempt(void)
+{
+    __atomic_add_fetch(ATTEMPTS, 1, __ATOMIC_RELAXED);
+}
+
 #define ESCAPE(...) do { printf("ESCAPE "); printf(__VA_ARGS__); printf("\n"); } while (0)
 
 /* A call that must fail. */
 static void blocked(const char *what, long r)
 {
+    attempt();
     if (r < 0)
         printf("ok %s: %s\n", what, en(errno));
     else
@@ -117,6 +133,7 @@ static void blocked(const char *what, long r)
 /* A call whose success is harmless (or judged by the test on the host). */
 static void note(const char *what, long r)
 {
+    attempt();
     if (r < 0)
         printf("note %s: %s\n", what, en(errno));
     else
@@ -164,6 +181,7 @@ static void judge_fd(int fd, const char *what)
 
 static void try_read_at(int dirfd, const char *path, const char *what)
 {
+    attempt();
     int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         printf("ok %s: %s\n", what, en(errno));
@@ -182,6 +200,7 @@ static void try_read(const char *path, const char *what)
  * layer (the test checks the host copy); in an image the path must not exist. */
 static void try_write_at(int dirfd, const char *path, const char *what)
 {
+    attempt();
     int fd = openat(dirfd, path, O_WRONLY | O_TRUNC | O_CLOEXEC);
     if (fd < 0) {
         printf("ok %s: %s\n", what, en(errno));
@@ -203,6 +222,7 @@ static void try_write(const char *path, const char *what)
 /* Paths the guest is shown must be guest paths. */
 static void leak_check(const char *s, const char *what)
 {
+    attempt();
     const char *u = strstr(s, "/umlpy-");
     if ((u && (strstr(u, "/upper") || strstr(u, "/spool") || strstr(u, "/content"))) ||
         strstr(s, "umlpy/content") || strstr(s, "umlpy/index"))
@@ -215,8 +235,10 @@ static void readlink_check(const char *path, const char *what)
 {
     char buf[4096];
     ssize_t n = readlink(path, buf, sizeof buf - 1);
-    if (n < 0)
+    if (n < 0) {
+        attempt();
         return;
+    }
     buf[n] = 0;
     leak_check(buf, what);
 }
@@ -226,6 +248,8 @@ static void cwd_check(const char *what)
     char buf[4096];
     if (getcwd(buf, sizeof buf))
         leak_check(buf, what);
+    else
+        attempt();
 }
 
 /* The marker's path relative to "/" (for `..` tricks). */
@@ -303,6 +327,7 @@ static void t_dotdot(void)
         struct open_how how = {.flags = O_RDONLY,
                                .resolve = flags ? RESOLVE_IN_ROOT : RESOLVE_BENEATH};
         int r = syscall(SYS_openat2, root, ups(30, rel_marker(), p, sizeof p), &how, sizeof how);
+        attempt();
         if (r >= 0) {
             judge_fd(r, flags ? "openat2 RESOLVE_IN_ROOT ../" : "openat2 RESOLVE_BENEATH ../");
             close(r);
@@ -620,6 +645,7 @@ static void t_kill(void)
         /* every pid the guest can signal must be one of its own */
         int seen = 0, host = 0;
         for (pid_t p = 2; p < 4194304 && p < 40000; p++) {
+            attempt();
             if (kill(p, 0) == 0 || errno == EPERM) {
                 char path[64];
                 struct stat st;
@@ -663,6 +689,253 @@ static void t_kill_all(void)
         blocked("kill(host pid, 0)", kill(HOSTPID, 0));
 }
 
+/* ------------------------------------------------------ the tracer-hunt
+ *
+ * Find the tracer (umlpy) and stop or kill it: through /proc (every
+ * /proc/PID/status it can read: the TracerPid of itself and of its
+ * children, its parent, its ancestors up to one whose command line names
+ * umlpy, NSpid entries), through pid guessing (kill(pid, 0) and pidfd_open
+ * around its own pid, its parent's and the low pids), and by the tracer's
+ * host pid, which the test writes on its stdin.  Each suspect gets SIGSTOP
+ * (a call the guest kernel must answer is timed after it; the test
+ * watches umlpy's state), then SIGKILL.  Signals go to suspects only:
+ * with --pid-host other host processes of the same uid are not its to
+ * hit (that grant is pinned by test_kill_host_processes). */
+
+#define MAX_SUSPECTS 16
+static pid_t suspects[MAX_SUSPECTS];
+static int nsuspects;
+
+static void suspect(pid_t pid, const char *why)
+{
+    if (pid <= 1 || pid == getpid())
+        return;
+    for (int i = 0; i < nsuspects; i++)
+        if (suspects[i] == pid)
+            return;
+    if (nsuspects < MAX_SUSPECTS)
+        suspects[nsuspects++] = pid;
+    printf("note suspect %d: %s\n", pid, why);
+}
+
+/* A small file's text (NULs made spaces), "" when unreadable. */
+static const char *slurp(const char *path, char *buf, size_t size)
+{
+    attempt();
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    buf[0] = 0;
+    if (fd < 0)
+        return buf;
+    ssize_t n = read(fd, buf, size - 1);
+    close(fd);
+    if (n < 0)
+        n = 0;
+    for (ssize_t i = 0; i < n; i++)
+        if (!buf[i])
+            buf[i] = ' ';
+    buf[n] = 0;
+    return buf;
+}
+
+/* A /proc/PID/status field's text ("" when absent). */
+static const char *field(const char *status, const char *key, char *out, size_t size)
+{
+    size_t k = strlen(key);
+    out[0] = 0;
+    for (const char *l = status; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (!strncmp(l, key, k) && l[k] == ':') {
+            const char *v = l + k + 1;
+            while (*v == ' ' || *v == '\t')
+                v++;
+            size_t n = strcspn(v, "\n");
+            if (n >= size)
+                n = size - 1;
+            memcpy(out, v, n);
+            out[n] = 0;
+            break;
+        }
+    return out;
+}
+
+static long field_num(const char *status, const char *key)
+{
+    char v[64];
+    return *field(status, key, v, sizeof v) ? strtol(v, NULL, 10) : -1;
+}
+
+static int names_umlpy(const char *cmdline)
+{
+    return strstr(cmdline, "umlpy") != NULL;
+}
+
+#define MAX_SEEN 4096
+static struct { pid_t pid, ppid, tracer; char umlpy, python; } seen[MAX_SEEN];
+static int nseen;
+
+static int seen_index(pid_t pid)
+{
+    for (int i = 0; i < nseen; i++)
+        if (seen[i].pid == pid)
+            return i;
+    return -1;
+}
+
+static void hunt_proc(pid_t self, pid_t ppid, long own_tracer)
+{
+    char path[64], status[4096], cmd[4096], v[256];
+    int readable = 0, multi = 0;
+    DIR *d = opendir("/proc");
+    attempt();
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        pid_t pid = atoi(e->d_name);
+        if (pid <= 0 || nseen == MAX_SEEN)
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/status", pid);
+        if (!*slurp(path, status, sizeof status))
+            continue;
+        readable++;
+        snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
+        slurp(path, cmd, sizeof cmd);
+        seen[nseen].pid = pid;
+        seen[nseen].ppid = field_num(status, "PPid");
+        seen[nseen].tracer = field_num(status, "TracerPid");
+        seen[nseen].umlpy = names_umlpy(cmd);
+        seen[nseen].python = strstr(cmd, "python") != NULL;
+        nseen++;
+        field(status, "NSpid", v, sizeof v);
+        if (strchr(v, ' ') || strchr(v, '\t'))
+            multi++;
+        if (pid == own_tracer)
+            printf("note /proc/%d is its TracerPid: %.120s\n", pid, cmd);
+        if (pid == ppid)
+            printf("note /proc/%d is its parent: %.120s\n", pid, cmd);
+        if (seen[nseen - 1].umlpy)
+            printf("note /proc/%d runs umlpy: %.120s\n", pid, cmd);
+    }
+    if (d)
+        closedir(d);
+    printf("note /proc: %d processes readable, %d with nested NSpid entries\n", readable, multi);
+    if (own_tracer > 0 && seen_index(own_tracer) < 0)
+        printf("note /proc/%ld (its TracerPid): not readable\n", own_tracer);
+    if (ppid > 0 && seen_index(ppid) < 0)
+        printf("note /proc/%d (its parent): not readable\n", ppid);
+    /* the tracers of its own processes (itself and its children) */
+    for (int i = 0; i < nseen; i++)
+        if ((seen[i].pid == self || seen[i].ppid == self) && seen[i].tracer > 0) {
+            snprintf(v, sizeof v, "TracerPid of its process %d", seen[i].pid);
+            suspect(seen[i].tracer, v);
+        }
+    /* its ancestors, up to the first that runs umlpy */
+    pid_t up = ppid;
+    for (int steps = 0; up > 1 && steps < 16; steps++) {
+        int i = seen_index(up);
+        if (i < 0)
+            break;
+        if (seen[i].umlpy) {
+            suspect(up, "an ancestor running umlpy");
+            break;
+        }
+        up = seen[i].ppid;
+    }
+    /* what the suspects run: umlpy's helpers (its opener) are its children */
+    for (int i = 0; i < nseen; i++)
+        for (int j = 0; j < nsuspects; j++)
+            if (seen[i].umlpy && seen[i].ppid == suspects[j]) {
+                snprintf(v, sizeof v, "runs umlpy, a child of suspect %d", suspects[j]);
+                suspect(seen[i].pid, v);
+                break;
+            }
+    int umlpys = 0, pythons = 0;
+    for (int i = 0; i < nseen; i++) {
+        umlpys += seen[i].umlpy;
+        pythons += seen[i].python;
+    }
+    printf("note /proc: %d command lines name umlpy, %d python\n", umlpys, pythons);
+}
+
+static void hunt_guess(pid_t self, pid_t ppid)
+{
+    pid_t centres[3] = {1, self, ppid};
+    int tried = 0, answered = 0, pidfds = 0;
+    for (int c = 0; c < 3; c++) {
+        if (c == 2 && ppid <= 0)
+            continue;
+        for (pid_t p = centres[c] - 64; p <= centres[c] + 64; p++) {
+            if (p <= 0 || p == self)
+                continue;
+            tried++;
+            attempt();
+            int alive = kill(p, 0) == 0 || errno == EPERM;
+            attempt();
+            int fd = syscall(SYS_pidfd_open, p, 0);
+            if (fd >= 0) {
+                pidfds++;
+                close(fd);
+            }
+            if (!alive && fd < 0)
+                continue;
+            answered++;
+            char path[64];
+            struct stat st;
+            snprintf(path, sizeof path, "/proc/%d", p);
+            if (stat(path, &st) < 0 && !PIDHOST)
+                ESCAPE("pid %d answers but is not in the guest's /proc", p);
+            if (p == ppid)
+                suspect(p, "its parent, answering kill(pid, 0)");
+        }
+    }
+    printf("note pid guessing: %d pids tried, %d answered (%d pidfds)\n", tried, answered, pidfds);
+}
+
+/* The tracer's host pid, as the test wrote it on stdin (0: none). */
+static pid_t told_tracer_pid(void)
+{
+    char buf[32] = "";
+    struct timeval tv = {5, 0};
+    fd_set r;
+    FD_ZERO(&r);
+    FD_SET(0, &r);
+    if (select(1, &r, NULL, NULL, &tv) <= 0)
+        return 0;
+    ssize_t n = read(0, buf, sizeof buf - 1);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    return atoi(buf);
+}
+
+static void signal_suspect(pid_t pid, int sig, const char *name, const char *who)
+{
+    char w[160];
+    snprintf(w, sizeof w, "kill(%s %d, %s)", who, pid, name);
+    note(w, kill(pid, sig));
+    snprintf(w, sizeof w, "tgkill(%s %d, %s)", who, pid, name);
+    note(w, syscall(SYS_tgkill, pid, pid, sig));
+    int fd = syscall(SYS_pidfd_open, pid, 0);
+    snprintf(w, sizeof w, "pidfd_open(%s %d)", who, pid);
+    note(w, fd);
+    if (fd >= 0) {
+        snprintf(w, sizeof w, "pidfd_send_signal(%s %d, %s)", who, pid, name);
+        note(w, syscall(SYS_pidfd_send_signal, fd, sig, NULL, 0));
+        close(fd);
+    }
+    if (getpgid(pid) == pid) {
+        snprintf(w, sizeof w, "kill(-%s %d, %s) (its group)", who, pid, name);
+        note(w, kill(-pid, sig));
+    }
+}
+
+static long ms_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* Print the count so far: a technique that may not reach DONE. */
+static void report_attempts(const char *word);
+
 static void t_kill_tracer(void)
 {
     for (int i = 0; i < 3; i++)
@@ -674,17 +947,61 @@ static void t_kill_tracer(void)
             }
             _exit(0);
         }
-    pid_t tracer = getppid();
-    if (tracer > 1) {
-        printf("note killing the tracer (%d)\n", tracer);
-        note("kill(tracer, SIGKILL)", kill(tracer, SIGKILL));
+    pid_t self = getpid(), ppid = getppid(), told = told_tracer_pid();
+    char status[4096], v[256];
+    slurp("/proc/self/status", status, sizeof status);
+    long own_tracer = field_num(status, "TracerPid");
+    printf("note itself: pid %d, parent %d, TracerPid %ld, NSpid %s\n", self, ppid, own_tracer,
+           field(status, "NSpid", v, sizeof v));
+    printf("note the tracer's host pid (told): %d\n", told);
+    if (own_tracer > 0)
+        suspect(own_tracer, "its TracerPid");
+    if (ppid > 1)
+        suspect(ppid, "its parent");
+    hunt_proc(self, ppid, own_tracer);
+    hunt_guess(self, ppid);
+    if (told > 1 && PIDHOST) {
+        suspect(told, "the tracer's host pid");
+    } else if (told > 1) {
+        /* in a pid namespace the number names nothing, or a guest process */
+        attempt();
+        int alive = kill(told, 0) == 0 || errno == EPERM;
+        if (alive && seen_index(told) < 0)
+            ESCAPE("the tracer's host pid %d answers kill(pid, 0) in the pid namespace", told);
+        else if (alive)
+            printf("note the tracer's host pid %d is a guest process's here\n", told);
+        else {
+            printf("note the tracer's host pid names nothing here\n");
+            blocked("kill(the tracer's host pid, SIGSTOP)", kill(told, SIGSTOP));
+            blocked("kill(the tracer's host pid, SIGKILL)", kill(told, SIGKILL));
+            blocked("pidfd_open(the tracer's host pid)", syscall(SYS_pidfd_open, told, 0));
+        }
+    }
+    printf("note suspects: %d\n", nsuspects);
+    blocked("pidfd_open(0)", syscall(SYS_pidfd_open, 0, 0));
+    if (nsuspects) {
+        for (int i = 0; i < nsuspects; i++)
+            signal_suspect(suspects[i], SIGSTOP, "SIGSTOP", "suspect");
+        /* a call the guest kernel answers: a stopped tracer holds it up
+         * (the test watches umlpy's state, and sends SIGCONT) */
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        try_read("/etc/hostname", "a guest kernel call after SIGSTOP");
+        printf("note a guest kernel call after SIGSTOP took %ld ms\n", ms_since(&t0));
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        try_read("/proc/self/status", "a /proc open after SIGSTOP");
+        printf("note a /proc open after SIGSTOP took %ld ms\n", ms_since(&t0));
+        report_attempts("HUNTED");
+        for (int i = 0; i < nsuspects; i++)
+            signal_suspect(suspects[i], SIGKILL, "SIGKILL", "suspect");
     } else {
-        printf("note no tracer visible (ppid %d)\n", tracer);
-        int fd = syscall(SYS_pidfd_open, 0, 0);
-        blocked("pidfd_open(0)", fd);
+        printf("note no tracer visible: nothing to stop or kill but by its host pid\n");
+        report_attempts("HUNTED");
     }
     sleep(1);
     try_write(MARKER, "marker for writing after killing the tracer");
+    try_read(ROOTFILE, "root-only host file after the hunt");
+    try_write(ROOTFILE, "root-only host file for writing after the hunt");
 }
 
 static void t_pidfd(void)
@@ -735,6 +1052,7 @@ static void t_pidfd(void)
         }
     for (pid_t p = 2; p < 40000 && !PIDHOST; p++) {
         int f = syscall(SYS_pidfd_open, p, 0);
+        attempt();
         if (f >= 0) {
             char path[64];
             struct stat st;
@@ -1369,7 +1687,7 @@ static void t_fd_guess(void)
 {
     char p[64], w[128];
     for (int fd = 3; fd <= 1024; fd++)
-        if (fcntl(fd, F_GETFD) >= 0) {
+        if (attempt(), fcntl(fd, F_GETFD) >= 0) {
             char link[4096] = "";
             snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
             ssize_t n = readlink(p, link, sizeof link - 1);
@@ -1585,6 +1903,7 @@ static void t_x32(void)
     };
     for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++) {
         long r = rawsys(calls[i].nr | X32, calls[i].a, calls[i].b, calls[i].c, 0, 0, 0);
+        attempt();
         snprintf(w, sizeof w, "x32 %s", calls[i].name);
         if (r == -ENOSYS)
             printf("ok %s: ENOSYS\n", w);
@@ -1680,6 +1999,7 @@ static void i386_calls(void *arg)
         long r = how == 0 ? int80_64(calls[i].nr, calls[i].a, calls[i].b, calls[i].c)
                           : compat_int80(calls[i].nr, calls[i].a, calls[i].b, calls[i].c, sel,
                                          (long)stack);
+        attempt();
         char w[128];
         snprintf(w, sizeof w, "%s i386 %s", mode, calls[i].name);
         if (r == -ENOSYS)
@@ -1722,6 +2042,7 @@ static void t_bad_nr(void)
                            0x80000000UL | SYS_openat, X32 | 600, X32 | 1000};
     for (size_t i = 0; i < sizeof nrs / sizeof nrs[0]; i++) {
         long r = rawsys(nrs[i], AT_FDCWD, (long)MARKER, O_WRONLY | O_TRUNC, 0, 0, 0);
+        attempt();
         if (r == -ENOSYS)
             printf("ok syscall %#lx: ENOSYS\n", nrs[i]);
         else if (r >= 0 && (nrs[i] >> 32) && (int)nrs[i] == SYS_openat)
@@ -1760,6 +2081,7 @@ static void t_setuid(void)
         const char *prog = env(progs[i]);
         if (!*prog)
             continue;
+        attempt();
         pid_t c = fork();
         if (c == 0) {
             execl(prog, prog, "suid-probe", (char *)NULL);
@@ -1776,6 +2098,7 @@ static void t_setuid(void)
         int pfd[2];
         if (pipe(pfd) < 0)
             continue;
+        attempt();
         pid_t c = fork();
         if (c == 0) {
             int null = open("/dev/null", O_RDWR);
@@ -2050,6 +2373,7 @@ static void t_proc_attr(void)
     for (int i = 0; paths[i]; i++)
         open_only(paths[i]);
     int fd = open("/proc/self/oom_score_adj", O_WRONLY);
+    attempt();
     if (fd >= 0) {
         blocked("oom_score_adj -1000 (needs host CAP_SYS_RESOURCE)", write(fd, "-1000", 5));
         close(fd);
@@ -2237,6 +2561,7 @@ static void t_path_toctou(void)
     int got = 0;
     for (int i = 0; i < 1500; i++) {
         int fd = open(race_buf, O_RDONLY);
+        attempt();
         if (fd >= 0) {
             int rootsecret;
             if (fd_has_secret(fd, &rootsecret) && (rootsecret || IMAGE)) {
@@ -2268,6 +2593,7 @@ static void t_exec_race(void)
             _exit(127);
         }
         int st = wait_child(c);
+        attempt();
         if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
             ran++;
     }
@@ -2278,6 +2604,7 @@ static void t_exec_race(void)
     pid_t c = fork();
     if (c == 0) {
         char *argv[] = {"x", "noop", NULL};
+        attempt();
         execve(env("ESC_HOSTPROG"), argv, environ);
         printf("ok execve of the host program: %s\n", en(errno));
         _exit(0);
@@ -2500,6 +2827,7 @@ static void t_sysv_ipc(void)
     int seen = 0;
     for (int i = 0; i <= max && i < 4096; i++) {
         struct shmid_ds ds;
+        attempt();
         if (shmctl(i, SHM_STAT_ANY, &ds) >= 0 || shmctl(i, SHM_STAT, &ds) >= 0)
             seen++;
     }
@@ -2544,6 +2872,7 @@ static void t_cross_sandbox(void)
             snprintf(p, sizeof p, "/tmp/%s/%s/%s", e->d_name, subs[i], name);
             int fd = open(p, O_RDONLY);
             tried++;
+            attempt();
             if (fd >= 0) {
                 char buf[256] = "";
                 ssize_t n = read(fd, buf, sizeof buf - 1);
@@ -2562,6 +2891,7 @@ static void t_cross_sandbox(void)
         snprintf(state, sizeof state, "/tmp/umlpy-%u", uids[u]);
         DIR *sd = opendir(state);
         tried++;
+        attempt();
         if (sd) {
             ESCAPE("listed umlpy's state directory %s", state);
             while ((e = readdir(sd))) {
@@ -2759,17 +3089,20 @@ static void t_vsock(void)
 {
     unsigned port = (unsigned)atoi(env("ESC_VSOCK_PORT"));
     int s = socket(AF_VSOCK, SOCK_STREAM, 0);
+    attempt();
     if (s < 0) {
         printf("%s socket(AF_VSOCK): %s\n", errno == EAFNOSUPPORT ? "ok" : "WRONG", en(errno));
     } else {
         ESCAPE("socket(AF_VSOCK) succeeded");
         struct sockaddr_vm a = {.svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY,
                                 .svm_port = port};
+        attempt();
         if (bind(s, (struct sockaddr *)&a, sizeof a) < 0 && errno == EADDRINUSE)
             ESCAPE("bind(AF_VSOCK port %u): EADDRINUSE, the host's port space", port);
         close(s);
     }
     int sv[2];
+    attempt();
     if (socketpair(AF_VSOCK, SOCK_STREAM, 0, sv) < 0)
         printf("%s socketpair(AF_VSOCK): %s\n", errno == EAFNOSUPPORT ? "ok" : "WRONG",
                en(errno));
@@ -2802,7 +3135,7 @@ static void t_tty_mess(void)
         _exit(0);
     }
     wait_child(c);
-    printf("MESSED\n");
+    report_attempts("MESSED");
     fflush(stdout);
     if (!strcmp(end, "signal"))
         abort();
@@ -2812,6 +3145,15 @@ static void t_tty_mess(void)
 }
 
 struct technique { const char *name; void (*fn)(void); };
+
+static const char *TECHNIQUE = "?";
+
+static void report_attempts(const char *word)
+{
+    printf("%s attempts=%ld technique=%s\n", word, __atomic_load_n(ATTEMPTS, __ATOMIC_RELAXED),
+           TECHNIQUE);
+    fflush(stdout);
+}
 
 static void t_noop(void) {}
 
@@ -2860,10 +3202,14 @@ int main(int argc, char **argv)
     HOSTPID = atoi(env("ESC_HOSTPID"));
     if (!*ROOTFILE)
         ROOTFILE = "/nonexistent-rootfile";
+    void *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (page != MAP_FAILED)
+        ATTEMPTS = page;
     for (size_t i = 0; i < sizeof techniques / sizeof techniques[0]; i++)
         if (!strcmp(argv[1], techniques[i].name)) {
+            TECHNIQUE = techniques[i].name;
             techniques[i].fn();
-            printf("DONE\n");
+            report_attempts("DONE");
             return 0;
         }
     fprintf(stderr, "escape: unknown technique %s\n", argv[1]);
