@@ -73,15 +73,17 @@ class Sandbox:
             raise RuntimeError("an earlier sandbox never ended: "
                                + "; ".join(box.diagnose() for box in stale))
         Sandbox.live[:] = []
-        self.kernel = GuestKernel(mode, host_root=True)
+        cmd_r, self.cmd_w = os.pipe()
+        self.reply_r, reply_w = os.pipe()
+        # the driver is told its two fds: keep umlpy's fds up to them open
+        # in the guest (by default every fd above 2 is closed at its exec)
+        self.kernel = GuestKernel(mode, host_root=True, preserve_fds=max(cmd_r, reply_w) - 2)
         # The tracer thread is not the main thread: it must not take the
         # terminal (that needs signal.signal), whatever fd 0 is.
         self.kernel._foreground_tty = lambda: -1
         self.status = None
         self.error = None
         self._buf = b""
-        cmd_r, self.cmd_w = os.pipe()
-        self.reply_r, reply_w = os.pipe()
         os.set_inheritable(cmd_r, True)         # the guest inherits these two
         os.set_inheritable(reply_w, True)
         self._spawned = threading.Event()

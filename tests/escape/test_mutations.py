@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, open_up
 
 # (defence, file, the defence's text, what replaces it, tests that must fail)
 MUTATIONS = [
@@ -26,6 +26,9 @@ MUTATIONS = [
     ("scratch memory believed sealed only if the host shows it", "umlpy/kernel/vfs/scratch.py",
      "not mapping_is_sealed(tid, r, REGION, require_seal=has_mseal)", "False",
      ["tests/test_scratch.py::test_a_guest_that_fakes_mseal_gets_no_rewritten_call"]),
+    ("--pid-host: no signal reaches umlpy or its opener", "umlpy/kernel/syscalls/signal.py",
+     "    return fail(EPERM) if _aims_at_umlpy(call) else None\n", "    return None\n",
+     ["tests/escape/test_escape.py::test_guest_kills_its_tracer[root-pid-host]"]),
     ("--pids: a slot for each clone in flight", "umlpy/kernel/syscalls/process.py",
      "processes.starting[call.tid] = call.nr", "pass",
      ["tests/test_limit_attacks.py::test_a_clone_in_flight_holds_its_slot"]),
@@ -58,11 +61,31 @@ def _copy_of_the_tree(where):
             shutil.copy(ROOT / name, where / name)
 
 
+def _pytest(tree, tests):
+    env = dict(os.environ, PYTHONPATH=str(tree), PYTHONDONTWRITEBYTECODE="1")
+    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        "-p", "no:randomly", *tests], cwd=tree, env=env, capture_output=True,
+                       timeout=900)
+    out = p.stdout.decode(errors="replace")
+    return p.returncode, out, (out.strip().splitlines() or [""])[-1]
+
+
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory):
+    """The unmutated copy, where every pinned test passes (so that a test
+    failing in a mutated copy fails for the mutation, not for the copy)."""
     where = tmp_path_factory.mktemp("mutations") / "tree"
     where.mkdir()
     _copy_of_the_tree(where)
+    open_up(where)
+    for dirpath, dirnames, filenames in os.walk(where):
+        os.chmod(dirpath, 0o755)
+        for name in filenames:
+            os.chmod(os.path.join(dirpath, name), 0o755 if name.endswith(".so") else 0o644)
+    tests = sorted({t for m in MUTATIONS for t in m[4]})
+    status, out, summary = _pytest(where, tests)
+    assert status == 0 and " passed" in summary and "skipped" not in summary, \
+        f"the pinned tests do not all pass in an unmutated copy:\n{out[-3000:]}"
     return where
 
 
@@ -73,16 +96,13 @@ def test_removing_the_defence_fails_its_test(pristine, tmp_path, defence, path, 
                                              replacement, tests):
     tree = tmp_path / "tree"
     shutil.copytree(pristine, tree)
+    open_up(tree)
     target = tree / path
     source = target.read_text()
     assert source.count(text) == 1, f"the defence's text is no longer in {path} once"
     target.write_text(source.replace(text, replacement))
-    env = dict(os.environ, PYTHONPATH=str(tree), PYTHONDONTWRITEBYTECODE="1")
-    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-                        *tests], cwd=tree, env=env, capture_output=True, timeout=600)
-    out = p.stdout.decode(errors="replace")
-    summary = out.strip().splitlines()[-1] if out.strip() else ""
-    assert p.returncode == 1 and " failed" in summary, \
+    status, out, summary = _pytest(tree, tests)
+    assert status == 1 and " failed" in summary, \
         f"with '{defence}' removed, {tests} still pass:\n{out[-3000:]}"
 
 
