@@ -81,6 +81,7 @@ class GuestKernel:
         self.system = SystemView(self, self.limits.memory if self.limits is not None else None)
         self.watchdog = None
         self.cgroup = None              # the sandbox's own cgroup (cgroups.py), where the host has one
+        self.cgroup_error = None        # why the host refused one it seemed to offer
         self.disk_quota = None          # --disk: a DiskQuota, once the storage exists
         self.rate_limiter = None        # --net-rate: its token buckets
         if config.net_rate is not None:
@@ -419,9 +420,10 @@ class GuestKernel:
             self.cgroup = cgroups.SandboxCgroup(f"umlpy-{os.getpid()}-{pid}", limits, parents)
             self.cgroup.add(pid)
         except OSError as e:
-            # the guest kernel's own enforcement still holds
-            sys.stderr.write(f"umlpy: no cgroup for the sandbox ({e.strerror}); its limits "
-                             "are the guest kernel's alone\n")
+            # The guest kernel's own enforcement still holds: a host that
+            # shows its controllers but refuses us one (a container's
+            # cgroupfs) is not an error of the run's.
+            self.cgroup_error = e.strerror
             if self.cgroup is not None:
                 self.cgroup.close()
             self.cgroup = None
