@@ -15,12 +15,21 @@ host's interfaces), and only the socket families a program needs for
 that may be created.  A refused destination fails as Linux fails an
 unreachable one (ENETUNREACH); a refused bind or family with EACCES.
 AF_VSOCK exists only with ``host`` (family_exists)."""
-import ipaddress
 
 from ..abi.socket import AF_INET, AF_INET6, AF_NETLINK, AF_UNIX, AF_VSOCK, SA_FAMILY, SOCKADDR_IN, \
     SOCKADDR_IN6, sockaddr_family, unpack_sockaddr_in, unpack_sockaddr_in6, with_inet_addr
 from ..errors import BadInput
-LOOPBACK_NETS = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+_LOOPBACK_NETS = []
+
+
+def ipaddress_module():
+    """The ipaddress module, imported at the first address a run checks
+    (it costs about a millisecond of every run's start-up otherwise)."""
+    import ipaddress
+    if not _LOOPBACK_NETS:
+        _LOOPBACK_NETS.extend((ipaddress.ip_network("127.0.0.0/8"),
+                               ipaddress.ip_network("::1/128")))
+    return ipaddress
 
 
 class Rule:
@@ -68,7 +77,7 @@ def parse_rule(text):
     else:
         net_text, port_text = text, ""
     try:
-        network = ipaddress.ip_network(net_text, strict=False)
+        network = ipaddress_module().ip_network(net_text, strict=False)
     except ValueError:
         raise BadInput(f"--net allow: {text!r}: not an address or CIDR") from None
     return Rule(network, *_parse_port(port_text, text))
@@ -124,7 +133,8 @@ class NetPolicy:
         if (ip, port) in self.own:
             return True
         if self.mode == self.LOOPBACK:
-            return any(ip.version == n.version and ip in n for n in LOOPBACK_NETS)
+            ipaddress_module()
+            return any(ip.version == n.version and ip in n for n in _LOOPBACK_NETS)
         if self.mode == self.ALLOW:
             return any(r.matches(ip, port) for r in self.rules)
         return True
@@ -149,10 +159,10 @@ def inet_address(raw):
     family = sockaddr_family(raw)
     if family == AF_INET and len(raw) >= SOCKADDR_IN.offset("sin_addr") + 4:
         port, addr = unpack_sockaddr_in(raw)
-        return family, ipaddress.IPv4Address(addr), port
+        return family, ipaddress_module().IPv4Address(addr), port
     if family == AF_INET6 and len(raw) >= SOCKADDR_IN6.offset("sin6_scope_id"):
         port, _flow, addr, _scope = unpack_sockaddr_in6(raw)
-        return family, ipaddress.IPv6Address(addr), port
+        return family, ipaddress_module().IPv6Address(addr), port
     return None
 
 

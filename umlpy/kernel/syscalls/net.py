@@ -15,7 +15,6 @@ host's, each destination and local address is checked, and abstract
 AF_UNIX names get a prefix of the sandbox's own, so the guest neither
 reaches nor is reached by the host's abstract sockets."""
 import errno
-import ipaddress
 import os
 import stat as _stat
 
@@ -25,7 +24,7 @@ from ...abi.socket import AF_UNIX, AF_VSOCK, MMSGHDR, MSGHDR, SOCKADDR_STORAGE_S
     SUN_PATH_OFFSET, UNIX_PATH_MAX, pack_sockaddr_un, sockaddr_family
 from ..bounded import text_bytes
 from ..decisions import ALLOW, AllowThen, Rewrite, fail
-from ..netpolicy import inet_address, loopback_for
+from ..netpolicy import inet_address, ipaddress_module, loopback_for
 from ..vfs.hostops import thread_fd
 from ..vfs.creds import W_OK
 from ..vfs.union import IN_UPPER, UnionFS
@@ -270,7 +269,7 @@ def sys_listen(call):
                     sock.getsockname()[1] == 0:
                 sock.bind(("127.0.0.1" if sock.family == socket.AF_INET else "::1", 0))
                 name = sock.getsockname()
-                net.own_endpoint(ipaddress.ip_address(name[0]), name[1])
+                net.own_endpoint(ipaddress_module().ip_address(name[0]), name[1])
         except OSError:
             pass
         finally:
@@ -299,7 +298,7 @@ def remember_endpoint(fd):
                 os.close(dup)
         except OSError:
             return None
-        call.kernel.net.own_endpoint(ipaddress.ip_address(name[0]), name[1])
+        call.kernel.net.own_endpoint(ipaddress_module().ip_address(name[0]), name[1])
         return None
     return on_exit
 
