@@ -17,7 +17,7 @@ import os
 import time
 
 from ..abi import s32
-from .decisions import ALLOW, AllowThen, Rewrite
+from .decisions import ALLOW, Rewrite, then
 from .sleep import sleep_then_retry
 from .vfs.hostops import thread_fd
 
@@ -113,21 +113,10 @@ class RateLimiter:
 
 
 def charged(decision, bucket):
-    """decision, also charging the bytes the call moved to bucket."""
+    """decision, also charging the bytes the call moved to bucket (what
+    the host moved, before any rewording of the result)."""
     def charge(call, result):
         if result > 0:
             bucket.charge(result)
         return None
-    if decision is ALLOW:
-        return AllowThen(charge)
-    if isinstance(decision, Rewrite):
-        return AllowThen(charge, rewrite=decision)
-    if isinstance(decision, AllowThen):
-        inner = decision.on_exit
-
-        def both(call, result):
-            charge(call, result)        # what the host moved, before any rewording
-            return inner(call, result)
-        return AllowThen(both, rewrite=decision.rewrite)
-    return decision         # Return: nothing moves
-
+    return then(decision, charge)         # a Return moves nothing
