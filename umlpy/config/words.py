@@ -51,15 +51,21 @@ def take(command, args, opt, key, eq, inline, words, i):
             raise BadInput(f"{command}: {key} takes no value")
         args.given[opt.name] = True
         return i
-    if eq:
-        value = inline
-    elif i + 1 < len(words):
-        i += 1
-        value = words[i]
-    else:
-        raise BadInput(f"{command}: {key} needs a value ({opt.metavar})")
+    i, value = value_after(words, i, inline if eq else None,
+                           f"{command}: {key} needs a value ({opt.metavar})")
     if opt.repeat:
         args.given.setdefault(opt.name, []).append(value)
     else:
         args.given[opt.name] = value
     return i
+
+
+def value_after(words, i, attached, missing):
+    """(index of the last word used, the value) of the option at words[i]:
+    its attached value if it has one (--key=VALUE, -xVALUE), else the next
+    word; BadInput(missing) when there is none."""
+    if attached is not None:
+        return i, attached
+    if i + 1 < len(words):
+        return i + 1, words[i + 1]
+    raise BadInput(missing)

@@ -101,7 +101,7 @@ def help_text():
 
 def parse(words):
     """(TraceOptions, sandbox Args) from the words after 'trace'."""
-    from ..config.words import Args, take
+    from ..config.words import Args, take, value_after
     topts = TraceOptions()
     run_args = Args()
     sandbox = _sandbox_options()
@@ -109,12 +109,9 @@ def parse(words):
 
     def value_of(key, inline, eq):
         nonlocal i
-        if eq:
-            return inline
-        if i + 1 < len(words):
-            i += 1
-            return words[i]
-        raise BadInput(f"umlpy trace: {key} needs a value")
+        i, value = value_after(words, i, inline if eq else None,
+                               f"umlpy trace: {key} needs a value")
+        return value
 
     def set_short(letter, value=None):
         if letter in FLAGS:
@@ -169,14 +166,8 @@ def parse(words):
         while k < len(word):
             letter = word[k]
             if letter in VALUES:
-                rest = word[k + 1:]
-                if rest:
-                    value = rest
-                elif i + 1 < len(words):
-                    i += 1
-                    value = words[i]
-                else:
-                    raise BadInput(f"umlpy trace: -{letter} needs a value")
+                i, value = value_after(words, i, word[k + 1:] or None,
+                                       f"umlpy trace: -{letter} needs a value")
                 if VALUES[letter] is None and letter != "e":
                     raise BadInput(f"umlpy trace: -{letter} is not supported by umlpy trace")
                 set_short(letter, value)
