@@ -10,18 +10,22 @@ import tempfile
 
 import pytest
 
-from conftest import UMLPY, _env, open_up, run_umlpy
+from conftest import ROOT, UMLPY, _env, open_up, run_umlpy
 
 USERS = ["root", "nobody"] if os.geteuid() == 0 else ["nobody"]
 SETPRIV = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
 
 def _python_for_nobody():
+    """An interpreter with which uid 65534 imports this tree's umlpy (not
+    an installed copy found when this tree is out of its reach)."""
+    probe = "import umlpy; print(umlpy.__file__)"
+    wanted = str(ROOT / "umlpy" / "__init__.py")
     for candidate in (sys.executable, "/opt/umlpy-ci-venv/bin/python",
                       "/opt/umlpy-venv/bin/python"):
         if candidate and os.path.exists(candidate) and \
-                subprocess.run(SETPRIV + [candidate, "-c", "pass"],
-                               capture_output=True).returncode == 0:
+                subprocess.run(SETPRIV + [candidate, "-c", probe], capture_output=True,
+                               env=_env(), cwd="/").stdout.decode().strip() == wanted:
             return candidate
     return None
 
@@ -46,7 +50,8 @@ def run_as(user, argv, options, timeout=120):
     else:
         python = _python_for_nobody()
         if python is None:
-            pytest.skip("no python that uid 65534 may run")
+            pytest.fail(f"no python with which uid 65534 imports umlpy from {ROOT} "
+                        "(a venv outside /root, as .ci/run makes, and a tree it can read)")
         cmd = SETPRIV + [python, "-m", "umlpy", "run", *options, "--", *argv]
     return subprocess.run(cmd, capture_output=True, env=_env(), timeout=timeout, cwd="/")
 

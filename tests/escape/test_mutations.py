@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -62,19 +63,35 @@ def _copy_of_the_tree(where):
 
 
 def _pytest(tree, tests):
+    """The tests, run in tree.  Their temporary files go beside it: a
+    pytest run left to its default base would make /tmp/pytest-of-root
+    0700 again, and uid 65534 could no longer reach the tree, so a test
+    run as that user would import the umlpy installed for this suite
+    (unmutated) instead of the tree's."""
     env = dict(os.environ, PYTHONPATH=str(tree), PYTHONDONTWRITEBYTECODE="1")
     p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                        "-p", "no:randomly", *tests], cwd=tree, env=env, capture_output=True,
-                       timeout=900)
+                        "-p", "no:randomly", f"--basetemp={tree.parent / 'pytest-tmp'}",
+                        *tests], cwd=tree, env=env, capture_output=True, timeout=900)
     out = p.stdout.decode(errors="replace")
     return p.returncode, out, (out.strip().splitlines() or [""])[-1]
 
 
 @pytest.fixture(scope="module")
-def pristine(tmp_path_factory):
+def trees():
+    """Where the copies go: outside pytest's own base (see _pytest), open
+    to uid 65534."""
+    base = Path(tempfile.mkdtemp(prefix="mutations-"))
+    os.chmod(base, 0o755)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def pristine(trees):
     """The unmutated copy, where every pinned test passes (so that a test
     failing in a mutated copy fails for the mutation, not for the copy)."""
-    where = tmp_path_factory.mktemp("mutations") / "tree"
+    (trees / "pristine").mkdir()
+    where = trees / "pristine" / "tree"
     where.mkdir()
     _copy_of_the_tree(where)
     open_up(where)
@@ -92,11 +109,12 @@ def pristine(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize("defence,path,text,replacement,tests", MUTATIONS,
                          ids=[m[0] for m in MUTATIONS])
-def test_removing_the_defence_fails_its_test(pristine, tmp_path, defence, path, text,
+def test_removing_the_defence_fails_its_test(pristine, trees, defence, path, text,
                                              replacement, tests):
-    tree = tmp_path / "tree"
+    where = Path(tempfile.mkdtemp(prefix="mutated-", dir=trees))
+    os.chmod(where, 0o755)
+    tree = where / "tree"
     shutil.copytree(pristine, tree)
-    open_up(tree)
     target = tree / path
     source = target.read_text()
     assert source.count(text) == 1, f"the defence's text is no longer in {path} once"
