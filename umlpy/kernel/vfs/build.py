@@ -10,7 +10,7 @@ from ...errors import BadInput
 from .fs import HostTreeFS
 from .mounts import MountTable
 from .procfs_fs import ProcFS
-from .synth import SDir, SFile, SynthFS, dev_tree, sys_tree
+from .synth import SDir, SFile, SynthFS, dev_tree, sys_tree, with_files
 from .tmpdirs import make_private_dir, remove_tree, temp_dir
 from .union import UnionFS
 from .vfs import VFS
@@ -52,9 +52,28 @@ def umlpy_private_paths():
 
 
 # umlpy's own mounts: a --bind or --tmpfs may not replace them (the guest
-# kernel answers for them); one it injects at /etc/hostname, /etc/hosts or
-# /etc/resolv.conf of an image a --bind or --tmpfs there does replace.
+# kernel answers for them).  (What it adds to an image's /etc is no mount:
+# see _with_etc.)
 OWN_MOUNTS = ("/", "/proc", "/dev", "/dev/pts", "/dev/shm", "/sys")
+
+
+def resolver_conf(net):
+    """The /etc/resolv.conf an image without one gets.  A sandbox that
+    shares the host's network (--net host, allow=...) resolves as the host
+    does: the host's own file, read when the guest opens it.  When that
+    names a stub resolver on 127.x (systemd-resolved's 127.0.0.53), it is
+    kept: --net host shares the host's loopback, so the stub answers;
+    under allow= the guest reaches it only if a rule allows it (as any
+    other nameserver).  A sandbox with a network of its own (--net none)
+    or only the loopback has no resolver but one a guest runs itself on
+    127.0.0.1: names resolve from /etc/hosts (localhost) only."""
+    if net is not None and net.mode in (net.HOST, net.ALLOW):
+        try:
+            with open("/etc/resolv.conf", "rb") as f:
+                return f.read()
+        except OSError:
+            pass        # the host has none: glibc's default, as below
+    return b"nameserver 127.0.0.1\n"
 
 
 class SandboxFS:
@@ -85,6 +104,9 @@ class SandboxFS:
         os.mkdir(self.spool, 0o711)
         self.hidden = [self.state]
         lower, image_root = self._lower(options, content_cache)
+        spool = SynthFS(SDir(), self.spool, idmap)
+        if image_root:
+            lower = self._with_etc(lower, spool, options)
         if options.upper:
             upper = os.path.abspath(options.upper)
             try:
@@ -113,7 +135,6 @@ class SandboxFS:
         self.vfs.aliases = Aliases(os.path.join(self.state, "a"))
         self.union.open_lower = self._open_lower_as_guest
         self.vfs.own_storage = self.own_storage()
-        spool = SynthFS(SDir(), self.spool, idmap)
         self.procfs = None
         self.dev = SynthFS(dev_tree(), self.spool, idmap, "devtmpfs", "udev")
         self.mounts.add("/dev", self.dev)
@@ -124,14 +145,8 @@ class SandboxFS:
         self.mounts.add("/sys", SynthFS(sys_tree(), self.spool, idmap, "sysfs", "sysfs"),
                         read_only=True)
         self.spool_fs = spool
-        self.injected = set()
-        if image_root:
-            self._inject_etc(lower, options.hostname)
         planned = self._planned_mounts(options)
         for guest, fs, ro in sorted(planned, key=lambda m: m[0].count("/")):
-            if guest in self.injected:
-                self.mounts.remove(guest)       # the user's file wins
-                self.injected.discard(guest)
             self._make_mountpoint_parents(guest, guest_ids)
             if fs is None:
                 fs = self._tmpfs(f"tmpfs{len(self.mounts.by_path)}", guest_ids)
@@ -252,24 +267,25 @@ class SandboxFS:
         except PermissionError:
             pass
 
-    def _inject_etc(self, lower, hostname):
-        """An image without /etc/hostname, hosts or resolv.conf gets ours."""
-        name = hostname or "umlpy"
+    def _with_etc(self, lower, spool, options):
+        """An image without /etc/hostname, hosts or resolv.conf gets ours,
+        as files of its lower layer (synth.with_files): guest root may
+        rewrite or rename over them (copy-up), and a --bind there mounts
+        over them, as over any image file.  An image without /etc gets
+        none."""
+        name = options.hostname or "umlpy"
         files = {
             "hostname": lambda: f"{name}\n".encode(),
             "hosts": lambda: f"127.0.0.1\tlocalhost\n127.0.1.1\t{name}\n"
                              "::1\tlocalhost ip6-localhost ip6-loopback\n".encode(),
-            "resolv.conf": lambda: b"nameserver 127.0.0.1\n",
+            "resolv.conf": lambda: resolver_conf(options.net),
         }
-        root = lower.root()
-        etc = lower.lookup(root, "etc")
-        for fname, produce in files.items():
-            if etc is not None and lower.lookup(etc, fname) is not None:
-                continue
-            self.mounts.add(f"/etc/{fname}", SynthFS(SFile(produce, 0o644), self.spool,
-                                                      self.idmap, "tmpfs", "umlpy"),
-                            read_only=True)
-            self.injected.add(f"/etc/{fname}")
+        etc = lower.lookup(lower.root(), "etc")
+        if etc is None or not etc.attr.is_dir():
+            return lower
+        added = {f"etc/{fname}": SFile(produce, 0o644) for fname, produce in files.items()
+                 if lower.lookup(etc, fname) is None}
+        return with_files(lower, added, spool) if added else lower
 
     def close(self):
         if self.vfs is not None:

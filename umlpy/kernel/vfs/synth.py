@@ -8,6 +8,7 @@ import os
 import stat as _stat
 import time
 
+from . import hostops
 from .attr import Attr
 from .fs import Dentry, FileSystem
 
@@ -158,6 +159,89 @@ class SynthFS(FileSystem):
 
     def statfs_path(self, dentry):
         return self.spool_dir
+
+
+class WithFiles:
+    """A read-only filesystem (a lower layer) with files of the guest
+    kernel's added, as if the image held them (``with_files``): being in
+    the lower layer, a guest that may write there replaces them as any
+    image file, by a copy-up or a rename over them, and ``umlpy diff``
+    shows only what the guest did.  Mixed in front of the lower's own
+    class, so what the VFS knows of that class (a host directory's
+    listings and delegated trees) still holds, except for the
+    directories holding an added file (``hides_in``/``hides_below``:
+    their host listing is not the guest's)."""
+
+    def _added(self, rel):
+        return self.added_files.get(rel)
+
+    def lookup(self, parent, name):
+        rel = parent.child_rel(name)
+        node = self._added(rel)
+        if node is not None:        # its size is what an open would read
+            size = len(node.produce())
+            return Dentry(self, rel, node.attr.copy(size=size, blocks=(size + 511) // 512))
+        return super().lookup(parent, name)
+
+    def listdir(self, dentry):
+        out = super().listdir(dentry)
+        names = {name for name, _t, _ino in out}
+        for rel, node in self.added_files.items():
+            parent, _, name = rel.rpartition("/")
+            if parent == dentry.rel and name not in names:
+                out.append((name, node.attr.d_type(), node.attr.ino))
+        return out
+
+    def host_path(self, dentry):
+        node = self._added(dentry.rel)
+        if node is None:
+            return super().host_path(dentry)
+        path = self.added_spool.spool(node.produce)
+        self.added_spooled[path] = dentry.rel
+        return path
+
+    def reverse(self, host_path):
+        rel = self.added_spooled.get(host_path)
+        return rel if rel is not None else super().reverse(host_path)
+
+    def readlink(self, dentry):
+        if self._added(dentry.rel) is not None:
+            raise OSError(errno.EINVAL, "not a symlink")
+        return super().readlink(dentry)
+
+    def checks_on_host(self, dentry):
+        # a spooled copy is the tracer's: permissions are the attr's
+        return self._added(dentry.rel) is None and super().checks_on_host(dentry)
+
+    def read_head(self, dentry, size):
+        node = self._added(dentry.rel)
+        return node.produce()[:size] if node is not None else super().read_head(dentry, size)
+
+    def object_dir(self, dentry, write):
+        if self._added(dentry.rel) is None:
+            return super().object_dir(dentry, write)
+        if write:
+            raise OSError(errno.EROFS, "Read-only file system")
+        return hostops.DirFd.of_path(self.host_path(dentry))
+
+    def hides_in(self, rel):
+        return any(r.rpartition("/")[0] == rel for r in self.added_files) or \
+            super().hides_in(rel)
+
+    def hides_below(self, rel):
+        below = rel.rstrip("/") + "/" if rel else ""
+        return any(r.startswith(below) for r in self.added_files) or super().hides_below(rel)
+
+
+def with_files(lower, files, spool):
+    """lower (a read-only FileSystem, left as it was) with files {rel:
+    SFile} added, whose parent directories it has; spool: a SynthFS whose
+    spool holds their contents when the host must open them."""
+    cls = type(f"{type(lower).__name__}WithFiles", (WithFiles, type(lower)), {})
+    fs = cls.__new__(cls)
+    fs.__dict__.update(lower.__dict__)
+    fs.added_files, fs.added_spool, fs.added_spooled = dict(files), spool, {}
+    return fs
 
 
 def dev_tree():

@@ -1,0 +1,75 @@
+"""Issue 13's behaviour bugs and papercuts: the resolver configuration an
+image gets, --host-root's throwaway upper, --tmpfs's checks, umlpy diff's
+lower, --net-rate against the guest's own timeouts."""
+import os
+import subprocess
+
+import pytest
+
+from conftest import UMLPY, _env, open_up, run_umlpy, write_tiny_image
+
+
+def _umlpy(args, env=None, timeout=120, **kw):
+    return subprocess.run(UMLPY + list(args), capture_output=True, env=env or _env(),
+                          timeout=timeout, **kw)
+
+
+# ---- /etc/resolv.conf of an image that has none --------------------------------
+
+@pytest.fixture
+def shell_image(tmp_path):
+    """A tar image with a static busybox as /bin/sh and no /etc/resolv.conf."""
+    image = tmp_path / "sh.tar"
+    with open("/bin/busybox", "rb") as f:
+        write_tiny_image(image, {"bin/busybox": f.read()})
+    open_up(tmp_path)
+    return str(image)
+
+
+def _in_image(image, script, *options):
+    return run_umlpy(["/bin/busybox", "sh", "-c", script],
+                     options=["--rootfs", image, *options])
+
+
+def _host_resolv():
+    with open("/etc/resolv.conf", "rb") as f:
+        return f.read()
+
+
+@pytest.mark.parametrize("net", ["host", "allow=127.0.0.1"])
+def test_an_image_without_resolv_conf_gets_the_hosts_when_it_shares_the_network(
+        shell_image, net):
+    p = _in_image(shell_image, "/bin/busybox cat /etc/resolv.conf", "--net", net)
+    assert (p.returncode, p.stderr) == (0, b"")
+    assert p.stdout == _host_resolv()
+
+
+@pytest.mark.parametrize("net", ["none", "loopback"])
+def test_an_image_without_resolv_conf_resolves_on_its_loopback_only(shell_image, net):
+    p = _in_image(shell_image, "/bin/busybox cat /etc/resolv.conf", "--net", net)
+    assert (p.returncode, p.stderr) == (0, b"")
+    assert p.stdout == b"nameserver 127.0.0.1\n"
+
+
+@pytest.mark.parametrize("how", [
+    "echo nameserver 192.0.2.7 > /etc/resolv.conf",
+    "echo nameserver 192.0.2.7 > /etc/r.new && /bin/busybox mv /etc/r.new /etc/resolv.conf",
+])
+def test_guest_root_replaces_the_injected_resolv_conf(shell_image, how):
+    p = _in_image(shell_image, f"{how} && /bin/busybox cat /etc/resolv.conf"
+                  " && /bin/busybox ls /etc", "--net", "host")
+    assert (p.returncode, p.stderr) == (0, b""), p.stderr.decode()[-800:]
+    assert p.stdout.split(b"\n")[0] == b"nameserver 192.0.2.7"
+    assert b"r.new" not in p.stdout
+
+
+def test_a_writable_bind_of_resolv_conf_replaces_the_injected_one(shell_image, tmp_path):
+    mine = tmp_path / "resolv.conf"
+    mine.write_text("nameserver 192.0.2.53\n")
+    os.chmod(mine, 0o666)
+    p = _in_image(shell_image, "/bin/busybox cat /etc/resolv.conf && "
+                  "echo nameserver 192.0.2.54 > /etc/resolv.conf",
+                  "--bind", f"{mine}:/etc/resolv.conf", "--net", "host")
+    assert (p.returncode, p.stderr) == (0, b""), p.stderr.decode()[-800:]
+    assert p.stdout == b"nameserver 192.0.2.53\n"
+    assert mine.read_text() == "nameserver 192.0.2.54\n"
