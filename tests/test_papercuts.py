@@ -73,3 +73,13 @@ def test_a_writable_bind_of_resolv_conf_replaces_the_injected_one(shell_image, t
     assert (p.returncode, p.stderr) == (0, b""), p.stderr.decode()[-800:]
     assert p.stdout == b"nameserver 192.0.2.53\n"
     assert mine.read_text() == "nameserver 192.0.2.54\n"
+
+
+# ---- rootfs/make-image --help --------------------------------------------------
+
+def test_make_image_help_names_every_builder():
+    make_image = os.path.join(os.path.dirname(__file__), "..", "rootfs", "make-image")
+    p = subprocess.run([make_image, "--help"], capture_output=True, text=True, timeout=60)
+    assert (p.returncode, p.stderr) == (0, "")
+    assert "usage: make-image busybox OUT.tar" in p.stdout
+    assert "rootfs/make-debian-image" in p.stdout
