@@ -20,12 +20,14 @@ import stat as _stat
 
 from ...abi import MASK64
 from ...abi.fcntl import AT_FDCWD
-from ...abi.socket import AF_UNIX, AF_VSOCK, MMSGHDR, MSGHDR, SOCKADDR_STORAGE_SIZE, SOCKADDR_UN, \
-    SUN_PATH_OFFSET, UNIX_PATH_MAX, pack_sockaddr_un, sockaddr_family
+from ...abi.socket import AF_INET, AF_INET6, AF_UNIX, AF_VSOCK, IPPROTO_TCP, MMSGHDR, \
+    MSG_DONTWAIT, MSG_FASTOPEN, MSG_NOSIGNAL, MSGHDR, SO_DOMAIN, SO_PROTOCOL, SO_TYPE, \
+    SOCK_STREAM, SOCKADDR_STORAGE_SIZE, SOCKADDR_UN, SOL_SOCKET, SUN_PATH_OFFSET, \
+    UNIX_PATH_MAX, pack_sockaddr_un, sockaddr_family
 from ..bounded import text_bytes
 from ..decisions import ALLOW, AllowThen, Rewrite, fail
 from ..netpolicy import inet_address, ipaddress_module, loopback_for
-from ..vfs.hostops import thread_fd
+from ..vfs.hostops import syscall, thread_fd
 from ..vfs.creds import W_OK
 from ..vfs.union import IN_UPPER, UnionFS
 from .fs import checks_on_host, create_here, vfs_call
@@ -35,6 +37,9 @@ from .registry import TABLE, Guard
 FAMILY = "net"
 
 SENDMSG = SYSCALL_NUMBERS["sendmsg"]
+BIND, CONNECT, SENDTO = SYSCALL_NUMBERS["bind"], SYSCALL_NUMBERS["connect"], \
+    SYSCALL_NUMBERS["sendto"]
+NO_ADDRESS = b""        # rewritten_address: send with no address at all
 
 
 def unix_path(raw):
@@ -132,16 +137,20 @@ def host_abstract(kernel, raw):
     return out
 
 
-def rewritten_address(call, vfs, task, addr, length):
-    """The host's sockaddr (bytes) for an outgoing address (None for a NULL
-    one); raises OSError when the guest may not send there.  Even an
-    unchanged address is a copy the host must use: the guest could change
-    its own between this check and the host reading it."""
+def rewritten_address(call, vfs, task, fd, nr, addr, length, flags=0):
+    """The host's sockaddr (bytes) for an outgoing address of nr (connect
+    or sendto; sendmsg and sendmmsg count as sendto) on fd (None for a
+    NULL one, NO_ADDRESS for none at all); raises OSError when the guest
+    may not send there.  Even an unchanged address is a copy the host must
+    use: the guest could change its own between this check and the host
+    reading it."""
     if not addr:
         return None
     raw = read_sockaddr(call, addr, length)
     path = unix_path(raw)
     if path is not None:
+        if not is_unix_socket(call, fd):
+            return unix_address_elsewhere(call, fd, nr, raw, flags)
         return host_sockaddr(socket_target(vfs, task, path))
     if is_abstract(raw):
         return host_abstract(call.kernel, raw) or raw
@@ -166,6 +175,8 @@ def sys_bind(call, vfs, task):
         return fail(errno.EFAULT)
     raw = read_sockaddr(call, addr, length)
     path = unix_path(raw)
+    if path is not None and not is_unix_socket(call, fd):
+        return unix_address_elsewhere(call, fd, BIND, raw)
     if path is None:
         local = local_address(call.kernel, raw)
         decision = rewrite_address_arg(call, 1, 2, raw if local is None else local)
@@ -178,6 +189,86 @@ def sys_bind(call, vfs, task):
     if res.dir_required:
         return fail(errno.ENOENT)
     return bind_unix(call, vfs, task, fd, res)
+
+
+def socket_options(call, fd, *names):
+    """getsockopt(SOL_SOCKET, name) of the guest's socket fd for each name;
+    OSError EBADF for no such fd, ENOTSOCK for a file that is no socket,
+    as Linux answers before it reads an address."""
+    import socket     # here, not at start-up, where it costs milliseconds
+    dup = guest_socket(call, fd)
+    try:
+        try:
+            sock = socket.socket(fileno=dup)
+        except OSError as e:
+            raise OSError(e.errno, "not a socket") from None
+        try:
+            return [sock.getsockopt(SOL_SOCKET, name) for name in names]
+        finally:
+            sock.detach()
+    finally:
+        os.close(dup)
+
+
+def is_unix_socket(call, fd):
+    """Whether fd is an AF_UNIX socket: only there is an AF_UNIX address a
+    path.  A socket's family is fixed at its creation, so the answer holds
+    for the open file; a dup2 of an AF_UNIX socket onto the number between
+    this check and the host's call meets an address that is not the
+    guest's path (unix_address_elsewhere never hands the host a path)."""
+    return socket_options(call, fd, SO_DOMAIN)[0] == AF_UNIX
+
+
+def unix_address_elsewhere(call, fd, nr, raw, flags=0):
+    """An AF_UNIX address given to bind, connect or sendto (nr) on a socket
+    of another family is no path to resolve: Linux's family checks refuse
+    it (an internet socket: EINVAL when it is shorter than the family's
+    own address, else EAFNOSUPPORT, or EINVAL for an inet6 datagram),
+    except that TCP's sendmsg never reads its address (NO_ADDRESS is
+    returned: the host sends with none).  The errno is the one the host
+    gives for the same call on a fresh socket of the same domain, type
+    and protocol (so every family answers as its own code does); the
+    states an address is not read in are Linux's too: a connected stream
+    socket's connect is EISCONN.  The host is never handed the guest's
+    bytes on the guest's socket: another thread could have put an AF_UNIX
+    socket on that number meanwhile."""
+    import socket     # here, not at start-up, where it costs milliseconds
+    domain, kind, proto = socket_options(call, fd, SO_DOMAIN, SO_TYPE, SO_PROTOCOL)
+    tcp = domain in (AF_INET, AF_INET6) and kind == SOCK_STREAM and proto == IPPROTO_TCP
+    if nr == SENDTO and tcp and not flags & MSG_FASTOPEN:
+        return NO_ADDRESS
+    if nr == CONNECT and kind == SOCK_STREAM and connected(call, fd):
+        raise OSError(errno.EISCONN, "already connected")
+    try:
+        probe = socket.socket(domain, kind, proto)
+    except OSError:
+        # a socket the guest kernel may not make (a raw one, as a user):
+        # what an internet socket answers an address of the wrong family
+        raise OSError(errno.EAFNOSUPPORT, "address family") from None
+    try:
+        if nr == SENDTO:
+            syscall(nr, probe.fileno(), b"", 0, MSG_DONTWAIT | MSG_NOSIGNAL, raw, len(raw))
+        else:
+            syscall(nr, probe.fileno(), raw, len(raw))
+    finally:
+        probe.close()
+    raise OSError(errno.EAFNOSUPPORT, "address family")     # a family that took it
+
+
+def connected(call, fd):
+    import socket     # here, not at start-up, where it costs milliseconds
+    dup = guest_socket(call, fd)
+    try:
+        sock = socket.socket(fileno=dup)
+        try:
+            sock.getpeername()
+            return True
+        except OSError:
+            return False
+        finally:
+            sock.detach()
+    finally:
+        os.close(dup)
 
 
 MAX_SOCKET_DIRS = 4096
@@ -304,10 +395,13 @@ def remember_endpoint(fd):
 
 
 def rewrite_address_arg(call, addr_index, len_index, sa):
+    args = list(call.args)
+    if sa == NO_ADDRESS:
+        args[addr_index], args[len_index] = 0, 0
+        return rewrite_with(call, args)
     w = call.kernel.scratch_writer(call)
     ptr = w.add(sa)
     call.kernel.scratch_commit(call, w)
-    args = list(call.args)
     args[addr_index], args[len_index] = ptr, len(sa)
     return rewrite_with(call, args)
 
@@ -319,7 +413,8 @@ def sys_connect(call, vfs, task):
     addr, length = call.args[1], call.uint(2)
     if not addr:
         return fail(errno.EFAULT)
-    return rewrite_address_arg(call, 1, 2, rewritten_address(call, vfs, task, addr, length))
+    return rewrite_address_arg(call, 1, 2, rewritten_address(call, vfs, task, call.fd(0),
+                                                             CONNECT, addr, length))
 
 
 @TABLE.guarded(FAMILY, "sendto", Guard(4),
@@ -329,8 +424,9 @@ def sys_sendto(call, vfs, task):
     a = call.args
     if not a[4]:
         return ALLOW
-    return rewrite_address_arg(call, 4, 5, rewritten_address(call, vfs, task, a[4],
-                                                             call.uint(5)))
+    return rewrite_address_arg(call, 4, 5, rewritten_address(call, vfs, task, call.fd(0),
+                                                             SENDTO, a[4], call.uint(5),
+                                                             call.uint(3)))
 
 
 def read_msghdr(call, addr):
@@ -349,10 +445,10 @@ def sys_sendmsg(call, vfs, task):
     # The msghdr is always copied: with no name now, the guest could add
     # one (a host socket's path) after this check.
     hdr = read_msghdr(call, a[1])
-    sa = rewritten_address(call, vfs, task, hdr[0], hdr[1])
+    sa = rewritten_address(call, vfs, task, call.fd(0), SENDTO, hdr[0], hdr[1], call.uint(2))
     w = call.kernel.scratch_writer(call)
     if sa is not None:
-        hdr[0], hdr[1] = w.add(sa), len(sa)
+        hdr[0], hdr[1] = (w.add(sa), len(sa)) if sa != NO_ADDRESS else (0, 0)
     ptr = w.add(MSGHDR.pack(*hdr))
     call.kernel.scratch_commit(call, w)
     return rewrite_with(call, (a[0], ptr, a[2]))
@@ -375,10 +471,10 @@ def sys_sendmmsg(call, vfs, task):
         hdr = list(MSGHDR.unpack(call.read(vec, MSGHDR.size)))
     except OSError:
         return fail(errno.EFAULT)
-    sa = rewritten_address(call, vfs, task, hdr[0], hdr[1])
+    sa = rewritten_address(call, vfs, task, call.fd(0), SENDTO, hdr[0], hdr[1], call.uint(3))
     w = call.kernel.scratch_writer(call)
     if sa is not None:
-        hdr[0], hdr[1] = w.add(sa), len(sa)
+        hdr[0], hdr[1] = (w.add(sa), len(sa)) if sa != NO_ADDRESS else (0, 0)
     ptr = w.add(MSGHDR.pack(*hdr))
     call.kernel.scratch_commit(call, w)
 
