@@ -3,6 +3,7 @@ working directory, and the map from host objects (what the guest's fds
 really are) back to guest paths."""
 import errno
 import os
+import stat
 
 from ...abi.fcntl import AT_FDCWD, X_OK
 from ...abi.stat import S_IXOTH
@@ -18,6 +19,14 @@ from .union import IN_UPPER, UnionFS
 # grow with its depth): an estimate per frame.
 FRAMES_BYTES = 16 << 20
 _FRAME_BYTES = 200
+
+
+class RemovedDir(OSError):
+    """A dirfd names a directory that was removed (path: where it was)."""
+
+    def __init__(self, path):
+        super().__init__(errno.ENOENT, "the directory was removed")
+        self.path = path
 
 
 class FsContext:
@@ -132,14 +141,14 @@ class Task:
             self._host_identity = HostIdentity.from_status(self.status())
         return self._host_identity
 
-    def as_host(self, fn, *args):
+    def as_host(self, fn, *args, own=False):
         """fn(*args) performed by the guest kernel as this thread's host
-        identity."""
-        return self.vfs.executor.run(self.host_identity, fn, *args)
+        identity; own: on the sandbox's own files (hostid.IdentityExecutor)."""
+        return self.vfs.executor.run(self.host_identity, fn, *args, own=own)
 
-    def as_host_apart(self, fn, *args):
+    def as_host_apart(self, fn, *args, own=False):
         """as_host, on a worker of its own: for what may block for long."""
-        return self.vfs.executor.run_apart(self.host_identity, fn, *args)
+        return self.vfs.executor.run_apart(self.host_identity, fn, *args, own=own)
 
     @property
     def creds(self):
@@ -191,6 +200,12 @@ class VFS:
         self._frames_generation = None
 
     # processes ------------------------------------------------------------
+
+    def owns_host_path(self, host):
+        """Whether host (a path the guest kernel chose) is in the sandbox's
+        own storage, whose files its root may change by capability."""
+        return any(host == root or host.startswith(root.rstrip("/") + "/")
+                   for root in self.own_storage)
     def tgid_of(self, tid):
         tgid = self.tgids.get(tid)
         if tgid is None:
@@ -360,8 +375,11 @@ class VFS:
             return self.frames_of_path(task, root, cwd)
         path = self.fd_path(task.tid, dirfd)
         if path is None:
-            raise OSError(errno.EBADF if not self._fd_exists(task.tid, dirfd)
-                          else errno.ENOTDIR, "dirfd")
+            if not self._fd_exists(task.tid, dirfd):
+                raise OSError(errno.EBADF, "dirfd")
+            if self.removed_dir(task.tid, dirfd):
+                raise RemovedDir(self.guest_path_of_removed(task.tid, dirfd))
+            raise OSError(errno.ENOTDIR, "dirfd")
         return self.frames_of_path(task, root, path)
 
     def resolve(self, task, dirfd, path, follow=True, watch=None):
@@ -385,25 +403,49 @@ class VFS:
             start = root
         else:
             if dirfd == AT_FDCWD and task.cwd[1]:
-                start, path = self._from_removed_cwd(task, root, path)
+                start, path = self._from_removed(task, root, task.cwd[0], path)
             else:
-                start = self.start_frames(task, root, dirfd)
+                try:
+                    start = self.start_frames(task, root, dirfd)
+                except RemovedDir as gone:
+                    start, path = self._from_removed(task, root, gone.path, path)
         return self.resolver.walk(root, start, path, follow, magic=magic, search=search)
 
-    def _from_removed_cwd(self, task, root, path):
-        """Where path starts, and what is left of it, relative to a working
-        directory that was removed: nothing is found in it, but ".." is the
-        directory its parent was (Linux keeps the parent of a removed
-        directory)."""
+    def _from_removed(self, task, root, where, path):
+        """Where path starts, and what is left of it, relative to a
+        directory that was removed (the working directory, or a dirfd's)
+        whose guest path was where (None: not known): nothing is found in
+        it, and nothing can be made in it (ENOENT, as Linux's lookup in a
+        dead directory), but ".." is the directory its parent was (Linux
+        keeps the parent of a removed directory)."""
         names = path.split("/")
         while names and names[0] in ("", "."):
             names.pop(0)
-        if not names or names[0] != "..":
-            raise OSError(errno.ENOENT, "the working directory was removed")
-        parent = task.cwd[0].rpartition("/")[0] or "/"
+        if not names or names[0] != ".." or where is None:
+            raise OSError(errno.ENOENT, "the directory was removed")
+        parent = where.rpartition("/")[0] or "/"
         if task.ctx.root != "/":
             root = self.resolver.root_frames("/")
         return self.frames_of_path(task, root, parent), "/".join(names[1:]) or "."
+
+    def removed_dir(self, tid, fd):
+        """Whether fd (no guest path: fd_path gave None) is a directory that
+        was removed: Linux looks names up in it (finding none), where it
+        refuses a file that is no directory with ENOTDIR."""
+        host = self.fd_host_path(tid, fd)
+        if host is None or not host.endswith(" (deleted)"):
+            return False
+        try:
+            return stat.S_ISDIR(os.stat(f"/proc/{tid}/fd/{fd}").st_mode)
+        except OSError:
+            return False
+
+    def guest_path_of_removed(self, tid, fd):
+        """The guest path a removed directory fd had (None if it was no
+        guest directory)."""
+        host = self.fd_host_path(tid, fd) or ""
+        return self.guest_path_of_host(host[:-len(" (deleted)")]) \
+            if host.endswith(" (deleted)") else None
 
     def _search(self, task):
         return lambda dentry: self.search_ok(task, dentry)
