@@ -78,3 +78,13 @@ def test_dot_of_a_removed_dirfd(probe, tmp_path):
     argv = [probe, "deleted", workdir(tmp_path)]
     native, inside = run_native(argv), run_umlpy(argv)
     assert dot_lines(inside.stdout.decode()) == dot_lines(native.stdout.decode())
+
+
+# ---- 3. openat2's struct open_how sizes -------------------------------------
+
+def test_open_how_sizes(probe, mode):
+    """A struct open_how smaller than 24 bytes: EINVAL; larger: accepted when
+    the bytes past the known fields are zero, E2BIG when not or when larger
+    than a page, EFAULT when they cannot be read."""
+    out = same([probe, "howsize"], mode)
+    assert "size 32 nonzero: E2BIG" in out and "size 32: ok" in out

@@ -10,6 +10,7 @@ from ....abi.fcntl import AT_FDCWD, OPEN_HOW, O_ACCMODE, O_CLOEXEC, O_CREAT, O_D
     O_EXCL, O_LARGEFILE, O_NOFOLLOW, O_PATH, O_PATH_FLAGS, O_TMPFILE, O_TMPFILE_BIT, O_TRUNC, \
     R_OK, RESOLVE_BENEATH, RESOLVE_CACHED, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, \
     RESOLVE_NO_SYMLINKS, RESOLVE_NO_XDEV, VALID_OPEN_FLAGS, VALID_RESOLVE_FLAGS, W_OK, X_OK
+from ....abi.mman import PAGE_SIZE
 from ....abi.stat import S_IALLUGO, S_IROTH
 from ... import procfs
 from ...decisions import Deferred, Install, fail
@@ -348,7 +349,17 @@ def sys_openat2(call, vfs, task):
     size = a[3]
     if size < OPEN_HOW.size:                # OPEN_HOW_SIZE_VER0
         return fail(errno.EINVAL)
-    flags, mode, resolve = OPEN_HOW.unpack(call.read(a[2], OPEN_HOW.size))
+    if size > PAGE_SIZE:
+        return fail(errno.E2BIG)
+    # copy_struct_from_user: a larger struct (a newer libc's) is accepted
+    # when the fields this kernel does not know are all zero
+    try:
+        raw = call.read(a[2], size)
+    except OSError:
+        return fail(errno.EFAULT)
+    if any(raw[OPEN_HOW.size:]):
+        return fail(errno.E2BIG)
+    flags, mode, resolve = OPEN_HOW.unpack(raw[:OPEN_HOW.size])
     if flags & ~(VALID_OPEN_FLAGS | O_LARGEFILE) or resolve & ~VALID_RESOLVE_FLAGS or \
             mode & ~S_IALLUGO or (mode and not flags & (O_CREAT | O_TMPFILE_BIT)):
         return fail(errno.EINVAL)
