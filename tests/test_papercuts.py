@@ -83,3 +83,28 @@ def test_make_image_help_names_every_builder():
     assert (p.returncode, p.stderr) == (0, "")
     assert "usage: make-image busybox OUT.tar" in p.stdout
     assert "rootfs/make-debian-image" in p.stdout
+
+
+# ---- --host-root: a guest that drops to nobody, in the throwaway upper ----------
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="--host-root needs root")
+@pytest.mark.parametrize("kept_upper", [False, True], ids=["throwaway", "kept"])
+def test_host_root_guest_dropped_to_nobody_creates_in_a_world_writable_dir(tmp_path,
+                                                                           kept_upper):
+    """The guest is host root; dropped to uid 65534 it creates in /tmp
+    (1777) as natively: the directories umlpy keeps the upper in must not
+    stand in the way."""
+    options = []
+    if kept_upper:
+        upper = tmp_path / "upper"
+        upper.mkdir(mode=0o755)
+        open_up(upper)
+        options = ["--upper", str(upper)]
+    script = ("setpriv --reuid=65534 --regid=65534 --clear-groups "
+              "sh -c 'echo hi > /tmp/papercut-x && mkdir /tmp/papercut-d && "
+              "touch /tmp/papercut-d/y && cat /tmp/papercut-x' && "
+              "stat -c '%u %a' /tmp/papercut-x /tmp/papercut-d")
+    p = run_umlpy(["sh", "-c", script], options=options)
+    assert (p.returncode, p.stderr) == (0, b""), p.stderr.decode()[-800:]
+    assert p.stdout == b"hi\n65534 644\n65534 755\n"
+    assert not os.path.exists("/tmp/papercut-x")

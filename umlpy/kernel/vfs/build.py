@@ -117,6 +117,13 @@ class SandboxFS:
         else:
             upper = os.path.join(self.state, "upper")
             os.mkdir(upper, 0o755)
+        if guest_ids is None and os.geteuid() == 0:
+            # --host-root: the guest is host root and may become any host
+            # user, who must pass through to the throwaway upper and the
+            # tmpfs dirs as through a kept --upper's parents: search, not
+            # list; what it may then make there (a setuid file) it could
+            # make anywhere as host root
+            os.chmod(self.state, 0o711)
         if isinstance(lower, HostTreeFS):
             lower.hidden = frozenset(os.path.realpath(h) for h in self.hidden)
             # every sandbox's state and the shared caches: no guest sees
