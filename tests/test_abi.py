@@ -13,13 +13,13 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from umlpy.abi import MASK64, s32, s64, u32
-from umlpy.abi import aio, capability, dirent, elf, fcntl, ioctl, mman, resource, sched, seccomp, \
+from umlpy.abi import aio, capability, capset, dirent, elf, fcntl, ioctl, mman, resource, sched, seccomp, \
     signal, socket, stat, sysinfo, time, uio, utsname
 from umlpy.abi.layout import Layout
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NATIVE = os.path.join(HERE, "..", "umlpy", "_native")
-MODULES = (aio, dirent, elf, fcntl, ioctl, mman, resource, sched, seccomp, signal, socket, stat,
+MODULES = (aio, capset, dirent, elf, fcntl, ioctl, mman, resource, sched, seccomp, signal, socket, stat,
            sysinfo, time, uio, utsname)
 # abi names whose glibc value is not the kernel's: SIGRTMIN (34: glibc
 # keeps two for itself), MAXSYMLINKS (sys/param.h's 20, not the kernel's
@@ -64,6 +64,7 @@ HEADERS = """
 #include <asm/termbits.h>
 #include <linux/audit.h>
 #include <linux/capability.h>
+#include <sys/prctl.h>
 #include <linux/falloc.h>
 #include <linux/filter.h>
 #include <linux/fs.h>
@@ -112,6 +113,8 @@ STRUCTS = [
     (dirent.DIRENT64, "struct linux_dirent64", {}),
     (dirent.DIRENT, "struct linux_dirent", {}),
     (time.TIMESPEC, "struct timespec", {}),
+    (capset.CAP_USER_HEADER, "struct __user_cap_header_struct", {}),
+    (capset.CAP_USER_DATA, "struct __user_cap_data_struct", {}),
     (time.TIMEVAL, "struct timeval", {}),
     (time.ITIMERVAL, "struct itimerval", {
         "it_interval_sec": "it_interval.tv_sec", "it_interval_usec": "it_interval.tv_usec",

@@ -30,7 +30,7 @@ def test_umask_and_modes_as_natively():
 
 
 @pytest.mark.skipif(not AS_ROOT, reason="the dropped identity exists only under root")
-def test_changes_are_made_as_nobody_on_the_host(tmp_path):
+def test_changes_are_made_as_the_sandbox_ids_on_the_host(tmp_path):
     """The upper layer's objects belong to the guest's host identity, and a
     host directory only root may write stays unwritable through a bind."""
     upper = tmp_path / "upper"
@@ -42,7 +42,10 @@ def test_changes_are_made_as_nobody_on_the_host(tmp_path):
                            options=["--upper", str(upper), "--bind", f"{ro}:/mnt/r"])
     assert status == 0 and "rc=1" in out, (out, err)
     st = os.stat(upper / "tmp" / "made" / "f")
-    assert (st.st_uid, st.st_gid) == (65534, 65534)
+    from umlpy.kernel.identity import BLOCKS_FROM, IDS_INSIDE
+    # guest root's: the first id of the sandbox's block
+    assert st.st_uid == st.st_gid and st.st_uid >= BLOCKS_FROM, st
+    assert (st.st_uid - BLOCKS_FROM) % IDS_INSIDE == 0
     assert not (ro / "new").exists()
 
 

@@ -140,18 +140,20 @@ def test_64_threads_cancel_and_robust_futexes(guest, mode, static):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="tests what umlpy does when run as root")
-def test_root_inside_is_nobody_outside(mode, tmp_path):
+def test_root_inside_is_no_one_outside(mode, tmp_path):
+    """Guest root reads only what an unknown host user may, and changes
+    only its own copy of the host's tree (issue 13)."""
     secret = tmp_path / "secret"
     secret.write_text("host root only\n")
     os.chmod(secret, 0o600)
     os.chmod(tmp_path, 0o755)
     script = (f"id -u; cat {secret} 2>/dev/null || echo denied; "
-              "touch /etc/umlpy-should-not-exist 2>/dev/null || echo denied; "
+              "touch /etc/umlpy-should-not-exist && echo made; "
               "grep ^Uid /proc/self/status")
     p = run_umlpy(["sh", "-c", script], mode, host_root=False)
-    assert p.stdout == b"0\ndenied\ndenied\nUid:\t0\t0\t0\t0\n", p.stderr
+    assert p.stdout == b"0\ndenied\nmade\nUid:\t0\t0\t0\t0\n", p.stderr
     assert not os.path.exists("/etc/umlpy-should-not-exist")
-    # seen from the host, the guest ran as nobody
+    # seen from the host, the guest ran as the first id of its block
     marker = "7" + str(os.getpid() % 1000)
     proc = subprocess.Popen(umlpy_argv(["sleep", marker], mode, host_root=False), env=_env())
     try:
@@ -162,7 +164,9 @@ def test_root_inside_is_nobody_outside(mode, tmp_path):
         [pid] = host_pids_of("sleep", marker)
         with open(f"/proc/{pid}/status") as f:
             uids = [line.split()[1:] for line in f if line.startswith("Uid:")][0]
-        assert uids == ["65534"] * 4
+        from umlpy.kernel.identity import BLOCKS_FROM, IDS_INSIDE
+        assert len(set(uids)) == 1 and int(uids[0]) >= BLOCKS_FROM, uids
+        assert (int(uids[0]) - BLOCKS_FROM) % IDS_INSIDE == 0, uids
     finally:
         proc.kill()
         proc.wait()

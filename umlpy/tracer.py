@@ -91,7 +91,8 @@ class Tracer:
     def spawn(self, path, argv, env, bpf, cwd=None, root=None, clone_flags=0,
               uid_inside=-1, gid_inside=-1, uid_outside=-1, gid_outside=-1,
               switch_ids=False, hostname=None, mount_proc=False,
-              new_pgrp=False, tty_fd=-1, rlimits=(), notify=False, preserve_fds=0):
+              new_pgrp=False, tty_fd=-1, rlimits=(), notify=False, preserve_fds=0,
+              uid_map=None, gid_map=None, newuidmap=None, newgidmap=None):
         """Start argv under this tracer; returns (host pid, status fd).
         notify: the filter sends some calls to a user-notification
         listener, whose copy is left in self.listener (None if the child
@@ -123,6 +124,10 @@ class Tracer:
         opts.uid_outside = uid_outside
         opts.gid_outside = gid_outside
         opts.switch_ids = 1 if switch_ids else 0
+        opts.uid_map = cstr(uid_map) if uid_map else ffi.NULL
+        opts.gid_map = cstr(gid_map) if gid_map else ffi.NULL
+        opts.newuidmap = cstr(newuidmap) if newuidmap else ffi.NULL
+        opts.newgidmap = cstr(newgidmap) if newgidmap else ffi.NULL
         opts.hostname = cstr(hostname) if hostname is not None else ffi.NULL
         opts.mount_proc = 1 if mount_proc else 0
         opts.new_pgrp = 1 if new_pgrp else 0

@@ -184,12 +184,11 @@ int umlpy_cache_tree(struct umlpy_pathcache *c, const char *guest, const char *h
     return pathtree_add(c->trees, guest, host, dev, ino);
 }
 
-void umlpy_cache_idmap(struct umlpy_pathcache *c, int identity, unsigned int uid_outside,
-                       unsigned int uid_inside, unsigned int gid_outside,
-                       unsigned int gid_inside, unsigned long mnt_id)
+void umlpy_cache_idmap(struct umlpy_pathcache *c, int identity,
+                       const unsigned int *uid_ranges, int nuid,
+                       const unsigned int *gid_ranges, int ngid, unsigned long mnt_id)
 {
-    pathtree_idmap(c->trees, identity, uid_outside, uid_inside, gid_outside, gid_inside,
-                   mnt_id);
+    pathtree_idmap(c->trees, identity, uid_ranges, nuid, gid_ranges, ngid, mnt_id);
 }
 
 void umlpy_cache_set_scratch(struct umlpy_pathcache *c, int tid, unsigned long addr)

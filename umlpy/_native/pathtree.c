@@ -57,6 +57,13 @@ struct dir_slot {
     long stamp_ms;
 };
 
+/* A user namespace's map of one kind of id: (inside, outside, count)
+ * triples, as Python's IdMap has them. */
+struct idmap {
+    unsigned int *ranges;
+    int n;
+};
+
 struct umlpy_trees {
     pthread_mutex_t lock;
     struct tree *trees[MAX_TREES];
@@ -65,7 +72,7 @@ struct umlpy_trees {
     unsigned long ndirs;
     long ttl_ms;
     int identity;               /* the guest shares the host's ids */
-    uint32_t uid_outside, uid_inside, gid_outside, gid_inside;
+    struct idmap uids, gids;    /* else: its user namespace's maps */
     uint64_t mnt_id;
 };
 
@@ -154,6 +161,8 @@ void pathtree_free(struct umlpy_trees *T)
         return;
     pathtree_clear(T);
     free(T->dirs);
+    free(T->uids.ranges);
+    free(T->gids.ranges);
     free(T);
 }
 
@@ -164,16 +173,25 @@ void pathtree_configure(struct umlpy_trees *T, long ttl_ms)
     pthread_mutex_unlock(&T->lock);
 }
 
-void pathtree_idmap(struct umlpy_trees *T, int identity, unsigned int uid_outside,
-                    unsigned int uid_inside, unsigned int gid_outside,
-                    unsigned int gid_inside, unsigned long mnt_id)
+static void idmap_set(struct idmap *m, const unsigned int *ranges, int n)
+{
+    free(m->ranges);
+    m->ranges = NULL;
+    m->n = 0;
+    if (n <= 0 || !(m->ranges = malloc(sizeof(unsigned int) * 3 * (size_t)n)))
+        return;         /* no range: every host id shows as the overflow id */
+    memcpy(m->ranges, ranges, sizeof(unsigned int) * 3 * (size_t)n);
+    m->n = n;
+}
+
+void pathtree_idmap(struct umlpy_trees *T, int identity,
+                    const unsigned int *uid_ranges, int nuid,
+                    const unsigned int *gid_ranges, int ngid, unsigned long mnt_id)
 {
     pthread_mutex_lock(&T->lock);
     T->identity = identity;
-    T->uid_outside = uid_outside;
-    T->uid_inside = uid_inside;
-    T->gid_outside = gid_outside;
-    T->gid_inside = gid_inside;
+    idmap_set(&T->uids, uid_ranges, nuid);
+    idmap_set(&T->gids, gid_ranges, ngid);
     T->mnt_id = mnt_id;
     pthread_mutex_unlock(&T->lock);
 }
@@ -546,18 +564,24 @@ int pathtree_open(struct umlpy_trees *T, struct tree *t, const char *rel, long f
     return fd;
 }
 
+static uint32_t id_in(const struct idmap *m, uint32_t id)
+{
+    for (int i = 0; i < m->n; i++) {
+        const unsigned int *r = m->ranges + 3 * i;
+        if (id >= r[1] && id - r[1] < r[2])
+            return r[0] + (id - r[1]);
+    }
+    return OVERFLOW_ID;
+}
+
 static uint32_t uid_in(const struct umlpy_trees *T, uint32_t uid)
 {
-    if (T->identity)
-        return uid;
-    return uid == T->uid_outside ? T->uid_inside : OVERFLOW_ID;
+    return T->identity ? uid : id_in(&T->uids, uid);
 }
 
 static uint32_t gid_in(const struct umlpy_trees *T, uint32_t gid)
 {
-    if (T->identity)
-        return gid;
-    return gid == T->gid_outside ? T->gid_inside : OVERFLOW_ID;
+    return T->identity ? gid : id_in(&T->gids, gid);
 }
 
 /* struct stat as the guest sees it (Attr.pack_stat): the host's, its ids

@@ -13,9 +13,9 @@ struct umlpy_trees *pathtree_new(void);
 void pathtree_free(struct umlpy_trees *T);
 void pathtree_clear(struct umlpy_trees *T);
 void pathtree_configure(struct umlpy_trees *T, long ttl_ms);
-void pathtree_idmap(struct umlpy_trees *T, int identity, unsigned int uid_outside,
-                    unsigned int uid_inside, unsigned int gid_outside,
-                    unsigned int gid_inside, unsigned long mnt_id);
+void pathtree_idmap(struct umlpy_trees *T, int identity,
+                    const unsigned int *uid_ranges, int nuid,
+                    const unsigned int *gid_ranges, int ngid, unsigned long mnt_id);
 int pathtree_add(struct umlpy_trees *T, const char *guest, const char *host,
                  unsigned long dev, unsigned long ino);
 struct tree *pathtree_find(struct umlpy_trees *T, const char *where, const char *path,

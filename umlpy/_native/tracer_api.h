@@ -96,6 +96,12 @@ struct umlpy_spawn_opts {
     int notify;              /* the filter has a user-notification listener */
     int preserve_fds;        /* the caller's fds 3..3+N-1 reach the guest; every
                               * other fd above 2 is closed at its exec */
+    const char *uid_map;     /* with UMLPY_NEWUSER: the whole map ("IN OUT COUNT"
+                              * lines), or NULL for "uid_inside uid_outside 1" */
+    const char *gid_map;
+    const char *newuidmap;   /* set-uid helpers that write those maps for an
+                              * unprivileged caller (its /etc/subuid ranges), */
+    const char *newgidmap;   /* or NULL: the maps are written directly */
 };
 
 struct umlpy_tracer;
@@ -230,11 +236,12 @@ void umlpy_cache_counts(struct umlpy_pathcache *c, unsigned long *out);
  * saw.  0 or -errno. */
 int umlpy_cache_tree(struct umlpy_pathcache *c, const char *guest, const char *host,
                      unsigned long dev, unsigned long ino);
-/* How host ids show inside (the guest's user-namespace map: one id each,
- * or the identity), and the root mount's id, for answers made from the host. */
-void umlpy_cache_idmap(struct umlpy_pathcache *c, int identity, unsigned int uid_outside,
-                       unsigned int uid_inside, unsigned int gid_outside,
-                       unsigned int gid_inside, unsigned long mnt_id);
+/* How host ids show inside (the guest's user-namespace map as (inside,
+ * outside, count) triples, or the identity), and the root mount's id, for
+ * answers made from the host. */
+void umlpy_cache_idmap(struct umlpy_pathcache *c, int identity,
+                       const unsigned int *uid_ranges, int nuid,
+                       const unsigned int *gid_ranges, int ngid, unsigned long mnt_id);
 /* Where tid's scratch slot is (0: none), for replayed opens. */
 void umlpy_cache_set_scratch(struct umlpy_pathcache *c, int tid, unsigned long addr);
 /* Working directories (workdir.c): a box per guest process holds its cwd

@@ -7,3 +7,4 @@ CAP_FOWNER = 1 << 3
 CAP_FSETID = 1 << 4
 CAP_SYS_CHROOT = 1 << 18
 CAP_MKNOD = 1 << 27
+

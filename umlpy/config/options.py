@@ -83,7 +83,11 @@ OPTIONS = [
     Option("root", ["--root"], "fake root: the guest sees uid and gid 0; chown and "
            "chmod succeed as it sees them"),
     Option("host_root", ["--host-root"], "when umlpy runs as root, let the guest keep host "
-           "root power (by default it is root inside and nobody outside)"),
+           "root power (by default it is root inside and no one outside)"),
+    Option("id_block", ["--id-block"], "when umlpy runs as root: the first of the 65536 "
+           "host ids the guest's ids 0..65535 map to (default: a free block umlpy picks "
+           "for the sandbox, or the one a kept --upper was made with)", "HOSTID",
+           V.host_id_block),
     Option("breaks", ["--break"], "stop in pdb inside the guest kernel when the guest makes "
            "SYSCALL and the Python expression COND over call and args holds, e.g. "
            "openat:'passwd' in call.path(1) (repeatable)", "SYSCALL[:COND]", V.break_point,

@@ -232,3 +232,9 @@ def choice(*allowed):
 def optional_flag(flag, value):
     """True, False, or None (umlpy decides)."""
     return None if value is None else bool(value)
+
+
+def host_id_block(flag, value):
+    """The first host id of the guest's block (above 0; that the whole
+    block can be mapped is checked when it is taken)."""
+    return count(flag, value)

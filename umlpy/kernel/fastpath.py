@@ -76,9 +76,11 @@ class PathCache:
         host ids through idmap, statx's mount id mnt_id."""
         if not self.enabled:
             return
-        lib.umlpy_cache_idmap(self._c, 1 if idmap.identity else 0, idmap.uid_outside or 0,
-                              idmap.uid_inside or 0, idmap.gid_outside or 0,
-                              idmap.gid_inside or 0, mnt_id)
+        uids = [n for r in idmap.uid_ranges or () for n in r]
+        gids = [n for r in idmap.gid_ranges or () for n in r]
+        lib.umlpy_cache_idmap(self._c, 1 if idmap.identity else 0,
+                              ffi.new("unsigned int[]", uids or [0]), len(uids) // 3,
+                              ffi.new("unsigned int[]", gids or [0]), len(gids) // 3, mnt_id)
         self._trees_on = True
 
     def clear(self):

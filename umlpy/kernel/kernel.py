@@ -89,6 +89,7 @@ class GuestKernel:
             self.rate_limiter = RateLimiter(config.net_rate)
         self.pending_exe = {}           # tid -> guest path of the program its execve runs
         self.first_ids = None           # identity() of the first process, once spawned
+        self.id_block = None            # as root: the host ids the guest's map to (identity.py)
         self.fake_ownership = None      # --root: the ownership the guest has set
         if config.root:
             from .fakeroot import FakeOwnership
@@ -160,22 +161,42 @@ class GuestKernel:
             flags |= T.NEWNET
         # SysV IPC and POSIX message queues of the sandbox's own, not the host's
         flags |= T.NEWIPC
+        from . import identity as I
         euid, egid = os.geteuid(), os.getegid()
         ids = dict(uid_inside=euid, gid_inside=egid, uid_outside=euid,
-                   gid_outside=egid, switch_ids=False)
+                   gid_outside=egid, switch_ids=False, uid_map=None, gid_map=None,
+                   newuidmap=None, newgidmap=None)
+        ranges = None
         if euid == 0:
             if self._drops_root():
-                # Root inside, nobody outside: a jail's root has no host power.
+                # Root inside, no one outside: a jail's root has no host
+                # power; its other users are ids of the sandbox's own.
                 flags |= T.NEWUSER
-                ids.update(uid_inside=0, gid_inside=0, uid_outside=OVERFLOW_UID,
-                           gid_outside=OVERFLOW_GID, switch_ids=True)
+                if self.id_block is None:
+                    wanted = self.config.id_block
+                    if wanted is None and self.config.upper:
+                        wanted = I.block_of_upper(self.config.upper)
+                    self.id_block = I.IdBlock.take(wanted)
+                first = self.id_block.first
+                ranges = I.block_maps(first)
+                ids.update(uid_inside=0, gid_inside=0, uid_outside=first,
+                           gid_outside=first, switch_ids=True)
         else:
             if self.config.root:
                 flags |= T.NEWUSER
                 ids.update(uid_inside=0, gid_inside=0)
             if flags or self._root is not None:
                 flags |= T.NEWUSER  # unprivileged: namespaces need our own
+                sub = I.subordinate_maps(euid, egid, ids["uid_inside"], ids["gid_inside"])
+                if sub is not None:
+                    ranges = sub[:2]
+                    ids.update(newuidmap=sub[2], newgidmap=sub[3])
+        if ranges is not None:
+            uids, gids = ranges
+            ids.update(uid_map="".join(f"{a} {b} {c}\n" for a, b, c in uids),
+                       gid_map="".join(f"{a} {b} {c}\n" for a, b, c in gids))
         ids["clone_flags"] = flags
+        ids["uid_ranges"], ids["gid_ranges"] = ranges if ranges is not None else (None, None)
         return ids
 
     def _build_fs(self, ids):
@@ -183,12 +204,13 @@ class GuestKernel:
         from .vfs.creds import IdMap
         if ids["clone_flags"] & T.NEWUSER:
             idmap = IdMap(ids["uid_inside"], ids["uid_outside"], ids["gid_inside"],
-                          ids["gid_outside"])
+                          ids["gid_outside"], ids["uid_ranges"], ids["gid_ranges"])
             owner = (ids["uid_outside"], ids["gid_outside"])
         else:
             idmap, owner = IdMap(), None
         self.fs = SandboxFS(self.config, idmap, owner)
         self.vfs = self.fs.vfs
+        self.vfs.executor.own_caps = self.id_block is not None
         if not os.environ.get("UMLPY_NO_FASTPATH"):
             from .execplans import ExecPlans
             self.exec_plans = ExecPlans()
@@ -266,7 +288,8 @@ class GuestKernel:
         tty_fd = self._foreground_tty() if self.pid_namespace else -1
         pid, self._status_fd = self.tracer.spawn(
             argv[0], argv, env, self.seccomp_filter(policy), cwd="/", root=None,
-            hostname=self.config.hostname, **ids, mount_proc=self.pid_namespace,
+            hostname=self.config.hostname, mount_proc=self.pid_namespace,
+            **{key: v for key, v in ids.items() if not key.endswith("_ranges")},
             new_pgrp=self.pid_namespace, tty_fd=tty_fd,
             rlimits=self._rlimits(), notify=bool(self._notified),
             preserve_fds=self.config.preserve_fds)
@@ -462,6 +485,8 @@ class GuestKernel:
             self.tracer.restore_signals()
             if self.fs is not None:
                 self.fs.close()
+            if self.id_block is not None:
+                self.id_block.release()
             if self.terminal is not None:
                 self.terminal.restore(self.tty_handed, self.init_host_pid)
                 self.terminal.close()

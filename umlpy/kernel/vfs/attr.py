@@ -11,7 +11,8 @@ from ...abi.stat import STAT, STATX, STATX_BASIC_STATS, STATX_MNT_ID, dev_major,
 
 class Attr:
     __slots__ = ("mode", "ino", "dev", "nlink", "uid", "gid", "rdev", "size",
-                 "blksize", "blocks", "atime_ns", "mtime_ns", "ctime_ns")
+                 "blksize", "blocks", "atime_ns", "mtime_ns", "ctime_ns", "cow",
+                 "unmapped")
 
     def __init__(self, mode, ino=0, dev=0, nlink=1, uid=0, gid=0, rdev=0, size=0,
                  blksize=4096, blocks=None, atime_ns=0, mtime_ns=0, ctime_ns=None):
@@ -28,6 +29,12 @@ class Attr:
         self.atime_ns = atime_ns
         self.mtime_ns = mtime_ns
         self.ctime_ns = mtime_ns if ctime_ns is None else ctime_ns
+        # a host object of a union's lower layer: a change makes the
+        # sandbox's own copy of it (creds.Creds.permission)
+        self.cow = False
+        # a host owner the guest's namespace does not map, shown as the
+        # overflow id (which may also be a mapped id of the guest's own)
+        self.unmapped = False
 
     @classmethod
     def from_host(cls, st, uid, gid):

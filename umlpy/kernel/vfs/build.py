@@ -16,6 +16,9 @@ from .union import UnionFS
 from .vfs import VFS
 
 
+STATE_ROOT_MODE = 0o711
+
+
 def state_root():
     """Where sandboxes keep their state: <tmp>/umlpy-<uid>, beside the
     content cache (the guest's host user must be able to pass through, to
@@ -24,6 +27,10 @@ def state_root():
     from .contentcache import ensure_own_dir
     root = os.path.join(temp_dir(), f"umlpy-{os.geteuid()}")
     ensure_own_dir(root)
+    # passable, not listable: a sandbox directory's random name is what
+    # keeps the host's other users out of one its guest's ids all pass
+    if os.stat(root).st_mode & 0o777 != STATE_ROOT_MODE:
+        os.chmod(root, STATE_ROOT_MODE)
     return root
 
 
@@ -94,12 +101,15 @@ class SandboxFS:
         # Only the guest's host user may enter (it opens its upper files by
         # host path): nobody else on the host can reach, or run, what the
         # guest made there (a setuid file, say).
+        # A guest with many ids (identity.py) has them all pass through: the
+        # directory's random name, in a parent no one may list, keeps the
+        # rest of the host out.
         if guest_ids is not None:
             try:
                 os.chown(self.state, guest_ids[0], guest_ids[1])
             except PermissionError:
                 pass
-        os.chmod(self.state, 0o700)
+        os.chmod(self.state, 0o711 if idmap.many else 0o700)
         self.spool = os.path.join(self.state, "spool")
         os.mkdir(self.spool, 0o711)
         self.hidden = [self.state]

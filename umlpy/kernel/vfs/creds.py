@@ -10,49 +10,88 @@ from ...abi.stat import S_ISVTX, S_IXUGO
 from .attr import Attr
 
 
+def _map_text(ranges):
+    return "".join(f"{inside} {outside} {count}\n" for inside, outside, count in ranges)
+
+
+def _up(ranges, outside_id, overflow):
+    for inside, outside, count in ranges:
+        if 0 <= outside_id - outside < count:
+            return inside + outside_id - outside
+    return overflow
+
+
+def _down(ranges, inside_id):
+    for inside, outside, count in ranges:
+        if 0 <= inside_id - inside < count:
+            return outside + inside_id - inside
+    return None
+
+
 class IdMap:
-    """The guest's user namespace map: one inside id to one outside id
-    (or the identity, when the guest shares the host's ids)."""
+    """The guest's user namespace map, as /proc/PID/uid_map and gid_map
+    hold it: (inside, outside, count) ranges (or the identity, when the
+    guest shares the host's ids).  A host id no range covers shows as the
+    overflow id, as Linux shows it."""
 
     def __init__(self, uid_inside=None, uid_outside=None, gid_inside=None,
-                 gid_outside=None):
-        self.uid_inside, self.uid_outside = uid_inside, uid_outside
-        self.gid_inside, self.gid_outside = gid_inside, gid_outside
+                 gid_outside=None, uid_ranges=None, gid_ranges=None):
+        if uid_ranges is None and uid_inside is not None:
+            uid_ranges = [(uid_inside, uid_outside, 1)]
+        if gid_ranges is None and gid_inside is not None:
+            gid_ranges = [(gid_inside, gid_outside, 1)]
+        self.uid_ranges = tuple(map(tuple, uid_ranges)) if uid_ranges is not None else None
+        self.gid_ranges = tuple(map(tuple, gid_ranges)) if gid_ranges is not None else None
 
     @property
     def identity(self):
-        return self.uid_inside is None
+        return self.uid_ranges is None
+
+    @property
+    def many(self):
+        """More than one id of each kind: the guest may change ids."""
+        return not self.identity and sum(r[2] for r in self.uid_ranges) > 1
+
+    def uid_map_text(self):
+        return _map_text(self.uid_ranges)
+
+    def gid_map_text(self):
+        return _map_text(self.gid_ranges)
 
     def uid_in(self, host_uid):
         if self.identity:
             return host_uid
-        return self.uid_inside if host_uid == self.uid_outside else OVERFLOW_UID
+        return _up(self.uid_ranges, host_uid, OVERFLOW_UID)
 
     def gid_in(self, host_gid):
         if self.identity:
             return host_gid
-        return self.gid_inside if host_gid == self.gid_outside else OVERFLOW_GID
+        return _up(self.gid_ranges, host_gid, OVERFLOW_GID)
 
     def attr_of(self, st):
         """A host os.stat_result as the guest sees it: ids through the map."""
-        return Attr.from_host(st, self.uid_in(st.st_uid), self.gid_in(st.st_gid))
+        attr = Attr.from_host(st, self.uid_in(st.st_uid), self.gid_in(st.st_gid))
+        if not self.identity:
+            attr.unmapped = _up(self.uid_ranges, st.st_uid, None) is None or \
+                _up(self.gid_ranges, st.st_gid, None) is None
+        return attr
 
     def uid_out(self, uid):
         """The host uid for a guest uid, or None if the namespace has none."""
         if self.identity:
             return uid
-        return self.uid_outside if uid == self.uid_inside else None
+        return _down(self.uid_ranges, uid)
 
     def gid_out(self, gid):
         if self.identity:
             return gid
-        return self.gid_outside if gid == self.gid_inside else None
+        return _down(self.gid_ranges, gid)
 
     def uid_mapped(self, uid):
-        return self.identity or uid == self.uid_inside
+        return self.identity or _down(self.uid_ranges, uid) is not None
 
     def gid_mapped(self, gid):
-        return self.identity or gid == self.gid_inside
+        return self.identity or _down(self.gid_ranges, gid) is not None
 
 
 class Creds:
@@ -76,8 +115,15 @@ class Creds:
     def capable_wrt(self, cap, attr):
         """A capability counts only for files whose owner the guest's
         namespace maps (as Linux's capable_wrt_inode_uidgid)."""
-        return bool(self.caps & cap) and self.idmap.uid_mapped(attr.uid) \
-            and self.idmap.gid_mapped(attr.gid)
+        return bool(self.caps & cap) and not attr.unmapped and \
+            self.idmap.uid_mapped(attr.uid) and self.idmap.gid_mapped(attr.gid)
+
+    def capable_of_copy(self, cap, attr):
+        """capable_wrt, where a host object of the lower layer counts as
+        the sandbox's own copy of it, which a change makes: guest root
+        owns its copy-on-write world.  What it may read stays what its
+        host identity may read (the copy is read as that identity)."""
+        return self.capable_wrt(cap, attr) or (attr.cow and bool(self.caps & cap))
 
     def in_group(self, gid):
         return gid == self.fsgid or gid in self.groups
@@ -102,10 +148,12 @@ class Creds:
         if self.capable_wrt(CAP_DAC_READ_SEARCH, attr):
             if want == R_OK or (attr.is_dir() and want & W_OK == 0):
                 return 0
+        if want & ~bits == W_OK and self.capable_of_copy(CAP_DAC_OVERRIDE, attr):
+            return 0        # writing a lower object: its copy is root's
         return errno.EACCES
 
     def owns(self, attr):
-        return self.fsuid == attr.uid or self.capable_wrt(CAP_FOWNER, attr)
+        return self.fsuid == attr.uid or self.capable_of_copy(CAP_FOWNER, attr)
 
     def may_delete(self, dir_attr, victim_attr):
         """Write and search on the directory, and the sticky bit's rule."""
@@ -113,6 +161,6 @@ class Creds:
         if err:
             return err
         if dir_attr.mode & S_ISVTX and self.fsuid not in (dir_attr.uid, victim_attr.uid) \
-                and not self.capable_wrt(CAP_FOWNER, victim_attr):
+                and not self.capable_of_copy(CAP_FOWNER, victim_attr):
             return errno.EPERM
         return 0

@@ -123,9 +123,12 @@ class HostTreeFS(FileSystem):
         if fstype:
             self.fstype = fstype
         self.source = source or self.root_path
+        self.copy_on_write = False      # a union's lower layer (union.UnionFS)
 
     def _attr(self, st):
-        return self.idmap.attr_of(st)
+        attr = self.idmap.attr_of(st)
+        attr.cow = self.copy_on_write
+        return attr
 
     def _host(self, rel):
         if not rel:

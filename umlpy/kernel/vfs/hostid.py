@@ -10,37 +10,73 @@ gets a worker thread that switched its own credentials with the raw
 syscalls (glibc's setresuid would switch every thread of umlpy) and
 unshared its fs_struct, so its umask is its own (0: the guest's umask is
 applied to modes explicitly)."""
+import ctypes
 import errno
 import os
 import queue
 import threading
 
 from ..._native._tracer import ffi, lib
+from ...abi.capability import CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, \
+    CAP_FOWNER, CAP_FSETID
+from ...abi.capset import CAP_USER_DATA, CAP_USER_HEADER, LINUX_CAPABILITY_VERSION_3, \
+    PR_SET_KEEPCAPS
+from ..syscalls.names import SYSCALL_NUMBERS
+
+# What a guest's own root may do to the sandbox's own files (its upper
+# layer), that its host ids alone may not: no CAP_MKNOD (a device node
+# made there would be a host device), nothing beyond files.
+OWNER_CAPS = CAP_CHOWN | CAP_DAC_OVERRIDE | CAP_DAC_READ_SEARCH | CAP_FOWNER | CAP_FSETID
 
 
 class HostIdentity(tuple):
-    """(fsuid, fsgid, groups, umask) of a guest thread, in host terms."""
+    """(fsuid, fsgid, groups, umask, caps) of a guest thread, in host
+    terms; caps: the OWNER_CAPS its user namespace gives it."""
     __slots__ = ()
 
-    def __new__(cls, uid, gid, groups=(), umask=0o022):
-        return tuple.__new__(cls, (uid, gid, tuple(sorted(groups)), umask))
+    def __new__(cls, uid, gid, groups=(), umask=0o022, caps=0):
+        return tuple.__new__(cls, (uid, gid, tuple(sorted(groups)), umask, caps))
 
     uid = property(lambda self: self[0])
     gid = property(lambda self: self[1])
     groups = property(lambda self: self[2])
     umask = property(lambda self: self[3])
+    caps = property(lambda self: self[4])
 
     @classmethod
     def from_status(cls, f):
         uid = int(f["Uid"].split()[3])
         gid = int(f["Gid"].split()[3])
         groups = [int(g) for g in f.get("Groups", "").split()]
-        return cls(uid, gid, groups, int(f.get("Umask", "0022"), 8))
+        caps = int(f.get("CapEff", "0"), 16) & OWNER_CAPS
+        return cls(uid, gid, groups, int(f.get("Umask", "0022"), 8), caps)
 
     @property
     def creds(self):
-        """What a worker thread is switched to: the umask is per call."""
-        return self[:3]
+        """What a worker thread is switched to: the umask is per call, and
+        capabilities only for the sandbox's own files (IdentityExecutor)."""
+        return self[:3] + (0,)
+
+    @property
+    def owner_creds(self):
+        return self[:3] + (self.caps,)
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+SYS_CAPSET = SYSCALL_NUMBERS["capset"]
+
+
+def _keep_only_caps(caps):
+    """The calling thread's capabilities become caps, effective and
+    permitted (after a change of ids that PR_SET_KEEPCAPS survived)."""
+    header = ctypes.create_string_buffer(
+        CAP_USER_HEADER.pack(LINUX_CAPABILITY_VERSION_3, 0), CAP_USER_HEADER.size)
+    low = CAP_USER_DATA.pack(caps, caps, 0)
+    data = ctypes.create_string_buffer(low + CAP_USER_DATA.pack(0, 0, 0), 2 * len(low))
+    if _libc.syscall(SYS_CAPSET, header, data) < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"capset: {os.strerror(e)}")
 
 
 class _Worker(threading.Thread):
@@ -53,7 +89,7 @@ class _Worker(threading.Thread):
 
     def run(self):
         try:
-            self._become(*self.creds)
+            self._become(*self.creds[:3], caps=self.creds[3])
         except OSError as e:
             self.failed = e
         self.replies.put(None)      # ready
@@ -68,14 +104,18 @@ class _Worker(threading.Thread):
                 self.replies.put((False, e))
 
     @staticmethod
-    def _become(uid, gid, groups):
+    def _become(uid, gid, groups, caps=0):
         already = (os.geteuid(), os.getegid()) == (uid, gid) and os.geteuid() != 0
+        if caps and _libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_KEEPCAPS)")
         # an unprivileged umlpy is already this identity: it only unshares
         r = lib.umlpy_thread_become(-1 if already else uid, gid, len(groups),
                                     ffi.new("unsigned int[]", list(groups) or [0]),
                                     os.geteuid() != 0)
         if r < 0:
             raise OSError(-r, f"cannot act as host uid {uid}: {os.strerror(-r)}")
+        if caps:
+            _keep_only_caps(caps)
         os.umask(0)
 
     def call(self, fn, args):
@@ -87,11 +127,18 @@ class _Worker(threading.Thread):
 
 
 class IdentityExecutor:
-    """Runs host operations as a guest thread's host identity."""
+    """Runs host operations as a guest thread's host identity.
 
-    def __init__(self):
+    own_caps: the guest's ids are a block of the sandbox's own (umlpy runs
+    as root, identity.py), so what its root may do to its own files by its
+    namespace's capabilities, its worker may do there by the host's: on
+    the sandbox's own files only (``own=True``: its upper layer), never
+    on the lower layer or the host's binds."""
+
+    def __init__(self, own_caps=False):
         self._workers = {}
         self._lock = threading.Lock()
+        self.own_caps = own_caps
 
     def _worker(self, creds):
         w = self._workers.get(creds)
@@ -102,21 +149,25 @@ class IdentityExecutor:
             self._workers[creds] = w
         return w
 
-    def run(self, identity, fn, *args):
+    def _creds(self, identity, own):
+        return identity.owner_creds if own and self.own_caps else identity.creds
+
+    def run(self, identity, fn, *args, own=False):
         """fn(*args) on the thread of identity's credentials; its
-        exception, if any, is raised here."""
+        exception, if any, is raised here.  own: fn changes the sandbox's
+        own files."""
         with self._lock:
-            w = self._worker(identity.creds)
+            w = self._worker(self._creds(identity, own))
             if w.failed is not None:
                 # umlpy cannot take that identity: nothing is done for it
                 raise OSError(errno.EPERM, f"cannot act as host uid {identity.uid}")
             return w.call(fn, args)
 
-    def run_apart(self, identity, fn, *args):
+    def run_apart(self, identity, fn, *args, own=False):
         """fn(*args) as identity on a worker of its own, for an operation
         that may block for long (the open of a FIFO): the shared worker
         stays free for everybody else."""
-        w = _Worker(identity.creds)
+        w = _Worker(self._creds(identity, own))
         w.start()
         w.replies.get()
         try:

@@ -41,6 +41,8 @@ class UnionFS(FileSystem):
         copied-up and new objects made by the tracer belong to (the
         guest's host ids), None to keep the tracer's."""
         self.lower = lower
+        if hasattr(lower, "copy_on_write"):
+            lower.copy_on_write = True
         self.upper_path = os.path.realpath(upper_dir)
         self.upper_fd = os.open(self.upper_path, O_PATH | os.O_DIRECTORY)
         self.idmap = idmap

@@ -194,12 +194,18 @@ def on_host(task, d, op, *args, write=True):
     directory that the guest kernel opened without following symlinks, on
     the last component, which op never follows."""
     with d.fs.object_dir(d, write) as h:
-        return task.as_host(op, h.fd, h.name, *args)
+        return task.as_host(op, h.fd, h.name, *args, own=own_object(d))
 
 
 def on_host_at(task, fs, rel, op, *args):
     with fs.host_dir(rel) as h:
-        return task.as_host(op, h.fd, h.name, *args)
+        return task.as_host(op, h.fd, h.name, *args, own=isinstance(fs, UnionFS))
+
+
+def own_object(d):
+    """Whether d is the sandbox's own file (its upper layer), which a
+    guest's root may change by its capabilities (hostid.IdentityExecutor)."""
+    return isinstance(d.fs, UnionFS) and bool(d.flags & IN_UPPER)
 
 
 def done(result=0):

@@ -233,14 +233,16 @@ def open_object(call, task, host, flags, mode, after=None, holding=None):
         # it, in the guest's namespaces (its /proc) and as the guest
         return opened(lambda: opener.open(host, flags, mode))
     try:
-        fd = task.as_host(hostopen.open_unblocked, host, flags, mode, resolve)
+        fd = task.as_host(hostopen.open_unblocked, host, flags, mode, resolve,
+                          own=task.vfs.owns_host_path(host))
     except OSError:
         if holding is not None:
             os.close(holding)
         raise
     if fd is None:      # a FIFO: its open waits for the other end
         return Deferred(lambda: opened(lambda: task.as_host_apart(
-            hostopen.open_waiting, host, flags, mode, resolve)))
+            hostopen.open_waiting, host, flags, mode, resolve,
+            own=task.vfs.owns_host_path(host))))
     return opened(lambda: fd)
 
 

@@ -1,0 +1,10 @@
+"""capset(2): a thread that keeps some capabilities across a change of
+its ids (PR_SET_KEEPCAPS) then sets them."""
+from .layout import Layout
+
+PR_SET_KEEPCAPS = 8
+LINUX_CAPABILITY_VERSION_3 = 0x20080522     # the headers' _LINUX_CAPABILITY_VERSION_3
+CAP_USER_HEADER = Layout("__user_cap_header_struct", (("version", "I"), ("pid", "i")))
+# version 3 takes two of these: capabilities 0-31, then 32-63
+CAP_USER_DATA = Layout("__user_cap_data_struct", (
+    ("effective", "I"), ("permitted", "I"), ("inheritable", "I")))

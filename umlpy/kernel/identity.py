@@ -1,0 +1,202 @@
+"""Who the guest is, inside and on the host: its user namespace's maps.
+
+A guest with many users (root, daemons that drop to their own user, apt's
+_apt) needs many ids, each a real owner of the sandbox's files.  umlpy
+builds them as rootless container runtimes do:
+
+* **Run as root: a block.**  Guest ids 0..65535 map to 65536 host ids of
+  the sandbox's own, a block no host user has (``--id-block`` names one;
+  by default umlpy takes the first free block from BLOCKS_FROM up, held by a
+  lock file while the sandbox runs).  Guest root is then root of its own
+  files and no one on the host: what it may read there is what an unknown
+  user may read.
+* **An ordinary user with /etc/subuid and /etc/subgid ranges: those.**
+  The user's own id stays the guest's (0 with --root), the rest of
+  0..65535 is taken from the subordinate ranges, mapped by the set-uid
+  newuidmap/newgidmap (Debian's uidmap package), as podman does.
+* **Otherwise: one id.**  The guest is its user (or root with --root), and
+  every other id shows as the overflow id; ownership the host refuses is
+  recorded by --root's fake-ownership table.
+"""
+import errno
+import fcntl
+import os
+import shutil
+
+from ..abi.resource import OVERFLOW_UID
+from ..errors import UmlpyError
+
+IDS_INSIDE = 65536              # guest ids 0..65535, as a container's
+BLOCKS_FROM = 0x70000000        # above the ranges distributions and systemd hand out
+BLOCKS = 4096                   # ... up to 0x7fffffff: uids some tools take as signed
+LOCK_DIR = "/run/umlpy/id-blocks"
+LAST_MAPPABLE_ID = 0xFFFFFFFE   # (uid_t)-1 is "no id"
+
+
+class IdentityError(UmlpyError):
+    """The identity asked for cannot be had (a one-line message)."""
+
+
+def _listed_ids(paths):
+    """Host ids that /etc/passwd-like files (id in field 3) and subid files
+    (start:count) name: a block must avoid them all."""
+    spans = []
+    for path in paths:
+        try:
+            with open(path) as f:
+                lines = f.read().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split(":")
+            try:
+                if path.endswith(("subuid", "subgid")) and len(fields) >= 3:
+                    spans.append((int(fields[1]), int(fields[2])))
+                elif len(fields) >= 3:
+                    spans.append((int(fields[2]), 1))
+            except ValueError:
+                continue
+    return spans
+
+
+def _overlaps(first, spans):
+    return any(start < first + IDS_INSIDE and first < start + count for start, count in spans)
+
+
+class IdBlock:
+    """65536 host ids a sandbox holds while it runs: a lock file held
+    open (flock: released by the kernel however umlpy ends)."""
+
+    def __init__(self, first, lock_fd=None):
+        self.first, self._lock_fd = first, lock_fd
+
+    @classmethod
+    def take(cls, wanted=None):
+        """The block at host id wanted, or the first free one."""
+        try:
+            os.makedirs(LOCK_DIR, mode=0o700, exist_ok=True)
+        except OSError as e:
+            raise IdentityError(f"cannot keep id blocks in {LOCK_DIR}: {e.strerror}")
+        if wanted is not None:
+            if wanted + IDS_INSIDE - 1 > LAST_MAPPABLE_ID:
+                raise IdentityError(f"--id-block {wanted}: the block would pass host id "
+                                    f"{LAST_MAPPABLE_ID}, the last a user namespace maps")
+            block = cls._lock(wanted)
+            if block is None:
+                raise IdentityError(f"--id-block {wanted}: another sandbox holds those ids")
+            return block
+        taken = _listed_ids(["/etc/passwd", "/etc/group", "/etc/subuid", "/etc/subgid"])
+        for i in range(BLOCKS):
+            first = BLOCKS_FROM + i * IDS_INSIDE
+            if _overlaps(first, taken):
+                continue
+            block = cls._lock(first)
+            if block is not None:
+                return block
+        raise IdentityError(f"no free block of {IDS_INSIDE} host ids for the sandbox "
+                            f"({BLOCKS} sandboxes run): name one with --id-block")
+
+    @classmethod
+    def _lock(cls, first):
+        fd = os.open(f"{LOCK_DIR}/{first}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                return None
+            raise
+        return cls(first, fd)
+
+    def release(self):
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+
+def block_of_upper(path):
+    """The block a kept upper layer's files belong to (its top directory's
+    owner, set when the layer was first used), or None: a layer reused by
+    a later run must keep its owners."""
+    try:
+        uid = os.stat(path).st_uid
+    except OSError:
+        return None
+    if uid >= BLOCKS_FROM and (uid - BLOCKS_FROM) % IDS_INSIDE == 0 \
+            and uid < BLOCKS_FROM + BLOCKS * IDS_INSIDE:
+        return uid
+    return None
+
+
+def subordinate_range(kind, user, uid):
+    """(start, count) of the first /etc/sub{kind} range of user (by name
+    or uid) of at least IDS_INSIDE - 1 ids, or None."""
+    try:
+        with open(f"/etc/sub{kind}") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.strip().split(":")
+        if len(fields) != 3 or fields[0] not in (user, str(uid)):
+            continue
+        try:
+            start, count = int(fields[1]), int(fields[2])
+        except ValueError:
+            continue
+        if count >= IDS_INSIDE - 1:
+            return start, count
+    return None
+
+
+def _around(own_inside, own_outside, sub_start):
+    """Ranges of 0..65535 inside: own_inside -> own_outside, every other
+    inside id -> the subordinate range, in order."""
+    ranges = []
+    if own_inside > 0:
+        ranges.append((0, sub_start, own_inside))
+    ranges.append((own_inside, own_outside, 1))
+    if own_inside + 1 < IDS_INSIDE:
+        ranges.append((own_inside + 1, sub_start + own_inside, IDS_INSIDE - own_inside - 1))
+    return ranges
+
+
+def _user_name(uid):
+    import pwd
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def subordinate_maps(uid, gid, uid_inside, gid_inside):
+    """(uid ranges, gid ranges, newuidmap, newgidmap) for an ordinary
+    user who has subordinate ranges and the helpers, else None."""
+    helpers = shutil.which("newuidmap"), shutil.which("newgidmap")
+    if not all(helpers) or uid_inside >= IDS_INSIDE or gid_inside >= IDS_INSIDE:
+        return None
+    name = _user_name(uid)
+    subuid, subgid = subordinate_range("uid", name, uid), subordinate_range("gid", name, uid)
+    if subuid is None or subgid is None:
+        return None
+    return (_around(uid_inside, uid, subuid[0]), _around(gid_inside, gid, subgid[0]),
+            *helpers)
+
+
+def block_maps(first):
+    return [(0, first, IDS_INSIDE)], [(0, first, IDS_INSIDE)]
+
+
+def mode_text():
+    """What `umlpy run --help` says about the guest's ids on this host, as
+    this user."""
+    if os.geteuid() == 0:
+        return (f"Identity: as root, the guest's ids 0..{IDS_INSIDE - 1} map to a block of "
+                "host ids of the sandbox's own (--id-block; --host-root keeps host root).")
+    uid = os.geteuid()
+    if subordinate_maps(uid, os.getegid(), uid, os.getegid()) is not None:
+        return (f"Identity: the guest's ids 0..{IDS_INSIDE - 1} map to yours and to your "
+                "/etc/subuid and /etc/subgid ranges (newuidmap).")
+    return ("Identity: one id (you have no /etc/subuid range, or newuidmap is missing): "
+            f"every other id shows as {OVERFLOW_UID}; --root records the ownership the "
+            "guest sets.")
