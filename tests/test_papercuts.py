@@ -108,3 +108,35 @@ def test_host_root_guest_dropped_to_nobody_creates_in_a_world_writable_dir(tmp_p
     assert (p.returncode, p.stderr) == (0, b""), p.stderr.decode()[-800:]
     assert p.stdout == b"hi\n65534 644\n65534 755\n"
     assert not os.path.exists("/tmp/papercut-x")
+
+
+# ---- umlpy diff knows the lower an upper was made over ----------------------------
+
+def test_diff_compares_with_the_lower_the_upper_was_made_over(shell_image, tmp_path):
+    upper = tmp_path / "upper"
+    # the image has no /etc/passwd (the host has one) and an /etc/hostname
+    p = run_umlpy(["/bin/busybox", "sh", "-c", "echo root:x:0:0::/:/bin/sh > /etc/passwd"
+                   " && rm /etc/hostname"],
+                  options=["--rootfs", shell_image, "--upper", str(upper)])
+    assert (p.returncode, p.stderr) == (0, b""), p.stderr.decode()[-800:]
+    given = _umlpy(["diff", "--upper", str(upper), "--rootfs", shell_image])
+    assert (given.returncode, given.stderr) == (0, b"")
+    assert sorted(given.stdout.splitlines()) == [b"A /etc/passwd", b"D /etc/hostname"]
+    recorded = _umlpy(["diff", "--upper", str(upper)])
+    assert (recorded.returncode, recorded.stderr, recorded.stdout) == (0, b"", given.stdout)
+
+
+@pytest.mark.parametrize("command", ["diff", "commit"])
+def test_diff_refuses_another_lower_than_the_upper_was_made_over(shell_image, tmp_path,
+                                                                  command):
+    upper = tmp_path / "upper"
+    p = run_umlpy(["/bin/busybox", "true"], options=["--rootfs", shell_image,
+                                                      "--upper", str(upper)])
+    assert (p.returncode, p.stderr) == (0, b"")
+    other = tmp_path / "other"
+    other.mkdir()
+    p = _umlpy([command, "--upper", str(upper), "--rootfs", str(other)])
+    lines = p.stderr.decode().splitlines()
+    assert p.returncode == 2 and len(lines) == 1, p.stderr.decode()
+    assert "made over" in lines[0] and shell_image in lines[0], lines
+    assert p.stdout == b""

@@ -34,13 +34,15 @@ def _options(command):
     if command == "discard":
         return [upper]
     if command == "diff":
-        return [upper, like("rootfs", "the lower layer (default: /)"),
+        return [upper, like("rootfs", "the lower layer (default: the one the upper was "
+                            "made over, else /)"),
                 like("layers", "a tar image stacked over --rootfs IMG.tar (repeatable)"),
                 Option("json", ["--json"], "print a JSON list of {kind, path, type}")]
     return [upper,
             Option("to", ["--to"], "the directory to write (default: --rootfs; the host's / "
                    "only when given as --to /)", "DIR"),
-            like("rootfs", "the lower directory (default: /)"),
+            like("rootfs", "the lower directory (default: the one the upper was made "
+                 "over, else /)"),
             Option("dry_run", ["--dry-run"], "print the changes, apply nothing"),
             Option("keep", ["--keep"], "do not empty the upper directory afterwards")]
 
@@ -143,7 +145,8 @@ def _diff(argv):
     from .kernel.vfs import changes
 
     _check_upper(opts.upper)
-    lower = open_lower(opts.rootfs, opts.layers or [])
+    rootfs, layers = changes.lower_to_compare(opts.upper, opts.rootfs, opts.layers or [])
+    lower = open_lower(rootfs, layers)
     _print_changes(changes.diff(opts.upper, lower), bool(opts.json))
     return 0
 
@@ -155,9 +158,15 @@ def _commit(argv):
     from .kernel.vfs import changes
 
     _check_upper(opts.upper)
-    rootfs = opts.rootfs
+    rootfs, layers = changes.lower_to_compare(opts.upper, opts.rootfs)
+    image = None
     if rootfs is not None and not os.path.isdir(rootfs):
-        raise BadInput(f"--rootfs {rootfs}: not a directory (commit writes into a directory)")
+        if opts.rootfs is not None:
+            raise BadInput(f"--rootfs {rootfs}: not a directory (commit writes into a directory)")
+        # made over an image: compared with it, written where --to says
+        image, rootfs = open_lower(rootfs, layers), None
+        if opts.to is None:
+            raise BadInput(f"--upper {opts.upper} was made over an image: --to DIR is needed")
     target = opts.to
     if target is None:
         target = rootfs if rootfs is not None else "/"
@@ -166,7 +175,7 @@ def _commit(argv):
     if not os.path.isdir(target):
         what = "not a directory" if os.path.lexists(target) else "No such file or directory"
         raise BadInput(f"--to {target}: {what}")
-    lower = changes.HostDirLower(rootfs) if rootfs is not None else None
+    lower = changes.HostDirLower(rootfs) if rootfs is not None else image
     applied = changes.commit(opts.upper, target, lower=lower, dry_run=bool(opts.dry_run),
                              keep=bool(opts.keep))
     _print_changes(applied)

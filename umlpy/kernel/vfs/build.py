@@ -124,6 +124,12 @@ class SandboxFS:
             except OSError as e:
                 raise BadInput(f"--upper {options.upper}: {e.strerror}") from None
             self.hidden.append(upper)
+            # what umlpy diff/commit compare it with (the first run decides)
+            from .changes import record_lower
+            try:
+                record_lower(upper, options.rootfs, options.layers or ())
+            except OSError as e:
+                raise BadInput(f"--upper {options.upper}: {e.strerror}") from None
         else:
             upper = os.path.join(self.state, "upper")
             os.mkdir(upper, 0o755)

@@ -20,6 +20,11 @@ from .tmpdirs import empty_dir, open_dir_to_empty
 
 WH = ".wh."
 OPAQUE = ".wh..wh..opq"
+# In the upper root: the lower it was made over, as JSON ({"rootfs": its
+# real path, "/" for the host's tree; "layers": [...]}), written by the
+# first run that uses it.  A .wh. name: no guest can name, make or change
+# it (union.py), and no change of the guest's.
+LOWER_RECORD = ".wh..wh..lower"
 
 # Every walk here is iterative and holds a bounded number of fds, so an
 # upper tree of any depth is compared, applied and removed (issue 12): the
@@ -242,6 +247,77 @@ class TarLower(LowerView):
         return self.tree.read(entry.handle, offset, size)
 
 
+# Which lower an upper layer was made over -----------------------------------
+
+def describe_lower(rootfs, layers=()):
+    """What identifies a lower: the real paths of its root (None: the
+    host's /) and of the images stacked over it."""
+    return {"rootfs": os.path.realpath(rootfs) if rootfs is not None else "/",
+            "layers": [os.path.realpath(layer) for layer in layers]}
+
+
+def _lower_words(lower):
+    words = f"--rootfs {lower['rootfs']}" if lower["rootfs"] != "/" else "the host's /"
+    return words + "".join(f" --layer {layer}" for layer in lower["layers"])
+
+
+def recorded_lower(upper_dir):
+    """The lower recorded in upper_dir (describe_lower's dict), or None."""
+    import json
+    fd = _open_layer_dir(upper_dir, "--upper")
+    try:
+        rfd = os.open(LOWER_RECORD, _READ_FLAGS, dir_fd=fd)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise LayerError(f"{upper_dir}/{LOWER_RECORD}: {e.strerror}") from None
+    finally:
+        os.close(fd)
+    with os.fdopen(rfd, "rb") as f:
+        data = f.read(1 << 20)
+    try:
+        lower = json.loads(data)
+        if isinstance(lower.get("rootfs"), str) and isinstance(lower.get("layers"), list):
+            return lower
+    except (ValueError, AttributeError):
+        pass
+    raise LayerError(f"{upper_dir}/{LOWER_RECORD}: not a record of a lower layer")
+
+
+def record_lower(upper_dir, rootfs, layers=()):
+    """Record the lower in upper_dir unless one is recorded already (the
+    first run over an upper decides what it was made over)."""
+    import json
+    data = json.dumps(describe_lower(rootfs, layers)).encode() + b"\n"
+    fd = _open_layer_dir(upper_dir, "--upper")
+    try:
+        wfd = os.open(LOWER_RECORD, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                      | os.O_CLOEXEC, 0o644, dir_fd=fd)
+    except FileExistsError:
+        return
+    finally:
+        os.close(fd)
+    with os.fdopen(wfd, "wb") as f:
+        f.write(data)
+
+
+def lower_to_compare(upper_dir, rootfs, layers=()):
+    """(rootfs, layers) to compare upper_dir with: the ones given, the
+    recorded ones when none is given; BadInput (one line) when the given
+    ones are not what the upper was made over."""
+    recorded = recorded_lower(upper_dir)
+    if recorded is None:
+        return rootfs, list(layers)
+    if rootfs is None and not layers:
+        rootfs = None if recorded["rootfs"] == "/" else recorded["rootfs"]
+        return rootfs, list(recorded["layers"])
+    given = describe_lower(rootfs, layers)
+    if given != recorded:
+        raise BadInput(f"--upper {upper_dir} was made over {_lower_words(recorded)}, "
+                       f"not {_lower_words(given)}")
+    return rootfs, list(layers)
+
+
 # Comparing the upper layer with the lower ---------------------------------
 
 def diff(upper_dir, lower):
@@ -312,6 +388,8 @@ def _scan_dir(dir_fd, rel, lower, lower_is_dir, hidden, found):
             for e in it:
                 if e.name == OPAQUE:
                     opaque = True
+                elif e.name == LOWER_RECORD and not rel:
+                    continue
                 elif e.name.startswith(WH):
                     whiteouts.append(e.name[len(WH):])
                 else:
