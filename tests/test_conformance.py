@@ -88,3 +88,26 @@ def test_open_how_sizes(probe, mode):
     than a page, EFAULT when they cannot be read."""
     out = same([probe, "howsize"], mode)
     assert "size 32 nonzero: E2BIG" in out and "size 32: ok" in out
+
+
+# ---- 5. openat2's RESOLVE_* flags -------------------------------------------
+
+def test_openat2_resolve_flags(probe, tmp_path, mode):
+    """openat2 with each RESOLVE_* flag, following and not, over "/", /proc
+    (magic links: self/fd/0, exe, cwd, root) and a tree with absolute,
+    upward and relative symlinks: BENEATH's EXDEV for "..", absolute paths
+    and symlinks and magic links even from the guest's root, IN_ROOT's
+    walks that stay inside, NO_MAGICLINKS's ELOOP, NO_SYMLINKS's ELOOP for
+    any link on the way, NO_XDEV's EXDEV at a mountpoint, as Linux."""
+    top = tmp_path / "top"
+    (top / "sub").mkdir(parents=True)
+    (top / "file").write_text("file\n")
+    (top / "abs").symlink_to("/")
+    (top / "up").symlink_to("..")
+    (top / "sub" / "rel").symlink_to("../file")
+    open_up(top)
+    out = same([probe, "resolve", str(top)], mode)
+    for line in ("/ .. BENEATH: EXDEV", "/proc self/fd/0 NO_MAGICLINKS: ELOOP",
+                 "/proc self/exe NO_MAGICLINKS: ELOOP", "/proc self/cwd NO_MAGICLINKS: ELOOP",
+                 "/proc self/root NO_MAGICLINKS: ELOOP", "TOP abs IN_ROOT: ok TOP"):
+        assert line in out

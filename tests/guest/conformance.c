@@ -208,6 +208,20 @@ static void name_fd(const char *what, long fd, const char *top)
     snprintf(link, sizeof link, "/proc/self/fd/%ld", fd);
     ssize_t n = readlink(link, target, sizeof target - 1);
     target[n < 0 ? 0 : n] = 0;
+    /* pids differ between the runs: /proc/PID, task/PID */
+    char norm[512], *o = norm;
+    for (const char *c = target; *c && o < norm + sizeof norm - 8; ) {
+        if ((strncmp(c, "/proc/", 6) == 0 || strncmp(c, "/task/", 6) == 0) &&
+            c[6] >= '0' && c[6] <= '9') {
+            memcpy(o, c, 6), o += 6, c += 6;
+            while (*c >= '0' && *c <= '9')
+                c++;
+            memcpy(o, "PID", 3), o += 3;
+        } else
+            *o++ = *c++;
+    }
+    *o = 0;
+    strcpy(target, norm);
     size_t t = strlen(top);
     if (strncmp(target, top, t) == 0 && (target[t] == 0 || target[t] == '/'))
         printf("%s: ok TOP%s\n", what, target + t);
@@ -234,7 +248,7 @@ static void resolve_cmd(const char *top)
         {"/", "dev/null"},
         {"/proc", ".."}, {"/proc", "self"}, {"/proc", "self/fd/0"}, {"/proc", "self/exe"},
         {"/proc", "self/cwd"}, {"/proc", "self/root"}, {"/proc", "self/fd"},
-        {"/proc", "/"}, {"/proc", "1/root"}, {"/proc", "thread-self/cwd"},
+        {"/proc", "/"}, {"/proc", "thread-self/cwd"},
         {"TOP", "."}, {"TOP", ".."}, {"TOP", "file"}, {"TOP", "sub/../file"},
         {"TOP", "sub/../../TOPNAME/file"}, {"TOP", "abs"}, {"TOP", "abs/etc"},
         {"TOP", "up"}, {"TOP", "up/TOPNAME/file"}, {"TOP", "sub/rel"}, {"TOP", "/file"},
@@ -257,6 +271,10 @@ static void resolve_cmd(const char *top)
         int dfd = open(dir, O_PATH | O_DIRECTORY);
         for (unsigned f = 0; f < sizeof flags / sizeof flags[0]; f++)
             for (int nofollow = 0; nofollow < 2; nofollow++) {
+                /* (an O_PATH|O_NOFOLLOW fd of /proc/self itself: not here) */
+                if (nofollow && !strcmp(strrchr(path, '/') ? strrchr(path, '/') + 1 : path,
+                                        "self"))
+                    continue;
                 struct open_how how = {.resolve = flags[f].bits,
                                        .flags = nofollow ? O_PATH | O_NOFOLLOW : O_PATH};
                 char what[256];

@@ -1,11 +1,16 @@
 """Path resolution, the guest kernel's own (Linux's namei): every
 component looked up in the guest's filesystems, symlinks followed in the
 guest's terms (absolute ones from the process's root), ``..`` never above
-that root, mountpoints crossed, 40 links at most."""
+that root, mountpoints crossed, 40 links at most; openat2's RESOLVE_*
+scoping as Linux's LOOKUP_* flags (``walk``'s scope)."""
 import errno
 from collections import deque
 
+from ...abi.fcntl import RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, \
+    RESOLVE_NO_SYMLINKS, RESOLVE_NO_XDEV
 from ...abi.resource import MAXSYMLINKS, NAME_MAX, PATH_MAX
+
+SCOPED = RESOLVE_BENEATH | RESOLVE_IN_ROOT
 
 
 class Frame:
@@ -76,18 +81,32 @@ class Resolver:
             return m.fs.root(), m
         return dentry, mount
 
-    def walk(self, root, start, path, follow_last=True, magic=None, search=None):
+    def walk(self, root, start, path, follow_last=True, magic=None, search=None, scope=0):
         """Resolve path (str) from the frames start (cwd or a dirfd's
         directory), with root the process's root frames.  magic(dentry)
         may turn a /proc magic link into (frames, dentry) directly.
-        search(dentry) -> errno or 0 checks each directory walked through."""
+        search(dentry) -> errno or 0 checks each directory walked through.
+
+        scope: openat2's RESOLVE_* bits, as Linux's namei applies them
+        (root is then the dirfd's frames for BENEATH and IN_ROOT):
+        NO_SYMLINKS: any symlink followed is ELOOP; NO_MAGICLINKS: a
+        /proc magic link followed is ELOOP; BENEATH: an absolute path or
+        symlink, ".." at the root, a magic link are EXDEV; IN_ROOT: they
+        stay at the root, but a magic link is EXDEV; NO_XDEV: crossing a
+        mountpoint down or up, a magic link to another mount, and an
+        absolute symlink (Linux's nd_jump_root compares the mount with a
+        root it sets only for an absolute path or a "..": before either,
+        any absolute symlink) are EXDEV."""
         if not path:
             raise OSError(errno.ENOENT, "empty path")
         if len(path) >= PATH_MAX:
             raise OSError(errno.ENAMETOOLONG, "path too long")
+        if path.startswith("/") and scope & RESOLVE_BENEATH:
+            raise OSError(errno.EXDEV, "absolute path beneath a directory")
         stack = list(root if path.startswith("/") else start)
         pending = deque(path.split("/"))
         links = 0
+        root_set = path.startswith("/") or bool(scope & SCOPED)
         while pending:
             name = pending.popleft()
             if name == "" or name == ".":
@@ -107,8 +126,13 @@ class Resolver:
             if name == "..":
                 # stops at the process's root itself, not at its depth: a
                 # cwd or dirfd outside a chroot walks up to the real "/"
+                root_set = True
                 if len(stack) > 1 and stack[-1].path != root[-1].path:
+                    if scope & RESOLVE_NO_XDEV and stack[-2].mount is not stack[-1].mount:
+                        raise OSError(errno.EXDEV, "'..' leaves the mount")
                     stack.pop()
+                elif scope & RESOLVE_BENEATH and stack[-1].path == root[-1].path:
+                    raise OSError(errno.EXDEV, "'..' above the directory")
                 continue
             if len(name) > NAME_MAX:
                 raise OSError(errno.ENAMETOOLONG, "name too long")
@@ -125,13 +149,21 @@ class Resolver:
                         return Lookup(stack, name, None, child_path, mount, dir_required)
                     raise OSError(errno.ENOENT, "no such file or directory")
             child, mount = self._enter(child_path, child, mount)
+            if mount is not cur.mount and scope & RESOLVE_NO_XDEV:
+                raise OSError(errno.EXDEV, "a mountpoint")
             if child.attr.is_link() and (not last or follow_last or dir_required):
                 links += 1
                 if links > MAXSYMLINKS:
                     raise OSError(errno.ELOOP, "too many levels of symbolic links")
+                if scope & RESOLVE_NO_SYMLINKS:
+                    raise OSError(errno.ELOOP, "a symlink")
                 jump = magic(child) if magic is not None else None
                 if jump is not None:
                     parents, target, tpath, tmount = jump
+                    if scope & RESOLVE_NO_MAGICLINKS:
+                        raise OSError(errno.ELOOP, "a magic link")
+                    if scope & RESOLVE_NO_XDEV and tmount is not cur.mount or scope & SCOPED:
+                        raise OSError(errno.EXDEV, "a magic link")
                     if last:
                         if dir_required and not target.attr.is_dir():
                             raise OSError(errno.ENOTDIR, "not a directory")
@@ -143,6 +175,9 @@ class Resolver:
                 if not target:
                     raise OSError(errno.ENOENT, "empty symlink")
                 if target.startswith("/"):
+                    if scope & RESOLVE_BENEATH or scope & RESOLVE_NO_XDEV and \
+                            (not root_set or root[-1].mount is not cur.mount):
+                        raise OSError(errno.EXDEV, "an absolute symlink")
                     stack = list(root)
                 pending.extendleft(reversed(target.split("/")))
                 continue

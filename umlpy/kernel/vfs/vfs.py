@@ -5,13 +5,13 @@ import errno
 import os
 import stat
 
-from ...abi.fcntl import AT_FDCWD, X_OK
+from ...abi.fcntl import AT_FDCWD, RESOLVE_IN_ROOT, X_OK
 from ...abi.stat import S_IXOTH
 from .. import procfs
 from ..bounded import ByteBoundedCache, text_bytes
 from .creds import Creds
 from .hostid import HostIdentity, IdentityExecutor
-from .namei import Frame, Resolver, join
+from .namei import SCOPED, Frame, Resolver, join
 from .fs import HostTreeFS
 from .union import IN_UPPER, UnionFS
 
@@ -155,28 +155,6 @@ class Task:
         if self._creds is None:
             self._creds = Creds.from_status(self.status(), self.vfs.idmap)
         return self._creds
-
-
-class WalkWatch:
-    """What one resolution went through (openat2's RESOLVE_NO_XDEV and
-    RESOLVE_NO_MAGICLINKS): the filesystems of the directories it searched,
-    and whether it followed a /proc magic link."""
-
-    def __init__(self):
-        self.filesystems = set()
-        self.magic = False
-
-    def wrap(self, search, magic):
-        def searched(dentry):
-            self.filesystems.add(dentry.fs)
-            return search(dentry)
-
-        def followed(dentry):
-            jump = magic(dentry) if magic is not None else None
-            if jump is not None:
-                self.magic = True
-            return jump
-        return searched, followed
 
 
 class VFS:
@@ -382,21 +360,30 @@ class VFS:
             raise OSError(errno.ENOTDIR, "dirfd")
         return self.frames_of_path(task, root, path)
 
-    def resolve(self, task, dirfd, path, follow=True, watch=None):
+    def resolve(self, task, dirfd, path, follow=True, scope=0):
         """Lookup for path as task's thread names it relative to dirfd.
-        watch (a WalkWatch) sees every directory searched and every magic
-        link followed on the way."""
+        scope: openat2's RESOLVE_* bits
+        (Resolver.walk); with BENEATH or IN_ROOT, dirfd's directory is the
+        root of the walk."""
         if not path:
             # ENOENT before dirfd is looked at (Linux: getname() refuses it)
             raise OSError(errno.ENOENT, "empty path")
         root = self.root_frames(task)
         search, magic = self._search(task), self._magic(task)
-        if watch is not None:
-            search, magic = watch.wrap(search, magic)
+        if scope:
+            # an absolute path starts at the root, whatever dirfd is; but
+            # IN_ROOT's root is dirfd's directory
+            if not path.startswith("/") or scope & RESOLVE_IN_ROOT:
+                start = self.start_frames(task, root, dirfd)
+                if scope & SCOPED:
+                    root = start
+            else:
+                start = root
+            return self.resolver.walk(root, start, path, follow, magic=magic, search=search,
+                                      scope=scope)
         if path.startswith("/"):
             parent, _, name = path.rpartition("/")
-            if parent and name not in ("", ".", "..") and task.ctx.root == "/" and \
-                    watch is None:
+            if parent and name not in ("", ".", "..") and task.ctx.root == "/":
                 # the directory part through the cache of directory chains
                 start = self.frames_of_path(task, root, parent)
                 return self.resolver.walk(root, start, name, follow, magic=magic, search=search)

@@ -8,15 +8,14 @@ import stat as _stat
 
 from ....abi.fcntl import AT_FDCWD, OPEN_HOW, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, \
     O_EXCL, O_LARGEFILE, O_NOFOLLOW, O_PATH, O_PATH_FLAGS, O_TMPFILE, O_TMPFILE_BIT, O_TRUNC, \
-    R_OK, RESOLVE_BENEATH, RESOLVE_CACHED, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, \
-    RESOLVE_NO_SYMLINKS, RESOLVE_NO_XDEV, VALID_OPEN_FLAGS, VALID_RESOLVE_FLAGS, W_OK, X_OK
+    R_OK, RESOLVE_BENEATH, RESOLVE_CACHED, RESOLVE_IN_ROOT, RESOLVE_NO_SYMLINKS, \
+    VALID_OPEN_FLAGS, VALID_RESOLVE_FLAGS, W_OK, X_OK
 from ....abi.mman import PAGE_SIZE
 from ....abi.stat import S_IALLUGO, S_IROTH
 from ... import procfs
 from ...decisions import Deferred, Install, fail
 from ...vfs import hostopen, hostops
 from ...vfs.union import IN_UPPER, UnionFS
-from ...vfs.vfs import WalkWatch
 from ..names import SYSCALL_NUMBERS as NR
 from ..registry import TABLE
 from .common import FAMILY, checks_on_host, copy_up_for_change, done, lookup_existing, \
@@ -24,21 +23,28 @@ from .common import FAMILY, checks_on_host, copy_up_for_change, done, lookup_exi
 
 
 def open_file(call, vfs, task, dirfd, path, flags, mode, resolve=0):
+    """open/openat/openat2 of path relative to dirfd; resolve: openat2's
+    RESOLVE_* bits, applied by the resolver as Linux's namei does."""
     if flags & O_TMPFILE == O_TMPFILE:
-        res = lookup_existing(vfs, task, dirfd, path, True)
+        res = lookup_existing(vfs, task, dirfd, path, True) if not resolve else \
+            vfs.resolve(task, dirfd, path, True, scope=resolve)
+        if res.dentry is None:
+            raise OSError(errno.ENOENT, path)
         if not res.dentry.attr.is_dir():
             raise OSError(errno.ENOTDIR, path)
         host = copy_up_for_change(task, res)
         return open_object(call, task, host, flags, mode & ~task.host_identity.umask
                            if call.notified else mode)
     follow = not flags & O_NOFOLLOW and not (flags & O_CREAT and flags & O_EXCL)
-    res = vfs.resolve(task, dirfd, path, follow)
+    res = vfs.resolve(task, dirfd, path, follow, scope=resolve)
     acc = flags & O_ACCMODE
     writes = not flags & O_PATH and (acc != os.O_RDONLY or flags & O_TRUNC)
     d = res.dentry
     if d is None:
         if not flags & O_CREAT:
-            call.kernel.fastpath.remember_open(task, res, dirfd, path, flags, err=errno.ENOENT)
+            if not resolve:
+                call.kernel.fastpath.remember_open(task, res, dirfd, path, flags,
+                                                   err=errno.ENOENT)
             raise OSError(errno.ENOENT, path)
         if res.dir_required:
             raise OSError(errno.EISDIR, path)
@@ -80,7 +86,8 @@ def open_file(call, vfs, task, dirfd, path, flags, mode, resolve=0):
         host = d.fs.host_path(d)
         if vfs.is_spooled(host):
             return open_object(call, task, host, flags, mode, after=forget_produced(host))
-        if (checks_on_host(d) or attr.mode & S_IROTH) and attr.kind in (_stat.S_IFREG, _stat.S_IFDIR):
+        if (checks_on_host(d) or attr.mode & S_IROTH) and not resolve and \
+                attr.kind in (_stat.S_IFREG, _stat.S_IFDIR):
             # the same for every caller
             call.kernel.fastpath.remember_open(task, res, dirfd, path, flags, host)
     return open_object(call, task, host, flags, mode)
@@ -343,8 +350,8 @@ def sys_creat(call, vfs, task):
 
 
 
-@TABLE.emulated(FAMILY, "openat2", "resolved by the guest VFS (RESOLVE_* honoured "
-                "by the resolver)")
+@TABLE.emulated(FAMILY, "openat2", "resolved by the guest VFS (RESOLVE_* applied by "
+                "the resolver as Linux's namei)")
 @vfs_call
 def sys_openat2(call, vfs, task):
     a = call.args
@@ -365,62 +372,8 @@ def sys_openat2(call, vfs, task):
     if flags & ~(VALID_OPEN_FLAGS | O_LARGEFILE) or resolve & ~VALID_RESOLVE_FLAGS or \
             mode & ~S_IALLUGO or (mode and not flags & (O_CREAT | O_TMPFILE_BIT)):
         return fail(errno.EINVAL)
+    if resolve & RESOLVE_BENEATH and resolve & RESOLVE_IN_ROOT:
+        return fail(errno.EINVAL)
     if resolve & RESOLVE_CACHED:
         return fail(errno.EAGAIN)
-    path = path_arg(call, 1)
-    dirfd = call.fd(0)
-    if resolve & (RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS) and not resolve & RESOLVE_IN_ROOT:
-        err = crossing(vfs, task, dirfd, path, flags, resolve)
-        if err:
-            return fail(err)
-    if resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT):
-        return beneath_open(call, vfs, task, dirfd, path, flags, mode, resolve)
-    if resolve & RESOLVE_NO_SYMLINKS and symlink_on_way(vfs, task, dirfd, path, flags):
-        return fail(errno.ELOOP)
-    return open_file(call, vfs, task, dirfd, path, flags, mode)
-
-
-def crossing(vfs, task, dirfd, path, flags, resolve):
-    """EXDEV if resolving path leaves the filesystem it starts in (a
-    mountpoint, a bind, a symlink into another mount) under
-    RESOLVE_NO_XDEV; ELOOP if it follows a magic link under
-    RESOLVE_NO_MAGICLINKS; else 0."""
-    watch = WalkWatch()
-    res = vfs.resolve(task, dirfd, path, follow=not flags & O_NOFOLLOW, watch=watch)
-    if resolve & RESOLVE_NO_MAGICLINKS and watch.magic:
-        return errno.ELOOP
-    filesystems = watch.filesystems | ({res.dentry.fs} if res.dentry is not None else set())
-    if resolve & RESOLVE_NO_XDEV and len(filesystems) > 1:
-        return errno.EXDEV
-    return 0
-
-
-def symlink_on_way(vfs, task, dirfd, path, flags):
-    """Would resolving path follow any symlink?"""
-    res = vfs.resolve(task, dirfd, path, follow=False)
-    walked = vfs.resolve(task, dirfd, path, follow=not flags & O_NOFOLLOW)
-    return res.path != walked.path or (res.dentry is not None and res.dentry.attr.is_link()
-                                       and not flags & O_NOFOLLOW)
-
-
-def beneath_open(call, vfs, task, dirfd, path, flags, mode, resolve):
-    """RESOLVE_BENEATH / RESOLVE_IN_ROOT: dirfd's directory is the root."""
-    base = vfs.start_frames(task, vfs.root_frames(task), dirfd)
-    start_path = base[-1].path
-    saved = task.ctx.root
-    if resolve & RESOLVE_IN_ROOT:
-        task.ctx.root = start_path
-        try:
-            res = vfs.resolve(task, dirfd, path.lstrip("/") or ".", True)
-        finally:
-            task.ctx.root = saved
-        if res.dentry is None and not flags & O_CREAT:
-            return fail(errno.ENOENT)
-        return open_file(call, vfs, task, AT_FDCWD, res.path, flags, mode)
-    if path.startswith("/"):
-        return fail(errno.EXDEV)
-    res = vfs.resolve(task, dirfd, path, follow=not flags & O_NOFOLLOW)
-    prefix = start_path.rstrip("/") + "/"
-    if res.path != start_path and not res.path.startswith(prefix) and start_path != "/":
-        return fail(errno.EXDEV)
-    return open_file(call, vfs, task, dirfd, path, flags, mode)
+    return open_file(call, vfs, task, call.fd(0), path_arg(call, 1), flags, mode, resolve)
