@@ -125,11 +125,11 @@ def _log_resolution(kernel, log):
     vfs = kernel.vfs
     resolve = vfs.resolve
 
-    def resolved(task, dirfd, path, follow=True):
+    def resolved(task, dirfd, path, follow=True, **how):
         where = "" if path.startswith("/") else \
             " from the cwd" if dirfd == AT_FDCWD else f" from dirfd {dirfd}"
         try:
-            res = resolve(task, dirfd, path, follow)
+            res = resolve(task, dirfd, path, follow, **how)
         except OSError as e:
             from ..trace.consts import errno_name
             log.debug("resolve %r%s → %s", path, where, errno_name(e.errno))
