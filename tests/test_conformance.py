@@ -4,10 +4,11 @@ prints one line per call; each test runs it natively and inside umlpy (both
 modes) and compares the lines."""
 import difflib
 import os
+import subprocess
 
 import pytest
 
-from conftest import AS_ROOT, open_up, run_native, run_umlpy
+from conftest import AS_ROOT, _env, open_up, run_native, run_umlpy
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +112,58 @@ def test_openat2_resolve_flags(probe, tmp_path, mode):
                  "/proc self/exe NO_MAGICLINKS: ELOOP", "/proc self/cwd NO_MAGICLINKS: ELOOP",
                  "/proc self/root NO_MAGICLINKS: ELOOP", "TOP abs IN_ROOT: ok TOP"):
         assert line in out
+
+
+# ---- 4. tree changes in a directory the caller may not write ---------------
+
+def unwritable_tree(tmp_path, probe):
+    """tmp_path/d (root's, 0755) holding file and sub/, and a copy of the
+    probe that uid 65534 can run."""
+    d = tmp_path / "d"
+    (d / "sub").mkdir(parents=True)
+    (d / "file").write_text("file\n")
+    os.chmod(d / "file", 0o644)
+    prog = tmp_path / "conformance"
+    prog.write_bytes(open(probe, "rb").read())
+    os.chmod(prog, 0o755)
+    open_up(d)
+    return str(d), str(prog)
+
+
+NOT_ALLOWED = ["symlink: EACCES", "link: EPERM", "mkdir: EACCES", "mknod fifo: EACCES",
+               "creat: EACCES", "rename: EACCES", "rename into: EACCES", "unlink: EACCES",
+               "rmdir: EACCES"]
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="needs root to make a directory of someone else's")
+def test_changes_in_a_directory_of_someone_else_as_a_guest_user(probe, tmp_path, mode):
+    """A guest that is not root inside (umlpy as root, the guest drops to
+    uid 1000): symlink, link, mkdir, mknod, creat, rename and unlink in root's
+    0755 directory fail as natively."""
+    d, prog = unwritable_tree(tmp_path, probe)
+    drop = ["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups"]
+    native = run_native(drop + [prog, "perm", d])
+    assert native.stdout.decode().splitlines() == NOT_ALLOWED
+    compare(native, run_umlpy(drop + [prog, "perm", d], mode, host_root=False))
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="runs umlpy as uid 65534 through setpriv")
+@pytest.mark.xfail(strict=True, reason="umlpy/kernel/vfs/creds.py (identity's): as a "
+                   "user, the guest's namespace maps only its own uid 65534 and shows root's "
+                   "directory as owned by the overflow uid 65534, which Creds.permission "
+                   "takes for the caller's own (owner bits): every change succeeds in the "
+                   "upper copy; an unmapped owner (Attr.unmapped, for the uid apart from "
+                   "the gid) must never match fsuid or fsgid")
+def test_changes_in_a_directory_of_someone_else_as_an_ordinary_user(probe, tmp_path):
+    """umlpy run by uid 65534: the guest is uid 65534, and root's 0755
+    directory is not its to change, as natively."""
+    from test_limit_attacks import SETPRIV, _python_for_nobody
+    python = _python_for_nobody()
+    if python is None:
+        pytest.fail("no python with which uid 65534 imports this tree's umlpy")
+    d, prog = unwritable_tree(tmp_path, probe)
+    native = run_native(SETPRIV + [prog, "perm", d])
+    assert native.stdout.decode().splitlines() == NOT_ALLOWED
+    inside = subprocess.run(SETPRIV + [python, "-m", "umlpy", "run", "--", prog, "perm", d],
+                            capture_output=True, env=_env(), cwd="/", timeout=120)
+    compare(native, inside)
