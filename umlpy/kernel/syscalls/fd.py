@@ -22,6 +22,7 @@ from ..terminal import SETTERS as TERMINAL_SETTERS
 from ..vfs.hostops import getdents64, thread_fd
 from .fs import change_xattr, chmod, chown, foreign_host_file, host_path_is_ours, refuse_foreign, \
     vfs_call, write_stat
+from .fs.xattr import fgetxattr, flistxattr
 from .registry import TABLE, Guard
 
 FAMILY = "fd"
@@ -39,7 +40,7 @@ TABLE.passthrough(
     "sendfile", "splice", "tee", "vmsplice", "copy_file_range",
     "fallocate", "fadvise64", "readahead", "ftruncate",
     "fsync", "fdatasync", "sync_file_range", "syncfs",
-    "fstatfs", "fgetxattr", "flistxattr",
+    "fstatfs",
     "cachestat",
     "memfd_create", "memfd_secret",
     "io_setup", "io_destroy", "io_submit", "io_cancel", "io_getevents",
@@ -182,11 +183,31 @@ def sys_fchown(call, vfs, task):
     return chown(call, vfs, task, res, call.args[1], call.args[2])
 
 
+# The xattr calls on an fd are the path calls' (fs/xattr.py) on what the
+# fd is, whatever host object holds it: the emulated attributes live under
+# names the host would show.  An fd that is no guest filesystem object (a
+# pipe, a socket, a bad fd) is the host's to answer, but a change through
+# a host file umlpy's caller handed over is refused.
+
+@TABLE.emulated(FAMILY, "fgetxattr", "read where the fd's object keeps the attribute")
+@vfs_call
+def sys_fgetxattr(call, vfs, task):
+    res = vfs.resolve_fd(task, call.fd(0))
+    return ALLOW if res is None else fgetxattr(call, task, res)
+
+
+@TABLE.emulated(FAMILY, "flistxattr", "the names of the fd's object, as listxattr's")
+@vfs_call
+def sys_flistxattr(call, vfs, task):
+    res = vfs.resolve_fd(task, call.fd(0))
+    return ALLOW if res is None else flistxattr(call, task, res)
+
+
 @TABLE.emulated(FAMILY, "fsetxattr", "a lower object is copied up and changed there")
 @vfs_call
 def sys_fsetxattr(call, vfs, task):
     a = call.args
-    res = lower_object(vfs, task, call.fd(0))
+    res = vfs.resolve_fd(task, call.fd(0))
     if res is None:
         return refuse_foreign(call, vfs, task, call.fd(0)) or ALLOW
     return change_xattr(call, task, res, a[1], a[2], a[3], call.int(4))
@@ -196,7 +217,7 @@ def sys_fsetxattr(call, vfs, task):
 @vfs_call
 def sys_fremovexattr(call, vfs, task):
     a = call.args
-    res = lower_object(vfs, task, call.fd(0))
+    res = vfs.resolve_fd(task, call.fd(0))
     if res is None:
         return refuse_foreign(call, vfs, task, call.fd(0)) or ALLOW
     return change_xattr(call, task, res, a[1], remove=True)

@@ -8,7 +8,7 @@ from ..._native._tracer import ffi, lib
 from ...abi.fcntl import AT_EACCESS, AT_FDCWD, AT_SYMLINK_NOFOLLOW, O_PATH, \
     RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS
 from ...abi.sched import KCMP_FILES
-from ...abi.stat import STATFS
+from ...abi.stat import STATFS, STATX, STATX_BTIME, STATX_INO
 from ...abi.time import TIMESPEC
 from ..syscalls.names import SYSCALL_NUMBERS
 
@@ -194,6 +194,79 @@ def lsetxattr(name, attr, value, flags):
 
 def lremovexattr(name, attr):
     os.removexattr(name, attr, follow_symlinks=False)
+
+
+# ---- the guest kernel's own xattr operations -------------------------------
+# The attributes umlpy emulates (trusted.*, security.capability: xattrs.py)
+# are kept and read by the guest kernel itself, after its own checks, which
+# are Linux's for them: the caller's host identity would be checked as for
+# user.*.  They reach the object through the parent directory's fd (opened
+# beneath the layer, no symlink followed) and never follow the last
+# component, without changing the tracer's working directory.
+
+def _beneath(dirfd, name):
+    return f"/proc/self/fd/{dirfd}/{name}"
+
+
+def own_listxattr(dirfd, name):
+    return os.listxattr(_beneath(dirfd, name), follow_symlinks=False)
+
+
+def own_getxattr(dirfd, name, attr):
+    return os.getxattr(_beneath(dirfd, name), attr, follow_symlinks=False)
+
+
+def own_setxattr(dirfd, name, attr, value, flags):
+    os.setxattr(_beneath(dirfd, name), attr, value, flags, follow_symlinks=False)
+
+
+def own_removexattr(dirfd, name, attr):
+    os.removexattr(_beneath(dirfd, name), attr, follow_symlinks=False)
+
+
+def own_xattrs(dirfd, name):
+    """[(host name, value)] of the object, as the guest kernel reads them."""
+    found = []
+    for attr in own_listxattr(dirfd, name):
+        try:
+            found.append((attr, own_getxattr(dirfd, name, attr)))
+        except OSError as e:
+            if e.errno not in (errno.ENODATA, errno.EACCES, errno.EPERM, errno.EOPNOTSUPP):
+                raise
+    return found
+
+
+SYS_STATX = SYSCALL_NUMBERS["statx"]
+
+
+def object_key(dirfd, name):
+    """What tells one host object from every other, even after its inode
+    number is given to a new one: its device, inode number and birth time
+    (where the filesystem has one), not followed."""
+    buf = ffi.new(f"char[{STATX.size}]")
+    path = ffi.new("char[]", os.fsencode(name))
+    r = lib.umlpy_syscall6(SYS_STATX, dirfd, int(ffi.cast("intptr_t", path)), AT_SYMLINK_NOFOLLOW,
+                           STATX_INO | STATX_BTIME, int(ffi.cast("intptr_t", buf)), 0)
+    if r < 0:
+        raise OSError(-r, os.strerror(-r), name)
+    x = STATX.todict(ffi.buffer(buf)[:])
+    born = (x["stx_btime_sec"], x["stx_btime_nsec"]) if x["stx_mask"] & STATX_BTIME else None
+    return x["stx_dev_major"], x["stx_dev_minor"], x["stx_ino"], born
+
+
+def path_key(host_path):
+    """object_key of an absolute host path (None if nothing is there)."""
+    parent, _, name = host_path.rpartition("/")
+    try:
+        fd = os.open(parent or "/", O_PATH | os.O_DIRECTORY)
+    except OSError:
+        return None
+    try:
+        return object_key(fd, name)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 SYS_INOTIFY_ADD_WATCH = SYSCALL_NUMBERS["inotify_add_watch"]

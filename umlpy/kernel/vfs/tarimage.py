@@ -18,10 +18,12 @@ import os
 import stat
 import sys
 
+from umlpy.abi.resource import XATTR_NAME_MAX, XATTR_SIZE_MAX
+from umlpy.abi.xattr import XATTR_LIST_MAX
 from umlpy.errors import BadInput
 
 # Bump when the index layout or the meaning of its fields changes.
-INDEX_FORMAT = ("umlpy-tar-index", 1)
+INDEX_FORMAT = ("umlpy-tar-index", 2)
 # Bump when the tree built from the same images would differ (inode
 # numbering, synthesised entries): cached content is keyed by it.
 TREE_FORMAT = b"umlpy-tar-tree 1"
@@ -34,6 +36,7 @@ IMPLIED_DIR_MODE = stat.S_IFDIR | 0o755
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 HARDLINK = 0                 # the mode of an index record that is a hard link
+XATTR_KEY = "SCHILY.xattr."  # a PAX record of an extended attribute (GNU tar, bsdtar, star)
 _S_IFMT, _S_IFDIR = 0o170000, stat.S_IFDIR
 
 _TYPES = {
@@ -49,12 +52,14 @@ _HAS_DATA = {b"0", b"\0", b"7", b"D"}
 class Entry:
     """One file of the tree.  Hard links share one Entry."""
     __slots__ = ("mode", "uid", "gid", "size", "mtime_ns", "linkname", "rdev",
-                 "ino", "nlink", "layer", "offset")
+                 "ino", "nlink", "layer", "offset", "xattrs")
 
-    def __init__(self, mode, uid, gid, size, mtime_ns, linkname, rdev, offset, layer):
+    def __init__(self, mode, uid, gid, size, mtime_ns, linkname, rdev, offset, layer,
+                 xattrs=None):
         self.mode, self.uid, self.gid, self.size = mode, uid, gid, size
         self.mtime_ns, self.linkname, self.rdev = mtime_ns, linkname, rdev
         self.offset, self.layer = offset, layer   # data: which image, where
+        self.xattrs = xattrs                      # ((name, value), ...) or None
         self.ino = self.nlink = 0                 # set once the tree is complete
 
     @property
@@ -167,8 +172,8 @@ def _pax_time_ns(value):
 def _scan(mm, size, report=None):
     """One pass over the headers of the tar in `mm`: (records, whiteouts,
     opaque dirs, digest of all headers).  A record is (path, mode, uid,
-    gid, size, mtime_ns, linkname, rdev, data offset) in archive order; a
-    hard link has mode HARDLINK and its target path as linkname."""
+    gid, size, mtime_ns, linkname, rdev, data offset, xattrs) in archive
+    order; a hard link has mode HARDLINK and its target path as linkname."""
     import hashlib
     headers = hashlib.sha256()
     records, whiteouts, opaque = [], [], []
@@ -242,6 +247,7 @@ def _member(block, pos, typeflag, hsize, global_pax, pending):
     """(record, size of the data blocks that follow) for one member."""
     pax = dict(global_pax)
     pax.update(pending)
+    xattrs = _xattrs(pax)       # before: an attribute's value may be empty
     pax = {k: v for k, v in pax.items() if v != b""}   # empty: back to the header
     if "path" in pax:
         raw_name = pax["path"]
@@ -292,7 +298,28 @@ def _member(block, pos, typeflag, hsize, global_pax, pending):
     if kind == stat.S_IFLNK:
         perm = 0o777             # what Linux shows for every symlink
     mode = kind | perm if kind != HARDLINK else HARDLINK
-    return (path, mode, uid, gid, entry_size, mtime_ns, linkname, rdev, offset), data_size
+    return (path, mode, uid, gid, entry_size, mtime_ns, linkname, rdev, offset,
+            xattrs), data_size
+
+
+def _xattrs(pax):
+    """A member's extended attributes from its SCHILY.xattr.NAME records,
+    ((name, value), ...) in archive order, or None.  Only what Linux could
+    have held is kept (a name of 1 to 255 bytes, a value of at most
+    XATTR_SIZE_MAX, XATTR_LIST_MAX of names in all), as an extraction
+    would have kept it: an image cannot make the index grow past that."""
+    found, listed = [], 0
+    for key, value in pax.items():
+        if not key.startswith(XATTR_KEY):
+            continue
+        name = key[len(XATTR_KEY):]
+        size = len(name.encode("utf-8", "surrogateescape"))
+        if not 0 < size <= XATTR_NAME_MAX or len(value) > XATTR_SIZE_MAX \
+                or listed + size + 1 > XATTR_LIST_MAX:
+            continue
+        listed += size + 1
+        found.append((name, bytes(value)))
+    return tuple(found) or None
 
 
 # ------------------------------------------------------------ the index
@@ -511,7 +538,7 @@ class _TreeBuilder:
                         raise _Broken(f"hard link {path!r} to {why} {record[6]!r}")
                     continue
             else:
-                entry = Entry(*record[1:], layer)
+                entry = Entry(*record[1:9], layer, record[9])
             is_dir = entry.mode & _S_IFMT == _S_IFDIR
             if not path:
                 if not is_dir:
@@ -619,6 +646,11 @@ class TarTree:
 
     def children(self, relpath):
         return list(self._children.get(relpath, ()))
+
+    def xattrs(self, entry):
+        """entry's extended attributes, ((name, value), ...), from its
+        PAX records."""
+        return entry.xattrs or ()
 
     def read(self, entry, offset=0, size=-1):
         if not stat.S_ISREG(entry.mode):

@@ -12,7 +12,7 @@ import stat as _stat
 from ...abi.dirent import DT_DIR, IFTODT
 from ...abi.fcntl import O_PATH, RENAME_EXCHANGE
 from ...abi.resource import NAME_MAX
-from . import hostops
+from . import hostops, xattrs
 from .fs import Dentry, FileSystem
 
 WH = ".wh."
@@ -58,6 +58,8 @@ class UnionFS(FileSystem):
         # --disk: reserve_space(bytes) before a copy-up takes them, which
         # raises OSError(ENOSPC) when they do not fit (None: no quota)
         self.reserve_space = None
+        # emulated xattrs of objects that cannot hold a user.* one (xattrs.py)
+        self.xattr_records = xattrs.Records(key_of=hostops.path_key)
 
     @property
     def generation(self):
@@ -210,6 +212,30 @@ class UnionFS(FileSystem):
     def statfs_path(self, dentry):
         return self.upper_path
 
+    def lower_xattrs(self, dentry):
+        """The extended attributes of dentry's lower object, [(guest name,
+        value)]: an image's from its PAX records (a TarFS lower has the
+        tree), a host object's as the guest kernel reads them (its user.*,
+        security.* and system.* ones, emulated ones an earlier sandbox
+        kept; never a real trusted.*, which is the host's own)."""
+        lower = self.lower
+        tree = getattr(lower, "tree", None)
+        if tree is not None:
+            entry = tree.lookup(dentry.rel)
+            return list(tree.xattrs(entry)) if entry is not None else []
+        if not lower.host_backed:
+            return []
+        try:
+            with lower.object_dir(self._lower_dentry(dentry), False) as h:
+                found = hostops.own_xattrs(h.fd, h.name)
+        except OSError as e:
+            if e.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ENXIO, errno.ELOOP,
+                               errno.EOPNOTSUPP):
+                raise
+            return []       # an object the guest kernel added, with no host one
+        return [(xattrs.shown_name(n), v) for n, v in found
+                if xattrs.shown_name(n) is not None and not n.startswith("trusted.")]
+
     # copy-up ------------------------------------------------------------
     def _chown(self, name, dir_fd, attr):
         uid = self.idmap.uid_out(attr.uid)
@@ -253,10 +279,33 @@ class UnionFS(FileSystem):
                 os.mknod(name, _stat.S_IFMT(a.mode) | 0o600, dir_fd=pfd)
             else:
                 os.mknod(name, a.mode, a.rdev, dir_fd=pfd)     # EPERM unless root
+            self._copy_xattrs_up(d, name, pfd)
             self._chown(name, pfd, a)
             if not a.is_link():
                 os.chmod(name, _stat.S_IMODE(a.mode), dir_fd=pfd)
             os.utime(name, ns=(a.atime_ns, a.mtime_ns), dir_fd=pfd, follow_symlinks=False)
+
+    def _copy_xattrs_up(self, d, name, pfd):
+        """The lower object's user.*, trusted.* and security.capability
+        attributes onto its copy (the rest are the host's or a security
+        module's business), kept as xattrs.py keeps them.  What the upper
+        layer cannot hold is left behind (overlayfs leaves what its upper
+        does not support)."""
+        found = [(n, v) for n, v in self.lower_xattrs(d)
+                 if n.startswith("user.") or xattrs.emulated(n)]
+        if not found:
+            return
+        a = d.attr
+        for n, v in found:
+            try:
+                if a.is_reg() or a.is_dir():
+                    hostops.own_setxattr(pfd, name, xattrs.stored_name(n), v, 0)
+                elif xattrs.emulated(n):
+                    key = hostops.object_key(pfd, name)
+                    self.xattr_records.set(key, n, v, False, False, self._upper_host(d.rel))
+            except OSError as e:
+                if e.errno not in (errno.EOPNOTSUPP, errno.ENOSPC, errno.E2BIG, errno.EPERM):
+                    raise
 
     def _copy_file_up(self, d, name, pfd):
         tmp = f".wh.copyup.{os.getpid()}.{name}"[:255]
@@ -325,9 +374,20 @@ class UnionFS(FileSystem):
                     self._clear_dir(d.fd, d.name)
                     os.rmdir(d.name, dir_fd=d.fd)
                 else:
+                    self._forget_xattrs(d.fd, d.name)
                     os.unlink(d.name, dir_fd=d.fd)
         if dentry.flags & IN_LOWER:
             self._whiteout(dentry.rel)
+
+    def _forget_xattrs(self, pfd, name):
+        """An object's emulated attributes kept in records go with its last
+        name (its inode number may be given to another)."""
+        try:
+            st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+            if st.st_nlink <= 1 and not (_stat.S_ISREG(st.st_mode) or _stat.S_ISDIR(st.st_mode)):
+                self.xattr_records.forget(hostops.object_key(pfd, name))
+        except OSError:
+            return
 
     def _clear_dir(self, pfd, name):
         """An upper directory the guest sees as empty holds only whiteouts."""
@@ -382,6 +442,8 @@ class UnionFS(FileSystem):
         had_wh = self._whiteout_stat(new_parent, new_name) is not None
         with hostops.DirFd(self.upper_fd, old.rel) as o, \
                 hostops.DirFd(self.upper_fd, new_rel) as n:
+            if new is not None and not exchange and new.flags & IN_UPPER:
+                self._forget_xattrs(n.fd, n.name)
             hostops.renameat2(o.fd, o.name, n.fd, n.name, flags & RENAME_EXCHANGE)
             if had_wh:
                 os.unlink(WH + new_name, dir_fd=n.fd)

@@ -218,10 +218,6 @@ TABLE.passthrough(
     "inotify_init", "inotify_init1", "inotify_rm_watch",
     why="no path of the guest's reaches the host",
 )
-TABLE.unsupported(
-    FAMILY, "names paths relative to a dirfd with flags in memory the VFS does not read yet",
-    "setxattrat", "getxattrat", "listxattrat", "removexattrat",
-)
 TABLE.denied(FAMILY, errno.EOPNOTSUPP, "file handles name host inodes, not guest paths",
              "name_to_handle_at")
 TABLE.denied(FAMILY, errno.EPERM, "watches host filesystems", "fanotify_init", "fanotify_mark")

@@ -1,0 +1,327 @@
+"""Extended attributes inside the sandbox (issue 13, section 3): user.*,
+trusted.* and security.capability on the sandbox's own files as Linux
+gives them (trusted.* and security.capability emulated: nothing the guest
+sets gives a host file power), image and lower-layer attributes read and
+carried up by copy-up, the *xattrat calls, Linux's errno values, and no
+way for a guest to grow umlpy's memory with them."""
+import io
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+
+import pytest
+
+from conftest import AS_ROOT, _env, open_up, run_native, run_umlpy, umlpy_argv
+
+from umlpy.abi.xattr import XATTR_ARGS, XATTR_ARGS_SIZE_VER0, XATTR_CREATE, XATTR_LIST_MAX, \
+    XATTR_REPLACE
+
+needs_root = pytest.mark.skipif(not AS_ROOT, reason="the native run needs root for trusted.*")
+RESERVED = "user.umlpy."
+
+
+@pytest.fixture(scope="module")
+def probe(guest):
+    """xattr_probe, static (it runs in images too), where uid 65534 can run it."""
+    where = tempfile.mkdtemp(prefix="xattr-probe-")
+    os.chmod(where, 0o755)
+    prog = os.path.join(where, "xattr_probe")
+    shutil.copy(guest("xattr_probe", static=True), prog)
+    os.chmod(prog, 0o755)
+    yield prog
+    shutil.rmtree(where)
+
+
+def host_xattrs(path):
+    return {n: os.getxattr(path, n, follow_symlinks=False)
+            for n in os.listxattr(path, follow_symlinks=False)}
+
+
+# ---- the probe: natively and inside, the same answers ---------------------
+
+@needs_root
+@pytest.mark.parametrize("host_root", [False, True], ids=["guest-root", "host-root"])
+def test_probe_answers_as_linux(probe, tmp_path, mode, host_root):
+    """The whole sequence (names, flags, sizes, namespaces, symlinks and
+    FIFOs, trusted.*, security.capability, the f* and *xattrat calls, then
+    as uid 65534) natively in an ext4/tmpfs directory and inside in /tmp."""
+    open_up(tmp_path)
+    native = run_native([probe, str(tmp_path / "x")])
+    assert native.returncode == 0, native.stderr
+    inside = run_umlpy([probe, "/tmp/x"], mode, host_root=host_root)
+    assert inside.returncode == 0, inside.stderr.decode()[-2000:]
+    assert inside.stdout.decode() == native.stdout.decode()
+
+
+@needs_root
+def test_emulated_attributes_are_not_the_hosts(probe, tmp_path):
+    """trusted.* and security.capability live in the upper layer under
+    user.umlpy.* names, which the guest can neither see nor set: the host
+    file gets no capability, even from a guest with host root."""
+    upper = tmp_path / "upper"
+    upper.mkdir()
+    open_up(tmp_path)
+    script = ("touch /tmp/f && setcap cap_net_raw+ep /tmp/f && getcap /tmp/f && "
+              f"{probe} set /tmp/f trusted.t T && {probe} get /tmp/f trusted.t && "
+              f"{probe} set /tmp/f user.umlpy.trusted.t X; "
+              f"{probe} get /tmp/f user.umlpy.trusted.t; "
+              f"{probe} list /tmp/f")
+    for host_root in (False, True):
+        p = run_umlpy(["sh", "-c", script], options=["--upper", str(upper)],
+                      host_root=host_root)
+        out = p.stdout.decode()
+        assert p.returncode == 0, p.stderr.decode()
+        assert "/tmp/f cap_net_raw=ep" in out
+        assert "trusted.t = 1\n  text: T\n" in out
+        assert "set = -1 EOPNOTSUPP" in out and "user.umlpy.trusted.t = -1 EOPNOTSUPP" in out
+        assert "names: security.capability trusted.t\n" in out
+        found = host_xattrs(upper / "tmp" / "f")
+        assert not any(n.startswith(("trusted.", "security.")) for n in found), found
+        assert set(found) == {RESERVED + "trusted.t", RESERVED + "security.capability"}
+        os.unlink(upper / "tmp" / "f")
+
+
+def test_cp_a_keeps_user_xattrs(probe):
+    p = run_umlpy(["sh", "-c", f"cd /tmp && touch f && {probe} set f user.a A && "
+                   f"{probe} set f user.b B && cp -a f g && {probe} list g && "
+                   f"{probe} get g user.b"])
+    out = p.stdout.decode()
+    assert p.returncode == 0, p.stderr.decode()
+    assert "names: user.a user.b\n" in out and "user.b = 1\n  text: B\n" in out
+
+
+def test_python_copyxattr_sees_them(probe):
+    """What CPython's shutil.copystat (test_shutil's copyxattr) does."""
+    code = ("import os, shutil; open('/tmp/a', 'w').close(); open('/tmp/b', 'w').close(); "
+            "os.setxattr('/tmp/a', 'user.foo', b'42'); shutil.copystat('/tmp/a', '/tmp/b'); "
+            "print(os.listxattr('/tmp/b'), os.getxattr('/tmp/b', 'user.foo'))")
+    p = run_umlpy([sys.executable, "-c", code])
+    assert p.stdout.decode() == "['user.foo'] b'42'\n", p.stderr.decode()
+
+
+# ---- the lower layer: the host's tree and images --------------------------
+
+@needs_root
+def test_host_lower_xattrs_are_read_and_copied_up(probe, tmp_path):
+    """A host file's user.* attributes show through; a write copies them up
+    with the data; removing one removes it from the copy, never the host's."""
+    d = tmp_path / "lower"
+    d.mkdir()
+    f = d / "f"
+    f.write_text("data")
+    os.setxattr(f, "user.one", b"1")
+    os.setxattr(f, "user.two", b"2")
+    open_up(f)
+    os.chmod(f, 0o666)
+    p = run_umlpy(["sh", "-c", f"{probe} list {f}; {probe} append {f}; {probe} list {f}; "
+                   f"{probe} remove {f} user.one; {probe} list {f}; {probe} get {f} user.two; "
+                   f"{probe} remove {f} user.one"])
+    out = p.stdout.decode()
+    assert p.returncode == 0, p.stderr.decode()
+    assert out.split("\n") == [
+        "list = 18", "  names: user.one user.two", "append = 1",
+        "list = 18", "  names: user.one user.two", "remove = 0",
+        "list = 9", "  names: user.two", "user.two = 1", "  text: 2",
+        "remove = -1 ENODATA", ""]
+    assert host_xattrs(f) == {"user.one": b"1", "user.two": b"2"}
+    assert f.read_text() == "data"
+
+
+CAPS_V2 = bytes.fromhex("01000002" "00200000" "00000000" "00000000" "00000000")
+
+
+def xattr_image(path, probe_bytes=None):
+    """A tar image whose files carry PAX SCHILY.xattr.* records."""
+    def add(tar, name, data=None, mode=0o755, xattrs=None, kind=None):
+        info = tarfile.TarInfo(name)
+        info.type = kind or (tarfile.REGTYPE if data is not None else tarfile.DIRTYPE)
+        info.mode = mode
+        info.mtime = 1_600_000_000
+        if data is not None:
+            info.size = len(data)
+        if xattrs:
+            info.pax_headers = {"SCHILY.xattr." + k: v.decode("utf-8", "surrogateescape")
+                                for k, v in xattrs.items()}
+        tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        for name in ("bin", "etc", "proc", "dev", "sys"):
+            add(tar, name)
+        add(tar, "tmp", mode=0o1777)
+        add(tar, "data", xattrs={"user.dir": b"D"})
+        add(tar, "data/f", b"image data\n", mode=0o666,
+            xattrs={"user.one": b"1", "user.two": b"2", "trusted.t": b"T",
+                    "security.capability": CAPS_V2})
+        add(tar, "data/big", b"x", mode=0o644,
+            xattrs={"user.ok": b"ok", "user.huge": b"h" * 65537, "user." + "n" * 260: b"n"})
+        add(tar, "data/plain", b"p", mode=0o644)
+        if probe_bytes is not None:
+            add(tar, "bin/xp", probe_bytes, mode=0o755)
+    os.chmod(path, 0o644)
+
+
+def test_image_pax_xattrs_are_indexed(tmp_path):
+    from umlpy.kernel.vfs.tarimage import stack_images
+    image = tmp_path / "img.tar"
+    xattr_image(image)
+    with stack_images([image], index_dir=str(tmp_path), progress=False) as tree:
+        assert dict(tree.xattrs(tree.lookup("data/f"))) == {
+            "user.one": b"1", "user.two": b"2", "trusted.t": b"T",
+            "security.capability": CAPS_V2}
+        assert dict(tree.xattrs(tree.lookup("data"))) == {"user.dir": b"D"}
+        # the kernel's own limits: no value over 64 KiB, no name over 255 bytes
+        assert dict(tree.xattrs(tree.lookup("data/big"))) == {"user.ok": b"ok"}
+        assert tree.xattrs(tree.lookup("data/plain")) == ()
+    with stack_images([image], index_dir=str(tmp_path), progress=False) as tree:   # cached index
+        assert dict(tree.xattrs(tree.lookup("data/f")))["trusted.t"] == b"T"
+
+
+def test_image_xattrs_show_and_copy_up(probe, tmp_path):
+    image = tmp_path / "img.tar"
+    with open(probe, "rb") as f:
+        xattr_image(image, f.read())
+    open_up(tmp_path)
+    out = []
+
+    def xp(*args):
+        q = run_umlpy(["/bin/xp", *args], host_root=False,
+                      options=["--rootfs", str(image), "--upper", str(tmp_path / "upper")])
+        assert q.returncode == 0, q.stderr.decode()
+        out.append(q.stdout.decode())
+    (tmp_path / "upper").mkdir()
+    open_up(tmp_path / "upper")
+    os.chmod(tmp_path / "upper", 0o777)
+    xp("list", "/data/f")
+    assert out[-1] == "list = 48\n  names: security.capability trusted.t user.one user.two\n"
+    xp("get", "/data/f", "user.one")
+    assert out[-1] == "user.one = 1\n  text: 1\n"
+    xp("get", "/data/f", "security.capability")
+    assert out[-1].startswith("security.capability = 20\n")
+    xp("list", "/data")
+    assert out[-1] == "list = 9\n  names: user.dir\n"
+    xp("get", "/data/plain", "user.one")
+    assert out[-1] == "user.one = -1 ENODATA\n"
+    xp("list", "/data/big")
+    assert out[-1] == "list = 8\n  names: user.ok\n"
+    xp("append", "/data/f")                  # copy-up: the attributes come along
+    assert out[-1] == "append = 1\n"
+    assert (tmp_path / "upper" / "data" / "f").read_bytes() == b"image data\n+"
+    xp("list", "/data/f")
+    assert out[-1] == "list = 48\n  names: security.capability trusted.t user.one user.two\n"
+    xp("remove", "/data/f", "user.one")
+    xp("list", "/data/f")
+    assert out[-1] == "list = 39\n  names: security.capability trusted.t user.two\n"
+    xp("remove", "/data/big", "user.ok")     # a removal copies up, then removes
+    assert out[-1] == "remove = 0\n"
+    xp("list", "/data/big")
+    assert out[-1] == "list = 0\n"
+    xp("get", "/data/f", "trusted.t")
+    assert out[-1] == "trusted.t = 1\n  text: T\n"
+    upper_f = host_xattrs(tmp_path / "upper" / "data" / "f")
+    assert upper_f == {"user.two": b"2", RESERVED + "trusted.t": b"T",
+                       RESERVED + "security.capability": CAPS_V2}
+
+
+def test_a_new_file_over_a_whiteout_has_no_old_attributes(probe, tmp_path):
+    image = tmp_path / "img.tar"
+    with open(probe, "rb") as f:
+        xattr_image(image, f.read())
+    upper = tmp_path / "upper"
+    upper.mkdir()
+    open_up(upper)
+    os.chmod(upper, 0o777)
+    opts = ["--rootfs", str(image), "--upper", str(upper)]
+    assert run_umlpy(["/bin/xp", "list", "/data/f"], options=opts,
+                     host_root=False).stdout.decode().startswith("list = 48")
+    (upper / "data").mkdir()
+    (upper / "data" / ".wh.f").write_bytes(b"")
+    (upper / "data" / "f").write_bytes(b"new")
+    os.unlink(upper / "data" / ".wh.f")
+    p = run_umlpy(["/bin/xp", "list", "/data/f"], options=opts, host_root=False)
+    assert p.stdout.decode() == "list = 0\n", p.stderr.decode()
+
+
+# ---- limits --------------------------------------------------------------
+
+def test_a_guest_cannot_grow_umlpys_memory_with_xattrs(probe, tmp_path):
+    """200 files, each given 64 KiB values under long names until the
+    filesystem refuses, each read back and listed: the attributes live on
+    the host (in the upper layer), not in the guest kernel; a value over
+    XATTR_SIZE_MAX is E2BIG before anything is read."""
+    def maxrss_of(argv):
+        child = subprocess.Popen(umlpy_argv(argv, host_root=False), stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, env=_env())
+        out, err = child.communicate(timeout=300)
+        return out.decode(), err.decode(), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    out, err, base = maxrss_of([probe, "list", "/"])
+    out, err, hogged = maxrss_of(["sh", "-c", f"mkdir /tmp/h && {probe} hog /tmp/h 200"])
+    assert "oversized value = -1 E2BIG" in out, err[-2000:]
+    done = re.search(r"done (\d+) sets (\d+) gets (\d+) lists", out)
+    assert done and int(done.group(1)) >= 200 and done.group(3) == "200", out
+    assert hogged < base + 40 * 1024, (base, hogged)     # KiB
+
+
+def test_emulated_xattrs_kept_in_memory_are_capped(probe):
+    """A symlink cannot hold a user.* attribute on the host: its trusted.*
+    ones are the guest kernel's to keep, within a cap per sandbox (ENOSPC
+    beyond it, as a full filesystem's), and dropped with the link."""
+    from umlpy.kernel.vfs.xattrs import RECORDS_BYTES
+    p = run_umlpy(["sh", "-c", f"mkdir /tmp/h && {probe} hoglinks /tmp/h 200 && "
+                   f"rm /tmp/h/link* && {probe} hoglinks /tmp/h 1"], host_root=False)
+    out = p.stdout.decode()
+    assert p.returncode == 0, p.stderr.decode()[-2000:]
+    first, again = re.findall(r"done (\d+) sets (\d+) refused", out)
+    assert 0 < int(first[0]) <= RECORDS_BYTES // 65536 and first[1] == "200", out
+    assert int(again[0]) >= 1, out           # the removed links' room is free again
+
+
+def test_records_keep_the_kernels_limits():
+    import errno
+    from umlpy.kernel.vfs.xattrs import Records
+    r = Records(limit=1000)
+    r.set((1, 2), "trusted.a", b"x" * 500, False, False)
+    with pytest.raises(OSError) as e:
+        r.set((1, 3), "trusted.b", b"x" * 500, False, False)
+    assert e.value.errno == errno.ENOSPC
+    with pytest.raises(OSError) as e:
+        r.set((1, 2), "trusted.a", b"y", True, False)
+    assert e.value.errno == errno.EEXIST
+    with pytest.raises(OSError) as e:
+        r.set((1, 2), "trusted.c", b"y", False, True)
+    assert e.value.errno == errno.ENODATA
+    r.set((1, 2), "trusted.a", b"y", False, True)
+    r.set((1, 3), "trusted.b", b"x" * 500, False, False)
+    assert r.get((1, 2), "trusted.a") == b"y" and r.names((1, 3)) == ["trusted.b"]
+    r.forget((1, 3))
+    r.remove((1, 2), "trusted.a")
+    assert r.used == 0 and r.objects == {}
+    # when full, the records of objects gone from where they were set go
+    alive = {"/u/a": (1, 2), "/u/b": (1, 3)}
+    r = Records(limit=1000, key_of=alive.get)
+    r.set((1, 2), "trusted.a", b"x" * 400, False, False, "/u/a")
+    r.set((1, 3), "trusted.b", b"x" * 400, False, False, "/u/b")
+    alive["/u/a"] = (1, 4)          # removed, and its name given to another
+    r.set((1, 4), "trusted.c", b"x" * 400, False, False, "/u/a")
+    assert r.names((1, 2)) == [] and r.names((1, 3)) == ["trusted.b"]
+    many = Records(limit=1 << 30)
+    for i in range(XATTR_LIST_MAX // 256):
+        many.set((0, 0), "trusted." + "%0247d" % i, b"", False, False)
+    with pytest.raises(OSError) as e:
+        many.set((0, 0), "trusted.last", b"", False, False)
+    assert e.value.errno == errno.ENOSPC
+
+
+# ---- the ABI --------------------------------------------------------------
+
+def test_abi_constants_match_the_headers():
+    header = open("/usr/include/linux/xattr.h").read()
+    assert re.search(r"#define XATTR_CREATE\s+0x1\b", header) and XATTR_CREATE == 1
+    assert re.search(r"#define XATTR_REPLACE\s+0x2\b", header) and XATTR_REPLACE == 2
+    limits = open("/usr/include/linux/limits.h").read()
+    assert re.search(rf"#define XATTR_LIST_MAX\s+{XATTR_LIST_MAX}\b", limits)
+    assert XATTR_ARGS.size == XATTR_ARGS_SIZE_VER0 == 16
+    assert XATTR_ARGS.offset("size") == 8 and XATTR_ARGS.offset("flags") == 12
