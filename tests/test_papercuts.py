@@ -140,3 +140,95 @@ def test_diff_refuses_another_lower_than_the_upper_was_made_over(shell_image, tm
     assert p.returncode == 2 and len(lines) == 1, p.stderr.decode()
     assert "made over" in lines[0] and shell_image in lines[0], lines
     assert p.stdout == b""
+
+
+# ---- --net-rate and the guest's own timeouts ----------------------------------------
+
+GUEST_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "guest")
+
+
+class Listener:
+    """A loopback listener on a free port: sends 8 MiB to each connection
+    and reads whatever it is sent, until closed."""
+
+    def __init__(self):
+        import socket
+        import threading
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        import threading
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._talk, args=(conn,), daemon=True).start()
+
+    def _talk(self, conn):
+        import threading
+        threading.Thread(target=self._drain, args=(conn,), daemon=True).start()
+        try:
+            conn.sendall(b"y" * (8 << 20))
+        except OSError:
+            pass
+
+    def _drain(self, conn):
+        try:
+            while conn.recv(1 << 20):
+                pass
+        except OSError:
+            pass
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def listener():
+    server = Listener()
+    yield server
+    server.close()
+
+
+def _rate_guest(mode, port, net):
+    return run_umlpy(["python3", "-I", os.path.join(GUEST_DIR, "netrate_timeouts.py"),
+                      mode, str(port)],
+                     options=["--net", net.format(port=port), "--net-rate", "200K"],
+                     timeout=90)
+
+
+@pytest.mark.parametrize("net", ["allow=127.0.0.1:{port}", "host"])
+def test_net_rate_nonblocking_reader_in_debt_gets_eagain_and_keeps_its_deadline(listener,
+                                                                                 net):
+    """As curl -m reads: drained until EAGAIN between selects.  A read in
+    debt that slept instead made the drain go on to the end (8 MiB at
+    200K/s: 40 s) past the guest's 2 s deadline."""
+    p = _rate_guest("drain", listener.port, net)
+    assert (p.returncode, p.stderr) == (0, b""), p.stderr.decode()[-800:]
+    mode, result, took = p.stdout.split()
+    assert result == b"timeout" and float(took) < 3.5, p.stdout
+
+
+def test_net_rate_blocking_read_in_debt_waits_at_most_its_so_rcvtimeo(listener):
+    p = _rate_guest("rcvtimeo", listener.port, "allow=127.0.0.1:{port}")
+    assert (p.returncode, p.stderr) == (0, b""), p.stderr.decode()[-800:]
+    mode, result, took = p.stdout.split()
+    assert result == b"eagain" and 0.4 <= float(took) < 1.5, p.stdout
+
+
+def test_net_rate_blocking_send_in_debt_waits_at_most_its_so_sndtimeo(listener):
+    p = _rate_guest("sndtimeo", listener.port, "allow=127.0.0.1:{port}")
+    assert (p.returncode, p.stderr) == (0, b""), p.stderr.decode()[-800:]
+    mode, result, took = p.stdout.split()
+    assert result == b"eagain" and 0.25 <= float(took) < 0.9, p.stdout
+
+
+def test_net_rate_nonblocking_send_in_debt_gets_eagain_at_once(listener):
+    p = _rate_guest("nbsend", listener.port, "allow=127.0.0.1:{port}")
+    assert (p.returncode, p.stderr) == (0, b""), p.stderr.decode()[-800:]
+    mode, result, took = p.stdout.split()
+    assert result == b"eagain" and float(took) < 0.2, p.stdout

@@ -12,14 +12,39 @@ it is checked again).  The thread waits in its own context; the tracer
 serves every other thread meanwhile.  Calls are never shortened, so
 datagrams stay whole and a blocking send still sends everything; the
 rate holds on average, with bursts of one call.  UNIX sockets, pipes and
-files are not network and are not charged."""
+files are not network and are not charged.
+
+A call in debt waits only as Linux would let it block, so the guest's
+own timeouts hold (a shaped link delays bytes, it does not make a call
+block longer than asked):
+* on a nonblocking socket (O_NONBLOCK, or MSG_DONTWAIT in the call's
+  flags) it fails at once with EAGAIN, as when no bytes have come or no
+  room is left: the guest goes back to its poll or select, whose timeout
+  is its own (curl -m drains a socket until EAGAIN, and checks its
+  deadline only between drains).  poll and select are not shaped, so
+  they still report a socket whose bytes are in the host's buffer as
+  readable: a reader in debt polls again until the debt is paid;
+* on a blocking socket with SO_RCVTIMEO (reads) or SO_SNDTIMEO (sends)
+  shorter than the debt it sleeps that long and fails with EAGAIN (EINTR
+  if a signal handler ran meanwhile), as a timed-out socket call that
+  moved nothing does."""
+import errno
 import os
 import time
 
 from ..abi import s32
-from .decisions import ALLOW, Rewrite, then
-from .sleep import sleep_then_retry
+from ..abi.fcntl import O_NONBLOCK
+from ..abi.socket import MSG_DONTWAIT, SO_RCVTIMEO_OLD, SO_SNDTIMEO_OLD, SOL_SOCKET
+from ..abi.time import TIMEVAL
+from .decisions import ALLOW, AllowThen, Return, Rewrite, then
+from .sleep import NANOSLEEP, scratch_timespec, sleep_then_retry
 from .vfs.hostops import thread_fd
+
+# the flags argument of the shaped calls that have one (MSG_DONTWAIT)
+FLAGS_ARG = {"sendto": 3, "recvfrom": 3, "sendmsg": 2, "recvmsg": 2,
+             "sendmmsg": 3, "recvmmsg": 3}
+# x86_64's SO_RCVTIMEO and SO_SNDTIMEO are the _OLD ones (a 64-bit timeval)
+TIMEOUT_OPTION = {"in": SO_RCVTIMEO_OLD, "out": SO_SNDTIMEO_OLD}
 
 
 class Bucket:
@@ -97,7 +122,7 @@ class RateLimiter:
         need = call.args[count_index] if stream_send else 1
         delay = bucket.wait(need)
         if delay > 0:
-            return sleep_then_retry(call, delay)
+            return self.in_debt(call, fd, direction, delay)
         if stream_send and call.args[count_index] > bucket.rate:
             # a stream send of more than a second's worth is sent in
             # parts (a stream may always take fewer bytes than offered)
@@ -110,6 +135,63 @@ class RateLimiter:
         else:
             decision = call.kernel.dispatcher.decide_table(call)
         return charged(decision, bucket)
+
+
+    def in_debt(self, call, fd, direction, delay):
+        """The call cannot go for delay seconds: EAGAIN at once if it may
+        not block, a sleep of at most its socket's timeout, then EAGAIN,
+        if it has a shorter one, else a sleep of delay and the call again."""
+        flags_arg = FLAGS_ARG.get(call.name)
+        if flags_arg is not None and call.args[flags_arg] & MSG_DONTWAIT or \
+                self.nonblocking(call, fd):
+            return Return(-errno.EAGAIN)
+        timeout = self.timeout(call, fd, direction)
+        if 0 < timeout < delay:
+            return sleep_then_fail(call, timeout)
+        return sleep_then_retry(call, delay)
+
+    @staticmethod
+    def nonblocking(call, fd):
+        """Whether the guest's fd has O_NONBLOCK (its fdinfo's flags)."""
+        try:
+            with open(f"/proc/{call.tid}/fdinfo/{fd}", "rb") as f:
+                for line in f:
+                    if line.startswith(b"flags:"):
+                        return bool(int(line.split()[1], 8) & O_NONBLOCK)
+        except (OSError, ValueError, IndexError):
+            pass
+        return False
+
+    @staticmethod
+    def timeout(call, fd, direction):
+        """The socket's SO_RCVTIMEO or SO_SNDTIMEO in seconds (0: none)."""
+        try:
+            dup = thread_fd(call.tid, call.kernel.vfs.tgid_of(call.tid), fd)
+        except OSError:
+            return 0
+        import socket
+        try:
+            s = socket.socket(fileno=dup)
+            try:
+                raw = s.getsockopt(SOL_SOCKET, TIMEOUT_OPTION[direction], TIMEVAL.size)
+            finally:
+                s.detach()
+        except OSError:
+            return 0
+        finally:
+            os.close(dup)
+        tv = TIMEVAL.todict(raw)
+        return tv["tv_sec"] + tv["tv_usec"] / 1e6
+
+
+def sleep_then_fail(call, seconds):
+    """A decision: sleep for seconds, then fail with EAGAIN (EINTR when a
+    signal cut the sleep short, as a socket call with a timeout fails)."""
+    ts = scratch_timespec(call, seconds)
+
+    def fail(call, result):
+        return -errno.EAGAIN if result == 0 else -errno.EINTR
+    return AllowThen(fail, rewrite=Rewrite(NANOSLEEP, [ts, 0]))
 
 
 def charged(decision, bucket):
