@@ -347,7 +347,25 @@ static const char *env_lookup(char **envp, const char *name)
     return NULL;
 }
 
-/* execvpe without malloc (we are a child of a possibly threaded process). */
+/* Whether path names something the caller can reach, after an execve of
+ * it failed with EACCES: EACCES is also what a directory on the way that
+ * it may not search gives, and there is nothing there for it.  Asked with
+ * an O_PATH open, which stops at ptrace (never at the seccomp listener,
+ * which nobody may be serving yet), so the guest kernel answers as for
+ * any guest lookup. */
+static int reachable(const char *path)
+{
+    int fd = open(path, O_PATH | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    close(fd);
+    return 1;
+}
+
+/* execvpe without malloc (we are a child of a possibly threaded process).
+ * PATH is searched as a shell does: a directory that cannot be searched
+ * is skipped, so a missing program is ENOENT (127) whatever PATH begins
+ * with, and EACCES (126) means a file was found that cannot be run. */
 static int exec_search(const char *file, char **argv, char **envp)
 {
     if (strchr(file, '/')) {
@@ -360,38 +378,27 @@ static int exec_search(const char *file, char **argv, char **envp)
     int best = ENOENT;
     char buf[PATH_MAX];
     size_t flen = strlen(file);
-    for (const char *p = path;; p++) {
+    for (const char *p = path;;) {
         const char *end = strchr(p, ':');
         size_t dlen = end ? (size_t)(end - p) : strlen(p);
-        if (dlen == 0) {
-            p--;            /* empty element means the current directory */
-            dlen = 1;
-            if (flen + 2 < sizeof buf) {
-                buf[0] = '.';
-                buf[1] = '/';
-                memcpy(buf + 2, file, flen + 1);
-            } else {
-                buf[0] = 0;
-            }
-        } else if (dlen + flen + 2 < sizeof buf) {
-            memcpy(buf, p, dlen);
-            buf[dlen] = '/';
-            memcpy(buf + dlen + 1, file, flen + 1);
-        } else {
-            buf[0] = 0;
-        }
-        if (buf[0]) {
+        const char *dir = dlen ? p : ".";   /* an empty element is the cwd */
+        size_t n = dlen ? dlen : 1;
+        if (n + flen + 2 < sizeof buf) {
+            memcpy(buf, dir, n);
+            buf[n] = '/';
+            memcpy(buf + n + 1, file, flen + 1);
             execve(buf, argv, envp);
-            if (errno == EACCES || errno == ENOEXEC || errno == EPERM)
-                best = errno;
-            else if (errno != ENOENT && errno != ENOTDIR && best == ENOENT)
-                best = errno;
+            int e = errno;
+            if (e == EACCES && !reachable(buf))
+                e = ENOENT;
+            if (e == EACCES || e == ENOEXEC || e == EPERM)
+                best = e;
+            else if (e != ENOENT && e != ENOTDIR && best == ENOENT)
+                best = e;
         }
         if (!end)
             break;
-        p = end;
-        if (dlen == 1 && p[0] == ':' && p[-1] == ':')
-            continue;
+        p = end + 1;
     }
     return best;
 }

@@ -1,0 +1,78 @@
+"""Bugs of the tracer's own (issue 13, section 4): how a new child's
+working directory is made, how the spawn searches PATH, what an ignored
+signal does to a call in progress."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import AS_ROOT, ROOT, UMLPY, _env, open_up
+
+SETPRIV = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+# ---- the spawn's PATH search ------------------------------------------------
+
+def _path_dirs(tmp_path):
+    """A directory the guest may not search (root's, 0700) and one it may,
+    holding a file that is not executable."""
+    open_up(tmp_path)
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o700)
+    os.chmod(locked, 0o700)
+    (locked / "hidden-prog").write_bytes(b"#!/bin/sh\n")
+    os.chmod(locked / "hidden-prog", 0o755)
+    shown = tmp_path / "shown"
+    shown.mkdir()
+    os.chmod(shown, 0o755)
+    (shown / "not-executable").write_bytes(b"echo hi\n")
+    os.chmod(shown / "not-executable", 0o644)
+    return f"{locked}:{shown}:/usr/bin:/bin"
+
+
+def _run_with_path(prefix, path, prog):
+    env = _env()
+    env["PATH"] = path
+    return subprocess.run(prefix + ["run", "--", prog], capture_output=True, env=env, cwd="/",
+                          timeout=120)
+
+
+def _python_for_nobody():
+    probe = "import umlpy; print(umlpy.__file__)"
+    wanted = str(ROOT / "umlpy" / "__init__.py")
+    for candidate in (sys.executable, "/opt/umlpy-ci-venv/bin/python"):
+        if os.path.exists(candidate) and subprocess.run(
+                SETPRIV + [candidate, "-c", probe], capture_output=True, env=_env(),
+                cwd="/").stdout.decode().strip() == wanted:
+            return candidate
+    return None
+
+
+def _umlpy_as(who):
+    if who == "root":
+        return UMLPY          # the guest is nobody on the host
+    python = _python_for_nobody()
+    if python is None:
+        pytest.fail("no python with which uid 65534 imports this tree's umlpy")
+    return SETPRIV + [python, "-m", "umlpy"]
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="needs root to make a directory the guest cannot search")
+@pytest.mark.parametrize("who", ["root", "nobody"])
+def test_a_directory_the_guest_cannot_search_is_skipped_in_path(tmp_path, who):
+    """As a shell searches PATH: a directory that cannot be searched holds
+    nothing for the caller.  A missing program is not found (127), whatever
+    PATH begins with; a file found but not executable is 126."""
+    umlpy = _umlpy_as(who)
+    path = _path_dirs(tmp_path)
+    missing = _run_with_path(umlpy, path, "no-such-program")
+    assert missing.returncode == 127, missing.stderr
+    assert b"no-such-program: command not found" in missing.stderr
+    hidden = _run_with_path(umlpy, path, "hidden-prog")
+    assert hidden.returncode == 127, hidden.stderr
+    not_exec = _run_with_path(umlpy, path, "not-executable")
+    assert not_exec.returncode == 126, not_exec.stderr
+    assert b"Permission denied" in not_exec.stderr
+    found = _run_with_path(umlpy, path, "true")
+    assert found.returncode == 0, found.stderr
