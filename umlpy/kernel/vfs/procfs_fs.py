@@ -12,6 +12,8 @@ from .fs import Dentry, FileSystem
 from .synth import SYNTH_DEV
 
 MAGIC = ("exe", "cwd", "root")
+# Dentry flag: a namespace link followed (its namespace, not the link)
+NS_OBJECT = 1
 
 
 # files listing mappings with the path of each mapped file
@@ -161,6 +163,8 @@ class ProcFS(FileSystem):
         parts = dentry.rel.split("/")
         if len(parts) >= 4 and parts[1] == "task":
             parts = [parts[2]] + parts[3:]
+        if len(parts) == 3 and parts[1] == "ns":
+            return self._follow_ns(vfs, dentry)
         is_fd = len(parts) == 3 and parts[1] == "fd"
         if not ((len(parts) == 2 and parts[1] in MAGIC) or is_fd):
             return None
@@ -180,6 +184,22 @@ class ProcFS(FileSystem):
         if res.dentry is None:
             raise OSError(errno.ENOENT, path)
         return res.parents, res.dentry, res.path, res.mount
+
+    def _follow_ns(self, vfs, dentry):
+        """A namespace link (ns/pid, ns/net, ...) leads to the namespace
+        itself, an nsfs inode no path names: the link stands for it, with
+        the namespace's own attributes (what stat shows, whose inode number
+        readlink gives), and opening it opens the namespace (through the
+        guest's opener, which follows the link in the guest's procfs).
+        These are the sandbox's own namespaces, as the guest's procfs has
+        them."""
+        try:
+            st = os.stat(self._tracer_path(dentry.rel))
+        except OSError:
+            raise OSError(errno.ENOENT, dentry.rel) from None
+        target = Dentry(self, dentry.rel, self.idmap.attr_of(st), NS_OBJECT)
+        return [vfs.resolver.root_frames("/")[0]], target, "/proc/" + dentry.rel, \
+            vfs.mounts.by_path.get("/proc")
 
     def listdir(self, dentry):
         out = []
