@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import AS_ROOT, ROOT, UMLPY, _env, open_up
+from conftest import AS_ROOT, ROOT, UMLPY, _env, assert_same, open_up
 
 SETPRIV = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
@@ -76,3 +76,17 @@ def test_a_directory_the_guest_cannot_search_is_skipped_in_path(tmp_path, who):
     assert b"Permission denied" in not_exec.stderr
     found = _run_with_path(umlpy, path, "true")
     assert found.returncode == 0, found.stderr
+
+
+# ---- ignored signals ----------------------------------------------------------
+
+@pytest.mark.parametrize("how", ["ign", "dfl"])
+def test_an_ignored_signal_does_not_interrupt_a_call(guest, mode, how):
+    """Linux discards a signal that is ignored (SIG_IGN, or a default action
+    of ignore) and not blocked when it is sent; a traced thread still gets
+    it, in a signal-delivery stop, after it woke the thread's call.  The
+    tracer drops it and has the call carry on: sigtimedwait and epoll_wait
+    (which return EINTR rather than restart) time out as natively; sleeps,
+    a read, poll, a futex wait and waitid go on.  A blocked one is kept
+    and sigtimedwait takes it."""
+    assert_same([guest("ignored_signal"), how], mode)

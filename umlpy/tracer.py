@@ -81,6 +81,12 @@ class Tracer:
     def report_signals(self, on):
         lib.umlpy_set_report_signals(self._t, 1 if on else 0)
 
+    def ignore_by_default(self, mask):
+        """The signals whose default action is to ignore them (bit sig-1):
+        one the guest would not have received natively is dropped at its
+        delivery stop, and the call it woke goes on."""
+        lib.umlpy_set_ignored_by_default(self._t, mask)
+
     @staticmethod
     def harden_self():
         """The tracer's process becomes non-dumpable: out of reach of

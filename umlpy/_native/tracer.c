@@ -55,6 +55,7 @@ struct umlpy_tracer {
     unsigned char action[UMLPY_TABLE_SIZE];
     int err[UMLPY_TABLE_SIZE];
     int report_signals;
+    unsigned long long ignored_by_default;  /* signals.py's default actions */
     int init_pid;
     int report_init_stops;
     unsigned char *state;
@@ -739,9 +740,52 @@ int umlpy_set_syscall(int pid, long nr, const unsigned long *args)
 
 /* ---- the wait loop ---------------------------------------------------- */
 
-static int ignored_by_default(int sig)
+/* A thread's signal masks, from /proc/TID/status. */
+struct sigmasks {
+    unsigned long long pending, blocked, ignored, caught;
+};
+
+static int read_sigmasks(int pid, struct sigmasks *m)
 {
-    return sig == SIGCHLD || sig == SIGCONT || sig == SIGURG || sig == SIGWINCH;
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = 0;
+    static const char *const fields[] = {"SigPnd:\t", "ShdPnd:\t", "SigBlk:\t", "SigIgn:\t",
+                                         "SigCgt:\t"};
+    unsigned long long v[5] = {0};
+    for (int i = 0; i < 5; i++) {
+        const char *at = strstr(buf, fields[i]);
+        if (!at)
+            return -1;
+        v[i] = strtoull(at + 8, NULL, 16);
+    }
+    m->pending = v[0] | v[1];
+    m->blocked = v[2];
+    m->ignored = v[3];
+    m->caught = v[4];
+    return 0;
+}
+
+static unsigned long long sigbit(int sig)
+{
+    return 1ULL << (sig - 1);
+}
+
+/* The signals Linux would discard when sent to this thread, were it not
+ * traced: ignored (SIG_IGN, or left at a default action of ignore) and
+ * not blocked.  A traced thread gets them anyway, in a signal-delivery
+ * stop (the kernel does not discard a signal a tracer may want). */
+static unsigned long long discarded(const struct umlpy_tracer *t, const struct sigmasks *m)
+{
+    unsigned long long ignored = m->ignored | (t->ignored_by_default & ~m->caught);
+    return ignored & ~m->blocked & ~(sigbit(SIGKILL) | sigbit(SIGSTOP));
 }
 
 /* Whether thread pid catches or ignores sig (SigCgt/SigIgn in its
@@ -750,23 +794,39 @@ static int ignored_by_default(int sig)
  * would otherwise spend all its time waiting for Python. */
 static int handled_by_process(int pid, int sig)
 {
-    char path[64], buf[4096];
-    snprintf(path, sizeof path, "/proc/%d/status", pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
-    unsigned long long bit = 1ULL << (sig - 1);
-    for (const char *field = "SigIgn:\t"; field; field = field[3] == 'I' ? "SigCgt:\t" : NULL) {
-        const char *at = strstr(buf, field);
-        if (at && (strtoull(at + 8, NULL, 16) & bit))
-            return 1;
+    struct sigmasks m;
+    return read_sigmasks(pid, &m) == 0 && ((m.ignored | m.caught) & sigbit(sig));
+}
+
+#define ERESTARTNOINTR_ 513     /* the kernel's own: restart the call, whatever happens */
+
+/* pid sits in the signal-delivery stop of sig, which it would never have
+ * received natively (discarded()): drop it, and have the call it woke go
+ * on.  A call that returns ERESTART* is restarted by the kernel once no
+ * handler runs (read, waitid, futex, poll, nanosleep...: those that keep
+ * their deadline keep it); one that returned EINTR (sigtimedwait,
+ * epoll_wait: calls Linux never restarts) is restarted here, unless
+ * another signal that is not discarded is pending too: that one
+ * interrupts it natively as well.  Only at the instruction after the
+ * syscall (a handler run for an earlier signal of the same return has
+ * moved rip).  A restarted call with a relative timeout waits it anew. */
+static void drop_signal(struct umlpy_tracer *t, int pid, int sig, const struct sigmasks *m)
+{
+    struct user_regs_struct r;
+    if ((m->pending & ~sigbit(sig) & ~discarded(t, m)) == 0 &&
+        ptrace(PTRACE_GETREGS, pid, 0, &r) == 0 && (long)r.orig_rax >= 0 &&
+        (long)r.rax == -EINTR) {
+        unsigned char insn[2];
+        if (umlpy_read_mem(pid, r.rip - 2, insn, 2) == 2 && insn[0] == 0x0f && insn[1] == 0x05)
+            ptrace(PTRACE_POKEUSER, pid, offsetof(struct user_regs_struct, rax),
+                   (void *)(long)-ERESTARTNOINTR_);
     }
-    return 0;
+    resume(t, pid, 0);
+}
+
+void umlpy_set_ignored_by_default(struct umlpy_tracer *t, unsigned long long mask)
+{
+    t->ignored_by_default = mask;
 }
 
 static int is_stopping_signal(int sig)
@@ -914,11 +974,16 @@ static int handle_status(struct umlpy_tracer *t, int pid, int status,
      * A pid-namespace init would drop signals whose action is the default
      * one; Python decides what an ordinary process would have suffered. */
     set_stop(t, pid, UMLPY_STOP_OTHER);
-    if (t->report_signals || (pid == t->init_pid && !ignored_by_default(sig) &&
+    if (t->report_signals || (pid == t->init_pid && !(t->ignored_by_default & sigbit(sig)) &&
                               (sig == SIGSTOP || !handled_by_process(pid, sig)))) {
         ev->kind = UMLPY_EV_SIGNAL;
         ev->sig = sig;
         return 1;
+    }
+    struct sigmasks m;
+    if (sig >= 1 && sig <= 64 && read_sigmasks(pid, &m) == 0 && (discarded(t, &m) & sigbit(sig))) {
+        drop_signal(t, pid, sig, &m);
+        return 0;
     }
     resume(t, pid, sig);
     return 0;

@@ -110,6 +110,10 @@ struct umlpy_tracer *umlpy_tracer_new(void);
 void umlpy_tracer_free(struct umlpy_tracer *t);
 void umlpy_set_action(struct umlpy_tracer *t, int nr, int action, int err);
 void umlpy_set_report_signals(struct umlpy_tracer *t, int on);
+/* The signals whose default action is to ignore them (bit sig-1), as
+ * kernel/signals.py says: a signal a thread would not have received
+ * natively is dropped at its delivery stop. */
+void umlpy_set_ignored_by_default(struct umlpy_tracer *t, unsigned long long mask);
 
 /* Make the calling (tracer) process non-dumpable: a guest running as the
  * same host user can then neither ptrace it nor use process_vm_writev,

@@ -18,7 +18,7 @@ from .policy import TABLE_SIZE, Action, Mode, build_policy, rule_for
 from . import procfs
 from .process import FORK, VFORK, ProcessTable
 from .seccomp import assemble, compile_filter
-from .signals import SIGSTOP, default_action
+from .signals import IGNORED_BY_DEFAULT, SIGSTOP, default_action
 from .syscalls import TABLE
 from .syscalls.names import SYSCALL_NUMBERS
 from .sysview import SystemView
@@ -68,6 +68,7 @@ class GuestKernel:
         # times one that finds it running (benchmarks/README.md): poll a
         # little first, while the guest's calls come that fast.
         self.tracer.set_spin(SPIN_NS)
+        self.tracer.ignore_by_default(IGNORED_BY_DEFAULT)
         self.dispatcher = Dispatcher(table)
         self.pid_namespace = not config.pid_host
         self.processes = ProcessTable(self.pid_namespace)

@@ -14,6 +14,9 @@ from ..abi.signal import SIGCHLD, SIGCONT, SIGKILL, SIGSTOP, SIGTSTP, SIGTTIN, S
 
 _STOP = {SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU}
 _IGNORE = {SIGCHLD, SIGCONT, SIGURG, SIGWINCH}
+# the same, as the tracer takes it (bit sig-1): Linux discards these when
+# sent to a thread that leaves them at their default action
+IGNORED_BY_DEFAULT = sum(1 << (sig - 1) for sig in _IGNORE)
 
 
 def default_action(sig):
