@@ -227,6 +227,9 @@ def test_image_xattrs_show_and_copy_up(probe, tmp_path):
 
 
 def test_a_new_file_over_a_whiteout_has_no_old_attributes(probe, tmp_path):
+    """rm of an image file leaves a whiteout; a file made at its name is a
+    new one, with none of the old one's attributes.  A directory copied up
+    (a file made in it) keeps its own."""
     image = tmp_path / "img.tar"
     with open(probe, "rb") as f:
         xattr_image(image, f.read())
@@ -235,14 +238,19 @@ def test_a_new_file_over_a_whiteout_has_no_old_attributes(probe, tmp_path):
     open_up(upper)
     os.chmod(upper, 0o777)
     opts = ["--rootfs", str(image), "--upper", str(upper)]
-    assert run_umlpy(["/bin/xp", "list", "/data/f"], options=opts,
-                     host_root=False).stdout.decode().startswith("list = 48")
-    (upper / "data").mkdir()
-    (upper / "data" / ".wh.f").write_bytes(b"")
-    (upper / "data" / "f").write_bytes(b"new")
-    os.unlink(upper / "data" / ".wh.f")
-    p = run_umlpy(["/bin/xp", "list", "/data/f"], options=opts, host_root=False)
-    assert p.stdout.decode() == "list = 0\n", p.stderr.decode()
+
+    def xp(*args):
+        q = run_umlpy(["/bin/xp", *args], options=opts, host_root=False)
+        assert q.returncode == 0, q.stderr.decode()
+        return q.stdout.decode()
+    assert xp("list", "/data/f").startswith("list = 48")
+    assert xp("unlink", "/data/f") == "unlink = 0\n"
+    assert (upper / "data" / ".wh.f").exists()
+    assert xp("create", "/data/f").startswith("create = ")
+    assert xp("list", "/data/f") == "list = 0\n"
+    assert xp("get", "/data/f", "trusted.t") == "trusted.t = -1 ENODATA\n"
+    assert xp("list", "/data") == "list = 9\n  names: user.dir\n"
+    assert host_xattrs(upper / "data") == {"user.dir": b"D"}
 
 
 # ---- limits --------------------------------------------------------------

@@ -98,7 +98,8 @@ static void as_nobody(void)
 }
 
 /* One call, for the tests' scripts: get PATH NAME, list PATH, set PATH
- * NAME VALUE, remove PATH NAME, append PATH (a write: a copy-up).  Prints
+ * NAME VALUE, remove PATH NAME, append PATH (a write: a copy-up), unlink
+ * PATH, create PATH.  Prints
  * what sequence() would, exits 0. */
 static int one(int argc, char **argv)
 {
@@ -115,6 +116,13 @@ static int one(int argc, char **argv)
         show("set", setxattr(argv[2], argv[3], argv[4], strlen(argv[4]), 0));
     } else if (!strcmp(op, "remove") && argc == 4) {
         show("remove", removexattr(argv[2], argv[3]));
+    } else if (!strcmp(op, "unlink") && argc == 3) {
+        show("unlink", unlink(argv[2]));
+    } else if (!strcmp(op, "create") && argc == 3) {
+        int fd = open(argv[2], O_WRONLY | O_CREAT | O_EXCL, 0644);
+        show("create", fd);
+        if (fd >= 0)
+            close(fd);
     } else if (!strcmp(op, "append") && argc == 3) {
         int fd = open(argv[2], O_WRONLY | O_APPEND);
         show("append", fd < 0 ? -1 : write(fd, "+", 1));
