@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import AS_ROOT, _env, open_up, run_native, run_umlpy
+from conftest import AS_ROOT, _env, open_up, run_native, run_umlpy, umlpy_argv
 
 
 @pytest.fixture(scope="module")
@@ -167,3 +167,124 @@ def test_changes_in_a_directory_of_someone_else_as_an_ordinary_user(probe, tmp_p
     inside = subprocess.run(SETPRIV + [python, "-m", "umlpy", "run", "--", prog, "perm", d],
                             capture_output=True, env=_env(), cwd="/", timeout=120)
     compare(native, inside)
+
+
+# ---- 6. real-time scheduling and hard limits for guest root -----------------
+
+def as_user(argv):
+    return ["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups", *argv]
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="native SCHED_FIFO needs root")
+def test_guest_root_sets_real_time_policies(probe, tmp_path, mode):
+    """Guest root (root only in the sandbox's user namespace, not host root)
+    sets SCHED_FIFO and SCHED_RR with sched_setscheduler, sched_setparam and
+    sched_setattr, and sched_getscheduler, sched_getparam, sched_getattr
+    report them, in a forked child too (not after SCHED_RESET_ON_FORK),
+    as for root natively; out-of-range priorities stay EINVAL."""
+    prog = unwritable_tree(tmp_path, probe)[1]
+    native = run_native([prog, "sched"])
+    inside = run_umlpy([prog, "sched"], mode, host_root=False)
+    compare(native, inside)
+    assert "setscheduler fifo 10: ok" in native.stdout.decode()
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="drops to uid 1000 with setpriv")
+def test_a_guest_user_keeps_eperm_for_real_time_policies(probe, tmp_path, mode):
+    d, prog = unwritable_tree(tmp_path, probe)
+    native = run_native(as_user([prog, "sched"]))
+    inside = run_umlpy(as_user([prog, "sched"]), mode, host_root=False)
+    compare(native, inside)
+    assert "setscheduler fifo 10: EPERM" in native.stdout.decode()
+
+
+# what Linux gives a root with CAP_SYS_RESOURCE (the host's root here may
+# lack it: the test states the lines rather than comparing)
+ROOT_LIMITS = """\
+nofile hard lowered: ok
+nofile - hard: soft {soft1} hard -10
+nofile hard raised back: ok
+nofile - hard: soft {soft2} hard 0
+child nofile - hard: soft {soft2} hard 0
+nofile hard past nr_open: EPERM
+nofile soft over hard: EINVAL
+rtprio lowered: ok
+prlimit rtprio infinity: ok
+prlimit's old: soft 0 hard 0
+prlimit rtprio get: ok
+rtprio: soft 10 hard infinity
+rtprio lowered from infinity: ok
+rtprio: soft 10 hard 50
+rtprio raised back to 50 again: ok
+core raised: EPERM
+"""
+
+
+def test_guest_root_raises_hard_limits(probe, tmp_path, mode):
+    """Guest root raises RLIMIT_NOFILE's hard limit back after lowering it
+    and RLIMIT_CORE's to infinity (prlimit64 reports the old limit); its
+    child inherits what it set; getrlimit and prlimit64 report the raised
+    limits; past fs.nr_open stays EPERM, soft over hard EINVAL."""
+    prog = unwritable_tree(tmp_path, probe)[1]
+    inside = run_umlpy([prog, "rlimit"], mode, host_root=False)
+    assert inside.returncode == 0, inside.stderr.decode()
+    out = inside.stdout.decode()
+    soft1 = int(out.split("soft ")[1].split()[0])       # 100 - the hard limit at start
+    assert out == ROOT_LIMITS.format(soft1=soft1, soft2=soft1 + 100), out
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="drops to uid 1000 with setpriv")
+def test_a_guest_user_may_not_raise_hard_limits(probe, tmp_path, mode):
+    """As natively, but for RLIMIT_CORE, whose hard limit the sandbox holds
+    at 0 (no core is ever written into a host directory)."""
+    d, prog = unwritable_tree(tmp_path, probe)
+    native = run_native(as_user([prog, "rlimit"]))
+    inside = run_umlpy(as_user([prog, "rlimit"]), mode, host_root=False)
+    lines = lambda p: [line for line in p.stdout.decode().splitlines()  # noqa: E731
+                       if not line.startswith("core")]
+    assert inside.returncode == native.returncode == 0, inside.stderr.decode()
+    assert lines(inside) == lines(native)
+    assert "nofile hard raised back: EPERM" in lines(native)
+    assert "core raised: EPERM" in inside.stdout.decode()
+
+
+# ---- 7. mlock ----------------------------------------------------------------
+
+CAP_SYS_RESOURCE_BIT = 24
+
+
+def may_raise_memlock_to(size):
+    import resource
+    hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)[1]
+    if hard == resource.RLIM_INFINITY or hard >= size:
+        return True
+    with open("/proc/self/status") as f:
+        caps = int(next(line for line in f if line.startswith("CapEff")).split()[1], 16)
+    return bool(caps >> CAP_SYS_RESOURCE_BIT & 1)
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="native mlock beyond RLIMIT_MEMLOCK needs root")
+def test_mlock_up_to_the_hosts_hard_limit(probe, tmp_path, mode):
+    """The sandbox's RLIMIT_MEMLOCK is set on purpose (limits.memlock_limit):
+    umlpy started with a soft limit of 4 MiB under a hard one of 8 MiB
+    gives its guest 8 MiB, and guest root locks 6 MiB as root natively."""
+    prog = unwritable_tree(tmp_path, probe)[1]
+    limit = ["prlimit", "--memlock=4194304:8388608"]
+    native = run_native(limit + [prog, "mlock", "6"])
+    inside = subprocess.run(limit + umlpy_argv([prog, "mlock", "6"], mode, ["--memory", "64M"],
+                                               host_root=False),
+                            capture_output=True, env=_env(), timeout=120)
+    compare(native, inside)
+    assert "mlock 6MiB: ok" in native.stdout.decode()
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="native mlock beyond RLIMIT_MEMLOCK needs root")
+def test_mlock_of_10_mib(probe, tmp_path, mode):
+    """Guest root locks 10 MiB, as root natively."""
+    if not may_raise_memlock_to(10 << 20):
+        pytest.skip("RLIMIT_MEMLOCK's hard limit is below 10 MiB and umlpy lacks "
+                    "CAP_SYS_RESOURCE to raise it: no process of this host may lock "
+                    "10 MiB without CAP_IPC_LOCK of the host's namespace")
+    prog = unwritable_tree(tmp_path, probe)[1]
+    compare(run_native([prog, "mlock"]),
+            run_umlpy([prog, "mlock"], mode, ["--memory", "64M"], host_root=False))

@@ -12,8 +12,9 @@
  *   perm DIR          tree changes in DIR, a directory the caller may not
  *                     write (DIR/file, DIR/sub exist)
  *   sched             sched_setscheduler/sched_setattr and what the get calls
- *                     report back, raising a hard rlimit
- *   mlock             mlock of 10 MiB */
+ *                     report back (in a child too)
+ *   rlimit            lowering and raising hard limits, what getrlimit reports
+ *   mlock [MIB]       mlock of MIB (10) MiB */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +32,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static const char *ename(int e)
@@ -336,6 +338,12 @@ static void sched_cmd(void)
     show_sched("start");
     report("setscheduler fifo 10", sched_setscheduler(0, SCHED_FIFO, &sp));
     show_sched("after fifo");
+    pid_t child = fork();
+    if (child == 0) {
+        show_sched("child after fifo");
+        _exit(0);
+    }
+    waitpid(child, NULL, 0);
     sp.sched_priority = 20;
     report("setparam 20", sched_setparam(0, &sp));
     show_sched("after setparam");
@@ -349,32 +357,77 @@ static void sched_cmd(void)
     show_sched("after other");
     report("setscheduler batch", sched_setscheduler(0, SCHED_BATCH, &sp));
     show_sched("after batch");
+    sp.sched_priority = 7;
+    report("setscheduler rr 7 reset-on-fork",
+           sched_setscheduler(0, SCHED_RR | SCHED_RESET_ON_FORK, &sp));
+    show_sched("after rr reset-on-fork");
+    child = fork();
+    if (child == 0) {
+        show_sched("child after reset-on-fork");
+        _exit(0);
+    }
+    waitpid(child, NULL, 0);
+    sp.sched_priority = 0;
     report("setscheduler other", sched_setscheduler(0, SCHED_OTHER, &sp));
+    show_sched("at the end");
+}
 
+static void show_limit(const char *what, int resource, rlim_t base)
+{
     struct rlimit rl;
-    getrlimit(RLIMIT_NOFILE, &rl);
-    rlim_t hard = rl.rlim_max;
-    rl.rlim_max = hard + 1;
-    report("setrlimit nofile hard+1", setrlimit(RLIMIT_NOFILE, &rl));
-    getrlimit(RLIMIT_NOFILE, &rl);
-    printf("nofile hard raised by %lld\n", (long long)(rl.rlim_max - hard));
-    rl.rlim_max = hard;
-    report("setrlimit nofile back", setrlimit(RLIMIT_NOFILE, &rl));
-    getrlimit(RLIMIT_NOFILE, &rl);
-    printf("nofile hard raised by %lld\n", (long long)(rl.rlim_max - hard));
-    struct rlimit nl = {.rlim_cur = rl.rlim_cur, .rlim_max = RLIM_INFINITY}, old;
-    getrlimit(RLIMIT_CORE, &rl);
-    report("prlimit core infinity", prlimit(0, RLIMIT_CORE, &nl, &old));
-    getrlimit(RLIMIT_CORE, &rl);
-    printf("core hard infinity: %s\n", rl.rlim_max == RLIM_INFINITY ? "yes" : "no");
+    getrlimit(resource, &rl);
+    printf("%s: soft %lld hard %lld\n", what, (long long)(rl.rlim_cur - base),
+           (long long)(rl.rlim_max - base));
     fflush(stdout);
 }
 
-static void mlock_cmd(void)
+static void rlimit_cmd(void)
 {
-    size_t n = 10 << 20;
+    struct rlimit rl, old;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rlim_t hard = rl.rlim_max;
+    struct rlimit lower = {.rlim_cur = 100, .rlim_max = hard - 10};
+    report("nofile hard lowered", setrlimit(RLIMIT_NOFILE, &lower));
+    show_limit("nofile - hard", RLIMIT_NOFILE, hard);
+    struct rlimit back = {.rlim_cur = 200, .rlim_max = hard};
+    report("nofile hard raised back", setrlimit(RLIMIT_NOFILE, &back));
+    show_limit("nofile - hard", RLIMIT_NOFILE, hard);
+    pid_t child = fork();
+    if (child == 0) {
+        show_limit("child nofile - hard", RLIMIT_NOFILE, hard);
+        _exit(0);
+    }
+    waitpid(child, NULL, 0);
+    struct rlimit past = {.rlim_cur = 200, .rlim_max = 1 << 30};
+    report("nofile hard past nr_open", setrlimit(RLIMIT_NOFILE, &past));
+    struct rlimit soft_over = {.rlim_cur = 300, .rlim_max = 200};
+    report("nofile soft over hard", setrlimit(RLIMIT_NOFILE, &soft_over));
+
+    struct rlimit zero = {.rlim_cur = 0, .rlim_max = 0};
+    report("rtprio lowered", setrlimit(RLIMIT_RTPRIO, &zero));
+    struct rlimit inf = {.rlim_cur = 10, .rlim_max = RLIM_INFINITY};
+    report("prlimit rtprio infinity", prlimit(0, RLIMIT_RTPRIO, &inf, &old));
+    printf("prlimit's old: soft %lld hard %lld\n", (long long)old.rlim_cur,
+           (long long)old.rlim_max);
+    report("prlimit rtprio get", prlimit(0, RLIMIT_RTPRIO, NULL, &old));
+    printf("rtprio: soft %lld hard %s\n", (long long)old.rlim_cur,
+           old.rlim_max == RLIM_INFINITY ? "infinity" : "finite");
+    struct rlimit mid = {.rlim_cur = 10, .rlim_max = 50};
+    report("rtprio lowered from infinity", setrlimit(RLIMIT_RTPRIO, &mid));
+    show_limit("rtprio", RLIMIT_RTPRIO, 0);
+    report("rtprio raised back to 50 again", setrlimit(RLIMIT_RTPRIO, &mid));
+    struct rlimit core = {.rlim_cur = 0, .rlim_max = RLIM_INFINITY};
+    report("core raised", setrlimit(RLIMIT_CORE, &core));
+    fflush(stdout);
+}
+
+static void mlock_cmd(const char *mib)
+{
+    size_t n = (size_t)atoi(mib ? mib : "10") << 20;
     char *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    report("mlock 10MiB", mlock(p, n));
+    char what[32];
+    snprintf(what, sizeof what, "mlock %sMiB", mib ? mib : "10");
+    report(what, mlock(p, n));
     report("munlock", munlock(p, n));
 }
 
@@ -395,8 +448,10 @@ int main(int argc, char **argv)
         perm_cmd(argv[2]);
     else if (!strcmp(cmd, "sched"))
         sched_cmd();
+    else if (!strcmp(cmd, "rlimit"))
+        rlimit_cmd();
     else if (!strcmp(cmd, "mlock"))
-        mlock_cmd();
+        mlock_cmd(argv[2]);
     else
         return 2;
     return 0;

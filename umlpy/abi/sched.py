@@ -1,5 +1,6 @@
 """Processes: clone(2)'s flags and struct clone_args (clone3), kcmp(2)'s
-types, ptrace requests, wait options."""
+types, ptrace requests, wait options; scheduling policies, struct
+sched_param and struct sched_attr."""
 from .layout import Layout
 
 CSIGNAL = 0x000000FF            # the exit signal, in clone's flags
@@ -43,3 +44,16 @@ PTRACE_TRACEME = 0
 WNOHANG, WUNTRACED, WEXITED, WCONTINUED = 0x1, 0x2, 0x4, 0x8
 WNOWAIT = 0x01000000
 __WNOTHREAD, __WALL, __WCLONE = 0x20000000, 0x40000000, 0x80000000
+
+SCHED_OTHER, SCHED_FIFO, SCHED_RR, SCHED_BATCH, SCHED_IDLE, SCHED_DEADLINE = 0, 1, 2, 3, 5, 6
+SCHED_RESET_ON_FORK = 0x40000000           # or'ed into sched_setscheduler's policy
+SCHED_FLAG_RESET_ON_FORK = 0x01            # sched_attr.sched_flags
+SCHED_FLAG_KEEP_POLICY, SCHED_FLAG_KEEP_PARAMS = 0x08, 0x10
+MAX_RT_PRIO = 100                          # real-time priorities are 1..MAX_RT_PRIO-1
+SCHED_PARAM = Layout("sched_param", (("sched_priority", "i"),))
+SCHED_ATTR = Layout("sched_attr", (
+    ("size", "I"), ("sched_policy", "I"), ("sched_flags", "Q"), ("sched_nice", "i"),
+    ("sched_priority", "I"), ("sched_runtime", "Q"), ("sched_deadline", "Q"),
+    ("sched_period", "Q"),
+))
+SCHED_ATTR_SIZE_VER0 = SCHED_ATTR.size     # 48

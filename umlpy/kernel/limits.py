@@ -30,7 +30,8 @@ import os
 import stat as _stat
 import threading
 
-from ..abi.resource import RLIMIT_CPU, RLIMIT_DATA, RLIMIT_MSGQUEUE, RLIMIT_NOFILE
+from ..abi.resource import RLIMIT_CPU, RLIMIT_DATA, RLIMIT_MEMLOCK, RLIMIT_MSGQUEUE, \
+    RLIMIT_NOFILE
 from ..abi.signal import SIGKILL
 
 WATCH_INTERVAL = 0.02
@@ -53,8 +54,10 @@ class Limits:
                                            self.nofile))
 
     def rlimits(self):
-        """(resource, value) pairs the first process starts with."""
-        out = []
+        """(resource, value) pairs the first process starts with (soft =
+        hard = value): --nofile's, --memory's, --cpu-time's, and always
+        RLIMIT_MEMLOCK (memlock_limit)."""
+        out = [(RLIMIT_MEMLOCK, memlock_limit(self.memory))]
         if self.nofile is not None:
             out.append((RLIMIT_NOFILE, self.nofile))
         if self.memory is not None:
@@ -69,6 +72,49 @@ class Limits:
         if self.cpu_time is not None:
             out.append((RLIMIT_CPU, max(1, int(self.cpu_time + 0.999))))
         return out
+
+    def resources(self):
+        """The resources rlimits() sets: the sandbox's own limits, which
+        the guest kernel never pretends to raise (syscalls/rlimit.py)."""
+        out = {RLIMIT_MEMLOCK}
+        if self.nofile is not None:
+            out.add(RLIMIT_NOFILE)
+        if self.memory is not None:
+            out |= {RLIMIT_DATA, RLIMIT_MSGQUEUE}
+        if self.cpu_time is not None:
+            out.add(RLIMIT_CPU)
+        return out
+
+
+MEMLOCK_DEFAULT = 64 << 20
+
+
+def memlock_limit(memory=None):
+    """RLIMIT_MEMLOCK of the sandbox, on purpose: root natively may lock
+    any amount (CAP_IPC_LOCK), but guest root is root only in its user
+    namespace, so the host holds it to RLIMIT_MEMLOCK, often 8 MiB (a
+    program that mlocks its buffers, as databases and crypto libraries do,
+    fails with ENOMEM).  The limit is --memory's size (locked memory is
+    memory), or 64 MiB without it; it is set with the other limits, in a
+    sandbox given any limit option (one given none starts with umlpy's
+    own limit, as it starts with umlpy's other limits).  The sandbox's
+    first process sets it
+    inside its user namespace, where no hard limit can be raised: so umlpy
+    raises its own hard limit to that first, which it may with
+    CAP_SYS_RESOURCE (root, normally), and the first process inherits it;
+    without that capability the limit is the host's hard limit as umlpy
+    has it (only the soft limit rises), and an mlock beyond it still
+    fails with ENOMEM."""
+    import resource     # here, not at start-up
+    wanted = MEMLOCK_DEFAULT if memory is None else max(memory, 1)
+    soft, hard = resource.getrlimit(RLIMIT_MEMLOCK)
+    if hard != resource.RLIM_INFINITY and hard < wanted:
+        try:
+            resource.setrlimit(RLIMIT_MEMLOCK, (soft, wanted))
+            hard = wanted
+        except (OSError, ValueError):
+            pass
+    return wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
 
 
 # ---- the watchdog: memory and CPU of the whole sandbox ----------------------

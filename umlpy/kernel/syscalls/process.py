@@ -1,4 +1,5 @@
-"""Processes, threads, credentials and scheduling (the process family)."""
+"""Processes, threads and credentials (the process family; scheduling is
+sched.py's)."""
 from errno import EAGAIN, EPERM, ESRCH
 
 from ...abi.fcntl import AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW
@@ -20,12 +21,8 @@ TABLE.passthrough(
     "setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid",
     "setfsuid", "setfsgid", "getgroups", "setgroups", "capget", "capset",
     "prctl", "arch_prctl", "personality",
-    "getrlimit", "setrlimit", "prlimit64", "getrusage", "times",
+    "getrusage", "times",
     "getpriority", "setpriority", "ioprio_get", "ioprio_set",
-    "sched_yield", "sched_setparam", "sched_getparam", "sched_setscheduler",
-    "sched_getscheduler", "sched_get_priority_max", "sched_get_priority_min",
-    "sched_rr_get_interval", "sched_setaffinity", "sched_getaffinity",
-    "sched_setattr", "sched_getattr", "getcpu",
     "set_robust_list", "get_robust_list", "rseq",
     "futex", "futex_waitv", "futex_wake", "futex_wait", "futex_requeue",
     "pidfd_open", "pidfd_getfd", "kcmp",
