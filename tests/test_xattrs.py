@@ -86,6 +86,30 @@ def test_emulated_attributes_are_not_the_hosts(probe, tmp_path):
         os.unlink(upper / "tmp" / "f")
 
 
+@needs_root
+def test_emulated_attributes_on_a_bind_are_the_callers_to_make(probe, tmp_path):
+    """On a writable bind the guest kernel keeps an emulated attribute as
+    the caller's host identity: a host file the guest's identity cannot
+    write gets none (its root's CAP_SYS_ADMIN is its namespace's), one it
+    may write gets the reserved name."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "roots").write_text("r")
+    (shared / "open").write_text("o")
+    os.chmod(shared / "roots", 0o644)
+    os.chmod(shared / "open", 0o666)
+    os.chmod(shared, 0o777)
+    open_up(tmp_path)
+    p = run_umlpy(["sh", "-c", f"{probe} set /mnt/roots trusted.t T; {probe} list /mnt/roots; "
+                   f"{probe} set /mnt/open trusted.t T; {probe} get /mnt/open trusted.t"],
+                  options=["--bind", f"{shared}:/mnt"], host_root=False)
+    out = p.stdout.decode()
+    assert p.returncode == 0, p.stderr.decode()
+    assert out == "set = -1 EACCES\nlist = 0\nset = 0\ntrusted.t = 1\n  text: T\n", out
+    assert host_xattrs(shared / "roots") == {}
+    assert host_xattrs(shared / "open") == {RESERVED + "trusted.t": b"T"}
+
+
 def test_cp_a_keeps_user_xattrs(probe):
     p = run_umlpy(["sh", "-c", f"cd /tmp && touch f && {probe} set f user.a A && "
                    f"{probe} set f user.b B && cp -a f g && {probe} list g && "

@@ -22,8 +22,8 @@ from ...vfs import hostops, xattrs
 from ...vfs.union import UnionFS
 from ..registry import TABLE
 from .common import FAMILY, checks_on_host, copy_up_for_change, done, lookup_at, \
-    lookup_existing, may_copy_up, on_fd_itself, on_host, path_arg, present, refuse_foreign, \
-    vfs_call, writable_mount
+    lookup_existing, may_copy_up, on_fd_itself, on_host, own_object, path_arg, present, \
+    refuse_foreign, vfs_call, writable_mount
 
 
 # ---- the arguments, as Linux copies them in ----------------------------------
@@ -115,15 +115,29 @@ def no_host_object(d):
     return False
 
 
+def on_object(task, d, write, own_op, callers_op, *args):
+    """An emulated attribute's host operation.  On the sandbox's own files
+    (its upper layer) the guest kernel makes it itself: it checked the
+    guest as Linux checks trusted.* or security.capability, which the
+    caller's host identity would be checked for as for user.*.  On any
+    other host object (a writable bind, a lower file) the caller's host
+    identity makes it: nothing the caller could not change is changed."""
+    if own_object(d):
+        with d.fs.object_dir(d, write) as h:
+            return own_op(h.fd, h.name, *args)
+    return on_host(task, d, hostops.in_dir, callers_op, *args, write=write)
+
+
 def emulated_value(call, task, d, name):
-    with d.fs.object_dir(d, False) as h:
-        try:
-            if holds_user_xattrs(d):
-                return hostops.own_getxattr(h.fd, h.name, xattrs.stored_name(name))
+    try:
+        if holds_user_xattrs(d):
+            return on_object(task, d, False, hostops.own_getxattr, hostops.lgetxattr,
+                             xattrs.stored_name(name))
+        with d.fs.object_dir(d, False) as h:
             return records(call).get(hostops.object_key(h.fd, h.name), name)
-        except OSError as e:
-            if e.errno not in (errno.ENODATA, errno.EOPNOTSUPP):
-                raise
+    except OSError as e:
+        if e.errno not in (errno.ENODATA, errno.EOPNOTSUPP, errno.EACCES):
+            raise
     # a host file's own (a lower file with real capabilities), if any
     return on_host(task, d, hostops.in_dir, hostops.lgetxattr, name, write=False)
 
@@ -181,7 +195,7 @@ def change(call, task, res, name, value=None, flags=0):
     xattrs.check_namespace(name)
     copy_up_for_change(task, res)
     if xattrs.emulated(name):
-        change_emulated(call, d, name, value, flags)
+        change_emulated(call, task, d, name, value, flags)
     elif value is None:
         on_host(task, d, hostops.in_dir, hostops.lremovexattr, name)
     else:
@@ -189,17 +203,18 @@ def change(call, task, res, name, value=None, flags=0):
     return done()
 
 
-def change_emulated(call, d, name, value, flags):
-    """Checked as Linux checks it for the guest: made by the guest kernel
-    itself, in the upper layer's reserved name or its records."""
+def change_emulated(call, task, d, name, value, flags):
+    """Checked as Linux checks it for the guest: kept under the reserved
+    name (on_object) or in the guest kernel's records."""
+    if holds_user_xattrs(d):
+        stored = xattrs.stored_name(name)
+        if value is None:
+            on_object(task, d, True, hostops.own_removexattr, hostops.lremovexattr, stored)
+        else:
+            on_object(task, d, True, hostops.own_setxattr, hostops.lsetxattr, stored, value,
+                      flags)
+        return
     with d.fs.object_dir(d, True) as h:
-        if holds_user_xattrs(d):
-            stored = xattrs.stored_name(name)
-            if value is None:
-                hostops.own_removexattr(h.fd, h.name, stored)
-            else:
-                hostops.own_setxattr(h.fd, h.name, stored, value, flags)
-            return
         key = hostops.object_key(h.fd, h.name)
         if value is None:
             records(call).remove(key, name)
