@@ -8,6 +8,7 @@ import io
 import os
 import re
 import resource
+import shlex
 import shutil
 import subprocess
 import sys
@@ -108,6 +109,29 @@ def test_emulated_attributes_on_a_bind_are_the_callers_to_make(probe, tmp_path):
     assert out == "set = -1 EACCES\nlist = 0\nset = 0\ntrusted.t = 1\n  text: T\n", out
     assert host_xattrs(shared / "roots") == {}
     assert host_xattrs(shared / "open") == {RESERVED + "trusted.t": b"T"}
+
+
+@needs_root
+@pytest.mark.skipif(not shutil.which("unshare"), reason="needs unshare(1)")
+def test_an_upper_layer_without_user_xattrs(probe, tmp_path):
+    """On an upper filesystem that keeps no user.* attributes (ramfs) a
+    user.* one fails as there (EOPNOTSUPP); the emulated ones are kept in
+    the guest kernel's records."""
+    upper = tmp_path / "ramfs"
+    upper.mkdir()
+    open_up(tmp_path)
+    inner = shlex.join(umlpy_argv(["sh", "-c", f"touch /tmp/f; {probe} set /tmp/f user.a A; "
+                                 f"{probe} set /tmp/f trusted.t T; {probe} get /tmp/f trusted.t; "
+                                 f"{probe} list /tmp/f"],
+                                options=["--upper", str(upper / "u")], host_root=False))
+    script = (f"mount -t ramfs none {upper} && chmod 777 {upper} && mkdir {upper}/u && "
+              f"chmod 777 {upper}/u && {inner}")
+    argv = ["unshare", "-m", "sh", "-c", script]
+    p = subprocess.run(argv, capture_output=True, env=_env(), timeout=120)
+    out = p.stdout.decode()
+    assert p.returncode == 0, p.stderr.decode()
+    assert out == ("set = -1 EOPNOTSUPP\nset = 0\ntrusted.t = 1\n  text: T\n"
+                   "list = 10\n  names: trusted.t\n"), out
 
 
 def test_cp_a_keeps_user_xattrs(probe):

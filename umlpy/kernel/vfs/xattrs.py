@@ -16,7 +16,10 @@ attribute is kept.
   Where the host cannot keep a user.* attribute (a symlink, a FIFO, a
   device, a filesystem without user xattrs) they are kept in the guest
   kernel's ``Records``, for the sandbox's life, within the kernel's own
-  limits per object and a cap per sandbox."""
+  limits per object and a cap per sandbox.  The guest kernel writes the
+  reserved names itself only on the sandbox's own files (its upper
+  layer): elsewhere (a writable bind) the caller's host identity does
+  (syscalls/fs/xattr.py's on_object)."""
 import errno
 import os
 

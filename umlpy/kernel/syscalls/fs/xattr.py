@@ -128,16 +128,26 @@ def on_object(task, d, write, own_op, callers_op, *args):
     return on_host(task, d, hostops.in_dir, callers_op, *args, write=write)
 
 
+def recorded(call, d):
+    """The emulated attributes the records keep for d's object, {name: value}."""
+    kept = records(call)
+    if not kept.objects:
+        return {}
+    with d.fs.object_dir(d, False) as h:
+        return kept.objects.get(hostops.object_key(h.fd, h.name), {})
+
+
 def emulated_value(call, task, d, name):
-    try:
-        if holds_user_xattrs(d):
+    if holds_user_xattrs(d):
+        try:
             return on_object(task, d, False, hostops.own_getxattr, hostops.lgetxattr,
                              xattrs.stored_name(name))
-        with d.fs.object_dir(d, False) as h:
-            return records(call).get(hostops.object_key(h.fd, h.name), name)
-    except OSError as e:
-        if e.errno not in (errno.ENODATA, errno.EOPNOTSUPP, errno.EACCES):
-            raise
+        except OSError as e:
+            if e.errno not in (errno.ENODATA, errno.EOPNOTSUPP, errno.EACCES):
+                raise
+    value = recorded(call, d).get(name)
+    if value is not None:
+        return value
     # a host file's own (a lower file with real capabilities), if any
     return on_host(task, d, hostops.in_dir, hostops.lgetxattr, name, write=False)
 
@@ -171,9 +181,7 @@ def list_names(call, task, res):
     else:
         names = [xattrs.shown_name(n) for n in
                  on_host(task, d, hostops.in_dir, hostops.llistxattr, write=False)]
-        if not holds_user_xattrs(d):
-            with d.fs.object_dir(d, False) as h:
-                names += records(call).names(hostops.object_key(h.fd, h.name))
+        names += list(recorded(call, d))
     return xattrs.list_bytes(xattrs.visible(task.creds, names))
 
 
@@ -208,12 +216,17 @@ def change_emulated(call, task, d, name, value, flags):
     name (on_object) or in the guest kernel's records."""
     if holds_user_xattrs(d):
         stored = xattrs.stored_name(name)
-        if value is None:
-            on_object(task, d, True, hostops.own_removexattr, hostops.lremovexattr, stored)
-        else:
-            on_object(task, d, True, hostops.own_setxattr, hostops.lsetxattr, stored, value,
-                      flags)
-        return
+        try:
+            if value is None:
+                on_object(task, d, True, hostops.own_removexattr, hostops.lremovexattr, stored)
+            else:
+                on_object(task, d, True, hostops.own_setxattr, hostops.lsetxattr, stored, value,
+                          flags)
+            return
+        except OSError as e:
+            if e.errno != errno.EOPNOTSUPP:
+                raise
+            # a filesystem without user.* attributes: the records keep it
     with d.fs.object_dir(d, True) as h:
         key = hostops.object_key(h.fd, h.name)
         if value is None:
