@@ -277,7 +277,7 @@ def test_image_xattrs_show_and_copy_up(probe, tmp_path):
 def test_a_new_file_over_a_whiteout_has_no_old_attributes(probe, tmp_path):
     """rm of an image file leaves a whiteout; a file made at its name is a
     new one, with none of the old one's attributes.  A directory copied up
-    (a file made in it) keeps its own."""
+    (a file made in it) keeps its own, and a renamed tree all of its."""
     image = tmp_path / "img.tar"
     with open(probe, "rb") as f:
         xattr_image(image, f.read())
@@ -299,6 +299,11 @@ def test_a_new_file_over_a_whiteout_has_no_old_attributes(probe, tmp_path):
     assert xp("get", "/data/f", "trusted.t") == "trusted.t = -1 ENODATA\n"
     assert xp("list", "/data") == "list = 9\n  names: user.dir\n"
     assert host_xattrs(upper / "data") == {"user.dir": b"D"}
+    # a rename copies the whole tree up, each object with its attributes
+    assert xp("rename", "/data", "/moved") == "rename = 0\n"
+    assert xp("list", "/moved") == "list = 9\n  names: user.dir\n"
+    assert xp("list", "/moved/big") == "list = 8\n  names: user.ok\n"
+    assert xp("get", "/moved/f", "user.one") == "user.one = -1 ENODATA\n"
 
 
 # ---- limits --------------------------------------------------------------
@@ -381,3 +386,14 @@ def test_abi_constants_match_the_headers():
     assert re.search(rf"#define XATTR_LIST_MAX\s+{XATTR_LIST_MAX}\b", limits)
     assert XATTR_ARGS.size == XATTR_ARGS_SIZE_VER0 == 16
     assert XATTR_ARGS.offset("size") == 8 and XATTR_ARGS.offset("flags") == 12
+    from umlpy.abi import xattr
+    caps = open("/usr/include/linux/capability.h").read()
+
+    def define(name):
+        return int(re.search(rf"#define {name}\s+(\w+)", caps).group(1), 0)
+    assert xattr.CAP_SYS_ADMIN == 1 << define("CAP_SYS_ADMIN")
+    assert xattr.CAP_SETFCAP == 1 << define("CAP_SETFCAP")
+    for name in ("VFS_CAP_REVISION_MASK", "VFS_CAP_REVISION_2", "VFS_CAP_REVISION_3",
+                 "VFS_CAP_FLAGS_EFFECTIVE"):
+        assert getattr(xattr, name) == define(name), name
+    assert (xattr.VFS_CAP_DATA.size, xattr.VFS_NS_CAP_DATA.size) == (20, 24)  # XATTR_CAPS_SZ_2/3

@@ -99,7 +99,7 @@ static void as_nobody(void)
 
 /* One call, for the tests' scripts: get PATH NAME, list PATH, set PATH
  * NAME VALUE, remove PATH NAME, append PATH (a write: a copy-up), unlink
- * PATH, create PATH.  Prints
+ * PATH, create PATH, rename FROM TO.  Prints
  * what sequence() would, exits 0. */
 static int one(int argc, char **argv)
 {
@@ -116,6 +116,8 @@ static int one(int argc, char **argv)
         show("set", setxattr(argv[2], argv[3], argv[4], strlen(argv[4]), 0));
     } else if (!strcmp(op, "remove") && argc == 4) {
         show("remove", removexattr(argv[2], argv[3]));
+    } else if (!strcmp(op, "rename") && argc == 4) {
+        show("rename", rename(argv[2], argv[3]));
     } else if (!strcmp(op, "unlink") && argc == 3) {
         show("unlink", unlink(argv[2]));
     } else if (!strcmp(op, "create") && argc == 3) {
