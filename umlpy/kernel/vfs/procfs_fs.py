@@ -15,6 +15,21 @@ MAGIC = ("exe", "cwd", "root")
 # Dentry flag: a namespace link followed (its namespace, not the link)
 NS_OBJECT = 1
 
+# The files of a process's directory a guest may write: the guest's /proc
+# is read-only but for these, which programs adjust (every service
+# manager, browser and database sets its oom_score_adj; unshare --time
+# writes timens_offsets).  The write is the host procfs's, made by the
+# guest on the host file, so Linux's own rules apply: oom_score_adj may be
+# raised (the host value really changes) and lowered no further than the
+# least a privileged process set (EACCES, as for any unprivileged user;
+# the guest has no CAP_SYS_RESOURCE in the host's user namespace);
+# timens_offsets only for a time namespace the guest made itself and no
+# process has entered yet (unshare(CLONE_NEWTIME)), else EACCES (and
+# before any such unshare it is not writable at all: EROFS).  Not
+# /proc at large: /proc/PID/mem, for one, writes any page of a guest
+# process, the guest kernel's scratch memory included.
+WRITABLE = ("oom_score_adj", "oom_adj", "timens_offsets")
+
 
 # files listing mappings with the path of each mapped file
 PATH_LISTS = ("maps", "smaps", "numa_maps")
@@ -110,7 +125,41 @@ class ProcFS(FileSystem):
             return None
         if self._produced_kind(rel):
             attr = attr.copy(size=0)
+        if name in WRITABLE and self._in_process_dir(rel):
+            self._writable_file(rel, name)
         return Dentry(self, rel, attr)
+
+    @staticmethod
+    def _in_process_dir(rel):
+        parts = rel.split("/")
+        return parts[0].isdigit() and (len(parts) == 2 or len(parts) == 4 and
+                                       parts[1] == "task" and parts[2].isdigit())
+
+    def _writable_file(self, rel, name):
+        """The file mounted over itself, writable (ProcFile): the resolver
+        enters that mount right after this lookup, so a write-open passes
+        the read-only /proc mount's EROFS and opens the host file.
+        timens_offsets only while it can be written at all: its process
+        made a time namespace for its children (unshare(CLONE_NEWTIME));
+        else it stays read-only (EROFS at the open, where Linux opens it and
+        refuses every write)."""
+        path = "/proc/" + rel
+        mounted = path in self.vfs.mounts.by_path
+        if name != "timens_offsets" or self._new_time_namespace(rel):
+            if not mounted:
+                self.vfs.mounts.add(path, ProcFile(self, rel))
+        elif mounted:
+            self.vfs.mounts.remove(path)
+
+    def _new_time_namespace(self, rel):
+        """Whether the process of rel (N/NAME, N/task/T/NAME) has another
+        time namespace for its children than its own."""
+        where = rel.rpartition("/")[0]
+        try:
+            return os.readlink(self._tracer_path(f"{where}/ns/time")) != \
+                os.readlink(self._tracer_path(f"{where}/ns/time_for_children"))
+        except OSError:
+            return False
 
     def _guest_self(self):
         task = self.vfs.current
@@ -242,14 +291,19 @@ class ProcFS(FileSystem):
     # produced files ------------------------------------------------------
     def _mounts(self):
         lines = []
-        for m in self.vfs.mounts:
+        for m in self._shown_mounts():
             opts = "ro" if m.read_only else "rw"
             lines.append(f"{m.fs.source} {m.path} {m.fs.fstype} {opts} 0 0\n")
         return "".join(lines).encode()
 
+    def _shown_mounts(self):
+        """The mount table as the guest's mount namespace has it: not the
+        writable files' mounts, which are part of its /proc."""
+        return [m for m in self.vfs.mounts if not isinstance(m.fs, ProcFile)]
+
     def _mountinfo(self):
         lines = []
-        for m in self.vfs.mounts:
+        for m in self._shown_mounts():
             opts = "ro" if m.read_only else "rw"
             dev = "0:%d" % (m.id + 20)
             lines.append(f"{m.id} {m.parent_id} {dev} / {m.path} {opts} - "
@@ -267,10 +321,41 @@ class ProcFS(FileSystem):
         return f"{up:.2f} {up * (os.cpu_count() or 1):.2f}\n".encode()
 
     def _filesystems(self):
-        kinds = sorted({m.fs.fstype for m in self.vfs.mounts})
+        kinds = sorted({m.fs.fstype for m in self._shown_mounts()})
         return "".join(f"{'' if k in ('overlay', 'hostfs') else 'nodev'}\t{k}\n"
                        for k in kinds).encode()
 
     def _hostname(self):
         name = self.hostname or os.uname().nodename
         return f"{name}\n".encode()
+
+
+class ProcFile(FileSystem):
+    """One writable file of a process's /proc directory (WRITABLE), as a
+    filesystem of its own mounted over itself: its attributes and host
+    object are the procfs file's (opened for the guest by its opener, or
+    by the guest itself), and the mount is not read-only."""
+    fstype = "proc"
+    source = "proc"
+    read_only = False
+
+    def __init__(self, procfs, rel):
+        self.procfs, self.rel = procfs, rel
+
+    def root(self):
+        try:
+            return Dentry(self, "", self.procfs._stat(self.rel))
+        except FileNotFoundError:
+            raise OSError(errno.ENOENT, self.rel) from None
+
+    def lookup(self, parent, name):
+        return None
+
+    def host_path(self, dentry):
+        return "/proc/" + self.rel
+
+    def reverse(self, host_path):
+        return "" if host_path == "/proc/" + self.rel else None
+
+    def statfs_path(self, dentry):
+        return "/proc"
