@@ -172,3 +172,17 @@ def test_proc_writes_in_trace_all_mode(probe):
     else:
         p = run_umlpy([PYTHON, "-c", RO_PROBE], mode="trace-all")
         assert b"mem Read-only file system" in p.stdout, p.stderr.decode()[-800:]
+
+
+
+def test_writable_proc_files_of_many_processes_keep_the_mount_table_small():
+    """Each lookup of a process's oom_score_adj mounts it: a guest that
+    looks up those of 600 short-lived processes leaves fewer than 256."""
+    code = ("from umlpy.kernel import GuestKernel\nk = GuestKernel()\n"
+            "k.spawn(['sh', '-c', 'for i in $(seq 600); do "
+            "sh -c \"cat /proc/self/oom_score_adj\" >/dev/null; done'])\n"
+            "print(k.run(), len(k.fs.procfs._file_mounts), len(k.fs.mounts.by_path))\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, env=_env(),
+                       timeout=300)
+    status, files, mounts = map(int, p.stdout.split())
+    assert status == 0 and 0 < files < 256 and mounts < files + 20, p.stderr[-800:]

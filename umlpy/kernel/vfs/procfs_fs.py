@@ -29,6 +29,7 @@ NS_OBJECT = 1
 # /proc at large: /proc/PID/mem, for one, writes any page of a guest
 # process, the guest kernel's scratch memory included.
 WRITABLE = ("oom_score_adj", "oom_adj", "timens_offsets")
+FILE_MOUNTS = 256
 
 
 # files listing mappings with the path of each mapped file
@@ -54,6 +55,7 @@ class ProcFS(FileSystem):
         self.system = system
         self.started = time.monotonic()
         self._produced = {}          # spool host path -> rel
+        self._file_mounts = {}       # guest path -> rel of WRITABLE files mounted
         self.produce = {
             "mounts": self._mounts, "self/mounts": self._mounts,
             "mountinfo": self._mountinfo, "meminfo": self._meminfo,
@@ -144,12 +146,30 @@ class ProcFS(FileSystem):
         else it stays read-only (EROFS at the open, where Linux opens it and
         refuses every write)."""
         path = "/proc/" + rel
-        mounted = path in self.vfs.mounts.by_path
+        mounts = self.vfs.mounts
+        mounted = path in mounts.by_path
         if name != "timens_offsets" or self._new_time_namespace(rel):
             if not mounted:
-                self.vfs.mounts.add(path, ProcFile(self, rel))
+                self._prune_file_mounts()
+                mounts.add(path, ProcFile(self, rel))
+                self._file_mounts[path] = rel
         elif mounted:
-            self.vfs.mounts.remove(path)
+            mounts.remove(path)
+            self._file_mounts.pop(path, None)
+
+    def _prune_file_mounts(self):
+        """A guest may look up these files of ever new threads: past
+        FILE_MOUNTS of them, those of processes gone are dropped, then the
+        oldest (a lookup mounts it again), so the mount table stays small."""
+        if len(self._file_mounts) < FILE_MOUNTS:
+            return
+        for path, rel in list(self._file_mounts.items()):
+            if not os.path.exists(self._tracer_path(rel)) or \
+                    len(self._file_mounts) >= FILE_MOUNTS:
+                self.vfs.mounts.remove(path)
+                del self._file_mounts[path]
+            if len(self._file_mounts) < FILE_MOUNTS // 2:
+                break
 
     def _new_time_namespace(self, rel):
         """Whether the process of rel (N/NAME, N/task/T/NAME) has another
