@@ -17,6 +17,7 @@ namespace:
   --cpu-time's RLIMIT_CPU), and its soft limit becomes the one asked, at
   most that hard limit: the guest may believe in more than it gets, and
   meets the host's limit where it would have met its own.
+  /proc/PID/limits shows the host's limits.
 
 A limit the host accepts is the host's again (nothing emulated is left
 for it).  The sandbox's own limits are never raised, not even in
@@ -30,7 +31,7 @@ import errno
 import weakref
 
 from ...abi.capability import CAP_SYS_RESOURCE
-from ...abi.resource import RLIMIT, RLIMIT_CORE, RLIMIT_NOFILE
+from ...abi.resource import RLIM_INFINITY, RLIMIT, RLIMIT_CORE, RLIMIT_NOFILE
 from ..decisions import ALLOW, AllowThen, Return, fail
 from .registry import TABLE
 from .sched import Inherited, capabilities
@@ -117,9 +118,12 @@ def settle(tgid, resource_nr, new, old_addr):
             return None
         import resource     # here, not at start-up
         try:
-            host = resource.prlimit(tgid, resource_nr)
-            resource.prlimit(tgid, resource_nr, (min(soft, host[1]), host[1]))
-        except (OSError, ValueError):
+            # Python's RLIM_INFINITY is -1; the ABI's is all ones
+            host = tuple(v & RLIM_INFINITY for v in resource.prlimit(tgid, resource_nr))
+            asked = (min(soft, host[1]), host[1])
+            resource.prlimit(tgid, resource_nr, tuple(
+                resource.RLIM_INFINITY if v == RLIM_INFINITY else v for v in asked))
+        except (OSError, ValueError, OverflowError):
             return None
         if old_addr:
             try:
