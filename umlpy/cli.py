@@ -46,7 +46,8 @@ def command_help(name):
     usage, description, options = COMMANDS[name]
     if name == "run":
         from .kernel.cgroups import in_force_text
-        description += "  " + in_force_text()
+        from .kernel.identity import mode_text
+        description += "  " + in_force_text() + "  " + mode_text()
     lines = [f"usage: umlpy {name} {usage}", "", description, "", "options:"]
     lines += help_lines(options)
     lines.append(f"  {'-h, --help':24s} show this help and exit")

@@ -300,6 +300,8 @@ class GuestKernel:
         self.tty_handed = tty_fd >= 0
         T.Tracer.harden_self()
         self.processes.spawned(pid)
+        if ids["newuidmap"]:
+            self._namespace_worker(pid)
         self._join_cgroup(pid)
         self._attach_proc(pid)
         if self.pid_namespace:
@@ -308,6 +310,16 @@ class GuestKernel:
             self.tracer.report_init_stops(self.tty_handed)
         self.tracer.set_forward_mode(self.pid_namespace)
         return pid
+
+    def _namespace_worker(self, pid):
+        """Subordinate ids umlpy cannot take itself: the host operations of
+        guest threads that have them are made in the sandbox's user
+        namespace (vfs/nsworker.py)."""
+        from .vfs.nsworker import NamespaceWorker
+        executor = self.vfs.executor
+        executor.idmap = self.fs.union.idmap
+        executor.namespace_worker = NamespaceWorker(
+            os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC))
 
     def _notified_calls(self):
         """The opens, the stat family and listings go to the seccomp
@@ -749,6 +761,9 @@ class GuestKernel:
     def kill_all(self):
         if self.opener is not None:
             self.opener.close()
+        if self.vfs is not None and self.vfs.executor.namespace_worker is not None:
+            # a child of ours as the guests are: the loop ends when it is gone too
+            self.vfs.executor.namespace_worker.close()
         for tid in self.processes.live_tids():
             try:
                 os.kill(tid, SIGKILL)

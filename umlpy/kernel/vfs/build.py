@@ -281,10 +281,15 @@ class SandboxFS:
         return TarFS(tree), True
 
     def _mirror_root(self, upper, lower):
-        """The upper root has the lower root's mode and owner."""
+        """The upper root has the lower root's mode and owner (guest
+        root's, when the guest's namespace does not map the host's: the
+        layer is the sandbox's, and a kept layer's owner tells its block,
+        identity.block_of_upper)."""
         a = lower.root().attr
         os.chmod(upper, _stat.S_IMODE(a.mode))
         uid, gid = self.idmap.uid_out(a.uid), self.idmap.gid_out(a.gid)
+        if a.unmapped:
+            uid, gid = self.idmap.uid_out(0), self.idmap.gid_out(0)
         try:
             os.chown(upper, -1 if uid is None else uid, -1 if gid is None else gid)
         except PermissionError:
