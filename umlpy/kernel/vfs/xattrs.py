@@ -25,6 +25,7 @@ import os
 
 from ...abi.fcntl import R_OK, W_OK
 from ...abi.stat import S_ISVTX
+from ..bounded import OBJECT_BYTES
 from ...abi.xattr import CAP_SETFCAP, CAP_SYS_ADMIN, VFS_CAP_DATA, VFS_CAP_REVISION_2, \
     VFS_CAP_REVISION_3, VFS_CAP_REVISION_MASK, VFS_NS_CAP_DATA, XATTR_LIST_MAX, \
     XATTR_NAME_CAPS, XATTR_SECURITY_PREFIX, XATTR_SIZE_MAX, XATTR_SYSTEM_PREFIX, \
@@ -35,8 +36,13 @@ POSIX_ACLS = ("system.posix_acl_access", "system.posix_acl_default")
 
 # What the guest kernel keeps in memory for objects that cannot hold a
 # user.* attribute, in all: beyond it a set fails with ENOSPC, as a full
-# filesystem's would
+# filesystem's would.  Counted as the Python objects take it: an
+# attribute's name and value and their headers, an object's key, its
+# dicts and the path it was set at (so many tiny attributes on many
+# symlinks are counted as what they cost, not as their few bytes).
 RECORDS_BYTES = 4 << 20
+ATTRIBUTE_BYTES = 2 * OBJECT_BYTES          # a str's and a bytes' headers, a slot
+RECORD_BYTES = 10 * OBJECT_BYTES            # the key tuple, a dict, two slots, a str
 
 
 def check_namespace(name):
@@ -156,13 +162,14 @@ class Records:
     def __init__(self, limit=RECORDS_BYTES, key_of=None):
         self.objects = {}           # key -> {name: value}
         self.where = {}             # key -> the host path it was last set at
+        self.overhead = {}          # key -> what its record costs beyond its attributes
         self.limit = limit
         self.used = 0
         self.key_of = key_of        # host path -> key, or None (nothing there)
 
     @staticmethod
     def _cost(name, value):
-        return len(os.fsencode(name)) + 1 + len(value)
+        return len(os.fsencode(name)) + 1 + len(value) + ATTRIBUTE_BYTES
 
     def get(self, key, name):
         value = self.objects.get(key, {}).get(name)
@@ -181,12 +188,16 @@ class Records:
         if replace and old is None:
             raise OSError(errno.ENODATA, name)
         cost = self._cost(name, value) - (self._cost(name, old) if old is not None else 0)
+        overhead = 0 if key in self.objects else RECORD_BYTES + len(where or "")
+        cost += overhead
         names = len(list_bytes(attrs)) + (0 if old is not None else len(os.fsencode(name)) + 1)
         if self.used + cost > self.limit:
             self.prune(keep=key)
         if names > XATTR_LIST_MAX or self.used + cost > self.limit:
             raise OSError(errno.ENOSPC, "no room for the attribute")
         self.objects.setdefault(key, attrs)[name] = bytes(value)
+        if overhead:
+            self.overhead[key] = overhead
         if where is not None:
             self.where[key] = where
         self.used += cost
@@ -202,6 +213,7 @@ class Records:
 
     def forget(self, key):
         self.where.pop(key, None)
+        self.used -= self.overhead.pop(key, 0)
         for name, value in self.objects.pop(key, {}).items():
             self.used -= self._cost(name, value)
 
