@@ -148,12 +148,6 @@ def test_changes_in_a_directory_of_someone_else_as_a_guest_user(probe, tmp_path,
 
 
 @pytest.mark.skipif(not AS_ROOT, reason="runs umlpy as uid 65534 through setpriv")
-@pytest.mark.xfail(strict=True, reason="umlpy/kernel/vfs/creds.py (identity's): as a "
-                   "user, the guest's namespace maps only its own uid 65534 and shows root's "
-                   "directory as owned by the overflow uid 65534, which Creds.permission "
-                   "takes for the caller's own (owner bits): every change succeeds in the "
-                   "upper copy; an unmapped owner (Attr.unmapped, for the uid apart from "
-                   "the gid) must never match fsuid or fsgid")
 def test_changes_in_a_directory_of_someone_else_as_an_ordinary_user(probe, tmp_path):
     """umlpy run by uid 65534: the guest is uid 65534, and root's 0755
     directory is not its to change, as natively."""

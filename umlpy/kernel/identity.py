@@ -71,8 +71,10 @@ class IdBlock:
         self.first, self._lock_fd = first, lock_fd
 
     @classmethod
-    def take(cls, wanted=None):
-        """The block at host id wanted, or the first free one."""
+    def take(cls, wanted=None, why="--id-block"):
+        """The block at host id wanted (why: what asked for it), or a free
+        one, looked for from a random block on: a block a kept --upper was
+        made with is then seldom another sandbox's when it runs again."""
         try:
             os.makedirs(LOCK_DIR, mode=0o700, exist_ok=True)
         except OSError as e:
@@ -83,11 +85,13 @@ class IdBlock:
                                     f"{LAST_MAPPABLE_ID}, the last a user namespace maps")
             block = cls._lock(wanted)
             if block is None:
-                raise IdentityError(f"--id-block {wanted}: another sandbox holds those ids")
+                raise IdentityError(f"{why}: another sandbox holds its ids (the block at "
+                                    f"host id {wanted})")
             return block
         taken = _listed_ids(["/etc/passwd", "/etc/group", "/etc/subuid", "/etc/subgid"])
+        start = int.from_bytes(os.urandom(2), "little") % BLOCKS
         for i in range(BLOCKS):
-            first = BLOCKS_FROM + i * IDS_INSIDE
+            first = BLOCKS_FROM + (start + i) % BLOCKS * IDS_INSIDE
             if _overlaps(first, taken):
                 continue
             block = cls._lock(first)

@@ -6,7 +6,7 @@ import sys
 import threading
 
 from .. import tracer as T
-from ..abi.resource import OVERFLOW_GID, OVERFLOW_UID, RLIMIT_CORE
+from ..abi.resource import RLIMIT_CORE, RLIMIT_MEMLOCK
 from ..abi.sched import CLONE_VM
 from ..abi.signal import SIGKILL
 from ..config import Config
@@ -174,10 +174,11 @@ class GuestKernel:
                 # power; its other users are ids of the sandbox's own.
                 flags |= T.NEWUSER
                 if self.id_block is None:
-                    wanted = self.config.id_block
+                    wanted, why = self.config.id_block, f"--id-block {self.config.id_block}"
                     if wanted is None and self.config.upper:
                         wanted = I.block_of_upper(self.config.upper)
-                    self.id_block = I.IdBlock.take(wanted)
+                        why = f"--upper {self.config.upper}"
+                    self.id_block = I.IdBlock.take(wanted, why)
                 first = self.id_block.first
                 ranges = I.block_maps(first)
                 ids.update(uid_inside=0, gid_inside=0, uid_outside=first,
@@ -440,6 +441,10 @@ class GuestKernel:
         out = [(RLIMIT_CORE, 0)]
         if self.limits is not None:
             out += self.limits.rlimits()
+        else:
+            # locked memory on purpose, in every sandbox (limits.memlock_limit)
+            from .limits import memlock_limit
+            out.append((RLIMIT_MEMLOCK, memlock_limit()))
         return out
 
     def _join_cgroup(self, pid):

@@ -9,6 +9,9 @@ from ...abi.dirent import IFTODT
 from ...abi.stat import STAT, STATX, STATX_BASIC_STATS, STATX_MNT_ID, dev_major, dev_minor
 
 
+UNMAPPED_UID, UNMAPPED_GID = 1, 2
+
+
 class Attr:
     __slots__ = ("mode", "ino", "dev", "nlink", "uid", "gid", "rdev", "size",
                  "blksize", "blocks", "atime_ns", "mtime_ns", "ctime_ns", "cow",
@@ -32,9 +35,10 @@ class Attr:
         # a host object of a union's lower layer: a change makes the
         # sandbox's own copy of it (creds.Creds.permission)
         self.cow = False
-        # a host owner the guest's namespace does not map, shown as the
-        # overflow id (which may also be a mapped id of the guest's own)
-        self.unmapped = False
+        # UNMAPPED_UID | UNMAPPED_GID: a host owner the guest's namespace
+        # does not map, shown as the overflow id (which may also be an id
+        # of the guest's own: never matched against the caller's)
+        self.unmapped = 0
 
     @classmethod
     def from_host(cls, st, uid, gid):

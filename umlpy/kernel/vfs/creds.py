@@ -7,7 +7,7 @@ from ...abi.capability import CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER
 from ...abi.fcntl import R_OK, W_OK, X_OK
 from ...abi.resource import OVERFLOW_GID, OVERFLOW_UID
 from ...abi.stat import S_ISVTX, S_IXUGO
-from .attr import Attr
+from .attr import UNMAPPED_GID, UNMAPPED_UID, Attr
 
 
 def _map_text(ranges):
@@ -72,8 +72,9 @@ class IdMap:
         """A host os.stat_result as the guest sees it: ids through the map."""
         attr = Attr.from_host(st, self.uid_in(st.st_uid), self.gid_in(st.st_gid))
         if not self.identity:
-            attr.unmapped = _up(self.uid_ranges, st.st_uid, None) is None or \
-                _up(self.gid_ranges, st.st_gid, None) is None
+            attr.unmapped = \
+                (UNMAPPED_UID if _up(self.uid_ranges, st.st_uid, None) is None else 0) | \
+                (UNMAPPED_GID if _up(self.gid_ranges, st.st_gid, None) is None else 0)
         return attr
 
     def uid_out(self, uid):
@@ -128,13 +129,18 @@ class Creds:
     def in_group(self, gid):
         return gid == self.fsgid or gid in self.groups
 
+    def is_owner(self, attr):
+        """The caller is attr's owner (an unmapped host owner is no one
+        inside, even when it shows as an id the caller has)."""
+        return self.fsuid == attr.uid and not attr.unmapped & UNMAPPED_UID
+
     def permission(self, attr, want):
         """0 if the guest may access attr's object with want (R/W/X bits),
         else EACCES."""
         mode = attr.mode
-        if self.fsuid == attr.uid:
+        if self.is_owner(attr):
             bits = (mode >> 6) & 7
-        elif self.in_group(attr.gid):
+        elif self.in_group(attr.gid) and not attr.unmapped & UNMAPPED_GID:
             bits = (mode >> 3) & 7
         else:
             bits = mode & 7
@@ -153,14 +159,15 @@ class Creds:
         return errno.EACCES
 
     def owns(self, attr):
-        return self.fsuid == attr.uid or self.capable_of_copy(CAP_FOWNER, attr)
+        return self.is_owner(attr) or self.capable_of_copy(CAP_FOWNER, attr)
 
     def may_delete(self, dir_attr, victim_attr):
         """Write and search on the directory, and the sticky bit's rule."""
         err = self.permission(dir_attr, W_OK | X_OK)
         if err:
             return err
-        if dir_attr.mode & S_ISVTX and self.fsuid not in (dir_attr.uid, victim_attr.uid) \
+        if dir_attr.mode & S_ISVTX and not self.is_owner(dir_attr) \
+                and not self.is_owner(victim_attr) \
                 and not self.capable_of_copy(CAP_FOWNER, victim_attr):
             return errno.EPERM
         return 0
