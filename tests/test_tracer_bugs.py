@@ -90,3 +90,39 @@ def test_an_ignored_signal_does_not_interrupt_a_call(guest, mode, how):
     a read, poll, a futex wait and waitid go on.  A blocked one is kept
     and sigtimedwait takes it."""
     assert_same([guest("ignored_signal"), how], mode)
+
+
+# ---- the order stopped threads are served in ------------------------------------
+
+ORDER_DRIVER = """
+import os, sys, time
+from umlpy.kernel import GuestKernel
+kernel = GuestKernel(host_root=os.geteuid() == 0)   # the test's programs are root's
+order = []
+
+@kernel.hook("getppid")
+def slow(call):
+    order.append(str(call.args[0]))
+    time.sleep(0.001)   # the guest kernel is the bottleneck: the others wait stopped
+    return None
+
+kernel.spawn(sys.argv[1:])
+status = kernel.run()
+print("ORDER", "".join(order), status)
+"""
+
+
+def test_stopped_threads_are_served_in_turn(guest):
+    """Four children keep stopping (a hooked getppid the guest kernel takes
+    1 ms to answer: each is stopped again before it is its turn), and their
+    parent, 100 ms later, makes 20 calls of its own.  Served in turn, the
+    parent is done long before its children; waitpid(-1)'s own order
+    (newest tracee first) served it only once they had all exited."""
+    p = subprocess.run([sys.executable, "-c", ORDER_DRIVER, guest("fair_order"), "4", "200",
+                        "20"], capture_output=True, env=_env(), timeout=120)
+    found = [line for line in p.stdout.decode().splitlines() if line.startswith("ORDER ")]
+    assert found, p.stderr.decode()[-2000:]
+    _, order, status = found[0].split()
+    assert status == "0"
+    assert order.count("1") == 20 and order.count("0") == 800
+    assert order.rindex("1") < 0.75 * len(order), order

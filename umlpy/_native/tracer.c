@@ -51,6 +51,9 @@ _Static_assert(sizeof(struct umlpy_regs) == sizeof(struct user_regs_struct),
 #define TS_ANNOUNCED 0x04   /* its parent's fork/clone event reached Python first */
 #define TS_STOP_SHIFT 4     /* UMLPY_STOP_* of the current stop, bits 4-5 */
 
+#define QUEUE_LEN 1024
+#define QUEUE_ROOM 64       /* kept free by umlpy_wait for the exits of injections */
+
 struct umlpy_tracer {
     unsigned char action[UMLPY_TABLE_SIZE];
     int err[UMLPY_TABLE_SIZE];
@@ -63,10 +66,13 @@ struct umlpy_tracer {
     struct umlpy_pathcache *cache;
     long spin_ns;
     long last_gap_ns;   /* how long the last wait for a stop took */
-    /* exits a wait for one thread's own stop reaped (it was killed in the
-     * middle of an injection): umlpy_wait reports them first */
-    struct { int pid, status; } held[64];
-    int nheld;
+    /* Stops and exits waited for and not yet handled, in the order they
+     * are handled (a ring): every thread found stopped at once is served
+     * once before any is served again (umlpy_wait), and the exits a wait
+     * for one thread's own stop reaped (killed in the middle of an
+     * injection) join them. */
+    struct { int pid, status; } queue[QUEUE_LEN];
+    int qhead, qlen;
 };
 
 /* pathcache.c */
@@ -941,7 +947,8 @@ static int handle_status(struct umlpy_tracer *t, int pid, int status,
 
     if (sig == SIGTRAP && event) {
         unsigned long msg = 0;
-        ptrace(PTRACE_GETEVENTMSG, pid, 0, &msg);
+        if (ptrace(PTRACE_GETEVENTMSG, pid, 0, &msg) < 0)
+            return 0;       /* killed since it stopped (it waited its turn): its exit follows */
         ev->msg = msg;
         ev->ptrace_event = event;
         set_stop(t, pid, UMLPY_STOP_OTHER);
@@ -1029,29 +1036,59 @@ void umlpy_set_spin(struct umlpy_tracer *t, long spin_ns)
     t->spin_ns = spin_ns;
 }
 
+static void enqueue(struct umlpy_tracer *t, int pid, int status)
+{
+    if (t->qlen < QUEUE_LEN) {
+        int at = (t->qhead + t->qlen) % QUEUE_LEN;
+        t->queue[at].pid = pid;
+        t->queue[at].status = status;
+        t->qlen++;
+    }
+}
+
+/* The next stop or exit to handle.  waitpid(-1) alone is unfair: Linux
+ * looks at the tracer's own children first, then at its tracees newest
+ * first, so while young threads keep stopping (16 children each making
+ * calls the guest kernel serves) an older one, their parent, waits
+ * behind all of them, again and again: its fork, its own calls.  So once
+ * the queue is empty, every thread stopped by then is collected
+ * (WNOHANG) and served in turn before anyone is served twice. */
+static int next_status(struct umlpy_tracer *t, int *pid, int *status)
+{
+    if (t->qlen == 0) {
+        pid_t p = wait_any(t, status);
+        if (p < 0)
+            return -errno;
+        enqueue(t, p, *status);
+        while (t->qlen < QUEUE_LEN - QUEUE_ROOM) {
+            int st;
+            p = waitpid(-1, &st, __WALL | WNOHANG);
+            if (p <= 0)
+                break;
+            enqueue(t, p, st);
+        }
+    }
+    *pid = t->queue[t->qhead].pid;
+    *status = t->queue[t->qhead].status;
+    t->qhead = (t->qhead + 1) % QUEUE_LEN;
+    t->qlen--;
+    return 0;
+}
+
 int umlpy_wait(struct umlpy_tracer *t, struct umlpy_event *ev)
 {
     for (;;) {
-        int status;
-        pid_t pid;
-        if (t->nheld > 0) {
-            pid = t->held[0].pid;
-            status = t->held[0].status;
-            memmove(t->held, t->held + 1, (size_t)--t->nheld * sizeof t->held[0]);
-            if (handle_status(t, pid, status, ev))
-                return 0;
-            continue;
-        }
-        pid = wait_any(t, &status);
-        if (pid < 0) {
-            if (errno == EINTR)
+        int status = 0, pid = 0;
+        int r = next_status(t, &pid, &status);
+        if (r < 0) {
+            if (r == -EINTR)
                 continue;
-            if (errno == ECHILD) {
+            if (r == -ECHILD) {
                 ev->kind = UMLPY_EV_NONE;
                 ev->pid = 0;
                 return 0;
             }
-            return -errno;
+            return r;
         }
         if (handle_status(t, pid, status, ev))
             return 0;
@@ -1161,11 +1198,7 @@ static int wait_own(struct umlpy_tracer *t, int pid, int *status, int *pending, 
         }
         if (!WIFSTOPPED(*status)) {
             /* killed meanwhile: its exit is still the event loop's to report */
-            if (t->nheld < (int)(sizeof t->held / sizeof t->held[0])) {
-                t->held[t->nheld].pid = pid;
-                t->held[t->nheld].status = *status;
-                t->nheld++;
-            }
+            enqueue(t, pid, *status);
             return -ESRCH;
         }
         int sig = WSTOPSIG(*status);
