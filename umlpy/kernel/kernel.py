@@ -534,8 +534,8 @@ class GuestKernel:
         elif kind == T.EV_EXIT:
             self._on_exit(ev.pid, ev.status)
         elif kind == T.EV_CHILD:
-            self.processes.child_created(ev.pid, ev.msg, ev.ptrace_event)
-            self._fs_child(ev.pid, ev.msg, ev.ptrace_event)
+            if self.processes.child_created(ev.pid, ev.msg, ev.ptrace_event) is not None:
+                self._fs_child(ev.pid, ev.msg, ev.ptrace_event)
             tracer.cont(ev.pid)
         elif kind == T.EV_NEW:
             self.processes.first_stop(ev.pid)

@@ -27,6 +27,10 @@ class ProcessTable:
         self.main = None
         self.created = 0             # threads and processes ever seen
         self.starting = {}           # tid -> its clone/fork/vfork in flight (--pids)
+        # Threads that exited before their parent's event was seen (their
+        # own stops came first): the event, when it comes, is about a
+        # thread that is gone.
+        self.gone_unannounced = set()
         self.pid_namespace = pid_namespace
 
     def spawned(self, tid):
@@ -44,8 +48,14 @@ class ProcessTable:
         return thread
 
     def child_created(self, parent, child, how):
+        """parent's fork, vfork or clone event made child: its Thread, or
+        None if child has already come and gone (it is not made again:
+        it would stay in the table, and count, for good)."""
         self._add(parent)
         self.starting.pop(parent, None)     # the child counts itself now
+        if child in self.gone_unannounced:
+            self.gone_unannounced.discard(child)
+            return None
         return self._add(child, parent, how)
 
     def counted(self):
@@ -65,7 +75,10 @@ class ProcessTable:
 
     def exited(self, tid):
         self.starting.pop(tid, None)
-        return self.threads.pop(tid, None)
+        thread = self.threads.pop(tid, None)
+        if thread is not None and thread.parent is None and tid != self.main:
+            self.gone_unannounced.add(tid)
+        return thread
 
     def live_tids(self):
         return list(self.threads)
