@@ -65,6 +65,7 @@ def _late_event(argv, late, release, pids=0, cwd=None):
 
 BIRTH_NATIVE = {
     "fork": "child: 0\nf in d: yes\nf at top: no\nparent's cwd: top\n",
+    "fork-exec": "child: 0\nf in d: yes\nf at top: no\nparent's cwd: top\n",
     "vfork": "child: 0\nf in d: yes\nf at top: no\nparent's cwd: top\n",
     "clone": "child: 0\nf in d: yes\nf at top: no\nparent's cwd: top\n",
     "thread": "child: 0\nf in d: yes\nf at top: no\nparent's cwd: /d\n",
@@ -72,20 +73,23 @@ BIRTH_NATIVE = {
 }
 
 
-@pytest.mark.parametrize("late", [False, True], ids=["event-first", "child-first"])
+@pytest.mark.parametrize("late", [None, "marker", "exit"],
+                         ids=["event-first", "child-first", "child-ends-first"])
 @pytest.mark.parametrize("how", [
-    "fork", "vfork", "clone", "thread",
+    "fork", "fork-exec", "vfork", "clone", "thread",
     pytest.param("clone-fs", marks=pytest.mark.xfail(
         strict=True, reason="clone(CLONE_FS) without CLONE_THREAD: the guest kernel gives "
         "the child a copy of its parent's working directory (vfs.VFS keys contexts by "
         "process and frees one at its exit); Linux shares one between them"))])
 def test_a_new_childs_cwd_whichever_event_comes_first(guest, tmp_path, how, late):
     """The child makes a directory, changes into it and creates a file by
-    a relative path; its parent's event reaches the guest kernel before
+    a relative path (or has touch, which it execs, create it, as dpkg's
+    child has tar); its parent's event reaches the guest kernel before
     the child runs, or only after its chdir.  Either way the child's
     working directory is made from its parent's once, at its birth, and
     never replaced: the file lands in the directory (a fork's, vfork's or
-    clone's child has a copy, a thread shares its process's)."""
+    clone's child has a copy, a thread shares its process's).  Or the
+    event comes once the child has exited."""
     base = tmp_path / "base"
     base.mkdir()
     open_up(base)
@@ -95,7 +99,8 @@ def test_a_new_childs_cwd_whichever_event_comes_first(guest, tmp_path, how, late
     for entry in ("d/f", "d", "f"):
         if (base / entry).exists():
             (base / entry).rmdir() if (base / entry).is_dir() else (base / entry).unlink()
-    inside = _late_event([guest("birth_cwd"), how], late, "marker", cwd=base)
+    inside = _late_event([guest("birth_cwd"), how], late is not None, late or "marker",
+                         cwd=base)
     assert inside.stdout.decode() == BIRTH_NATIVE[how], inside.stderr.decode()[-2000:]
 
 

@@ -1,5 +1,6 @@
 /* Where a new child's relative paths land: birth_cwd HOW (fork, vfork,
- * clone, clone-fs, thread), run in an empty directory anyone may write.
+ * clone, clone-fs, thread, fork-exec), run in an empty directory anyone
+ * may write.
  *
  * The child makes "d", changes into it, calls getppid (the test's marker:
  * a hooked call, where the guest kernel may be made to see the parent's
@@ -23,12 +24,18 @@
 
 static char top[PATH_MAX];
 
+static int exec_touch;      /* fork-exec: the file is made by touch, as dpkg's tar */
+
 static int child(void *arg)
 {
     (void)arg;
     if (mkdir("d", 0777) < 0 || chdir("d") < 0)
         return 2;
     syscall(SYS_getppid);
+    if (exec_touch) {
+        execl("/bin/touch", "touch", "f", (char *)NULL);
+        return 4;
+    }
     int fd = open("f", O_CREAT | O_WRONLY, 0644);
     if (fd < 0)
         return 3;
@@ -56,7 +63,8 @@ int main(int argc, char **argv)
     } else {
         pid_t pid;
         static char stack[1 << 16];
-        if (!strcmp(how, "fork"))
+        exec_touch = !strcmp(how, "fork-exec");
+        if (!strcmp(how, "fork") || exec_touch)
             pid = fork();
         else if (!strcmp(how, "vfork"))
             pid = vfork();
