@@ -179,7 +179,10 @@ def test_an_ordinary_user_gets_its_subordinate_ids(nobody_with_subids, tmp_path)
                                   "--upper", str(tmp_path / "upper"), "--", "sh", "-c", script],
                        capture_output=True, env=_env(), cwd="/", timeout=120)
     assert p.returncode == 0, p.stderr
-    assert p.stdout.decode() == ("0 65534 1\n1 3000000 65535\n0\n42 42\n42\n"), p.stderr
+    # umlpy entered the user's subordinate namespace (0: the user, 1..: the
+    # subordinate ids), where the guest's 0 is the user and 42 is 42
+    assert p.stdout.decode() == ("0 0 1\n1 1 65533\n65534 65535 1\n0\n42 42\n42\n"), \
+        p.stderr
     # on the host: the subordinate id 3000000 + 41 (guest 0 is the user itself)
     st = os.stat(tmp_path / "upper" / "tmp" / "f")
     assert (st.st_uid, st.st_gid) == (3000041, 3000041)

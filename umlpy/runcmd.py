@@ -14,6 +14,11 @@ def cmd_run(args, prepare=None):
     argv = args.argv
     if not argv:
         raise BadInput("umlpy run: no program given (usage: umlpy run [OPTIONS] -- PROG [ARGS])")
+    import sys
+    from .kernel.identity import enter_subordinate_namespace
+    status = enter_subordinate_namespace(sys.argv[1:])
+    if status is not None:
+        return status       # the sandbox ran in the user's subordinate ids
     config = args.config
     kernel = GuestKernel(config=config)
     if config.breaks or config.log_level is not None:

@@ -188,7 +188,34 @@ def subordinate_maps(uid, gid, uid_inside, gid_inside):
 
 
 def block_maps(first):
+    """The guest's maps: its ids 0..65535 to the block at first."""
     return [(0, first, IDS_INSIDE)], [(0, first, IDS_INSIDE)]
+
+
+def entered_maps(guest_uid, guest_gid):
+    """The guest's maps in the user's subordinate namespace, where the user
+    is 0 and the subordinate ids 1..65535: the guest's own id (the user's,
+    or 0 with --root) is the user, its other ids 0..65535 the subordinate
+    ones.  (A range must lie within one range of this namespace's map:
+    the user's id and the subordinate ones are never mixed in one.)"""
+    return _around_user(guest_uid), _around_user(guest_gid)
+
+
+def _around_user(own):
+    """The user (0 here) is the guest's own id; the others take the
+    subordinate ids in order, but never 65534 here: this namespace shows a
+    host file of an owner it does not map as 65534, which must stay no
+    one's (so the guest has 0..65534, 65535 excepted)."""
+    pool = [i for i in range(1, IDS_INSIDE) if i != OVERFLOW_UID]
+    others = [i for i in range(IDS_INSIDE - 1) if i != own]
+    ranges = [(own, 0, 1)]
+    for guest, here in zip(others, pool):
+        last = ranges[-1]
+        if len(ranges) > 1 and guest == last[0] + last[2] and here == last[1] + last[2]:
+            ranges[-1] = (last[0], last[1], last[2] + 1)
+        else:
+            ranges.append((guest, here, 1))
+    return sorted(ranges)
 
 
 def mode_text():
@@ -204,3 +231,96 @@ def mode_text():
     return ("Identity: one id (you have no /etc/subuid range, or newuidmap is missing): "
             f"every other id shows as {OVERFLOW_UID}; --root records the ownership the "
             "guest sets.")
+
+
+# -- an ordinary user's subordinate ids: umlpy enters them itself --------
+#
+# umlpy must reach every file of the sandbox's users (a 0700 directory of
+# _apt's, say), which an ordinary user's process cannot.  So, as podman
+# does, umlpy runs again inside a user namespace of the user's own whose
+# ids 0..65535 are the user (0) and the subordinate ranges: root there,
+# it is then exactly umlpy run as root, whose guest's block is that
+# namespace's ids 0..65535 (block_first), and which holds no host power.
+
+SUBORDINATE_ENV = "UMLPY_SUBORDINATE_OF"    # "uid:gid" outside, in the umlpy that entered
+
+
+def entered_ids():
+    """(uid, gid) of the user outside when this umlpy runs in the user's
+    subordinate namespace, else None."""
+    value = os.environ.get(SUBORDINATE_ENV)
+    if not value or os.geteuid() != 0:
+        return None
+    uid, _, gid = value.partition(":")
+    return int(uid), int(gid)
+
+
+def host_uid():
+    """The user umlpy runs for on the host (its state and caches are
+    that user's)."""
+    entered = entered_ids()
+    return entered[0] if entered is not None else os.geteuid()
+
+
+def enter_subordinate_namespace(argv):
+    """Run umlpy again (argv: its arguments) in a user namespace of the
+    user's subordinate ids, if the user has them and this is not that
+    umlpy already; returns that umlpy's exit status, or None to go on
+    here (root, or no subordinate ids: one id, as mode_text says)."""
+    uid, gid = os.geteuid(), os.getegid()
+    if uid == 0 or os.environ.get(SUBORDINATE_ENV):
+        return None
+    maps = subordinate_maps(uid, gid, 0, 0)
+    if maps is None:
+        return None
+    uid_ranges, gid_ranges, newuidmap, newgidmap = maps
+    import signal
+    import subprocess
+    import sys
+    from ..abi.sched import CLONE_NEWUSER
+    import ctypes
+    ready_r, ready_w = os.pipe()
+    go_r, go_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(ready_r)
+            os.close(go_w)
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.unshare(CLONE_NEWUSER) < 0:
+                os._exit(126)
+            os.write(ready_w, b"u")
+            if os.read(go_r, 1) != b"g":
+                os._exit(126)
+            os.environ[SUBORDINATE_ENV] = f"{uid}:{gid}"
+            os.execv(sys.executable, [sys.executable, "-m", "umlpy", *argv])
+        finally:
+            os._exit(126)
+    os.close(ready_w)
+    os.close(go_r)
+    ok = os.read(ready_r, 1) == b"u"
+    os.close(ready_r)
+    for helper, ranges in ((newuidmap, uid_ranges), (newgidmap, gid_ranges)):
+        if ok:
+            args = [helper, str(pid)] + [str(n) for r in ranges for n in r]
+            ok = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True).returncode == 0
+    os.write(go_w, b"g" if ok else b"x")
+    os.close(go_w)
+    # the terminal's signals reach both of us; the others are passed on
+    for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP):
+        signal.signal(sig, signal.SIG_IGN)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda s, _f: os.kill(pid, s))
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except ChildProcessError:
+            return 1
+        except InterruptedError:
+            continue
+    if not ok:
+        raise IdentityError("cannot map your /etc/subuid and /etc/subgid ranges "
+                            "(newuidmap/newgidmap refused)")
+    return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else \
+        128 + os.WTERMSIG(status)

@@ -91,6 +91,7 @@ class GuestKernel:
         self.pending_exe = {}           # tid -> guest path of the program its execve runs
         self.first_ids = None           # identity() of the first process, once spawned
         self.id_block = None            # as root: the host ids the guest's map to (identity.py)
+        self.own_ids = False            # the guest's ids are a block of the sandbox's own
         self.fake_ownership = None      # --root: the ownership the guest has set
         if config.root:
             from .fakeroot import FakeOwnership
@@ -165,34 +166,39 @@ class GuestKernel:
         from . import identity as I
         euid, egid = os.geteuid(), os.getegid()
         ids = dict(uid_inside=euid, gid_inside=egid, uid_outside=euid,
-                   gid_outside=egid, switch_ids=False, uid_map=None, gid_map=None,
-                   newuidmap=None, newgidmap=None)
+                   gid_outside=egid, switch_ids=False, uid_map=None, gid_map=None)
         ranges = None
         if euid == 0:
             if self._drops_root():
                 # Root inside, no one outside: a jail's root has no host
                 # power; its other users are ids of the sandbox's own.
                 flags |= T.NEWUSER
-                if self.id_block is None:
+                entered = I.entered_ids()
+                if entered is None and self.id_block is None:
                     wanted, why = self.config.id_block, f"--id-block {self.config.id_block}"
                     if wanted is None and self.config.upper:
                         wanted = I.block_of_upper(self.config.upper)
                         why = f"--upper {self.config.upper}"
                     self.id_block = I.IdBlock.take(wanted, why)
-                first = self.id_block.first
-                ranges = I.block_maps(first)
-                ids.update(uid_inside=0, gid_inside=0, uid_outside=first,
-                           gid_outside=first, switch_ids=True)
+                self.own_ids = True
+                if entered is None:
+                    first = self.id_block.first
+                    ranges = I.block_maps(first)
+                    ids.update(uid_inside=0, gid_inside=0, uid_outside=first,
+                               gid_outside=first, switch_ids=True)
+                else:
+                    # the user's subordinate namespace (identity.py): the
+                    # guest is the user, or root with --root
+                    uid, gid = (0, 0) if self.config.root else entered
+                    ranges = I.entered_maps(uid, gid)
+                    ids.update(uid_inside=uid, gid_inside=gid, uid_outside=0, gid_outside=0,
+                               switch_ids=True)
         else:
             if self.config.root:
                 flags |= T.NEWUSER
                 ids.update(uid_inside=0, gid_inside=0)
             if flags or self._root is not None:
                 flags |= T.NEWUSER  # unprivileged: namespaces need our own
-                sub = I.subordinate_maps(euid, egid, ids["uid_inside"], ids["gid_inside"])
-                if sub is not None:
-                    ranges = sub[:2]
-                    ids.update(newuidmap=sub[2], newgidmap=sub[3])
         if ranges is not None:
             uids, gids = ranges
             ids.update(uid_map="".join(f"{a} {b} {c}\n" for a, b, c in uids),
@@ -212,7 +218,7 @@ class GuestKernel:
             idmap, owner = IdMap(), None
         self.fs = SandboxFS(self.config, idmap, owner)
         self.vfs = self.fs.vfs
-        self.vfs.executor.own_caps = self.id_block is not None
+        self.vfs.executor.own_caps = self.own_ids
         if not os.environ.get("UMLPY_NO_FASTPATH"):
             from .execplans import ExecPlans
             self.exec_plans = ExecPlans()
@@ -301,8 +307,6 @@ class GuestKernel:
         self.tty_handed = tty_fd >= 0
         T.Tracer.harden_self()
         self.processes.spawned(pid)
-        if ids["newuidmap"]:
-            self._namespace_worker(pid)
         self._join_cgroup(pid)
         self._attach_proc(pid)
         if self.pid_namespace:
@@ -311,16 +315,6 @@ class GuestKernel:
             self.tracer.report_init_stops(self.tty_handed)
         self.tracer.set_forward_mode(self.pid_namespace)
         return pid
-
-    def _namespace_worker(self, pid):
-        """Subordinate ids umlpy cannot take itself: the host operations of
-        guest threads that have them are made in the sandbox's user
-        namespace (vfs/nsworker.py)."""
-        from .vfs.nsworker import NamespaceWorker
-        executor = self.vfs.executor
-        executor.idmap = self.fs.union.idmap
-        executor.namespace_worker = NamespaceWorker(
-            os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC))
 
     def _notified_calls(self):
         """The opens, the stat family and listings go to the seccomp
@@ -766,9 +760,6 @@ class GuestKernel:
     def kill_all(self):
         if self.opener is not None:
             self.opener.close()
-        if self.vfs is not None and self.vfs.executor.namespace_worker is not None:
-            # a child of ours as the guests are: the loop ends when it is gone too
-            self.vfs.executor.namespace_worker.close()
         for tid in self.processes.live_tids():
             try:
                 os.kill(tid, SIGKILL)

@@ -25,7 +25,8 @@ def state_root():
     its own 0700 sandbox directory).  Short on purpose: a guest's UNIX
     socket gets a host path below it, and those are limited to 107 bytes."""
     from .contentcache import ensure_own_dir
-    root = os.path.join(temp_dir(), f"umlpy-{os.geteuid()}")
+    from ..identity import host_uid
+    root = os.path.join(temp_dir(), f"umlpy-{host_uid()}")
     ensure_own_dir(root)
     # passable, not listable: a sandbox directory's random name is what
     # keeps the host's other users out of one its guest's ids all pass

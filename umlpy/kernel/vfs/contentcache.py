@@ -39,7 +39,8 @@ def user_cache_dir(kind, need_world_search=False):
         if os.access(path, os.W_OK | os.X_OK) and (
                 not need_world_search or world_searchable(path)):
             return path
-    tmp_base = os.path.join(_tempdir(), f"umlpy-{os.geteuid()}")
+    from ..identity import host_uid
+    tmp_base = os.path.join(_tempdir(), f"umlpy-{host_uid()}")
     ensure_own_dir(tmp_base)
     path = os.path.join(tmp_base, kind)
     ensure_own_dir(path)

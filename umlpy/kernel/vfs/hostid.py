@@ -139,30 +139,6 @@ class IdentityExecutor:
         self._workers = {}
         self._lock = threading.Lock()
         self.own_caps = own_caps
-        # an ordinary user's sandbox with subordinate ids: a worker in its
-        # user namespace for the ids umlpy cannot take (nsworker.py), and
-        # the map that gives their inside names
-        self.namespace_worker = None
-        self.idmap = None
-
-    def _foreign(self, identity, own):
-        """Whether identity is one only the sandbox's namespace can take:
-        another id than umlpy's, or its guest root changing the sandbox's
-        own files by the namespace's capabilities."""
-        return self.namespace_worker is not None and os.geteuid() != 0 and (
-            (identity.uid, identity.gid) != (os.geteuid(), os.getegid()) or
-            (own and identity.caps))
-
-    def in_namespace(self, identity, own):
-        """Whether identity's operation is made in the sandbox's namespace,
-        where ids are the guest's own."""
-        return self._foreign(identity, own)
-
-    def _in_namespace(self, identity, fn, args):
-        m = self.idmap
-        ids = (m.uid_in(identity.uid), m.gid_in(identity.gid),
-               tuple(m.gid_in(g) for g in identity.groups))
-        return self.namespace_worker.run(ids, fn, args)
 
     def _worker(self, creds):
         w = self._workers.get(creds)
@@ -180,8 +156,6 @@ class IdentityExecutor:
         """fn(*args) on the thread of identity's credentials; its
         exception, if any, is raised here.  own: fn changes the sandbox's
         own files."""
-        if self._foreign(identity, own):
-            return self._in_namespace(identity, fn, args)
         with self._lock:
             w = self._worker(self._creds(identity, own))
             if w.failed is not None:
@@ -193,8 +167,6 @@ class IdentityExecutor:
         """fn(*args) as identity on a worker of its own, for an operation
         that may block for long (the open of a FIFO): the shared worker
         stays free for everybody else."""
-        if self._foreign(identity, own):
-            return self._in_namespace(identity, fn, args)
         w = _Worker(self._creds(identity, own))
         w.start()
         w.replies.get()
@@ -206,8 +178,6 @@ class IdentityExecutor:
             w.requests.put(None)
 
     def close(self):
-        if self.namespace_worker is not None:
-            self.namespace_worker.close()
         with self._lock:
             for w in self._workers.values():
                 w.requests.put(None)

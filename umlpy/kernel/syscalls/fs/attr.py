@@ -15,7 +15,7 @@ from ...vfs import hostops
 from ...vfs.union import IN_UPPER, UnionFS
 from ..registry import TABLE
 from .common import FAMILY, checks_on_host, copy_up_for_change, done, lookup_at, lookup_existing, on_fd_itself, \
-    on_host, own_object, path_arg, refuse_foreign, vfs_call
+    on_host, path_arg, refuse_foreign, vfs_call
 
 
 def owner_check(task, res):
@@ -89,9 +89,6 @@ def chown(call, vfs, task, res, uid, gid):
     idmap = vfs.idmap
     host_uid = -1 if guest_uid == -1 else idmap.uid_out(guest_uid)
     host_gid = -1 if guest_gid == -1 else idmap.gid_out(guest_gid)
-    if host_uid is not None and host_gid is not None and \
-            vfs.executor.in_namespace(task.host_identity, own_object(res.dentry)):
-        host_uid, host_gid = guest_uid, guest_gid   # made in the guest's namespace
     if host_uid is None or host_gid is None:
         result = -errno.EINVAL          # no host id for it in the namespace
     else:
