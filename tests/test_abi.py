@@ -13,13 +13,13 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from umlpy.abi import MASK64, s32, s64, u32
-from umlpy.abi import aio, capability, capset, dirent, elf, fcntl, ioctl, mman, resource, sched, seccomp, \
+from umlpy.abi import aio, capability, capset, dirent, mount, elf, fcntl, ioctl, mman, resource, sched, seccomp, \
     signal, socket, stat, sysinfo, time, uio, utsname
 from umlpy.abi.layout import Layout
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NATIVE = os.path.join(HERE, "..", "umlpy", "_native")
-MODULES = (aio, capset, dirent, elf, fcntl, ioctl, mman, resource, sched, seccomp, signal, socket, stat,
+MODULES = (aio, capset, dirent, mount, elf, fcntl, ioctl, mman, resource, sched, seccomp, signal, socket, stat,
            sysinfo, time, uio, utsname)
 # abi names whose glibc value is not the kernel's: SIGRTMIN (34: glibc
 # keeps two for itself), MAXSYMLINKS (sys/param.h's 20, not the kernel's
@@ -65,6 +65,7 @@ HEADERS = """
 #include <linux/audit.h>
 #include <linux/capability.h>
 #include <sys/prctl.h>
+#include <sys/mount.h>
 #include <linux/falloc.h>
 #include <linux/filter.h>
 #include <linux/fs.h>

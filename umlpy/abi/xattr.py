@@ -32,9 +32,3 @@ VFS_CAP_DATA = Layout("vfs_cap_data", (("magic_etc", "I"), ("permitted0", "I"),
 VFS_NS_CAP_DATA = Layout("vfs_ns_cap_data", (("magic_etc", "I"), ("permitted0", "I"),
                                              ("inheritable0", "I"), ("permitted1", "I"),
                                              ("inheritable1", "I"), ("rootid", "I")))
-
-# The capabilities xattrs need (as bits of a capability set, as in
-# abi/capability.py): trusted.* wants CAP_SYS_ADMIN, security.capability
-# CAP_SETFCAP
-CAP_SYS_ADMIN = 1 << 21
-CAP_SETFCAP = 1 << 31

@@ -160,6 +160,8 @@ class SandboxFS:
         self.union.open_lower = self._open_lower_as_guest
         self.vfs.own_storage = self.own_storage()
         self.procfs = None
+        from .guestmounts import GuestMounts
+        self.guest_mounts = GuestMounts(self)     # what the guest's mount(2) makes
         self.dev = SynthFS(dev_tree(), self.spool, idmap, "devtmpfs", "udev")
         self.mounts.add("/dev", self.dev)
         if os.path.isdir("/dev/pts"):

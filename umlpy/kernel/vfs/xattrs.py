@@ -26,7 +26,8 @@ import os
 from ...abi.fcntl import R_OK, W_OK
 from ...abi.stat import S_ISVTX
 from ..bounded import OBJECT_BYTES
-from ...abi.xattr import CAP_SETFCAP, CAP_SYS_ADMIN, VFS_CAP_DATA, VFS_CAP_REVISION_2, \
+from ...abi.capability import CAP_SETFCAP, CAP_SYS_ADMIN
+from ...abi.xattr import VFS_CAP_DATA, VFS_CAP_REVISION_2, \
     VFS_CAP_REVISION_3, VFS_CAP_REVISION_MASK, VFS_NS_CAP_DATA, XATTR_LIST_MAX, \
     XATTR_NAME_CAPS, XATTR_SECURITY_PREFIX, XATTR_SIZE_MAX, XATTR_SYSTEM_PREFIX, \
     XATTR_TRUSTED_PREFIX, XATTR_USER_PREFIX

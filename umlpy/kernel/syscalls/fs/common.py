@@ -223,9 +223,9 @@ TABLE.denied(FAMILY, errno.EOPNOTSUPP, "file handles name host inodes, not guest
 TABLE.denied(FAMILY, errno.EPERM, "watches host filesystems", "fanotify_init", "fanotify_mark")
 TABLE.denied(
     FAMILY, errno.EPERM,
-    "would change the host's mount table; the guest's own mounts are made with --bind "
-    "and --tmpfs",
-    "mount", "umount2", "pivot_root", "move_mount", "fsopen", "fsconfig",
+    "would change the host's mount table; the guest's own mounts are made with mount(2) "
+    "(fs/mount.py), --bind and --tmpfs",
+    "pivot_root", "move_mount", "fsopen", "fsconfig",
     "fsmount", "fspick", "open_tree", "open_tree_attr", "mount_setattr",
     "statmount", "listmount",
 )
