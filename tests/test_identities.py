@@ -198,3 +198,59 @@ def test_help_says_which_identity_is_in_force():
     out = p.stdout.decode()
     assert "Identity:" in out
     assert ("block of host ids" in out) == AS_ROOT
+
+
+# -- a directory --rootfs is what a tar image is -------------------------
+
+def _tree(where):
+    """A root filesystem unpacked on the host: owners 0 and 42, a 0640
+    shadow, _apt's 0700 directory; busybox for a shell."""
+    for d in ("bin", "etc", "tmp", "root", "var/lib/apt/lists/partial"):
+        (where / d).mkdir(parents=True, exist_ok=True)
+    shutil.copy("/bin/busybox", where / "bin" / "busybox")
+    for name in ("sh", "ls", "cat", "id", "touch", "head", "echo", "chown", "stat"):
+        os.symlink("busybox", where / "bin" / name)
+    (where / "etc" / "shadow").write_text("root:*:19000:0:99999:7:::\n")
+    os.chown(where / "etc" / "shadow", 0, 42)
+    os.chmod(where / "etc" / "shadow", 0o640)
+    os.chmod(where / "tmp", 0o1777)
+    os.chmod(where / "root", 0o700)
+    partial = where / "var" / "lib" / "apt" / "lists" / "partial"
+    os.chown(partial, 42, 0)
+    os.chmod(partial, 0o700)
+    os.chmod(where, 0o755)
+
+
+@needs_root
+@pytest.mark.skipif(not os.path.exists("/bin/busybox"), reason="busybox-static is needed")
+def test_a_directory_rootfs_is_seen_as_its_tar_image(tmp_path):
+    """Owners and modes, guest root reading its own 0640 shadow, _apt's
+    0700 directory: the same through an unpacked tree (an idmapped mount
+    of it) as through its tar; the tree is left as it was, and no mount
+    is left on the host."""
+    tree = tmp_path / "tree"
+    _tree(tree)
+    image = tmp_path / "image.tar"
+    subprocess.run(["tar", "--numeric-owner", "-C", str(tree), "-cf", str(image), "."],
+                   check=True)
+    open_up(tmp_path)
+    script = ("id -u; stat -c '%u %g %a' /etc/shadow; head -c 5 /etc/shadow; echo; "
+              "stat -c '%u %a' /var/lib/apt/lists/partial /root; "
+              "touch /var/lib/apt/lists/partial/f && stat -c %u /var/lib/apt/lists/partial/f; "
+              "touch /etc/new && echo changed")
+    before = _host_mounts_text()
+    outputs = [run_umlpy(["sh", "-c", script], options=["--rootfs", str(root)],
+                         host_root=False) for root in (image, tree)]
+    for p in outputs:
+        assert p.returncode == 0, p.stderr
+    assert outputs[1].stdout == outputs[0].stdout
+    assert outputs[0].stdout.decode().splitlines()[:4] == [
+        "0", "0 42 640", "root:", "42 700"]
+    assert not (tree / "etc" / "new").exists() and (tree / "bin" / "busybox").exists()
+    assert os.stat(tree / "etc" / "shadow").st_uid == 0
+    assert _host_mounts_text() == before
+
+
+def _host_mounts_text():
+    with open("/proc/self/mountinfo") as f:
+        return f.read()

@@ -91,6 +91,7 @@ class SandboxFS:
         self.options = options
         self.idmap = idmap
         self.vfs = None
+        self.idmapped_root = None       # a directory --rootfs's idmapped mount (idmapped.py)
         self.state = make_private_dir(state_root())
         try:
             self._build(options, idmap, guest_ids, content_cache)
@@ -141,7 +142,9 @@ class SandboxFS:
             # list; what it may then make there (a setuid file) it could
             # make anywhere as host root
             os.chmod(self.state, 0o711)
-        if isinstance(lower, HostTreeFS):
+        if isinstance(lower, HostTreeFS) and self.idmapped_root is None:
+            # (an idmapped --rootfs is mounted inside the state: it holds
+            # nothing but the directory's own files)
             lower.hidden = frozenset(os.path.realpath(h) for h in self.hidden)
             # every sandbox's state and the shared caches: no guest sees
             # another's changes or learns where its own live
@@ -274,7 +277,7 @@ class SandboxFS:
         if os.path.isdir(root):
             if options.layers:
                 raise BadInput("--layer stacks tar images: --rootfs must be an image too")
-            return HostTreeFS(root, self.idmap, source=root), True
+            return HostTreeFS(self._as_image(root), self.idmap, source=root), True
         from .tarimage import stack_images
         from .tarfs import TarFS
         kwargs = {}
@@ -282,6 +285,23 @@ class SandboxFS:
             kwargs["cache"] = content_cache
         tree = stack_images([root] + options.layers, **kwargs)
         return TarFS(tree), True
+
+    def _as_image(self, root):
+        """The directory to use for a directory --rootfs: as root with a
+        block of ids, an idmapped mount of it (idmapped.py), else itself."""
+        block = self.idmap.block()
+        if block is None or os.geteuid() != 0:
+            return root
+        from .idmapped import mount_idmapped
+        target = os.path.join(self.state, "rootfs")
+        os.mkdir(target, 0o755)
+        try:
+            mount_idmapped(root, target, *block)
+        except OSError:
+            os.rmdir(target)
+            return root
+        self.idmapped_root = target
+        return target
 
     def _mirror_root(self, upper, lower):
         """The upper root has the lower root's mode and owner (guest
@@ -321,4 +341,8 @@ class SandboxFS:
     def close(self):
         if self.vfs is not None:
             self.vfs.executor.close()
+        if self.idmapped_root is not None:
+            from .idmapped import unmount
+            if not unmount(self.idmapped_root):
+                return      # never remove what a mount still shows: the user's files
         remove_tree(self.state)

@@ -47,6 +47,14 @@ class IdMap:
     def identity(self):
         return self.uid_ranges is None
 
+    def block(self):
+        """(first host id, count) when the guest's ids are one block (0..N-1
+        to first..first+N-1), else None."""
+        if self.identity or len(self.uid_ranges) != 1 or self.uid_ranges != self.gid_ranges:
+            return None
+        inside, first, count = self.uid_ranges[0]
+        return (first, count) if inside == 0 and count > 1 else None
+
     @property
     def many(self):
         """More than one id of each kind: the guest may change ids."""
