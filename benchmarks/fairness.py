@@ -3,7 +3,7 @@
 
     python3 benchmarks/fairness.py [--runs N] [--children 16] [--child-calls 10000]
                                    [--parent-calls 2000] [--child-op connect]
-                                   [--parent-op socket] [--tree DIR ...]
+                                   [--parent-op socket] [--trace-all] [--tree DIR ...]
 
 benchmarks/fairness.c forks the children, each making calls the guest
 kernel serves (connect() to a closed port stops at ptrace), waits 300 ms
@@ -52,6 +52,8 @@ def main():
     ap.add_argument("--parent-calls", type=int, default=2000)
     ap.add_argument("--child-op", default="connect", choices=["connect", "socket", "open"])
     ap.add_argument("--parent-op", default="socket", choices=["socket", "connect", "pipe", "open"])
+    ap.add_argument("--trace-all", action="store_true",
+                    help="umlpy run --trace-all: every call of the parent stops too")
     ap.add_argument("--tree", action="append", default=[],
                     help="a checkout whose umlpy to run (default: this one)")
     args = ap.parse_args()
@@ -63,8 +65,9 @@ def main():
         runners = [("native", None, prog)]
         for tree in trees:
             env = dict(os.environ, PYTHONPATH=tree)
-            runners.append((f"umlpy {tree}", env, [sys.executable, "-m", "umlpy", "run", "--",
-                                                   "sh", "-c", " ".join(prog) + "; true"]))
+            mode = ["--trace-all"] if args.trace_all else []
+            runners.append((f"umlpy {tree}", env, [sys.executable, "-m", "umlpy", "run", *mode,
+                                                   "--", "sh", "-c", " ".join(prog) + "; true"]))
         print(f"{args.children} children x {args.child_calls} {args.child_op}, parent "
               f"{args.parent_calls} {args.parent_op}; medians of {args.runs} runs, ms")
         print(f"{'runner':40} {'cpus':6} {'forks':>8} {'parent':>8} {'all':>8}")

@@ -192,8 +192,9 @@ def test_an_ignored_signal_does_not_interrupt_a_call(guest, mode, how):
     it, in a signal-delivery stop, after it woke the thread's call.  The
     tracer drops it and has the call carry on: sigtimedwait and epoll_wait
     (which return EINTR rather than restart) time out as natively; sleeps,
-    a read, poll, a futex wait and waitid go on.  A blocked one is kept
-    and sigtimedwait takes it."""
+    a read, poll, a futex wait and waitid go on.  A handled signal sent
+    with it still interrupts the call; a blocked one is kept and
+    sigtimedwait takes it."""
     assert_same([guest("ignored_signal"), how], mode)
 
 

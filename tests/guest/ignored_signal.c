@@ -5,8 +5,10 @@
  *
  * A helper thread sends the signal to the main thread 100 ms into each
  * call; the call would end by itself at 300 ms (a timeout, or data the
- * helper writes).  Prints each call's result.  Last, a signal that is
- * blocked and ignored is kept pending, and sigtimedwait returns it. */
+ * helper writes).  Prints each call's result.  Then a handled signal
+ * comes with the ignored one: that one interrupts the call as natively
+ * (EINTR, the handler once).  Last, a signal that is blocked and ignored
+ * is kept pending, and sigtimedwait returns it. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
@@ -27,6 +29,14 @@ static int write_at_ms = -1;    /* the helper writes a byte then, if >= 0 */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t go = PTHREAD_COND_INITIALIZER;
 static int round_no, done_no;
+static int also_handled;        /* the helper sends SIGUSR2 (handled) first */
+static volatile sig_atomic_t handled;
+
+static void on_usr2(int s)
+{
+    (void)s;
+    handled++;
+}
 
 static void sleep_ms(int ms)
 {
@@ -45,9 +55,11 @@ static void *helper(void *arg)
         pthread_mutex_lock(&lock);
         while (round_no == done_no)
             pthread_cond_wait(&go, &lock);
-        int w = write_at_ms;
+        int w = write_at_ms, both = also_handled;
         pthread_mutex_unlock(&lock);
         sleep_ms(100);
+        if (both)
+            syscall(SYS_tgkill, getpid(), main_tid, SIGUSR2);
         syscall(SYS_tgkill, getpid(), main_tid, sig);
         if (w >= 0) {
             sleep_ms(w - 100);
@@ -152,6 +164,28 @@ int main(int argc, char **argv)
     long r = waitid(P_PID, (id_t)child, &si, WEXITED);
     end();
     show("waitid", r < 0 ? r : si.si_status);
+
+    /* a handled signal with it: that one interrupts the call, its handler
+     * runs once, the ignored one is nothing */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr2;
+    sigaction(SIGUSR2, &sa, NULL);
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    also_handled = 1;
+    begin(-1);
+    r = sigtimedwait(&term, NULL, &ms300);
+    end();
+    show("sigtimedwait with a handled one", r);
+    printf("handler ran: %d\n", (int)handled);
+    begin(-1);
+    r = epoll_wait(ep, &out, 1, 300);
+    end();
+    show("epoll_wait with a handled one", r);
+    printf("handler ran: %d\n", (int)handled);
+    also_handled = 0;
 
     /* blocked and ignored: kept pending, and taken by sigtimedwait */
     sigset_t one;
