@@ -142,6 +142,21 @@ def test_diff_refuses_another_lower_than_the_upper_was_made_over(shell_image, tm
     assert p.stdout == b""
 
 
+def test_run_refuses_an_upper_made_over_another_lower(shell_image, tmp_path):
+    """Its whiteouts and copies are of the other lower's files: a run over
+    it with another lower would show a mix of both."""
+    upper = tmp_path / "upper"
+    p = run_umlpy(["/bin/busybox", "true"], options=["--rootfs", shell_image,
+                                                      "--upper", str(upper)])
+    assert (p.returncode, p.stderr) == (0, b"")
+    p = run_umlpy(["true"], options=["--upper", str(upper)])
+    lines = p.stderr.decode().splitlines()
+    assert p.returncode == 2 and len(lines) == 1 and "made over" in lines[0], lines
+    p = run_umlpy(["/bin/busybox", "true"], options=["--rootfs", shell_image,
+                                                      "--upper", str(upper)])
+    assert (p.returncode, p.stderr) == (0, b"")
+
+
 # ---- --net-rate and the guest's own timeouts ----------------------------------------
 
 GUEST_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "guest")

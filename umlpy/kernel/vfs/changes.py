@@ -286,7 +286,9 @@ def recorded_lower(upper_dir):
 
 def record_lower(upper_dir, rootfs, layers=()):
     """Record the lower in upper_dir unless one is recorded already (the
-    first run over an upper decides what it was made over)."""
+    first run over an upper decides what it was made over); BadInput (one
+    line) when another lower is recorded: its whiteouts and copies are of
+    that one's files."""
     import json
     data = json.dumps(describe_lower(rootfs, layers)).encode() + b"\n"
     fd = _open_layer_dir(upper_dir, "--upper")
@@ -294,6 +296,10 @@ def record_lower(upper_dir, rootfs, layers=()):
         wfd = os.open(LOWER_RECORD, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
                       | os.O_CLOEXEC, 0o644, dir_fd=fd)
     except FileExistsError:
+        recorded, given = recorded_lower(upper_dir), describe_lower(rootfs, layers)
+        if recorded is not None and recorded != given:
+            raise BadInput(f"--upper {upper_dir} was made over {_lower_words(recorded)}, "
+                           f"not {_lower_words(given)}") from None
         return
     finally:
         os.close(fd)
