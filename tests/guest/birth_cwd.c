@@ -78,13 +78,15 @@ int main(int argc, char **argv)
             return 1;
         rc = WIFEXITED(status) ? WEXITSTATUS(status) : 100;
     }
-    char cwd[PATH_MAX];
+    char cwd[PATH_MAX], in_d[PATH_MAX + 8], at_top[PATH_MAX + 8];
     if (!getcwd(cwd, sizeof cwd))
         return 1;
+    snprintf(in_d, sizeof in_d, "%s/d/f", top);
+    snprintf(at_top, sizeof at_top, "%s/f", top);
+    size_t n = strlen(top);
+    const char *shown = !strcmp(cwd, top) ? "top" : !strncmp(cwd, top, n) ? cwd + n : cwd;
     struct stat st;
     printf("child: %d\nf in d: %s\nf at top: %s\nparent's cwd: %s\n", rc,
-           stat(strcat(strcpy((char[PATH_MAX]){0}, top), "/d/f"), &st) == 0 ? "yes" : "no",
-           stat(strcat(strcpy((char[PATH_MAX]){0}, top), "/f"), &st) == 0 ? "yes" : "no",
-           strcmp(cwd, top) == 0 ? "top" : strncmp(cwd, top, strlen(top)) == 0 ? cwd + strlen(top) : cwd);
+           stat(in_d, &st) == 0 ? "yes" : "no", stat(at_top, &st) == 0 ? "yes" : "no", shown);
     return 0;
 }
