@@ -3,12 +3,13 @@ below a layer's root is opened with openat2 so that no symlink is followed
 and nothing outside the root can be reached, whoever swapped what."""
 import errno
 import os
+import stat
 
 from ..._native._tracer import ffi, lib
 from ...abi.fcntl import AT_EACCESS, AT_FDCWD, AT_SYMLINK_NOFOLLOW, O_PATH, \
     RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS
 from ...abi.sched import KCMP_FILES
-from ...abi.stat import STATFS, STATX, STATX_BTIME, STATX_INO
+from ...abi.stat import S_ISGID, S_ISUID, STATFS, STATX, STATX_BTIME, STATX_INO
 from ...abi.time import TIMESPEC
 from ..syscalls.names import SYSCALL_NUMBERS
 
@@ -150,6 +151,18 @@ def syscall(nr, *args):
 def fchmod_nofollow(dirfd, name, mode):
     """fchmodat2(AT_SYMLINK_NOFOLLOW): a symlink gets EOPNOTSUPP, as Linux's."""
     syscall(SYS_FCHMODAT2, dirfd, os.fsencode(name), mode, AT_SYMLINK_NOFOLLOW)
+
+
+def chmod_setid_apart(dirfd, name, mode):
+    """fchmod_nofollow, but a regular file gets no set-user-ID or
+    set-group-ID bit on the host (union.UnionFS.note_setid keeps them):
+    (st_dev, st_ino) of a regular file, else None."""
+    st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+    if not stat.S_ISREG(st.st_mode):
+        fchmod_nofollow(dirfd, name, mode)
+        return None
+    fchmod_nofollow(dirfd, name, mode & ~(S_ISUID | S_ISGID))
+    return st.st_dev, st.st_ino
 
 
 def utimens_nofollow(dirfd, name, times):

@@ -12,8 +12,12 @@ import stat as _stat
 from ...abi.dirent import DT_DIR, IFTODT
 from ...abi.fcntl import O_PATH, RENAME_EXCHANGE
 from ...abi.resource import NAME_MAX
+from ...abi.stat import S_ISGID, S_ISUID
 from . import hostops, xattrs
+from .attr import UNMAPPED_GID, UNMAPPED_UID
 from .fs import Dentry, FileSystem
+
+SETID_BITS = S_ISUID | S_ISGID
 
 WH = ".wh."
 OPAQUE = ".wh..wh..opq"
@@ -48,6 +52,7 @@ class UnionFS(FileSystem):
         self.idmap = idmap
         self.owner = owner
         self.on_change = []         # called at every change to the upper layer
+        self.setid_bits = {}        # (st_dev, st_ino) -> S_ISUID|S_ISGID: note_setid
         self._generation = 0
         self._root_generation = None
         self.upper_dev = os.stat(self.upper_fd).st_dev
@@ -76,7 +81,22 @@ class UnionFS(FileSystem):
 
     # looking ------------------------------------------------------------
     def _attr(self, st):
-        return self.idmap.attr_of(st)
+        attr = self.idmap.attr_of(st)
+        if self.setid_bits and _stat.S_ISREG(st.st_mode):
+            attr.mode |= self.setid_bits.get((st.st_dev, st.st_ino), 0)
+        return attr
+
+    def note_setid(self, key, mode):
+        """The set-user-ID and set-group-ID bits the guest gave the upper
+        regular file key ((st_dev, st_ino)): kept here, never on the host
+        file, which any host user who reached it could run with its owner's
+        ids (inside, NO_NEW_PRIVS makes the bits inert anyway)."""
+        bits = mode & SETID_BITS
+        if bits:
+            self.setid_bits[key] = bits
+        else:
+            self.setid_bits.pop(key, None)
+        self.generation += 1
 
     def _upper_stat(self, rel):
         return hostops.lstat_beneath(self.upper_fd, rel)
@@ -238,8 +258,11 @@ class UnionFS(FileSystem):
 
     # copy-up ------------------------------------------------------------
     def _chown(self, name, dir_fd, attr):
-        uid = self.idmap.uid_out(attr.uid)
-        gid = self.idmap.gid_out(attr.gid)
+        """A copy's owner: its lower object's, in the guest's terms; an
+        owner the guest's namespace does not map (shown as 65534) makes it
+        guest root's (the owner given), never guest 65534's."""
+        uid = None if attr.unmapped & UNMAPPED_UID else self.idmap.uid_out(attr.uid)
+        gid = None if attr.unmapped & UNMAPPED_GID else self.idmap.gid_out(attr.gid)
         if self.owner is not None:
             uid = self.owner[0] if uid is None else uid
             gid = self.owner[1] if gid is None else gid
@@ -281,7 +304,11 @@ class UnionFS(FileSystem):
                 os.mknod(name, a.mode, a.rdev, dir_fd=pfd)     # EPERM unless root
             self._copy_xattrs_up(d, name, pfd)
             self._chown(name, pfd, a)
-            if not a.is_link():
+            if a.is_reg() and a.mode & SETID_BITS:
+                os.chmod(name, _stat.S_IMODE(a.mode) & ~SETID_BITS, dir_fd=pfd)
+                st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+                self.note_setid((st.st_dev, st.st_ino), a.mode)
+            elif not a.is_link():
                 os.chmod(name, _stat.S_IMODE(a.mode), dir_fd=pfd)
             os.utime(name, ns=(a.atime_ns, a.mtime_ns), dir_fd=pfd, follow_symlinks=False)
 

@@ -15,7 +15,7 @@ from ...vfs import hostops
 from ...vfs.union import IN_UPPER, UnionFS
 from ..registry import TABLE
 from .common import FAMILY, checks_on_host, copy_up_for_change, done, lookup_at, lookup_existing, on_fd_itself, \
-    on_host, path_arg, refuse_foreign, vfs_call
+    on_host, own_object, path_arg, refuse_foreign, vfs_call
 
 
 def owner_check(task, res):
@@ -31,7 +31,15 @@ def chmod(call, vfs, task, res, mode):
         return refuse_foreign(call, vfs, task, call.fd(0)) or on_fd_itself(call, 1)
     owner_check(task, res)
     copy_up_for_change(task, res)
-    result = host_result(lambda: on_host(task, res.dentry, hostops.fchmod_nofollow, mode))
+    d = res.dentry
+    if own_object(d):
+        def change():
+            key = on_host(task, d, hostops.chmod_setid_apart, mode)
+            if key is not None:
+                d.fs.note_setid(key, mode)
+        result = host_result(change)
+    else:
+        result = host_result(lambda: on_host(task, d, hostops.fchmod_nofollow, mode))
     fake = call.kernel.fake_ownership
     if fake is not None:
         faked = fake.chmod_result(res.dentry.attr, mode, result)
