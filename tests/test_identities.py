@@ -126,7 +126,7 @@ def test_a_setuid_file_guest_root_makes_gives_no_host_power(tmp_path):
                   options=["--upper", str(upper)], host_root=False)
     assert p.returncode == 0, p.stderr
     st = os.stat(upper / "tmp" / "su")
-    assert st.st_mode & 0o4000 and st.st_uid != 0 and st.st_gid != 0
+    assert not st.st_mode & 0o6000 and st.st_uid != 0 and st.st_gid != 0
 
 
 # -- an ordinary user with subordinate ids --------------------------------

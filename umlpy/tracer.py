@@ -98,7 +98,7 @@ class Tracer:
               uid_inside=-1, gid_inside=-1, uid_outside=-1, gid_outside=-1,
               switch_ids=False, hostname=None, mount_proc=False,
               new_pgrp=False, tty_fd=-1, rlimits=(), notify=False, preserve_fds=0,
-              uid_map=None, gid_map=None, newuidmap=None, newgidmap=None):
+              uid_map=None, gid_map=None):
         """Start argv under this tracer; returns (host pid, status fd).
         notify: the filter sends some calls to a user-notification
         listener, whose copy is left in self.listener (None if the child
@@ -132,8 +132,6 @@ class Tracer:
         opts.switch_ids = 1 if switch_ids else 0
         opts.uid_map = cstr(uid_map) if uid_map else ffi.NULL
         opts.gid_map = cstr(gid_map) if gid_map else ffi.NULL
-        opts.newuidmap = cstr(newuidmap) if newuidmap else ffi.NULL
-        opts.newgidmap = cstr(newgidmap) if newgidmap else ffi.NULL
         opts.hostname = cstr(hostname) if hostname is not None else ffi.NULL
         opts.mount_proc = 1 if mount_proc else 0
         opts.new_pgrp = 1 if new_pgrp else 0

@@ -284,49 +284,9 @@ static int write_file(const char *path, const char *text)
 
 /* Written by the parent: a process may map only its own ids, and the
  * parent keeps its credentials while the child's are already namespaced. */
-/* newuidmap/newgidmap PID IN OUT COUNT...: the map's numbers as its
- * arguments.  Run before the child may go on, so it waits. */
-static int run_map_helper(const char *helper, int pid, const char *map)
-{
-    char pidtext[16], copy[1024], *argv[64];
-    int argc = 0;
-    if (strlen(map) >= sizeof copy)
-        return errno = E2BIG, -1;
-    strcpy(copy, map);
-    snprintf(pidtext, sizeof pidtext, "%d", pid);
-    argv[argc++] = (char *)helper;
-    argv[argc++] = pidtext;
-    for (char *save = NULL, *w = strtok_r(copy, " \n", &save); w && argc < 63;
-         w = strtok_r(NULL, " \n", &save))
-        argv[argc++] = w;
-    argv[argc] = NULL;
-    pid_t h = fork();
-    if (h < 0)
-        return -1;
-    if (h == 0) {
-        int null = open("/dev/null", O_RDWR);
-        if (null >= 0) {
-            dup2(null, 0);
-            dup2(null, 1);
-        }
-        execv(helper, argv);
-        _exit(127);
-    }
-    int status;
-    while (waitpid(h, &status, __WALL) < 0)
-        if (errno != EINTR)
-            return -1;
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        return errno = EPERM, -1;
-    return 0;
-}
-
 static int write_id_maps(int pid, const struct umlpy_spawn_opts *o)
 {
     char path[64], map[64];
-    if (o->newuidmap && o->newgidmap && o->uid_map && o->gid_map)
-        return run_map_helper(o->newuidmap, pid, o->uid_map) < 0 ||
-               run_map_helper(o->newgidmap, pid, o->gid_map) < 0 ? -1 : 0;
     /* Without privilege a gid map needs setgroups denied; with it, the
      * child drops its supplementary groups itself (switch_ids). */
     if (!o->switch_ids) {

@@ -99,9 +99,6 @@ struct umlpy_spawn_opts {
     const char *uid_map;     /* with UMLPY_NEWUSER: the whole map ("IN OUT COUNT"
                               * lines), or NULL for "uid_inside uid_outside 1" */
     const char *gid_map;
-    const char *newuidmap;   /* set-uid helpers that write those maps for an
-                              * unprivileged caller (its /etc/subuid ranges), */
-    const char *newgidmap;   /* or NULL: the maps are written directly */
 };
 
 struct umlpy_tracer;
