@@ -429,9 +429,13 @@ def test_break_drives_pdb_through_a_pipe():
 def test_break_then_a_breakpoint_inside_the_guest_kernel():
     """From the break, pdb can stop again in the guest kernel's own code
     (here the VFS's open), and the end of its input lets the guest go on."""
+    import ast
     import inspect
     from umlpy.kernel.syscalls.fs import open as fs_open
-    line = inspect.getsourcelines(fs_open.open_file)[1] + 1
+    # the first statement after the docstring
+    source, first = inspect.getsourcelines(fs_open.open_file)
+    body = ast.parse("".join(source).lstrip()).body[0].body
+    line = first + body[1 if isinstance(body[0], ast.Expr) else 0].lineno - 1
     commands = f"b {fs_open.__file__}:{line}\nc\np path, flags\n".encode()
     p = run_umlpy(["sh", "-c", "head -1 /etc/passwd; echo done"], input=commands,
                   options=["--break", BREAK_PASSWD])
