@@ -2,7 +2,10 @@
 its ids (PR_SET_KEEPCAPS) then sets them."""
 from .layout import Layout
 
+PR_GET_KEEPCAPS = 7
 PR_SET_KEEPCAPS = 8
+LINUX_CAPABILITY_VERSION_1 = 0x19980330     # one data struct (capabilities 0-31)
+LINUX_CAPABILITY_VERSION_2 = 0x20071026     # two, as version 3
 LINUX_CAPABILITY_VERSION_3 = 0x20080522     # the headers' _LINUX_CAPABILITY_VERSION_3
 CAP_USER_HEADER = Layout("__user_cap_header_struct", (("version", "I"), ("pid", "i")))
 # version 3 takes two of these: capabilities 0-31, then 32-63

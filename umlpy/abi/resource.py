@@ -16,3 +16,8 @@ XATTR_NAME_MAX = 255
 XATTR_SIZE_MAX = 65536
 
 OVERFLOW_UID = OVERFLOW_GID = 65534
+
+# credentials: a uid_t or gid_t as the id calls read and write it, and how
+# many supplementary groups a thread may have
+ID_T = Layout("uid_t", (("id", "I"),))
+NGROUPS_MAX = 65536

@@ -25,6 +25,14 @@ class FakeOwnership:
             entry["gid"] = gid
         return 0
 
+    def created(self, attr, uid, gid):
+        """A guest thread of emulated ids (fakeids.py) made attr's object,
+        as uid and gid: recorded unless they are the ids the host shows;
+        a record of an earlier object of that inode goes."""
+        self.records.pop((attr.dev, attr.ino), None)
+        if (uid, gid) != (attr.uid, attr.gid):
+            self.records[attr.dev, attr.ino] = {"uid": uid, "gid": gid}
+
     def chmod_result(self, attr, mode, result):
         key = (attr.dev, attr.ino)
         if result == 0:

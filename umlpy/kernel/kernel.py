@@ -96,6 +96,7 @@ class GuestKernel:
         if config.root:
             from .fakeroot import FakeOwnership
             self.fake_ownership = FakeOwnership()
+        self.fake_ids = None            # --root with one id: the guest's ids (fakeids.py)
         self._internal_errors = set()
         self.observers = []
         self.logs_every_call = False    # --log-level debug: no call answered in C
@@ -219,6 +220,9 @@ class GuestKernel:
         self.fs = SandboxFS(self.config, idmap, owner)
         self.vfs = self.fs.vfs
         self.vfs.executor.own_caps = self.own_ids
+        if self.fake_ownership is not None and not idmap.identity and not idmap.many:
+            from .fakeids import FakeIds
+            self.fake_ids = self.vfs.fake_ids = FakeIds(self.fake_ownership)
         if not os.environ.get("UMLPY_NO_FASTPATH"):
             from .execplans import ExecPlans
             self.exec_plans = ExecPlans()
@@ -530,6 +534,8 @@ class GuestKernel:
         elif kind == T.EV_CHILD:
             if self.processes.child_created(ev.pid, ev.msg, ev.ptrace_event) is not None:
                 self._fs_child(ev.pid, ev.msg, ev.ptrace_event)
+                if self.fake_ids is not None:
+                    self.fake_ids.child_created(ev.pid, ev.msg)
             tracer.cont(ev.pid)
         elif kind == T.EV_NEW:
             self.processes.first_stop(ev.pid)
@@ -537,6 +543,8 @@ class GuestKernel:
         elif kind == T.EV_EXEC:
             self.processes.exec_done(ev.pid, ev.msg)
             self._fs_exec(ev.pid, ev.msg)
+            if self.fake_ids is not None:
+                self.fake_ids.exec_done(ev.pid, ev.msg)
             if ev.pid == self.processes.main and self._status_fd is not None:
                 os.close(self._status_fd)     # exec succeeded
                 self._status_fd = None
@@ -735,6 +743,8 @@ class GuestKernel:
 
     def _on_exit(self, tid, status):
         self.processes.exited(tid)
+        if self.fake_ids is not None:
+            self.fake_ids.exited(tid)
         if self.vfs is not None:
             tgid = self.vfs.tgids.get(tid)
             if tgid is not None:

@@ -1,0 +1,263 @@
+"""The id calls of a guest whose ids the guest kernel emulates: --root with
+one id (fakeids.py says what that is and is not).  Each handler is put in
+front of its call in sandboxes with --root (TABLE.when); where the guest
+has many real ids (the kernel keeps no FakeIds) it returns None and the
+call stays what syscalls/process.py declares it: the host's."""
+from errno import EFAULT, EINVAL, EPERM, ESRCH
+
+from ...abi import MASK32
+from ...abi.capset import CAP_USER_DATA, CAP_USER_HEADER, LINUX_CAPABILITY_VERSION_1, \
+    LINUX_CAPABILITY_VERSION_2, LINUX_CAPABILITY_VERSION_3, PR_GET_KEEPCAPS, PR_SET_KEEPCAPS
+from ...abi.resource import ID_T
+from ..decisions import Return, fail
+from ..fakeids import id_arg
+from .. import procfs
+from .registry import TABLE
+
+WHY = "where the guest has one id (no subordinate ids), the guest kernel's emulated " \
+    "credentials (fakeids.py)"
+CAP_DATA = {LINUX_CAPABILITY_VERSION_1: 1, LINUX_CAPABILITY_VERSION_2: 2,
+            LINUX_CAPABILITY_VERSION_3: 2}     # version -> data structs (32 bits each)
+
+
+def cred_of(call):
+    """The calling thread's emulated Cred, or None (the host's ids)."""
+    ids = call.kernel.fake_ids
+    return None if ids is None else ids.of(call.tid)
+
+
+def result(err):
+    return fail(err) if err else Return(0)
+
+
+@TABLE.when("root", "getuid", why=WHY)
+def sys_getuid(call):
+    cred = cred_of(call)
+    return None if cred is None else Return(cred.uid)
+
+
+@TABLE.when("root", "geteuid", why=WHY)
+def sys_geteuid(call):
+    cred = cred_of(call)
+    return None if cred is None else Return(cred.euid)
+
+
+@TABLE.when("root", "getgid", why=WHY)
+def sys_getgid(call):
+    cred = cred_of(call)
+    return None if cred is None else Return(cred.gid)
+
+
+@TABLE.when("root", "getegid", why=WHY)
+def sys_getegid(call):
+    cred = cred_of(call)
+    return None if cred is None else Return(cred.egid)
+
+
+def put_ids(call, values):
+    """getres[ug]id: each id to its pointer, in order; EFAULT at the first
+    that cannot be written."""
+    for i, value in enumerate(values):
+        try:
+            call.write(call.ptr(i), ID_T.pack(value))
+        except OSError:
+            return fail(EFAULT)
+    return Return(0)
+
+
+@TABLE.when("root", "getresuid", why=WHY)
+def sys_getresuid(call):
+    cred = cred_of(call)
+    return None if cred is None else put_ids(call, (cred.uid, cred.euid, cred.suid))
+
+
+@TABLE.when("root", "getresgid", why=WHY)
+def sys_getresgid(call):
+    cred = cred_of(call)
+    return None if cred is None else put_ids(call, (cred.gid, cred.egid, cred.sgid))
+
+
+@TABLE.when("root", "setuid", why=WHY)
+def sys_setuid(call):
+    cred = cred_of(call)
+    return None if cred is None else result(cred.setuid(id_arg(call.args[0])))
+
+
+@TABLE.when("root", "setgid", why=WHY)
+def sys_setgid(call):
+    cred = cred_of(call)
+    return None if cred is None else result(cred.setgid(id_arg(call.args[0])))
+
+
+@TABLE.when("root", "setreuid", why=WHY)
+def sys_setreuid(call):
+    cred = cred_of(call)
+    a = call.args
+    return None if cred is None else result(cred.setreuid(id_arg(a[0]), id_arg(a[1])))
+
+
+@TABLE.when("root", "setregid", why=WHY)
+def sys_setregid(call):
+    cred = cred_of(call)
+    a = call.args
+    return None if cred is None else result(cred.setregid(id_arg(a[0]), id_arg(a[1])))
+
+
+@TABLE.when("root", "setresuid", why=WHY)
+def sys_setresuid(call):
+    cred = cred_of(call)
+    a = call.args
+    return None if cred is None else \
+        result(cred.setresuid(id_arg(a[0]), id_arg(a[1]), id_arg(a[2])))
+
+
+@TABLE.when("root", "setresgid", why=WHY)
+def sys_setresgid(call):
+    cred = cred_of(call)
+    a = call.args
+    return None if cred is None else \
+        result(cred.setresgid(id_arg(a[0]), id_arg(a[1]), id_arg(a[2])))
+
+
+@TABLE.when("root", "setfsuid", why=WHY)
+def sys_setfsuid(call):
+    """The old fsuid, whether or not it changed."""
+    cred = cred_of(call)
+    return None if cred is None else Return(cred.setfsuid(id_arg(call.args[0])))
+
+
+@TABLE.when("root", "setfsgid", why=WHY)
+def sys_setfsgid(call):
+    cred = cred_of(call)
+    return None if cred is None else Return(cred.setfsgid(id_arg(call.args[0])))
+
+
+@TABLE.when("root", "getgroups", why=WHY)
+def sys_getgroups(call):
+    """size 0: how many; too small a size: EINVAL; else the list."""
+    cred = cred_of(call)
+    if cred is None:
+        return None
+    size, groups = call.int(0), cred.groups
+    if size < 0:
+        return fail(EINVAL)
+    if size:
+        if len(groups) > size:
+            return fail(EINVAL)
+        try:
+            call.write(call.ptr(1), b"".join(ID_T.pack(g) for g in groups))
+        except OSError:
+            return fail(EFAULT)
+    return Return(len(groups))
+
+
+@TABLE.when("root", "setgroups", why=WHY)
+def sys_setgroups(call):
+    """CAP_SETGID (EPERM), at most NGROUPS_MAX (EINVAL), then the list."""
+    cred = cred_of(call)
+    if cred is None:
+        return None
+    size = call.int(0)
+    err = cred.may_setgroups(size)
+    if err:
+        return fail(err)
+    try:
+        data = call.read(call.ptr(1), size * ID_T.size) if size else b""
+    except OSError:
+        return fail(EFAULT)
+    return result(cred.setgroups([ID_T.get(data, "id", i * ID_T.size) for i in range(size)]))
+
+
+def cap_header(call):
+    """(version, pid, number of data structs) of capget/capset's header;
+    an unknown version is answered as Linux's cap_validate_magic does (the
+    version it prefers written back, EINVAL): count None then."""
+    at = call.ptr(0)
+    header = call.read(at, CAP_USER_HEADER.size)
+    version, pid = CAP_USER_HEADER.unpack(header)
+    count = CAP_DATA.get(version)
+    if count is None:
+        call.write(at, CAP_USER_HEADER.pack(LINUX_CAPABILITY_VERSION_3, pid))
+    return version, pid, count
+
+
+@TABLE.when("root", "capget", why=WHY)
+def sys_capget(call):
+    ids = call.kernel.fake_ids
+    if ids is None:
+        return None
+    try:
+        _version, pid, count = cap_header(call)
+    except OSError:
+        return fail(EFAULT)
+    data = call.ptr(1)
+    if data == 0:
+        return Return(0)            # a probe of the version (EINVAL or not)
+    if count is None:
+        return fail(EINVAL)
+    if pid < 0:
+        return fail(EINVAL)
+    tid = call.tid
+    if pid and pid != call.guest_tid:
+        tid = call.kernel.processes.host_tid(pid)
+        if tid is None:
+            return fail(ESRCH)
+    cred = ids.of(tid)
+    out = b"".join(CAP_USER_DATA.pack((cred.effective >> 32 * i) & MASK32,
+                                      (cred.permitted >> 32 * i) & MASK32,
+                                      (cred.inheritable >> 32 * i) & MASK32) for i in range(count))
+    try:
+        call.write(data, out)
+    except OSError:
+        return fail(EFAULT)
+    return Return(0)
+
+
+@TABLE.when("root", "capset", why=WHY)
+def sys_capset(call):
+    """Only the caller's own sets (EPERM for another's), by capset(2)'s
+    rules against its emulated ones."""
+    ids = call.kernel.fake_ids
+    if ids is None:
+        return None
+    try:
+        _version, pid, count = cap_header(call)
+    except OSError:
+        return fail(EFAULT)
+    if count is None:
+        return fail(EINVAL)
+    if pid and pid != call.guest_tid:
+        return fail(EPERM)
+    try:
+        raw = call.read(call.ptr(1), count * CAP_USER_DATA.size)
+    except OSError:
+        return fail(EFAULT)
+    sets = [0, 0, 0]
+    for i in range(count):
+        for j, value in enumerate(CAP_USER_DATA.unpack_from(raw, i * CAP_USER_DATA.size)):
+            sets[j] |= value << 32 * i
+    status = procfs.status_fields(call.tid)
+    bounding = int(status.get("CapBnd", "0"), 16)
+    valid = ids.initial(status).permitted | bounding     # the capabilities Linux knows
+    effective, permitted, inheritable = (s & valid for s in sets)
+    return result(ids.of(call.tid).capset(effective, permitted, inheritable, bounding))
+
+
+@TABLE.when("root", "prctl", why="where the guest has one id, PR_SET_KEEPCAPS and "
+            "PR_GET_KEEPCAPS set and read the emulated credentials' flag (fakeids.py)")
+def sys_prctl(call):
+    """The keep-capabilities flag is the emulated credentials' (the rest
+    of prctl is the host's)."""
+    option = call.int(0)
+    if option not in (PR_GET_KEEPCAPS, PR_SET_KEEPCAPS):
+        return None
+    cred = cred_of(call)
+    if cred is None:
+        return None
+    if option == PR_GET_KEEPCAPS:
+        return Return(int(cred.keepcaps))
+    keep = call.args[1]
+    if keep > 1:
+        return fail(EINVAL)
+    cred.keepcaps = bool(keep)
+    return Return(0)
