@@ -153,7 +153,9 @@ class Task:
     @property
     def creds(self):
         if self._creds is None:
-            self._creds = Creds.from_status(self.status(), self.vfs.idmap)
+            fake = self.vfs.fake_ids     # --root with one id: the emulated ids
+            self._creds = Creds.from_status(self.status(), self.vfs.idmap) if fake is None \
+                else fake.creds(self.tid, self.status(), self.vfs.idmap)
         return self._creds
 
 
@@ -172,6 +174,7 @@ class VFS:
         self.workdirs = None        # where working directories are kept (FsContext)
         self.procfs = None          # the /proc filesystem, once build.py mounts it
         self.own_storage = ()       # host directories of the sandbox's own storage
+        self.fake_ids = None        # fakeids.FakeIds, where the guest kernel emulates the ids
         self._attached = {}         # host tid -> the FsContext it was attached to
         # dir path -> frames below the root (see frames_of_path)
         self._frames = ByteBoundedCache(FRAMES_BYTES)
