@@ -16,7 +16,7 @@ from ...vfs.union import IN_LOWER, UnionFS
 from ..registry import TABLE
 from .common import FAMILY, copy_up_for_change, done, lookup_at, on_host, path_arg, vfs_call, \
     writable_mount
-from .open import create_here
+from .open import checks_all, create_here
 
 
 def make_node(call, vfs, task, dirfd, path, make, is_dir=False):
@@ -116,7 +116,7 @@ def link(call, vfs, task, olddirfd, oldpath_i, newdirfd, newpath, flags):
     def make(fd, name):
         with od.fs.host_dir(od.rel) as o:
             os.link(o.name, name, src_dir_fd=o.fd, dst_dir_fd=fd, follow_symlinks=False)
-    return create_here(call, vfs, task, new, make)
+    return create_here(call, vfs, task, new, make, new=False)
 
 
 def may_link(task, res):
@@ -160,6 +160,10 @@ def remove(call, vfs, task, dirfd, path, is_dir):
     writable_mount(res)
     fs = d.fs
     if not isinstance(fs, UnionFS) or (not d.flags & IN_LOWER and not is_dir):
+        if checks_all(task):
+            err = task.creds.may_delete(res.parent.dentry.attr, d.attr)
+            if err:
+                return fail(err)
         on_host(task, d, unlink_dir if is_dir else unlink_file)
     else:
         err = task.creds.may_delete(res.parent.dentry.attr, d.attr)

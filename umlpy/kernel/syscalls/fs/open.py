@@ -70,7 +70,7 @@ def open_file(call, vfs, task, dirfd, path, flags, mode, resolve=0):
         host = d.fs.host_path(d)        # a device is written, not its directory entry
     elif writes:
         writable_mount(res)
-        if not checks_on_host(d) or (isinstance(d.fs, UnionFS) and not d.flags & IN_UPPER):
+        if not host_checks(task, d) or (isinstance(d.fs, UnionFS) and not d.flags & IN_UPPER):
             err = task.creds.permission(attr, W_OK | (R_OK if acc == os.O_RDWR else 0))
             if err:
                 raise OSError(err, path)
@@ -79,7 +79,7 @@ def open_file(call, vfs, task, dirfd, path, flags, mode, resolve=0):
         else:
             host = d.fs.host_path(d)
     else:
-        if not checks_on_host(d) and not flags & O_PATH:
+        if not host_checks(task, d) and not flags & O_PATH:
             err = task.creds.permission(attr, R_OK)
             if err:
                 raise OSError(err, path)
@@ -91,6 +91,33 @@ def open_file(call, vfs, task, dirfd, path, flags, mode, resolve=0):
             # the same for every caller
             call.kernel.fastpath.remember_open(task, res, dirfd, path, flags, host)
     return open_object(call, task, host, flags, mode)
+
+
+def checks_all(task):
+    """Whether the guest kernel checks the caller's access to every object
+    itself: a thread whose ids it emulates (fakeids.py) and that is not
+    root, since the host sees only its one user, who owns them all."""
+    return task.vfs.fake_ids is not None and task.creds.checks_all
+
+
+def host_checks(task, d):
+    """Whether the host's check of the caller's host identity decides its
+    access to d."""
+    return checks_on_host(d) and not checks_all(task)
+
+
+def record_owner(task, parent, fs, name):
+    """A thread whose ids the guest kernel emulates made name in parent:
+    stat shows it as its fsuid's and fsgid's (fakeids.py)."""
+    fake = task.vfs.fake_ids
+    if fake is None:
+        return
+    try:
+        d = fs.lookup(parent, name)
+    except OSError:
+        return
+    if d is not None:
+        fake.record_created(d.attr, task.tid, parent.attr)
 
 
 def forget_produced(host):
@@ -259,11 +286,13 @@ def create_open(call, task, res, flags, mode):
     whiteout the name replaces comes back if that fails."""
     parent, fs, host, removed = prepare_create(task, res)
     try:
-        return open_object(call, task, host, flags, mode & S_IALLUGO & ~task.host_identity.umask)
+        made = open_object(call, task, host, flags, mode & S_IALLUGO & ~task.host_identity.umask)
     except OSError:
         if removed:
             fs.restore_whiteout(parent, res.name)
         raise
+    record_owner(task, parent, fs, res.name)
+    return made
 
 
 def prepare_create(task, res):
@@ -274,7 +303,7 @@ def prepare_create(task, res):
     parent = res.parent.dentry
     fs = parent.fs
     if isinstance(fs, UnionFS):
-        err = 0 if checks_on_host(parent) and parent.flags & IN_UPPER else \
+        err = 0 if host_checks(task, parent) and parent.flags & IN_UPPER else \
             task.creds.permission(parent.attr, W_OK | X_OK)
         if err:
             raise OSError(err, res.path)
@@ -290,22 +319,25 @@ def create_then(call, vfs, task, res, nr_name, make_args, is_dir=False):
     whiteout the name replaces comes back if that fails."""
     parent, fs, host, removed = prepare_create(task, res)
     rewritten = rewrite(call, nr_name, *make_args(host))
-    if not removed:
+    if not removed and task.vfs.fake_ids is None:
         return rewritten
 
     def settle(call, result):
         if result < 0:
-            fs.restore_whiteout(parent, res.name)
-        elif is_dir:
+            if removed:
+                fs.restore_whiteout(parent, res.name)
+            return None
+        if removed and is_dir:
             fs.make_opaque(parent.child_rel(res.name))
+        record_owner(task, parent, fs, res.name)
         return None
     return then(rewritten, settle)
 
 
-def create_here(call, vfs, task, res, make, is_dir=False):
+def create_here(call, vfs, task, res, make, is_dir=False, new=True):
     """Create res's missing name: the guest kernel makes it, as the calling
     thread's host identity (make(dirfd, name)); a whiteout the name
-    replaces comes back if that fails."""
+    replaces comes back if that fails.  new: a new object (not a link)."""
     parent, fs, _host, removed = prepare_create(task, res)
     rel = parent.child_rel(res.name)
     try:
@@ -316,6 +348,8 @@ def create_here(call, vfs, task, res, make, is_dir=False):
         raise
     if removed and is_dir:
         fs.make_opaque(rel)
+    if new:
+        record_owner(task, parent, fs, res.name)
     return done()
 
 
