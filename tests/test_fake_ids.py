@@ -145,6 +145,16 @@ def test_group_and_others_bits_for_uid_42(place):
     assert "Permission denied" in out and out.endswith("g\nx\n"), (out, err)
 
 
+def test_signals_between_the_emulated_ids(place):
+    """uid 42 may not signal root's process, but its own; root signals
+    anyone's."""
+    as42 = "setpriv --reuid 42 --regid 42 --clear-groups "
+    status, out, err = sh(f"sleep 100 & p=$!; {as42} sh -c \"kill -0 $p 2>/dev/null; echo \\$?\"; "
+                          f"kill $p; {as42} sh -c 'sleep 100 & kill $!; wait $!; echo $?'; "
+                          f"{as42} sleep 100 & kill $!; wait $!; echo $?")
+    assert (status, out) == (0, "1\n143\n143\n"), err
+
+
 def test_the_rules_in_process():
     """fakeids.Cred alone: a few of Linux's rules (the C probe has the rest)."""
     from errno import EPERM

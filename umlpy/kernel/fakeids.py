@@ -19,10 +19,12 @@ What it is: the ids every id call reports, the ids and capabilities the
 guest VFS checks a thread's access with (vfs.Task.creds), and the owner
 recorded for what the thread makes (fakeroot.FakeOwnership).  What it is
 not: the host sees one user, so the host kernel enforces none of it
-between guest processes: a process that "is" uid 42 may still signal any
-other guest process, /proc/PID/status shows the real ids, and a file the
-guest kernel does not check itself (a descriptor already open, memory
-shared between processes) is reached as the host user.  A sandbox with
+between guest processes: syscalls/ids.py refuses a signal to one process
+or thread as Linux would, but a process that "is" uid 42 may still signal
+a process group, or any process by a pidfd; /proc/PID/status shows the
+real ids; and what the guest kernel does not check itself (a descriptor
+already open, memory shared between processes, access(2), chmod, chown,
+chdir and execve of the sandbox's own files) is the host user's.  A sandbox with
 many real ids (root's block, subordinate ids) emulates nothing: the host
 kernel does it all.
 """

@@ -8,7 +8,9 @@ from errno import EFAULT, EINVAL, EPERM, ESRCH
 from ...abi import MASK32
 from ...abi.capset import CAP_USER_DATA, CAP_USER_HEADER, LINUX_CAPABILITY_VERSION_1, \
     LINUX_CAPABILITY_VERSION_2, LINUX_CAPABILITY_VERSION_3, PR_GET_KEEPCAPS, PR_SET_KEEPCAPS
+from ...abi.capability import CAP_KILL
 from ...abi.resource import ID_T
+from ...abi.signal import SIGCONT, SIGRTMAX
 from ..decisions import Return, fail
 from ..fakeids import id_arg
 from .. import procfs
@@ -261,3 +263,40 @@ def sys_prctl(call):
         return fail(EINVAL)
     cred.keepcaps = bool(keep)
     return Return(0)
+
+
+# (signal argument, target argument) of the calls that send a signal to one
+# thread or process; a process group or every process (kill's pid 0 or
+# less) is left to the host
+SIGNAL_TARGETS = {"kill": (1, 0), "tkill": (1, 0), "tgkill": (2, 1),
+                  "rt_sigqueueinfo": (1, 0), "rt_tgsigqueueinfo": (2, 1)}
+
+
+@TABLE.when("root", *SIGNAL_TARGETS, why="where the guest has one id, a signal to one "
+            "process or thread is refused (EPERM) as Linux refuses it between the emulated "
+            "ids (fakeids.py)")
+def signal_permission(call):
+    """kill(2)'s rule (kernel/signal.c check_kill_permission): the sender's
+    real or effective uid is the target's real or saved one, or it has
+    CAP_KILL, or the target is of its own process, or SIGCONT within its
+    session.  Anything else (no such target, a bad signal) is the host's."""
+    ids = call.kernel.fake_ids
+    if ids is None:
+        return None
+    sig_arg, target_arg = SIGNAL_TARGETS[call.name]
+    sig, target = call.int(sig_arg), call.int(target_arg)
+    if target <= 0 or not 0 <= sig <= SIGRTMAX:
+        return None
+    host = call.kernel.processes.host_tid(target)
+    if host is None:
+        return None
+    sender, receiver = ids.of(call.tid), ids.of(host)
+    if sender.capable(CAP_KILL) or \
+            {sender.uid, sender.euid} & {receiver.uid, receiver.suid}:
+        return None
+    mine, theirs = procfs.status_fields(call.tid), procfs.status_fields(host)
+    if not theirs or mine.get("Tgid") == theirs.get("Tgid"):
+        return None
+    if sig == SIGCONT and mine.get("NSsid") == theirs.get("NSsid"):
+        return None
+    return fail(EPERM)
