@@ -76,11 +76,7 @@ BIRTH_NATIVE = {
 @pytest.mark.parametrize("late", [None, "marker", "exit"],
                          ids=["event-first", "child-first", "child-ends-first"])
 @pytest.mark.parametrize("how", [
-    "fork", "fork-exec", "vfork", "clone", "thread",
-    pytest.param("clone-fs", marks=pytest.mark.xfail(
-        strict=True, reason="clone(CLONE_FS) without CLONE_THREAD: the guest kernel gives "
-        "the child a copy of its parent's working directory (vfs.VFS keys contexts by "
-        "process and frees one at its exit); Linux shares one between them"))])
+    "fork", "fork-exec", "vfork", "clone", "thread", "clone-fs"])
 def test_a_new_childs_cwd_whichever_event_comes_first(guest, tmp_path, how, late):
     """The child makes a directory, changes into it and creates a file by
     a relative path (or has touch, which it execs, create it, as dpkg's

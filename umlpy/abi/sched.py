@@ -37,7 +37,7 @@ CLONE_ARGS = Layout("clone_args", (
 CLONE_ARGS_SIZE_VER0 = CLONE_ARGS.offset("set_tid")      # 64: the first clone3
 CLONE_ARGS_SIZE_VER2 = CLONE_ARGS.size                   # 88
 
-KCMP_FILE, KCMP_VM, KCMP_FILES = 0, 1, 2
+KCMP_FILE, KCMP_VM, KCMP_FILES, KCMP_FS = 0, 1, 2, 3
 
 PTRACE_TRACEME = 0
 

@@ -8,7 +8,7 @@ import stat
 from ..._native._tracer import ffi, lib
 from ...abi.fcntl import AT_EACCESS, AT_FDCWD, AT_SYMLINK_NOFOLLOW, O_PATH, \
     RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS
-from ...abi.sched import KCMP_FILES
+from ...abi.sched import KCMP_FILES, KCMP_FS
 from ...abi.stat import S_ISGID, S_ISUID, STATFS, STATX, STATX_BTIME, STATX_INO
 from ...abi.time import TIMESPEC
 from ..syscalls.names import SYSCALL_NUMBERS
@@ -69,6 +69,15 @@ def same_fd_table(pid1, pid2):
     """Whether two processes share one fd table (CLONE_FILES)."""
     try:
         return syscall(SYS_KCMP, pid1, pid2, KCMP_FILES, 0, 0) == 0
+    except OSError:
+        return False
+
+
+def same_fs(pid1, pid2):
+    """Whether two processes share one root and working directory
+    (CLONE_FS)."""
+    try:
+        return syscall(SYS_KCMP, pid1, pid2, KCMP_FS, 0, 0) == 0
     except OSError:
         return False
 

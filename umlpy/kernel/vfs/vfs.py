@@ -9,6 +9,7 @@ from ...abi.fcntl import AT_FDCWD, RESOLVE_IN_ROOT, X_OK
 from ...abi.stat import S_IXOTH
 from .. import procfs
 from ..bounded import ByteBoundedCache, text_bytes
+from . import hostops
 from .creds import Creds
 from .hostid import HostIdentity, IdentityExecutor
 from .namei import SCOPED, Frame, Resolver, join
@@ -201,9 +202,22 @@ class VFS:
             # A new process can call before its parent's fork event is
             # seen (the ptrace loop and the notification server run
             # apart): it starts where its parent is.
-            parent = self.contexts.get(self._parent_tgid(tgid))
-            ctx = self.contexts[tgid] = (parent or self.initial).copy(self.workdirs)
+            ptgid = self._parent_tgid(tgid)
+            ctx = self.contexts[tgid] = self._new_context(ptgid, tgid)
         return ctx
+
+    def _new_context(self, ptgid, tgid):
+        """A new process's root and working directory: its parent's own
+        (shared, as clone(CLONE_FS) shares them) or a copy (fork)."""
+        parent = self.contexts.get(ptgid)
+        if parent is not None and hostops.same_fs(ptgid, tgid):
+            return parent
+        return (parent or self.initial).copy(self.workdirs)
+
+    def _all_contexts(self):
+        """Every context once (processes sharing one by CLONE_FS list it
+        each)."""
+        return [*{id(c): c for c in self.contexts.values()}.values(), self.initial]
 
     def keep_workdirs(self, store):
         """Keep the working directories in store (fastpath.NativeWorkdirs)
@@ -245,7 +259,8 @@ class VFS:
             self.tgids[child_tid] = ptgid if threaded else child_tid
         ctgid = self.tgids[child_tid]
         if ctgid != ptgid and ctgid not in self.contexts:
-            self.contexts[ctgid] = self.context(ptgid).copy(self.workdirs)
+            self.context(ptgid)
+            self.contexts[ctgid] = self._new_context(ptgid, ctgid)
             if ptgid in self.exe:
                 self.exe[ctgid] = self.exe[ptgid]
         if self.workdirs is not None:
@@ -268,7 +283,7 @@ class VFS:
             self.workdirs.bump()    # a chdir C looked up before does not land after
         if replaced:
             self.removed(new)
-        for ctx in (*self.contexts.values(), self.initial):
+        for ctx in self._all_contexts():
             ctx.root = follow(ctx.root)
             if not ctx.gone:
                 cwd = ctx.cwd
@@ -281,7 +296,7 @@ class VFS:
         of every process in it is gone."""
         if self.workdirs is not None:
             self.workdirs.bump()
-        for ctx in (*self.contexts.values(), self.initial):
+        for ctx in self._all_contexts():
             if not ctx.gone and ctx.cwd == path:
                 ctx.remove()
 
@@ -297,8 +312,8 @@ class VFS:
         self.thread_gone(tid)
         if tgid == tid:
             ctx = self.contexts.pop(tgid, None)
-            if ctx is not None:
-                ctx.release()
+            if ctx is not None and not any(c is ctx for c in self.contexts.values()):
+                ctx.release()       # the last process that had it
             self.exe.pop(tgid, None)
 
     # resolution -------------------------------------------------------------
