@@ -247,3 +247,16 @@ def test_net_rate_nonblocking_send_in_debt_gets_eagain_at_once(listener):
     assert (p.returncode, p.stderr) == (0, b""), p.stderr.decode()[-800:]
     mode, result, took = p.stdout.split()
     assert result == b"eagain" and float(took) < 0.2, p.stdout
+
+
+def test_a_bind_of_one_file_is_listed_without_error(tmp_path):
+    """ls -l of a file bound on its own: its attributes are looked up in
+    its own directory (lgetxattr gave ENOTDIR, and ls said 'Not a
+    directory')."""
+    f = tmp_path / "f"
+    f.write_text("x\n")
+    open_up(tmp_path)
+    os.chmod(f, 0o644)
+    p = run_umlpy(["ls", "-l", "/mnt/f"], options=["--bind", f"{f}:/mnt/f:ro"])
+    assert p.returncode == 0 and p.stderr == b"", p.stderr
+    assert p.stdout.decode().endswith(" /mnt/f\n")

@@ -241,4 +241,7 @@ class HostTreeFS(FileSystem):
     def object_dir(self, dentry, write):
         if write and self.read_only:
             erofs()
+        if not dentry.rel and not dentry.attr.is_dir():
+            # a bind of one file: the file is named in its own directory
+            return hostops.DirFd.of_path(self.root_path)
         return hostops.DirFd(self.root_fd, dentry.rel)
