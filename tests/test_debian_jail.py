@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from test_identities import SETPRIV, _nobody_python
+from test_identities import SETPRIV, subordinate_ids_of_nobody
 
 pytestmark = pytest.mark.slow
 
@@ -226,25 +226,8 @@ def jail_user(request):
     if user == "root":
         yield user, sys.executable
         return
-    if not (shutil.which("newuidmap") and shutil.which("newgidmap")):
-        pytest.fail("newuidmap and newgidmap are needed (Debian's uidmap package)")
-    python = _nobody_python()
-    if python is None:
-        pytest.fail(f"no python with which uid 65534 imports umlpy from {ROOT}")
-    saved = {}
-    for path in ("/etc/subuid", "/etc/subgid"):
-        saved[path] = open(path).read() if os.path.exists(path) else None
-        with open(path, "a") as f:
-            f.write("nobody:3000000:65536\n")
-    try:
+    with subordinate_ids_of_nobody() as python:
         yield user, python
-    finally:
-        for path, text in saved.items():
-            if text is None:
-                os.unlink(path)
-            else:
-                with open(path, "w") as f:
-                    f.write(text)
 
 
 def run_workload(python, image, name, user, debs=None, timeout=RUN_TIMEOUT):

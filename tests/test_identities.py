@@ -2,6 +2,7 @@
 guest's ids are a block of the sandbox's own; an ordinary user with
 /etc/subuid ranges gets them through newuidmap; guest root owns its
 copy-on-write world and still reads only what its host ids may."""
+import contextlib
 import os
 import shutil
 import subprocess
@@ -142,12 +143,11 @@ def _nobody_python():
     return None
 
 
-@pytest.fixture
-def nobody_with_subids():
-    """uid 65534 with /etc/subuid and /etc/subgid ranges, for the test's
-    length (the files as they were afterwards)."""
-    if not AS_ROOT:
-        pytest.skip("sets up /etc/subuid as root")
+@contextlib.contextmanager
+def subordinate_ids_of_nobody():
+    """uid 65534 with /etc/subuid and /etc/subgid ranges while it lasts
+    (the files exactly as they were afterwards); yields the Python that
+    runs umlpy as that user."""
     if not (shutil.which("newuidmap") and shutil.which("newgidmap")):
         pytest.fail("newuidmap and newgidmap are needed (Debian's uidmap package)")
     python = _nobody_python()
@@ -167,6 +167,14 @@ def nobody_with_subids():
             else:
                 with open(name, "w") as f:
                     f.write(text)
+
+
+@pytest.fixture
+def nobody_with_subids():
+    if not AS_ROOT:
+        pytest.skip("sets up /etc/subuid as root")
+    with subordinate_ids_of_nobody() as python:
+        yield python
 
 
 def test_an_ordinary_user_gets_its_subordinate_ids(nobody_with_subids, tmp_path):
