@@ -153,16 +153,10 @@ def subordinate_range(kind, user, uid):
     return None
 
 
-def _around(own_inside, own_outside, sub_start):
-    """Ranges of 0..65535 inside: own_inside -> own_outside, every other
-    inside id -> the subordinate range, in order."""
-    ranges = []
-    if own_inside > 0:
-        ranges.append((0, sub_start, own_inside))
-    ranges.append((own_inside, own_outside, 1))
-    if own_inside + 1 < IDS_INSIDE:
-        ranges.append((own_inside + 1, sub_start + own_inside, IDS_INSIDE - own_inside - 1))
-    return ranges
+def _user_then(outside, sub_start):
+    """The user's namespace's map: the user as 0, its subordinate ids as
+    1..65535."""
+    return [(0, outside, 1), (1, sub_start, IDS_INSIDE - 1)]
 
 
 def _user_name(uid):
@@ -173,18 +167,18 @@ def _user_name(uid):
         return str(uid)
 
 
-def subordinate_maps(uid, gid, uid_inside, gid_inside):
-    """(uid ranges, gid ranges, newuidmap, newgidmap) for an ordinary
-    user who has subordinate ranges and the helpers, else None."""
+def subordinate_maps(uid, gid):
+    """(uid ranges, gid ranges, newuidmap, newgidmap) of the namespace
+    umlpy enters for an ordinary user who has subordinate ranges and the
+    helpers, else None."""
     helpers = shutil.which("newuidmap"), shutil.which("newgidmap")
-    if not all(helpers) or uid_inside >= IDS_INSIDE or gid_inside >= IDS_INSIDE:
+    if not all(helpers):
         return None
     name = _user_name(uid)
     subuid, subgid = subordinate_range("uid", name, uid), subordinate_range("gid", name, uid)
     if subuid is None or subgid is None:
         return None
-    return (_around(uid_inside, uid, subuid[0]), _around(gid_inside, gid, subgid[0]),
-            *helpers)
+    return _user_then(uid, subuid[0]), _user_then(gid, subgid[0]), *helpers
 
 
 def block_maps(first):
@@ -225,7 +219,7 @@ def mode_text():
         return (f"Identity: as root, the guest's ids 0..{IDS_INSIDE - 1} map to a block of "
                 "host ids of the sandbox's own (--id-block; --host-root keeps host root).")
     uid = os.geteuid()
-    if subordinate_maps(uid, os.getegid(), uid, os.getegid()) is not None:
+    if subordinate_maps(uid, os.getegid()) is not None:
         return (f"Identity: the guest's ids 0..{IDS_INSIDE - 1} map to yours and to your "
                 "/etc/subuid and /etc/subgid ranges (newuidmap).")
     return ("Identity: one id (you have no /etc/subuid range, or newuidmap is missing): "
@@ -270,7 +264,7 @@ def enter_subordinate_namespace(argv):
     uid, gid = os.geteuid(), os.getegid()
     if uid == 0 or os.environ.get(SUBORDINATE_ENV):
         return None
-    maps = subordinate_maps(uid, gid, 0, 0)
+    maps = subordinate_maps(uid, gid)
     if maps is None:
         return None
     uid_ranges, gid_ranges, newuidmap, newgidmap = maps

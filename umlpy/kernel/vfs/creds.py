@@ -10,10 +10,6 @@ from ...abi.stat import S_ISVTX, S_IXUGO
 from .attr import UNMAPPED_GID, UNMAPPED_UID, Attr
 
 
-def _map_text(ranges):
-    return "".join(f"{inside} {outside} {count}\n" for inside, outside, count in ranges)
-
-
 def _up(ranges, outside_id, overflow):
     for inside, outside, count in ranges:
         if 0 <= outside_id - outside < count:
@@ -59,12 +55,6 @@ class IdMap:
     def many(self):
         """More than one id of each kind: the guest may change ids."""
         return not self.identity and sum(r[2] for r in self.uid_ranges) > 1
-
-    def uid_map_text(self):
-        return _map_text(self.uid_ranges)
-
-    def gid_map_text(self):
-        return _map_text(self.gid_ranges)
 
     def uid_in(self, host_uid):
         if self.identity:
