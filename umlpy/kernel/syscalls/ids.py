@@ -32,28 +32,30 @@ def result(err):
     return fail(err) if err else Return(0)
 
 
+def read_id(call, name):
+    """get[e][ug]id: the emulated id, never an error."""
+    cred = cred_of(call)
+    return None if cred is None else Return(getattr(cred, name))
+
+
 @TABLE.when("root", "getuid", why=WHY)
 def sys_getuid(call):
-    cred = cred_of(call)
-    return None if cred is None else Return(cred.uid)
+    return read_id(call, "uid")
 
 
 @TABLE.when("root", "geteuid", why=WHY)
 def sys_geteuid(call):
-    cred = cred_of(call)
-    return None if cred is None else Return(cred.euid)
+    return read_id(call, "euid")
 
 
 @TABLE.when("root", "getgid", why=WHY)
 def sys_getgid(call):
-    cred = cred_of(call)
-    return None if cred is None else Return(cred.gid)
+    return read_id(call, "gid")
 
 
 @TABLE.when("root", "getegid", why=WHY)
 def sys_getegid(call):
-    cred = cred_of(call)
-    return None if cred is None else Return(cred.egid)
+    return read_id(call, "egid")
 
 
 def put_ids(call, values):
@@ -79,46 +81,43 @@ def sys_getresgid(call):
     return None if cred is None else put_ids(call, (cred.gid, cred.egid, cred.sgid))
 
 
+def change(call, nargs, how):
+    """A set*id call: how(cred, ids...) with the call's first nargs
+    arguments as ids; 0 or its errno."""
+    cred = cred_of(call)
+    if cred is None:
+        return None
+    return result(how(cred, *(id_arg(a) for a in call.args[:nargs])))
+
+
 @TABLE.when("root", "setuid", why=WHY)
 def sys_setuid(call):
-    cred = cred_of(call)
-    return None if cred is None else result(cred.setuid(id_arg(call.args[0])))
+    return change(call, 1, lambda cred, uid: cred.setuid(uid))
 
 
 @TABLE.when("root", "setgid", why=WHY)
 def sys_setgid(call):
-    cred = cred_of(call)
-    return None if cred is None else result(cred.setgid(id_arg(call.args[0])))
+    return change(call, 1, lambda cred, gid: cred.setgid(gid))
 
 
 @TABLE.when("root", "setreuid", why=WHY)
 def sys_setreuid(call):
-    cred = cred_of(call)
-    a = call.args
-    return None if cred is None else result(cred.setreuid(id_arg(a[0]), id_arg(a[1])))
+    return change(call, 2, lambda cred, ruid, euid: cred.setreuid(ruid, euid))
 
 
 @TABLE.when("root", "setregid", why=WHY)
 def sys_setregid(call):
-    cred = cred_of(call)
-    a = call.args
-    return None if cred is None else result(cred.setregid(id_arg(a[0]), id_arg(a[1])))
+    return change(call, 2, lambda cred, rgid, egid: cred.setregid(rgid, egid))
 
 
 @TABLE.when("root", "setresuid", why=WHY)
 def sys_setresuid(call):
-    cred = cred_of(call)
-    a = call.args
-    return None if cred is None else \
-        result(cred.setresuid(id_arg(a[0]), id_arg(a[1]), id_arg(a[2])))
+    return change(call, 3, lambda cred, ruid, euid, suid: cred.setresuid(ruid, euid, suid))
 
 
 @TABLE.when("root", "setresgid", why=WHY)
 def sys_setresgid(call):
-    cred = cred_of(call)
-    a = call.args
-    return None if cred is None else \
-        result(cred.setresgid(id_arg(a[0]), id_arg(a[1]), id_arg(a[2])))
+    return change(call, 3, lambda cred, rgid, egid, sgid: cred.setresgid(rgid, egid, sgid))
 
 
 @TABLE.when("root", "setfsuid", why=WHY)
