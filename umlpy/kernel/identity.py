@@ -271,35 +271,18 @@ def enter_subordinate_namespace(argv):
     import signal
     import subprocess
     import sys
-    from ..abi.sched import CLONE_NEWUSER
-    import ctypes
-    ready_r, ready_w = os.pipe()
-    go_r, go_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(ready_r)
-            os.close(go_w)
-            libc = ctypes.CDLL(None, use_errno=True)
-            if libc.unshare(CLONE_NEWUSER) < 0:
-                os._exit(126)
-            os.write(ready_w, b"u")
-            if os.read(go_r, 1) != b"g":
-                os._exit(126)
-            os.environ[SUBORDINATE_ENV] = f"{uid}:{gid}"
-            os.execv(sys.executable, [sys.executable, "-m", "umlpy", *argv])
-        finally:
-            os._exit(126)
-    os.close(ready_w)
-    os.close(go_r)
-    ok = os.read(ready_r, 1) == b"u"
-    os.close(ready_r)
+    from .userns import NamespaceChild
+
+    def run_umlpy_again():
+        os.environ[SUBORDINATE_ENV] = f"{uid}:{gid}"
+        os.execv(sys.executable, [sys.executable, "-m", "umlpy", *argv])
+    child = NamespaceChild(run_umlpy_again)
+    pid, ok = child.pid, child.unshared
     for helper, ranges in ((newuidmap, uid_ranges), (newgidmap, gid_ranges)):
         if ok:
             args = [helper, str(pid)] + [str(n) for r in ranges for n in r]
             ok = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True).returncode == 0
-    os.write(go_w, b"g" if ok else b"x")
-    os.close(go_w)
+    child.release(ok)
     # the terminal's signals reach both of us; the others are passed on
     for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP):
         signal.signal(sig, signal.SIG_IGN)

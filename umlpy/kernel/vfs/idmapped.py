@@ -23,7 +23,8 @@ import threading
 from ...abi.fcntl import AT_EMPTY_PATH, AT_FDCWD
 from ...abi.mount import MNT_DETACH, MOUNT_ATTR, MOUNT_ATTR_IDMAP, MOVE_MOUNT_F_EMPTY_PATH, \
     MS_REC, MS_SLAVE, OPEN_TREE_CLONE
-from ...abi.sched import CLONE_NEWNS, CLONE_NEWUSER
+from ...abi.sched import CLONE_NEWNS
+from ..userns import NamespaceChild
 from ..syscalls.names import SYSCALL_NUMBERS
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -52,31 +53,17 @@ def _own_mount_namespace():
 def _user_namespace(first, count):
     """An fd of a user namespace mapping 0..count-1 to host ids from first
     (a short-lived child holds it while the maps are written)."""
-    ready_r, ready_w = os.pipe()
-    done_r, done_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(ready_r)
-            os.close(done_w)
-            if _libc.unshare(CLONE_NEWUSER) == 0:
-                os.write(ready_w, b"u")
-                os.read(done_r, 1)
-        finally:
-            os._exit(0)
-    os.close(ready_w)
-    os.close(done_r)
+    child = NamespaceChild()
     try:
-        if os.read(ready_r, 1) != b"u":
+        if not child.unshared:
             raise OSError(0, "no user namespace")
         for name in ("uid_map", "gid_map"):
-            with open(f"/proc/{pid}/{name}", "w") as f:
+            with open(f"/proc/{child.pid}/{name}", "w") as f:
                 f.write(f"0 {first} {count}\n")
-        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        return os.open(f"/proc/{child.pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     finally:
-        os.close(ready_r)
-        os.close(done_w)
-        os.waitpid(pid, 0)
+        child.release()
+        os.waitpid(child.pid, 0)
 
 
 def mount_idmapped(source, target, first, count):
