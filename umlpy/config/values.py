@@ -102,8 +102,10 @@ def existing_path(flag, value):
 
 def existing_file(flag, value):
     path = os.fspath(value)
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise BadInput(f"{flag} {path}: No such file")
+    if not os.path.isfile(path):
+        raise BadInput(f"{flag} {path}: not a regular file")
     return os.path.abspath(path)
 
 

@@ -424,7 +424,8 @@ def open_image(path, index_dir=None, progress=None):
     import mmap
     path = os.fspath(path)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        # O_NONBLOCK: a FIFO named as an image must not wait for a writer.
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as e:
         raise BadInput(f"{path}: cannot open image: {e.strerror}") from None
     try:
