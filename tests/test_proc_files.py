@@ -147,11 +147,42 @@ def test_the_rest_of_proc_stays_read_only():
         "oom mounts 0"]
 
 
+TIMENS_PROBE = r"""
+import os
+try:
+    fd = os.open("/proc/self/timens_offsets", os.O_WRONLY)
+    print("open ok")
+    try:
+        os.write(fd, b"monotonic 1 0\n")
+        print("write ok")
+    except OSError as e:
+        print("write", os.strerror(e.errno))
+except OSError as e:
+    print("open", os.strerror(e.errno))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="compares with root and with nobody")
+@pytest.mark.parametrize("host_root", [True, False], ids=["host-root", "user-ns"])
+def test_the_sandboxs_time_namespace_offsets_are_refused_at_the_write(host_root):
+    """The sandbox is in the host's time namespace, whose offsets nobody
+    may change: Linux opens timens_offsets for writing and refuses the
+    write (EPERM without CAP_SYS_TIME over it, EACCES with it: the
+    namespace has processes)."""
+    as_user = [] if host_root else ["setpriv", "--reuid=65534", "--regid=65534",
+                                    "--clear-groups"]
+    native = subprocess.run(as_user + [PYTHON, "-c", TIMENS_PROBE],
+                            capture_output=True, check=True).stdout
+    p = run_umlpy([PYTHON, "-c", TIMENS_PROBE], host_root=host_root)
+    assert (p.returncode, p.stderr) == (0, b""), p.stderr.decode()[-800:]
+    assert p.stdout == native
+    assert p.stdout.startswith(b"open ok\nwrite ")
+
+
 @pytest.mark.parametrize("host_root", [True, False], ids=["host-root", "user-ns"])
 def test_a_time_namespace_of_the_guests_own_gets_its_offsets(host_root):
     """The sandbox is in the host's time namespace (its offsets are 0 and
-    not the guest's to change: EROFS, where Linux refuses the write with
-    EACCES); a guest that makes a
+    not the guest's to change: the write is refused); a guest that makes a
     time namespace of its own (unshare --time) sets its offsets, as
     natively, and its children see them."""
     script = ("cat /proc/self/timens_offsets; "

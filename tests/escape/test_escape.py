@@ -1502,7 +1502,8 @@ def test_proc_sys_writes(kit, arena, user):
 @pytest.mark.parametrize("user", USERS)
 def test_proc_self_attr_writes(kit, arena, user):
     """Write /proc/self/attr/*, loginuid, uid_map/gid_map/setgroups,
-    timens_offsets, and oom_score_adj -1000: read-only /proc, and lowering
+    timens_offsets, and oom_score_adj -1000: read-only /proc, the host's
+    time namespace's offsets refused at the write, and lowering
     oom_score_adj needs a host capability."""
     attack(kit, arena, "proc-attr", user)
 

@@ -24,8 +24,9 @@ NS_OBJECT = 1
 # least a privileged process set (EACCES, as for any unprivileged user;
 # the guest has no CAP_SYS_RESOURCE in the host's user namespace);
 # timens_offsets only for a time namespace the guest made itself and no
-# process has entered yet (unshare(CLONE_NEWTIME)), else EACCES (and
-# before any such unshare it is not writable at all: EROFS).  Not
+# process has entered yet (unshare(CLONE_NEWTIME)), else EACCES; the
+# sandbox's own time namespace is the host's, over which the guest has
+# no CAP_SYS_TIME: opened, and the write refused (EPERM).  Not
 # /proc at large: /proc/PID/mem, for one, writes any page of a guest
 # process, the guest kernel's scratch memory included.
 WRITABLE = ("oom_score_adj", "oom_adj", "timens_offsets")
@@ -140,22 +141,16 @@ class ProcFS(FileSystem):
     def _writable_file(self, rel, name):
         """The file mounted over itself, writable (ProcFile): the resolver
         enters that mount right after this lookup, so a write-open passes
-        the read-only /proc mount's EROFS and opens the host file.
-        timens_offsets only while it can be written at all: its process
-        made a time namespace for its children (unshare(CLONE_NEWTIME));
-        else it stays read-only (EROFS at the open, where Linux opens it and
-        refuses every write)."""
+        the read-only /proc mount's EROFS and opens the host file, and the
+        host kernel decides each write as Linux does (timens_offsets:
+        refused at the write, not at the open, unless its process made a
+        time namespace for its children no process entered yet)."""
         path = "/proc/" + rel
         mounts = self.vfs.mounts
-        mounted = path in mounts.by_path
-        if name != "timens_offsets" or self._new_time_namespace(rel):
-            if not mounted:
-                self._prune_file_mounts()
-                mounts.add(path, ProcFile(self, rel))
-                self._file_mounts[path] = rel
-        elif mounted:
-            mounts.remove(path)
-            self._file_mounts.pop(path, None)
+        if path not in mounts.by_path:
+            self._prune_file_mounts()
+            mounts.add(path, ProcFile(self, rel))
+            self._file_mounts[path] = rel
 
     def _prune_file_mounts(self):
         """A guest may look up these files of ever new threads: past
@@ -170,16 +165,6 @@ class ProcFS(FileSystem):
                 del self._file_mounts[path]
             if len(self._file_mounts) < FILE_MOUNTS // 2:
                 break
-
-    def _new_time_namespace(self, rel):
-        """Whether the process of rel (N/NAME, N/task/T/NAME) has another
-        time namespace for its children than its own."""
-        where = rel.rpartition("/")[0]
-        try:
-            return os.readlink(self._tracer_path(f"{where}/ns/time")) != \
-                os.readlink(self._tracer_path(f"{where}/ns/time_for_children"))
-        except OSError:
-            return False
 
     def _guest_self(self):
         task = self.vfs.current
