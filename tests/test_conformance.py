@@ -71,14 +71,19 @@ def test_removed_dirfd(probe, tmp_path, mode):
     assert "path-fd .. is the parent: yes" in keep(inside)
 
 
-@pytest.mark.xfail(strict=True, reason="the guest VFS has no object for a removed "
-                   "directory itself: stat of its \".\" is ENOENT (Linux: the directory), "
-                   "mkdirat(fd, \".\") ENOENT (Linux: EEXIST); so for a removed working "
-                   "directory")
-def test_dot_of_a_removed_dirfd(probe, tmp_path):
+def test_dot_of_a_removed_dirfd(probe, tmp_path, mode):
+    """"." of a removed directory (a dirfd, an O_PATH dirfd, a working
+    directory removed under the process or entered by fchdir after its
+    removal) is the directory itself: stat (".", "./.", AT_EMPTY_PATH)
+    shows it unlinked (nlink 0) with the inode it had, mkdir of "." is
+    EEXIST, chdir(".") stays in it."""
     argv = [probe, "deleted", workdir(tmp_path)]
-    native, inside = run_native(argv), run_umlpy(argv)
-    assert dot_lines(inside.stdout.decode()) == dot_lines(native.stdout.decode())
+    native, inside = run_native(argv), run_umlpy(argv, mode)
+    dots = dot_lines(native.stdout.decode())
+    assert dot_lines(inside.stdout.decode()) == dots
+    for what in ("fd fstatat", "cwd stat", "fchdir fstatat empty"):
+        line = next(line for line in dots if line.startswith(what + " attrs"))
+        assert "nlink 0 " in line and line.endswith("same inode yes")
 
 
 # ---- 3. openat2's struct open_how sizes -------------------------------------

@@ -5,7 +5,8 @@
  *
  *   sockaddr DIR      bind/connect/sendto of AF_UNIX addresses on internet
  *                     sockets (DIR: a directory of the test's own)
- *   deleted DIR       *at calls relative to a dirfd of a removed directory
+ *   deleted DIR       *at calls relative to a dirfd of a removed directory,
+ *                     and in a removed working directory (chdir, fchdir)
  *   howsize           openat2 with struct open_how sizes around 24
  *   resolve DIR       openat2's RESOLVE_* flags over DIR (a tree the test
  *                     made: sub/, file, abs -> /, up -> .., sub/rel -> ../file)
@@ -110,13 +111,78 @@ static void sockaddr_cmd(const char *dir)
 
 /* ---- deleted ----------------------------------------------------------- */
 
+/* What stat found for a removed directory itself, compared with the
+ * directory as it was before the removal (same inode, now unlinked). */
+static void dead_attrs(const char *what, long r, const struct stat *st,
+                       const struct stat *was)
+{
+    char line[160];
+    snprintf(line, sizeof line, "%s .", what);
+    report(line, r);
+    if (r < 0)
+        return;
+    printf("%s attrs .: nlink %lu mode %o size %lld uid %u same inode %s\n", what,
+           (unsigned long)st->st_nlink, st->st_mode, (long long)st->st_size, st->st_uid,
+           st->st_ino == was->st_ino && st->st_dev == was->st_dev ? "yes" : "no");
+}
+
+/* A working directory removed under the process (chdir, then rmdir by
+ * its path), or entered by fchdir after its removal. */
+static void dead_cwd(const char *dir, int by_fd)
+{
+    char gone[256];
+    const char *how = by_fd ? "fchdir" : "cwd";
+    snprintf(gone, sizeof gone, "%s/%s", dir, by_fd ? "gone-fd" : "gone-cwd");
+    struct stat was, st;
+    if (mkdir(gone, 0755) < 0 || stat(gone, &was) < 0)
+        report("mkdir cwd", -1);
+    int fd = open(gone, O_RDONLY | O_DIRECTORY);
+    if (!by_fd && chdir(gone) < 0)
+        report("chdir", -1);
+    if (rmdir(gone) < 0)
+        report("rmdir cwd", -1);
+    char what[128];
+    if (by_fd) {
+        snprintf(what, sizeof what, "%s into removed", how);
+        report(what, fchdir(fd));
+    }
+    snprintf(what, sizeof what, "%s stat", how);
+    dead_attrs(what, stat(".", &st), &st, &was);
+    snprintf(what, sizeof what, "%s stat ./", how);
+    dead_attrs(what, stat("./", &st), &st, &was);
+    snprintf(what, sizeof what, "%s fstatat empty", how);
+    dead_attrs(what, fstatat(AT_FDCWD, "", &st, AT_EMPTY_PATH), &st, &was);
+    snprintf(what, sizeof what, "%s mkdir .", how);
+    report(what, mkdir(".", 0755));
+    snprintf(what, sizeof what, "%s chdir .", how);
+    report(what, chdir("."));
+    snprintf(what, sizeof what, "%s stat again", how);
+    dead_attrs(what, stat(".", &st), &st, &was);
+    snprintf(what, sizeof what, "%s mkdir x", how);
+    report(what, mkdir("x", 0755));
+    snprintf(what, sizeof what, "%s stat x", how);
+    report(what, stat("x", &st));
+    snprintf(what, sizeof what, "%s getcwd", how);
+    report(what, getcwd(what + 100, 20) ? 0 : -1);
+    struct stat parent, up;
+    stat(dir, &parent);
+    snprintf(what, sizeof what, "%s stat ..", how);
+    report(what, stat("..", &up));
+    printf("%s .. is the parent: %s\n", how,
+           up.st_ino == parent.st_ino && up.st_dev == parent.st_dev ? "yes" : "no");
+    if (chdir(dir) < 0)
+        report("chdir back", -1);
+    close(fd);
+}
+
 static void deleted_cmd(const char *dir)
 {
     char gone[256], file[256];
     snprintf(gone, sizeof gone, "%s/gone", dir);
     snprintf(file, sizeof file, "%s/file", dir);
     close(open(file, O_CREAT | O_WRONLY, 0644));
-    if (mkdir(gone, 0755) < 0)
+    struct stat was;
+    if (mkdir(gone, 0755) < 0 || stat(gone, &was) < 0)
         report("mkdir", -1);
     int fd = open(gone, O_RDONLY | O_DIRECTORY);
     int pfd = open(gone, O_PATH | O_DIRECTORY);
@@ -141,7 +207,12 @@ static void deleted_cmd(const char *dir)
         AT("readlinkat x", readlinkat(d, "x", what + 100, 20));
         struct stat st;
         AT("fstatat x", fstatat(d, "x", &st, 0));
-        AT("fstatat .", fstatat(d, ".", &st, 0));
+        snprintf(what, sizeof what, "%s fstatat", how);
+        dead_attrs(what, fstatat(d, ".", &st, 0), &st, &was);
+        snprintf(what, sizeof what, "%s fstatat ./.", how);
+        dead_attrs(what, fstatat(d, "./.", &st, 0), &st, &was);
+        snprintf(what, sizeof what, "%s fstatat empty", how);
+        dead_attrs(what, fstatat(d, "", &st, AT_EMPTY_PATH), &st, &was);
         AT("faccessat x", faccessat(d, "x", F_OK, 0));
         AT("fchmodat x", fchmodat(d, "x", 0644, 0));
         AT("mkdirat .", mkdirat(d, ".", 0755));
@@ -160,6 +231,8 @@ static void deleted_cmd(const char *dir)
 #undef AT
     }
     unlink(file);
+    dead_cwd(dir, 0);
+    dead_cwd(dir, 1);
 }
 
 /* ---- openat2 ----------------------------------------------------------- */

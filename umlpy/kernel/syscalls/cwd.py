@@ -12,7 +12,7 @@ import os
 from ...abi.capability import CAP_SYS_CHROOT
 from ...abi.fcntl import AT_FDCWD, X_OK
 from ..decisions import Return, fail
-from ..vfs import hostops
+from ..vfs import deaddir, hostops
 from .fs import checks_on_host, lookup_existing, on_host, path_arg, vfs_call
 from .registry import TABLE
 
@@ -65,6 +65,8 @@ def sys_chdir(call, vfs, task):
     err = may_enter(task, d)
     if err:
         return fail(err)
+    if deaddir.is_dead(d):
+        return Return(0)        # "." of a removed working directory: it stays there
     task.ctx.cwd = res.path
     fastpath.remember_chdir(task, res, AT_FDCWD, path)
     return Return(0)
@@ -76,6 +78,8 @@ def sys_fchdir(call, vfs, task):
     fd = call.fd(0)
     res = vfs.resolve_fd(task, fd)
     if res is None:
+        if fd >= 0 and vfs.removed_dir(task.tid, fd):
+            return enter_removed(vfs, task, fd)
         # not a guest filesystem object: a pipe, a socket, or no fd at all
         exists = fd >= 0 and vfs.fd_host_path(task.tid, fd) is not None
         return fail(errno.ENOTDIR if exists else errno.EBADF)
@@ -90,6 +94,21 @@ def sys_fchdir(call, vfs, task):
     return Return(0)
 
 
+def enter_removed(vfs, task, fd):
+    """fchdir into a directory that was removed (Linux lets a process work
+    in it): the process's working directory is that dead directory, held
+    from the guest's fd, where the guest kernel knows where it was."""
+    where = vfs.guest_path_of_removed(task.tid, fd)
+    if where is None:
+        return fail(errno.ENOTDIR)
+    held = deaddir.HeldDir.of_guest_fd(task.tid, task.tgid, fd)
+    err = task.creds.permission(held.attr(vfs.idmap), X_OK)
+    if err:
+        return fail(err)
+    task.ctx.enter_removed(where, held)
+    return Return(0)
+
+
 @TABLE.emulated(FAMILY, "chroot", "the guest VFS changes the process's root; the host's "
                 "stays")
 @vfs_call
@@ -97,6 +116,8 @@ def sys_chroot(call, vfs, task):
     res = lookup_existing(vfs, task, AT_FDCWD, path_arg(call, 0), True)
     if not res.dentry.attr.is_dir():
         return fail(errno.ENOTDIR)
+    if deaddir.is_dead(res.dentry):
+        return fail(errno.ENOENT)   # a root no path names: not kept (a deviation)
     if not task.creds.caps & CAP_SYS_CHROOT:
         return fail(errno.EPERM)
     call.kernel.fastpath.disable()      # its keys assume the real root

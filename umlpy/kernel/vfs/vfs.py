@@ -9,7 +9,7 @@ from ...abi.fcntl import AT_FDCWD, RESOLVE_IN_ROOT, X_OK
 from ...abi.stat import S_IXOTH
 from .. import procfs
 from ..bounded import ByteBoundedCache, text_bytes
-from . import hostops
+from . import deaddir, hostops
 from .creds import Creds
 from .hostid import HostIdentity, IdentityExecutor
 from .namei import SCOPED, Frame, Resolver, join
@@ -23,11 +23,12 @@ _FRAME_BYTES = 200
 
 
 class RemovedDir(OSError):
-    """A dirfd names a directory that was removed (path: where it was)."""
+    """A dirfd names a directory that was removed (path: where it was;
+    fd: the dirfd, of thread tid)."""
 
-    def __init__(self, path):
+    def __init__(self, path, tid, fd):
         super().__init__(errno.ENOENT, "the directory was removed")
-        self.path = path
+        self.path, self.tid, self.fd = path, tid, fd
 
 
 class FsContext:
@@ -39,12 +40,15 @@ class FsContext:
     found in it, but ".." still leads to where its parent was, as in
     Linux.  Where the native path cache keeps working directories
     (fastpath.NativeWorkdirs), this is a view of the process's box there:
-    C keys cwd-relative calls by it, and a chdir C serves moves it."""
-    __slots__ = ("root", "_cwd", "_gone", "_store", "_box", "_seq")
+    C keys cwd-relative calls by it, and a chdir C serves moves it.
+    held: once gone, the directory itself (deaddir.HeldDir), whose "."
+    still answers stat, or None."""
+    __slots__ = ("root", "_cwd", "_gone", "_store", "_box", "_seq", "_held")
 
-    def __init__(self, root="/", cwd="/", store=None, gone=False):
+    def __init__(self, root="/", cwd="/", store=None, gone=False, held=None):
         self.root = root
         self._cwd, self._gone = cwd, gone
+        self._held = held if gone else None
         self._store = store
         self._box = store.new() if store is not None else None
         if self._box is not None:
@@ -59,7 +63,7 @@ class FsContext:
             if path is None:
                 self._gone = True
             else:
-                self._cwd, self._gone = path, False
+                self._cwd, self._gone, self._held = path, False, None
 
     @property
     def cwd(self):
@@ -70,7 +74,7 @@ class FsContext:
 
     @cwd.setter
     def cwd(self, path):
-        self._cwd, self._gone = path, False
+        self._cwd, self._gone, self._held = path, False, None
         if self._box is not None:
             self._seq = self._store.set(self._box, path)
 
@@ -80,15 +84,26 @@ class FsContext:
             self._sync()
         return self._gone
 
-    def remove(self):
-        """The working directory was removed."""
+    @property
+    def held(self):
+        return self._held if self.gone else None
+
+    def remove(self, held=None):
+        """The working directory was removed (held: the directory itself,
+        deaddir.HeldDir, or None)."""
         if self._box is not None:
             self._sync()
             self._seq = self._store.set(self._box, None)
-        self._gone = True
+        self._gone, self._held = True, held
+
+    def enter_removed(self, path, held):
+        """Work in a directory that was removed (fchdir to a dirfd of it):
+        it was at guest path path; held, deaddir.HeldDir, is it."""
+        self.cwd = path
+        self.remove(held)
 
     def copy(self, store=None):
-        return FsContext(self.root, self.cwd, store, self.gone)
+        return FsContext(self.root, self.cwd, store, self.gone, self.held)
 
     def attach(self, tid):
         """Thread tid works in this context (C keys its calls by it)."""
@@ -266,12 +281,12 @@ class VFS:
         if self.workdirs is not None:
             self._attach(child_tid, self.context(ctgid))
 
-    def moved(self, old, new, exchange=False, replaced=False):
+    def moved(self, old, new, exchange=False, replaced=False, held=None):
         """A directory (or any object) renamed from guest path old to new
         (swapped with it for RENAME_EXCHANGE; replaced: over an empty
-        directory, now gone): every working directory and root at or below
-        it follows, as a process's cwd is the directory itself, not its
-        name."""
+        directory, now gone, held as removed() holds it): every working
+        directory and root at or below it follows, as a process's cwd is
+        the directory itself, not its name."""
         def follow(path):
             for a, b in ((old, new), (new, old)) if exchange else ((old, new),):
                 if path == a:
@@ -282,7 +297,7 @@ class VFS:
         if self.workdirs is not None:
             self.workdirs.bump()    # a chdir C looked up before does not land after
         if replaced:
-            self.removed(new)
+            self.removed(new, held)
         for ctx in self._all_contexts():
             ctx.root = follow(ctx.root)
             if not ctx.gone:
@@ -291,14 +306,24 @@ class VFS:
                 if moved != cwd:
                     ctx.cwd = moved
 
-    def removed(self, path):
+    def removing(self, res):
+        """The directory res is about to be removed: if it is a process's
+        working directory, a HeldDir of it (its "." stays the directory
+        itself, as in Linux), to give removed(); else None."""
+        if not any(not ctx.gone and ctx.cwd == res.path for ctx in self._all_contexts()):
+            return None
+        d = res.dentry
+        lower = isinstance(d.fs, UnionFS) and not d.flags & IN_UPPER
+        return deaddir.HeldDir.of(d, lower)
+
+    def removed(self, path, held=None):
         """The directory at guest path was removed: the working directory
-        of every process in it is gone."""
+        of every process in it is gone (held: what removing() took)."""
         if self.workdirs is not None:
             self.workdirs.bump()
         for ctx in self._all_contexts():
             if not ctx.gone and ctx.cwd == path:
-                ctx.remove()
+                ctx.remove(held)
 
     def thread_gone(self, tid):
         """tid no longer names a thread of the process it did (it exited,
@@ -374,7 +399,7 @@ class VFS:
             if not self._fd_exists(task.tid, dirfd):
                 raise OSError(errno.EBADF, "dirfd")
             if self.removed_dir(task.tid, dirfd):
-                raise RemovedDir(self.guest_path_of_removed(task.tid, dirfd))
+                raise RemovedDir(self.guest_path_of_removed(task.tid, dirfd), task.tid, dirfd)
             raise OSError(errno.ENOTDIR, "dirfd")
         return self.frames_of_path(task, root, path)
 
@@ -408,13 +433,28 @@ class VFS:
             start = root
         else:
             if dirfd == AT_FDCWD and task.cwd[1]:
+                held = task.ctx.held
+                if deaddir.itself(path) and held is not None:
+                    return self._removed_itself(task, task.cwd[0], held.attr(self.idmap))
                 start, path = self._from_removed(task, root, task.cwd[0], path)
             else:
                 try:
                     start = self.start_frames(task, root, dirfd)
                 except RemovedDir as gone:
+                    attr = deaddir.attr_of_fd(gone.tid, gone.fd, self.idmap) \
+                        if deaddir.itself(path) else None
+                    if attr is not None:
+                        return self._removed_itself(task, gone.path, attr)
                     start, path = self._from_removed(task, root, gone.path, path)
         return self.resolver.walk(root, start, path, follow, magic=magic, search=search)
+
+    def _removed_itself(self, task, where, attr):
+        """The Lookup of a removed directory's "." (where: its guest path
+        of old, or None): the directory itself, unlinked and empty, which
+        only its holders reach (never an answer for the path cache)."""
+        task.fast_ok = False
+        mount = self.mounts.covering(where) if where else self.mounts.root
+        return deaddir.lookup_of(attr, where, mount or self.mounts.root)
 
     def _from_removed(self, task, root, where, path):
         """Where path starts, and what is left of it, relative to a

@@ -159,6 +159,7 @@ def remove(call, vfs, task, dirfd, path, is_dir):
         return fail(errno.EBUSY)
     writable_mount(res)
     fs = d.fs
+    held = vfs.removing(res) if is_dir else None
     if not isinstance(fs, UnionFS) or (not d.flags & IN_LOWER and not is_dir):
         if checks_all(task):
             err = task.creds.may_delete(res.parent.dentry.attr, d.attr)
@@ -173,7 +174,7 @@ def remove(call, vfs, task, dirfd, path, is_dir):
             return fail(errno.ENOTEMPTY)
         fs.remove(res.parent.dentry, d, res.parent_dentries()[:-1], is_dir)
     if is_dir:
-        vfs.removed(res.path)
+        vfs.removed(res.path, held)
     return Return(0)
 
 
@@ -251,6 +252,7 @@ def rename(call, vfs, task, olddirfd, oldpath, newdirfd, newpath, flags):
     writable_mount(old)
     # an empty directory renamed over is gone, whoever works in it
     replaces_dir = nd is not None and not flags & RENAME_EXCHANGE and nd.attr.is_dir()
+    held = vfs.removing(new) if replaces_dir else None
     fs = od.fs
     if not isinstance(fs, UnionFS):
         fs.create_target(new.parent.dentry, new.name)     # writable at all?
@@ -261,7 +263,7 @@ def rename(call, vfs, task, olddirfd, oldpath, newdirfd, newpath, flags):
                 hostops.renameat2(fd, name, n.fd, n.name, flags)
         on_host(task, od, move)
         vfs.moved(old.path, new.path, exchange=bool(flags & RENAME_EXCHANGE),
-                  replaced=replaces_dir)
+                  replaced=replaces_dir, held=held)
         return done()
     creds = task.creds
     err = creds.may_delete(old.parent.dentry.attr, od.attr)
@@ -277,7 +279,7 @@ def rename(call, vfs, task, olddirfd, oldpath, newdirfd, newpath, flags):
         host = fs.upper_host(od)
         os.mknod(host, _stat.S_IFCHR | 0o600, 0)
     vfs.moved(old.path, new.path, exchange=bool(flags & RENAME_EXCHANGE),
-              replaced=replaces_dir)
+              replaced=replaces_dir, held=held)
     return Return(0)
 
 
