@@ -16,6 +16,7 @@ import os
 import stat
 
 from ...errors import BadInput, UmlpyError
+from . import setid
 from .tmpdirs import empty_dir, open_dir_to_empty
 
 WH = ".wh."
@@ -346,7 +347,10 @@ def _scan(upper_fd, lower):
     # "..", which must be the directory it was (the upper layer must not
     # change under the scan).
     fd = os.dup(upper_fd)
-    stack = [(os.fstat(fd), iter(_scan_dir(fd, "", lower, root_is_dir, False, found)))]
+    # set-ID bits recorded on upper files (setid.py) count in their mode
+    marked = setid.marked(upper_fd)
+    stack = [(os.fstat(fd), iter(_scan_dir(fd, "", lower, root_is_dir, False, found,
+                                           marked)))]
     try:
         while stack:
             here, subdirs = stack[-1]
@@ -361,7 +365,7 @@ def _scan(upper_fd, lower):
                 fd = child
                 st = os.fstat(fd)
                 stack.append((st, iter(_scan_dir(fd, rel, lower, compare_inside, hidden,
-                                                 found))))
+                                                 found, marked))))
                 continue
             stack.pop()
             if stack:
@@ -376,14 +380,15 @@ def _scan(upper_fd, lower):
     return found
 
 
-def _scan_dir(dir_fd, rel, lower, lower_is_dir, hidden, found):
+def _scan_dir(dir_fd, rel, lower, lower_is_dir, hidden, found, marked=False):
     """Compare the upper directory at rel (open as dir_fd) with the lower,
     adding to found; returns its subdirectories to scan, as
     [(name, rel, lower_is_dir, hidden)].
 
     lower_is_dir: the lower has a directory at rel to compare with.
     hidden: an ancestor is opaque, so none of the lower shows here either:
-    the merged view of this directory is the upper one alone."""
+    the merged view of this directory is the upper one alone.  marked: the
+    layer records set-ID bits (setid.py)."""
     where = rel
     subdirs = []
     try:
@@ -394,7 +399,7 @@ def _scan_dir(dir_fd, rel, lower, lower_is_dir, hidden, found):
             for e in it:
                 if e.name == OPAQUE:
                     opaque = True
-                elif e.name == LOWER_RECORD and not rel:
+                elif e.name in (LOWER_RECORD, setid.MARKER) and not rel:
                     continue
                 elif e.name.startswith(WH):
                     whiteouts.append(e.name[len(WH):])
@@ -428,7 +433,8 @@ def _scan_dir(dir_fd, rel, lower, lower_is_dir, hidden, found):
                 differs = stat.S_IMODE(st.st_mode) != stat.S_IMODE(le.mode)
                 kind, compare_inside = ("modified" if differs else None), True
             else:
-                kind = "modified" if _differs(dir_fd, name, st, le, lower) else None
+                bits = setid.read(dir_fd, name) if marked and stat.S_ISREG(st.st_mode) else 0
+                kind = "modified" if _differs(dir_fd, name, st, le, lower, bits) else None
             if kind is not None:
                 found.append((Change(kind, _guest(child), type_name(st.st_mode)), st))
             if is_dir:
@@ -438,12 +444,13 @@ def _scan_dir(dir_fd, rel, lower, lower_is_dir, hidden, found):
     return subdirs
 
 
-def _differs(dir_fd, name, st, le, lower):
-    """Does an upper non-directory differ from the lower one of its type?"""
+def _differs(dir_fd, name, st, le, lower, setid_bits=0):
+    """Does an upper non-directory (with the set-ID bits recorded for it)
+    differ from the lower one of its type?"""
     kind = stat.S_IFMT(st.st_mode)
     if kind == stat.S_IFLNK:
         return os.readlink(name, dir_fd=dir_fd) != le.linkname
-    if stat.S_IMODE(st.st_mode) != stat.S_IMODE(le.mode):
+    if stat.S_IMODE(st.st_mode) | setid_bits != stat.S_IMODE(le.mode):
         return True
     if kind in (stat.S_IFCHR, stat.S_IFBLK):
         return st.st_rdev != le.rdev
@@ -693,7 +700,9 @@ class _Applier:
                 _copy_data(src, dst)
                 if owner is not None:
                     os.fchown(dst, *owner)
-                os.fchmod(dst, stat.S_IMODE(st.st_mode))     # after chown, which drops setuid
+                # after chown, which drops setuid; the set-ID bits the host
+                # file could not carry are the target's (setid.py)
+                os.fchmod(dst, stat.S_IMODE(st.st_mode) | setid.read_fd(src))
                 os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
             except BaseException:
                 os.close(dst)

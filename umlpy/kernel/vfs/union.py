@@ -12,12 +12,11 @@ import stat as _stat
 from ...abi.dirent import DT_DIR, IFTODT
 from ...abi.fcntl import O_PATH, RENAME_EXCHANGE
 from ...abi.resource import NAME_MAX
-from ...abi.stat import S_ISGID, S_ISUID
-from . import hostops, xattrs
+from . import hostops, setid, xattrs
 from .attr import UNMAPPED_GID, UNMAPPED_UID
 from .fs import Dentry, FileSystem
 
-SETID_BITS = S_ISUID | S_ISGID
+SETID_BITS = setid.BITS
 
 WH = ".wh."
 OPAQUE = ".wh..wh..opq"
@@ -52,7 +51,10 @@ class UnionFS(FileSystem):
         self.idmap = idmap
         self.owner = owner
         self.on_change = []         # called at every change to the upper layer
-        self.setid_bits = {}        # (st_dev, st_ino) -> S_ISUID|S_ISGID: note_setid
+        # (st_dev, st_ino) -> S_ISUID|S_ISGID of files whose bits the upper
+        # filesystem could not keep (note_setid)
+        self.setid_bits = {}
+        self.setid_marked = setid.marked(self.upper_fd)
         self._generation = 0
         self._root_generation = None
         self.upper_dev = os.stat(self.upper_fd).st_dev
@@ -80,23 +82,47 @@ class UnionFS(FileSystem):
             notify()
 
     # looking ------------------------------------------------------------
-    def _attr(self, st):
+    def _attr(self, st, rel=None):
         attr = self.idmap.attr_of(st)
-        if self.setid_bits and _stat.S_ISREG(st.st_mode):
-            attr.mode |= self.setid_bits.get((st.st_dev, st.st_ino), 0)
+        if _stat.S_ISREG(st.st_mode) and (self.setid_bits or self.setid_marked):
+            bits = self.setid_bits.get((st.st_dev, st.st_ino))
+            if bits is None and self.setid_marked and rel:
+                bits = self._recorded_setid(rel)
+            attr.mode |= bits or 0
         return attr
 
-    def note_setid(self, key, mode):
+    def _recorded_setid(self, rel):
+        if "/" not in rel:
+            return setid.read(self.upper_fd, rel)
+        try:
+            with hostops.DirFd(self.upper_fd, rel) as d:
+                return setid.read(d.fd, d.name)
+        except OSError:
+            return 0
+
+    def note_setid(self, key, mode, rel):
         """The set-user-ID and set-group-ID bits the guest gave the upper
-        regular file key ((st_dev, st_ino)): kept here, never on the host
-        file, which any host user who reached it could run with its owner's
-        ids (inside, NO_NEW_PRIVS makes the bits inert anyway)."""
+        regular file key ((st_dev, st_ino)) at rel: never on the host file,
+        which any host user who reached it could run with its owner's ids
+        (inside, NO_NEW_PRIVS makes the bits inert anyway), but recorded
+        on it (setid.py), so a later run over a kept upper sees them."""
+        with hostops.DirFd(self.upper_fd, rel) as d:
+            self._keep_setid(d.fd, d.name, key, mode)
+        self.generation += 1
+
+    def _keep_setid(self, dir_fd, name, key, mode):
         bits = mode & SETID_BITS
-        if bits:
-            self.setid_bits[key] = bits
+        if bits and not self.setid_marked:
+            # marked first: a record is never there unread
+            setid.mark(self.upper_fd)
+            self.setid_marked = True
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if (st.st_dev, st.st_ino) == key and setid.record(dir_fd, name, mode):
+            self.setid_bits.pop(key, None)
+        elif bits:
+            self.setid_bits[key] = bits     # this run's only
         else:
             self.setid_bits.pop(key, None)
-        self.generation += 1
 
     def _upper_stat(self, rel):
         return hostops.lstat_beneath(self.upper_fd, rel)
@@ -156,7 +182,7 @@ class UnionFS(FileSystem):
                 if _stat.S_ISDIR(upper.st_mode) and lower.attr.is_dir() \
                         and not self._opaque(rel):
                     flags |= LOWER_OPEN
-            attr = self._attr(upper)
+            attr = self._attr(upper, rel)
             if attr.is_dir():
                 attr = self._dir_identity(attr, lower and lower.attr, parent.attr.dev)
             return Dentry(self, rel, attr, flags)
@@ -307,7 +333,7 @@ class UnionFS(FileSystem):
             if a.is_reg() and a.mode & SETID_BITS:
                 os.chmod(name, _stat.S_IMODE(a.mode) & ~SETID_BITS, dir_fd=pfd)
                 st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
-                self.note_setid((st.st_dev, st.st_ino), a.mode)
+                self._keep_setid(pfd, name, (st.st_dev, st.st_ino), a.mode)
             elif not a.is_link():
                 os.chmod(name, _stat.S_IMODE(a.mode), dir_fd=pfd)
             os.utime(name, ns=(a.atime_ns, a.mtime_ns), dir_fd=pfd, follow_symlinks=False)

@@ -36,7 +36,7 @@ def chmod(call, vfs, task, res, mode):
         def change():
             key = on_host(task, d, hostops.chmod_setid_apart, mode)
             if key is not None:
-                d.fs.note_setid(key, mode)
+                d.fs.note_setid(key, mode, d.rel)
         result = host_result(change)
     else:
         result = host_result(lambda: on_host(task, d, hostops.fchmod_nofollow, mode))
