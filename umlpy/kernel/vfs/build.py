@@ -11,7 +11,8 @@ from .fs import HostTreeFS
 from .mounts import MountTable
 from .procfs_fs import ProcFS
 from .synth import SDir, SFile, SynthFS, dev_tree, sys_tree, with_files
-from .tmpdirs import make_private_dir, remove_tree, temp_dir
+from .statedirs import claim
+from .tmpdirs import remove_tree, temp_dir
 from .union import UnionFS
 from .vfs import VFS
 
@@ -92,7 +93,9 @@ class SandboxFS:
         self.idmap = idmap
         self.vfs = None
         self.idmapped_root = None       # a directory --rootfs's idmapped mount (idmapped.py)
-        self.state = make_private_dir(state_root())
+        # locked while this run lives: a later run sweeps it if this one
+        # dies without removing it (statedirs.py)
+        self.state, self._state_lock = claim(state_root())
         try:
             self._build(options, idmap, guest_ids, content_cache)
         except BaseException:
@@ -346,3 +349,6 @@ class SandboxFS:
             if not unmount(self.idmapped_root):
                 return      # never remove what a mount still shows: the user's files
         remove_tree(self.state)
+        if self._state_lock is not None:
+            os.close(self._state_lock)
+            self._state_lock = None
