@@ -30,6 +30,15 @@ Run Linux programs under umlpy's guest kernel (ptrace + seccomp).
 
 commands:
   run        run a program in a throwaway sandbox
+  create     record a named sandbox (then: start, exec, ps, ls, stop, kill, rm, logs)
+  start      boot a named sandbox: its guest kernel lives on as a daemon
+  exec       run a program in a running named sandbox
+  ps         a named sandbox's processes
+  ls         every named sandbox and its state
+  stop       stop a named sandbox (SIGTERM, then SIGKILL after a grace period)
+  kill       send a signal to a named sandbox's init or every process
+  rm         delete a named sandbox and its upper layer
+  logs       what a named sandbox's INIT wrote
   trace      run a program and print its system calls, as strace does
   syscalls   print the syscall support table
   options    print the sandbox options
@@ -111,6 +120,17 @@ def cmd_trace(words):
 
 
 RAW_HANDLERS["trace"] = cmd_trace
+
+
+def cmd_lifecycle(name):
+    def handler(words):
+        from .lifecycle.commands import main as lifecycle_main
+        return lifecycle_main(name, words)
+    return handler
+
+
+for _name in ("create", "start", "exec", "ps", "ls", "stop", "kill", "rm", "logs"):
+    RAW_HANDLERS[_name] = cmd_lifecycle(_name)
 
 
 def entry():

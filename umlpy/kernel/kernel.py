@@ -89,6 +89,7 @@ class GuestKernel:
             from .netrate import RateLimiter
             self.rate_limiter = RateLimiter(config.net_rate)
         self.pending_exe = {}           # tid -> guest path of the program its execve runs
+        self.first_program = None       # spawn(program=): the first exec's plan
         self.first_ids = None           # identity() of the first process, once spawned
         self.id_block = None            # as root: the host ids the guest's map to (identity.py)
         self.own_ids = False            # the guest's ids are a block of the sandbox's own
@@ -265,8 +266,11 @@ class GuestKernel:
         return assemble(compile_filter(policy or self.policy(), out_of_table))
 
     # starting -------------------------------------------------------------
-    def spawn(self, argv, env=None, cwd=None, root=None):
-        """Start the guest's first process; returns its host pid."""
+    def spawn(self, argv, env=None, cwd=None, root=None, program=None):
+        """Start the guest's first process; returns its host pid.
+        program: a host file for the first process to run in place of the
+        guest program argv[0] names (a named sandbox's umlpy-init); only
+        the very first exec, made before any guest code runs, takes it."""
         if self.processes.main is not None:
             raise UmlpyError("this guest kernel already runs a first process")
         env = dict(os.environ if env is None else env)
@@ -278,6 +282,9 @@ class GuestKernel:
         if self.fs is None:
             self._build_fs(ids)
             self.fs.check_cwd()
+        if program is not None:
+            from .vfs.binfmt import ExecPlan
+            self.first_program = ExecPlan(self._runnable_copy(program), (), False, argv[0])
         limits = self.limits
         if limits is not None and limits.disk is not None:
             from .limits import DiskQuota
@@ -319,6 +326,16 @@ class GuestKernel:
             self.tracer.report_init_stops(self.tty_handed)
         self.tracer.set_forward_mode(self.pid_namespace)
         return pid
+
+    def _runnable_copy(self, program):
+        """A copy of a host program where the guest's host ids may run it:
+        the sandbox's state directory (the program's own may be closed to
+        them, as a package under /root is)."""
+        import shutil
+        copy = os.path.join(self.fs.state, os.path.basename(program))
+        shutil.copyfile(program, copy)
+        os.chmod(copy, 0o555)
+        return copy
 
     def _notified_calls(self):
         """The opens, the stat family and listings go to the seccomp

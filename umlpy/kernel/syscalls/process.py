@@ -148,8 +148,13 @@ def sys_execve(call):
     vfs = call.kernel.vfs
     task = vfs.task(call.tid)
     a = call.args
+    kernel = call.kernel
     try:
-        plan = planner(call.kernel)(vfs, task, AT_FDCWD, path_arg(call, 0))
+        plan = kernel.first_program
+        if plan is not None and call.tid == kernel.processes.main:
+            kernel.first_program = None
+        else:
+            plan = planner(kernel)(vfs, task, AT_FDCWD, path_arg(call, 0))
         return exec_rewrite(call, task, plan, a[1], a[2])
     except OSError as e:
         return fail(e.errno)

@@ -1,0 +1,408 @@
+/* umlpy-init: pid 1 of a named sandbox (umlpy start).
+
+   A static program, so that it runs in any root filesystem.  It is a guest
+   process like any other: the guest kernel traces it and every process it
+   starts, which is how `umlpy exec` gets a process inside the sandbox's
+   namespaces, filter, limits and VFS without any setns: init forks it.
+
+   fd 3 is a SOCK_SEQPACKET socket to the supervisor (the guest kernel's
+   daemon, lifecycle/daemon.py).  Messages are NUL-separated fields
+   (lifecycle/initproto.py is the other side and the protocol's text):
+
+     supervisor -> init
+       "X" id user group flags cwd argc argv... envc env...
+           with 3 fds (stdin, stdout, stderr) attached: start a process
+           (user: a number or a name of the guest's /etc/passwd; group:
+           a number, a name, or "" for the user's own)
+       "K" id signal          signal the process group of exec id
+       "T"                    terminate: SIGTERM to every process, then
+                              exit once none is left
+     init -> supervisor
+       "S" id pid             started (pid as the sandbox sees it)
+       "F" id errno           could not start (errno of the failed step)
+       "E" id wait-status     exited
+
+   Exec id 0 is INIT, when the sandbox was created with one: its exit
+   stops the sandbox, and init exits with INIT's status.
+
+   init also does what any pid 1 must: it reaps every orphan, and on
+   SIGTERM (or SIGINT) it passes SIGTERM to every process and exits when
+   none is left. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define CONTROL_FD 3
+#define MAX_MSG (256 * 1024)
+#define MAX_FIELDS 8192
+#define MAX_CHILDREN 4096
+#define FLAG_TTY 1
+
+struct child { long id; pid_t pid; };
+
+static struct child children[MAX_CHILDREN];
+static int nchildren;
+static int signal_pipe[2];
+static int terminating;
+static int init_exited = -1;      /* INIT's wait status, once it exited */
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    unsigned char c = (unsigned char)sig;
+    ssize_t n = write(signal_pipe[1], &c, 1);
+    (void)n;
+    errno = saved;
+}
+
+static void send_fields(const char *kind, long a, long b)
+{
+    char buf[64];
+    int n = snprintf(buf, sizeof buf, "%s%c%ld%c%ld", kind, 0, a, 0, b);
+    if (n > 0)
+        send(CONTROL_FD, buf, (size_t)n + 1, MSG_NOSIGNAL);
+}
+
+static long number(const char *s)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || end == s)
+        return -1;
+    return v;
+}
+
+/* A user or group named in the guest's own /etc/passwd or /etc/group
+   (read as the guest sees them: through the guest kernel). */
+static int lookup(const char *file, const char *name, long *id, long *gid)
+{
+    FILE *f = fopen(file, "re");
+    if (!f)
+        return -1;
+    char line[4096];
+    int found = -1;
+    while (fgets(line, sizeof line, f)) {
+        char *fields[4] = { 0 };
+        char *p = line;
+        for (int i = 0; i < 4 && p; i++) {
+            fields[i] = p;
+            p = strchr(p, ':');
+            if (p)
+                *p++ = 0;
+        }
+        if (!fields[2] || strcmp(fields[0], name))
+            continue;
+        *id = number(fields[2]);
+        if (gid && fields[3])
+            *gid = number(fields[3]);
+        found = *id >= 0 ? 0 : -1;
+        break;
+    }
+    fclose(f);
+    return found;
+}
+
+/* The groups a user is a member of, by /etc/group (as initgroups). */
+static int member_groups(const char *user, gid_t primary, gid_t *groups, int max)
+{
+    int n = 0;
+    groups[n++] = primary;
+    FILE *f = fopen("/etc/group", "re");
+    if (!f)
+        return n;
+    char line[8192];
+    while (fgets(line, sizeof line, f) && n < max) {
+        line[strcspn(line, "\n")] = 0;
+        char *name = line, *p = strchr(line, ':');
+        if (!p) continue;
+        *p++ = 0;
+        p = strchr(p, ':');
+        if (!p) continue;
+        char *gid_text = ++p;
+        p = strchr(p, ':');
+        if (!p) continue;
+        *p++ = 0;
+        long gid = number(gid_text);
+        (void)name;
+        for (char *m = strtok(p, ","); m && gid >= 0; m = strtok(NULL, ","))
+            if (!strcmp(m, user) && (gid_t)gid != primary) {
+                groups[n++] = (gid_t)gid;
+                break;
+            }
+    }
+    fclose(f);
+    return n;
+}
+
+/* The child's side of "X": become the process asked for, or report the
+   errno of the step that failed through the close-on-exec pipe.
+   Fields: X id user group flags cwd argc argv... envc env...; user is a
+   number or a name in the guest's /etc/passwd, group a number, a name
+   in /etc/group or "" (the user's own). */
+static void become(char **f, int nf, int fds[3], int report)
+{
+    static gid_t groups[256];
+    const char *user = f[2], *group = f[3];
+    long flags = number(f[4]);
+    const char *cwd = f[5];
+    long argc = number(f[6]);
+    int at = 7;
+    if (argc < 1 || at + argc + 1 > nf)
+        goto bad;
+    char **argv = calloc((size_t)argc + 1, sizeof(char *));
+    if (!argv)
+        goto fail;
+    for (long i = 0; i < argc; i++)
+        argv[i] = f[at + i];
+    at += argc;
+    long envc = number(f[at]);
+    at++;
+    if (envc < 0 || at + envc > nf)
+        goto bad;
+    char **envp = calloc((size_t)envc + 1, sizeof(char *));
+    if (!envp)
+        goto fail;
+    for (long i = 0; i < envc; i++)
+        envp[i] = f[at + i];
+
+    long uid = *user ? number(user) : (long)getuid(), gid = *user ? -1 : (long)getgid();
+    int named = uid < 0;
+    if (named && lookup("/etc/passwd", user, &uid, &gid) < 0) {
+        errno = ESRCH;          /* no such user: as su's "user does not exist" */
+        goto fail;
+    }
+    if (*group) {
+        gid = number(group);
+        if (gid < 0 && lookup("/etc/group", group, &gid, NULL) < 0) {
+            errno = ESRCH;
+            goto fail;
+        }
+    } else if (gid < 0) {
+        gid = uid;              /* a bare number: its own group, as docker's -u N */
+    }
+    int ngroups = named ? member_groups(user, (gid_t)gid, groups, 256) : 1;
+    if (!named)
+        groups[0] = (gid_t)gid;
+
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    for (int s = 1; s < 65; s++)
+        if (s != SIGKILL && s != SIGSTOP)
+            signal(s, SIG_DFL);
+    if (setsid() < 0)
+        goto fail;
+    for (int i = 0; i < 3; i++)
+        if (dup2(fds[i], i) < 0)
+            goto fail;
+    if ((flags & FLAG_TTY) && ioctl(0, TIOCSCTTY, 0) < 0)
+        goto fail;
+    /* No user asked for: init's own ids (the sandbox's default user). */
+    if (*user || *group) {
+        if (setgroups((size_t)ngroups, groups) < 0 && errno != EPERM)
+            goto fail;
+        if (setresgid((gid_t)gid, (gid_t)gid, (gid_t)gid) < 0 ||
+            setresuid((uid_t)uid, (uid_t)uid, (uid_t)uid) < 0)
+            goto fail;
+    }
+    if (chdir(cwd) < 0)
+        goto fail;
+    environ = envp;
+    execvp(argv[0], argv);
+fail:;
+    int e = errno ? errno : EINVAL;
+    ssize_t n = write(report, &e, sizeof e);
+    (void)n;
+    _exit(127);
+bad:
+    errno = EINVAL;
+    goto fail;
+}
+
+static void start(char **f, int nf, int fds[3])
+{
+    if (nf < 8) {
+        errno = EINVAL;
+        return;
+    }
+    long id = number(f[1]);
+    if (id < 0 || nchildren >= MAX_CHILDREN) {
+        send_fields("F", id, nchildren >= MAX_CHILDREN ? EAGAIN : EINVAL);
+        return;
+    }
+    int report[2];
+    if (pipe2(report, O_CLOEXEC) < 0) {
+        send_fields("F", id, errno);
+        return;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        send_fields("F", id, errno);
+        close(report[0]);
+        close(report[1]);
+        return;
+    }
+    if (pid == 0) {
+        close(report[0]);
+        close(CONTROL_FD);
+        become(f, nf, fds, report[1]);
+    }
+    close(report[1]);
+    int e = 0;
+    ssize_t n;
+    do
+        n = read(report[0], &e, sizeof e);
+    while (n < 0 && errno == EINTR);
+    close(report[0]);
+    if (n == sizeof e) {
+        /* It never ran: its exit is no exec's to report. */
+        waitpid(pid, NULL, 0);
+        send_fields("F", id, e);
+        return;
+    }
+    children[nchildren].id = id;
+    children[nchildren].pid = pid;
+    nchildren++;
+    send_fields("S", id, pid);
+}
+
+static void signal_exec(long id, int sig)
+{
+    for (int i = 0; i < nchildren; i++)
+        if (children[i].id == id) {
+            if (kill(-children[i].pid, sig) < 0)
+                kill(children[i].pid, sig);
+            return;
+        }
+}
+
+static void terminate_all(void)
+{
+    terminating = 1;
+    if (getpid() == 1) {
+        /* pid 1 of its own namespace: -1 is every process in it. */
+        kill(-1, SIGTERM);
+        kill(-1, SIGCONT);
+        return;
+    }
+    /* Without a pid namespace (--pid-host) -1 would be every process the
+       user may signal on the host: only init's own children's groups. */
+    for (int i = 0; i < nchildren; i++) {
+        kill(-children[i].pid, SIGTERM);
+        kill(-children[i].pid, SIGCONT);
+    }
+}
+
+static void on_message(void)
+{
+    static char buf[MAX_MSG + 1];
+    char cbuf[CMSG_SPACE(sizeof(int) * 3)];
+    struct iovec iov = { buf, MAX_MSG };
+    struct msghdr msg = { 0 };
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf;
+    msg.msg_controllen = sizeof cbuf;
+    ssize_t n = recvmsg(CONTROL_FD, &msg, MSG_CMSG_CLOEXEC);
+    if (n == 0) {               /* the supervisor is gone */
+        terminate_all();
+        return;
+    }
+    if (n < 0)
+        return;
+    buf[n] = 0;
+    int fds[3] = { -1, -1, -1 }, nfds = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+            nfds = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+            memcpy(fds, CMSG_DATA(c), sizeof(int) * (nfds > 3 ? 3 : nfds));
+        }
+    static char *f[MAX_FIELDS];
+    int nf = 0;
+    for (char *p = buf; p < buf + n && nf < MAX_FIELDS; p += strlen(p) + 1)
+        f[nf++] = p;
+    if (nf >= 1 && !strcmp(f[0], "X") && nfds == 3 && !terminating)
+        start(f, nf, fds);
+    else if (nf >= 1 && !strcmp(f[0], "X"))
+        send_fields("F", nf > 1 ? number(f[1]) : -1, terminating ? ESHUTDOWN : EBADF);
+    else if (nf == 3 && !strcmp(f[0], "K"))
+        signal_exec(number(f[1]), (int)number(f[2]));
+    else if (nf == 1 && !strcmp(f[0], "T"))
+        terminate_all();
+    for (int i = 0; i < nfds && i < 3; i++)
+        close(fds[i]);
+}
+
+static void reap(void)
+{
+    for (;;) {
+        int status;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid <= 0) {
+            if (pid < 0 && errno == ECHILD && terminating)
+                exit(init_exited >= 0 ? (WIFEXITED(init_exited) ? WEXITSTATUS(init_exited)
+                                         : 128 + WTERMSIG(init_exited)) : 0);
+            return;
+        }
+        for (int i = 0; i < nchildren; i++)
+            if (children[i].pid == pid) {
+                send_fields("E", children[i].id, status);
+                if (children[i].id == 0) {
+                    init_exited = status;
+                    terminate_all();
+                }
+                children[i] = children[--nchildren];
+                break;
+            }
+    }
+}
+
+int main(void)
+{
+    if (fcntl(CONTROL_FD, F_GETFD) < 0) {
+        fprintf(stderr, "umlpy-init: no supervisor on fd 3: run by umlpy start only\n");
+        return 2;
+    }
+    if (pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+        return 1;
+    struct sigaction sa = { 0 };
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGCHLD, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGTTOU, SIG_IGN);
+    signal(SIGTTIN, SIG_IGN);
+    fcntl(CONTROL_FD, F_SETFD, FD_CLOEXEC);
+    send_fields("R", getpid(), 0);
+    for (;;) {
+        struct pollfd p[2] = { { CONTROL_FD, POLLIN, 0 }, { signal_pipe[0], POLLIN, 0 } };
+        if (poll(p, 2, -1) < 0 && errno != EINTR)
+            return 1;
+        if (p[1].revents & POLLIN) {
+            unsigned char sigs[64];
+            ssize_t n = read(signal_pipe[0], sigs, sizeof sigs);
+            for (ssize_t i = 0; i < n; i++)
+                if (sigs[i] == SIGTERM || sigs[i] == SIGINT || sigs[i] == SIGHUP)
+                    terminate_all();
+            reap();
+        }
+        if (p[0].revents & (POLLIN | POLLHUP | POLLERR))
+            on_message();
+        if (terminating)
+            reap();
+    }
+}

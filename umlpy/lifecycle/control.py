@@ -1,0 +1,88 @@
+"""The control protocol between umlpy's commands and a sandbox's daemon
+(docs/CONTROL.md is its text).
+
+A UNIX SOCK_SEQPACKET socket: each message is one JSON object in one
+packet (so no framing), file descriptors ride along as SCM_RIGHTS.  Every
+request carries ``"v": VERSION``; a daemon answers a version it does not
+speak with an error, never a guess."""
+import array
+import json
+import socket
+
+VERSION = 1
+MAX_MESSAGE = 1 << 20
+MAX_FDS = 4
+
+
+class ProtocolError(Exception):
+    pass
+
+
+def send(sock, message, fds=()):
+    data = json.dumps(message, separators=(",", ":")).encode()
+    if len(data) > MAX_MESSAGE:
+        raise ProtocolError("message too long")
+    if fds:
+        socket.send_fds(sock, [data], list(fds))
+    else:
+        sock.send(data)
+
+
+def receive(sock):
+    """(message, fds); (None, []) at the end of the connection."""
+    fds = array.array("i")
+    data, ancdata, flags, _addr = sock.recvmsg(MAX_MESSAGE, socket.CMSG_SPACE(MAX_FDS * fds.itemsize))
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[:len(payload) - len(payload) % fds.itemsize])
+    if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+        for fd in fds:
+            _close(fd)
+        raise ProtocolError("message truncated")
+    if not data:
+        for fd in fds:
+            _close(fd)
+        return None, []
+    try:
+        message = json.loads(data)
+    except ValueError:
+        message = None
+    if not isinstance(message, dict):
+        for fd in fds:
+            _close(fd)
+        raise ProtocolError("not a JSON object")
+    return message, list(fds)
+
+
+def _close(fd):
+    import os
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+_held_dirs = {}
+
+
+def short_path(path):
+    """path, or a name of it that fits a sockaddr_un (108 bytes): through
+    an fd of its directory, kept open for the process's life."""
+    import os
+    if len(os.fsencode(path)) < 100:
+        return path
+    parent, leaf = os.path.split(path)
+    fd = _held_dirs.get(parent)
+    if fd is None:
+        fd = _held_dirs[parent] = os.open(parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    return f"/proc/self/fd/{fd}/{leaf}"
+
+
+def connect(path):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    try:
+        sock.connect(short_path(path))
+    except OSError:
+        sock.close()
+        raise
+    return sock

@@ -1,0 +1,143 @@
+"""The supervisor's side of umlpy-init's socket (fd 3 of the sandbox's
+pid 1; the protocol's text is at the top of _native/init.c).
+
+init is a guest process: what it says is the guest's word, parsed
+strictly and bounded, and can at worst misreport the guest's own
+processes.  One reader thread turns its messages into events for the
+exec sessions waiting on them."""
+import os
+import socket
+import threading
+
+MAX_PACKET = 4096
+FLAG_TTY = 1
+
+
+class ExecSession:
+    """One process started through init: its guest pid once started, its
+    wait status once it exited (or the errno it could not start with)."""
+
+    def __init__(self, exec_id):
+        self.id = exec_id
+        self.pid = None
+        self.errno = None
+        self.wait_status = None
+        self.changed = threading.Condition()
+
+    def _set(self, **what):
+        with self.changed:
+            for k, v in what.items():
+                setattr(self, k, v)
+            self.changed.notify_all()
+
+    def wait_started(self, timeout=None):
+        with self.changed:
+            self.changed.wait_for(lambda: self.pid is not None or self.errno is not None, timeout)
+        return self.pid
+
+    def wait_exited(self, timeout=None):
+        with self.changed:
+            self.changed.wait_for(lambda: self.wait_status is not None or self.errno is not None,
+                                  timeout)
+        return self.wait_status
+
+
+class InitChannel:
+    def __init__(self, sock):
+        self.sock = sock
+        self.sessions = {}
+        self.next_id = 1
+        self.lock = threading.Lock()
+        self.ready = threading.Event()
+        self.closed = threading.Event()
+        self.init_pid = None
+
+    def start(self):
+        threading.Thread(target=self._read, name="umlpy-init-channel", daemon=True).start()
+
+    def wait_closed(self, timeout):
+        """Until init's end of the socket is gone (every session then has
+        its end)."""
+        return self.closed.wait(timeout)
+
+    def session(self, exec_id=None):
+        with self.lock:
+            if exec_id is None:
+                exec_id = self.next_id
+                self.next_id += 1
+            s = self.sessions[exec_id] = ExecSession(exec_id)
+        return s
+
+    def spawn(self, argv, env, cwd, fds, user="", group="", tty=False, exec_id=None):
+        """Ask init to start argv with fds as its stdin, stdout, stderr, as
+        user and group (numbers or names of the guest's own files; "":
+        init's own); returns the session (wait_started() gives the guest
+        pid)."""
+        session = self.session(exec_id)
+        fields = ["X", session.id, user, group, FLAG_TTY if tty else 0,
+                  cwd, len(argv), *argv, len(env), *(f"{k}={v}" for k, v in env.items())]
+        for field in fields:
+            if "\0" in str(field):
+                session._set(errno=22)
+                return session
+        data = b"\0".join(os.fsencode(str(f)) for f in fields) + b"\0"
+        try:
+            socket.send_fds(self.sock, [data], list(fds))
+        except OSError as e:
+            session._set(errno=e.errno)
+        return session
+
+    def signal(self, exec_id, sig):
+        self._send(["K", exec_id, sig])
+
+    def terminate(self):
+        self._send(["T"])
+
+    def _send(self, fields):
+        try:
+            self.sock.send(b"\0".join(str(f).encode() for f in fields) + b"\0")
+        except OSError:
+            pass
+
+    def _read(self):
+        try:
+            while True:
+                data = self.sock.recv(MAX_PACKET)
+                if not data:
+                    break
+                self._on_packet(data)
+        except OSError:
+            pass
+        finally:
+            self.closed.set()
+            with self.lock:
+                sessions = list(self.sessions.values())
+            for s in sessions:      # init is gone: so is every process it started
+                if s.wait_status is None and s.errno is None:
+                    s._set(errno=104) if s.pid is None else s._set(wait_status=9)
+
+    def _on_packet(self, data):
+        fields = data.rstrip(b"\0").split(b"\0")
+        if len(fields) != 3 or fields[0] not in (b"R", b"S", b"F", b"E"):
+            return
+        try:
+            a, b = int(fields[1]), int(fields[2])
+        except ValueError:
+            return
+        kind = fields[0]
+        if kind == b"R":
+            self.init_pid = a
+            self.ready.set()
+            return
+        with self.lock:
+            session = self.sessions.get(a)
+            if kind == b"E":
+                self.sessions.pop(a, None)
+        if session is None:
+            return
+        if kind == b"S":
+            session._set(pid=b)
+        elif kind == b"F":
+            session._set(errno=b or 5)
+        else:
+            session._set(wait_status=b & 0xffff)
