@@ -1,0 +1,388 @@
+"""umlpy export and umlpy import (issue 14): a named sandbox as an OCI
+image layout in one tar file, checked by a real OCI tool (skopeo, umoci)
+and by the fields the image-spec requires, then made again as another
+sandbox that shows the same files; a corrupt or hostile archive is
+refused with one line and leaves nothing behind."""
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+
+import pytest
+
+from conftest import UMLPY, _env, open_up, run_umlpy
+from test_identities import needs_root
+
+from umlpy.lifecycle.registry import Record
+
+BUSYBOX = "/bin/busybox"
+APPLETS = ("sh", "ls", "cat", "stat", "echo", "rm", "chmod", "chown", "ln", "mkdir",
+           "readlink", "mv", "touch", "test", "[")
+# What the sandbox changes, and what both runs then list.
+CHANGES = ("echo new > /tmp/new && chmod 640 /tmp/new && chown 1000:100 /tmp/new && "
+           "ln /tmp/new /tmp/hard && rm /srv/old && rm -r /srv/gone && mkdir /srv/gone && "
+           "echo fresh > /srv/gone/y && ln -s ../etc/hostname /srv/link && "
+           "chmod 4755 /srv/keep/tool && mkdir -m 0750 /home && chown 1000:1000 /home && "
+           "echo changed > /srv/keep/a && touch -d '2021-01-02 03:04:05' /srv/keep/a")
+LISTING = ("for p in /tmp/new /tmp/hard /srv/keep/a /srv/keep/tool /srv/gone/y /srv/link "
+           "/home /etc/hostname; do stat -c '%n %F %a %u %g %h %s %Y' $p; done; "
+           "[ $(stat -c %i /tmp/new) = $(stat -c %i /tmp/hard) ] && echo same-inode; "
+           "readlink /srv/link; cat /tmp/new /srv/gone/y /srv/keep/a /srv/link; "
+           "ls -a /srv /srv/gone; [ -e /srv/old ] && echo OLD; [ -e /srv/gone/x ] && echo X; "
+           "echo \"greeting=$GREETING\"")
+HEX = re.compile(r"sha256:[a-f0-9]{64}\Z")
+
+
+def _add(tar, name, data=None, mode=0o755, link=None):
+    info = tarfile.TarInfo(name)
+    info.mode, info.mtime = mode, 1_600_000_000
+    if link is not None:
+        info.type, info.linkname = tarfile.SYMTYPE, link
+    elif data is None:
+        info.type = tarfile.DIRTYPE
+    else:
+        info.size = len(data)
+    tar.addfile(info, io.BytesIO(data) if data is not None else None)
+
+
+def _image(path):
+    """A busybox root with /srv/keep, /srv/gone and /srv/old to change."""
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        for d in ("bin", "etc", "proc", "dev", "sys", "root", "srv", "srv/keep", "srv/gone"):
+            _add(tar, d)
+        _add(tar, "tmp", mode=0o1777)
+        with open(BUSYBOX, "rb") as f:
+            _add(tar, "bin/busybox", f.read())
+        for applet in APPLETS:
+            _add(tar, f"bin/{applet}", link="busybox")
+        _add(tar, "etc/hostname", b"exported\n", mode=0o644)
+        _add(tar, "srv/keep/a", b"aaa\n", mode=0o644)
+        _add(tar, "srv/keep/tool", b"#!/bin/sh\n", mode=0o755)
+        _add(tar, "srv/gone/x", b"x\n", mode=0o644)
+        _add(tar, "srv/old", b"old\n", mode=0o644)
+    os.chmod(path, 0o644)
+    return str(path)
+
+
+@pytest.fixture
+def registry(tmp_path, monkeypatch):
+    """A registry of our own, for this process and the umlpy it runs."""
+    open_up(tmp_path)
+    root = tmp_path / "registry"
+    monkeypatch.setenv("UMLPY_REGISTRY", str(root))
+    return root
+
+
+def _cli(*words):
+    """umlpy export/import as a user runs them (through umlpy's main once
+    it knows them; until then the commands' own main)."""
+    from umlpy.cli import RAW_HANDLERS
+    if words[0] in RAW_HANDLERS:
+        argv = UMLPY + list(words)
+    else:
+        argv = [sys.executable, "-c", "import sys; from umlpy.lifecycle.oci import main; "
+                "sys.exit(main(sys.argv[1], sys.argv[2:]))", *words]
+    return subprocess.run(argv, capture_output=True, env=_env(), timeout=300)
+
+
+def _run_over(words, script, upper=None):
+    options = list(words) + (["--upper", upper] if upper else [])
+    return run_umlpy(["sh", "-c", script], options=options, host_root=False)
+
+
+def _one_line(p):
+    lines = p.stderr.decode().splitlines()
+    assert len(lines) == 1, p.stderr
+    return lines[0]
+
+
+def _changed_sandbox(tmp_path, name="box", rootfs=None, extra=()):
+    """A sandbox over an image (or rootfs), changed by CHANGES in its upper layer."""
+    rootfs = rootfs or _image(tmp_path / "image.tar")
+    record = Record(name)
+    words = ["--rootfs", rootfs, "--net", "none", "-e", "GREETING=hi", *extra]
+    record.create(words, ["/bin/sh", "-c", "sleep 1000"], str(tmp_path))
+    p = _run_over(words, CHANGES, upper=record.upper)
+    assert p.returncode == 0, p.stderr
+    return record
+
+
+def _listing(words, upper=None):
+    p = _run_over(words, LISTING, upper)
+    assert p.returncode == 0, p.stderr
+    return p.stdout.decode()
+
+
+def _exported(tmp_path, record):
+    out = tmp_path / "box.tar"
+    p = _cli("export", record.name, "-o", str(out))
+    assert p.returncode == 0, p.stderr
+    return out
+
+
+def _layout(archive):
+    """{member name: bytes} of a layout tar."""
+    with tarfile.open(archive) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar if m.isreg()}
+
+
+@needs_root
+def test_an_exported_sandbox_imports_with_the_same_files(tmp_path, registry):
+    record = _changed_sandbox(tmp_path)
+    before = _listing(record.data()["words"], record.upper)
+    assert "/tmp/new regular file 640 1000 100 2 4" in before
+    assert "/srv/keep/tool regular file 4755 0 0" in before
+    assert "/home directory 750 1000 1000" in before
+    assert "same-inode" in before and "OLD" not in before and "\nX\n" not in before
+    archive = _exported(tmp_path, record)
+    p = _cli("import", str(archive), "box2")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == b"box2\n"
+    data = Record("box2").data()
+    words = data["words"]
+    layers = os.path.join(Record("box2").dir, "layers")
+    assert words[:4] == ["--rootfs", f"{layers}/0.tar", "--layer", f"{layers}/1.tar"]
+    assert words[4:] == ["--net", "none", "-e", "GREETING=hi"]
+    assert data["init"] == ["/bin/sh", "-c", "sleep 1000"]
+    assert os.listdir(Record("box2").upper) == []
+    assert _listing(words) == before
+    assert "greeting=hi" in before
+
+
+@needs_root
+def test_the_layout_is_what_the_image_spec_asks(tmp_path, registry):
+    record = _changed_sandbox(tmp_path)
+    files = _layout(_exported(tmp_path, record))
+    assert json.loads(files["oci-layout"]) == {"imageLayoutVersion": "1.0.0"}
+    index = json.loads(files["index.json"])
+    assert index["schemaVersion"] == 2
+    [desc] = index["manifests"]
+    assert desc["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+
+    def blob(d):
+        assert HEX.match(d["digest"]) and isinstance(d["size"], int), d
+        raw = files[f"blobs/sha256/{d['digest'][7:]}"]
+        assert len(raw) == d["size"]
+        import hashlib
+        assert hashlib.sha256(raw).hexdigest() == d["digest"][7:]
+        return raw
+    manifest = json.loads(blob(desc))
+    assert manifest["schemaVersion"] == 2
+    assert manifest["mediaType"] == desc["mediaType"]
+    assert manifest["config"]["mediaType"] == "application/vnd.oci.image.config.v1+json"
+    config = json.loads(blob(manifest["config"]))
+    assert config["architecture"] == "amd64" and config["os"] == "linux"
+    assert config["rootfs"]["type"] == "layers"
+    assert len(manifest["layers"]) == 2
+    for layer, diff_id in zip(manifest["layers"], config["rootfs"]["diff_ids"]):
+        assert layer["mediaType"] == "application/vnd.oci.image.layer.v1.tar"
+        blob(layer)
+        assert diff_id == layer["digest"]         # uncompressed: the same digest
+    assert config["config"]["Env"] == ["GREETING=hi"]
+    assert config["config"]["Cmd"] == ["/bin/sh", "-c", "sleep 1000"]
+    assert json.loads(config["config"]["Labels"]["org.umlpy.run-options"]) == \
+        ["--net", "none", "-e", "GREETING=hi"]
+    # the upper layer: OCI whiteouts, guest owners, set-ID bits, hard links
+    upper = tarfile.open(fileobj=io.BytesIO(blob(manifest["layers"][1])))
+    members = {m.name: m for m in upper}
+    assert "srv/.wh.old" in members and "srv/gone/.wh..wh..opq" in members
+    assert not any(".wh..wh..lower" in n or ".wh..wh..setid" in n for n in members)
+    new, hard = members["tmp/new"], members["tmp/hard"]
+    assert {new.type, hard.type} == {tarfile.REGTYPE, tarfile.LNKTYPE}
+    assert (new.uid, new.gid, new.mode) == (1000, 100, 0o640)
+    assert members["srv/keep/tool"].mode == 0o4755
+    assert members["srv/link"].issym() and members["srv/link"].linkname == "../etc/hostname"
+    assert members["srv/keep/a"].mtime == 1609556645
+
+
+def _oci_tools():
+    """The OCI tools here, installed from Debian if missing (as root)."""
+    found = [t for t in ("skopeo", "umoci") if shutil.which(t)]
+    if not found and os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "install", "-y", "-qq", "skopeo", "umoci"],
+                       capture_output=True, timeout=600,
+                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+        found = [t for t in ("skopeo", "umoci") if shutil.which(t)]
+    if not found:
+        pytest.skip("neither skopeo nor umoci is installed or installable here")
+    return found
+
+
+@needs_root
+def test_oci_tools_read_the_layout(tmp_path, registry):
+    tools = _oci_tools()
+    record = _changed_sandbox(tmp_path)
+    archive = _exported(tmp_path, record)
+    if "skopeo" in tools:
+        p = subprocess.run(["skopeo", "inspect", f"oci-archive:{archive}"],
+                           capture_output=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+        seen = json.loads(p.stdout)
+        assert seen["Architecture"] == "amd64" and len(seen["Layers"]) == 2
+        # a copy reads every blob and checks its digest
+        p = subprocess.run(["skopeo", "copy", f"oci-archive:{archive}",
+                            f"oci:{tmp_path / 'copied'}:box"], capture_output=True, timeout=300)
+        assert p.returncode == 0, p.stderr
+    if "umoci" in tools:
+        layout = tmp_path / "layout"
+        layout.mkdir()
+        with tarfile.open(archive) as tar:
+            tar.extractall(layout)
+        bundle = tmp_path / "bundle"
+        p = subprocess.run(["umoci", "unpack", "--image", f"{layout}:box", str(bundle)],
+                           capture_output=True, timeout=300)
+        assert p.returncode == 0, p.stderr
+        rootfs = bundle / "rootfs"
+        assert (rootfs / "tmp/new").read_bytes() == b"new\n"
+        st = os.stat(rootfs / "tmp/new")
+        assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (1000, 100, 0o640)
+        assert os.path.samestat(st, os.stat(rootfs / "tmp/hard"))
+        assert os.readlink(rootfs / "srv/link") == "../etc/hostname"
+        assert not os.path.lexists(rootfs / "srv/old")
+        assert os.listdir(rootfs / "srv/gone") == ["y"]
+        assert os.stat(rootfs / "srv/keep/tool").st_mode & 0o7777 == 0o4755
+
+
+@needs_root
+def test_a_directory_rootfs_is_packed_into_a_layer(tmp_path, registry):
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    with tarfile.open(_image(tmp_path / "image.tar")) as tar:
+        tar.extractall(tree, numeric_owner=True)
+    record = _changed_sandbox(tmp_path, rootfs=str(tree))
+    before = _listing(record.data()["words"], record.upper)
+    archive = _exported(tmp_path, record)
+    assert _cli("import", str(archive), "again").returncode == 0
+    assert _listing(Record("again").data()["words"]) == before
+
+
+@needs_root
+def test_xattrs_travel_under_the_guests_names(tmp_path, registry):
+    record = _changed_sandbox(tmp_path)
+    target = os.path.join(record.upper, "tmp", "new")
+    os.setxattr(target, "user.note", b"kept\xff")
+    os.setxattr(target, "user.umlpy.trusted.overlay", b"emulated")   # the guest's trusted.*
+    archive = _exported(tmp_path, record)
+    assert _cli("import", str(archive), "box2").returncode == 0
+    from umlpy.kernel.vfs.tarimage import stack_images
+    layers = os.path.join(Record("box2").dir, "layers")
+    tree = stack_images([f"{layers}/0.tar", f"{layers}/1.tar"])
+    try:
+        assert dict(tree.xattrs(tree.lookup("tmp/new"))) == \
+            {"user.note": b"kept\xff", "trusted.overlay": b"emulated"}
+    finally:
+        tree.close()
+
+
+def test_a_sandbox_over_the_hosts_tree_is_refused(tmp_path, registry):
+    Record("hosty").create(["--net", "none"], None, str(tmp_path))
+    out = tmp_path / "out.tar"
+    p = _cli("export", "hosty", "-o", str(out))
+    assert p.returncode == 2
+    assert "--rootfs" in _one_line(p)
+    assert not out.exists() and os.listdir(tmp_path) == ["registry"]
+
+
+def test_usage_errors_are_one_line(tmp_path, registry):
+    for words in (["export"], ["export", "x"], ["export", "x", "-o"], ["import", "a.tar"],
+                  ["import", "--bogus", "a.tar", "b"], ["export", "no-such", "-o", "x.tar"]):
+        p = _cli(*words)
+        assert p.returncode == 2, (words, p.stderr)
+        _one_line(p)
+    p = _cli("import", "--help")
+    assert p.returncode == 0 and b"usage: umlpy import" in p.stdout
+
+
+def _good_archive(tmp_path):
+    record = Record("small")
+    record.create(["--rootfs", _image(tmp_path / "image.tar")], None, str(tmp_path))
+    return _exported(tmp_path, record)
+
+
+def _refused(archive, registry):
+    before = sorted(os.listdir(registry))
+    p = _cli("import", str(archive), "broken")
+    assert p.returncode == 2, p.stderr
+    line = _one_line(p)
+    assert sorted(os.listdir(registry)) == before       # no record, no staging left
+    assert not Record("broken").exists()
+    return line
+
+
+def test_a_corrupt_archive_is_refused_and_leaves_nothing(tmp_path, registry):
+    archive = _good_archive(tmp_path)
+    raw = archive.read_bytes()
+    with tarfile.open(archive) as tar:
+        layer = max((m for m in tar if m.isreg()), key=lambda m: m.size)
+    flipped = bytearray(raw)
+    flipped[layer.offset_data + layer.size // 2] ^= 0x40
+    bad = tmp_path / "flipped.tar"
+    bad.write_bytes(flipped)
+    assert "digest" in _refused(bad, registry)
+    for cut in (len(raw) // 2, layer.offset_data + 100, 700):
+        bad = tmp_path / f"cut{cut}.tar"
+        bad.write_bytes(raw[:cut])
+        _refused(bad, registry)
+
+
+def _with_member(archive, out, info, data=b""):
+    with tarfile.open(archive) as src, tarfile.open(out, "w") as dst:
+        for m in src:
+            dst.addfile(m, src.extractfile(m) if m.isreg() else None)
+        dst.addfile(info, io.BytesIO(data) if info.isreg() else None)
+
+
+@pytest.mark.parametrize("kind", ["dotdot", "absolute", "symlink", "hardlink", "twice"])
+def test_a_hostile_member_is_refused(tmp_path, registry, kind):
+    archive = _good_archive(tmp_path)
+    name = {"dotdot": "../x", "absolute": "/tmp/x", "symlink": "blobs/evil",
+            "hardlink": "blobs/evil", "twice": "index.json"}[kind]
+    info = tarfile.TarInfo(name)
+    if kind == "symlink":
+        info.type, info.linkname = tarfile.SYMTYPE, "/etc"
+    elif kind == "hardlink":
+        info.type, info.linkname = tarfile.LNKTYPE, "index.json"
+    else:
+        info.size = 2
+    bad = tmp_path / "hostile.tar"
+    _with_member(archive, bad, info, b"{}")
+    _refused(bad, registry)
+    assert not os.path.exists(tmp_path / "x") and not os.path.exists("/tmp/x")
+
+
+def test_options_that_reach_the_host_are_kept_only_when_asked(tmp_path, registry):
+    image = _image(tmp_path / "image.tar")
+    Record("bound").create(["--rootfs", image, "--bind", "shared:/mnt", "--hostname", "h1"],
+                           None, str(tmp_path))
+    out = tmp_path / "bound.tar"
+    assert _cli("export", "bound", "-o", str(out)).returncode == 0
+    p = _cli("import", str(out), "plain")
+    assert p.returncode == 0, p.stderr
+    assert "--bind" in _one_line(p)
+    assert Record("plain").data()["words"][4:] == ["--hostname", "h1"]
+    p = _cli("import", "--keep-host-options", str(out), "trusting")
+    assert p.returncode == 0 and p.stderr == b""
+    assert Record("trusting").data()["words"][4:] == \
+        ["--bind", f"{tmp_path}/shared:/mnt", "--hostname", "h1"]
+
+
+def test_a_gzip_image_of_another_tool_imports(tmp_path, registry):
+    if not shutil.which("skopeo"):
+        _oci_tools()
+    if not shutil.which("skopeo"):
+        pytest.skip("skopeo is not installed")
+    archive = _good_archive(tmp_path)
+    gz = tmp_path / "gz.tar"
+    p = subprocess.run(["skopeo", "copy", "--dest-compress", "--dest-compress-format", "gzip",
+                        f"oci-archive:{archive}", f"oci-archive:{gz}"],
+                       capture_output=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert b"tar+gzip" in subprocess.run(["skopeo", "inspect", "--raw", f"oci-archive:{gz}"],
+                                         capture_output=True).stdout
+    assert _cli("import", str(gz), "unzipped").returncode == 0
+    p = _run_over(Record("unzipped").data()["words"], "cat /etc/hostname /srv/old")
+    assert p.stdout == b"exported\nold\n", p.stderr
