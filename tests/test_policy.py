@@ -115,6 +115,26 @@ def test_default_mode_stops_nothing_that_needs_no_decision():
         assert evaluate(program, nr) == SECCOMP_RET_ERRNO | errno.ENOSYS
 
 
+@pytest.mark.parametrize("name,arg,timeouts,stops", [
+    ("epoll_wait", 3, [0, 1, 400, 0x7fffffff, -1, 0xffffffff, 0x80000000, 1 << 32],
+     [False, True, True, True, False, False, False, False]),
+    ("rt_sigtimedwait", 2, [0, 0x1000, 1 << 40], [False, True, True])])
+def test_timed_waits_stop_for_the_tracer_only_with_a_finite_timeout(name, arg, timeouts,
+                                                                      stops):
+    """sigtimedwait and epoll_wait stop (for the native tracer alone, which
+    notes their deadline) only when their timeout is finite and not zero."""
+    policy = build_policy(TABLE, Mode.DEFAULT)
+    program = compile_filter(policy, rule_for(None, Mode.DEFAULT, False))
+    nr = number(name)
+    assert policy[nr].action == Action.TIMED
+    for timeout, stop in zip(timeouts, stops):
+        args = [0] * 6
+        args[arg] = timeout
+        assert policy[nr].wait.matches(args) == stop, timeout
+        assert evaluate(program, nr, args) == (SECCOMP_RET_TRACE if stop else
+                                               SECCOMP_RET_ALLOW), timeout
+
+
 def test_pointer_guards_see_both_halves():
     """A guest can map memory at 4 GiB: a pointer whose low half is 0
     must still stop (sendto's destination address)."""

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import AS_ROOT, ROOT, UMLPY, _env, assert_same, open_up
+from conftest import AS_ROOT, ROOT, UMLPY, _env, assert_same, open_up, run_native, run_umlpy
 
 SETPRIV = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
@@ -192,6 +192,24 @@ def test_an_ignored_signal_does_not_interrupt_a_call(guest, mode, how):
     with it still interrupts the call; a blocked one is kept and
     sigtimedwait takes it."""
     assert_same([guest("ignored_signal"), how], mode)
+
+
+@pytest.mark.parametrize("how", ["ignored", "pending", "stopped"])
+@pytest.mark.parametrize("where", ["init", "child"])
+def test_an_interrupted_wait_keeps_its_deadline(guest, how, where):
+    """Ten waits of 400 ms, each disturbed on its way, timed natively and
+    inside (tests/guest/wait_deadline.c): a discarded signal (one a
+    blocked pending signal does not make interrupting) leaves every wait
+    its deadline, as natively, never its whole timeout again; a stop and
+    SIGCONT make sigtimedwait and epoll_wait fail with EINTR, as Linux
+    does, and the others keep their deadline."""
+    argv = [guest("wait_deadline"), how]
+    if where == "child":
+        argv = ["sh", "-c", '"$0" "$1"; exit $?', *argv]
+    native = run_native(argv)
+    inside = run_umlpy(argv)
+    assert (inside.returncode, inside.stderr) == (0, b""), inside.stderr.decode()[-800:]
+    assert inside.stdout.decode() == native.stdout.decode()
 
 
 # ---- the order stopped threads are served in ------------------------------------

@@ -49,7 +49,21 @@ _Static_assert(sizeof(struct umlpy_regs) == sizeof(struct user_regs_struct),
 #define TS_SEEN 0x01        /* its first stop was reported */
 #define TS_WANT_EXIT 0x02   /* resumed with PTRACE_SYSCALL: report the exit */
 #define TS_ANNOUNCED 0x04   /* its parent's fork/clone event reached Python first */
+#define TS_STOPPED 0x08     /* in a group stop since its last syscall stop, until SIGCONT's */
 #define TS_STOP_SHIFT 4     /* UMLPY_STOP_* of the current stop, bits 4-5 */
+#define TS_RESTORE 0x40     /* a timed wait made again: give its timeout back at the exit */
+
+/* A timed wait in progress (registry.TimedWait), by tid modulo WAIT_SLOTS:
+ * one that collides is made again as before, with its whole timeout. */
+#define WAIT_SLOTS 1024
+struct timed_wait {
+    int tid;                    /* 0: none */
+    long nr;
+    long long deadline_ns;      /* CLOCK_MONOTONIC */
+    int again;                  /* made again with the time it had left */
+    unsigned long long rip, rsp;    /* where it is made again */
+    unsigned long long saved[2];    /* the guest's own timeout, given back at the exit */
+};
 
 #define QUEUE_LEN 1024
 #define QUEUE_ROOM 64       /* kept free by umlpy_wait for the exits of injections */
@@ -63,6 +77,7 @@ struct umlpy_tracer {
     int report_init_stops;
     unsigned char *state;
     size_t state_len;
+    struct timed_wait waits[WAIT_SLOTS];
     struct umlpy_pathcache *cache;
     long spin_ns;
     long last_gap_ns;   /* how long the last wait for a stop took */
@@ -179,7 +194,7 @@ static inline unsigned char *state_of(struct umlpy_tracer *t, int pid)
 static inline void set_stop(struct umlpy_tracer *t, int pid, int kind)
 {
     unsigned char *s = state_of(t, pid);
-    *s = (unsigned char)((*s & 0x0f) | (kind << TS_STOP_SHIFT));
+    *s = (unsigned char)((*s & ~(3 << TS_STOP_SHIFT)) | (kind << TS_STOP_SHIFT));
 }
 
 int umlpy_stop_kind(struct umlpy_tracer *t, int pid)
@@ -627,7 +642,7 @@ int umlpy_spawn_notified(struct umlpy_tracer *t, const char *path, char **argv,
 static int resume(struct umlpy_tracer *t, int pid, int sig)
 {
     unsigned char *s = state_of(t, pid);
-    int req = (*s & TS_WANT_EXIT) ? PTRACE_SYSCALL : PTRACE_CONT;
+    int req = (*s & (TS_WANT_EXIT | TS_RESTORE)) ? PTRACE_SYSCALL : PTRACE_CONT;
     set_stop(t, pid, UMLPY_STOP_NONE);
     if (ptrace(req, pid, 0, (void *)(long)sig) < 0)
         return -errno;
@@ -766,26 +781,155 @@ static int handled_by_process(int pid, int sig)
 
 #define ERESTARTNOINTR_ 513     /* the kernel's own: restart the call, whatever happens */
 
+/* ---- timed waits -------------------------------------------------------
+ * sigtimedwait and epoll_wait fail with EINTR when a signal wakes them,
+ * and are never restarted by Linux.  A signal the guest would never have
+ * received natively (drop_signal) wakes them all the same, so the tracer
+ * makes the call again; natively it would have gone on to its deadline,
+ * not waited its whole timeout anew.  So the call stops at its entry (in
+ * C only, and only with a finite timeout: policy's TIMED rule), where
+ * its deadline is noted; made again, it waits what is left (its timeout
+ * argument changed for that call and given back at its exit, so the
+ * guest finds its registers and memory as it left them), and one whose
+ * time is up returns what it returns then. */
+
+static long long monotonic_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec * 1000000000LL + now.tv_nsec;
+}
+
+static const size_t arg_offset[6] = {
+    offsetof(struct user_regs_struct, rdi), offsetof(struct user_regs_struct, rsi),
+    offsetof(struct user_regs_struct, rdx), offsetof(struct user_regs_struct, r10),
+    offsetof(struct user_regs_struct, r8), offsetof(struct user_regs_struct, r9)};
+
+static unsigned long long arg_of(const struct user_regs_struct *r, int how)
+{
+    return *(const unsigned long long *)((const char *)r + arg_offset[(how & 0x0f) % 6]);
+}
+
+/* The call's timeout in ns, or -1 if it has none (or it cannot be read). */
+static long long timeout_of(int pid, int how, const struct user_regs_struct *r)
+{
+    unsigned long long arg = arg_of(r, how);
+    if (!(how & UMLPY_WAIT_TIMESPEC))
+        return (int)arg > 0 ? (int)arg * 1000000LL : -1;
+    struct timespec ts;
+    if (!arg || umlpy_read_mem(pid, arg, &ts, sizeof ts) != sizeof ts || ts.tv_sec < 0 ||
+        ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000L || ts.tv_sec > 1000000000L)
+        return -1;
+    return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* At the entry of a timed wait: note its deadline, or, if it is the one
+ * drop_signal made again, have its exit stop give its timeout back. */
+static void timed_wait_began(struct umlpy_tracer *t, int pid, long nr,
+                             const struct user_regs_struct *r)
+{
+    struct timed_wait *w = &t->waits[pid % WAIT_SLOTS];
+    if (w->tid == pid && w->again) {
+        if (w->nr == nr && w->rip == r->rip && w->rsp == r->rsp)
+            *state_of(t, pid) |= TS_RESTORE;
+        return;     /* else a wait within it (a handler's) goes as before */
+    }
+    long long timeout = timeout_of(pid, t->err[nr], r);
+    w->tid = timeout < 0 ? 0 : pid;
+    w->nr = nr;
+    w->again = 0;
+    w->deadline_ns = monotonic_ns() + timeout;
+}
+
+/* At the exit of a wait made again: the guest's own timeout back. */
+static void timed_wait_ended(struct umlpy_tracer *t, int pid)
+{
+    struct timed_wait *w = &t->waits[pid % WAIT_SLOTS];
+    if (w->tid != pid || !w->again)
+        return;
+    int how = t->err[w->nr];
+    if (how & UMLPY_WAIT_TIMESPEC) {
+        struct user_regs_struct r;
+        if (ptrace(PTRACE_GETREGS, pid, 0, &r) == 0)
+            umlpy_write_mem(pid, arg_of(&r, how), w->saved, sizeof w->saved);
+    } else {
+        ptrace(PTRACE_POKEUSER, pid, arg_offset[(how & 0x0f) % 6], (void *)w->saved[0]);
+    }
+    w->again = 0;
+}
+
+/* drop_signal's EINTR of a timed wait (registers r): sets *result to
+ * what the call gives now (its result if its time is up, else
+ * -ERESTARTNOINTR with the time left as its timeout) and returns 1, or
+ * returns 0 if it is no wait noted here (it is made again whole: one with
+ * no timeout, or under --trace-all). */
+static int timed_wait_interrupted(struct umlpy_tracer *t, int pid,
+                                  const struct user_regs_struct *r, long *result)
+{
+    long nr = (long)r->orig_rax;
+    struct timed_wait *w = &t->waits[pid % WAIT_SLOTS];
+    if (nr >= UMLPY_TABLE_SIZE || t->action[nr] != UMLPY_ACT_TIMED || w->tid != pid ||
+        w->nr != nr || w->again)
+        return 0;
+    int how = t->err[nr];
+    unsigned long long arg = arg_of(r, how);
+    if (how & UMLPY_WAIT_TIMESPEC ? arg == 0 : (int)arg <= 0)
+        return 0;   /* no timeout: the wait noted was an earlier one */
+    long long left = w->deadline_ns - monotonic_ns();
+    if (left <= 0) {
+        w->tid = 0;
+        *result = how & UMLPY_WAIT_EAGAIN ? -EAGAIN : 0;
+        return 1;
+    }
+    if (how & UMLPY_WAIT_TIMESPEC) {
+        struct timespec ts = {left / 1000000000LL, left % 1000000000LL};
+        if (umlpy_read_mem(pid, arg, w->saved, sizeof w->saved) != sizeof w->saved ||
+            umlpy_write_mem(pid, arg, &ts, sizeof ts) != sizeof ts)
+            return 0;
+    } else {
+        w->saved[0] = arg;
+        long ms = (long)((left + 999999) / 1000000);
+        if (ptrace(PTRACE_POKEUSER, pid, arg_offset[how & 0x0f], (void *)ms) < 0)
+            return 0;
+    }
+    w->again = 1;
+    w->rip = r->rip;
+    w->rsp = r->rsp;
+    *result = -ERESTARTNOINTR_;
+    return 1;
+}
+
 /* pid sits in the signal-delivery stop of sig, which it would never have
  * received natively (discarded()): drop it, and have the call it woke go
  * on.  A call that returns ERESTART* is restarted by the kernel once no
  * handler runs (read, waitid, futex, poll, nanosleep...: those that keep
  * their deadline keep it); one that returned EINTR (sigtimedwait,
  * epoll_wait: calls Linux never restarts) is restarted here, unless
- * another signal that is not discarded is pending too: that one
- * interrupts it natively as well.  Only at the instruction after the
- * syscall (a handler run for an earlier signal of the same return has
- * moved rip).  A restarted call with a relative timeout waits it anew. */
+ * another signal that is neither discarded nor blocked is pending too:
+ * that one interrupts it natively as well.  Nor when the thread was
+ * stopped and continued meanwhile (TS_STOPPED): there Linux too fails
+ * those calls with EINTR (man 7 signal).  Only at the instruction after
+ * the syscall (a handler run for an earlier signal of the same return has
+ * moved rip).  A timed wait made again waits only the time it had left
+ * (timed_wait_interrupted); another call with a relative timeout that
+ * Linux does not restart itself (a socket's SO_RCVTIMEO) waits it anew. */
 static void drop_signal(struct umlpy_tracer *t, int pid, int sig, const struct sigmasks *m)
 {
     struct user_regs_struct r;
-    if ((m->pending & ~sigbit(sig) & ~discarded(t, m)) == 0 &&
+    unsigned char *s = state_of(t, pid);
+    int stopped = *s & TS_STOPPED;
+    if (sig == SIGCONT)
+        *s &= ~TS_STOPPED;
+    if (!stopped && (m->pending & ~m->blocked & ~sigbit(sig) & ~discarded(t, m)) == 0 &&
         ptrace(PTRACE_GETREGS, pid, 0, &r) == 0 && (long)r.orig_rax >= 0 &&
         (long)r.rax == -EINTR) {
         unsigned char insn[2];
-        if (umlpy_read_mem(pid, r.rip - 2, insn, 2) == 2 && insn[0] == 0x0f && insn[1] == 0x05)
+        if (umlpy_read_mem(pid, r.rip - 2, insn, 2) == 2 && insn[0] == 0x0f && insn[1] == 0x05) {
+            long result = -ERESTARTNOINTR_;
+            timed_wait_interrupted(t, pid, &r, &result);
             ptrace(PTRACE_POKEUSER, pid, offsetof(struct user_regs_struct, rax),
-                   (void *)(long)-ERESTARTNOINTR_);
+                   (void *)result);
+        }
     }
     resume(t, pid, 0);
 }
@@ -826,6 +970,8 @@ static int handle_status(struct umlpy_tracer *t, int pid, int status,
 
     if (WIFEXITED(status) || WIFSIGNALED(status)) {
         *s = 0;
+        if (t->waits[pid % WAIT_SLOTS].tid == pid)
+            t->waits[pid % WAIT_SLOTS].tid = 0;
         ev->kind = UMLPY_EV_EXIT;
         return 1;
     }
@@ -857,7 +1003,13 @@ static int handle_status(struct umlpy_tracer *t, int pid, int status,
         long nr = (long)r.orig_rax;
         int act = (nr >= 0 && nr < UMLPY_TABLE_SIZE) ? t->action[nr]
                                                      : UMLPY_ACT_PYTHON;
+        *s &= ~TS_STOPPED;
         set_stop(t, pid, UMLPY_STOP_SECCOMP);
+        if (act == UMLPY_ACT_TIMED) {
+            timed_wait_began(t, pid, nr, &r);
+            resume(t, pid, 0);
+            return 0;
+        }
         if (act == UMLPY_ACT_ALLOW) {
             resume(t, pid, 0);
             return 0;
@@ -874,6 +1026,11 @@ static int handle_status(struct umlpy_tracer *t, int pid, int status,
     }
 
     if (sig == (SIGTRAP | 0x80)) {
+        *s &= ~TS_STOPPED;
+        if (*s & TS_RESTORE) {
+            *s &= ~TS_RESTORE;
+            timed_wait_ended(t, pid);
+        }
         if (*s & TS_WANT_EXIT) {
             *s &= ~TS_WANT_EXIT;
             set_stop(t, pid, UMLPY_STOP_SYSCALL_EXIT);
@@ -892,6 +1049,7 @@ static int handle_status(struct umlpy_tracer *t, int pid, int status,
     if (event == PTRACE_EVENT_STOP) {
         set_stop(t, pid, UMLPY_STOP_OTHER);
         if (is_stopping_signal(sig)) {
+            *s |= TS_STOPPED;
             if (pid == t->init_pid && t->report_init_stops) {
                 ev->kind = UMLPY_EV_GROUP_STOP;
                 ev->sig = sig;
@@ -952,6 +1110,8 @@ static int handle_status(struct umlpy_tracer *t, int pid, int status,
         drop_signal(t, pid, sig, &m);
         return 0;
     }
+    if (sig == SIGCONT)
+        *s &= ~TS_STOPPED;
     resume(t, pid, sig);
     return 0;
 }

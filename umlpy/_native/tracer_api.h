@@ -10,6 +10,13 @@
 #define UMLPY_ACT_ERRNO 1        /* skip the call, return -errno, no Python */
 #define UMLPY_ACT_PYTHON 2       /* report UMLPY_EV_SYSCALL to the guest kernel */
 #define UMLPY_ACT_CACHE 3        /* answer from the path cache; a miss is PYTHON's */
+#define UMLPY_ACT_TIMED 5        /* resume, noting when the wait began: err is UMLPY_WAIT_* */
+
+/* A timed wait's err word (registry.TimedWait): the timeout's argument
+ * (bits 0-3), a struct timespec pointer rather than int milliseconds, and
+ * -EAGAIN rather than 0 for a wait whose time is up. */
+#define UMLPY_WAIT_TIMESPEC 0x10
+#define UMLPY_WAIT_EAGAIN 0x20
 
 /* Events umlpy_wait() hands to Python. */
 #define UMLPY_EV_NONE 0          /* no tracee is left */

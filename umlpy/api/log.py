@@ -102,8 +102,9 @@ def _log_policy(kernel, log):
     for nr, rule in enumerate(policy):
         if nr not in SYSCALL_NAMES:
             continue
-        counts[rule.action] += 1
-        guarded += rule.guard is not None
+        # a timed wait runs on the host; it stops for the native tracer alone
+        counts[Action.ALLOW if rule.action == Action.TIMED else rule.action] += 1
+        guarded += rule.guard is not None or rule.wait is not None
     hooked = sorted(SYSCALL_NAMES.get(nr, str(nr)) for nr in kernel.dispatcher.hooks)
     log.info("policy: mode %s; %d calls run on the host without a stop (%d of them "
              "stop when a guard matches), %d fail in the filter, %d stop for the guest "

@@ -23,20 +23,24 @@ class Action:
     ERRNO = 1
     PYTHON = 2
     NOTIFY = 4    # the filter's USER_NOTIF: the notification server (notify.py)
+    TIMED = 5     # resume in C, noting when the wait began (registry.TimedWait)
 
 
 class Rule:
     """What to do with one syscall number; a guard (with ALLOW) makes the
-    call stop for Python when it matches."""
-    __slots__ = ("action", "errno", "guard")
+    call stop for Python when it matches; a wait (with TIMED) makes it stop
+    for the native tracer alone when its timeout is finite (else it is
+    allowed); errno is then the wait's word for C (TimedWait.code)."""
+    __slots__ = ("action", "errno", "guard", "wait")
 
-    def __init__(self, action, errno=0, guard=None):
+    def __init__(self, action, errno=0, guard=None, wait=None):
         self.action = action
         self.errno = errno
         self.guard = guard
+        self.wait = wait
 
     def _key(self):
-        return (self.action, self.errno, self.guard)
+        return (self.action, self.errno, self.guard, self.wait)
 
     def __eq__(self, other):
         return isinstance(other, Rule) and self._key() == other._key()
@@ -45,7 +49,8 @@ class Rule:
         return hash(self._key())
 
     def __repr__(self):
-        return f"Rule(action={self.action}, errno={self.errno}, guard={self.guard})"
+        return (f"Rule(action={self.action}, errno={self.errno}, guard={self.guard}, "
+                f"wait={self.wait})")
 
 
 def rule_for(entry, mode, hooked):
@@ -55,6 +60,8 @@ def rule_for(entry, mode, hooked):
         return Rule(Action.PYTHON)
     support = entry.support
     if support == Support.PASSTHROUGH:
+        if entry.wait is not None:
+            return Rule(Action.TIMED, entry.wait.code(), wait=entry.wait)
         return Rule(Action.ALLOW)
     if support == Support.GUARDED:
         return Rule(Action.ALLOW, guard=entry.guard)

@@ -14,7 +14,8 @@ from ..abi.seccomp import (  # noqa: F401 (the tests take these names from here)
     BPF_K, BPF_LD, BPF_RET, BPF_W, SECCOMP_DATA, SECCOMP_RET_ALLOW, SECCOMP_RET_DATA,
     SECCOMP_RET_ERRNO, SECCOMP_RET_KILL_PROCESS, SECCOMP_RET_TRACE, SECCOMP_RET_USER_NOTIF,
     SOCK_FILTER, X32_SYSCALL_BIT, seccomp_data_arg_high, seccomp_data_arg_low as off_arg_low)
-from .policy import TABLE_SIZE, Action
+from .policy import TABLE_SIZE, Action, Rule
+from .syscalls.registry import Guard
 
 LD_ABS_W = BPF_LD | BPF_W | BPF_ABS
 JEQ_K, JGE_K, JSET_K, JA = (BPF_JMP | BPF_JEQ | BPF_K, BPF_JMP | BPF_JGE | BPF_K,
@@ -36,6 +37,8 @@ def ret_value(rule):
 
 def _leaf(rule):
     """Instructions deciding one run of syscall numbers."""
+    if rule.wait is not None:
+        return _timed_leaf(rule.wait)
     if rule.guard is None:
         return [(RET_K, 0, 0, ret_value(rule))]
     guard = rule.guard
@@ -61,6 +64,16 @@ def _leaf(rule):
         test = masked + [(JEQ_K, len(values) - i, 0, v) for i, v in enumerate(values)]
     return load + test + [(RET_K, 0, 0, ret_value(rule)),
                           (RET_K, 0, 0, SECCOMP_RET_TRACE)]
+
+
+def _timed_leaf(wait):
+    """A timed wait stops when its timeout is finite and not zero: a
+    timespec pointer that is not NULL, milliseconds above 0."""
+    if wait.timespec:
+        return _leaf(Rule(Action.ALLOW, guard=Guard(wait.arg)))
+    return [(LD_ABS_W, 0, 0, off_arg_low(wait.arg)), (JSET_K, 2, 0, 0x80000000),
+            (JEQ_K, 1, 0, 0), (RET_K, 0, 0, SECCOMP_RET_TRACE),
+            (RET_K, 0, 0, SECCOMP_RET_ALLOW)]
 
 
 def _search(runs):

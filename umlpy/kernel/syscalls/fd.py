@@ -23,9 +23,15 @@ from ..vfs.hostops import getdents64, thread_fd
 from .fs import change_xattr, chmod, chown, foreign_host_file, host_path_is_ours, refuse_foreign, \
     vfs_call, write_stat
 from .fs.xattr import fgetxattr, flistxattr
-from .registry import TABLE, Guard
+from .registry import TABLE, Guard, TimedWait
 
 FAMILY = "fd"
+
+# epoll_wait fails with EINTR where poll and select are restarted with the
+# time they had left: its deadline is the native tracer's to keep
+TABLE.timed_wait(FAMILY, "epoll_wait", TimedWait(3, timespec=False))
+TABLE.timed_wait(FAMILY, "epoll_pwait", TimedWait(3, timespec=False))
+TABLE.timed_wait(FAMILY, "epoll_pwait2", TimedWait(3, timespec=True))
 
 TABLE.passthrough(
     FAMILY,
@@ -33,8 +39,7 @@ TABLE.passthrough(
     "preadv", "pwritev", "preadv2", "pwritev2",
     "close", "close_range", "dup", "dup2", "dup3", "lseek",
     "pipe", "pipe2", "select", "pselect6", "poll", "ppoll",
-    "epoll_create", "epoll_create1", "epoll_ctl", "epoll_wait",
-    "epoll_pwait", "epoll_pwait2",
+    "epoll_create", "epoll_create1", "epoll_ctl",
     "eventfd", "eventfd2", "signalfd", "signalfd4",
     "timerfd_create", "timerfd_settime", "timerfd_gettime",
     "sendfile", "splice", "tee", "vmsplice", "copy_file_range",

@@ -65,12 +65,58 @@ class Guard:
         return f"Guard(arg={self.arg}, mask={self.mask:#x}, value={self.value})"
 
 
+class TimedWait:
+    """A passthrough call that waits with a relative timeout, args[arg]:
+    milliseconds in an int (negative: no timeout), or a struct timespec
+    pointer (NULL: none).  Under ptrace a signal Linux would have discarded
+    still wakes it with EINTR, and the native tracer makes it again; so
+    that it keeps its deadline rather than waiting its whole timeout anew,
+    the call stops (in C only) when its timeout is finite and not zero,
+    and the tracer notes when it began (tracer.c, drop_signal).
+    timed_out: what the call returns when its time is up (0, or -EAGAIN)."""
+    __slots__ = ("arg", "timespec", "timed_out")
+
+    def __init__(self, arg, timespec, timed_out=0):
+        self.arg, self.timespec, self.timed_out = arg, timespec, timed_out
+
+    def matches(self, args):
+        """Whether the call stops: a finite, non-zero timeout."""
+        v = args[self.arg]
+        if self.timespec:
+            return v & MASK64 != 0
+        v &= MASK32
+        return v != 0 and not v & 0x80000000
+
+    def code(self):
+        """The native tracer's word for it (UMLPY_WAIT_* in tracer_api.h)."""
+        return (self.arg | (UMLPY_WAIT_TIMESPEC if self.timespec else 0) |
+                (UMLPY_WAIT_EAGAIN if self.timed_out == -_errno.EAGAIN else 0))
+
+    def _key(self):
+        return (self.arg, self.timespec, self.timed_out)
+
+    def __eq__(self, other):
+        return isinstance(other, TimedWait) and self._key() == other._key()
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def __repr__(self):
+        return f"TimedWait(arg={self.arg}, timespec={self.timespec})"
+
+
+# the same values as in tracer_api.h
+UMLPY_WAIT_TIMESPEC = 0x10
+UMLPY_WAIT_EAGAIN = 0x20
+
+
 class Entry:
     """One syscall's declaration: who owns it and how it is supported."""
-    __slots__ = ("nr", "name", "family", "support", "why", "errno", "handler", "guard")
+    __slots__ = ("nr", "name", "family", "support", "why", "errno", "handler", "guard",
+                 "wait")
 
     def __init__(self, nr, name, family, support, why="", errno=0, handler=None,
-                 guard=None):
+                 guard=None, wait=None):
         self.nr = nr
         self.name = name
         self.family = family
@@ -79,6 +125,7 @@ class Entry:
         self.errno = errno
         self.handler = handler
         self.guard = guard
+        self.wait = wait
 
     def __repr__(self):
         return f"<Entry {self.nr} {self.name} {self.family} {self.describe()}>"
@@ -133,6 +180,10 @@ class SyscallTable:
     def passthrough(self, family, *names, why=""):
         for name in names:
             self._add(Entry(self._nr(name), name, family, Support.PASSTHROUGH, why))
+
+    def timed_wait(self, family, name, wait):
+        """A passthrough call that waits with a timeout (TimedWait)."""
+        self._add(Entry(self._nr(name), name, family, Support.PASSTHROUGH, wait=wait))
 
     def denied(self, family, err, why, *names):
         for name in names:

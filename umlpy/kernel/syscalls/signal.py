@@ -6,19 +6,24 @@ process (which the guest's first process is, natively) is not protected,
 so the guest kernel delivers it from outside.
 """
 import os
-from errno import EPERM
+from errno import EAGAIN, EPERM
 
 from ...abi.signal import SIGKILL
 from ..decisions import ALLOW, AllowThen, fail
 from .. import procfs
-from .registry import TABLE, Guard
+from .registry import TABLE, Guard, TimedWait
 
 FAMILY = "signal"
+
+# sigtimedwait fails with EINTR (never restarted): its deadline is the
+# native tracer's to keep (registry.TimedWait)
+TABLE.timed_wait(FAMILY, "rt_sigtimedwait", TimedWait(2, timespec=True,
+                                                      timed_out=-EAGAIN))
 
 TABLE.passthrough(
     FAMILY,
     "rt_sigaction", "rt_sigprocmask", "rt_sigpending", "rt_sigsuspend",
-    "rt_sigtimedwait", "rt_sigreturn", "sigaltstack", "restart_syscall",
+    "rt_sigreturn", "sigaltstack", "restart_syscall",
     "pause", "alarm", "setitimer", "getitimer",
     "timer_create", "timer_settime", "timer_gettime", "timer_getoverrun",
     "timer_delete",
