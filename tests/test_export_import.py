@@ -77,16 +77,18 @@ def registry(tmp_path, monkeypatch):
     return root
 
 
-def _cli(*words):
+def _cli_argv(*words):
     """umlpy export/import as a user runs them (through umlpy's main once
     it knows them; until then the commands' own main)."""
     from umlpy.cli import RAW_HANDLERS
     if words[0] in RAW_HANDLERS:
-        argv = UMLPY + list(words)
-    else:
-        argv = [sys.executable, "-c", "import sys; from umlpy.lifecycle.oci import main; "
-                "sys.exit(main(sys.argv[1], sys.argv[2:]))", *words]
-    return subprocess.run(argv, capture_output=True, env=_env(), timeout=300)
+        return UMLPY + list(words)
+    return [sys.executable, "-c", "import sys; from umlpy.lifecycle.oci import main; "
+            "sys.exit(main(sys.argv[1], sys.argv[2:]))", *words]
+
+
+def _cli(*words):
+    return subprocess.run(_cli_argv(*words), capture_output=True, env=_env(), timeout=300)
 
 
 def _run_over(words, script, upper=None):
@@ -303,12 +305,16 @@ def _good_archive(tmp_path):
     return _exported(tmp_path, record)
 
 
+def _entries(registry):
+    return sorted(os.listdir(registry)) if registry.exists() else []
+
+
 def _refused(archive, registry):
-    before = sorted(os.listdir(registry))
+    before = _entries(registry)
     p = _cli("import", str(archive), "broken")
     assert p.returncode == 2, p.stderr
     line = _one_line(p)
-    assert sorted(os.listdir(registry)) == before       # no record, no staging left
+    assert _entries(registry) == before       # no record, no staging left
     assert not Record("broken").exists()
     return line
 
@@ -386,3 +392,56 @@ def test_a_gzip_image_of_another_tool_imports(tmp_path, registry):
     assert _cli("import", str(gz), "unzipped").returncode == 0
     p = _run_over(Record("unzipped").data()["words"], "cat /etc/hostname /srv/old")
     assert p.stdout == b"exported\nold\n", p.stderr
+
+
+def test_export_to_stdout_imports(tmp_path, registry):
+    Record("small").create(["--rootfs", _image(tmp_path / "image.tar")], None, str(tmp_path))
+    out = tmp_path / "piped.tar"
+    with open(out, "wb") as f:
+        p = subprocess.run(_cli_argv("export", "small", "-o", "-"), stdout=f,
+                           stderr=subprocess.PIPE, env=_env(), timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert _cli("import", str(out), "piped").returncode == 0
+    assert os.listdir(os.path.join(Record("piped").dir, "layers")) != []
+
+
+def test_a_layer_that_is_no_tar_is_refused(tmp_path, registry):
+    """Every digest right, but a layer umlpy could not run over."""
+    from umlpy.lifecycle import oci_layout as L
+    garbage = tmp_path / "garbage"
+    garbage.write_bytes(b"not a tar at all\n" * 100)
+    bad = tmp_path / "garbage.tar"
+    with open(bad, "wb") as out:
+        writer = L.LayoutWriter(out)
+        layer = writer.add_file(L.LAYER_TAR, str(garbage))
+        config = writer.add_json(L.CONFIG, {"architecture": "amd64", "os": "linux",
+                                            "rootfs": {"type": "layers",
+                                                       "diff_ids": [layer["digest"]]}})
+        manifest = writer.add_json(L.MANIFEST, {"schemaVersion": 2, "mediaType": L.MANIFEST,
+                                                "config": config, "layers": [layer]})
+        writer.finish(manifest, "bad")
+    assert "layer 0" in _refused(bad, registry)
+
+
+def test_upper_owners_of_an_ordinary_user(monkeypatch):
+    """As an ordinary user with subordinate ids, the upper's host owners
+    are the user (the guest's own id, 0 with --root) and the subordinate
+    ids, through the namespace umlpy enters (identity.entered_maps)."""
+    from umlpy.kernel import identity as I
+    from umlpy.lifecycle import upper_owners
+    monkeypatch.delenv(I.SUBORDINATE_ENV, raising=False)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(os, "getegid", lambda: 1000)
+    monkeypatch.setattr(I, "subordinate_maps", lambda uid, gid: (
+        I._user_then(uid, 100000), I._user_then(gid, 200000), "newuidmap", "newgidmap"))
+    ids = upper_owners.layer_ids(upper_owners.guest_map({}, "/nonexistent"))
+    assert ids(1000, 1000) == (1000, 1000)
+    assert ids(100000, 200000) == (0, 0)
+    assert ids(100000 + 1000, 200000 + 1000) == (1001, 1001)
+    assert ids(5, 5) == (65534, 65534)
+    ids = upper_owners.layer_ids(upper_owners.guest_map({"root": True}, "/nonexistent"))
+    assert ids(1000, 1000) == (0, 0)
+    assert ids(100000, 200000) == (1, 1)
+    monkeypatch.setattr(I, "subordinate_maps", lambda uid, gid: None)
+    ids = upper_owners.layer_ids(upper_owners.guest_map({"root": True}, "/nonexistent"))
+    assert ids(1000, 1000) == (0, 0) and ids(0, 0) == (65534, 65534)

@@ -14,13 +14,14 @@ import tarfile
 
 from ..errors import UmlpyError
 from ..kernel.vfs import setid, xattrs
-from ..kernel.vfs.changes import LOWER_RECORD, OPAQUE, WH
+from ..kernel.vfs.changes import OPAQUE, WH
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: a fifo swapped in for a file must not hang the reader.
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-# umlpy's own records in the upper root: no file of the guest's
-_UPPER_OWN = (LOWER_RECORD, setid.MARKER)
+# umlpy's own records in an upper layer (LOWER_RECORD, setid.MARKER in its
+# root): .wh..wh. names other than the opaque marker, no file of the guest's
+_OWN_PREFIX = WH + WH
 # Host attributes that say something of the host, not of the guest's file:
 # an SELinux label is the host's policy, and a POSIX ACL names host ids.
 _HOST_ONLY_XATTRS = ("security.selinux", "system.")
@@ -172,7 +173,7 @@ class _Packer:
         entries = []
         with os.scandir(fd) as it:
             for e in it:
-                if self.upper and not rel and e.name in _UPPER_OWN:
+                if self.upper and e.name.startswith(_OWN_PREFIX) and e.name != OPAQUE:
                     continue
                 try:
                     entries.append((e.name, e.stat(follow_symlinks=False)))

@@ -165,6 +165,8 @@ def export_sandbox(record, out_path):
         raise BadInput("umlpy export: refusing to write an archive to a terminal (-o FILE.tar)")
     where = tempfile.mkdtemp(prefix="umlpy-export.") if to_stdout else \
         os.path.dirname(os.path.abspath(out_path))
+    if not os.path.isdir(where):
+        raise BadInput(f"umlpy export: -o {out_path}: {where} is not a directory")
     made = []
     try:
         if os.path.isdir(rootfs):
@@ -264,6 +266,18 @@ def _is_text(value):
     return isinstance(value, str) and "\0" not in value
 
 
+def _check_image(path, tar_path, n):
+    """A layer umlpy could not run over is refused now, not at start (its
+    index is built meanwhile, and kept beside it)."""
+    from ..kernel.vfs.tarimage import open_image
+    try:
+        open_image(path, progress=False).close()
+    except BadInput as e:
+        detail = str(e).rpartition(": not a valid tar image: ")[2]
+        raise L.LayoutError(f"umlpy import: {tar_path}: layer {n} is no tar image umlpy "
+                            f"can read ({detail})") from None
+
+
 def import_sandbox(tar_path, name, keep_host=False):
     """Make the sandbox name from the image layout in tar_path; [notes]
     (options not kept).  Nothing is left behind when it fails."""
@@ -286,6 +300,7 @@ def import_sandbox(tar_path, name, keep_host=False):
                 diff_id = layout.copy_layer(desc, dest, f"layer {n}")
                 L.check_diff_id(tar_path, diff_id, diff_ids[n], n)
                 os.chmod(dest, 0o644)
+                _check_image(dest, tar_path, n)
         layers = [os.path.join(record.dir, "layers", f"{n}.tar")
                   for n in range(len(manifest["layers"]))]
         lower = ["--rootfs", layers[0]]

@@ -155,8 +155,8 @@ class Layout:
             self.members = self._check_members(self.tar)
         except tarfile.TarError as e:
             self.close()
-            raise LayoutError(f"umlpy import: {path}: not an uncompressed tar file ({e})") \
-                from None
+            raise LayoutError(f"umlpy import: {path}: truncated, or no uncompressed tar file "
+                              f"({e})") from None
         except BaseException:
             self.close()
             raise
