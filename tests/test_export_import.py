@@ -442,6 +442,13 @@ def test_upper_owners_of_an_ordinary_user(monkeypatch):
     ids = upper_owners.layer_ids(upper_owners.guest_map({"root": True}, "/nonexistent"))
     assert ids(1000, 1000) == (0, 0)
     assert ids(100000, 200000) == (1, 1)
+    # umlpy export run again in the user's namespace: owners show as its ids
+    monkeypatch.setenv(I.SUBORDINATE_ENV, "1000:1000")
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    ids = upper_owners.layer_ids(upper_owners.guest_map({}, "/nonexistent"))
+    assert ids(0, 0) == (1000, 1000) and ids(1, 1) == (0, 0) and ids(1001, 1001) == (1001, 1001)
+    monkeypatch.delenv(I.SUBORDINATE_ENV)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
     monkeypatch.setattr(I, "subordinate_maps", lambda uid, gid: None)
     ids = upper_owners.layer_ids(upper_owners.guest_map({"root": True}, "/nonexistent"))
     assert ids(1000, 1000) == (0, 0) and ids(0, 0) == (65534, 65534)

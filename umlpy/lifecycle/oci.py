@@ -372,7 +372,15 @@ def cmd_export(words):
         raise BadInput(f"umlpy export: {usage('export')}")
     if not given.get("output"):
         raise BadInput(f"umlpy export: -o FILE.tar is needed ({usage('export')})")
-    export_sandbox(Record(rest[0]), given["output"])
+    record = Record(rest[0])
+    record.data()
+    # An ordinary user's sandbox has files of the user's subordinate ids,
+    # which only the user's namespace of them may read (as umlpy run does).
+    from ..kernel.identity import enter_subordinate_namespace
+    status = enter_subordinate_namespace(["export", *words])
+    if status is not None:
+        return status
+    export_sandbox(record, given["output"])
     return 0
 
 

@@ -43,6 +43,12 @@ def guest_map(given, upper):
         return IdMap(uid_ranges=uids, gid_ranges=gids)
     uid, gid = entered if entered is not None else (os.geteuid(), os.getegid())
     own_uid, own_gid = (0, 0) if given.get("root") else (uid, gid)
+    if entered is not None:
+        # in the user's subordinate namespace (umlpy export enters it to
+        # read every file): owners show as its ids, the guest's through
+        # the map umlpy run gave the guest there
+        uids, gids = I.entered_maps(own_uid, own_gid)
+        return IdMap(uid_ranges=uids, gid_ranges=gids)
     sub = I.subordinate_maps(uid, gid)
     if sub is None:
         return IdMap(uid_ranges=[(own_uid, uid, 1)], gid_ranges=[(own_gid, gid, 1)])
