@@ -83,7 +83,7 @@ def _cli_argv(*words):
     from umlpy.cli import RAW_HANDLERS
     if words[0] in RAW_HANDLERS:
         return UMLPY + list(words)
-    return [sys.executable, "-c", "import sys; from umlpy.lifecycle.oci import main; "
+    return [sys.executable, "-c", "import sys; from umlpy.lifecycle.oci_commands import main; "
             "sys.exit(main(sys.argv[1], sys.argv[2:]))", *words]
 
 
