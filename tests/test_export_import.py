@@ -452,3 +452,49 @@ def test_upper_owners_of_an_ordinary_user(monkeypatch):
     monkeypatch.setattr(I, "subordinate_maps", lambda uid, gid: None)
     ids = upper_owners.layer_ids(upper_owners.guest_map({"root": True}, "/nonexistent"))
     assert ids(1000, 1000) == (0, 0) and ids(0, 0) == (65534, 65534)
+
+
+def test_an_upper_layer_packs_as_the_union_shows_it(tmp_path):
+    """Whiteouts first in each directory (an in-order reader must not
+    delete what the same layer made), a whiteout beside an object of its
+    name dropped (beside a directory: the directory made opaque), umlpy's
+    own .wh..wh. records left out; names of any bytes and length, fifos."""
+    from umlpy.kernel.vfs.tarimage import stack_images
+    from umlpy.lifecycle import layer_tar
+    lower = tmp_path / "lower.tar"
+    with tarfile.open(lower, "w", format=tarfile.PAX_FORMAT) as tar:
+        for d in ("d", "d/x", "d/keep"):
+            _add(tar, d)
+        for f in ("d/-b", "d/x/old", "d/f", "d/keep/k"):
+            _add(tar, f, b"lower\n", mode=0o644)
+    upper = tmp_path / "upper"
+    (upper / "d" / "x").mkdir(parents=True)
+    for name in ("d/.wh.x", "d/.wh.-b", "d/.wh.f", ".wh..wh.lower", "d/.wh..wh.other"):
+        (upper / name).write_bytes(b"")
+    (upper / "d" / "-a").write_bytes(b"new\n")
+    (upper / "d" / "f").write_bytes(b"upper\n")
+    (upper / "d" / "x" / "new").write_bytes(b"new\n")
+    os.mkfifo(upper / "d" / "fifo")
+    long_name = "L" * 200
+    (upper / long_name).write_bytes(b"long\n")
+    with open(os.fsencode(upper) + b"/bad\xffname", "wb") as f:
+        f.write(b"bytes\n")
+    layer = tmp_path / "upper.tar"
+    with open(layer, "wb") as out:
+        layer_tar.pack(str(upper), out, upper=True)
+    with tarfile.open(layer) as tar:
+        names = tar.getnames()
+    assert names.index("d/.wh.-b") < names.index("d/-a")
+    assert "d/.wh.f" not in names and "d/.wh.x" not in names
+    assert names.index("d/x/.wh..wh..opq") == names.index("d/x") + 1
+    assert not any(".wh..wh.lower" in n or ".wh..wh.other" in n for n in names)
+    tree = stack_images([str(lower), str(layer)])
+    try:
+        assert sorted(n for n, _ in tree.children("d")) == ["-a", "f", "fifo", "keep", "x"]
+        assert [n for n, _ in tree.children("d/x")] == ["new"]
+        assert tree.read(tree.lookup("d/f")) == b"upper\n"
+        assert tree.read(tree.lookup(long_name)) == b"long\n"
+        assert tree.read(tree.lookup("bad\udcffname")) == b"bytes\n"
+        assert tree.lookup("d/fifo").kind == 0o010000
+    finally:
+        tree.close()

@@ -42,6 +42,7 @@ class _Packer:
         self.upper = upper        # the tree is an upper layer: whiteouts, set-ID records
         self.links = {}           # (st_dev, st_ino) -> first member name
         self.setid_marked = False
+        self.opaque = set()       # directories to mark opaque when they are reached
 
     # one object ------------------------------------------------------------
     def info(self, name, st, dir_fd, base):
@@ -179,7 +180,10 @@ class _Packer:
                     entries.append((e.name, e.stat(follow_symlinks=False)))
                 except FileNotFoundError:
                     continue        # gone since it was listed (a running sandbox)
-        entries.sort(key=lambda item: (item[0] != OPAQUE, item[0]))
+        if self.upper:
+            entries = self.whiteouts_first(entries, rel)
+        else:
+            entries.sort()
         subdirs = []
         for base, st in entries:
             name = f"{rel}/{base}" if rel else base
@@ -191,6 +195,30 @@ class _Packer:
             except FileNotFoundError:
                 continue
         return subdirs
+
+
+    def whiteouts_first(self, entries, rel):
+        """An upper directory's entries, the opaque marker and whiteouts
+        first: a reader that applies the layer in order must not delete
+        what the same layer made.  A whiteout beside an object of its name
+        (the union shows the object) is dropped; beside a directory, it
+        hides the lower one's contents: that directory becomes opaque."""
+        names = {base: st for base, st in entries}
+        kept = []
+        for base, st in entries:
+            hidden = base[len(WH):] if base.startswith(WH) and base != OPAQUE else None
+            if hidden in names:
+                if stat.S_ISDIR(names[hidden].st_mode):
+                    self.opaque.add(f"{rel}/{hidden}" if rel else hidden)
+                continue
+            kept.append((base, st))
+        if rel in self.opaque and OPAQUE not in names:
+            self.opaque.discard(rel)
+            info = tarfile.TarInfo(f"{rel}/{OPAQUE}")
+            info.mode = 0o644
+            self.tar.addfile(info)
+        kept.sort(key=lambda item: (not item[0].startswith(WH), item[0] != OPAQUE, item[0]))
+        return kept
 
 
 class _Exactly:
