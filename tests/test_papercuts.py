@@ -228,6 +228,21 @@ def test_net_rate_nonblocking_reader_in_debt_gets_eagain_and_keeps_its_deadline(
     assert result == b"timeout" and float(took) < 3.5, p.stdout
 
 
+@pytest.mark.parametrize("how", ["poll", "select", "epoll"])
+def test_net_rate_nonblocking_reader_in_debt_does_not_busy_wait(listener, how):
+    """A reader in debt is not told its socket is readable until the debt
+    is paid (poll then read EAGAIN, at once, again and again: a busy
+    wait): it spends a small part of the time on the CPU, and still reads
+    at the rate (600 KiB at 200K/s with a second's burst: about 2 s)."""
+    p = _rate_guest(how, listener.port, "allow=127.0.0.1:{port}")
+    assert (p.returncode, p.stderr) == (0, b""), p.stderr.decode()[-800:]
+    mode, got, wall, cpu = p.stdout.split()
+    got, wall, cpu = int(got), float(wall), float(cpu)
+    floor = (got - (200 << 10)) / (200 << 10)
+    assert 0.8 * floor <= wall < floor + 1.5, p.stdout
+    assert cpu < 0.15 * wall, p.stdout
+
+
 def test_net_rate_blocking_read_in_debt_waits_at_most_its_so_rcvtimeo(listener):
     p = _rate_guest("rcvtimeo", listener.port, "allow=127.0.0.1:{port}")
     assert (p.returncode, p.stderr) == (0, b""), p.stderr.decode()[-800:]

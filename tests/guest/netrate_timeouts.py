@@ -10,8 +10,13 @@
   sndtimeo PORT  a blocking socket with SO_SNDTIMEO 0.3 s: a big send, then
                  how the next send ends and how long it took
   nbsend PORT    a nonblocking socket: a big send, then the next one's end
+  poll PORT      a nonblocking reader that polls (1 s timeout) and reads
+                 64 KiB at a time until it has 600 KiB: how much it got,
+                 the wall-clock and the CPU seconds (getrusage) it took
+  select PORT, epoll PORT   the same with select, with epoll_wait
 """
 import errno
+import resource
 import select
 import socket
 import struct
@@ -68,3 +73,29 @@ elif mode in ("sndtimeo", "nbsend"):
     s.send(b"x" * (1 << 20))
     result, took = timed(lambda: s.send(b"x" * (1 << 20)))
     print(mode, result, round(took, 2))
+elif mode in ("poll", "select", "epoll"):
+    s.setblocking(False)
+    if mode == "select":
+        def wait():
+            select.select([s], [], [], 1.0)
+    else:
+        poller = select.poll() if mode == "poll" else select.epoll()
+        poller.register(s, select.POLLIN)
+
+        def wait():
+            poller.poll(1000 if mode == "poll" else 1.0)
+
+    def cpu():
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+    start, start_cpu, got = time.monotonic(), cpu(), 0
+    while got < 600 << 10:
+        wait()
+        try:
+            data = s.recv(64 << 10)
+        except BlockingIOError:
+            continue
+        if not data:
+            break
+        got += len(data)
+    print(mode, got, round(time.monotonic() - start, 2), round(cpu() - start_cpu, 2))

@@ -21,9 +21,9 @@ block longer than asked):
   flags) it fails at once with EAGAIN, as when no bytes have come or no
   room is left: the guest goes back to its poll or select, whose timeout
   is its own (curl -m drains a socket until EAGAIN, and checks its
-  deadline only between drains).  poll and select are not shaped, so
-  they still report a socket whose bytes are in the host's buffer as
-  readable: a reader in debt polls again until the debt is paid;
+  deadline only between drains).  Its poll, select or epoll_wait then
+  sleeps until the debt is paid or its own timeout is over (netwait.py),
+  so a reader in debt does not spin between the two;
 * on a blocking socket with SO_RCVTIMEO (reads) or SO_SNDTIMEO (sends)
   shorter than the debt it sleeps that long and fails with EAGAIN (EINTR
   if a signal handler ran meanwhile), as a timed-out socket call that
@@ -106,6 +106,18 @@ class RateLimiter:
                 os.close(dup)
             self.kinds[link] = known
         return self.kinds[link]
+
+    def owes(self, direction):
+        """Whether the bucket of direction is empty or in debt."""
+        return self.buckets[direction].wait() > 0
+
+    def debt(self, call, fds, direction):
+        """Seconds until the bucket of direction leaves its debt, if one of
+        fds is an internet socket (netwait.py), else 0."""
+        delay = self.buckets[direction].wait()
+        if delay <= 0 or not any(self.kind(call, fd) is not None for fd in fds):
+            return 0.0
+        return delay
 
     def decide(self, call, fd_index, direction, count_index):
         """A call moving bytes through args[fd_index]: waits for tokens if

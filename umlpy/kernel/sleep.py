@@ -12,20 +12,31 @@ NANOSLEEP = SYSCALL_NUMBERS["nanosleep"]
 SYSCALL_INSN = 2            # the length of x86_64's `syscall` instruction
 
 
-def scratch_timespec(call, seconds):
-    """The address of a struct timespec for seconds, in call's scratch slot."""
+def scratch_timespecs(call, *seconds):
+    """The addresses of struct timespecs for each of seconds, in call's
+    scratch slot."""
     kernel = call.kernel
     w = kernel.scratch_writer(call)
-    addr = w.add(pack_timespec(seconds))
+    addrs = [w.add(pack_timespec(s)) for s in seconds]
     kernel.scratch_commit(call, w)
-    return addr
+    return addrs
 
 
-def sleep_then_retry(call, seconds):
-    """A decision: sleep for seconds, then make this call again."""
+def scratch_timespec(call, seconds):
+    """The address of a struct timespec for seconds, in call's scratch slot."""
+    return scratch_timespecs(call, seconds)[0]
+
+
+def sleep_then_retry(call, seconds, args=None):
+    """A decision: sleep for seconds, then make this call again (with args
+    instead of its own, if given)."""
+    return sleep_at_then_retry(call, scratch_timespec(call, seconds), args)
+
+
+def sleep_at_then_retry(call, ts, args=None):
+    """sleep_then_retry with the sleep's timespec already at address ts."""
     kernel = call.kernel
-    ts = scratch_timespec(call, seconds)
-    nr, args = call.nr, call.args
+    nr, args = call.nr, tuple(call.args if args is None else args)
 
     def retry(call, result):
         regs = kernel.tracer.get_regs(call.tid)

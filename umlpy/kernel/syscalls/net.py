@@ -589,3 +589,16 @@ def _shaped(fd_index, direction, count_index):
 for _name, _how in SHAPED_CALLS.items():
     TABLE.when("net_rate", _name, why="waits for the sandbox's token bucket on an "
                "internet socket")(_shaped(*_how))
+
+
+def _wait_shaped(call):
+    from ..netwait import decide
+    return decide(call)
+
+
+# --net-rate: a readiness wait on a socket in debt sleeps until the debt is
+# paid (kernel/netwait.py), so a nonblocking reader does not spin
+TABLE.when("net_rate", "poll", "ppoll", "select", "pselect6", "epoll_wait",
+           "epoll_pwait", "epoll_pwait2",
+           why="sleeps while an internet socket it watches is in the token bucket's "
+           "debt")(_wait_shaped)
