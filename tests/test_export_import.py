@@ -214,6 +214,66 @@ def _oci_tools():
     return found
 
 
+SCHEMAS = "/usr/share/gocode/src/github.com/opencontainers/image-spec/schema"
+SYSTEM_PYTHON = "/usr/bin/python3"
+# Run by the system's python, which has Debian's python3-jsonschema: each
+# schema's relative $refs name its neighbours in the schema directory.
+VALIDATE = """
+import json, os, sys
+import jsonschema
+where = sys.argv[1]
+def load(uri):
+    with open(os.path.join(where, uri.rsplit("/", 1)[-1].split("#")[0])) as f:
+        return json.load(f)
+for schema_name, doc in zip(sys.argv[2::2], sys.argv[3::2]):
+    schema = load(schema_name)
+    resolver = jsonschema.RefResolver(schema.get("id", ""), schema,
+                                      handlers={"https": load, "http": load})
+    jsonschema.Draft4Validator(schema, resolver=resolver).validate(json.loads(doc))
+print("valid")
+"""
+
+
+def _schema_validator():
+    """(python, schema directory) to check documents against the
+    image-spec's own JSON schemas (Debian packages them), or skip."""
+    def ready():
+        return os.path.isdir(SCHEMAS) and subprocess.run(
+            [SYSTEM_PYTHON, "-c", "import jsonschema"], capture_output=True).returncode == 0
+    if not ready() and os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends",
+                        "golang-github-opencontainers-image-spec-dev", "python3-jsonschema"],
+                       capture_output=True, timeout=600,
+                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+    if not ready():
+        pytest.skip("the image-spec's JSON schemas (golang-github-opencontainers-image-spec-dev)"
+                    " or python3-jsonschema are not installed or installable here")
+
+
+def test_the_layout_passes_the_image_specs_json_schemas(tmp_path, registry):
+    _schema_validator()
+    record = Record("small")
+    record.create(["--rootfs", _image(tmp_path / "image.tar"), "-e", "A=1", "-C", "/srv"],
+                  ["/bin/sh"], str(tmp_path))
+    files = _layout(_exported(tmp_path, record))
+    index = json.loads(files["index.json"])
+    manifest = files[f"blobs/sha256/{index['manifests'][0]['digest'][7:]}"]
+    config = files[f"blobs/sha256/{json.loads(manifest)['config']['digest'][7:]}"]
+    p = subprocess.run([SYSTEM_PYTHON, "-c", VALIDATE, SCHEMAS,
+                        "image-layout-schema.json", files["oci-layout"],
+                        "image-index-schema.json", files["index.json"],
+                        "image-manifest-schema.json", manifest,
+                        "config-schema.json", config], capture_output=True, timeout=120)
+    assert p.stdout == b"valid\n", p.stderr.decode()[-3000:]
+    assert json.loads(config)["config"]["WorkingDir"] == "/srv"
+    # and the validator does refuse what the spec forbids
+    bad = json.loads(manifest)
+    bad["layers"][0]["size"] = "12"
+    p = subprocess.run([SYSTEM_PYTHON, "-c", VALIDATE, SCHEMAS,
+                        "image-manifest-schema.json", json.dumps(bad)], capture_output=True)
+    assert p.returncode != 0 and b"ValidationError" in p.stderr
+
+
 @needs_root
 def test_oci_tools_read_the_layout(tmp_path, registry):
     tools = _oci_tools()
