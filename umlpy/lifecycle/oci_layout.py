@@ -130,6 +130,10 @@ class LayoutWriter:
 
 # reading ---------------------------------------------------------------------
 
+_KINDS = {tarfile.SYMTYPE: "a symlink", tarfile.LNKTYPE: "a hard link",
+          tarfile.CHRTYPE: "a device", tarfile.BLKTYPE: "a device", tarfile.FIFOTYPE: "a fifo"}
+
+
 def _safe_name(name):
     """The member name normalised, or None for one umlpy must not take."""
     if name.startswith("/") or "\0" in name:
@@ -154,6 +158,11 @@ class Layout:
             self.tar = tarfile.open(fileobj=self.file, mode="r:")
             self.members = self._check_members(self.tar)
         except tarfile.TarError as e:
+            self.file.seek(0)
+            if self.file.read(2) == b"\x1f\x8b":
+                self.close()
+                raise LayoutError(f"umlpy import: {path}: gzip-compressed; decompress it "
+                                  "first (umlpy export writes an uncompressed tar)") from None
             self.close()
             raise LayoutError(f"umlpy import: {path}: truncated, or no uncompressed tar file "
                               f"({e})") from None
@@ -169,8 +178,9 @@ class Layout:
                 raise LayoutError(f"umlpy import: {self.path}: refusing member {m.name!r} "
                                   "(an absolute name or one with '..')")
             if not (m.isreg() or m.isdir()):
-                raise LayoutError(f"umlpy import: {self.path}: refusing member {m.name!r} "
-                                  "(an image layout holds only files and directories)")
+                raise LayoutError(f"umlpy import: {self.path}: refusing member {m.name!r}, "
+                                  f"{_KINDS.get(m.type, 'a special file')} (an OCI image "
+                                  "layout holds only files and directories)")
             if name in members:
                 raise LayoutError(f"umlpy import: {self.path}: member {name!r} is given twice")
             members[name] = m
