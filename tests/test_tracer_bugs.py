@@ -197,11 +197,11 @@ def test_an_ignored_signal_does_not_interrupt_a_call(guest, mode, how):
 @pytest.mark.parametrize("how", ["ignored", "pending", "stopped"])
 @pytest.mark.parametrize("where", ["init", "child"])
 def test_an_interrupted_wait_keeps_its_deadline(guest, how, where):
-    """Ten waits of 400 ms, each disturbed on its way, timed natively and
+    """Eleven waits of 400 ms, each disturbed on its way, timed natively and
     inside (tests/guest/wait_deadline.c): a discarded signal (one a
     blocked pending signal does not make interrupting) leaves every wait
     its deadline, as natively, never its whole timeout again; a stop and
-    SIGCONT make sigtimedwait and epoll_wait fail with EINTR, as Linux
+    SIGCONT make sigtimedwait, epoll_wait and semtimedop fail with EINTR, as Linux
     does, and the others keep their deadline."""
     argv = [guest("wait_deadline"), how]
     if where == "child":

@@ -6,8 +6,9 @@
  *            that sent it exits): Linux discards them when they are
  *            sent, so every call times out at 400 ms;
  *   stopped: the process is stopped (SIGSTOP) 100 ms into the wait and
- *            continued (SIGCONT) at 200 ms: sigtimedwait and epoll_wait
- *            fail with EINTR then (man 7 signal), the others are restarted
+ *            continued (SIGCONT) at 200 ms: sigtimedwait, epoll_wait and
+ *            semtimedop fail with EINTR then (man 7 signal), the others
+ *            are restarted
  *            with the time they had left, and end at 400 ms;
  *   pending: as ignored, with another signal blocked and pending all
  *            along (SIGUSR1), which interrupts nothing.
@@ -23,6 +24,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
+#include <sys/sem.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -95,9 +97,12 @@ static long raw_epoll_wait(int ep, struct epoll_event *out, int ms)
     return r;
 }
 
-/* the timeout of the calls that only read it (sigtimedwait, epoll_pwait2):
+/* the timeout of the calls that only read it (sigtimedwait, epoll_pwait2,
+ * semtimedop):
  * it must be as the caller left it afterwards */
 static struct timespec read_only_ts = {0, WAIT_MS * 1000000L};
+
+static int sem;
 
 static long call(int which, int ep)
 {
@@ -121,13 +126,18 @@ static long call(int which, int ep)
     case 6: return select(fds[0] + 1, &in, NULL, NULL, &tv);
     case 7: return pselect(fds[0] + 1, &in, NULL, NULL, &ts, NULL);
     case 8: return nanosleep(&ts, NULL);
-    default: return clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
+    case 9: return clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
+    default: {
+        struct sembuf take = {0, -1, 0};
+        return semtimedop(sem, &take, 1, &read_only_ts);
+    }
     }
 }
 
 static const char *const names[] = {"sigtimedwait", "epoll_wait", "epoll_pwait",
                                     "epoll_pwait2", "poll", "ppoll", "select",
-                                    "pselect6", "nanosleep", "clock_nanosleep"};
+                                    "pselect6", "nanosleep", "clock_nanosleep",
+                                    "semtimedop"};
 
 int main(int argc, char **argv)
 {
@@ -144,7 +154,8 @@ int main(int argc, char **argv)
         sigprocmask(SIG_BLOCK, &usr1, NULL);
         raise(SIGUSR1);
     }
-    for (int i = 0; i < 10; i++) {
+    sem = semget(IPC_PRIVATE, 1, 0600);
+    for (int i = 0; i < 11; i++) {
         pid_t child = disturb(how);
         long start = now_ms();
         errno = 0;
@@ -155,5 +166,6 @@ int main(int argc, char **argv)
             printf("%s's timespec changed\n", names[i]);
         waitpid(child, NULL, 0);
     }
+    semctl(sem, 0, IPC_RMID);
     return 0;
 }

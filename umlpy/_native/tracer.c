@@ -49,9 +49,20 @@ _Static_assert(sizeof(struct umlpy_regs) == sizeof(struct user_regs_struct),
 #define TS_SEEN 0x01        /* its first stop was reported */
 #define TS_WANT_EXIT 0x02   /* resumed with PTRACE_SYSCALL: report the exit */
 #define TS_ANNOUNCED 0x04   /* its parent's fork/clone event reached Python first */
-#define TS_STOPPED 0x08     /* in a group stop since its last syscall stop, until SIGCONT's */
 #define TS_STOP_SHIFT 4     /* UMLPY_STOP_* of the current stop, bits 4-5 */
 #define TS_RESTORE 0x40     /* a timed wait made again: give its timeout back at the exit */
+
+/* A call a group stop ended with EINTR, by tid modulo WAIT_SLOTS: the
+ * discarded signals dropped on its way out (drop_signal) leave it so,
+ * even one that came after SIGCONT's: up to STOP_ENDS_NS after the
+ * thread was continued, at the same call (rip and rsp). */
+#define STOP_ENDS_NS 100000000LL
+struct stopped_call {
+    int tid;
+    long nr;
+    unsigned long long rip, rsp;
+    long long at_ns;
+};
 
 /* A timed wait in progress (registry.TimedWait), by tid modulo WAIT_SLOTS:
  * one that collides is made again as before, with its whole timeout. */
@@ -78,6 +89,7 @@ struct umlpy_tracer {
     unsigned char *state;
     size_t state_len;
     struct timed_wait waits[WAIT_SLOTS];
+    struct stopped_call stopped[WAIT_SLOTS];
     struct umlpy_pathcache *cache;
     long spin_ns;
     long last_gap_ns;   /* how long the last wait for a stop took */
@@ -782,8 +794,8 @@ static int handled_by_process(int pid, int sig)
 #define ERESTARTNOINTR_ 513     /* the kernel's own: restart the call, whatever happens */
 
 /* ---- timed waits -------------------------------------------------------
- * sigtimedwait and epoll_wait fail with EINTR when a signal wakes them,
- * and are never restarted by Linux.  A signal the guest would never have
+ * sigtimedwait, epoll_wait and semtimedop fail with EINTR when a signal
+ * wakes them, and are never restarted by Linux.  A signal the guest would never have
  * received natively (drop_signal) wakes them all the same, so the tracer
  * makes the call again; natively it would have gone on to its deadline,
  * not waited its whole timeout anew.  So the call stops at its entry (in
@@ -907,22 +919,52 @@ static int timed_wait_interrupted(struct umlpy_tracer *t, int pid,
  * epoll_wait: calls Linux never restarts) is restarted here, unless
  * another signal that is neither discarded nor blocked is pending too:
  * that one interrupts it natively as well.  Nor when the thread was
- * stopped and continued meanwhile (TS_STOPPED): there Linux too fails
+ * stopped and continued meanwhile (ended_by_stop): there Linux too fails
  * those calls with EINTR (man 7 signal).  Only at the instruction after
  * the syscall (a handler run for an earlier signal of the same return has
  * moved rip).  A timed wait made again waits only the time it had left
  * (timed_wait_interrupted); another call with a relative timeout that
  * Linux does not restart itself (a socket's SO_RCVTIMEO) waits it anew. */
+/* At a group stop: note the call it ended with EINTR, if any. */
+static void note_stopped_call(struct umlpy_tracer *t, int pid)
+{
+    struct user_regs_struct r;
+    struct stopped_call *c = &t->stopped[pid % WAIT_SLOTS];
+    if (ptrace(PTRACE_GETREGS, pid, 0, &r) == 0 && (long)r.orig_rax >= 0 &&
+        (long)r.rax == -EINTR) {
+        c->tid = pid;
+        c->nr = (long)r.orig_rax;
+        c->rip = r.rip;
+        c->rsp = r.rsp;
+        c->at_ns = monotonic_ns();
+    } else if (c->tid == pid) {
+        c->tid = 0;
+    }
+}
+
+/* At the end of a group stop (SIGCONT): its call's time starts now. */
+static void note_continued(struct umlpy_tracer *t, int pid)
+{
+    struct stopped_call *c = &t->stopped[pid % WAIT_SLOTS];
+    if (c->tid == pid)
+        c->at_ns = monotonic_ns();
+}
+
+/* Whether the EINTR of the call in r is a group stop's, which Linux
+ * gives the guest too (man 7 signal). */
+static int ended_by_stop(struct umlpy_tracer *t, int pid, const struct user_regs_struct *r)
+{
+    const struct stopped_call *c = &t->stopped[pid % WAIT_SLOTS];
+    return c->tid == pid && c->nr == (long)r->orig_rax && c->rip == r->rip &&
+           c->rsp == r->rsp && monotonic_ns() - c->at_ns < STOP_ENDS_NS;
+}
+
 static void drop_signal(struct umlpy_tracer *t, int pid, int sig, const struct sigmasks *m)
 {
     struct user_regs_struct r;
-    unsigned char *s = state_of(t, pid);
-    int stopped = *s & TS_STOPPED;
-    if (sig == SIGCONT)
-        *s &= ~TS_STOPPED;
-    if (!stopped && (m->pending & ~m->blocked & ~sigbit(sig) & ~discarded(t, m)) == 0 &&
+    if ((m->pending & ~m->blocked & ~sigbit(sig) & ~discarded(t, m)) == 0 &&
         ptrace(PTRACE_GETREGS, pid, 0, &r) == 0 && (long)r.orig_rax >= 0 &&
-        (long)r.rax == -EINTR) {
+        (long)r.rax == -EINTR && !ended_by_stop(t, pid, &r)) {
         unsigned char insn[2];
         if (umlpy_read_mem(pid, r.rip - 2, insn, 2) == 2 && insn[0] == 0x0f && insn[1] == 0x05) {
             long result = -ERESTARTNOINTR_;
@@ -972,6 +1014,8 @@ static int handle_status(struct umlpy_tracer *t, int pid, int status,
         *s = 0;
         if (t->waits[pid % WAIT_SLOTS].tid == pid)
             t->waits[pid % WAIT_SLOTS].tid = 0;
+        if (t->stopped[pid % WAIT_SLOTS].tid == pid)
+            t->stopped[pid % WAIT_SLOTS].tid = 0;
         ev->kind = UMLPY_EV_EXIT;
         return 1;
     }
@@ -1003,7 +1047,6 @@ static int handle_status(struct umlpy_tracer *t, int pid, int status,
         long nr = (long)r.orig_rax;
         int act = (nr >= 0 && nr < UMLPY_TABLE_SIZE) ? t->action[nr]
                                                      : UMLPY_ACT_PYTHON;
-        *s &= ~TS_STOPPED;
         set_stop(t, pid, UMLPY_STOP_SECCOMP);
         if (act == UMLPY_ACT_TIMED) {
             timed_wait_began(t, pid, nr, &r);
@@ -1026,7 +1069,6 @@ static int handle_status(struct umlpy_tracer *t, int pid, int status,
     }
 
     if (sig == (SIGTRAP | 0x80)) {
-        *s &= ~TS_STOPPED;
         if (*s & TS_RESTORE) {
             *s &= ~TS_RESTORE;
             timed_wait_ended(t, pid);
@@ -1049,7 +1091,7 @@ static int handle_status(struct umlpy_tracer *t, int pid, int status,
     if (event == PTRACE_EVENT_STOP) {
         set_stop(t, pid, UMLPY_STOP_OTHER);
         if (is_stopping_signal(sig)) {
-            *s |= TS_STOPPED;
+            note_stopped_call(t, pid);
             if (pid == t->init_pid && t->report_init_stops) {
                 ev->kind = UMLPY_EV_GROUP_STOP;
                 ev->sig = sig;
@@ -1059,6 +1101,7 @@ static int handle_status(struct umlpy_tracer *t, int pid, int status,
             ptrace(PTRACE_LISTEN, pid, 0, 0);
             return 0;
         }
+        note_continued(t, pid);
         resume(t, pid, 0);
         return 0;
     }
@@ -1110,8 +1153,6 @@ static int handle_status(struct umlpy_tracer *t, int pid, int status,
         drop_signal(t, pid, sig, &m);
         return 0;
     }
-    if (sig == SIGCONT)
-        *s &= ~TS_STOPPED;
     resume(t, pid, sig);
     return 0;
 }

@@ -1,15 +1,19 @@
 """Time, system information, System V and POSIX IPC, keys, and the calls
 that administer the host (the misc family)."""
-from errno import EFAULT, EPERM
+from errno import EAGAIN, EFAULT, EPERM
 
 from ..._native._tracer import ffi, lib
 from ...abi.sysinfo import SYSINFO
 from ...abi.utsname import UTSNAME, utsname_field
 from ..decisions import AllowThen, Return, fail
 from .names import SYSCALL_NUMBERS
-from .registry import TABLE
+from .registry import TABLE, TimedWait
 
 FAMILY = "misc"
+
+# semtimedop fails with EINTR (never restarted): its deadline is the
+# native tracer's to keep (registry.TimedWait)
+TABLE.timed_wait(FAMILY, "semtimedop", TimedWait(3, timespec=True, timed_out=-EAGAIN))
 
 TABLE.passthrough(
     FAMILY,
@@ -17,7 +21,7 @@ TABLE.passthrough(
     "gettimeofday", "time", "clock_gettime", "clock_getres",
     "clock_nanosleep", "nanosleep",
     "msgget", "msgsnd", "msgrcv", "msgctl",
-    "semget", "semop", "semtimedop", "semctl",
+    "semget", "semop", "semctl",
     "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive", "mq_notify",
     "mq_getsetattr",
     "perf_event_open",
