@@ -183,7 +183,10 @@ class SyscallTable:
 
     def timed_wait(self, family, name, wait):
         """A passthrough call that waits with a timeout (TimedWait)."""
-        self._add(Entry(self._nr(name), name, family, Support.PASSTHROUGH, wait=wait))
+        self._add(Entry(self._nr(name), name, family, Support.PASSTHROUGH,
+                        "with a finite timeout, stops in the native tracer, which keeps "
+                        "its deadline when a signal the guest never gets wakes it",
+                        wait=wait))
 
     def denied(self, family, err, why, *names):
         for name in names:
