@@ -127,6 +127,7 @@ STRUCTS = [
     (uio.POLLFD, "struct pollfd", {}),
     (socket.SA_FAMILY, "struct sockaddr", {}),
     (socket.SOCKADDR_UN, "struct sockaddr_un", {}),
+    (socket.UCRED, "struct ucred", {}),
     (socket.SOCKADDR_IN, "struct sockaddr_in", {}),
     (socket.SOCKADDR_IN6, "struct sockaddr_in6", {}),
     (socket.SOCKADDR_NL, "struct sockaddr_nl", {}),

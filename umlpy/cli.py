@@ -39,6 +39,8 @@ commands:
   kill       send a signal to a named sandbox's init or every process
   rm         delete a named sandbox and its upper layer
   logs       what a named sandbox's INIT wrote
+  export     write a named sandbox as an OCI image layout (a tar file)
+  import     make a named sandbox of an OCI image layout
   trace      run a program and print its system calls, as strace does
   syscalls   print the syscall support table
   options    print the sandbox options
@@ -129,7 +131,8 @@ def cmd_lifecycle(name):
     return handler
 
 
-for _name in ("create", "start", "exec", "ps", "ls", "stop", "kill", "rm", "logs"):
+for _name in ("create", "start", "exec", "ps", "ls", "stop", "kill", "rm", "logs", "export",
+              "import"):
     RAW_HANDLERS[_name] = cmd_lifecycle(_name)
 
 

@@ -97,6 +97,33 @@ static void serve(int sock)
     }
 }
 
+/* Every fd above 2 closed but keep[0..n) (ascending): what the threaded
+   umlpy held at the clone (a named sandbox's clients' stdio, its locks)
+   is no business of a process with the guest's ids, and an end of a
+   client's pipe held here would keep the client waiting for EOF. */
+static void close_all_but(const int *keep, int n)
+{
+    unsigned int from = 3;
+    for (int i = 0; i < n; i++) {
+        if ((unsigned int)keep[i] > from)
+            syscall(SYS_close_range, from, (unsigned int)keep[i] - 1, 0);
+        if ((unsigned int)keep[i] + 1 > from)
+            from = (unsigned int)keep[i] + 1;
+    }
+    syscall(SYS_close_range, from, ~0U, 0);
+}
+
+static void sort3(int *v)
+{
+    for (int i = 0; i < 3; i++)
+        for (int j = i + 1; j < 3; j++)
+            if (v[j] < v[i]) {
+                int t = v[i];
+                v[i] = v[j];
+                v[j] = t;
+            }
+}
+
 int umlpy_opener_start(int init_pid, int clone_flags, int uid, int gid, int *pid_out)
 {
     int sv[2];
@@ -120,8 +147,9 @@ int umlpy_opener_start(int init_pid, int clone_flags, int uid, int gid, int *pid
     /* a raw clone: no atfork handlers of the (threaded) Python process */
     pid_t pid = (pid_t)syscall(SYS_clone, (long)SIGCHLD, NULL, NULL, NULL, NULL);
     if (pid == 0) {
-        close(sv[0]);
-        close(status_pipe[0]);
+        int keep[3] = { sv[1], status_pipe[1], pidfd };
+        sort3(keep);
+        close_all_but(keep, 3);
         int err = 0;
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if ((clone_flags & JOINED) && setns(pidfd, clone_flags & JOINED) < 0)

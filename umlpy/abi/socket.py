@@ -35,6 +35,7 @@ SOCKADDR_STORAGE_SIZE = 128     # sizeof(struct sockaddr_storage): the longest a
 SA_FAMILY = Layout("sockaddr", (("sa_family", "H"),))
 
 UNIX_PATH_MAX = 108             # sizeof(sockaddr_un.sun_path)
+UCRED = Layout("ucred", (("pid", "i"), ("uid", "I"), ("gid", "I")))  # SO_PEERCRED
 SOCKADDR_UN = Layout("sockaddr_un", (("sun_family", "H"), ("sun_path", f"{UNIX_PATH_MAX}s")))
 SUN_PATH_OFFSET = SOCKADDR_UN.offset("sun_path")
 

@@ -113,11 +113,11 @@ def _wait_exit(sock):
 
 def _window(fd):
     import fcntl
-    import struct
     import termios
+    from ..abi.ioctl import WINSIZE
     try:
-        rows, cols, _x, _y = struct.unpack("4H", fcntl.ioctl(fd, termios.TIOCGWINSZ, bytes(8)))
-        return rows, cols
+        size = WINSIZE.todict(fcntl.ioctl(fd, termios.TIOCGWINSZ, bytes(WINSIZE.size)))
+        return size["ws_row"], size["ws_col"]
     except OSError:
         return 24, 80
 
@@ -125,19 +125,20 @@ def _window(fd):
 def _relay(sock, master, stdio):
     """Copy our terminal to the pty and back until the process exits."""
     import fcntl
-    import struct
     import termios
     import tty
+    from ..abi.ioctl import WINSIZE
     stdin, stdout = stdio[0], stdio[1]
     saved = None
     if os.isatty(stdin):
         saved = termios.tcgetattr(stdin)
-        tty.setraw(stdin)
+        tty.setraw(stdin, termios.TCSANOW)     # keep what was typed ahead
 
     def resize(_sig, _frame):
         rows, cols = _window(stdin)
         try:
-            fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("4H", rows, cols, 0, 0))
+            fcntl.ioctl(master, termios.TIOCSWINSZ,
+                        WINSIZE.fromdict({"ws_row": rows, "ws_col": cols}))
         except OSError:
             pass
     old_winch = signal.signal(signal.SIGWINCH, resize)

@@ -86,8 +86,7 @@ def _name_only(command, rest):
 # the commands --------------------------------------------------------------
 
 def cmd_create(words):
-    from ..cli import parse_options
-    from .registry import Record
+    from .registry import Record, run_options
     if not words or words[0] in ("-h", "--help"):
         if words:
             sys.stdout.write(help_text("create"))
@@ -95,14 +94,15 @@ def cmd_create(words):
         raise BadInput(f"umlpy create: {usage('create')}")
     record = Record(words[0])
     options = words[1:]
-    args = parse_options("run", options)
-    if args.given.get("upper") is not None:
+    _config, init, given = run_options(options, "umlpy create",
+                                       lambda: sys.stdout.write(help_text("create")))
+    if given.get("upper") is not None:
         raise BadInput("umlpy create: a named sandbox keeps its upper layer in its record "
                        "('umlpy diff NAME' and 'umlpy commit NAME' work on it)")
-    option_words = options[:len(options) - len(args.argv)]
+    option_words = options[:len(options) - len(init)]
     if option_words and option_words[-1] == "--":
         option_words = option_words[:-1]
-    record.create(option_words, args.argv or None, os.getcwd())
+    record.create(option_words, init or None, os.getcwd())
     print(record.name)
     return 0
 
@@ -123,9 +123,6 @@ def cmd_exec(words):
                          {"-e": ("env", True), "--env": ("env", True),
                           "-w": ("workdir", False), "--workdir": ("workdir", False),
                           "-u": ("user", False), "--user": ("user", False)})
-    if given.get("interactive") is None:
-        # -it spelt as one word, as docker users type it
-        pass
     if len(rest) < 2:
         raise BadInput(f"umlpy exec: {usage('exec')}")
     from .registry import Record
@@ -347,6 +344,9 @@ COMMANDS = {"create": cmd_create, "start": cmd_start, "exec": cmd_exec, "ps": cm
 
 
 def main(command, words):
+    if command in ("export", "import"):
+        from . import oci_commands        # only they pay for tar and hashing
+        return oci_commands.main(command, words)
     if command == "exec":
         words = _expand_short(words)
     return COMMANDS[command](words)

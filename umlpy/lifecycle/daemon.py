@@ -37,7 +37,7 @@ def init_program():
 def config_of(record, data=None):
     """The sandbox's Config, from the words its record keeps (relative
     paths in them are relative to where `umlpy create` ran)."""
-    from ..cli import parse_options
+    from .registry import run_options
     data = data or record.data()
     here = os.getcwd()
     try:
@@ -45,10 +45,11 @@ def config_of(record, data=None):
     except OSError:
         pass
     try:
-        args = parse_options("run", list(data["words"]) + ["--", "x"])
+        config, _argv, _given = run_options(list(data["words"]) + ["--", "x"],
+                                            f"umlpy start {record.name}")
     finally:
         os.chdir(here)
-    return args.config.replace(upper=record.upper, preserve_fds=1)
+    return config.replace(upper=record.upper, preserve_fds=1)
 
 
 def start(record, prepare=None):
@@ -154,7 +155,7 @@ def _daemon(record, data, config, program, ready_w, prepare):
         kernel.spawn(["/sbin/umlpy-init"], env=env, program=program)
         os.close(3)     # init's end is init's alone: its death closes the channel
         threading.Thread(target=_when_ready, args=(record, data, server, channel, env,
-                                                   out_w, ready_w), daemon=True,
+                                                   ready_w), daemon=True,
                          name="umlpy-ready").start()
         ready_w = None
         status = kernel.run()
@@ -174,7 +175,7 @@ def _daemon(record, data, config, program, ready_w, prepare):
         os._exit(0 if reason == "stopped" else 1)
 
 
-def _when_ready(record, data, server, channel, env, out_w, ready_w):
+def _when_ready(record, data, server, channel, env, ready_w):
     """Once init runs: INIT, if the sandbox has one, then the control
     socket; then `umlpy start` hears "ok"."""
     try:
@@ -182,11 +183,8 @@ def _when_ready(record, data, server, channel, env, out_w, ready_w):
             raise UmlpyError("umlpy: the sandbox's init did not start in "
                              f"{READY_TIMEOUT:.0f} s")
         if data.get("init"):
-            null = os.open(os.devnull, os.O_RDONLY)
-            try:
-                session = channel.spawn(data["init"], env, "/", [null, out_w, out_w], exec_id=0)
-            finally:
-                os.close(null)
+            # the daemon's own stdio: /dev/null in, the log pipe out
+            session = channel.spawn(data["init"], env, "/", [0, 1, 2], exec_id=0)
             if session.wait_started(READY_TIMEOUT) is None:
                 raise UmlpyError(f"umlpy: INIT {data['init'][0]}: "
                                  f"{os.strerror(session.errno or 5)}")

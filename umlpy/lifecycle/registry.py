@@ -27,22 +27,23 @@ import re
 import time
 
 from ..errors import BadInput, UmlpyError
+from ..kernel.vfs.tmpdirs import registry_root
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\Z")
 RECORD_VERSION = 1
 
 
-def registry_root():
-    """Where this user's named sandboxes live."""
-    from ..kernel.identity import host_uid
-    override = os.environ.get("UMLPY_REGISTRY")
-    if override:
-        return os.path.abspath(override)
-    if host_uid() == 0:
-        return "/var/lib/umlpy"
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"),
-                                                            ".local", "state")
-    return os.path.join(base, "umlpy")
+def run_options(words, command="umlpy run", show_help=None):
+    """umlpy run's option words (up to '--' or the program) -> (Config,
+    the words after them, the options given): what create records and
+    start uses again."""
+    from ..config import COMMAND_LINE, Config
+    from ..config.words import parse_words
+
+    def no_help():
+        raise BadInput(f"{command}: see 'umlpy run --help' for the options")
+    args = parse_words(command, COMMAND_LINE, list(words), show_help or no_help)
+    return Config.from_words(args.given), args.argv, args.given
 
 
 def check_name(name):
@@ -149,12 +150,14 @@ class Record:
     def create(self, words, init, cwd):
         """Make the record; BadInput if the name is taken."""
         root = os.path.dirname(self.dir)
-        os.makedirs(root, mode=0o700, exist_ok=True)
-        os.chmod(root, 0o700)
         try:
+            os.makedirs(root, mode=0o700, exist_ok=True)
+            os.chmod(root, 0o700)
             os.mkdir(self.dir, 0o700)
         except FileExistsError:
             raise BadInput(f"umlpy: a sandbox named {self.name!r} already exists") from None
+        except OSError as e:
+            raise UmlpyError(f"umlpy: cannot make the registry {root}: {e.strerror}") from None
         with self.locked():
             os.mkdir(self.upper, 0o755)
             _write_json(self.path("record.json"), {

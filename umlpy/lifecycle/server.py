@@ -10,11 +10,12 @@ Requests: info, ps, exec, signal (within an exec), kill, stop."""
 import os
 import signal
 import socket
-import struct
 import threading
 import time
 
 from . import control
+from ..abi.ioctl import WINSIZE
+from ..abi.socket import UCRED
 from .initproto import ExecSession
 
 SIGNALS_AN_EXEC_MAY_FORWARD = frozenset(range(1, 65)) - {signal.SIGKILL, signal.SIGSTOP}
@@ -60,8 +61,8 @@ class ControlServer:
 
     def _serve(self, conn):
         try:
-            creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-            _pid, uid, _gid = struct.unpack("3i", creds)
+            creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, UCRED.size)
+            uid = UCRED.get(creds, "uid")
             if uid != os.getuid():
                 control.send(conn, {"ok": False, "error": "not the sandbox's owner"})
                 return
@@ -283,7 +284,7 @@ def _set_window(fd, rows, cols):
     if isinstance(rows, int) and isinstance(cols, int) and 0 < rows < 65536 and 0 < cols < 65536:
         import fcntl
         import termios
-        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("4H", rows, cols, 0, 0))
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, WINSIZE.fromdict({"ws_row": rows, "ws_col": cols}))
 
 
 def _close(fd):

@@ -12,7 +12,7 @@ from .mounts import MountTable
 from .procfs_fs import ProcFS
 from .synth import SDir, SFile, SynthFS, dev_tree, sys_tree, with_files
 from .statedirs import claim
-from .tmpdirs import remove_tree, temp_dir
+from .tmpdirs import registry_root, remove_tree, temp_dir
 from .union import UnionFS
 from .vfs import VFS
 
@@ -117,7 +117,9 @@ class SandboxFS:
         os.chmod(self.state, 0o711 if idmap.many else 0o700)
         self.spool = os.path.join(self.state, "spool")
         os.mkdir(self.spool, 0o711)
-        self.hidden = [self.state]
+        # and the user's named sandboxes: their records, uppers, logs and
+        # control sockets are no guest's to see
+        self.hidden = [self.state, registry_root()]
         lower, image_root = self._lower(options, content_cache)
         spool = SynthFS(SDir(), self.spool, idmap)
         if image_root:
