@@ -599,7 +599,7 @@ def test_cli_diff_bad_tar_image(layers, tmp_path, capsys):
 
 def test_cli_help(capsys):
     assert main_diff(["--help"]) == 0
-    assert capsys.readouterr().out.startswith("usage: umlpy diff --upper DIR")
+    assert capsys.readouterr().out.startswith("usage: umlpy diff {--upper DIR | NAME}")
 
 
 def test_cli_commit(layers, tmp_path, capsys):

@@ -373,3 +373,55 @@ def test_lifecycle_as_an_ordinary_user(tmp_path):
         assert not (reg / "mine").exists()
     finally:
         as_nobody("rm", "-f", "mine")
+
+
+def test_lifecycle_in_an_ordinary_users_subordinate_ids(tmp_path):
+    """A user with /etc/subuid ranges: the daemon lives in the user
+    namespace of them (as umlpy run does), so a --root sandbox has many
+    ids, and exec -u reaches them."""
+    if not AS_ROOT:
+        pytest.skip("sets up /etc/subuid as root")
+    from test_identities import SETPRIV, _env, subordinate_ids_of_nobody
+    for d in (tmp_path, tmp_path.parent, tmp_path.parent.parent):
+        os.chmod(d, 0o755)
+    reg = tmp_path / "registry"
+    env = dict(_env(), UMLPY_REGISTRY=str(reg))
+    with subordinate_ids_of_nobody() as python:
+        def as_nobody(*args):
+            return subprocess.run(SETPRIV + [python, "-m", "umlpy", *args], capture_output=True,
+                                  env=env, cwd="/", timeout=120)
+        os.makedirs(reg, mode=0o700)
+        os.chown(reg, 65534, 65534)
+        try:
+            ok(as_nobody("create", "subs", "--root"))
+            ok(as_nobody("start", "subs"))
+            assert ok(as_nobody("exec", "-u", "42", "subs", "--", "id", "-u")) == "42\n"
+            ok(as_nobody("exec", "subs", "--", "sh", "-c", "touch /tmp/f && chown 42:42 /tmp/f"))
+            st = os.stat(reg / "subs" / "upper" / "tmp" / "f")
+            assert (st.st_uid, st.st_gid) == (3000000 + 41, 3000000 + 41)
+            ok(as_nobody("stop", "subs"))
+            ok(as_nobody("rm", "subs"))
+        finally:
+            as_nobody("rm", "-f", "subs")
+
+
+def test_run_with_a_name_is_create_start_exec_stop_rm(registry):
+    p = umlpy(registry, "run", "--name", "once", "--hostname", "oncehost", "--", "sh", "-c",
+              "hostname; cat; exit 4", input=b"piped\n")
+    assert (p.returncode, p.stdout) == (4, b"oncehost\npiped\n"), p.stderr
+    assert not (registry / "once").exists()
+    ok(umlpy(registry, "create", "taken"))
+    one_line_error(umlpy(registry, "run", "--name", "taken", "--", "true"), 2)
+    assert json.loads(ok(umlpy(registry, "ls", "--json")))[0]["name"] == "taken"
+
+
+def test_diff_commit_and_discard_of_a_named_sandbox(registry, tmp_path):
+    started(registry, "changes")
+    ok(umlpy(registry, "exec", "changes", "--", "sh", "-c", "echo new > /tmp/added-file"))
+    assert "A /tmp/added-file" in ok(umlpy(registry, "diff", "changes")).splitlines()
+    one_line_error(umlpy(registry, "commit", "changes", "--to", str(tmp_path)), 2)
+    one_line_error(umlpy(registry, "discard", "changes"), 2)
+    ok(umlpy(registry, "stop", "changes"))
+    ok(umlpy(registry, "discard", "changes"))
+    assert ok(umlpy(registry, "diff", "changes")) == ""
+    one_line_error(umlpy(registry, "diff", "nosuchbox"), 2)

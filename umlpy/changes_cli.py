@@ -9,9 +9,9 @@ import sys
 
 from .errors import BadInput, UmlpyError, one_line
 
-DIFF_USAGE = "umlpy diff --upper DIR [--rootfs DIR|IMG.tar] [--layer IMG.tar]... [--json]"
-COMMIT_USAGE = "umlpy commit --upper DIR [--to DIR] [--rootfs DIR] [--dry-run] [--keep]"
-DISCARD_USAGE = "umlpy discard --upper DIR"
+DIFF_USAGE = "umlpy diff {--upper DIR | NAME} [--rootfs DIR|IMG.tar] [--layer IMG.tar]... [--json]"
+COMMIT_USAGE = "umlpy commit {--upper DIR | NAME} [--to DIR] [--rootfs DIR] [--dry-run] [--keep]"
+DISCARD_USAGE = "umlpy discard {--upper DIR | NAME}"
 
 ABOUT = {
     "diff": "List what the upper layer changes over the lower: one line per path,\n"

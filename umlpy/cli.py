@@ -14,11 +14,14 @@ from .runcmd import cmd_run
 
 
 MARKDOWN = [Option("markdown", ["--markdown"], "print it as a Markdown page")]
+# umlpy run's own, no sandbox option: the run goes through a named sandbox
+RUN_NAME = Option("name", ["--name"], "run in a named sandbox made for the run: create, start, "
+                  "exec, stop and rm in one step (umlpy create --help)", "NAME")
 
 COMMANDS = {
     "run": ("[OPTIONS] -- PROG [ARGS]",
             "Run PROG in a throwaway sandbox and exit with its status "
-            "(128+N if signal N killed it).", COMMAND_LINE),
+            "(128+N if signal N killed it).", COMMAND_LINE + [RUN_NAME]),
     "syscalls": ("[--markdown]", "Print how each x86_64 syscall is handled.", MARKDOWN),
     "options": ("[--markdown]", "Print the sandbox options (of run, trace and the "
                 "Python API's Sandbox).", MARKDOWN),
@@ -44,9 +47,9 @@ commands:
   trace      run a program and print its system calls, as strace does
   syscalls   print the syscall support table
   options    print the sandbox options
-  diff       list what a sandbox's upper layer added, modified and deleted
-  commit     apply an upper layer's changes to a host directory
-  discard    throw an upper layer's changes away
+  diff       list what a sandbox's upper layer added, modified and deleted (--upper DIR or NAME)
+  commit     apply an upper layer's changes to a host directory (--upper DIR or NAME)
+  discard    throw an upper layer's changes away (--upper DIR or NAME)
 
 'umlpy COMMAND --help' describes a command.
 """
@@ -70,8 +73,24 @@ def parse_options(name, words):
     args = parse_words(f"umlpy {name}", COMMANDS[name][2], words,
                        lambda: sys.stdout.write(command_help(name)))
     if name == "run":
+        args.name = args.given.pop("name", None)
         args.config = Config.from_words(args.given)
+        if args.name is not None:
+            args.option_words = _without_name(words[:len(words) - len(args.argv)])
     return args
+
+
+def _without_name(option_words):
+    """run's option words as create takes them: no --name, no '--'."""
+    out, skip = [], False
+    for word in option_words:
+        if skip:
+            skip = False
+        elif word == "--name":
+            skip = True
+        elif not word.startswith("--name=") and word != "--":
+            out.append(word)
+    return out
 
 
 def cmd_syscalls(args):
@@ -108,8 +127,22 @@ def cmd_options(args):
 def cmd_changes(name):
     def handler(words):
         from . import changes_cli
+        if words and not words[0].startswith("-"):
+            words = _named_upper(name, words[0]) + words[1:]
         return getattr(changes_cli, f"main_{name}")(words)
     return handler
+
+
+def _named_upper(command, name):
+    """umlpy diff/commit/discard NAME: the named sandbox's upper layer
+    (which records the lower it was made over)."""
+    from .lifecycle.registry import Record
+    record = Record(name)
+    record.data()
+    if command != "diff" and record.daemon_alive():
+        raise BadInput(f"umlpy {command}: sandbox {name!r} is running: stop it first "
+                       "(its guest would see its upper layer change under it)")
+    return ["--upper", record.upper]
 
 
 HANDLERS = {"run": cmd_run, "syscalls": cmd_syscalls, "options": cmd_options}

@@ -19,6 +19,9 @@ def cmd_run(args, prepare=None):
     status = enter_subordinate_namespace(sys.argv[1:])
     if status is not None:
         return status       # the sandbox ran in the user's subordinate ids
+    if getattr(args, "name", None) is not None:
+        from .lifecycle.commands import run_named
+        return run_named(args.name, args.option_words, argv, args.config)
     config = args.config
     kernel = GuestKernel(config=config)
     if config.breaks or config.log_level is not None:

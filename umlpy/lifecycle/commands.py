@@ -107,10 +107,46 @@ def cmd_create(words):
     return 0
 
 
+def run_named(name, option_words, argv, config):
+    """umlpy run --name NAME: create, start, exec, stop and rm in one
+    step; the program's status.  As umlpy run: the caller's environment,
+    its working directory on the host's tree (/ in a --rootfs), the
+    terminal when there is one (here a pty of the sandbox's own)."""
+    from .client import execute
+    from .daemon import start, wait_gone
+    from .registry import Record
+    from .client import request
+    record = Record(name)
+    record.create(option_words, None, os.getcwd())
+    try:
+        start(record)
+        env = dict(os.environ)
+        env.update(config.environment)
+        cwd = config.cwd or ("/" if config.rootfs else os.getcwd())
+        tty = os.isatty(0) and os.isatty(1)
+        return execute(record, argv, env, cwd, tty=tty)
+    finally:
+        if record.daemon_alive():
+            try:
+                request(record, "stop", timeout=1)
+            except UmlpyError:
+                pass
+            wait_gone(record, 10)
+        with record.locked():
+            record.remove()
+
+
 def cmd_start(words):
+    from ..kernel.identity import enter_subordinate_namespace
     from .daemon import start
     _given, rest = _split("start", words, {}, {})
     record = _name_only("start", rest)
+    record.data()
+    # An ordinary user with subordinate ids: the daemon lives in the user
+    # namespace of them, as umlpy run does (kernel/identity.py).
+    status = enter_subordinate_namespace(["start", *words])
+    if status is not None:
+        return status
     start(record)
     print(record.name)
     return 0
