@@ -6,7 +6,9 @@ from setuptools.command.build_ext import build_ext
 NATIVE = os.path.join("umlpy", "_native")
 # Programs of the package that are no Python extension: built with the
 # extensions, beside them (in place for an editable install).
-PROGRAMS = {"umlpy-init": ("init.c", ["-static"])}
+# umlpy-exec (exec_client.c): `umlpy exec` without Python's start-up.
+PROGRAMS = {"umlpy-init": ("init.c", ["-static"]),
+            "umlpy-exec": ("exec_client.c", [])}
 
 
 class build_ext_and_programs(build_ext):
@@ -27,7 +29,7 @@ setup(
     version="0.1.0",
     description="A User-Mode-Linux style sandbox with a guest kernel in Python",
     packages=find_packages(include=["umlpy", "umlpy.*"]),
-    package_data={"umlpy._native": ["*.c", "*.h", "umlpy-init"]},
+    package_data={"umlpy._native": ["*.c", "*.h", "umlpy-init", "umlpy-exec"]},
     python_requires=">=3.9",
     setup_requires=["cffi>=1.15"],
     cffi_modules=["umlpy/_native/build_tracer.py:ffibuilder"],
