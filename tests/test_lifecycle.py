@@ -364,6 +364,16 @@ def test_lifecycle_as_an_ordinary_user(tmp_path):
         assert ok(as_nobody("exec", "mine", "--", "sh", "-c", "id -u; echo x > /tmp/f; cat",
                             input=b"in\n")) == "65534\nin\n"
         assert ok(as_nobody("exec", "mine", "--", "cat", "/tmp/f")) == "x\n"
+        # the guest is nobody on the host too, as the daemon is: only the
+        # registry's hiding and the refusal of host sockets keep it out
+        sock = reg / "mine" / "control.sock"
+        probe = ("import socket, sys\n"
+                 "s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)\n"
+                 "try:\n    s.connect(sys.argv[1]); print('CONNECTED')\n"
+                 "except OSError as e:\n    print('refused', e.errno)\n")
+        out = ok(as_nobody("exec", "mine", "--", "python3", "-c", probe, str(sock)))
+        assert out.startswith("refused"), out
+        assert as_nobody("exec", "mine", "--", "ls", str(reg)).stdout == b""
         rows = json.loads(ok(as_nobody("ls", "--json")))
         assert rows[0]["state"] == "running" and rows[0]["processes"] >= 1
         # root's registry is not nobody's: the sandbox is invisible to another user's ls
@@ -425,3 +435,35 @@ def test_diff_commit_and_discard_of_a_named_sandbox(registry, tmp_path):
     ok(umlpy(registry, "discard", "changes"))
     assert ok(umlpy(registry, "diff", "changes")) == ""
     one_line_error(umlpy(registry, "diff", "nosuchbox"), 2)
+
+
+INIT_PROBE = r'''
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+pidfd = libc.syscall(434, 1, 0)                      # pidfd_open(init)
+stolen = libc.syscall(438, pidfd, 3, 0)              # pidfd_getfd(init, its channel)
+print("getfd", stolen, ctypes.get_errno())
+class Iov(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+buf = ctypes.create_string_buffer(8)
+local, remote = Iov(ctypes.cast(buf, ctypes.c_void_p), 8), Iov(0x400000, 8)
+n = libc.process_vm_readv(1, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
+print("vm_readv", n, ctypes.get_errno())
+try:
+    os.open("/proc/1/mem", os.O_RDONLY)
+    print("mem opened")
+except OSError as e:
+    print("mem", e.errno)
+mine = libc.syscall(434, os.getpid(), 0)
+print("own getfd", libc.syscall(438, mine, 1, 0) >= 0)
+'''
+
+
+def test_a_guest_cannot_reach_into_init(registry):
+    """umlpy-init holds the supervisor's channel (fd 3): guest root may not
+    take it (pidfd_getfd), nor read init's memory, where exec requests
+    pass; its own processes stay its own.  (Seen failing first: pidfd_getfd
+    gave guest root init's socket.)"""
+    started(registry, "guarded")
+    out = ok(umlpy(registry, "exec", "guarded", "--", "python3", "-c", INIT_PROBE)).split("\n")
+    assert out[:4] == ["getfd -1 1", "vm_readv -1 1", "mem 13", "own getfd True"], out

@@ -90,6 +90,9 @@ class GuestKernel:
             self.rate_limiter = RateLimiter(config.net_rate)
         self.pending_exe = {}           # tid -> guest path of the program its execve runs
         self.first_program = None       # spawn(program=): the first exec's plan
+        # a process no guest may reach into (pidfd_getfd, process_vm_*,
+        # /proc/PID/mem): a named sandbox's init, its supervisor's channel
+        self.protected_pid = None
         self.first_ids = None           # identity() of the first process, once spawned
         self.id_block = None            # as root: the host ids the guest's map to (identity.py)
         self.own_ids = False            # the guest's ids are a block of the sandbox's own
@@ -320,6 +323,10 @@ class GuestKernel:
         self.processes.spawned(pid)
         self._join_cgroup(pid)
         self._attach_proc(pid)
+        if program is not None:
+            self.protected_pid = pid
+            if self.fs.procfs is not None:
+                self.fs.procfs.protected_pids.add("1" if self.pid_namespace else str(pid))
         if self.pid_namespace:
             self.init_host_pid = pid
             self.tracer.set_init_pid(pid)

@@ -25,8 +25,7 @@ TABLE.passthrough(
     "getpriority", "setpriority", "ioprio_get", "ioprio_set",
     "set_robust_list", "get_robust_list", "rseq",
     "futex", "futex_waitv", "futex_wake", "futex_wait", "futex_requeue",
-    "pidfd_open", "pidfd_getfd", "kcmp",
-    "process_vm_readv", "process_vm_writev", "process_madvise",
+    "pidfd_open", "kcmp", "process_madvise",
     "process_mrelease", "unshare", "setns",
     "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self",
     "lsm_get_self_attr", "lsm_set_self_attr", "lsm_list_modules",
@@ -69,6 +68,49 @@ def sys_ptrace(call):
     if pid < 0 or call.kernel.processes.host_tid(pid) is None:
         return fail(ESRCH)
     return fail(EPERM)
+def _is_protected(kernel, host_pid):
+    return host_pid is not None and host_pid == kernel.protected_pid
+
+
+def _pidfd_target(call, fd):
+    """The host pid a guest's pidfd refers to (its fdinfo's Pid), or None."""
+    try:
+        with open(f"/proc/{call.tid}/fdinfo/{fd}") as f:
+            for line in f:
+                if line.startswith("Pid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+@TABLE.emulated(FAMILY, "pidfd_getfd", "refused (EPERM) on a named sandbox's init, whose "
+                "socket is its supervisor's channel; otherwise Linux's")
+def sys_pidfd_getfd(call):
+    kernel = call.kernel
+    if kernel.protected_pid is not None and _is_protected(kernel, _pidfd_target(call, call.int(0))):
+        return fail(EPERM)
+    return ALLOW
+
+
+def _guest_pid_is_protected(call):
+    kernel = call.kernel
+    return kernel.protected_pid is not None and \
+        _is_protected(kernel, kernel.processes.host_tid(call.int(0)))
+
+
+@TABLE.emulated(FAMILY, "process_vm_readv", "refused (EPERM) on a named sandbox's init; "
+                "otherwise Linux's")
+def sys_process_vm_readv(call):
+    return fail(EPERM) if _guest_pid_is_protected(call) else ALLOW
+
+
+@TABLE.emulated(FAMILY, "process_vm_writev", "refused (EPERM) on a named sandbox's init; "
+                "otherwise Linux's")
+def sys_process_vm_writev(call):
+    return fail(EPERM) if _guest_pid_is_protected(call) else ALLOW
+
+
 TABLE.unsupported(
     FAMILY,
     "its flags live in guest memory where a seccomp filter cannot check "

@@ -33,6 +33,9 @@ WRITABLE = ("oom_score_adj", "oom_adj", "timens_offsets")
 FILE_MOUNTS = 256
 
 
+# a process's memory, as files (what ptrace access guards on Linux)
+MEMORY_FILES = ("mem", "pagemap", "map_files")
+
 # files listing mappings with the path of each mapped file
 PATH_LISTS = ("maps", "smaps", "numa_maps")
 
@@ -56,6 +59,9 @@ class ProcFS(FileSystem):
         self.system = system
         self.started = time.monotonic()
         self._produced = {}          # spool host path -> rel
+        # guest pids whose memory no guest may open (a named sandbox's
+        # init: its supervisor's channel passes through it)
+        self.protected_pids = set()
         self._file_mounts = {}       # guest path -> rel of WRITABLE files mounted
         self.produce = {
             "mounts": self._mounts, "self/mounts": self._mounts,
@@ -278,6 +284,9 @@ class ProcFS(FileSystem):
             return path
         if dentry.rel in ("self", "thread-self"):
             raise OSError(errno.ELOOP, "magic")
+        parts = dentry.rel.split("/")
+        if parts[0] in self.protected_pids and any(p in MEMORY_FILES for p in parts[1:]):
+            raise OSError(errno.EACCES, "a protected process's memory")
         # the guest's own mount namespace has its procfs on /proc
         return "/proc/" + dentry.rel if dentry.rel else "/proc"
 
