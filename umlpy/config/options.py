@@ -8,10 +8,10 @@ from . import values as V
 
 
 class Option:
-    __slots__ = ("name", "flags", "help", "metavar", "parse", "repeat", "default")
+    __slots__ = ("name", "flags", "help", "metavar", "parse", "repeat", "default", "show")
 
     def __init__(self, name, flags, help, metavar=None, parse=None, repeat=False,
-                 default=None):
+                 default=None, show=None):
         self.name = name            # keyword and attribute
         self.flags = flags          # command-line spellings; () for the API alone
         self.help = help
@@ -19,6 +19,7 @@ class Option:
         self.parse = parse or (V.text if metavar else V.flag)
         self.repeat = repeat        # the flag may be given many times: a list
         self.default = False if default is None and metavar is None else default
+        self.show = show or V.shown   # parse's inverse: a typed value as a word
 
     @property
     def flag(self):
@@ -44,19 +45,19 @@ OPTIONS = [
     Option("upper", ["--upper"], "keep the guest's changes in this directory (default: a "
            "throwaway one)", "DIR", V.directory_to_keep),
     Option("binds", ["--bind"], "show a host path at a guest path (repeatable)",
-           "HOST:GUEST[:ro]", V.bind, repeat=True),
+           "HOST:GUEST[:ro]", V.bind, repeat=True, show=V.show_bind),
     Option("tmpfs", ["--tmpfs"], "an empty writable directory at a guest path (repeatable)",
            "GUEST", V.guest_path, repeat=True),
     Option("cwd", ["-C", "--cwd"], "guest working directory (relative: to ours on the "
            "host's tree, to / in a --rootfs)", "DIR"),
     Option("env", ["-e", "--env"], "set an environment variable (repeatable)", "K=V",
-           V.env_item, repeat=True),
+           V.env_item, repeat=True, show=V.show_env_item),
     Option("trace_all", ["--trace-all"], "stop every syscall and hand it to the guest kernel"),
     Option("pid_host", ["--pid-host"], "no pid namespace: the guest sees host pids "
            "(tracing experiments)"),
     Option("net", ["--net"], "network: none (default: a loopback of the sandbox's own), "
            "loopback (the host's), host, or allow=CIDR[:PORT],... (host destinations "
-           "allowed)", "MODE", V.net_policy),
+           "allowed)", "MODE", V.net_policy, show=V.show_net_policy),
     Option("net_rate", ["--net-rate"], "shape the sandbox's network traffic to this many "
            "bytes per second each way (token bucket)", "BYTES/s", V.rate),
     Option("memory", ["--memory"], "memory limit of the sandbox (RLIMIT_DATA per process, "
@@ -91,10 +92,10 @@ OPTIONS = [
     Option("breaks", ["--break"], "stop in pdb inside the guest kernel when the guest makes "
            "SYSCALL and the Python expression COND over call and args holds, e.g. "
            "openat:'passwd' in call.path(1) (repeatable)", "SYSCALL[:COND]", V.break_point,
-           repeat=True),
+           repeat=True, show=V.show_break),
     Option("log_level", ["--log-level"], "log the guest kernel's decisions to stderr: "
            "error, warning, info (policy, execs) or debug (every decided call, path "
-           "resolution)", "LEVEL", V.log_level),
+           "resolution)", "LEVEL", V.log_level, show=V.show_log_level),
     # The Python API's alone: a command line has no handlers.
     Option("hide_vdso", (), "hide the vDSO from the guest, so that clock_gettime, "
            "gettimeofday, time, clock_getres and getcpu stop (None: when a handler is on "

@@ -1,7 +1,10 @@
 """Parsers of option values.  Each takes the option's flag (for the
 one-line error) and a value as the command line gives it (a string) or
 as the Python API may (already typed), and returns the typed value or
-raises BadInput."""
+raises BadInput.  Beside the parsers whose typed value is no plain
+string or number, a show_* function is their inverse: the word the
+parser would take back (words.option_words: a named sandbox made with
+the API keeps its options as `umlpy run`'s words)."""
 import os
 
 from ..errors import BadInput
@@ -16,6 +19,12 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
 def text(flag, value):
+    return str(value)
+
+
+def shown(flag, value):
+    """A string's or a number's word (the parsers of sizes, counts and
+    seconds take their typed values' str back)."""
     return str(value)
 
 
@@ -149,6 +158,14 @@ def bind(flag, value):
     return os.path.realpath(host), os.path.normpath(guest), ro
 
 
+def show_bind(flag, value):
+    host, guest, read_only = value
+    if ":" in host or ":" in guest:
+        raise BadInput(f"{flag} {host}:{guest}: a path with ':' cannot be written as "
+                       "HOST:GUEST[:ro]")
+    return f"{host}:{guest}" + (":ro" if read_only else "")
+
+
 def guest_path(flag, value):
     path = os.fspath(value)
     if not path.startswith("/"):
@@ -164,6 +181,13 @@ def env_item(flag, value):
     if not sep or not key:
         raise BadInput(f"{flag} {value!r}: expected KEY=VALUE")
     return key, val
+
+
+def show_env_item(flag, value):
+    key, val = value
+    if "=" in key:
+        raise BadInput(f"{flag} {key!r}: a variable's name cannot hold '='")
+    return f"{key}={val}"
 
 
 def hostname(flag, value):
@@ -186,6 +210,10 @@ def net_policy(flag, value):
     return value if isinstance(value, NetPolicy) else NetPolicy.parse(value)
 
 
+def show_net_policy(flag, value):
+    return value.text()
+
+
 def log_level(flag, value):
     if isinstance(value, int) and not isinstance(value, bool):
         return value
@@ -193,6 +221,17 @@ def log_level(flag, value):
     if name not in LOG_LEVELS:
         raise BadInput(f"{flag} {value}: expected one of {', '.join(LOG_LEVELS)}")
     return name
+
+
+def show_log_level(flag, value):
+    if isinstance(value, int):
+        import logging
+        name = logging.getLevelName(value)
+        if not isinstance(name, str) or name.lower() not in LOG_LEVELS:
+            raise BadInput(f"{flag} {value}: only the named levels have a word "
+                           f"({', '.join(LOG_LEVELS)})")
+        return name.lower()
+    return value
 
 
 class Break:
@@ -221,6 +260,12 @@ def break_point(flag, value):
         except SyntaxError as e:
             raise BadInput(f"{flag} {value}: bad condition: {e.msg}") from None
     return Break(nr, cond.strip() if sep else "", code)
+
+
+def show_break(flag, value):
+    from ..kernel.syscalls.names import SYSCALL_NAMES
+    name = SYSCALL_NAMES.get(value.nr, str(value.nr))
+    return f"{name}:{value.text}" if value.text else name
 
 
 def choice(*allowed):

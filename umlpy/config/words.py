@@ -1,6 +1,7 @@
 """A command line's words: options up to the first other word (or
-'--'), the rest the program's argv."""
+'--'), the rest the program's argv; and back (option_words)."""
 from ..errors import BadInput
+from .options import COMMAND_LINE
 
 
 class Args:
@@ -69,3 +70,22 @@ def value_after(words, i, attached, missing):
     if i + 1 < len(words):
         return i + 1, words[i + 1]
     raise BadInput(missing)
+
+
+def option_words(config, options=COMMAND_LINE):
+    """The words parse_words reads back as config: each option that
+    differs from its default, as --flag or --flag=VALUE (attached, so a
+    value that looks like an option or like '--' stays a value), its
+    value written by the option's show (values.py).  Options without a
+    flag (the Python API's alone) have no word."""
+    words = []
+    for opt in options:
+        if not opt.flags or not config.is_set(opt.name):
+            continue
+        value = getattr(config, opt.name)
+        if opt.metavar is None:
+            words.append(opt.flag)
+            continue
+        for item in value if opt.repeat else [value]:
+            words.append(f"{opt.flag}={opt.show(opt.flag, item)}")
+    return words

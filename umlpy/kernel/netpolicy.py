@@ -45,6 +45,13 @@ class Rule:
     def __repr__(self):
         return f"Rule({self.network}, {self.low}-{self.high})"
 
+    def text(self):
+        """The rule as parse_rule reads it."""
+        net = f"[{self.network}]" if self.network.version == 6 else str(self.network)
+        if (self.low, self.high) == (0, 65535):
+            return net
+        return f"{net}:{self.low}" + (f"-{self.high}" if self.high != self.low else "")
+
 
 def _parse_port(text, rule):
     if text in ("", "*"):
@@ -102,6 +109,12 @@ class NetPolicy:
                 raise BadInput("--net allow= needs at least one CIDR[:PORT]")
             return cls(cls.ALLOW, rules)
         raise BadInput(f"--net {text!r}: expected none, loopback, host or allow=CIDR[:PORT],...")
+
+    def text(self):
+        """The policy as parse reads it (--net's value)."""
+        if self.mode != self.ALLOW:
+            return self.mode
+        return "allow=" + ",".join(rule.text() for rule in self.rules)
 
     @property
     def own_namespace(self):
