@@ -25,44 +25,9 @@ from ..kernel.syscalls.names import SYSCALL_NAMES
 from .call import nr_of
 from .debugger import install_debugging
 from .handlers import VDSO_CALLS, Abort, hide_vdso, install_front
+from .result import Result, Stats
 
 __all__ = ["Sandbox", "Result", "Stats"]
-
-
-class Stats:
-    """What the guest kernel saw: ``calls`` counts the stopped calls by
-    syscall name (every call with trace_all=True; in the default mode only
-    those that stop: the guest kernel's and hooked ones), ``stops`` is
-    the number of syscall stops."""
-
-    def __init__(self):
-        from collections import Counter
-        self.calls = Counter()
-        self.stops = 0
-
-    def __repr__(self):
-        top = ", ".join(f"{n}={c}" for n, c in self.calls.most_common(5))
-        return f"<Stats stops={self.stops} {top}>"
-
-
-class Result:
-    """``status`` (the shell's: the exit code, or 128+N if signal N killed
-    the first process), ``stdout``/``stderr`` (bytes when captured, else
-    None), ``stats`` and ``timed_out``."""
-
-    def __init__(self, status, stdout, stderr, stats, timed_out=False):
-        self.status = status
-        self.stdout = stdout
-        self.stderr = stderr
-        self.stats = stats
-        self.timed_out = timed_out
-
-    @property
-    def returncode(self):
-        return self.status
-
-    def __repr__(self):
-        return f"<Result status={self.status} stops={self.stats.stops}>"
 
 
 class Sandbox:
@@ -115,11 +80,33 @@ class Sandbox:
         """A fresh GuestKernel with this sandbox's options and handlers."""
         from ..kernel import GuestKernel
         kernel = GuestKernel(config=self.config)
+        self.install_handlers(kernel)
+        return kernel
+
+    def install_handlers(self, kernel):
+        """Put this sandbox's handlers in front of kernel (and hide the
+        vDSO if they want it): a run's fresh kernel, or a named sandbox's
+        daemon's (named.py)."""
         for nr, fns in self.handlers.items():
             install_front(kernel, nr, list(fns), self.config.errors)
         if self._wants_vdso_hidden():
             hide_vdso(kernel)
-        return kernel
+
+    @classmethod
+    def create(cls, name, init=None, **options):
+        """A named, long-lived sandbox (``umlpy create NAME``), not yet
+        started: a NamedSandbox (named.py).  options as for Sandbox();
+        init: its first process (its exit stops the sandbox)."""
+        from .named import create
+        return create(cls, name, init, options)
+
+    @classmethod
+    def get(cls, name, **handler_options):
+        """The named sandbox NAME (made by Sandbox.create or ``umlpy
+        create``); BadInput if there is none.  handler_options: errors,
+        hide_vdso, for the handlers registered on it."""
+        from .named import get
+        return get(cls, name, handler_options)
 
     def run(self, argv, capture=False, input=None, env=None, cwd=None, timeout=None):
         """Run argv in a fresh sandbox until its first process exits.
