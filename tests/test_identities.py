@@ -267,15 +267,21 @@ def _host_mounts_text():
 @needs_root
 def test_set_id_bits_are_the_guests_alone(tmp_path):
     """A setuid or setgid file of the sandbox's (made by chmod, or a host
-    setuid program copied up by a chown) shows its bits inside, but the
+    setuid program copied up by a chmod) shows its bits inside, but the
     host file carries none: a host user who reached the upper layer could
-    run it with the sandbox's ids (the escape suite's upper-setuid)."""
+    run it with the sandbox's ids (the escape suite's upper-setuid).  A
+    chown drops them as Linux does: set-user-ID always, set-group-ID with
+    group execute (seen natively: 4755 -> 755, 6755 -> 755, 2745 stays)."""
     upper = tmp_path / "upper"
     open_up(tmp_path)
     p = run_umlpy(["sh", "-c", "cp /bin/true /tmp/s && chmod 6755 /tmp/s && "
-                   "stat -c %a /tmp/s && chown root /usr/bin/passwd && "
+                   "stat -c %a /tmp/s && chmod u+s /usr/bin/passwd && "
                    "stat -c %a /usr/bin/passwd && /tmp/s && chmod 755 /tmp/s && "
-                   "stat -c %a /tmp/s"], options=["--upper", str(upper)], host_root=False)
-    assert p.stdout == b"6755\n4755\n755\n", p.stderr
+                   "stat -c %a /tmp/s && chown root /usr/bin/passwd && "
+                   "stat -c %a /usr/bin/passwd && chmod 6755 /tmp/s && chown 0:0 /tmp/s && "
+                   "stat -c %a /tmp/s && chmod 2745 /tmp/s && chown 0 /tmp/s && "
+                   "stat -c %a /tmp/s && chmod 4755 /tmp/s"],
+                  options=["--upper", str(upper)], host_root=False)
+    assert p.stdout == b"6755\n4755\n755\n755\n755\n2745\n", p.stderr
     for host_file in (upper / "tmp" / "s", upper / "usr" / "bin" / "passwd"):
         assert not os.stat(host_file).st_mode & 0o6000, host_file

@@ -17,11 +17,12 @@ def _kept(upper, script):
 
 def _made_set_id(tmp_path):
     """An upper layer in which a first run made /tmp/s 4755, /tmp/g 2755
-    and copied up the host's setuid /usr/bin/passwd by a chown."""
+    and copied up the host's setuid /usr/bin/passwd by a chmod to its own
+    mode (a chown would drop its set-user-ID bit, as Linux's does)."""
     upper = tmp_path / "upper"
     open_up(tmp_path)
     p = _kept(upper, "cp /bin/true /tmp/s && chmod u+s /tmp/s && cp /bin/true /tmp/g && "
-                     "chmod 2755 /tmp/g && chown root /usr/bin/passwd && "
+                     "chmod 2755 /tmp/g && chmod 4755 /usr/bin/passwd && "
                      "stat -c %a /tmp/s /tmp/g /usr/bin/passwd")
     assert p.stdout == b"4755\n2755\n4755\n", p.stderr
     return upper
@@ -58,7 +59,7 @@ def test_diff_and_commit_see_set_id_bits(tmp_path):
     upper = _made_set_id(tmp_path)
     found = {c.path: c.kind for c in changes.diff(str(upper), changes.HostDirLower("/"))}
     assert found["/tmp/s"] == "added"
-    # passwd was only copied up by a chown to its own owner: its mode,
+    # passwd was only copied up by a chmod to its own mode: its mode,
     # 4755 above as below, is no change
     assert "/usr/bin/passwd" not in found, found
     target = tmp_path / "target"

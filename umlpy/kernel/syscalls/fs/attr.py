@@ -8,7 +8,7 @@ from ....abi import MASK32, u32
 from ....abi.capability import CAP_CHOWN
 from ....abi.fcntl import AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, O_PATH, \
     RESOLVE_NO_SYMLINKS, W_OK
-from ....abi.stat import S_IALLUGO
+from ....abi.stat import S_IALLUGO, S_ISGID, S_ISUID, S_IXGRP
 from ....abi.time import TIMESPEC, TIMEVAL, UTIMBUF, UTIME_NOW, UTIME_OMIT
 from ...decisions import ALLOW, Return, fail
 from ...vfs import hostops
@@ -33,11 +33,7 @@ def chmod(call, vfs, task, res, mode):
     copy_up_for_change(task, res)
     d = res.dentry
     if own_object(d):
-        def change():
-            key = on_host(task, d, hostops.chmod_setid_apart, mode)
-            if key is not None:
-                d.fs.note_setid(key, mode, d.rel)
-        result = host_result(change)
+        result = host_result(lambda: chmod_own(task, d, mode))
     else:
         result = host_result(lambda: on_host(task, d, hostops.fchmod_nofollow, mode))
     fake = call.kernel.fake_ownership
@@ -45,6 +41,25 @@ def chmod(call, vfs, task, res, mode):
         faked = fake.chmod_result(res.dentry.attr, mode, result)
         result = result if faked is None else faked
     return Return(result)
+
+
+def chmod_own(task, d, mode):
+    """mode on an object of the sandbox's own storage: its set-ID bits
+    kept apart from the host file (union.py, setid.py)."""
+    key = on_host(task, d, hostops.chmod_setid_apart, mode)
+    if key is not None:
+        d.fs.note_setid(key, mode, d.rel)
+
+
+def set_id_after_chown(mode):
+    """What a chown leaves of a non-directory's set-ID bits, as Linux
+    (chown_common's ATTR_KILL_SUID|ATTR_KILL_SGID, whoever calls, whether
+    or not an id changes): set-user-ID goes; set-group-ID goes with group
+    execute (without it, it marks mandatory locking and stays)."""
+    mode &= ~S_ISUID
+    if mode & S_IXGRP:
+        mode &= ~S_ISGID
+    return mode
 
 
 def host_result(fn):
@@ -103,6 +118,12 @@ def chown(call, vfs, task, res, uid, gid):
         result = host_result(lambda: on_host(
             task, res.dentry, lambda fd, name: os.chown(name, host_uid, host_gid, dir_fd=fd,
                                                         follow_symlinks=False)))
+        d = res.dentry
+        # the host drops the bits of its own files itself; ours are kept apart
+        if result == 0 and own_object(d) and not d.attr.is_dir() and not d.attr.is_link() \
+                and d.attr.mode & (S_ISUID | S_ISGID):
+            mode = d.attr.mode & S_IALLUGO
+            result = host_result(lambda: chmod_own(task, d, set_id_after_chown(mode)))
     if fake is not None:
         faked = fake.chown_result(attr, guest_uid, guest_gid, result)
         result = result if faked is None else faked
