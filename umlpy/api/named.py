@@ -254,7 +254,14 @@ def _signal_number(sig):
 def _import_what_the_daemon_runs():
     """start() forks the daemon from this process, maybe from one thread
     of many: a module another thread were importing at that moment would
-    stay locked in the daemon.  The modules the daemon runs are imported
-    here, before the fork, so the daemon imports none of its own."""
-    from ..kernel import kernel  # noqa: F401
-    from ..lifecycle import initproto, logfile, server  # noqa: F401
+    stay locked in the daemon, which would hang at its own import of it.
+    So the daemon's code, the guest kernel's every module (about 15 ms,
+    once) and the lifecycle's daemon side, is imported here, before the
+    fork: the daemon then imports none of umlpy's."""
+    import importlib
+    import pkgutil
+
+    from .. import kernel
+    from ..lifecycle import daemon, initproto, logfile, server  # noqa: F401
+    for module in pkgutil.walk_packages(kernel.__path__, f"{kernel.__name__}."):
+        importlib.import_module(module.name)
