@@ -5,6 +5,7 @@ options kept as `umlpy run`'s words (config/words.py option_words)."""
 import json
 import logging
 import os
+import signal
 import threading
 import time
 
@@ -188,6 +189,29 @@ def test_a_timeout_kills_the_process_and_its_group(named):
     assert wait_for(lambda: all(p["cmd"][:1] != ["sleep"] for p in sb.ps()))
     fast = sb.exec(["true"], timeout=30)
     assert fast.status == 0 and not fast.timed_out
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_an_interrupted_exec_kills_its_process(named):
+    sb = named("api-interrupted")
+    sb.start()
+
+    def interrupt(_sig, _frame):
+        raise Interrupted()
+    old = signal.signal(signal.SIGUSR1, interrupt)
+    timer = threading.Timer(0.3, signal.pthread_kill, (threading.main_thread().ident,
+                                                       signal.SIGUSR1))
+    timer.start()
+    try:
+        with pytest.raises(Interrupted):
+            sb.exec(["sleep", "300"])
+    finally:
+        timer.join()
+        signal.signal(signal.SIGUSR1, old)
+    assert wait_for(lambda: all(p["cmd"][:1] != ["sleep"] for p in sb.ps()))
 
 
 # ---- a program with threads ----------------------------------------------------------

@@ -80,7 +80,8 @@ class _Stdio:
         self.readers = {}           # our read end -> what it has read
         self.stdout_fd = self.stderr_fd = None
         self._made = []             # the pipes' ends the process gets
-        stdin, stdout, stderr = 0, 1, 2
+        # ours, or /dev/null where we have none (a daemon of a program)
+        stdin, stdout, stderr = (fd if _is_open(fd) else self._null() for fd in (0, 1, 2))
         if input is not None:
             stdin, self.writer = self._pipe(their_end=0)
         if capture:
@@ -93,6 +94,11 @@ class _Stdio:
         ends = os.pipe()
         self._made.append(ends[their_end])
         return ends
+
+    def _null(self):
+        fd = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        self._made.append(fd)
+        return fd
 
     def close_theirs(self):
         for fd in self._made:
@@ -111,13 +117,14 @@ class _Stdio:
 
 def _follow(record, sock, pipes, guest_pid, timeout):
     """Feed the input, read the outputs, until the daemon says the
-    process exited; kill it at the timeout."""
+    process exited; kill it at the timeout.  Interrupted (a
+    KeyboardInterrupt, the daemon gone), it kills the process: none runs
+    on with no one waiting for it."""
     selector = selectors.DefaultSelector()
     selector.register(sock, selectors.EVENT_READ)
     for fd in pipes.readers:
         os.set_blocking(fd, False)
         selector.register(fd, selectors.EVENT_READ)
-    written = 0
     if pipes.writer is not None:
         os.set_blocking(pipes.writer, False)
         if pipes.input:
@@ -127,7 +134,7 @@ def _follow(record, sock, pipes, guest_pid, timeout):
     # at due, the next kill: through the daemon at the timeout, from the
     # host KILL_GRACE later; then nothing is due
     due = None if timeout is None else time.monotonic() + timeout
-    kills, status = 0, None
+    kills, status, written = 0, None, 0
     open_readers = set(pipes.readers)
     try:
         while status is None:
@@ -150,14 +157,18 @@ def _follow(record, sock, pipes, guest_pid, timeout):
                 _kill_from_the_host(record, guest_pid)
                 due = None
             kills += 1
-        # What the process wrote before it exited is in the pipes: take it
-        # (not what a process it left behind writes later: that would wait
-        # for its end).
-        for fd in open_readers:
-            while _read_some(pipes, fd):
-                pass                    # until EOF (0) or empty for now (None)
+    except BaseException:
+        if status is None:
+            _kill_through_the_daemon(sock)
+            _kill_from_the_host(record, guest_pid)
+        raise
     finally:
         selector.close()
+    # What the process wrote before it exited is in the pipes: take it (not
+    # what a process it left behind writes later: that would wait for its end).
+    for fd in open_readers:
+        while _read_some(pipes, fd):
+            pass                        # until EOF (0) or empty for now (None)
     return Result(status, pipes.output(pipes.stdout_fd), pipes.output(pipes.stderr_fd), None,
                   timed_out=kills > 0)
 
@@ -229,6 +240,14 @@ def _kill_from_the_host(record, guest_pid):
                     os.kill(p["host_pid"], signal.SIGKILL)
                 except OSError:
                     pass
+
+
+def _is_open(fd):
+    try:
+        os.fstat(fd)
+        return True
+    except OSError:
+        return False
 
 
 def _close(fd):
