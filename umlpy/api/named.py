@@ -41,6 +41,7 @@ the fork (an import in progress holds its module's lock), the logging
 module remakes its locks in a forked child, and a handler should take no
 lock of the program's own that another thread may hold at start()."""
 import os
+from itertools import zip_longest
 
 from ..config import OPTIONS, Config
 from ..config.words import option_words
@@ -75,7 +76,7 @@ def get(recipe_class, name, handler_options):
     unknown = sorted(set(handler_options) - HANDLER_OPTIONS)
     if unknown:
         raise TypeError(f"Sandbox.get: unknown option {unknown[0]!r} (a named sandbox's "
-                        f"options are its record's; here only {', '.join(HANDLER_OPTIONS)})")
+                        f"options are its record's; here only {', '.join(sorted(HANDLER_OPTIONS))})")
     record = Record(name)
     record.data()
     return NamedSandbox(record, _recipe(recipe_class, handler_options))
@@ -92,7 +93,7 @@ def _check_words(record, words):
     config, _argv, _given = run_options(words, f"Sandbox.create({record.name!r})")
     again = option_words(config)
     if again != words:
-        wrong = next((w for w, a in zip(words, again) if w != a), words[len(again):][:1])
+        wrong = next(w or a for w, a in zip_longest(words, again) if w != a)
         raise BadInput(f"Sandbox.create: the option {wrong!r} cannot be kept as a "
                        "command-line word")
 
@@ -257,13 +258,14 @@ def _import_what_the_daemon_runs():
     of many: a module another thread were importing at that moment would
     stay locked in the daemon, which would hang at its own import of it.
     So the daemon's code, the guest kernel's every module (about 15 ms,
-    once) and the lifecycle's daemon side, is imported here, before the
-    fork: the daemon then imports none of umlpy's."""
+    once), the lifecycle's daemon side and the API's logging, is imported
+    here, before the fork: the daemon then imports none of umlpy's."""
     import importlib
     import pkgutil
 
     from .. import kernel
     from ..lifecycle import daemon, initproto, logfile, server  # noqa: F401
+    from . import debugger, log  # noqa: F401 -- the daemon's --log-level
     for module in pkgutil.walk_packages(kernel.__path__, f"{kernel.__name__}."):
         try:
             importlib.import_module(module.name)
