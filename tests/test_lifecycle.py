@@ -4,6 +4,7 @@ cannot reach each other; a daemon killed with SIGKILL takes its guests
 with it; a guest cannot reach the control socket."""
 import json
 import os
+import pathlib
 import pty
 import select
 import signal
@@ -20,10 +21,22 @@ AS_ROOT = os.geteuid() == 0
 
 
 @pytest.fixture
-def registry(tmp_path):
-    """A registry of the test's own; every sandbox in it is removed after."""
-    os.chmod(tmp_path, 0o755)
-    reg = tmp_path / "registry"
+def open_dir():
+    """A directory others may search, not under pytest's base directory,
+    which any pytest session (another one's too) makes 0700: the guest's
+    host ids, and uid 65534, pass through it."""
+    import shutil
+    import tempfile
+    path = pathlib.Path(tempfile.mkdtemp(prefix="umlpy-test-lifecycle-", dir="/tmp"))
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def registry(open_dir):
+    """A registry of the test's own, every sandbox in it removed after."""
+    reg = open_dir / "registry"
     yield reg
     if reg.exists():
         for name in os.listdir(reg):
@@ -76,6 +89,11 @@ def host_pids_of(marker):
     return out
 
 
+def upper_of(reg, name):
+    store = json.loads((reg / name / "record.json").read_text())["store"]
+    return reg / name / store / "upper"
+
+
 def wait_for(predicate, timeout=10.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -105,6 +123,14 @@ def test_full_lifecycle(registry):
     assert ok(umlpy(registry, "exec", "-w", "/tmp", "-e", "GREETING=hi", "web", "--",
                     "sh", "-c", "pwd; echo $GREETING")) == "/tmp\nhi\n"
     assert ok(umlpy(registry, "exec", "-u", "nobody", "web", "--", "id", "-u")) == "65534\n"
+    # another guest user's files in the kept upper layer: the guest kernel
+    # reaches them as that user's host id, through the registry
+    ok(umlpy(registry, "exec", "-u", "42", "web", "--", "sh", "-c",
+             "mkdir /tmp/d42 && touch /tmp/d42/inside"))
+    record = registry / "web"
+    assert [oct(os.stat(p).st_mode & 0o777) for p in (registry, record)] == ["0o711", "0o711"]
+    assert os.stat(record / "record.json").st_mode & 0o777 == 0o600
+    assert (upper_of(registry, "web") / "tmp" / "d42" / "inside").exists()
     assert ok(umlpy(registry, "exec", "-u", "1234:99", "web", "--", "id")).startswith(
         "uid=1234 gid=99")
     p = umlpy(registry, "exec", "web", "--", "/no/such/program")
@@ -331,7 +357,7 @@ def test_concurrent_starts_start_one_daemon(registry):
 
 # ---- as an ordinary user -------------------------------------------------------------
 
-def test_lifecycle_as_an_ordinary_user(tmp_path):
+def test_lifecycle_as_an_ordinary_user(open_dir):
     if not AS_ROOT:
         pytest.skip("already unprivileged: the rest of this file covers it")
     from test_nonroot import NOBODY
@@ -339,8 +365,7 @@ def test_lifecycle_as_an_ordinary_user(tmp_path):
                            capture_output=True)
     if probe.returncode != 0:
         pytest.skip(f"{sys.executable} cannot import cffi and ptrace as uid 65534")
-    for d in (tmp_path, tmp_path.parent, tmp_path.parent.parent):
-        os.chmod(d, 0o755)
+    tmp_path = open_dir
     import shutil
     copy = tmp_path / "pkg"
     shutil.copytree(ROOT / "umlpy", copy / "umlpy",
@@ -359,7 +384,7 @@ def test_lifecycle_as_an_ordinary_user(tmp_path):
     try:
         ok(as_nobody("create", "mine"))
         reg = home / ".local" / "state" / "umlpy"
-        assert (os.stat(reg).st_mode & 0o777) == 0o700 and os.stat(reg).st_uid == 65534
+        assert (os.stat(reg).st_mode & 0o777) == 0o711 and os.stat(reg).st_uid == 65534
         ok(as_nobody("start", "mine"))
         assert ok(as_nobody("exec", "mine", "--", "sh", "-c", "id -u; echo x > /tmp/f; cat",
                             input=b"in\n")) == "65534\nin\n"
@@ -385,16 +410,14 @@ def test_lifecycle_as_an_ordinary_user(tmp_path):
         as_nobody("rm", "-f", "mine")
 
 
-def test_lifecycle_in_an_ordinary_users_subordinate_ids(tmp_path):
+def test_lifecycle_in_an_ordinary_users_subordinate_ids(open_dir):
     """A user with /etc/subuid ranges: the daemon lives in the user
     namespace of them (as umlpy run does), so a --root sandbox has many
     ids, and exec -u reaches them."""
     if not AS_ROOT:
         pytest.skip("sets up /etc/subuid as root")
     from test_identities import SETPRIV, _env, subordinate_ids_of_nobody
-    for d in (tmp_path, tmp_path.parent, tmp_path.parent.parent):
-        os.chmod(d, 0o755)
-    reg = tmp_path / "registry"
+    reg = open_dir / "registry"
     env = dict(_env(), UMLPY_REGISTRY=str(reg))
     with subordinate_ids_of_nobody() as python:
         def as_nobody(*args):
@@ -407,10 +430,15 @@ def test_lifecycle_in_an_ordinary_users_subordinate_ids(tmp_path):
             ok(as_nobody("start", "subs"))
             assert ok(as_nobody("exec", "-u", "42", "subs", "--", "id", "-u")) == "42\n"
             ok(as_nobody("exec", "subs", "--", "sh", "-c", "touch /tmp/f && chown 42:42 /tmp/f"))
-            st = os.stat(reg / "subs" / "upper" / "tmp" / "f")
+            st = os.stat(upper_of(reg, "subs") / "tmp" / "f")
             assert (st.st_uid, st.st_gid) == (3000000 + 41, 3000000 + 41)
+            # a directory of a subordinate id, with a file in it: only the
+            # namespace of those ids may remove them
+            ok(as_nobody("exec", "-u", "42", "subs", "--", "sh", "-c",
+                         "mkdir /tmp/d42 && chmod 755 /tmp/d42 && touch /tmp/d42/inside"))
             ok(as_nobody("stop", "subs"))
             ok(as_nobody("rm", "subs"))
+            assert sorted(os.listdir(reg)) == [], os.listdir(reg)
         finally:
             as_nobody("rm", "-f", "subs")
 
@@ -435,6 +463,16 @@ def test_diff_commit_and_discard_of_a_named_sandbox(registry, tmp_path):
     ok(umlpy(registry, "discard", "changes"))
     assert ok(umlpy(registry, "diff", "changes")) == ""
     one_line_error(umlpy(registry, "diff", "nosuchbox"), 2)
+
+
+def test_a_registry_closed_to_the_guests_ids_is_one_line(registry):
+    ok(umlpy(registry, "create", "closed"))
+    os.chmod(registry.parent, 0o700)
+    try:
+        line = one_line_error(umlpy(registry, "start", "closed"))
+        assert "o+x" in line and str(registry.parent) in line
+    finally:
+        os.chmod(registry.parent, 0o755)
 
 
 INIT_PROBE = r'''

@@ -99,6 +99,9 @@ def cmd_create(words):
     if given.get("upper") is not None:
         raise BadInput("umlpy create: a named sandbox keeps its upper layer in its record "
                        "('umlpy diff NAME' and 'umlpy commit NAME' work on it)")
+    if given.get("breaks"):
+        raise BadInput("umlpy create: --break stops in pdb on a terminal, which a named "
+                       "sandbox's daemon has not (umlpy run --break)")
     option_words = options[:len(options) - len(init)]
     if option_words and option_words[-1] == "--":
         option_words = option_words[:-1]
@@ -303,6 +306,12 @@ def cmd_rm(words):
     given, rest = _split("rm", words, {"-f": "force", "--force": "force"}, {})
     record = _name_only("rm", rest)
     record.data()
+    # An ordinary user with subordinate ids: their files in the upper layer
+    # are removable only in the user namespace of those ids.
+    from ..kernel.identity import enter_subordinate_namespace
+    status = enter_subordinate_namespace(["rm", *words])
+    if status is not None:
+        return status
     if record.daemon_alive():
         if not given.get("force"):
             raise BadInput(f"umlpy rm: sandbox {record.name!r} is running "

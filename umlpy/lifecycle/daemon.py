@@ -60,6 +60,8 @@ def start(record, prepare=None):
         if record.daemon_alive():
             raise BadInput(f"umlpy: sandbox {record.name!r} is already running")
         config = config_of(record, data)
+        if os.geteuid() == 0 and not config.host_root:
+            check_reachable(record.dir)
         program = init_program()
         ready_r, ready_w = os.pipe()
         sys.stdout.flush()
@@ -86,6 +88,24 @@ def start(record, prepare=None):
     reason = said[len("error "):] if said.startswith("error ") else \
         "the daemon died while starting (see 'umlpy logs --daemon " + record.name + "')"
     raise UmlpyError(reason if reason.startswith("umlpy") else f"umlpy: {reason}")
+
+
+def check_reachable(path):
+    """As root, the guest's host ids are a block of the sandbox's own (or,
+    in a user's namespace, the subordinate ids): the guest kernel reaches
+    the upper layer's files as them, so every directory above the record
+    must let other users search it (registry.py)."""
+    here = os.path.dirname(os.path.abspath(path))
+    while True:
+        st = os.stat(here)
+        if not st.st_mode & 0o001:
+            raise UmlpyError(f"umlpy: {here} is closed to other users (mode "
+                             f"{st.st_mode & 0o7777:04o}): the sandbox's own host ids reach its "
+                             "upper layer through it; give it o+x (search only), or keep "
+                             "sandboxes elsewhere (UMLPY_REGISTRY)")
+        if here == "/":
+            return
+        here = os.path.dirname(here)
 
 
 def _report(fd, text):
@@ -145,6 +165,9 @@ def _daemon(record, data, config, program, ready_w, prepare):
                          name="umlpy-init-log").start()
 
         kernel = GuestKernel(config=config)
+        if config.log_level is not None:
+            from ..api.debugger import install_debugging     # its log: daemon.log
+            install_debugging(kernel, (), config.log_level)
         if prepare is not None:
             prepare(kernel)
         env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}

@@ -258,7 +258,7 @@ def import_sandbox(tar_path, name, keep_host=False):
     if record.exists():
         raise BadInput(f"umlpy: a sandbox named {name!r} already exists")
     root = os.path.dirname(record.dir)
-    os.makedirs(root, mode=0o700, exist_ok=True)
+    os.makedirs(root, mode=0o711, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".import-{name}.", dir=root)
     try:
         with L.Layout(tar_path) as layout:

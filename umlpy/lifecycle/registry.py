@@ -7,7 +7,13 @@ One directory per sandbox under the registry root (0700 both):
 - ``record.json``: the name, when it was made, its run options (as the
   words ``umlpy run`` takes), INIT, and the directory relative paths in
   those words are relative to;
-- ``upper/``: its copy-on-write layer, kept until ``umlpy rm``;
+- ``store-<random>/upper/``: its copy-on-write layer, kept until ``umlpy
+  rm``.  The guest kernel reaches the upper layer's files as the guest's
+  host ids (an id block, subordinate ids), which must pass through every
+  directory above it: the registry and the record directories are 0711
+  (search, no listing), and the store's random name, which only the
+  owner's 0600 record.json holds, keeps every other host user out, as
+  the run state directories' random names do (vfs/tmpdirs.py);
 - ``lock``: flock'ed by create, start and rm, so that two of them on one
   name never interleave (the loser gets one clear error);
 - ``alive``: flock'ed by the running daemon for its whole life: a lock
@@ -56,7 +62,8 @@ def check_name(name):
 def _write_json(path, data):
     """Replace path with data, atomically (a reader sees the old or the new)."""
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600),
+              "w") as f:
         json.dump(data, f, indent=1, sort_keys=True)
         f.write("\n")
     os.replace(tmp, path)
@@ -100,7 +107,8 @@ class Record:
 
     @property
     def upper(self):
-        return self.path("upper")
+        store = self.data().get("store")
+        return self.path(f"{store}/upper" if store else "upper")
 
     @property
     def socket_path(self):
@@ -151,18 +159,21 @@ class Record:
         """Make the record; BadInput if the name is taken."""
         root = os.path.dirname(self.dir)
         try:
-            os.makedirs(root, mode=0o700, exist_ok=True)
-            os.chmod(root, 0o700)
-            os.mkdir(self.dir, 0o700)
+            os.makedirs(root, mode=0o711, exist_ok=True)
+            os.chmod(root, 0o711)
+            os.mkdir(self.dir, 0o711)
         except FileExistsError:
             raise BadInput(f"umlpy: a sandbox named {self.name!r} already exists") from None
         except OSError as e:
             raise UmlpyError(f"umlpy: cannot make the registry {root}: {e.strerror}") from None
         with self.locked():
-            os.mkdir(self.upper, 0o755)
+            store = f"store-{os.urandom(12).hex()}"
+            os.mkdir(self.path(store), 0o711)
+            os.mkdir(self.path(f"{store}/upper"), 0o755)
             _write_json(self.path("record.json"), {
                 "version": RECORD_VERSION, "name": self.name, "created": time.time(),
-                "words": list(words), "init": list(init) if init else None, "cwd": cwd})
+                "words": list(words), "init": list(init) if init else None, "cwd": cwd,
+                "store": store})
 
     def started(self, pid):
         try:
