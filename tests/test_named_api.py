@@ -5,13 +5,16 @@ options kept as `umlpy run`'s words (config/words.py option_words)."""
 import json
 import logging
 import os
+import shutil
 import signal
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 
 import pytest
 
-from test_lifecycle import ok, registry, umlpy, wait_for  # noqa: F401 -- registry: a fixture
 from umlpy import Sandbox
 from umlpy.api.named import NamedSandbox
 from umlpy.config import COMMAND_LINE, Config
@@ -20,10 +23,27 @@ from umlpy.errors import BadInput, CommandNotFound, UmlpyError
 
 
 @pytest.fixture
-def named(registry, monkeypatch):  # noqa: F811
-    """Sandbox.create in the test's own registry; each sandbox made
-    through it is removed after (the registry fixture removes the rest)."""
-    monkeypatch.setenv("UMLPY_REGISTRY", str(registry))
+def registry(monkeypatch):
+    """A registry of the test's own (UMLPY_REGISTRY), in a directory others
+    may search (the guest's host ids pass through it, as root), not under
+    pytest's 0700 base directory; every sandbox in it removed after, by
+    the command line."""
+    top = tempfile.mkdtemp(prefix="umlpy-test-named-api-", dir="/tmp")
+    os.chmod(top, 0o755)
+    reg = os.path.join(top, "registry")
+    monkeypatch.setenv("UMLPY_REGISTRY", reg)
+    yield reg
+    if os.path.isdir(reg):
+        for name in os.listdir(reg):
+            if not name.startswith("."):
+                umlpy(reg, "rm", "-f", name)
+    shutil.rmtree(top, ignore_errors=True)
+
+
+@pytest.fixture
+def named(registry):
+    """Sandbox.create in the test's registry; each sandbox made through it
+    is removed after by the API (the registry fixture removes the rest)."""
     made = []
 
     def create(name, **options):
@@ -34,6 +54,25 @@ def named(registry, monkeypatch):  # noqa: F811
     for sb in made:
         if sb.record.exists():
             sb.remove(force=True)
+
+
+def umlpy(reg, *args):
+    return subprocess.run([sys.executable, "-m", "umlpy", *args], capture_output=True,
+                          timeout=60, env=dict(os.environ, UMLPY_REGISTRY=str(reg)))
+
+
+def ok(p):
+    assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
+    return p.stdout.decode()
+
+
+def wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
 
 
 def one_line(error):
@@ -82,7 +121,7 @@ def test_create_start_exec_stop_start_again_remove(named):
         Sandbox.get("api-life")
 
 
-def test_get_finds_a_sandbox_the_command_line_made_and_the_other_way(named, registry):  # noqa: F811
+def test_get_finds_a_sandbox_the_command_line_made_and_the_other_way(named, registry):
     ok(umlpy(registry, "create", "from-cli", "--hostname", "clihost"))
     sb = Sandbox.get("from-cli")
     assert sb.state == "created"
