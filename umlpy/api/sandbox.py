@@ -14,6 +14,9 @@
 Handlers (fn(Call), call.py) go in front of the guest kernel and compose
 with it (handlers.py); ``log_level`` and ``breaks`` are ``umlpy run``'s
 ``--log-level`` (log.py) and ``--break`` (debugger.py).
+
+``Sandbox.create(name, **options)`` and ``Sandbox.get(name)`` give a
+named, long-lived sandbox instead (named.py: start, exec, stop, remove).
 """
 import os
 import sys
