@@ -162,7 +162,9 @@ _said = set()
 
 
 def _say_once(name, error):
-    key = (name, type(error))
+    # once per process: a named sandbox's daemon, forked from a program
+    # that said it already, says it again, into its own log
+    key = (os.getpid(), name, type(error))
     if key not in _said:
         _said.add(key)
         sys.stderr.write(f"umlpy: a handler of {name} raised {type(error).__name__}: {error} "
