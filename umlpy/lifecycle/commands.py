@@ -41,39 +41,18 @@ def help_text(command):
 
 
 def _split(command, words, flags, valued):
-    """words -> ({flag: value}, rest): flags (no value) and valued flags
-    (repeatable ones collect lists) up to the first other word or '--'."""
-    given, i = {}, 0
-    while i < len(words):
-        word = words[i]
-        if word == "--":
-            i += 1
-            break
-        if word in ("-h", "--help"):
-            sys.stdout.write(help_text(command))
-            raise SystemExit(0)
-        if not word.startswith("-") or word == "-":
-            break
-        key, eq, inline = word.partition("=") if word.startswith("--") else (word, "", "")
-        if key in flags and not eq:
-            given[flags[key]] = True
-        elif key in valued:
-            name, repeat = valued[key]
-            if eq:
-                value = inline
-            else:
-                i += 1
-                if i >= len(words):
-                    raise BadInput(f"umlpy {command}: {key} needs a value ({usage(command)})")
-                value = words[i]
-            if repeat:
-                given.setdefault(name, []).append(value)
-            else:
-                given[name] = value
-        else:
-            raise BadInput(f"umlpy {command}: unknown option {word} ({usage(command)})")
-        i += 1
-    return given, words[i:]
+    """words -> ({name: value}, rest): flags {spelling: name} (no value)
+    and valued {spelling: (name, repeatable)}, parsed as every umlpy
+    command's options are (config.words), up to the first other word or
+    '--'."""
+    from ..config import Option
+    from ..config.words import parse_words
+    options = [Option(name, [flag], "") for flag, name in flags.items()]
+    options += [Option(name, [flag], "", "VALUE", repeat=repeat)
+                for flag, (name, repeat) in valued.items()]
+    args = parse_words(f"umlpy {command}", options, words,
+                       lambda: sys.stdout.write(help_text(command)))
+    return args.given, args.argv
 
 
 def _name_only(command, rest):
@@ -116,9 +95,8 @@ def run_named(name, option_words, argv, config):
     its working directory on the host's tree (/ in a --rootfs), the
     terminal when there is one (here a pty of the sandbox's own)."""
     from .client import execute
-    from .daemon import start, wait_gone
+    from .daemon import start
     from .registry import Record
-    from .client import request
     record = Record(name)
     record.create(option_words, None, os.getcwd())
     try:
@@ -129,14 +107,21 @@ def run_named(name, option_words, argv, config):
         tty = os.isatty(0) and os.isatty(1)
         return execute(record, argv, env, cwd, tty=tty)
     finally:
-        if record.daemon_alive():
-            try:
-                request(record, "stop", timeout=1)
-            except UmlpyError:
-                pass
-            wait_gone(record, 10)
+        _stop_for_removal(record, grace=1)
         with record.locked():
             record.remove()
+
+
+def _stop_for_removal(record, grace):
+    """Stop a running sandbox that is about to go (as far as it will)."""
+    from .client import request
+    from .daemon import wait_gone
+    if record.daemon_alive():
+        try:
+            request(record, "stop", timeout=grace)
+        except UmlpyError:
+            pass
+        wait_gone(record, grace + 5)
 
 
 def cmd_start(words):
@@ -301,8 +286,6 @@ def signal_number(text):
 
 
 def cmd_rm(words):
-    from .client import request
-    from .daemon import wait_gone
     given, rest = _split("rm", words, {"-f": "force", "--force": "force"}, {})
     record = _name_only("rm", rest)
     record.data()
@@ -312,15 +295,10 @@ def cmd_rm(words):
     status = enter_subordinate_namespace(["rm", *words])
     if status is not None:
         return status
-    if record.daemon_alive():
-        if not given.get("force"):
-            raise BadInput(f"umlpy rm: sandbox {record.name!r} is running "
-                           f"(umlpy stop {record.name}, or rm -f)")
-        try:
-            request(record, "stop", timeout=0)
-        except UmlpyError:
-            pass
-        wait_gone(record, 5)
+    if record.daemon_alive() and not given.get("force"):
+        raise BadInput(f"umlpy rm: sandbox {record.name!r} is running "
+                       f"(umlpy stop {record.name}, or rm -f)")
+    _stop_for_removal(record, grace=0)
     with record.locked():
         if record.daemon_alive():
             raise UmlpyError(f"umlpy rm: sandbox {record.name!r} is still running")

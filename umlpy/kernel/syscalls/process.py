@@ -5,6 +5,7 @@ from errno import EAGAIN, EPERM, ESRCH
 from ...abi.fcntl import AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW
 from ...abi.sched import CLONE_UNTRACED, PTRACE_TRACEME
 from ...abi.seccomp import SECCOMP_FILTER_FLAG_NEW_LISTENER
+from .. import procfs
 from ..decisions import ALLOW, Rewrite, fail, then
 from .names import SYSCALL_NUMBERS
 from .registry import TABLE, Guard
@@ -72,23 +73,12 @@ def _is_protected(kernel, host_pid):
     return host_pid is not None and host_pid == kernel.protected_pid
 
 
-def _pidfd_target(call, fd):
-    """The host pid a guest's pidfd refers to (its fdinfo's Pid), or None."""
-    try:
-        with open(f"/proc/{call.tid}/fdinfo/{fd}") as f:
-            for line in f:
-                if line.startswith("Pid:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
 @TABLE.emulated(FAMILY, "pidfd_getfd", "refused (EPERM) on a named sandbox's init, whose "
                 "socket is its supervisor's channel; otherwise Linux's")
 def sys_pidfd_getfd(call):
     kernel = call.kernel
-    if kernel.protected_pid is not None and _is_protected(kernel, _pidfd_target(call, call.int(0))):
+    if kernel.protected_pid is not None and \
+            _is_protected(kernel, procfs.pidfd_target(call.tid, call.int(0))):
         return fail(EPERM)
     return ALLOW
 
