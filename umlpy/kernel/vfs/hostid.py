@@ -10,10 +10,8 @@ gets a worker thread that switched its own credentials with the raw
 syscalls (glibc's setresuid would switch every thread of umlpy) and
 unshared its fs_struct, so its umask is its own (0: the guest's umask is
 applied to modes explicitly)."""
-import ctypes
 import errno
 import os
-import queue
 import threading
 
 from ..._native._tracer import ffi, lib
@@ -62,25 +60,37 @@ class HostIdentity(tuple):
         return self[:3] + (self.caps,)
 
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.syscall.restype = ctypes.c_long
 SYS_CAPSET = SYSCALL_NUMBERS["capset"]
+_libc_handle = None
+
+
+def _libc():
+    """libc through ctypes, loaded at the first worker: ctypes costs about
+    1 ms of the start of a run that may need no worker at all."""
+    global _libc_handle
+    if _libc_handle is None:
+        import ctypes
+        _libc_handle = ctypes.CDLL(None, use_errno=True)
+        _libc_handle.syscall.restype = ctypes.c_long
+    return _libc_handle
 
 
 def _keep_only_caps(caps):
     """The calling thread's capabilities become caps, effective and
     permitted (after a change of ids that PR_SET_KEEPCAPS survived)."""
+    import ctypes
     header = ctypes.create_string_buffer(
         CAP_USER_HEADER.pack(LINUX_CAPABILITY_VERSION_3, 0), CAP_USER_HEADER.size)
     low = CAP_USER_DATA.pack(caps, caps, 0)
     data = ctypes.create_string_buffer(low + CAP_USER_DATA.pack(0, 0, 0), 2 * len(low))
-    if _libc.syscall(SYS_CAPSET, header, data) < 0:
+    if _libc().syscall(SYS_CAPSET, header, data) < 0:
         e = ctypes.get_errno()
         raise OSError(e, f"capset: {os.strerror(e)}")
 
 
 class _Worker(threading.Thread):
     def __init__(self, creds):
+        import queue
         super().__init__(name=f"umlpy-as-{creds[0]}", daemon=True)
         self.creds = creds
         self.requests = queue.SimpleQueue()
@@ -106,7 +116,8 @@ class _Worker(threading.Thread):
     @staticmethod
     def _become(uid, gid, groups, caps=0):
         already = (os.geteuid(), os.getegid()) == (uid, gid) and os.geteuid() != 0
-        if caps and _libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0:
+        if caps and _libc().prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0:
+            import ctypes
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_KEEPCAPS)")
         # an unprivileged umlpy is already this identity: it only unshares
         r = lib.umlpy_thread_become(-1 if already else uid, gid, len(groups),
