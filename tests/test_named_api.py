@@ -154,6 +154,23 @@ def test_ps_logs_and_kill(named):
         sb.ps()
 
 
+def test_a_long_registry_path_survives_an_exec_then_a_restart(registry, monkeypatch):
+    """A socket path too long for a sockaddr_un is reached through a
+    directory fd the program keeps; the daemon forked from it must not
+    use the program's."""
+    deep = os.path.join(registry, "x" * 100)
+    monkeypatch.setenv("UMLPY_REGISTRY", deep)
+    sb = Sandbox.create("api-long")
+    try:
+        sb.start()
+        assert sb.exec("true").status == 0
+        sb.stop()
+        sb.start()
+        assert sb.exec("true").status == 0
+    finally:
+        sb.remove(force=True)
+
+
 # ---- handlers --------------------------------------------------------------------
 
 def test_a_handler_applies_to_every_exec_and_to_every_start(named, tmp_path):

@@ -150,8 +150,19 @@ class NamedSandbox:
         object's handlers); returns once exec can work."""
         from ..lifecycle.daemon import start
         _import_what_the_daemon_runs()
-        start(self.record, prepare=self._recipe.install_handlers)
+        start(self.record, prepare=self._in_the_daemon)
         return self
+
+    def _in_the_daemon(self, kernel):
+        """start()'s prepare: in the forked daemon, before the guest starts."""
+        from ..lifecycle import control
+        # The daemon closed every fd it inherited, the directory fds
+        # control.short_path keeps for long socket paths among them (this
+        # program's, from an exec): forget them, or the control socket is
+        # bound through a closed or reused fd.  (The fix belongs in
+        # control.py: key them by pid.)
+        control._held_dirs.clear()
+        self._recipe.install_handlers(kernel)
 
     def exec(self, argv, input=None, capture=False, env=None, cwd="/", user="", timeout=None):
         """Run argv in the running sandbox until it exits -> Result.
@@ -195,7 +206,14 @@ class NamedSandbox:
         self.record.data()
         if not self.record.daemon_alive():
             return
-        request(self.record, "stop", timeout=timeout)
+        try:
+            request(self.record, "stop", timeout=timeout)
+        except UmlpyError:
+            # the daemon tells init to end before it answers, and may be
+            # gone before the answer is out (server.py op_stop): gone is stopped
+            if wait_gone(self.record, 5):
+                return
+            raise
         if not wait_gone(self.record, timeout + 5):
             raise UmlpyError(f"umlpy: sandbox {self.name!r} did not stop")
 
