@@ -121,6 +121,15 @@ def test_create_start_exec_stop_start_again_remove(named):
         Sandbox.get("api-life")
 
 
+def test_without_capture_the_output_is_ours(named, capfd):
+    sb = named("api-ours")
+    sb.start()
+    r = sb.exec(["sh", "-c", "echo to-our-stdout; echo to-our-stderr >&2"])
+    assert r.status == 0 and r.stdout is None and r.stderr is None
+    out, err = capfd.readouterr()
+    assert "to-our-stdout\n" in out and "to-our-stderr\n" in err
+
+
 def test_get_finds_a_sandbox_the_command_line_made_and_the_other_way(named, registry):
     ok(umlpy(registry, "create", "from-cli", "--hostname", "clihost"))
     sb = Sandbox.get("from-cli")

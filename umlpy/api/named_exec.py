@@ -27,8 +27,13 @@ CHUNK = 65536
 def run_exec(record, argv, input, capture, env, cwd, user, group, timeout):
     """argv's Result: its status (128+N for signal N), its output when
     captured, timed_out when the timeout killed it."""
-    sock = _connect(record)
     pipes = _Stdio(input, capture)
+    try:
+        sock = _connect(record)
+    except BaseException:
+        pipes.close_theirs()
+        pipes.close_ours()
+        raise
     try:
         try:
             control.send(sock, {"v": control.VERSION, "op": "exec", "argv": argv, "env": env,
@@ -76,40 +81,49 @@ class _Stdio:
     def __init__(self, input, capture):
         self.input = b"" if input is None else \
             input.encode() if isinstance(input, str) else bytes(input)
-        self.writer = None
+        self.writer = self.stdout_fd = self.stderr_fd = None
         self.readers = {}           # our read end -> what it has read
-        self.stdout_fd = self.stderr_fd = None
-        self._made = []             # the pipes' ends the process gets
-        # ours, or /dev/null where we have none (a daemon of a program)
-        stdin, stdout, stderr = (fd if _is_open(fd) else self._null() for fd in (0, 1, 2))
-        if input is not None:
-            stdin, self.writer = self._pipe(their_end=0)
-        if capture:
-            self.stdout_fd, stdout = self._pipe(their_end=1)
-            self.stderr_fd, stderr = self._pipe(their_end=1)
-            self.readers = {self.stdout_fd: bytearray(), self.stderr_fd: bytearray()}
+        self._theirs, self._ours = [], []     # the ends we made, to close
+        try:
+            # ours, or /dev/null where we have none (a daemon of a program)
+            stdin, stdout, stderr = (fd if _is_open(fd) else self._null() for fd in (0, 1, 2))
+            if input is not None:
+                stdin, self.writer = self._pipe(their_end=0)
+            if capture:
+                self.stdout_fd, stdout = self._pipe(their_end=1)
+                self.stderr_fd, stderr = self._pipe(their_end=1)
+                self.readers = {self.stdout_fd: bytearray(), self.stderr_fd: bytearray()}
+        except BaseException:
+            self.close_theirs()
+            self.close_ours()
+            raise
         self.theirs = [stdin, stdout, stderr]
 
     def _pipe(self, their_end):
         ends = os.pipe()
-        self._made.append(ends[their_end])
+        self._theirs.append(ends[their_end])
+        self._ours.append(ends[1 - their_end])
         return ends
 
     def _null(self):
         fd = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-        self._made.append(fd)
+        self._theirs.append(fd)
         return fd
 
     def close_theirs(self):
-        for fd in self._made:
+        for fd in self._theirs:
             _close(fd)
-        self._made = []
+        self._theirs = []
+
+    def close_writer(self):
+        """End of input: the process reads EOF."""
+        self._ours.remove(self.writer)
+        self.writer = _close(self.writer)
 
     def close_ours(self):
-        for fd in [self.writer, *self.readers]:
-            if fd is not None:
-                _close(fd)
-        self.writer = None
+        for fd in self._ours:
+            _close(fd)
+        self._ours = []
 
     def output(self, fd):
         return bytes(self.readers[fd]) if fd is not None else None
@@ -130,7 +144,7 @@ def _follow(record, sock, pipes, guest_pid, timeout):
         if pipes.input:
             selector.register(pipes.writer, selectors.EVENT_WRITE)
         else:
-            pipes.writer = _close(pipes.writer)     # no input: EOF at once
+            pipes.close_writer()            # no input: EOF at once
     # at due, the next kill: through the daemon at the timeout, from the
     # host KILL_GRACE later; then nothing is due
     due = None if timeout is None else time.monotonic() + timeout
@@ -199,7 +213,7 @@ def _feed(pipes, written, selector):
         written = len(pipes.input)
     if written >= len(pipes.input):
         selector.unregister(pipes.writer)
-        pipes.writer = _close(pipes.writer)
+        pipes.close_writer()
     return written
 
 
