@@ -256,6 +256,19 @@ def test_a_timeout_kills_the_process_and_its_group(named):
     assert fast.status == 0 and not fast.timed_out
 
 
+def test_exec_leaves_no_descriptor_behind(named):
+    sb = named("api-fds")
+    sb.start()
+    sb.exec("true", capture=True, input=b"")
+    before = sorted(os.listdir("/proc/self/fd"))
+    for _ in range(5):
+        assert sb.exec(["cat"], input=b"x", capture=True).stdout == b"x"
+    with pytest.raises(CommandNotFound):
+        sb.exec(["/no/such/program"], input=b"x", capture=True)
+    assert sb.exec(["sleep", "10"], capture=True, timeout=0.1).timed_out
+    assert sorted(os.listdir("/proc/self/fd")) == before
+
+
 class Interrupted(Exception):
     pass
 
