@@ -288,6 +288,110 @@ def test_image_xattrs_show_and_copy_up(probe, tmp_path):
                        RESERVED + "security.capability": CAPS_V2}
 
 
+def libarchive_image(path):
+    """A tar image with the PAX records bsdtar --xattrs writes: for each
+    attribute LIBARCHIVE.xattr.NAME (NAME URL-encoded, the value base64
+    without padding) and a SCHILY.xattr.NAME of the same encoded NAME."""
+    import base64
+    from urllib.parse import quote
+
+    def records(attrs):
+        out = {}
+        for name, value in attrs.items():
+            encoded = quote(name, safe="._-")
+            out["LIBARCHIVE.xattr." + encoded] = base64.b64encode(value).decode().rstrip("=")
+            out["SCHILY.xattr." + encoded] = value.decode("utf-8", "surrogateescape")
+        return out
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data, attrs in (
+                ("f", b"x", {"user.one": b"1", "user.sp ace=x": b"bin\x01\n",
+                             "trusted.t": b"T"}),
+                ("only", b"y", None),
+                ("reserved", b"z", None)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            if attrs:
+                info.pax_headers = records(attrs)
+            if name == "only":      # LIBARCHIVE records alone (xattrheader=LIBARCHIVE)
+                info.pax_headers = {"LIBARCHIVE.xattr.user.lib": "TA"}
+            if name == "reserved":  # umlpy's own names are no image's to give
+                info.pax_headers = {"SCHILY.xattr.user.umlpy.setid": "6000",
+                                    "SCHILY.xattr.user.umlpy.trusted.x": "X",
+                                    "SCHILY.xattr.user.ok": "ok"}
+            tar.addfile(info, io.BytesIO(data))
+    os.chmod(path, 0o644)
+
+
+def test_image_libarchive_xattrs_are_indexed(tmp_path):
+    """bsdtar's LIBARCHIVE.xattr.* records are decoded (its SCHILY twin of
+    an encoded name is the same attribute, not another); reserved names
+    are dropped; an index cached by an umlpy that did not read them is
+    not used."""
+    from umlpy.kernel.vfs import tarimage
+    image = tmp_path / "img.tar"
+    libarchive_image(image)
+    want = {"user.one": b"1", "user.sp ace=x": b"bin\x01\n", "trusted.t": b"T"}
+    with tarimage.stack_images([image], index_dir=str(tmp_path), progress=False) as tree:
+        assert dict(tree.xattrs(tree.lookup("f"))) == want
+        assert len(tree.xattrs(tree.lookup("f"))) == 3
+        assert dict(tree.xattrs(tree.lookup("only"))) == {"user.lib": b"L"}
+        assert dict(tree.xattrs(tree.lookup("reserved"))) == {"user.ok": b"ok"}
+    assert tarimage.INDEX_FORMAT != ("umlpy-tar-index", 2)   # the format before them
+
+
+def test_an_index_of_an_older_format_is_built_again(tmp_path, monkeypatch):
+    from umlpy.kernel.vfs import tarimage
+    image = tmp_path / "img.tar"
+    libarchive_image(image)
+    current = tarimage.INDEX_FORMAT
+    monkeypatch.setattr(tarimage, "INDEX_FORMAT", ("umlpy-tar-index", 2))
+    monkeypatch.setattr(tarimage, "_xattrs", lambda pax: None)
+    with tarimage.stack_images([image], index_dir=str(tmp_path), progress=False) as tree:
+        assert tree.xattrs(tree.lookup("only")) == ()
+    monkeypatch.undo()
+    assert tarimage.INDEX_FORMAT == current
+    with tarimage.stack_images([image], index_dir=str(tmp_path), progress=False) as tree:
+        assert dict(tree.xattrs(tree.lookup("only"))) == {"user.lib": b"L"}
+
+
+@needs_root
+@pytest.mark.skipif(not shutil.which("bsdtar"), reason="needs bsdtar (libarchive-tools)")
+def test_bsdtar_image_xattrs_show_and_copy_up(probe, tmp_path):
+    """An image made by bsdtar --xattrs from a tree with user.* and
+    trusted.* attributes: the guest lists and reads them, and they come
+    along with a copy-up."""
+    tree = tmp_path / "tree"
+    for d in ("bin", "etc", "proc", "dev", "sys", "tmp", "data"):
+        (tree / d).mkdir(parents=True)
+    shutil.copy(probe, tree / "bin" / "xp")
+    (tree / "data" / "f").write_bytes(b"image data\n")
+    os.chmod(tree / "data" / "f", 0o666)
+    os.setxattr(tree / "data" / "f", "user.one", b"1")
+    os.setxattr(tree / "data" / "f", "user.sp ace", b"bin\x01\n")
+    os.setxattr(tree / "data" / "f", "trusted.t", b"T")
+    image = tmp_path / "img.tar"
+    subprocess.run(["bsdtar", "--xattrs", "--format", "pax", "-cf", str(image), "-C",
+                    str(tree), "."], check=True)
+    os.chmod(image, 0o644)
+    upper = tmp_path / "upper"
+    upper.mkdir()
+    os.chmod(upper, 0o777)
+    open_up(tmp_path)
+    opts = ["--rootfs", str(image), "--upper", str(upper)]
+
+    def xp(*args):
+        q = run_kept(["/bin/xp", *args], options=opts, host_root=False)
+        assert q.returncode == 0, q.stderr.decode()
+        return q.stdout.decode()
+    assert xp("list", "/data/f") == "list = 31\n  names: trusted.t user.one user.sp ace\n"
+    assert xp("get", "/data/f", "user.one") == "user.one = 1\n  text: 1\n"
+    assert xp("get", "/data/f", "user.sp ace").startswith("user.sp ace = 5\n")
+    assert xp("append", "/data/f") == "append = 1\n"
+    assert host_xattrs(upper / "data" / "f") == {
+        "user.one": b"1", "user.sp ace": b"bin\x01\n", RESERVED + "trusted.t": b"T"}
+
+
 def test_a_new_file_over_a_whiteout_has_no_old_attributes(probe, tmp_path):
     """rm of an image file leaves a whiteout; a file made at its name is a
     new one, with none of the old one's attributes.  A directory copied up

@@ -22,8 +22,12 @@ from umlpy.abi.resource import XATTR_NAME_MAX, XATTR_SIZE_MAX
 from umlpy.abi.xattr import XATTR_LIST_MAX
 from umlpy.errors import BadInput
 
-# Bump when the index layout or the meaning of its fields changes.
-INDEX_FORMAT = ("umlpy-tar-index", 2)
+from umlpy.kernel.vfs.xattrs import RESERVED
+
+# Bump when the index layout or the meaning of its fields changes (3:
+# LIBARCHIVE.xattr records read, umlpy's reserved names dropped; an index
+# of 2 lacks them).
+INDEX_FORMAT = ("umlpy-tar-index", 3)
 # Bump when the tree built from the same images would differ (inode
 # numbering, synthesised entries): cached content is keyed by it.
 TREE_FORMAT = b"umlpy-tar-tree 1"
@@ -37,6 +41,7 @@ WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 HARDLINK = 0                 # the mode of an index record that is a hard link
 XATTR_KEY = "SCHILY.xattr."  # a PAX record of an extended attribute (GNU tar, bsdtar, star)
+LIBARCHIVE_XATTR_KEY = "LIBARCHIVE.xattr."  # bsdtar's: the name URL-encoded, the value base64
 _S_IFMT, _S_IFDIR = 0o170000, stat.S_IFDIR
 
 _TYPES = {
@@ -303,23 +308,56 @@ def _member(block, pos, typeflag, hsize, global_pax, pending):
 
 
 def _xattrs(pax):
-    """A member's extended attributes from its SCHILY.xattr.NAME records,
-    ((name, value), ...) in archive order, or None.  Only what Linux could
-    have held is kept (a name of 1 to 255 bytes, a value of at most
-    XATTR_SIZE_MAX, XATTR_LIST_MAX of names in all), as an extraction
-    would have kept it: an image cannot make the index grow past that."""
-    found, listed = [], 0
+    """A member's extended attributes from its PAX records, ((name,
+    value), ...) in archive order, or None.  SCHILY.xattr.NAME holds the
+    raw value (GNU tar, star); bsdtar writes LIBARCHIVE.xattr.NAME with
+    NAME URL-encoded and the value in base64, and beside it a SCHILY twin
+    under the same encoded NAME, which is that attribute again.  Only what
+    Linux could have held is kept (a name of 1 to 255 bytes, a value of at
+    most XATTR_SIZE_MAX, XATTR_LIST_MAX of names in all), as an extraction
+    would have kept it: an image cannot make the index grow past that.
+    Names of umlpy's own (RESERVED) are no image's to give."""
+    decoded = {}                # encoded NAME of a LIBARCHIVE record -> (name, value)
     for key, value in pax.items():
-        if not key.startswith(XATTR_KEY):
+        if key.startswith(LIBARCHIVE_XATTR_KEY):
+            encoded = key[len(LIBARCHIVE_XATTR_KEY):]
+            attribute = _libarchive_xattr(encoded, value)
+            if attribute is not None:
+                decoded[encoded] = attribute
+    found, seen, listed = [], set(), 0
+    for key, value in pax.items():
+        if key.startswith(LIBARCHIVE_XATTR_KEY):
+            attribute = decoded.get(key[len(LIBARCHIVE_XATTR_KEY):])
+        elif key.startswith(XATTR_KEY) and key[len(XATTR_KEY):] not in decoded:
+            attribute = key[len(XATTR_KEY):], bytes(value)
+        else:
             continue
-        name = key[len(XATTR_KEY):]
+        if attribute is None or attribute[0] in seen:
+            continue
+        name, value = attribute
         size = len(name.encode("utf-8", "surrogateescape"))
         if not 0 < size <= XATTR_NAME_MAX or len(value) > XATTR_SIZE_MAX \
-                or listed + size + 1 > XATTR_LIST_MAX:
+                or listed + size + 1 > XATTR_LIST_MAX or name.startswith(RESERVED):
             continue
         listed += size + 1
-        found.append((name, bytes(value)))
+        seen.add(name)
+        found.append((name, value))
     return tuple(found) or None
+
+
+def _libarchive_xattr(encoded, value):
+    """(name, value) of a LIBARCHIVE.xattr record, None if it does not
+    decode (then its SCHILY twin, if any, is read as it is)."""
+    import base64
+    import binascii
+    from urllib.parse import unquote_to_bytes
+    try:
+        raw = bytes(value).strip()
+        data = base64.b64decode(raw + b"=" * (-len(raw) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    name = unquote_to_bytes(encoded.encode("utf-8", "surrogateescape"))
+    return name.decode("utf-8", "surrogateescape"), data
 
 
 # ------------------------------------------------------------ the index
