@@ -1,7 +1,7 @@
 """umlpy: a User-Mode-Linux style sandbox with a guest kernel in Python."""
 __version__ = "0.1.0"
 
-_LAZY = ("Sandbox", "Result", "Stats", "Call")
+_LAZY = ("Sandbox", "Result", "Stats", "Call", "NamedSandbox")
 
 
 def __getattr__(name):

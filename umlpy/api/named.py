@@ -146,8 +146,10 @@ class NamedSandbox:
 
     # its life -------------------------------------------------------------------
     def start(self):
-        """Boot the sandbox's daemon (forked from this process, with this
-        object's handlers); returns once exec can work."""
+        """Boot the sandbox's daemon; returns once exec can work.  The
+        daemon is forked from this process (from the calling thread, alone:
+        see the module's text on programs with threads), so this object's
+        handlers are in it.  BadInput if it is already running."""
         from ..lifecycle.daemon import start
         _import_what_the_daemon_runs()
         start(self.record, prepare=self._in_the_daemon)
