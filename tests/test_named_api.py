@@ -352,6 +352,9 @@ def test_bad_input_is_one_line(named):
     with pytest.raises(BadInput) as e:
         named("api-bad", env={"A=B": "c"})
     assert "'='" in one_line(e)
+    with pytest.raises(BadInput) as e:
+        named("api-bad", breaks=["openat"])
+    assert "pdb" in one_line(e)
     with pytest.raises(TypeError):
         named("api-bad", no_such_option=1)
     assert not os.path.exists(os.path.join(os.environ["UMLPY_REGISTRY"], "api-bad"))

@@ -63,6 +63,9 @@ def create(recipe_class, name, init, options):
     if options.get("upper") is not None:
         raise BadInput("Sandbox.create: a named sandbox keeps its upper layer in its record "
                        "('umlpy diff NAME' and 'umlpy commit NAME' work on it)")
+    if options.get("breaks"):
+        raise BadInput("Sandbox.create: breaks stop in pdb on a terminal, which a named "
+                       "sandbox's daemon has not (Sandbox(breaks=...).run)")
     handler_options = {k: options.pop(k) for k in list(options) if k in HANDLER_OPTIONS}
     recipe = _recipe(recipe_class, handler_options)
     words = option_words(Config(**options))
