@@ -160,13 +160,6 @@ class NamedSandbox:
 
     def _in_the_daemon(self, kernel):
         """start()'s prepare: in the forked daemon, before the guest starts."""
-        from ..lifecycle import control
-        # The daemon closed every fd it inherited, the directory fds
-        # control.short_path keeps for long socket paths among them (this
-        # program's, from an exec): forget them, or the control socket is
-        # bound through a closed or reused fd.  (The fix belongs in
-        # control.py: key them by pid.)
-        control._held_dirs.clear()
         self._recipe.install_handlers(kernel)
 
     def exec(self, argv, input=None, capture=False, env=None, cwd="/", user="", timeout=None):
@@ -203,24 +196,12 @@ class NamedSandbox:
     def stop(self, timeout=10):
         """SIGTERM to every process, SIGKILL after timeout seconds; returns
         once the daemon is gone (a sandbox not running: at once)."""
-        from ..lifecycle.client import request
-        from ..lifecycle.daemon import wait_gone
+        from ..lifecycle.commands import stop
         if not (isinstance(timeout, (int, float)) and 0 <= timeout <= 86400):
             raise BadInput(f"stop {self.name!r}: timeout {timeout!r}: expected seconds, "
                            "0 to 86400")
         self.record.data()
-        if not self.record.daemon_alive():
-            return
-        try:
-            request(self.record, "stop", timeout=timeout)
-        except UmlpyError:
-            # the daemon tells init to end before it answers, and may be
-            # gone before the answer is out (server.py op_stop): gone is stopped
-            if wait_gone(self.record, 5):
-                return
-            raise
-        if not wait_gone(self.record, timeout + 5):
-            raise UmlpyError(f"umlpy: sandbox {self.name!r} did not stop")
+        stop(self.record, timeout)
 
     def kill(self, sig="KILL", all=False):
         """Send sig (a number or a name: 9, "KILL", "SIGTERM") to the
@@ -232,23 +213,12 @@ class NamedSandbox:
 
     def remove(self, force=False):
         """Delete the sandbox: its record and its upper layer.  A running
-        one: BadInput, unless force (it is stopped at once first)."""
-        from ..lifecycle.client import request
-        from ..lifecycle.daemon import wait_gone
+        one: BadInput, unless force (it is stopped at once first).  (An
+        ordinary user's sandbox with subordinate ids holds files only
+        `umlpy rm`, which enters those ids, can remove.)"""
+        from ..lifecycle.commands import remove
         self.record.data()
-        if self.record.daemon_alive():
-            if not force:
-                raise BadInput(f"umlpy: sandbox {self.name!r} is running: stop() it first, or "
-                               "remove(force=True)")
-            try:
-                request(self.record, "stop", timeout=0)
-            except UmlpyError:
-                pass                # it went meanwhile
-            wait_gone(self.record, 5)
-        with self.record.locked():
-            if self.record.daemon_alive():
-                raise UmlpyError(f"umlpy: sandbox {self.name!r} is still running")
-            self.record.remove()
+        remove(self.record, force)
 
     def logs(self, daemon=False):
         """What INIT wrote (bytes, the newest MiB); daemon=True: the

@@ -236,10 +236,10 @@ def _kill_through_the_daemon(sock):
 
 
 def _kill_from_the_host(record, guest_pid):
-    """The daemon forwards an exec's signals but SIGKILL and SIGSTOP
-    (server.py SIGNALS_AN_EXEC_MAY_FORWARD): the process is still there
-    after KILL_GRACE, so its group is killed here, by its host pid (ours
-    to signal: the control socket is the daemon's user's alone)."""
+    """The process is still there KILL_GRACE after the daemon was asked to
+    kill it (a daemon too busy, or one older than SIGKILL's forwarding):
+    its group is killed here, by its host pid (ours to signal: the control
+    socket is the daemon's user's alone)."""
     from ..lifecycle.client import request
     try:
         processes = request(record, "ps")["processes"]

@@ -237,9 +237,37 @@ def cmd_ls(words):
     return 0
 
 
-def cmd_stop(words):
+def stop(record, grace):
+    """Stop a running sandbox: SIGTERM to every process, SIGKILL after
+    grace seconds; returns once its daemon is gone (at once if none runs)."""
     from .client import request
     from .daemon import wait_gone
+    if not record.daemon_alive():
+        return
+    try:
+        request(record, "stop", timeout=grace)
+    except UmlpyError:
+        if not record.daemon_alive():
+            return          # it ended meanwhile
+        raise
+    if not wait_gone(record, grace + 5):
+        raise UmlpyError(f"umlpy: sandbox {record.name!r} did not stop")
+
+
+def remove(record, force=False):
+    """Delete a sandbox's record and upper layer; a running one only with
+    force (it is stopped at once first)."""
+    if record.daemon_alive() and not force:
+        raise BadInput(f"umlpy rm: sandbox {record.name!r} is running "
+                       f"(umlpy stop {record.name}, or rm -f)")
+    _stop_for_removal(record, grace=0)
+    with record.locked():
+        if record.daemon_alive():
+            raise UmlpyError(f"umlpy rm: sandbox {record.name!r} is still running")
+        record.remove()
+
+
+def cmd_stop(words):
     given, rest = _split("stop", words, {}, {"-t": ("timeout", False),
                                              "--time": ("timeout", False)})
     record = _name_only("stop", rest)
@@ -250,12 +278,7 @@ def cmd_stop(words):
         grace = -1
     if not 0 <= grace <= 86400:
         raise BadInput(f"umlpy stop: -t {given.get('timeout')!r}: expected seconds, 0 to 86400")
-    if not record.daemon_alive():
-        print(record.name)
-        return 0
-    request(record, "stop", timeout=grace)
-    if not wait_gone(record, grace + 5):
-        raise UmlpyError(f"umlpy: sandbox {record.name!r} did not stop")
+    stop(record, grace)
     print(record.name)
     return 0
 
@@ -295,14 +318,7 @@ def cmd_rm(words):
     status = enter_subordinate_namespace(["rm", *words])
     if status is not None:
         return status
-    if record.daemon_alive() and not given.get("force"):
-        raise BadInput(f"umlpy rm: sandbox {record.name!r} is running "
-                       f"(umlpy stop {record.name}, or rm -f)")
-    _stop_for_removal(record, grace=0)
-    with record.locked():
-        if record.daemon_alive():
-            raise UmlpyError(f"umlpy rm: sandbox {record.name!r} is still running")
-        record.remove()
+    remove(record, bool(given.get("force")))
     print(record.name)
     return 0
 

@@ -72,9 +72,12 @@ def short_path(path):
     if len(os.fsencode(path)) < 100:
         return path
     parent, leaf = os.path.split(path)
-    fd = _held_dirs.get(parent)
+    # keyed by process too: a daemon forked from a program that held one
+    # has closed its copy
+    key = (os.getpid(), parent)
+    fd = _held_dirs.get(key)
     if fd is None:
-        fd = _held_dirs[parent] = os.open(parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = _held_dirs[key] = os.open(parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     return f"/proc/self/fd/{fd}/{leaf}"
 
 

@@ -18,7 +18,9 @@ from ..abi.ioctl import WINSIZE
 from ..abi.socket import UCRED
 from .initproto import ExecSession
 
-SIGNALS_AN_EXEC_MAY_FORWARD = frozenset(range(1, 65)) - {signal.SIGKILL, signal.SIGSTOP}
+# SIGSTOP would leave a client's process stopped with no terminal to
+# continue it; SIGKILL is an exec's timeout (the API's)
+SIGNALS_AN_EXEC_MAY_FORWARD = frozenset(range(1, 65)) - {signal.SIGSTOP}
 
 
 class ControlServer:
@@ -124,11 +126,12 @@ class ControlServer:
             control.send(conn, {"ok": False, "error": f"bad timeout {grace!r}"})
             return
         self.stopping = True
+        # answered first: the daemon may be gone as soon as init is
+        control.send(conn, {"ok": True})
         self.channel.terminate()
         timer = threading.Timer(grace, self.kill_everything)
         timer.daemon = True
         timer.start()
-        control.send(conn, {"ok": True})
 
     def op_exec(self, conn, message, fds):
         argv, env, cwd = message.get("argv"), message.get("env") or {}, message.get("cwd") or "/"
