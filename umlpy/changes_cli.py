@@ -176,10 +176,27 @@ def _commit(argv):
         what = "not a directory" if os.path.lexists(target) else "No such file or directory"
         raise BadInput(f"--to {target}: {what}")
     lower = changes.HostDirLower(rootfs) if rootfs is not None else image
+    skipped = []
     applied = changes.commit(opts.upper, target, lower=lower, dry_run=bool(opts.dry_run),
-                             keep=bool(opts.keep))
+                             keep=bool(opts.keep), skipped=skipped)
     _print_changes(applied)
+    if skipped:
+        print(f"umlpy commit: note: {_skipped_words(skipped)}", file=sys.stderr)
     return 0
+
+
+def _skipped_words(skipped):
+    """One line for the attributes the target refused: how many, why (the
+    emulated trusted.* and security.capability need root), where."""
+    import errno
+    reasons = sorted({"only root may set trusted.* and security.capability"
+                      if e == errno.EPERM else os.strerror(e) for _p, _n, e in skipped})
+    from .kernel.vfs.changes import quote_path
+    paths = list(dict.fromkeys(quote_path(p) for p, _n, _e in skipped))
+    shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+    count = len(skipped)
+    return (f"{count} extended attribute{'s' if count > 1 else ''} not applied "
+            f"({'; '.join(reasons)}): {shown}")
 
 
 def _discard(argv):

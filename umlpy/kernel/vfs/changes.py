@@ -10,13 +10,19 @@ through which nothing of the lower shows.
 The upper layer is the guest's work, so it is read and the target is
 written only through directory fds opened with O_NOFOLLOW: a symlink the
 guest planted, in the upper layer or already in the target, is copied as
-a symlink and never followed."""
+a symlink and never followed.
+
+Extended attributes count as the guest saw them (xattrs.guest_view):
+the user.* ones and the emulated trusted.* and security.capability, of
+regular files and directories (nothing else keeps them beyond a run).
+A commit writes them under their real names; what the target refuses
+(trusted.* and security.capability but as root) is skipped and told."""
 import errno
 import os
 import stat
 
 from ...errors import BadInput, UmlpyError
-from . import setid
+from . import setid, xattrs
 from .tmpdirs import empty_dir, open_dir_to_empty
 
 WH = ".wh."
@@ -151,6 +157,10 @@ class LowerView:
         """Bytes of a regular file's content."""
         raise NotImplementedError
 
+    def xattrs(self, entry):
+        """{guest name: value} of the attributes a copy carries."""
+        return {}
+
 
 class HostDirLower(LowerView):
     """A host directory as the lower layer (`--rootfs DIR`, or /)."""
@@ -211,6 +221,9 @@ class HostDirLower(LowerView):
                 out.append((e.name, self._entry(e.path, e.stat(follow_symlinks=False))))
         return out
 
+    def xattrs(self, entry):
+        return xattrs.guest_view(host_xattrs(entry.handle))
+
     def read(self, entry, offset=0, size=-1):
         fd = os.open(entry.handle, _READ_FLAGS)
         try:
@@ -246,6 +259,43 @@ class TarLower(LowerView):
 
     def read(self, entry, offset=0, size=-1):
         return self.tree.read(entry.handle, offset, size)
+
+    def xattrs(self, entry):
+        found = getattr(entry.handle, "xattrs", None) or ()
+        return {n: v for n, v in found if xattrs.carried(n)}
+
+
+def host_xattrs(path):
+    """[(host name, value)] of the object at path (not followed) or of an
+    open fd; what
+    cannot be read (no xattrs there, a name gone meanwhile, one its
+    reader may not read) is left out, on both sides of a comparison."""
+    # an fd is its own object; a path's last component is never followed
+    follow = isinstance(path, int)
+    try:
+        names = os.listxattr(path, follow_symlinks=follow)
+    except OSError as e:
+        if e.errno in (errno.EOPNOTSUPP, errno.EACCES, errno.EPERM):
+            return []
+        raise
+    found = []
+    for name in names:
+        try:
+            found.append((name, os.getxattr(path, name, follow_symlinks=follow)))
+        except OSError as e:
+            if e.errno not in (errno.ENODATA, errno.EACCES, errno.EPERM, errno.EOPNOTSUPP):
+                raise
+    return found
+
+
+def _in_dir(dir_fd, name):
+    """A path the host resolves through our own directory fd (name itself
+    is never followed by the calls given it)."""
+    return f"/proc/self/fd/{dir_fd}/{name}"
+
+
+def _guest_xattrs(dir_fd, name):
+    return xattrs.guest_view(host_xattrs(_in_dir(dir_fd, name)))
 
 
 # Which lower an upper layer was made over -----------------------------------
@@ -430,11 +480,15 @@ def _scan_dir(dir_fd, rel, lower, lower_is_dir, hidden, found, marked=False):
             elif le.kind != stat.S_IFMT(st.st_mode):
                 kind = "modified"
             elif is_dir:
-                differs = stat.S_IMODE(st.st_mode) != stat.S_IMODE(le.mode)
+                differs = stat.S_IMODE(st.st_mode) != stat.S_IMODE(le.mode) \
+                    or _guest_xattrs(dir_fd, name) != lower.xattrs(le)
                 kind, compare_inside = ("modified" if differs else None), True
             else:
                 bits = setid.read(dir_fd, name) if marked and stat.S_ISREG(st.st_mode) else 0
-                kind = "modified" if _differs(dir_fd, name, st, le, lower, bits) else None
+                differs = _differs(dir_fd, name, st, le, lower, bits) or (
+                    stat.S_ISREG(st.st_mode)
+                    and _guest_xattrs(dir_fd, name) != lower.xattrs(le))
+                kind = "modified" if differs else None
             if kind is not None:
                 found.append((Change(kind, _guest(child), type_name(st.st_mode)), st))
             if is_dir:
@@ -490,11 +544,12 @@ def _pread_full(fd, size, offset):
 
 # Applying the upper layer to a host directory ------------------------------
 
-def commit(upper_dir, target_dir, lower=None, dry_run=False, keep=False):
+def commit(upper_dir, target_dir, lower=None, dry_run=False, keep=False, skipped=None):
     """Apply the upper layer's changes over `lower` (default: target_dir
     itself) to the host directory target_dir, then empty the upper
     directory unless keep or dry_run.  Returns the changes applied (or,
-    with dry_run, that would be)."""
+    with dry_run, that would be).  skipped, a list, gets (guest path,
+    attribute name, errno) of each attribute the target refused."""
     upper_fd = _open_layer_dir(upper_dir, "--upper")
     try:
         target_fd = _open_layer_dir(target_dir, "commit target")
@@ -503,7 +558,7 @@ def commit(upper_dir, target_dir, lower=None, dry_run=False, keep=False):
                 raise BadInput(f"{upper_dir}: the upper directory cannot be its own target")
             found = _scan(upper_fd, lower if lower is not None else HostDirLower(target_dir))
             if not dry_run:
-                _Applier(upper_fd, target_fd).apply(found)
+                _Applier(upper_fd, target_fd, skipped).apply(found)
         finally:
             os.close(target_fd)
     finally:
@@ -595,7 +650,8 @@ class _DirChain:
 class _Applier:
     """Writes the scanned changes into the target directory."""
 
-    def __init__(self, upper_fd, target_fd):
+    def __init__(self, upper_fd, target_fd, skipped=None):
+        self.skipped = skipped if skipped is not None else []
         self.upper = _DirChain(upper_fd, "upper layer")
         self.target = _DirChain(target_fd, "target")
         self.first_links = {}     # (dev, ino) in upper -> rel of its first copy
@@ -663,7 +719,7 @@ class _Applier:
         if kind == stat.S_IFREG and st.st_nlink > 1 and key in self.first_links:
             return self._link_to_first(self.first_links[key], tfd)
         if kind == stat.S_IFREG:
-            tmp = self._copy_file(ufd, uname, st, tfd, owner)
+            tmp = self._copy_file(ufd, uname, st, tfd, owner, rel)
             if st.st_nlink > 1:
                 self.first_links[key] = rel
             return tmp
@@ -685,7 +741,7 @@ class _Applier:
             raise
         return tmp
 
-    def _copy_file(self, ufd, uname, st, tfd, owner):
+    def _copy_file(self, ufd, uname, st, tfd, owner, rel):
         src = os.open(uname, _READ_FLAGS, dir_fd=ufd)
         try:
             opened = os.fstat(src)
@@ -703,6 +759,10 @@ class _Applier:
                 # after chown, which drops setuid; the set-ID bits the host
                 # file could not carry are the target's (setid.py)
                 os.fchmod(dst, stat.S_IMODE(st.st_mode) | setid.read_fd(src))
+                # after the data and the chown, which would drop a
+                # security.capability
+                self._give_xattrs(dst, xattrs.guest_view(host_xattrs(src)),
+                                  {}, rel)
                 os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
             except BaseException:
                 os.close(dst)
@@ -712,6 +772,23 @@ class _Applier:
             return tmp
         finally:
             os.close(src)
+
+    def _give_xattrs(self, fd, wanted, had, rel):
+        """Make the target object's attributes (open as fd; `had`, as the
+        guest would see them) the upper's `wanted`, under their real
+        names: an emulated trusted.* becomes a real one, which only root
+        may set.  A refusal is recorded and skipped, never half a commit."""
+        changes = [(n, v) for n, v in wanted.items() if had.get(n) != v]
+        changes += [(n, None) for n in had if n not in wanted]
+        for name, value in changes:
+            try:
+                if value is None:
+                    os.removexattr(fd, name)
+                else:
+                    os.setxattr(fd, name, value)
+            except OSError as e:
+                if e.errno != errno.ENODATA:
+                    self.skipped.append((_guest(rel), name, e.errno))
 
     def _link_to_first(self, first_rel, tfd):
         chain = _DirChain(self.target.root_fd, "target")
@@ -723,9 +800,14 @@ class _Applier:
             chain.close()
 
     def _finish_dir(self, rel, st):
+        ufd, uname = self.upper.parent_of(rel)
+        wanted = _guest_xattrs(ufd, uname)
         pfd, name = self.target.parent_of(rel)
         fd = os.open(name, _DIR_FLAGS, dir_fd=pfd)
         try:
+            # the directory stays: only what the guest changed changes
+            had = xattrs.guest_view(host_xattrs(fd))
+            self._give_xattrs(fd, wanted, had, rel)
             os.fchmod(fd, stat.S_IMODE(st.st_mode))
             os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
         finally:

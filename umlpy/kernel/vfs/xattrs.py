@@ -78,6 +78,35 @@ def shown_name(host_name):
     return host_name
 
 
+def carried(name):
+    """Whether a copy of an object carries the attribute (copy-up, `umlpy
+    diff`, `umlpy commit`): the guest's user.* and the emulated ones; the
+    rest are the host's or a security module's business."""
+    return (name.startswith(XATTR_USER_PREFIX) and not name.startswith(RESERVED)) \
+        or emulated(name)
+
+
+def guest_view(pairs):
+    """{guest name: value} of what a copy carries, from a host object's
+    [(host name, value)]: user.* as they are, the emulated ones from behind
+    RESERVED (else a real security.capability, as emulated_value reads
+    it); never a real trusted.* (the host's own) nor umlpy's other records
+    (setid.py's)."""
+    found, real_caps = {}, None
+    for name, value in pairs:
+        if name == XATTR_NAME_CAPS:
+            real_caps = value
+        elif name.startswith(RESERVED):
+            rest = name[len(RESERVED):]
+            if emulated(rest):
+                found[rest] = value
+        elif name.startswith(XATTR_USER_PREFIX):
+            found[name] = value
+    if real_caps is not None:
+        found.setdefault(XATTR_NAME_CAPS, real_caps)
+    return found
+
+
 def permission(creds, attr, name, write):
     """Linux's xattr_permission (0 or an errno): user.* only on regular
     files and directories, by their read or write permission (a sticky
