@@ -424,6 +424,84 @@ def test_a_new_file_over_a_whiteout_has_no_old_attributes(probe, tmp_path):
     assert xp("get", "/moved/f", "user.one") == "user.one = -1 ENODATA\n"
 
 
+def test_records_outlive_the_run_with_a_kept_upper(tmp_path):
+    """A symlink's and a FIFO's emulated attributes (kept in the guest
+    kernel's records: the host object cannot hold a user.* one) are there
+    again in the next run over the same --upper, follow a rename, go with
+    a removal, and a new object at the old name has none."""
+    upper = tmp_path / "upper"
+    upper.mkdir()
+    os.chmod(upper, 0o777)
+    open_up(tmp_path)
+
+    def py(code):
+        code = "import os\ndef show(p):\n    try:\n        print(p, sorted(" \
+            "(n, os.getxattr(p, n, follow_symlinks=False)) for n in " \
+            "os.listxattr(p, follow_symlinks=False)))\n    except OSError as e:\n" \
+            "        print(p, e.strerror)\n" + code
+        q = run_kept([sys.executable, "-c", code], options=["--upper", str(upper)],
+                     host_root=False)
+        assert q.returncode == 0, q.stderr.decode()[-2000:]
+        return q.stdout.decode()
+    py("os.symlink('nowhere', '/tmp/l'); os.mkfifo('/tmp/p'); open('/tmp/f', 'w').close()\n"
+       "os.setxattr('/tmp/l', 'trusted.t', b'T', follow_symlinks=False)\n"
+       "os.setxattr('/tmp/f', 'trusted.f', b'F')\n"
+       "os.setxattr('/tmp/p', 'trusted.p', b'P'); os.setxattr('/tmp/p', 'trusted.q', b'Q')")
+    # a regular file's are on the file itself (behind user.umlpy.): they always did
+    assert py("show('/tmp/l'); show('/tmp/p'); show('/tmp/f')") == \
+        "/tmp/l [('trusted.t', b'T')]\n/tmp/p [('trusted.p', b'P'), ('trusted.q', b'Q')]\n" \
+        "/tmp/f [('trusted.f', b'F')]\n"
+    py("os.rename('/tmp/l', '/tmp/m'); os.removexattr('/tmp/p', 'trusted.p')")
+    assert py("show('/tmp/m'); show('/tmp/p')") == \
+        "/tmp/m [('trusted.t', b'T')]\n/tmp/p [('trusted.q', b'Q')]\n"
+    from umlpy.kernel.vfs.xattrstore import DIR
+    assert len(os.listdir(upper / DIR)) == 2
+    py("os.unlink('/tmp/m'); os.unlink('/tmp/p'); os.symlink('x', '/tmp/m')")
+    assert py("show('/tmp/m')") == "/tmp/m []\n"     # the old record is not the new link's
+    # nothing of the guest's to see, diff or commit
+    assert py("print([n for n in os.listdir('/') if n.startswith('.wh')])") == "[]\n"
+    from umlpy.kernel.vfs import changes
+    found = [c.path for c in changes.diff(str(upper), changes.HostDirLower("/"))]
+    assert not any(".wh." in p for p in found), found
+
+
+def test_the_records_store(tmp_path):
+    """xattrstore.Store: a file per object of the upper layer, named by its
+    inode number and birth time, loaded back within the records' limit;
+    other objects' and files that are no record are left alone."""
+    from umlpy.kernel.vfs.xattrs import Records
+    from umlpy.kernel.vfs.xattrstore import DIR, Store
+    upper = tmp_path / "u"
+    upper.mkdir()
+    fd = os.open(upper, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        store = Store(fd, str(upper))
+        a, b = (*store.dev, 5, (1, 2)), (*store.dev, 6, None)
+        r = Records()
+        r.store = store
+        r.set(a, "trusted.a", b"A", False, False, str(upper / "x"))
+        r.set(b, "trusted.b", b"B", False, False, str(upper / "y"))
+        r.set((0, 0, 7, None), "trusted.c", b"C", False, False, "/elsewhere")
+        assert sorted(os.listdir(upper / DIR)) == ["5-1.2", "6-"]
+        (upper / DIR / "junk").write_bytes(b"x")
+        (upper / DIR / "9-").write_bytes(b"umlpy-xattrs 1\n\xff\xff\xff\xff")
+        again = Records()
+        store.load(again)
+        assert again.objects == {a: {"trusted.a": b"A"}, b: {"trusted.b": b"B"}}
+        assert again.where[a] == str(upper / "x")
+        r.remove(b, "trusted.b")
+        r.set(a, "trusted.z", b"Z", False, False)
+        assert sorted(os.listdir(upper / DIR)) == ["5-1.2", "9-", "junk"]
+        again = Records()
+        store.load(again)
+        assert again.objects == {a: {"trusted.a": b"A", "trusted.z": b"Z"}}
+        small = Records(limit=10)
+        store.load(small)
+        assert small.objects == {}
+    finally:
+        os.close(fd)
+
+
 # ---- limits --------------------------------------------------------------
 
 def test_a_guest_cannot_grow_umlpys_memory_with_xattrs(probe, tmp_path):

@@ -22,7 +22,7 @@ import os
 import stat
 
 from ...errors import BadInput, UmlpyError
-from . import setid, xattrs
+from . import setid, xattrs, xattrstore
 from .tmpdirs import empty_dir, open_dir_to_empty
 
 WH = ".wh."
@@ -449,7 +449,7 @@ def _scan_dir(dir_fd, rel, lower, lower_is_dir, hidden, found, marked=False):
             for e in it:
                 if e.name == OPAQUE:
                     opaque = True
-                elif e.name in (LOWER_RECORD, setid.MARKER) and not rel:
+                elif e.name in (LOWER_RECORD, setid.MARKER, xattrstore.DIR) and not rel:
                     continue
                 elif e.name.startswith(WH):
                     whiteouts.append(e.name[len(WH):])

@@ -12,7 +12,7 @@ import stat as _stat
 from ...abi.dirent import DT_DIR, IFTODT
 from ...abi.fcntl import O_PATH, RENAME_EXCHANGE
 from ...abi.resource import NAME_MAX
-from . import hostops, setid, xattrs
+from . import hostops, setid, xattrs, xattrstore
 from .attr import UNMAPPED_GID, UNMAPPED_UID
 from .fs import Dentry, FileSystem
 
@@ -67,6 +67,9 @@ class UnionFS(FileSystem):
         self.reserve_space = None
         # emulated xattrs of objects that cannot hold a user.* one (xattrs.py)
         self.xattr_records = xattrs.Records(key_of=hostops.path_key)
+        # ... and those of the upper's objects outlive the run (a kept --upper)
+        self.xattr_records.store = xattrstore.Store(self.upper_fd, self.upper_path)
+        self.xattr_records.store.load(self.xattr_records)
 
     @property
     def generation(self):

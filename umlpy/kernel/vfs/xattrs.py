@@ -15,8 +15,9 @@ attribute is kept.
   set (EOPNOTSUPP, as overlayfs answers for its own trusted.overlay.*).
   Where the host cannot keep a user.* attribute (a symlink, a FIFO, a
   device, a filesystem without user xattrs) they are kept in the guest
-  kernel's ``Records``, for the sandbox's life, within the kernel's own
-  limits per object and a cap per sandbox.  The guest kernel writes the
+  kernel's ``Records``, within the kernel's own limits per object and a
+  cap per sandbox, and those of the upper layer's objects on disk beside
+  them (xattrstore.py), so a kept ``--upper`` keeps them.  The guest kernel writes the
   reserved names itself only on the sandbox's own files (its upper
   layer): elsewhere (a writable bind) the caller's host identity does
   (syscalls/fs/xattr.py's on_object)."""
@@ -196,6 +197,8 @@ class Records:
         self.limit = limit
         self.used = 0
         self.key_of = key_of        # host path -> key, or None (nothing there)
+        # xattrstore.Store: the upper layer's records outlive the run
+        self.store = None
 
     @staticmethod
     def _cost(name, value):
@@ -210,7 +213,8 @@ class Records:
     def names(self, key):
         return list(self.objects.get(key, ()))
 
-    def set(self, key, name, value, create, replace, where=None):
+    def set(self, key, name, value, create, replace, where=None, keep=True):
+        """keep: tell the store (a record loaded from it is there already)."""
         attrs = self.objects.get(key, {})
         old = attrs.get(name)
         if create and old is not None:
@@ -231,6 +235,12 @@ class Records:
         if where is not None:
             self.where[key] = where
         self.used += cost
+        if keep:
+            self._keep(key)
+
+    def _keep(self, key):
+        if self.store is not None:
+            self.store.save(key, self.objects[key], self.where.get(key))
 
     def prune(self, keep=None):
         """Drop the records of objects gone from where they were set."""
@@ -242,6 +252,8 @@ class Records:
                 self.forget(key)
 
     def forget(self, key):
+        if self.store is not None and key in self.objects:
+            self.store.drop(key)
         self.where.pop(key, None)
         self.used -= self.overhead.pop(key, 0)
         for name, value in self.objects.pop(key, {}).items():
@@ -255,3 +267,5 @@ class Records:
         self.used -= self._cost(name, old)
         if not attrs:
             self.forget(key)
+        else:
+            self._keep(key)
