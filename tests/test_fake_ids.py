@@ -40,6 +40,9 @@ def place(guest):
     where = tempfile.mkdtemp(prefix="fake-ids-")
     os.chmod(where, 0o755)
     shutil.copy(guest("fake_ids", static=True), os.path.join(where, "fake_ids"))
+    shutil.copy(os.path.join(os.path.dirname(__file__), "guest", "fake_access.py"),
+                os.path.join(where, "fake_access.py"))
+    os.chmod(os.path.join(where, "fake_access.py"), 0o644)
     os.chmod(os.path.join(where, "fake_ids"), 0o755)
     yield where
     shutil.rmtree(where)
@@ -73,6 +76,33 @@ def test_the_id_calls_as_natively(place):
     for i, (a, b) in enumerate(zip(want, got)):
         assert b == a, f"line {i + 1} differs"
     assert len(got) == len(want)
+
+
+def test_permissions_as_natively(place):
+    """tests/guest/fake_access.py, natively as real root and inside as
+    emulated root: root's DAC overrides (writing its own 0444 file, a 0555
+    directory), uid 1000's refusals (opens, access, creations, removals,
+    renames, chdir, the sticky bit, chmod, chown's rules) and
+    /proc/self/status showing the ids the id calls set: the same lines."""
+    prog = os.path.join(place, "fake_access.py")
+    native = subprocess.run([PYTHON, prog], capture_output=True, timeout=60, cwd="/")
+    assert native.returncode == 0, native.stderr
+    inside = as_nobody([PYTHON, prog])
+    assert inside.returncode == 0, inside.stderr.decode()
+    want, got = native.stdout.decode().splitlines(), inside.stdout.decode().splitlines()
+    differ = [f"{a!r} natively, {b!r} inside" for a, b in zip(want, got) if a != b]
+    assert not differ, "\n".join(differ)
+    assert len(got) == len(want), got
+
+
+def test_root_overrides_only_its_own_files(place):
+    """Emulated root's overrides are for the sandbox's own files: a host
+    file the one host id may not read stays unreadable (/etc/shadow), and
+    writing a host file of the lower layer is made to the sandbox's copy;
+    the 0444 file root wrote keeps its mode."""
+    status, out, err = sh("cat /etc/shadow >/dev/null 2>&1; echo shadow $?; "
+                          "echo x > f && chmod 444 f && echo y >> f && stat -c '%a' f && cat f")
+    assert (status, out) == (0, "shadow 1\n444\nx\ny\n"), err
 
 
 def test_id_shows_the_ids_set(place):

@@ -15,18 +15,22 @@ the id calls change them by Linux's rules (kernel/sys.c, kernel/groups.c,
 security/commoncap.c), which this module holds; syscalls/ids.py reads the
 calls' arguments and writes their results.
 
-What it is: the ids every id call reports, the ids and capabilities the
-guest VFS checks a thread's access with (vfs.Task.creds), and the owner
-recorded for what the thread makes (fakeroot.FakeOwnership).  What it is
-not: the host sees one user, so the host kernel enforces none of it
-between guest processes: syscalls/ids.py refuses a signal to one process
-or thread as Linux would, but a process that "is" uid 42 may still signal
-a process group, or any process by a pidfd; /proc/PID/status shows the
-real ids; and what the guest kernel does not check itself (a descriptor
-already open, memory shared between processes, access(2), chmod, chown,
-chdir and execve of the sandbox's own files) is the host user's.  A sandbox with
-many real ids (root's block, subordinate ids) emulates nothing: the host
-kernel does it all.
+What it is: the ids every id call reports and /proc/PID/status shows
+(procfs_fs.py), the ids and capabilities the guest VFS checks a thread's
+access with (vfs.Task.creds; access(2) its real ids, access_creds), every
+object the sandbox's own included (common.host_checks: the host sees
+only its one user, who owns them all), and the owner recorded for what
+the thread makes (fakeroot.FakeOwnership).  Where the guest kernel let a
+thread in and the host refuses its one user by a mode of the sandbox's
+own files (root writing its 0444 file), it opens that file to its host
+owner for the call (common.overriding_modes).  What it is not: the host
+kernel enforces none of it between guest processes: syscalls/ids.py
+refuses a signal to one process or thread as Linux would, but a process
+that "is" uid 42 may still signal a process group, or any process by a
+pidfd, and what the guest kernel does not decide (a descriptor already
+open, memory shared between processes) is the host user's.  A sandbox
+with many real ids (root's block, subordinate ids) emulates nothing: the
+host kernel does it all.
 """
 import os
 from errno import EINVAL, EPERM
@@ -325,6 +329,19 @@ class FakeIds:
         return EmulatedCreds(self.of(tid), int(status.get("Umask", "0022"), 8), idmap,
                              self.ownership)
 
+    def access_creds(self, tid, status, idmap):
+        """What access(2) and faccessat without AT_EACCESS check tid with
+        (fs/open.c access_override_creds): its real uid and gid as the
+        filesystem ids, root's permitted capabilities for real uid 0 and
+        none for any other."""
+        cred = self.of(tid).copy()
+        cred.fsuid, cred.fsgid = cred.uid, cred.gid
+        cred.effective = cred.permitted if cred.uid == 0 else 0
+        return self.creds_of(cred, status, idmap)
+
+    def creds_of(self, cred, status, idmap):
+        return EmulatedCreds(cred, int(status.get("Umask", "0022"), 8), idmap, self.ownership)
+
     def record_created(self, attr, tid, parent_attr):
         """tid made the object attr describes in the directory parent_attr
         describes: it is tid's fsuid's, and its fsgid's or, in a set-group-id
@@ -348,16 +365,15 @@ class EmulatedCreds(Creds):
     capabilities; objects seen with the ownership fake root recorded; every
     id of the guest's is one its capabilities count for (only an owner the
     host's namespace does not map, shown as the overflow id, is no one's).
-    checks_all: the guest kernel checks the thread's access to every object
-    itself, the sandbox's own included (the host sees only its one user,
-    who owns them all): a thread that is not root with its DAC capabilities."""
-    __slots__ = ("ownership", "checks_all")
+    The guest kernel checks such a thread's access to every object itself,
+    the sandbox's own included, root's too (the host sees only its one
+    user, who owns them all: common.host_checks)."""
+    __slots__ = ("ownership",)
 
     def __init__(self, cred, umask, idmap, ownership):
         super().__init__(cred.fsuid, cred.fsgid, frozenset(cred.groups), cred.effective,
                          idmap, umask)
         self.ownership = ownership
-        self.checks_all = cred.fsuid != 0 or not cred.effective & CAP_DAC_OVERRIDE
 
     def _seen(self, attr):
         return self.ownership.apply(attr)

@@ -13,7 +13,7 @@ from ...abi.capability import CAP_SYS_CHROOT
 from ...abi.fcntl import AT_FDCWD, X_OK
 from ..decisions import Return, fail
 from ..vfs import deaddir, hostops
-from .fs import checks_on_host, lookup_existing, on_host, path_arg, vfs_call
+from .fs import host_checks, lookup_existing, on_host, path_arg, vfs_call
 from .registry import TABLE
 
 FAMILY = "fs"
@@ -43,7 +43,7 @@ def sys_getcwd(call, vfs, task):
 
 def may_enter(task, d):
     """0, or the errno of a chdir into directory d (search permission)."""
-    if checks_on_host(d):
+    if host_checks(task, d):
         on_host(task, d, hostops.access_nofollow, X_OK, False, write=False)
         return 0
     return task.creds.permission(d.attr, X_OK)

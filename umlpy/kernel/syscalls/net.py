@@ -30,7 +30,7 @@ from ..netpolicy import inet_address, ipaddress_module, loopback_for
 from ..vfs.hostops import syscall, thread_fd
 from ..vfs.creds import W_OK
 from ..vfs.union import IN_UPPER, UnionFS
-from .fs import checks_on_host, create_here, vfs_call
+from .fs import create_here, host_checks, vfs_call
 from .names import SYSCALL_NUMBERS
 from .registry import TABLE, Guard
 
@@ -78,7 +78,7 @@ def socket_target(vfs, task, path):
         raise OSError(errno.ENOENT, path)
     if d.attr.kind != _stat.S_IFSOCK:
         raise OSError(errno.ECONNREFUSED, path)
-    if not checks_on_host(d):
+    if not host_checks(task, d):
         err = task.creds.permission(d.attr, W_OK)
         if err:
             raise OSError(err, path)

@@ -102,6 +102,10 @@ class ProcFS(FileSystem):
             return rest
         if head.isdigit() and rest.rpartition("/")[2] in PATH_LISTS:
             return "paths:" + rel
+        if self.vfs.fake_ids is not None and head.isdigit() and \
+                (rest == "status" or rest.startswith("task/") and rest.endswith("/status")
+                 and rest.count("/") == 2):
+            return "status:" + rel
         return None
 
     def _with_guest_paths(self, rel):
@@ -277,6 +281,8 @@ class ProcFS(FileSystem):
         if kind is not None:
             if kind.startswith("paths:"):
                 produce = lambda: self._with_guest_paths(dentry.rel)  # noqa: E731
+            elif kind.startswith("status:"):
+                produce = lambda: self._emulated_status(dentry.rel)  # noqa: E731
             else:
                 produce = self.produce.get(kind) or self.produce[kind.split("/")[-1]]
             path = self.spool.spool(produce)
@@ -338,6 +344,36 @@ class ProcFS(FileSystem):
         kinds = sorted({m.fs.fstype for m in self._shown_mounts()})
         return "".join(f"{'' if k in ('overlay', 'hostfs') else 'nodev'}\t{k}\n"
                        for k in kinds).encode()
+
+    def _emulated_status(self, rel):
+        """PID/status or PID/task/TID/status of a thread whose ids the
+        guest kernel emulates (fakeids.py): the ids and capabilities lines
+        are the emulated ones the id calls report, as Linux's task_state
+        prints them (the process's leader's for PID/status); the rest is
+        procfs's."""
+        with open(self._tracer_path(rel), "rb") as f:
+            text = f.read().decode("utf-8", "surrogateescape")
+        parts = rel.split("/")
+        host = self._host_pid(parts[2] if len(parts) == 4 else parts[0])
+        if host is None:
+            return text.encode("utf-8", "surrogateescape")
+        cred = self.vfs.fake_ids.of(host)
+        lines = {
+            "Uid": f"{cred.uid}\t{cred.euid}\t{cred.suid}\t{cred.fsuid}",
+            "Gid": f"{cred.gid}\t{cred.egid}\t{cred.sgid}\t{cred.fsgid}",
+            # Linux ends the list with a space ("Groups:\t \n" for none)
+            "Groups": "".join(f"{g} " for g in cred.groups) or " ",
+            "CapInh": f"{cred.inheritable:016x}",
+            "CapPrm": f"{cred.permitted:016x}",
+            "CapEff": f"{cred.effective:016x}",
+        }
+        out = []
+        for line in text.splitlines(keepends=True):
+            name, tab, _ = line.partition(":\t")
+            if tab and name in lines:
+                line = f"{name}:\t{lines[name]}\n"
+            out.append(line)
+        return "".join(out).encode("utf-8", "surrogateescape")
 
     def _hostname(self):
         name = self.hostname or os.uname().nodename

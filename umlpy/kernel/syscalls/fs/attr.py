@@ -11,16 +11,17 @@ from ....abi.fcntl import AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, O_PATH, 
 from ....abi.stat import S_IALLUGO, S_ISGID, S_ISUID, S_IXGRP
 from ....abi.time import TIMESPEC, TIMEVAL, UTIMBUF, UTIME_NOW, UTIME_OMIT
 from ...decisions import ALLOW, Return, fail
+from ...fakeids import valid
 from ...vfs import hostops
 from ...vfs.union import IN_UPPER, UnionFS
 from ..registry import TABLE
-from .common import FAMILY, checks_on_host, copy_up_for_change, done, lookup_at, lookup_existing, on_fd_itself, \
-    on_host, own_object, path_arg, refuse_foreign, vfs_call
+from .common import FAMILY, copy_up_for_change, done, host_checks, lookup_at, lookup_existing, \
+    on_fd_itself, on_host, own_object, path_arg, present, refuse_foreign, vfs_call, writable_mount
 
 
 def owner_check(task, res):
     d = res.dentry
-    if not checks_on_host(d) or (isinstance(d.fs, UnionFS) and not d.flags & IN_UPPER):
+    if not host_checks(task, d) or (isinstance(d.fs, UnionFS) and not d.flags & IN_UPPER):
         if not task.creds.owns(d.attr):
             raise OSError(errno.EPERM, "not the owner")
 
@@ -105,9 +106,12 @@ def chown(call, vfs, task, res, uid, gid):
     fake = call.kernel.fake_ownership
     guest_uid, guest_gid = id_arg(uid), id_arg(gid)
     attr = res.dentry.attr
-    if fake is None and not task.creds.owns(attr) and \
-            not task.creds.capable_wrt(CAP_CHOWN, attr):
-        return fail(errno.EPERM)
+    writable_mount(res)
+    if vfs.fake_ids is not None and not (valid_id(guest_uid) and valid_id(guest_gid)):
+        return fail(errno.EINVAL)       # no such id in the guest's namespace
+    err = may_chown(task.creds, present(call, attr), guest_uid, guest_gid)
+    if err:
+        return fail(err)
     copy_up_for_change(task, res)
     idmap = vfs.idmap
     host_uid = -1 if guest_uid == -1 else idmap.uid_out(guest_uid)
@@ -128,6 +132,27 @@ def chown(call, vfs, task, res, uid, gid):
         faked = fake.chown_result(attr, guest_uid, guest_gid, result)
         result = result if faked is None else faked
     return Return(result)
+
+
+def may_chown(creds, attr, uid, gid):
+    """0 or EPERM: Linux's chown_ok and chgrp_ok (fs/attr.c).  The owner
+    may "change" the owner to itself and the group to one of its groups;
+    anything else needs CAP_CHOWN over the file (guest root's over a lower
+    object too: the change is made to its own copy).  -1 changes nothing
+    and needs nothing.  attr: the object as stat shows it (fake ownership
+    applied)."""
+    if creds.capable_of_copy(CAP_CHOWN, attr):
+        return 0
+    owner = creds.is_owner(attr)
+    if uid != -1 and not (owner and uid == attr.uid):
+        return errno.EPERM
+    if gid != -1 and not (owner and (gid == attr.gid or creds.in_group(gid))):
+        return errno.EPERM
+    return 0
+
+
+def valid_id(ident):
+    return ident == -1 or valid(ident)
 
 
 def id_arg(value):
@@ -193,7 +218,7 @@ def set_times(task, res, times):
             return fail(errno.EINVAL)
         if all(n == UTIME_OMIT for n in nsecs):
             return done()
-    if not checks_on_host(d) or (isinstance(d.fs, UnionFS) and not d.flags & IN_UPPER):
+    if not host_checks(task, d) or (isinstance(d.fs, UnionFS) and not d.flags & IN_UPPER):
         creds = task.creds
         to_now = times is None or all(n == UTIME_NOW for n in nsecs)
         if not creds.owns(d.attr):
@@ -248,7 +273,7 @@ def sys_truncate(call, vfs, task):
     res = lookup_existing(vfs, task, AT_FDCWD, path_arg(call, 0), True)
     if res.dentry.attr.is_dir():
         return fail(errno.EISDIR)
-    if not checks_on_host(res.dentry) or not res.dentry.flags & IN_UPPER:
+    if not host_checks(task, res.dentry) or not res.dentry.flags & IN_UPPER:
         err = task.creds.permission(res.dentry.attr, W_OK)
         if err:
             return fail(err)

@@ -8,6 +8,7 @@ the host object the VFS chose, with the host path written into the
 thread's scratch slot: the host never resolves a name the guest wrote."""
 import errno
 import os
+import stat as _stat
 
 from ....abi import MASK64
 from ....abi.fcntl import AT_EMPTY_PATH, AT_FDCWD, R_OK, X_OK
@@ -48,6 +49,15 @@ def path_arg(call, i):
 
 def checks_on_host(d):
     return d.fs.checks_on_host(d)
+
+
+def host_checks(task, d):
+    """Whether the host's check of the caller's host identity decides its
+    access to d: an object the host can check, for a guest whose ids are
+    the host's.  Where the guest kernel emulates the ids (fakeids.py) the
+    host sees one user, who owns every file of the sandbox: the guest
+    kernel checks the emulated ids against the ownership it recorded."""
+    return checks_on_host(d) and task.vfs.fake_ids is None
 
 
 def writable_mount(res):
@@ -169,8 +179,18 @@ def copy_up_for_change(task, res):
     d = res.dentry
     if isinstance(d.fs, UnionFS):
         may_copy_up(task, res)
-        return d.fs.copy_up(d, res.parent_dentries())
+        return copy_up(task, res)
     return d.fs.setattr_target(d)
+
+
+def copy_up(task, res):
+    """res's union object copied up (its directories first), into
+    directories of the sandbox's own whose modes the guest set
+    (overriding_modes)."""
+    d = res.dentry
+    parent = res.parent.dentry.rel if res.parents else ""
+    return overriding_modes(task, d.fs.upper_fd, [parent],
+                            lambda: d.fs.copy_up(d, res.parent_dentries()))
 
 
 def may_copy_up(task, res):
@@ -193,13 +213,111 @@ def on_host(task, d, op, *args, write=True):
     object, as the calling thread's host identity: from an fd of its parent
     directory that the guest kernel opened without following symlinks, on
     the last component, which op never follows."""
-    with d.fs.object_dir(d, write) as h:
-        return task.as_host(op, h.fd, h.name, *args, own=own_object(d))
+    own = own_object(d)
+
+    def run():
+        with d.fs.object_dir(d, write) as h:
+            return task.as_host(op, h.fd, h.name, *args, own=own)
+    return overriding_modes(task, d.fs.upper_fd if own else None, [d.rel], run)
 
 
 def on_host_at(task, fs, rel, op, *args):
-    with fs.host_dir(rel) as h:
-        return task.as_host(op, h.fd, h.name, *args, own=isinstance(fs, UnionFS))
+    own = isinstance(fs, UnionFS)
+
+    def run():
+        with fs.host_dir(rel) as h:
+            return task.as_host(op, h.fd, h.name, *args, own=own)
+    return overriding_modes(task, fs.upper_fd if own else None, [rel], run)
+
+
+# What the host owner needs of a file or directory of the sandbox's own
+# for any operation the guest kernel decided to let a guest make
+OWNER_NEEDS_FILE = _stat.S_IRUSR | _stat.S_IWUSR
+OWNER_NEEDS_DIR = _stat.S_IRWXU
+
+
+def overriding_modes(task, root_fd, rels, fn):
+    """fn(); and if the host refused it (EACCES) on the sandbox's own
+    storage (root_fd: a directory of it, rels below it; None: not its
+    own) for a guest whose ids the guest kernel emulates (fakeids.py),
+    fn() once more with the objects at rels and the directories above them
+    opened to their host owner for the time of the call, then given their
+    modes back.  The guest kernel has decided that guest's access itself,
+    by the modes and owners the guest sees (common.host_checks); the host
+    checks only its one user, who owns every file of the sandbox, against
+    modes that are the guest's to set: root writes its own 0444 file or
+    creates in its 0555 directory, as Linux's CAP_DAC_OVERRIDE lets it,
+    and uid 1000 writes the 0606 file of root's the others' bits give it.
+    Nothing outside the sandbox's own storage is opened."""
+    try:
+        return fn()
+    except PermissionError as e:
+        if e.errno != errno.EACCES or root_fd is None or task.vfs.fake_ids is None:
+            raise
+    changed = task.as_host(open_to_owner, root_fd, rels, own=True)
+    try:
+        return fn()
+    finally:
+        task.as_host(give_modes_back, root_fd, changed, own=True)
+
+
+def open_to_owner(root_fd, rels):
+    """Each existing object at rels below root_fd, and each directory
+    above it, given its owner's bits (OWNER_NEEDS_*) where it lacks them,
+    top down (a directory is opened before what is below it is reached):
+    [(rel, its mode)] of those changed, to give back."""
+    changed = []
+    try:
+        _open_to_owner(root_fd, rels, changed)
+    except OSError:
+        give_modes_back(root_fd, changed)
+        raise
+    return changed
+
+
+def _open_to_owner(root_fd, rels, changed):
+    done = set()
+    for rel in rels:
+        parts = [p for p in rel.split("/") if p]
+        for i in range(1, len(parts) + 1):
+            prefix = "/".join(parts[:i])
+            if prefix in done:
+                continue
+            done.add(prefix)
+            try:
+                st = hostops.lstat_beneath(root_fd, prefix)
+            except OSError:
+                break
+            if st is None or _stat.S_ISLNK(st.st_mode):
+                break
+            needs = OWNER_NEEDS_DIR if _stat.S_ISDIR(st.st_mode) else OWNER_NEEDS_FILE
+            mode = _stat.S_IMODE(st.st_mode)
+            if mode & needs != needs:
+                with hostops.DirFd(root_fd, prefix) as h:
+                    hostops.fchmod_nofollow(h.fd, h.name, mode | needs)
+                changed.append((prefix, mode))
+
+
+def give_modes_back(root_fd, changed):
+    """The modes open_to_owner changed, back, bottom up (an object the call
+    removed or renamed has none to get back)."""
+    for rel, mode in reversed(changed):
+        try:
+            with hostops.DirFd(root_fd, rel) as h:
+                hostops.fchmod_nofollow(h.fd, h.name, mode)
+        except OSError:
+            pass
+
+
+def own_storage_of(vfs, host):
+    """(an O_PATH fd of the directory of the sandbox's own storage that
+    holds host path, host's path below it), or (None, None)."""
+    for root in vfs.own_storage:
+        top = root.rstrip("/")
+        if host == top or host.startswith(top + "/"):
+            fd = os.open(top, os.O_PATH | os.O_DIRECTORY)
+            return fd, host[len(top) + 1:]
+    return None, None
 
 
 def own_object(d):

@@ -14,8 +14,8 @@ from ...decisions import Return, fail
 from ...vfs import hostops
 from ...vfs.union import IN_LOWER, UnionFS
 from ..registry import TABLE
-from .common import FAMILY, copy_up_for_change, done, lookup_at, on_host, path_arg, vfs_call, \
-    writable_mount
+from .common import FAMILY, copy_up_for_change, done, lookup_at, on_host, overriding_modes, \
+    path_arg, vfs_call, writable_mount
 from .open import checks_all, create_here
 
 
@@ -172,7 +172,8 @@ def remove(call, vfs, task, dirfd, path, is_dir):
             return fail(err)
         if is_dir and fs.listdir(d):
             return fail(errno.ENOTEMPTY)
-        fs.remove(res.parent.dentry, d, res.parent_dentries()[:-1], is_dir)
+        overriding_modes(task, fs.upper_fd, [res.parent.dentry.rel], lambda: fs.remove(
+            res.parent.dentry, d, res.parent_dentries()[:-1], is_dir))
     if is_dir:
         vfs.removed(res.path, held)
     return Return(0)
@@ -254,6 +255,10 @@ def rename(call, vfs, task, olddirfd, oldpath, newdirfd, newpath, flags):
     replaces_dir = nd is not None and not flags & RENAME_EXCHANGE and nd.attr.is_dir()
     held = vfs.removing(new) if replaces_dir else None
     fs = od.fs
+    if isinstance(fs, UnionFS) or checks_all(task):
+        err = may_rename(task.creds, old, new)
+        if err:
+            return fail(err)
     if not isinstance(fs, UnionFS):
         fs.create_target(new.parent.dentry, new.name)     # writable at all?
         new_rel = new.parent.dentry.child_rel(new.name)
@@ -265,22 +270,27 @@ def rename(call, vfs, task, olddirfd, oldpath, newdirfd, newpath, flags):
         vfs.moved(old.path, new.path, exchange=bool(flags & RENAME_EXCHANGE),
                   replaced=replaces_dir, held=held)
         return done()
-    creds = task.creds
-    err = creds.may_delete(old.parent.dentry.attr, od.attr)
-    if not err and nd is not None:
-        err = creds.may_delete(new.parent.dentry.attr, nd.attr)
-    elif not err:
-        err = creds.permission(new.parent.dentry.attr, W_OK | X_OK)
-    if err:
-        return fail(err)
-    fs.rename(old.parent.dentry, od, new.parent.dentry, new.name, nd,
-              old.parent_dentries()[:-1], new.parent_dentries()[:-1], flags & ~RENAME_WHITEOUT)
+    overriding_modes(task, fs.upper_fd, [old.parent.dentry.rel, new.parent.dentry.rel],
+                     lambda: fs.rename(old.parent.dentry, od, new.parent.dentry, new.name, nd,
+                                       old.parent_dentries()[:-1], new.parent_dentries()[:-1],
+                                       flags & ~RENAME_WHITEOUT))
     if flags & RENAME_WHITEOUT:
         host = fs.upper_host(od)
         os.mknod(host, _stat.S_IFCHR | 0o600, 0)
     vfs.moved(old.path, new.path, exchange=bool(flags & RENAME_EXCHANGE),
               replaced=replaces_dir, held=held)
     return Return(0)
+
+
+def may_rename(creds, old, new):
+    """0 or the errno: the old name removed from its directory, the new
+    one removed or created in its own (Linux's may_delete, may_create)."""
+    err = creds.may_delete(old.parent.dentry.attr, old.dentry.attr)
+    if not err and new.dentry is not None:
+        err = creds.may_delete(new.parent.dentry.attr, new.dentry.attr)
+    elif not err:
+        err = creds.permission(new.parent.dentry.attr, W_OK | X_OK)
+    return err
 
 
 @TABLE.emulated(FAMILY, "rename", "in the upper layer; lower objects are copied up")

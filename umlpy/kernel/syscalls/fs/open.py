@@ -18,8 +18,9 @@ from ...vfs import hostopen, hostops
 from ...vfs.union import IN_UPPER, UnionFS
 from ..names import SYSCALL_NUMBERS as NR
 from ..registry import TABLE
-from .common import FAMILY, checks_on_host, copy_up_for_change, done, lookup_existing, \
-    on_host_at, path_arg, rewrite, then, vfs_call, writable_mount
+from .common import FAMILY, checks_on_host, copy_up, copy_up_for_change, done, host_checks, \
+    lookup_existing, on_host_at, overriding_modes, own_storage_of, path_arg, rewrite, then, \
+    vfs_call, writable_mount
 
 
 def open_file(call, vfs, task, dirfd, path, flags, mode, resolve=0):
@@ -75,7 +76,7 @@ def open_file(call, vfs, task, dirfd, path, flags, mode, resolve=0):
             if err:
                 raise OSError(err, path)
         if isinstance(d.fs, UnionFS):
-            host = d.fs.copy_up(d, res.parent_dentries())
+            host = copy_up(task, res)
         else:
             host = d.fs.host_path(d)
     else:
@@ -95,15 +96,9 @@ def open_file(call, vfs, task, dirfd, path, flags, mode, resolve=0):
 
 def checks_all(task):
     """Whether the guest kernel checks the caller's access to every object
-    itself: a thread whose ids it emulates (fakeids.py) and that is not
-    root, since the host sees only its one user, who owns them all."""
-    return task.vfs.fake_ids is not None and task.creds.checks_all
-
-
-def host_checks(task, d):
-    """Whether the host's check of the caller's host identity decides its
-    access to d."""
-    return checks_on_host(d) and not checks_all(task)
+    itself: a thread whose ids it emulates (fakeids.py), since the host
+    sees only its one user, who owns them all."""
+    return task.vfs.fake_ids is not None
 
 
 def record_owner(task, parent, fs, name):
@@ -267,8 +262,9 @@ def open_object(call, task, host, flags, mode, after=None, holding=None):
         # it, in the guest's namespaces (its /proc) and as the guest
         return opened(lambda: opener.open(host, flags, mode))
     try:
-        fd = task.as_host(hostopen.open_unblocked, host, flags, mode, resolve,
-                          own=task.vfs.owns_host_path(host))
+        fd = open_own(task, host, lambda: task.as_host(
+            hostopen.open_unblocked, host, flags, mode, resolve,
+            own=task.vfs.owns_host_path(host)))
     except OSError:
         if holding is not None:
             os.close(holding)
@@ -278,6 +274,27 @@ def open_object(call, task, host, flags, mode, after=None, holding=None):
             hostopen.open_waiting, host, flags, mode, resolve,
             own=task.vfs.owns_host_path(host))))
     return opened(lambda: fd)
+
+
+def open_own(task, host, fn):
+    """fn(), an open of host; for a file of the sandbox's own the guest
+    kernel let the guest open, with its modes overridden if the host
+    refuses (overriding_modes): root writes its own 0444 file."""
+    if task.vfs.fake_ids is None or not task.vfs.owns_host_path(host):
+        return fn()
+    root_fd, rel = None, None
+    try:
+        return fn()
+    except PermissionError as e:
+        if e.errno != errno.EACCES:
+            raise
+        root_fd, rel = own_storage_of(task.vfs, host)
+        if root_fd is None:
+            raise
+    try:
+        return overriding_modes(task, root_fd, [rel], fn)
+    finally:
+        os.close(root_fd)
 
 
 def create_open(call, task, res, flags, mode):
@@ -307,7 +324,9 @@ def prepare_create(task, res):
             task.creds.permission(parent.attr, W_OK | X_OK)
         if err:
             raise OSError(err, res.path)
-        host, removed = fs.create_target(parent, res.name, res.parent_dentries()[:-1])
+        host, removed = overriding_modes(
+            task, fs.upper_fd, [parent.rel],
+            lambda: fs.create_target(parent, res.name, res.parent_dentries()[:-1]))
     else:
         host, removed = fs.create_target(parent, res.name), False
     return parent, fs, host, removed
@@ -347,7 +366,7 @@ def create_here(call, vfs, task, res, make, is_dir=False, new=True):
             fs.restore_whiteout(parent, res.name)
         raise
     if removed and is_dir:
-        fs.make_opaque(rel)
+        overriding_modes(task, fs.upper_fd, [rel], lambda: fs.make_opaque(rel))
     if new:
         record_owner(task, parent, fs, res.name)
     return done()

@@ -12,8 +12,8 @@ from ...decisions import Return, fail
 from ...fastpath import ACCESS, LINK, STAT, STATX
 from ...vfs import hostops
 from ..registry import TABLE
-from .common import FAMILY, checks_on_host, done, lookup_at, on_fd_itself, on_host, path_arg, present, stat_of_copy, \
-    vfs_call
+from .common import FAMILY, done, host_checks, lookup_at, on_fd_itself, on_host, path_arg, \
+    present, stat_of_copy, vfs_call
 
 
 def write_stat(call, res, buf):
@@ -153,10 +153,13 @@ def access(call, vfs, task, dirfd, path, mode, flags):
         return fail(errno.EROFS)
     if mode == 0:
         return Return(0)
-    if checks_on_host(d):
+    if host_checks(task, d):
         on_host(task, d, hostops.access_nofollow, mode, bool(flags & AT_EACCESS), write=False)
         return done()
-    err = task.creds.permission(d.attr, mode)
+    creds = task.creds
+    if vfs.fake_ids is not None and not flags & AT_EACCESS:
+        creds = vfs.fake_ids.access_creds(task.tid, task.status(), vfs.idmap)
+    err = creds.permission(d.attr, mode)
     return fail(err) if err else Return(0)
 
 
