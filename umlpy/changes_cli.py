@@ -17,7 +17,9 @@ ABOUT = {
     "diff": "List what the upper layer changes over the lower: one line per path,\n"
             "'A' added, 'M' modified, 'D' deleted.",
     "commit": "Apply the upper layer's changes to a host directory, print them, and empty\n"
-              "the upper directory.  Symlinks are copied, never followed.",
+              "the upper directory.  Symlinks are copied, never followed.  Extended\n"
+              "attributes come along as the guest saw them (trusted.* and\n"
+              "security.capability only when run as root; otherwise one note says so).",
     "discard": "Drop every change of the sandbox: empty its upper directory.",
 }
 
