@@ -92,6 +92,8 @@ def make_tree(base):
     os.chown("home/mine", 1000, 1000)
     os.chown("home", 1000, 1000)
     os.chown("groupdir", 0, 7)
+    os.mkdir("groupdir/rd")
+    os.mkdir("groupdir/rd2")
     for name, mode in (("rootdir", 0o755), ("closed", 0o700), ("sealed", 0o555),
                        ("shut", 0o000), ("sticky", 0o1777), ("home", 0o755),
                        ("groupdir", 0o775)):
@@ -164,6 +166,11 @@ def as_user():
     result("user rename home/mine home/mine2", lambda: os.rename("home/mine", "home/mine2"))
     result("user rename home/mine2 home/mine", lambda: os.rename("home/mine2", "home/mine"))
     result("user mkdir groupdir/d", lambda: os.mkdir("groupdir/d"))
+    result("user rename groupdir/rd home/rd", lambda: os.rename("groupdir/rd", "home/rd"))
+    result("user rename groupdir/rd groupdir/rd3",
+           lambda: os.rename("groupdir/rd", "groupdir/rd3"))
+    result("user rename groupdir/rd2 groupdir/d",
+           lambda: os.rename("groupdir/rd2", "groupdir/d"))
     result("user creat home/new", lambda: open_close("home/new", os.O_CREAT | os.O_WRONLY))
     result("user chdir closed", lambda: os.chdir("closed"))
     result("user chdir shut", lambda: os.chdir("shut"))

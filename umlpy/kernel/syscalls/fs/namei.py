@@ -165,7 +165,17 @@ def remove(call, vfs, task, dirfd, path, is_dir):
             err = task.creds.may_delete(res.parent.dentry.attr, d.attr)
             if err:
                 return fail(err)
-        on_host(task, d, unlink_dir if is_dir else unlink_file)
+        gone = []
+
+        def unlink(fd, name):
+            # an upper object's emulated attributes kept in records go with
+            # it, forgotten here, not by the caller's host identity
+            if isinstance(fs, UnionFS) and not is_dir:
+                gone.append(fs.records_key(fd, name))
+            (unlink_dir if is_dir else unlink_file)(fd, name)
+        on_host(task, d, unlink)
+        if gone and gone[0] is not None:
+            fs.forget_records(gone[0])
     else:
         err = task.creds.may_delete(res.parent.dentry.attr, d.attr)
         if err:
@@ -256,7 +266,7 @@ def rename(call, vfs, task, olddirfd, oldpath, newdirfd, newpath, flags):
     held = vfs.removing(new) if replaces_dir else None
     fs = od.fs
     if isinstance(fs, UnionFS) or checks_all(task):
-        err = may_rename(task.creds, old, new)
+        err = may_rename(task.creds, old, new, flags)
         if err:
             return fail(err)
     if not isinstance(fs, UnionFS):
@@ -282,14 +292,21 @@ def rename(call, vfs, task, olddirfd, oldpath, newdirfd, newpath, flags):
     return Return(0)
 
 
-def may_rename(creds, old, new):
-    """0 or the errno: the old name removed from its directory, the new
-    one removed or created in its own (Linux's may_delete, may_create)."""
+def may_rename(creds, old, new, flags):
+    """0 or the errno, as Linux's vfs_rename: the old name removed from its
+    directory, the new one removed or created in its own (may_delete,
+    may_create); a directory that moves to another parent is written
+    (its ".." changes), and so is the other one of an exchange."""
     err = creds.may_delete(old.parent.dentry.attr, old.dentry.attr)
     if not err and new.dentry is not None:
         err = creds.may_delete(new.parent.dentry.attr, new.dentry.attr)
     elif not err:
         err = creds.permission(new.parent.dentry.attr, W_OK | X_OK)
+    if not err and old.parent.path != new.parent.path:
+        if old.dentry.attr.is_dir():
+            err = creds.permission(old.dentry.attr, W_OK)
+        if not err and flags & RENAME_EXCHANGE and new.dentry.attr.is_dir():
+            err = creds.permission(new.dentry.attr, W_OK)
     return err
 
 
