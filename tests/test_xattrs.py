@@ -458,6 +458,7 @@ def test_records_outlive_the_run_with_a_kept_upper(tmp_path):
     assert len(os.listdir(upper / DIR)) == 2
     py("os.unlink('/tmp/m'); os.unlink('/tmp/p'); os.symlink('x', '/tmp/m')")
     assert py("show('/tmp/m')") == "/tmp/m []\n"     # the old record is not the new link's
+    assert os.listdir(upper / DIR) == []             # removed with the objects
     # nothing of the guest's to see, diff or commit
     assert py("print([n for n in os.listdir('/') if n.startswith('.wh')])") == "[]\n"
     from umlpy.kernel.vfs import changes

@@ -438,12 +438,27 @@ class UnionFS(FileSystem):
     def _forget_xattrs(self, pfd, name):
         """An object's emulated attributes kept in records go with its last
         name (its inode number may be given to another)."""
+        key = self.records_key(pfd, name)
+        if key is not None:
+            self.xattr_records.forget(key)
+
+    def records_key(self, pfd, name):
+        """The records' key of an object about to lose its last name, None
+        when the records keep nothing of it (namei.py's unlink of an upper
+        object calls it, then forget_records once the object is gone)."""
+        if not self.xattr_records.objects:
+            return None
         try:
             st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
             if st.st_nlink <= 1 and not (_stat.S_ISREG(st.st_mode) or _stat.S_ISDIR(st.st_mode)):
-                self.xattr_records.forget(hostops.object_key(pfd, name))
+                key = hostops.object_key(pfd, name)
+                return key if key in self.xattr_records.objects else None
         except OSError:
-            return
+            pass
+        return None
+
+    def forget_records(self, key):
+        self.xattr_records.forget(key)
 
     def _clear_dir(self, pfd, name):
         """An upper directory the guest sees as empty holds only whiteouts."""
