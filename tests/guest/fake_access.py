@@ -197,6 +197,18 @@ def as_user():
     result("user chown home/mine 1000:7", lambda: os.chown("home/mine", 1000, 7))
     result("user lchown rootdir/pub -1:-1", lambda: os.lchown("rootdir/pub", -1, -1))
     result("user chown home/mine 1001:-1", lambda: os.chown("home/mine", 1001, -1))
+    fd = os.open("rootdir/pub", os.O_RDONLY)
+    result("user fchmod pub", lambda: os.fchmod(fd, 0o666))
+    result("user fchown pub", lambda: os.fchown(fd, 1000, 1000))
+    result("user fchown pub -1:-1", lambda: os.fchown(fd, -1, -1))
+    result("user ftruncate pub (read-only fd)", lambda: os.ftruncate(fd, 0))
+    result("user futimes pub", lambda: os.utime(fd, (0, 0)))
+    os.close(fd)
+    fd = os.open("home/mine", os.O_RDONLY)
+    result("user fchown mine :7", lambda: os.fchown(fd, -1, 7))
+    result("user fchown mine 0", lambda: os.fchown(fd, 0, -1))
+    result("user fchmod mine", lambda: os.fchmod(fd, 0o640))
+    os.close(fd)
 
 
 def in_child(fn):

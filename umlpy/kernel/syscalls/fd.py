@@ -20,8 +20,8 @@ from ..bounded import ByteBoundedCache, text_bytes
 from ..decisions import ALLOW, Return, Rewrite, fail
 from ..terminal import SETTERS as TERMINAL_SETTERS
 from ..vfs.hostops import getdents64, thread_fd
-from .fs import change_xattr, chmod, chown, foreign_host_file, host_path_is_ours, refuse_foreign, \
-    vfs_call, write_stat
+from .fs import change_xattr, chmod, chown, foreign_host_file, host_checks, host_path_is_ours, \
+    refuse_foreign, vfs_call, write_stat
 from .fs.xattr import fgetxattr, flistxattr
 from .registry import TABLE, Guard, TimedWait
 
@@ -146,15 +146,17 @@ def sys_fstat(call, vfs, task):
 def lower_object(vfs, task, fd):
     """The Lookup of fd's object unless the host object behind fd is one
     the guest may change in place (in the sandbox's own storage or a
-    writable bind); else changing it goes through the guest path (copy-up).
-    Judged by the fd's host object, not by the guest path: an fd opened
-    before its file was copied up still holds the lower (host) file."""
+    writable bind) and the host's checks are the guest's; else changing
+    it goes through the guest path (copy-up; under emulated ids the guest
+    kernel's checks, fs.host_checks).  Judged by the fd's host object, not
+    by the guest path: an fd opened before its file was copied up still
+    holds the lower (host) file."""
     res = vfs.resolve_fd(task, fd)
     if res is None:
         return None
     if host_object_is_ours(vfs, task.tid, fd):
         d = res.dentry
-        if d.fs.checks_on_host(d) and not res.mount.read_only:
+        if host_checks(task, d) and not res.mount.read_only:
             return None
     return res
 
