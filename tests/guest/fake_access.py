@@ -65,6 +65,21 @@ def status():
     sys.stdout.flush()
 
 
+def run(path):
+    """execve of path in a child: ok if it ran (and exited 0), else the
+    errno the exec failed with."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.execv(path, [path])
+        except OSError as e:
+            os._exit(e.errno)
+        os._exit(255)
+    status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    if status:
+        raise OSError(status, os.strerror(status))
+
+
 def write_file(path, data, mode):
     with open(path, "w") as f:
         f.write(data)
@@ -81,6 +96,8 @@ def make_tree(base):
     write_file("rootdir/pub", "pub\n", 0o644)
     write_file("rootdir/ro", "ro\n", 0o444)
     write_file("rootdir/none", "none\n", 0o000)
+    write_file("rootdir/prog", "#!/bin/sh\nexit 0\n", 0o700)
+    write_file("rootdir/pubprog", "#!/bin/sh\nexit 0\n", 0o755)
     write_file("rootdir/grp", "grp\n", 0o640)
     os.chown("rootdir/grp", 0, 7)
     write_file("rootdir/grpw", "grpw\n", 0o660)
@@ -115,6 +132,8 @@ def as_root():
     result("root access none R_OK|W_OK", lambda: access("rootdir/none", os.R_OK | os.W_OK))
     result("root access none X_OK", lambda: access("rootdir/none", os.X_OK))
     result("root access pub X_OK", lambda: access("rootdir/pub", os.X_OK))
+    result("root exec prog", lambda: run("rootdir/prog"))
+    result("root exec pub", lambda: run("rootdir/pub"))
     result("root mkdir sealed/new", lambda: os.mkdir("sealed/new"))
     result("root rename sealed/new", lambda: os.rename("sealed/new", "sealed/new2"))
     result("root rmdir sealed/new2", lambda: os.rmdir("sealed/new2"))
@@ -146,6 +165,9 @@ def as_user():
     result("user access pub W_OK", lambda: access("rootdir/pub", os.W_OK))
     result("user access pub R_OK|W_OK", lambda: access("rootdir/pub", os.R_OK | os.W_OK))
     result("user open ro O_WRONLY", lambda: open_close("rootdir/ro", os.O_WRONLY))
+    result("user exec prog", lambda: run("rootdir/prog"))
+    result("user exec pubprog", lambda: run("rootdir/pubprog"))
+    result("user access prog X_OK", lambda: access("rootdir/prog", os.X_OK))
     result("user open grp O_RDONLY", lambda: open_close("rootdir/grp", os.O_RDONLY))
     result("user open grp O_WRONLY", lambda: open_close("rootdir/grp", os.O_WRONLY))
     result("user access grp R_OK", lambda: access("rootdir/grp", os.R_OK))
@@ -272,7 +294,7 @@ def main():
     for name in sorted(os.listdir(".")):
         if os.path.isdir(name):
             print(name, sorted(os.listdir(name)))
-    for path in ("home/mine", "rootdir/pub", "rootdir/ro"):
+    for path in ("home/mine", "rootdir/pub", "rootdir/ro", "rootdir/prog"):
         st = os.lstat(path)
         print(path, oct(st.st_mode), st.st_uid, st.st_gid)
     os.chdir("/")
