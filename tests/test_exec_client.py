@@ -248,3 +248,28 @@ def test_a_terminal_is_the_python_clients(registry):
             os.close(slave)
     no_umlpy = client(registry, "-t", BOX, "true", env={"PATH": "/nonexistent"})
     assert "no umlpy command on PATH" in one_line_error(no_umlpy, 125)
+
+
+def test_an_ordinary_user_whose_daemon_is_in_subordinate_ids(tmp_path):
+    """umlpy start enters the user's subordinate ids; umlpy-exec, run by
+    the user outside them, is still the daemon's own user (its uid maps to
+    the daemon's) and reaches the ids inside."""
+    if not AS_ROOT:
+        pytest.skip("sets up /etc/subuid as root")
+    from test_identities import SETPRIV, _env, subordinate_ids_of_nobody
+    open_up(tmp_path)
+    reg = tmp_path / "registry"
+    env = dict(_env(), UMLPY_REGISTRY=str(reg))
+    with subordinate_ids_of_nobody() as python:
+        def as_nobody(*command):
+            return subprocess.run(SETPRIV + list(command), capture_output=True, env=env,
+                                  cwd="/", timeout=120)
+        os.makedirs(reg, mode=0o700)
+        os.chown(reg, 65534, 65534)
+        try:
+            ok(as_nobody(python, "-m", "umlpy", "create", "subs", "--root"))
+            ok(as_nobody(python, "-m", "umlpy", "start", "subs"))
+            assert ok(as_nobody(str(CLIENT), "-u", "42", "subs", "--", "id", "-u")) == "42\n"
+            assert ok(as_nobody(str(CLIENT), "subs", "id", "-u")) == "0\n"
+        finally:
+            as_nobody(python, "-m", "umlpy", "rm", "-f", "subs")
