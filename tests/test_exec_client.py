@@ -16,6 +16,7 @@ from conftest import ROOT, open_up
 from test_lifecycle import AS_ROOT, ok, one_line_error, umlpy
 
 CLIENT = ROOT / "umlpy" / "_native" / "umlpy-exec"
+UMLPY_CLI = [sys.executable, "-m", "umlpy"]
 BOX = "cbox"
 
 
@@ -273,3 +274,78 @@ def test_an_ordinary_user_whose_daemon_is_in_subordinate_ids(tmp_path):
             assert ok(as_nobody(str(CLIENT), "subs", "id", "-u")) == "0\n"
         finally:
             as_nobody(python, "-m", "umlpy", "rm", "-f", "subs")
+
+
+# ---- against a daemon of the test's own: the request, and odd answers ------------------
+
+def fake_daemon(reg, name, answers):
+    """A control socket at reg/name that takes one request and sends the
+    answers (raw packets), then hangs up; returns (the thread, the
+    requests it got, as parsed JSON)."""
+    import json
+    import socket
+    import threading
+    record = reg / name
+    record.mkdir(parents=True)
+    (record / "record.json").write_text("{}")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    server.bind(str(record / "control.sock"))
+    server.listen(1)
+    got = []
+
+    def serve():
+        conn, _ = server.accept()
+        with conn:
+            data, fds, _flags, _addr = socket.recv_fds(conn, 1 << 20, 4)
+            for fd in fds:
+                os.close(fd)
+            got.append((json.loads(data), len(fds)))
+            for packet in answers:
+                conn.send(packet)
+        server.close()
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return thread, got
+
+
+def test_the_request_is_the_python_clients(tmp_path):
+    words = [w for w in TRICKY + NOT_UTF8 if w not in (b"-e", b"--")]
+    options = ["-e", b"K=" + b"".join(words), "-e", "EMPTY=", "-w", "/tmp", "-u", "u:g"]
+    requests = []
+    for n, command in enumerate([[str(CLIENT)], UMLPY_CLI + ["exec"]]):
+        reg = tmp_path / f"r{n}"
+        thread, got = fake_daemon(reg, "fake", [b'{"ok":false,"error":"no"}'])
+        subprocess.run(command + options + ["fake", "--", "printf", *words], capture_output=True,
+                       env=dict(os.environ, UMLPY_REGISTRY=str(reg)), timeout=60)
+        thread.join(10)
+        requests.append(got)
+    assert requests[0] == requests[1] and requests[0][0][1] == 3, requests
+
+
+STARTED = b'{"ok":true,"event":"started","pid":5}'
+
+
+@pytest.mark.parametrize("answers, status, says", [
+    ([b'{"ok":false,"error":"bad\\nthing \\udcff \\u00e9 \\ud83d\\udc0d","errno":2}'], 127,
+     "bad\\nthing \\udcff \u00e9 \U0001f40d"),
+    ([b'{"ok":false,"error":"x","errno":13}'], 126, ": x"),
+    ([b'{"ok":false,"error":"x","errno":null}'], 125, ": x"),
+    ([b'{"ok":false,"error":"not the sandbox\'s owner"}'], 125, "owner"),
+    ([b'{"ok" false}'], 125, "not a JSON object"),
+    ([b'{"ok":false,"error":"' + b"e" * 5000 + b'"}'], 125, "eee"),
+    ([], 125, "went away"),
+    ([STARTED], 125, "went away"),
+    ([STARTED, b'{"event":"exited","status":42}'], 42, None),
+    ([b'{"ok":true,"event":"started","pid":5,"more":{"a":[1,2.5e3,{"b":null}],"c":"}"}}',
+      b'{"event":"progress"}', b'{"ok":true,"status":3,"event":"exited"}'], 3, None),
+    ([STARTED, b'{"event":"exited","status":300}'], 255, None),
+    ([STARTED, b'{"event":"exited"}'], 255, None),
+])
+def test_answers_of_a_daemon(tmp_path, answers, status, says):
+    thread, got = fake_daemon(tmp_path, "fake", answers)
+    p = client(tmp_path, "fake", "true", timeout=30)
+    thread.join(10)
+    if says is None:
+        assert (p.returncode, p.stderr) == (status, b"")
+    else:
+        assert says in one_line_error(p, status)
