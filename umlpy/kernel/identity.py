@@ -236,24 +236,8 @@ def mode_text():
 # it is then exactly umlpy run as root, whose guest's block is that
 # namespace's ids 0..65535 (block_first), and which holds no host power.
 
-SUBORDINATE_ENV = "UMLPY_SUBORDINATE_OF"    # "uid:gid" outside, in the umlpy that entered
-
-
-def entered_ids():
-    """(uid, gid) of the user outside when this umlpy runs in the user's
-    subordinate namespace, else None."""
-    value = os.environ.get(SUBORDINATE_ENV)
-    if not value or os.geteuid() != 0:
-        return None
-    uid, _, gid = value.partition(":")
-    return int(uid), int(gid)
-
-
-def host_uid():
-    """The user umlpy runs for on the host (its state and caches are
-    that user's)."""
-    entered = entered_ids()
-    return entered[0] if entered is not None else os.geteuid()
+# (in hostuser.py, which the lifecycle's commands import without the kernel)
+from ..hostuser import SUBORDINATE_ENV, entered_ids, host_uid  # noqa: E402,F401
 
 
 def enter_subordinate_namespace(argv):

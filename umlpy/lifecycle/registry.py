@@ -33,7 +33,7 @@ import re
 import time
 
 from ..errors import BadInput, UmlpyError
-from ..kernel.vfs.tmpdirs import registry_root
+from ..hostuser import registry_root
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\Z")
 RECORD_VERSION = 1

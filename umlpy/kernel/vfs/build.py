@@ -12,7 +12,8 @@ from .mounts import MountTable
 from .procfs_fs import ProcFS
 from .synth import SDir, SFile, SynthFS, dev_tree, sys_tree, with_files
 from .statedirs import claim
-from .tmpdirs import registry_root, remove_tree, temp_dir
+from ...hostuser import registry_root
+from .tmpdirs import remove_tree, temp_dir
 from .union import UnionFS
 from .vfs import VFS
 

@@ -29,22 +29,6 @@ def temp_dir():
     return _temp_dir
 
 
-def registry_root():
-    """Where the user umlpy runs for keeps named sandboxes
-    (lifecycle/registry.py): /var/lib/umlpy for root, else
-    $XDG_STATE_HOME/umlpy (~/.local/state/umlpy); $UMLPY_REGISTRY wins.
-    No guest sees it (build.py hides it from the host's tree)."""
-    from ..identity import host_uid
-    override = os.environ.get("UMLPY_REGISTRY")
-    if override:
-        return os.path.abspath(override)
-    if host_uid() == 0:
-        return "/var/lib/umlpy"
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"),
-                                                            ".local", "state")
-    return os.path.join(base, "umlpy")
-
-
 def make_private_dir(parent):
     """A new directory of mode 0700 in parent, with a random name."""
     for _ in range(100):
