@@ -14,13 +14,16 @@ next run loads them back into its Records, within their limit.
 
 No hostops here: `umlpy diff` and `commit` import the name DIR."""
 import os
-import struct
 
 from ...abi.resource import XATTR_NAME_MAX, XATTR_SIZE_MAX
 
 DIR = ".wh..wh..xattrs"
 _MAGIC = b"umlpy-xattrs 1\n"
-_LEN = struct.Struct("<I")
+_LEN_SIZE = 4          # a length: 4 bytes, little-endian (the file is ours, no ABI)
+
+
+def _length(n):
+    return n.to_bytes(_LEN_SIZE, "little")
 # A file bigger than the records may ever hold is none of ours.
 _MAX_FILE = 8 << 20
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -47,10 +50,10 @@ def _parse_name(name):
 
 
 def encode(rel, attrs):
-    out = [_MAGIC, _LEN.pack(len(rel)), rel]
+    out = [_MAGIC, _length(len(rel)), rel]
     for name, value in attrs.items():
         raw = os.fsencode(name)
-        out += [_LEN.pack(len(raw)), raw, _LEN.pack(len(value)), value]
+        out += [_length(len(raw)), raw, _length(len(value)), value]
     return b"".join(out)
 
 
@@ -63,10 +66,10 @@ def decode(data):
 
     def field(limit):
         nonlocal pos
-        if pos + _LEN.size > len(data):
+        if pos + _LEN_SIZE > len(data):
             raise ValueError("truncated")
-        (n,) = _LEN.unpack_from(data, pos)
-        pos += _LEN.size
+        n = int.from_bytes(data[pos:pos + _LEN_SIZE], "little")
+        pos += _LEN_SIZE
         if n > limit or pos + n > len(data):
             raise ValueError("field too long")
         pos += n
