@@ -21,12 +21,13 @@ DIR = ".wh..wh..xattrs"
 _MAGIC = b"umlpy-xattrs 1\n"
 _LEN_SIZE = 4          # a length: 4 bytes, little-endian (the file is ours, no ABI)
 
-
-def _length(n):
-    return n.to_bytes(_LEN_SIZE, "little")
 # A file bigger than the records may ever hold is none of ours.
 _MAX_FILE = 8 << 20
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _length(n):
+    return n.to_bytes(_LEN_SIZE, "little")
 
 
 def _file_name(ino, born):
