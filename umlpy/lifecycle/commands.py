@@ -37,7 +37,16 @@ def usage(command):
 
 
 def help_text(command):
-    return f"{usage(command)}\n\n{ABOUT[command][1]}\n"
+    text = f"{usage(command)}\n\n{ABOUT[command][1]}\n"
+    if command == "exec":
+        text += (f"\nThe same without Python's start-up (no -t): {exec_client_path()}\n"
+                 "(a C client built with umlpy; link it onto your PATH as umlpy-exec).\n")
+    return text
+
+
+def exec_client_path():
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "_native", "umlpy-exec")
 
 
 def _split(command, words, flags, valued):
