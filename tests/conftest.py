@@ -119,6 +119,37 @@ def assert_same(argv, mode, timeout=120, compare_stderr=True, **kw):
     return native, inside
 
 
+def wait_for(predicate, timeout=10.0):
+    """Whether predicate() became true within timeout seconds (polled)."""
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def read_pty(fd, timeout=30):
+    """What a pty master gives until every slave is closed (EIO) or
+    timeout seconds pass."""
+    import select
+    import time
+    out = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            try:
+                data = os.read(fd, 4096)
+            except OSError:
+                break
+            if not data:
+                break
+            out += data
+    return out
+
+
 def pytest_configure(config):
     """Job-control tests need a process group that is not orphaned: there
     Linux discards SIGTSTP/SIGTTIN/SIGTTOU (natively too).  A non-interactive

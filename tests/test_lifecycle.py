@@ -6,7 +6,6 @@ import json
 import os
 import pathlib
 import pty
-import select
 import signal
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, read_pty, wait_for
 
 AS_ROOT = os.geteuid() == 0
 
@@ -92,15 +91,6 @@ def host_pids_of(marker):
 def upper_of(reg, name):
     store = json.loads((reg / name / "record.json").read_text())["store"]
     return reg / name / store / "upper"
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 # ---- the lifecycle -----------------------------------------------------------
@@ -269,19 +259,8 @@ def test_concurrent_execs_with_a_pty(registry):
         if pid == 0:
             os.execve(sys.executable, [sys.executable, "-m", "umlpy", "exec", "-it", "ttybox",
                                        "--", "sh"], env)
-        out = b""
         os.write(fd, f"tty >/dev/null && echo is-a-tty-{i}; exit {i}\n".encode())
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.5)
-            if ready:
-                try:
-                    data = os.read(fd, 4096)
-                except OSError:
-                    break
-                if not data:
-                    break
-                out += data
+        out = read_pty(fd)
         _, status = os.waitpid(pid, 0)
         os.close(fd)
         results[i] = (os.waitstatus_to_exitcode(status), out)
@@ -306,15 +285,7 @@ def test_window_size_reaches_the_guest(registry):
         fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("4H", 33, 111, 0, 0))
         os.execve(sys.executable, [sys.executable, "-m", "umlpy", "exec", "-t", "winbox", "--",
                                    "stty", "size"], dict(os.environ, UMLPY_REGISTRY=str(registry)))
-    out = b""
-    while True:
-        try:
-            data = os.read(fd, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        out += data
+    out = read_pty(fd)
     os.waitpid(pid, 0)
     assert b"33 111" in out, out
 

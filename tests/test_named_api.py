@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from conftest import wait_for
 from umlpy import Sandbox
 from umlpy.api.named import NamedSandbox
 from umlpy.config import COMMAND_LINE, Config
@@ -64,15 +65,6 @@ def umlpy(reg, *args):
 def ok(p):
     assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
     return p.stdout.decode()
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def one_line(error):

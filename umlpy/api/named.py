@@ -47,7 +47,7 @@ from ..config import OPTIONS, Config
 from ..config.words import option_words
 from ..errors import BadInput, UmlpyError
 from ..kernel.decisions import ALLOW
-from ..lifecycle.registry import Record, run_options
+from ..lifecycle.registry import Record, check_keepable, run_options
 from .named_exec import run_exec
 
 __all__ = ["NamedSandbox", "create", "get"]
@@ -60,12 +60,7 @@ HANDLER_OPTIONS = frozenset(opt.name for opt in OPTIONS if not opt.flags)
 def create(recipe_class, name, init, options):
     """Sandbox.create: record the sandbox NAME (BadInput if it exists)."""
     record = Record(name)
-    if options.get("upper") is not None:
-        raise BadInput("Sandbox.create: a named sandbox keeps its upper layer in its record "
-                       "('umlpy diff NAME' and 'umlpy commit NAME' work on it)")
-    if options.get("breaks"):
-        raise BadInput("Sandbox.create: breaks stop in pdb on a terminal, which a named "
-                       "sandbox's daemon has not (Sandbox(breaks=...).run)")
+    check_keepable(options, "Sandbox.create")
     handler_options = {k: options.pop(k) for k in list(options) if k in HANDLER_OPTIONS}
     recipe = _recipe(recipe_class, handler_options)
     words = option_words(Config(**options))

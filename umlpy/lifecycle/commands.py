@@ -74,7 +74,7 @@ def _name_only(command, rest):
 # the commands --------------------------------------------------------------
 
 def cmd_create(words):
-    from .registry import Record, run_options
+    from .registry import Record, check_keepable, run_options
     if not words or words[0] in ("-h", "--help"):
         if words:
             sys.stdout.write(help_text("create"))
@@ -84,12 +84,7 @@ def cmd_create(words):
     options = words[1:]
     _config, init, given = run_options(options, "umlpy create",
                                        lambda: sys.stdout.write(help_text("create")))
-    if given.get("upper") is not None:
-        raise BadInput("umlpy create: a named sandbox keeps its upper layer in its record "
-                       "('umlpy diff NAME' and 'umlpy commit NAME' work on it)")
-    if given.get("breaks"):
-        raise BadInput("umlpy create: --break stops in pdb on a terminal, which a named "
-                       "sandbox's daemon has not (umlpy run --break)")
+    check_keepable(given, "umlpy create")
     option_words = options[:len(options) - len(init)]
     if option_words and option_words[-1] == "--":
         option_words = option_words[:-1]

@@ -52,6 +52,18 @@ def run_options(words, command="umlpy run", show_help=None):
     return Config.from_words(args.given), args.argv, args.given
 
 
+def check_keepable(options, command):
+    """BadInput for the options a named sandbox cannot keep ({name: value}
+    as given): its upper layer is its record's, and a daemon has no
+    terminal for pdb."""
+    if options.get("upper") is not None:
+        raise BadInput(f"{command}: a named sandbox keeps its upper layer in its record "
+                       "('umlpy diff NAME' and 'umlpy commit NAME' work on it)")
+    if options.get("breaks"):
+        raise BadInput(f"{command}: --break stops in pdb on a terminal, which a named "
+                       "sandbox's daemon has not (umlpy run --break)")
+
+
 def check_name(name):
     if not NAME_PATTERN.match(name or ""):
         raise BadInput(f"umlpy: bad sandbox name {name!r}: letters, digits, '_', '.' and '-', "
