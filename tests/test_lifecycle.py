@@ -476,3 +476,22 @@ def test_a_guest_cannot_reach_into_init(registry):
     started(registry, "guarded")
     out = ok(umlpy(registry, "exec", "guarded", "--", "python3", "-c", INIT_PROBE)).split("\n")
     assert out[:4] == ["getfd -1 1", "vm_readv -1 1", "mem 13", "own getfd True"], out
+
+
+def test_init_passes_signals_on_to_INIT(registry):
+    """As tini and catatonit: a signal to the sandbox (umlpy kill) goes to
+    INIT, which decides; its exit ends the sandbox."""
+    script = ("trap 'echo got USR1' USR1; trap 'echo got HUP' HUP; "
+              "trap 'echo got TERM; exit 0' TERM; echo ready; "
+              "while :; do sleep 0.1; done")
+    started(registry, "fwd", init=["sh", "-c", script])
+    assert wait_for(lambda: b"ready" in (registry / "fwd" / "init.log").read_bytes())
+    ok(umlpy(registry, "kill", "fwd", "USR1"))
+    assert wait_for(lambda: b"got USR1" in (registry / "fwd" / "init.log").read_bytes())
+    ok(umlpy(registry, "kill", "fwd", "HUP"))
+    assert wait_for(lambda: b"got HUP" in (registry / "fwd" / "init.log").read_bytes())
+    assert json.loads(ok(umlpy(registry, "ls", "--json")))[0]["state"] == "running"
+    ok(umlpy(registry, "kill", "fwd", "TERM"))
+    assert wait_for(lambda: json.loads(ok(umlpy(registry, "ls", "--json")))[0]["state"]
+                    == "stopped")
+    assert ok(umlpy(registry, "logs", "fwd")) == "ready\ngot USR1\ngot HUP\ngot TERM\n"

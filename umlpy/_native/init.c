@@ -25,9 +25,12 @@
    Exec id 0 is INIT, when the sandbox was created with one: its exit
    stops the sandbox, and init exits with INIT's status.
 
-   init also does what any pid 1 must: it reaps every orphan, and on
-   SIGTERM (or SIGINT) it passes SIGTERM to every process and exits when
-   none is left. */
+   init also does what any pid 1 must: it reaps every orphan, and passes
+   signals on, as tini and catatonit do: with an INIT, SIGTERM, SIGINT,
+   SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH go to INIT (INIT's exit
+   then ends the sandbox); without one, SIGTERM, SIGINT
+   and SIGHUP make it pass SIGTERM to every process and exit when none is
+   left. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -304,6 +307,19 @@ static void terminate_all(void)
     }
 }
 
+static const int FORWARDED[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
+
+static void on_forwarded(int sig)
+{
+    for (int i = 0; i < nchildren; i++)
+        if (children[i].id == 0) {      /* INIT's to handle, as tini's child */
+            kill(children[i].pid, sig);
+            return;
+        }
+    if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP)
+        terminate_all();
+}
+
 static void on_message(void)
 {
     static char buf[MAX_MSG + 1];
@@ -380,9 +396,8 @@ int main(void)
     sa.sa_handler = on_signal;
     sa.sa_flags = SA_RESTART;
     sigaction(SIGCHLD, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
+    for (size_t i = 0; i < sizeof FORWARDED / sizeof FORWARDED[0]; i++)
+        sigaction(FORWARDED[i], &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGTTOU, SIG_IGN);
     signal(SIGTTIN, SIG_IGN);
@@ -396,8 +411,8 @@ int main(void)
             unsigned char sigs[64];
             ssize_t n = read(signal_pipe[0], sigs, sizeof sigs);
             for (ssize_t i = 0; i < n; i++)
-                if (sigs[i] == SIGTERM || sigs[i] == SIGINT || sigs[i] == SIGHUP)
-                    terminate_all();
+                if (sigs[i] != SIGCHLD)
+                    on_forwarded(sigs[i]);
             reap();
         }
         if (p[0].revents & (POLLIN | POLLHUP | POLLERR))
