@@ -4,7 +4,6 @@ It must mean what `umlpy exec` means, bytes included, and fail in one
 line with docker's statuses (125 umlpy's own, 126, 127)."""
 import os
 import pty
-import select
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, open_up
+from conftest import ROOT, open_up, read_pty
 from test_lifecycle import AS_ROOT, ok, one_line_error, umlpy
 
 CLIENT = ROOT / "umlpy" / "_native" / "umlpy-exec"
@@ -227,20 +226,7 @@ def test_a_terminal_is_the_python_clients(registry):
                                   stdin=slave, stdout=slave, stderr=slave, env=env)
         os.close(slave)
         slave = None
-        out = b""
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.5)
-            if ready:
-                try:
-                    data = os.read(master, 4096)
-                except OSError:
-                    break
-                if not data:
-                    break
-                out += data
-            elif runner.poll() is not None:
-                break
+        out = read_pty(master)
         assert runner.wait(30) == 3
         assert b"/dev/pts/" in out, out
     finally:

@@ -112,6 +112,14 @@ class Store:
             pass
         return os.open(DIR, _DIR_FLAGS, dir_fd=self.upper_fd)
 
+    def _existing_dir(self):
+        """An fd of the records' directory, or None if there is none (or
+        it cannot be opened: then nothing was kept there)."""
+        try:
+            return self._dir(False)
+        except OSError:
+            return None
+
     def save(self, key, attrs, where):
         """Keep key's attributes (all of them, as they are now).  False if
         the upper refuses: then they last the run only, as before."""
@@ -148,10 +156,7 @@ class Store:
     def drop(self, key):
         if tuple(key[:2]) != self.dev:
             return
-        try:
-            fd = self._dir(False)
-        except OSError:
-            return
+        fd = self._existing_dir()
         if fd is None:
             return
         try:
@@ -164,10 +169,7 @@ class Store:
     def load(self, records):
         """Give records the attributes kept by earlier runs, until their
         limit; a file that is not a record is left alone."""
-        try:
-            fd = self._dir(False)
-        except OSError:
-            return
+        fd = self._existing_dir()
         if fd is None:
             return
         try:
