@@ -340,6 +340,37 @@ def test_xattrs_travel_under_the_guests_names(tmp_path, registry):
         tree.close()
 
 
+@needs_root
+def test_a_symlinks_and_a_fifos_emulated_xattrs_travel(tmp_path, registry):
+    """Symlinks and FIFOs keep the guest's trusted.* and security.capability
+    in the upper layer's records (xattrstore.py), not on the host object:
+    the export writes them into the layer's PAX headers all the same, and
+    the imported image gives them back."""
+    from umlpy.kernel.vfs import hostops, xattrstore
+    record = _changed_sandbox(tmp_path)
+    os.mkfifo(os.path.join(record.upper, "tmp", "fifo"), 0o600)
+    fd = os.open(record.upper, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        store = xattrstore.Store(fd, record.upper)
+        for rel, attrs in (("srv/link", {"trusted.t": b"T\xff"}),
+                           ("tmp/fifo", {"trusted.f": b"F", "security.capability": b"c"})):
+            where = os.path.join(record.upper, rel)
+            assert store.save(hostops.path_key(where), attrs, where)
+    finally:
+        os.close(fd)
+    archive = _exported(tmp_path, record)
+    assert _cli("import", str(archive), "box2").returncode == 0
+    from umlpy.kernel.vfs.tarimage import stack_images
+    layers = os.path.join(Record("box2").dir, "layers")
+    tree = stack_images([f"{layers}/0.tar", f"{layers}/1.tar"])
+    try:
+        assert dict(tree.xattrs(tree.lookup("srv/link"))) == {"trusted.t": b"T\xff"}
+        assert dict(tree.xattrs(tree.lookup("tmp/fifo"))) == \
+            {"trusted.f": b"F", "security.capability": b"c"}
+    finally:
+        tree.close()
+
+
 def test_a_sandbox_over_the_hosts_tree_is_refused(tmp_path, registry):
     Record("hosty").create(["--net", "none"], None, str(tmp_path))
     out = tmp_path / "out.tar"

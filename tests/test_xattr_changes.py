@@ -14,7 +14,7 @@ import pytest
 
 from conftest import AS_ROOT, UMLPY, _env, open_up, run_umlpy
 
-from umlpy.kernel.vfs import changes, setid
+from umlpy.kernel.vfs import changes, hostops, setid, xattrstore
 from umlpy.kernel.vfs.changes import HostDirLower, TarLower
 
 needs_root = pytest.mark.skipif(not AS_ROOT, reason="trusted.* on the host needs root")
@@ -218,3 +218,136 @@ def test_a_guests_setfattr_is_diffed_and_committed(tmp_path):
     assert p.returncode == 0, p.stderr
     assert xattrs_of(target / rel / "f") == {"user.a": b"1", "user.b": b"2"}
     assert xattrs_of(target / rel / "g") == {"trusted.t": b"T"}
+
+
+def keep_record(upper, rel, attrs, born=None):
+    """What the VFS keeps for an upper object that cannot hold a user.*
+    attribute (a symlink, a FIFO): a record in xattrstore.DIR under its
+    key (born: another birth time, a stale record of a reused inode)."""
+    key = hostops.path_key(str(Path(upper, rel)))
+    if born is not None:
+        key = (*key[:3], born)
+    fd = os.open(upper, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        assert xattrstore.Store(fd, str(upper)).save(key, attrs, str(Path(upper, rel)))
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture
+def special(tmp_path):
+    """A lower with symlinks and a FIFO; their copies in the upper, some
+    with emulated attributes the guest set (records), one with a stale
+    record of an earlier object of its inode number."""
+    lower, upper, target = tmp_path / "lower", tmp_path / "upper", tmp_path / "target"
+    for d in (lower, upper, target):
+        d.mkdir()
+    for root in (lower, upper):
+        os.symlink("there", root / "link")
+        os.symlink("there", root / "plain")
+        os.symlink("there", root / "stale")
+        os.mkfifo(root / "fifo", 0o640)
+    os.symlink("new", upper / "added")
+    keep_record(upper, "link", {"trusted.t": b"T", "security.capability": CAPS_V2})
+    keep_record(upper, "fifo", {"trusted.f": b"F"})
+    keep_record(upper, "added", {"trusted.a": b"A"})
+    keep_record(upper, "stale", {"trusted.s": b"S"}, born=(1, 2))
+    return lower, upper, target
+
+
+SPECIAL = ["A /added", "M /fifo", "M /link"]
+
+
+def test_diff_counts_the_emulated_attributes_of_symlinks_and_fifos(special):
+    """A symlink or FIFO keeps its emulated attributes in the records, not
+    on the host object: an attribute-only change is still an M."""
+    lower, upper, _ = special
+    assert [c.line() for c in changes.diff(str(upper), HostDirLower(str(lower)))] == SPECIAL
+
+
+def test_diff_of_a_symlink_against_an_images_attributes(tmp_path):
+    """A copied-up symlink whose records hold the image's attributes is no
+    change; one whose records differ is."""
+    link = stat.S_IFLNK | 0o777
+    kept = Entry(link, xattrs=(("trusted.t", b"T"),))
+    edited = Entry(link, xattrs=(("trusted.t", b"T"),))
+    kept.linkname = edited.linkname = "there"
+    upper = tmp_path / "upper"
+    upper.mkdir()
+    os.symlink("there", upper / "kept")
+    os.symlink("there", upper / "edited")
+    keep_record(upper, "kept", {"trusted.t": b"T"})
+    keep_record(upper, "edited", {"trusted.t": b"U"})
+    image = TarLower(Tree({"kept": kept, "edited": edited}))
+    assert [c.line() for c in changes.diff(str(upper), image)] == ["M /edited"]
+
+
+@needs_root
+def test_commit_gives_symlinks_and_fifos_their_real_attributes(special):
+    """As root the target's symlink and FIFO get trusted.* and
+    security.capability themselves (lsetxattr, never followed)."""
+    lower, upper, target = special
+    os.rmdir(target)
+    subprocess.run(["cp", "-a", str(lower), str(target)], check=True)
+    skipped = []
+    applied = changes.commit(str(upper), str(target), keep=True, skipped=skipped)
+    assert [c.line() for c in applied] == SPECIAL and skipped == []
+    assert os.readlink(target / "link") == "there"
+    assert xattrs_of(target / "link") == {"trusted.t": b"T", "security.capability": CAPS_V2}
+    assert xattrs_of(target / "fifo") == {"trusted.f": b"F"}
+    assert xattrs_of(target / "added") == {"trusted.a": b"A"}
+    assert xattrs_of(target / "stale") == {} and xattrs_of(target / "plain") == {}
+    assert not os.path.exists(target / "there")        # nothing was followed
+
+
+@needs_root
+def test_commit_by_a_user_skips_a_symlinks_trusted_attributes(special, tmp_path):
+    """As uid 65534 Linux lets no one but CAP_SYS_ADMIN set trusted.* and
+    no one but CAP_SETFCAP security.capability, on a symlink as anywhere
+    (and user.* never on a symlink): the objects are committed, their
+    attributes skipped and told on one note line."""
+    lower, upper, target = special
+    for p in (tmp_path, lower, upper, target, *lower.iterdir(), *upper.rglob("*")):
+        os.chown(p, 65534, 65534, follow_symlinks=False)
+    open_up(tmp_path)
+    p = subprocess.run(UMLPY + ["commit", "--upper", str(upper), "--rootfs", str(lower),
+                                "--to", str(target)], capture_output=True, env=_env(),
+                       timeout=120, user=65534, group=65534)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.decode().split("\n") == SPECIAL + [""]
+    err = p.stderr.decode()
+    assert err.count("\n") == 1 and "umlpy commit: note:" in err and "/link" in err, err
+    assert os.readlink(target / "link") == "there"
+    assert stat.S_ISFIFO(os.lstat(target / "fifo").st_mode)
+    assert xattrs_of(target / "link") == {} and xattrs_of(target / "fifo") == {}
+
+
+@needs_root
+def test_a_guests_lsetxattr_on_a_symlink_is_diffed_and_committed(tmp_path):
+    """End to end: the guest sets trusted.* on a lower symlink (copying it
+    up, the attribute in the records); umlpy diff lists it, umlpy commit
+    gives the target's symlink the real attribute."""
+    lower = tmp_path / "lower"
+    lower.mkdir()
+    os.symlink("nowhere", lower / "l")
+    open_up(tmp_path)
+    upper = tmp_path / "upper"
+    code = ("import os, sys; p = sys.argv[1] + '/l'; "
+            "os.setxattr(p, 'trusted.t', b'T', follow_symlinks=False); "
+            "print(os.listxattr(p, follow_symlinks=False))")
+    p = run_umlpy([sys.executable, "-c", code, str(lower)], options=["--upper", str(upper)],
+                  host_root=False)
+    assert p.stdout == b"['trusted.t']\n", p.stderr
+    p = subprocess.run(UMLPY + ["diff", "--upper", str(upper)], capture_output=True,
+                       env=_env(), timeout=120)
+    assert p.returncode == 0, p.stderr
+    rel = str(lower)[1:]
+    assert f"M /{rel}/l" in p.stdout.decode().split("\n"), p.stdout
+    target = tmp_path / "target"
+    (target / rel).mkdir(parents=True)
+    os.symlink("nowhere", target / rel / "l")
+    p = subprocess.run(UMLPY + ["commit", "--upper", str(upper), "--rootfs", "/", "--to",
+                                str(target), "--keep"], capture_output=True, env=_env(),
+                       timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert xattrs_of(target / rel / "l") == {"trusted.t": b"T"}

@@ -1,6 +1,7 @@
 """A host directory packed as an OCI layer tar: a sandbox's upper layer
 (with its whiteouts, opaque directories, set-ID bits and emulated
-extended attributes, and its owners as the guest sees them) or a
+extended attributes, those of symlinks, FIFOs and devices from the
+layer's records included, and its owners as the guest sees them) or a
 directory --rootfs.
 
 The upper layer is the guest's work, and a running sandbox may change it
@@ -13,7 +14,7 @@ import stat
 import tarfile
 
 from ..errors import UmlpyError
-from ..kernel.vfs import setid, xattrs
+from ..kernel.vfs import hostops, setid, xattrs, xattrstore
 from ..kernel.vfs.changes import OPAQUE, WH
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -42,6 +43,9 @@ class _Packer:
         self.upper = upper        # the tree is an upper layer: whiteouts, set-ID records
         self.links = {}           # (st_dev, st_ino) -> first member name
         self.setid_marked = False
+        # {key: attrs}: the emulated attributes the upper layer keeps in its
+        # records, not on the objects (symlinks, FIFOs, devices)
+        self.kept = {}
         self.opaque = set()       # directories to mark opaque when they are reached
 
     # one object ------------------------------------------------------------
@@ -60,6 +64,24 @@ class _Packer:
         return info
 
     def xattrs(self, dir_fd, base):
+        found = self.host_xattrs(dir_fd, base)
+        recorded = self.recorded(dir_fd, base)
+        if recorded:
+            found = sorted({**dict(found), **recorded}.items())
+        return found
+
+    def recorded(self, dir_fd, base):
+        """The guest's emulated attributes of the object kept in the upper
+        layer's records (xattrstore.py), {name: value}."""
+        if not self.kept:           # the usual case: no statx per object
+            return {}
+        try:
+            attrs = self.kept.get(hostops.object_key(dir_fd, base), {})
+        except OSError:
+            return {}
+        return {n: v for n, v in attrs.items() if xattrs.emulated(n)}
+
+    def host_xattrs(self, dir_fd, base):
         try:
             names = os.listxattr(f"/proc/self/fd/{dir_fd}/{base}", follow_symlinks=False)
         except OSError:
@@ -136,6 +158,8 @@ class _Packer:
         One directory fd at a time: a child is opened from its parent, the
         parent again through the child's '..', which must be the one left."""
         self.setid_marked = self.upper and setid.marked(root_fd)
+        if self.upper:
+            self.kept = xattrstore.kept(root_fd)
         fd = os.dup(root_fd)
         stack = [(os.fstat(fd), "", iter(self.dir_contents(fd, "")))]
         try:

@@ -13,16 +13,19 @@ guest planted, in the upper layer or already in the target, is copied as
 a symlink and never followed.
 
 Extended attributes count as the guest saw them (xattrs.guest_view):
-the user.* ones and the emulated trusted.* and security.capability, of
-regular files and directories (nothing else keeps them beyond a run).
-A commit writes them under their real names; what the target refuses
-(trusted.* and security.capability but as root) is skipped and told."""
+the user.* ones and the emulated trusted.* and security.capability, kept
+on regular files and directories behind xattrs.RESERVED, and those of
+symlinks, FIFOs and devices in the layer's records (xattrstore.py).  A
+commit writes them under their real names, on a symlink itself
+(lsetxattr); what the target refuses (trusted.* and security.capability
+but as root; Linux gives an ordinary user no attribute of a symlink's)
+is skipped and told."""
 import errno
 import os
 import stat
 
 from ...errors import BadInput, UmlpyError
-from . import setid, xattrs, xattrstore
+from . import hostops, setid, xattrs, xattrstore
 from .tmpdirs import empty_dir, open_dir_to_empty
 
 WH = ".wh."
@@ -298,6 +301,32 @@ def _guest_xattrs(dir_fd, name):
     return xattrs.guest_view(host_xattrs(_in_dir(dir_fd, name)))
 
 
+class _Kept:
+    """The emulated attributes an upper layer keeps in its records
+    (xattrstore.py), not on the objects: those of its symlinks, FIFOs and
+    devices, which cannot hold the user.* attribute that would keep them
+    (and of every object of an upper without user.* attributes)."""
+
+    def __init__(self, upper_fd):
+        self.records = xattrstore.kept(upper_fd)
+
+    def of(self, dir_fd, name):
+        """{guest name: value} recorded for the object name of dir_fd."""
+        if not self.records:        # the usual case: no statx per object
+            return {}
+        try:
+            found = self.records.get(hostops.object_key(dir_fd, name), {})
+        except OSError:
+            return {}
+        return {n: v for n, v in found.items() if xattrs.emulated(n)}
+
+    def guest_xattrs(self, dir_fd, name):
+        """What the guest saw of the object's attributes: on it, and recorded."""
+        found = _guest_xattrs(dir_fd, name)
+        found.update(self.of(dir_fd, name))
+        return found
+
+
 # Which lower an upper layer was made over -----------------------------------
 
 def describe_lower(rootfs, layers=()):
@@ -399,8 +428,9 @@ def _scan(upper_fd, lower):
     fd = os.dup(upper_fd)
     # set-ID bits recorded on upper files (setid.py) count in their mode
     marked = setid.marked(upper_fd)
+    kept = _Kept(upper_fd)
     stack = [(os.fstat(fd), iter(_scan_dir(fd, "", lower, root_is_dir, False, found,
-                                           marked)))]
+                                           marked, kept)))]
     try:
         while stack:
             here, subdirs = stack[-1]
@@ -415,7 +445,7 @@ def _scan(upper_fd, lower):
                 fd = child
                 st = os.fstat(fd)
                 stack.append((st, iter(_scan_dir(fd, rel, lower, compare_inside, hidden,
-                                                 found, marked))))
+                                                 found, marked, kept))))
                 continue
             stack.pop()
             if stack:
@@ -430,7 +460,7 @@ def _scan(upper_fd, lower):
     return found
 
 
-def _scan_dir(dir_fd, rel, lower, lower_is_dir, hidden, found, marked=False):
+def _scan_dir(dir_fd, rel, lower, lower_is_dir, hidden, found, marked, kept):
     """Compare the upper directory at rel (open as dir_fd) with the lower,
     adding to found; returns its subdirectories to scan, as
     [(name, rel, lower_is_dir, hidden)].
@@ -438,7 +468,7 @@ def _scan_dir(dir_fd, rel, lower, lower_is_dir, hidden, found, marked=False):
     lower_is_dir: the lower has a directory at rel to compare with.
     hidden: an ancestor is opaque, so none of the lower shows here either:
     the merged view of this directory is the upper one alone.  marked: the
-    layer records set-ID bits (setid.py)."""
+    layer records set-ID bits (setid.py).  kept: its _Kept attributes."""
     where = rel
     subdirs = []
     try:
@@ -481,13 +511,12 @@ def _scan_dir(dir_fd, rel, lower, lower_is_dir, hidden, found, marked=False):
                 kind = "modified"
             elif is_dir:
                 differs = stat.S_IMODE(st.st_mode) != stat.S_IMODE(le.mode) \
-                    or _guest_xattrs(dir_fd, name) != lower.xattrs(le)
+                    or kept.guest_xattrs(dir_fd, name) != lower.xattrs(le)
                 kind, compare_inside = ("modified" if differs else None), True
             else:
                 bits = setid.read(dir_fd, name) if marked and stat.S_ISREG(st.st_mode) else 0
-                differs = _differs(dir_fd, name, st, le, lower, bits) or (
-                    stat.S_ISREG(st.st_mode)
-                    and _guest_xattrs(dir_fd, name) != lower.xattrs(le))
+                differs = _differs(dir_fd, name, st, le, lower, bits) \
+                    or kept.guest_xattrs(dir_fd, name) != lower.xattrs(le)
                 kind = "modified" if differs else None
             if kind is not None:
                 found.append((Change(kind, _guest(child), type_name(st.st_mode)), st))
@@ -652,6 +681,7 @@ class _Applier:
 
     def __init__(self, upper_fd, target_fd, skipped=None):
         self.skipped = skipped if skipped is not None else []
+        self.kept = _Kept(upper_fd)
         self.upper = _DirChain(upper_fd, "upper layer")
         self.target = _DirChain(target_fd, "target")
         self.first_links = {}     # (dev, ino) in upper -> rel of its first copy
@@ -719,7 +749,8 @@ class _Applier:
         if kind == stat.S_IFREG and st.st_nlink > 1 and key in self.first_links:
             return self._link_to_first(self.first_links[key], tfd)
         if kind == stat.S_IFREG:
-            tmp = self._copy_file(ufd, uname, st, tfd, owner, rel)
+            tmp = self._copy_file(ufd, uname, st, tfd, owner, rel,
+                                  self.kept.of(ufd, uname))
             if st.st_nlink > 1:
                 self.first_links[key] = rel
             return tmp
@@ -734,6 +765,9 @@ class _Applier:
                 os.chown(tmp, *owner, dir_fd=tfd, follow_symlinks=False)
             if kind != stat.S_IFLNK:
                 _chmod_special(tfd, tmp, stat.S_IMODE(st.st_mode))
+            # after the chown, which would drop a security.capability;
+            # a path's last name is never followed: a symlink's own
+            self._give_xattrs(_in_dir(tfd, tmp), self.kept.guest_xattrs(ufd, uname), {}, rel)
             os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=tfd,
                      follow_symlinks=False)
         except BaseException:
@@ -741,7 +775,7 @@ class _Applier:
             raise
         return tmp
 
-    def _copy_file(self, ufd, uname, st, tfd, owner, rel):
+    def _copy_file(self, ufd, uname, st, tfd, owner, rel, recorded):
         src = os.open(uname, _READ_FLAGS, dir_fd=ufd)
         try:
             opened = os.fstat(src)
@@ -761,7 +795,7 @@ class _Applier:
                 os.fchmod(dst, stat.S_IMODE(st.st_mode) | setid.read_fd(src))
                 # after the data and the chown, which would drop a
                 # security.capability
-                self._give_xattrs(dst, xattrs.guest_view(host_xattrs(src)),
+                self._give_xattrs(dst, {**xattrs.guest_view(host_xattrs(src)), **recorded},
                                   {}, rel)
                 os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
             except BaseException:
@@ -773,19 +807,21 @@ class _Applier:
         finally:
             os.close(src)
 
-    def _give_xattrs(self, fd, wanted, had, rel):
-        """Make the target object's attributes (open as fd; `had`, as the
-        guest would see them) the upper's `wanted`, under their real
-        names: an emulated trusted.* becomes a real one, which only root
-        may set.  A refusal is recorded and skipped, never half a commit."""
+    def _give_xattrs(self, obj, wanted, had, rel):
+        """Make the target object's attributes (obj: open as an fd, or a
+        path whose last name is not followed; `had`, as the guest would
+        see them) the upper's `wanted`, under their real names: an
+        emulated trusted.* becomes a real one, which only root may set.  A
+        refusal is recorded and skipped, never half a commit."""
         changes = [(n, v) for n, v in wanted.items() if had.get(n) != v]
         changes += [(n, None) for n in had if n not in wanted]
+        follow = isinstance(obj, int)     # an fd is its own object
         for name, value in changes:
             try:
                 if value is None:
-                    os.removexattr(fd, name)
+                    os.removexattr(obj, name, follow_symlinks=follow)
                 else:
-                    os.setxattr(fd, name, value)
+                    os.setxattr(obj, name, value, follow_symlinks=follow)
             except OSError as e:
                 if e.errno != errno.ENODATA:
                     self.skipped.append((_guest(rel), name, e.errno))
@@ -801,7 +837,7 @@ class _Applier:
 
     def _finish_dir(self, rel, st):
         ufd, uname = self.upper.parent_of(rel)
-        wanted = _guest_xattrs(ufd, uname)
+        wanted = self.kept.guest_xattrs(ufd, uname)
         pfd, name = self.target.parent_of(rel)
         fd = os.open(name, _DIR_FLAGS, dir_fd=pfd)
         try:

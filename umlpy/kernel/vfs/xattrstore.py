@@ -169,27 +169,45 @@ class Store:
     def load(self, records):
         """Give records the attributes kept by earlier runs, until their
         limit; a file that is not a record is left alone."""
-        fd = self._existing_dir()
-        if fd is None:
-            return
-        try:
-            for name in sorted(os.listdir(fd)):
-                parsed = _parse_name(name)
-                if parsed is None:
-                    continue
-                try:
-                    rel, attrs = decode(_read(fd, name))
-                except (OSError, ValueError):
-                    continue
-                key = (*self.dev, *parsed)
-                where = self.prefix + os.fsdecode(rel)
-                try:
-                    for attr, value in attrs.items():
-                        records.set(key, attr, value, False, False, where, keep=False)
-                except OSError:
-                    return          # full: the rest last on disk, unseen this run
-        finally:
-            os.close(fd)
+        for key, rel, attrs in _records(self.upper_fd, self.dev):
+            where = self.prefix + os.fsdecode(rel)
+            try:
+                for attr, value in attrs.items():
+                    records.set(key, attr, value, False, False, where, keep=False)
+            except OSError:
+                return          # full: the rest last on disk, unseen this run
+
+
+def kept(upper_fd):
+    """{key: {name: value}}: every record an upper layer keeps on disk, for
+    `umlpy diff`, `commit` and `export`, which carry the attributes of its
+    symlinks, FIFOs and devices as those of its files.  A record's key
+    is hostops.object_key's, so a stale one (its object gone, its inode
+    number given to another: another birth time) matches no object."""
+    st = os.fstat(upper_fd)
+    return {key: attrs for key, _rel, attrs in
+            _records(upper_fd, (os.major(st.st_dev), os.minor(st.st_dev)))}
+
+
+def _records(upper_fd, dev):
+    """(key, rel, attrs) of each record file in upper_fd's DIR; a file that
+    is not a record is skipped."""
+    try:
+        fd = os.open(DIR, _DIR_FLAGS, dir_fd=upper_fd)
+    except OSError:
+        return              # none, or unreadable: then nothing was kept there
+    try:
+        for name in sorted(os.listdir(fd)):
+            parsed = _parse_name(name)
+            if parsed is None:
+                continue
+            try:
+                rel, attrs = decode(_read(fd, name))
+            except (OSError, ValueError):
+                continue
+            yield (*dev, *parsed), rel, attrs
+    finally:
+        os.close(fd)
 
 
 def _read(dir_fd, name):
