@@ -115,6 +115,68 @@ def test_limits_hold_for_an_ordinary_user(guest):
     assert p.stdout == b"forked 19 EAGAIN\n", p.stderr
 
 
+@pytest.fixture
+def mlocker(guest):
+    """The conformance probe (its `mlock MIB` command) where the guest's
+    host identity (nobody, when umlpy runs as root) may run it."""
+    shared = tempfile.mkdtemp(prefix="mlock-")
+    os.chmod(shared, 0o755)
+    prog = os.path.join(shared, "probe")
+    shutil.copy(guest("conformance", static=True), prog)
+    yield prog
+    shutil.rmtree(shared)
+
+
+def sandbox_memlock():
+    """The RLIMIT_MEMLOCK a sandbox without --memory gets here
+    (limits.memlock_limit): 64 MiB where umlpy may raise its hard limit
+    to that, else the hard limit umlpy has."""
+    import resource
+    from test_conformance import may_raise_memlock_to
+    from umlpy.kernel.limits import MEMLOCK_DEFAULT
+    hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)[1]
+    if may_raise_memlock_to(MEMLOCK_DEFAULT) or hard == resource.RLIM_INFINITY:
+        return MEMLOCK_DEFAULT
+    return min(hard, MEMLOCK_DEFAULT)
+
+
+def test_mlock_of_10_mib(mlocker):
+    """Guest root locks 10 MiB where umlpy may give its sandbox that much
+    (as root: CAP_SYS_RESOURCE raises the hard limit to 64 MiB), as root
+    natively locks any amount; where it may not (an ordinary user, or a
+    root without CAP_SYS_RESOURCE, as in a container), the guest sees the
+    truth: the host's hard limit, and ENOMEM, as root in a user namespace
+    (or a container's, without CAP_IPC_LOCK) natively."""
+    limit = sandbox_memlock()
+    p = run_umlpy(["sh", "-c", f"{mlocker} mlock 10; ulimit -l; ulimit -Hl"],
+                  host_root=False)
+    result = "ok" if limit >= 10 << 20 else "ENOMEM"
+    assert p.stdout.decode() == f"mlock 10MiB: {result}\nmunlock: ok\n" + \
+        f"{limit >> 10}\n" * 2, p.stderr
+
+
+def test_mlock_beyond_the_memory_limit_fails(mlocker):
+    """--memory 8M: locked memory is memory, so RLIMIT_MEMLOCK is 8 MiB at
+    most, and 10 MiB fail with ENOMEM (here the mapping already does:
+    RLIMIT_DATA is 8 MiB too), as natively under those limits."""
+    p = run_umlpy(["sh", "-c", f"{mlocker} mlock 10; {mlocker} mlock 6; ulimit -Hl"],
+                  options=["--memory", "8M"], host_root=False)
+    lines = p.stdout.decode().splitlines()
+    assert lines[0] == "mlock 10MiB: ENOMEM" and lines[2:4] == ["mlock 6MiB: ok", "munlock: ok"]
+    assert int(lines[4]) == min(8 << 10, sandbox_memlock() >> 10), p.stderr
+
+
+def test_guest_root_cannot_seem_to_raise_the_memlock_limit(mlocker):
+    """RLIMIT_MEMLOCK is the sandbox's own in every sandbox: a raise is
+    EPERM (as for root in a user namespace natively), never an emulated
+    one that getrlimit would report while mlock still meets the real one."""
+    limit = sandbox_memlock() >> 10
+    p = run_umlpy(["sh", "-c", f"ulimit -l unlimited 2>/dev/null; echo rc=$?; ulimit -l; "
+                   f"ulimit -Hl; ulimit -Hl {limit * 2} 2>/dev/null; echo rc=$?; ulimit -Hl"],
+                  host_root=False)
+    assert p.stdout.decode() == f"rc=2\n{limit}\n{limit}\nrc=2\n{limit}\n", p.stderr
+
+
 @pytest.mark.parametrize("option,value", [
     ("--memory", "lots"), ("--memory", "0"), ("--pids", "x"), ("--pids", "0"),
     ("--cpu-time", "-1"), ("--cpu-time", "soon"), ("--disk", "1Q"), ("--nofile", "2"),

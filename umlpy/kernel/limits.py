@@ -86,25 +86,35 @@ class Limits:
         return out
 
 
+# RLIMIT_MEMLOCK without --memory.  Root natively locks any amount
+# (CAP_IPC_LOCK of the host's namespace, which no root of a user namespace
+# holds); an ordinary user gets the kernel's default of 8 MiB (MLOCK_LIMIT
+# since Linux 5.16, 64 KiB before; systemd's DefaultLimitMEMLOCK is 8M);
+# runc, podman and docker set no RLIMIT_MEMLOCK unless asked (--ulimit
+# memlock=...), so a container inherits the engine's, 8 MiB as a rule,
+# and its root lacks CAP_IPC_LOCK by default.  64 MiB is 8 times that
+# (what systemd gives its own PID 1): enough for the programs that lock
+# their buffers (gpg's secure memory, databases, crypto libraries,
+# io_uring before Linux 5.12), while memory no one can reclaim stays
+# bounded in a sandbox without --memory.
 MEMLOCK_DEFAULT = 64 << 20
 
 
 def memlock_limit(memory=None):
-    """RLIMIT_MEMLOCK of the sandbox, on purpose: root natively may lock
-    any amount (CAP_IPC_LOCK), but guest root is root only in its user
-    namespace, so the host holds it to RLIMIT_MEMLOCK, often 8 MiB (a
-    program that mlocks its buffers, as databases and crypto libraries do,
-    fails with ENOMEM).  The limit is --memory's size (locked memory is
-    memory), or 64 MiB without it; it is set with the other limits, in a
-    sandbox given any limit option (one given none starts with umlpy's
-    own limit, as it starts with umlpy's other limits).  The sandbox's
-    first process sets it
-    inside its user namespace, where no hard limit can be raised: so umlpy
-    raises its own hard limit to that first, which it may with
-    CAP_SYS_RESOURCE (root, normally), and the first process inherits it;
-    without that capability the limit is the host's hard limit as umlpy
-    has it (only the soft limit rises), and an mlock beyond it still
-    fails with ENOMEM."""
+    """RLIMIT_MEMLOCK of every sandbox, soft and hard, on purpose: guest
+    root is root only in its user namespace, so the host holds its mlock
+    to RLIMIT_MEMLOCK (a program that mlocks its buffers fails with
+    ENOMEM beyond it).  The limit is --memory's size (locked memory is
+    memory), or MEMLOCK_DEFAULT without it.  The sandbox's first process
+    sets it inside its user namespace, where no hard limit can be raised:
+    so umlpy raises its own hard limit to that first, which it may with
+    CAP_SYS_RESOURCE (root, normally), and the first process inherits it.
+    Without that capability (an ordinary user, or a root without it, as
+    in a container) the limit is the host's hard limit as umlpy has it,
+    when that is lower, and the guest sees the truth: getrlimit shows it
+    and an mlock beyond it fails with ENOMEM, as in a user namespace
+    natively.  Guest root cannot raise it, not even in appearance
+    (syscalls/rlimit.py's sandbox_limits)."""
     import resource     # here, not at start-up
     wanted = MEMLOCK_DEFAULT if memory is None else max(memory, 1)
     soft, hard = resource.getrlimit(RLIMIT_MEMLOCK)

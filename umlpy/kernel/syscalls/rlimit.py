@@ -22,8 +22,10 @@ namespace:
 A limit the host accepts is the host's again (nothing emulated is left
 for it).  The sandbox's own limits are never raised, not even in
 appearance: RLIMIT_CORE (held at 0: no core is written into a host
-directory) and what --nofile, --memory, --cpu-time set (and the
-RLIMIT_MEMLOCK set with them) stay EPERM for guest root, as an
+directory), RLIMIT_MEMLOCK (set on purpose in every sandbox,
+limits.memlock_limit: an emulated raise would be reported by getrlimit
+while mlock still met the real limit with ENOMEM) and what --nofile,
+--memory, --cpu-time set stay EPERM for guest root, as an
 administrator's hard limits for a container's root.  RLIMIT_NOFILE above
 fs.nr_open stays EPERM, for root too, as Linux; a guest without
 CAP_SYS_RESOURCE keeps Linux's EPERM."""
@@ -31,7 +33,7 @@ import errno
 import weakref
 
 from ...abi.capability import CAP_SYS_RESOURCE
-from ...abi.resource import RLIM_INFINITY, RLIMIT, RLIMIT_CORE, RLIMIT_NOFILE
+from ...abi.resource import RLIM_INFINITY, RLIMIT, RLIMIT_CORE, RLIMIT_MEMLOCK, RLIMIT_NOFILE
 from ..decisions import ALLOW, AllowThen, Return, fail
 from .registry import TABLE
 from .sched import Inherited, capabilities
@@ -69,11 +71,13 @@ def target_tgid(call, pid):
 
 
 def sandbox_limits(kernel):
-    """The resources whose limits are the sandbox's own (core size 0, and
-    --nofile's, --memory's, --cpu-time's...): their hard limit is a real
-    one for guest root too, as an administrator's for a container's root."""
+    """The resources whose limits are the sandbox's own (core size 0,
+    locked memory, and --nofile's, --memory's, --cpu-time's...): their
+    hard limit is a real one for guest root too, as an administrator's for
+    a container's root."""
     limits = kernel.limits
-    return {RLIMIT_CORE} | (limits.resources() if limits is not None else set())
+    return {RLIMIT_CORE, RLIMIT_MEMLOCK} | (limits.resources() if limits is not None
+                                            else set())
 
 
 def nr_open():
