@@ -105,6 +105,50 @@ def test_root_overrides_only_its_own_files(place):
     assert (status, out) == (0, "shadow 1\n444\nx\ny\n"), err
 
 
+AS_42 = "setpriv --reuid 42 --regid 42 --clear-groups "
+ZERO_DIR = ("mkdir d && echo f > d/f && chmod 0 d && ls d && cat d/f && echo g > d/g && "
+            f"{{ {AS_42} ls d; echo 42 ls $?; {AS_42} cat d/f; echo 42 cat $?; }} 2>/dev/null && "
+            "mkdir d/s && touch d/s/t && ls -a d d/s && stat -c %a d && cd d && ls && cat g && "
+            "cd .. && chmod 0 d/s && ls d/s && mv d/g d/s/ && ls d/s && rm -r d && "
+            "ls -a; echo status $?")
+
+
+def test_root_lists_and_enters_its_own_0000_directory(place):
+    """Root reads, searches and writes its own mode-0000 directory, as
+    Linux's CAP_DAC_READ_SEARCH and CAP_DAC_OVERRIDE let it: the guest
+    kernel, whose one host user the host refuses by that mode, opens the
+    sandbox's own directory to that user for the call (the guest still
+    sees 0000).  uid 42, without those capabilities, is refused."""
+    native = subprocess.run(["sh", "-c", "cd $(mktemp -d) && chmod 755 . && " + ZERO_DIR],
+                            capture_output=True, timeout=60)
+    assert native.stdout.decode().endswith("status 0\n"), native.stderr
+    status, out, err = sh(ZERO_DIR)
+    assert (status, out) == (0, native.stdout.decode()), err
+
+
+def test_root_gets_no_more_of_a_0000_host_directory(place, tmp_path):
+    """A mode-0000 directory of the host (of root's, or of the one host
+    user's own) stays unreadable: what the guest may read of the host is
+    what its host identity may read, whatever the guest's capabilities."""
+    for owner in (0, NOBODY):
+        d = os.path.join(place, f"locked{owner}")
+        os.mkdir(d)
+        with open(os.path.join(d, "secret"), "w") as f:
+            f.write("s")
+        os.chown(d, owner, owner)
+        os.chmod(d, 0)
+    try:
+        script = "; ".join(f"ls {place}/locked{o} >/dev/null 2>&1; echo ls $?; "
+                           f"cat {place}/locked{o}/secret >/dev/null 2>&1; echo cat $?; "
+                           f"touch {place}/locked{o}/new 2>/dev/null; echo touch $?"
+                           for o in (0, NOBODY))
+        status, out, err = sh(script)
+        assert (status, out) == (0, "ls 2\ncat 1\ntouch 1\n" * 2), err
+    finally:
+        for owner in (0, NOBODY):
+            os.chmod(os.path.join(place, f"locked{owner}"), 0o700)
+
+
 def test_id_shows_the_ids_set(place):
     status, out, err = sh("setpriv --reuid 42 --regid 43 --clear-groups id -u; "
                           "setpriv --reuid 42 --regid 43 --groups 7,8 id -G")

@@ -22,8 +22,9 @@ object the sandbox's own included (common.host_checks: the host sees
 only its one user, who owns them all), and the owner recorded for what
 the thread makes (fakeroot.FakeOwnership).  Where the guest kernel let a
 thread in and the host refuses its one user by a mode of the sandbox's
-own files (root writing its 0444 file), it opens that file to its host
-owner for the call (common.overriding_modes).  What it is not: the host
+own files (root writing its 0444 file, listing its 0000 directory), it
+opens them to their host owner for the call (vfs/ownermodes.py, from
+common.overriding_modes and the union's own lookups and listings).  What it is not: the host
 kernel enforces none of it between guest processes: syscalls/ids.py
 refuses a signal to one process or thread as Linux would, but a process
 that "is" uid 42 may still signal a process group, or any process by a

@@ -167,6 +167,7 @@ class SandboxFS:
         from .aliases import Aliases
         self.vfs.aliases = Aliases(os.path.join(self.state, "a"))
         self.union.open_lower = self._open_lower_as_guest
+        self.union.owner_access = self._owner_access
         self.vfs.own_storage = self.own_storage()
         self.procfs = None
         from .guestmounts import GuestMounts
@@ -239,6 +240,17 @@ class SandboxFS:
             raise OSError(errno.EACCES, "copy-up outside a guest call")
         return task.as_host(os.open, path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NOCTTY
                             | os.O_NONBLOCK)
+
+    def _owner_access(self, rels, fn, refused):
+        """fn() with the upper layer's directories at rels opened to their
+        host owner (ownermodes.py): only for a guest whose ids the guest
+        kernel emulates (fakeids.py), which decided the guest's access
+        itself; otherwise the host's refusal stands."""
+        task = self.vfs.current
+        if task is None or self.vfs.fake_ids is None:
+            raise refused
+        from .ownermodes import with_owner_access
+        return with_owner_access(task, self.union.upper_fd, rels, fn)
 
     def own_storage(self):
         """Host directories the guest writes into that belong to the

@@ -62,6 +62,11 @@ class UnionFS(FileSystem):
         # opens a lower file for a copy-up: as the guest's host identity
         # (build.py sets it), so a copy-up never reads what the guest could not
         self.open_lower = refuse_lower_read
+        # owner_access(rels, fn, refused): fn() again, the upper layer's
+        # directories at rels opened to their host owner, for a guest whose
+        # ids the guest kernel emulates (it checked the guest's access
+        # itself); else raises refused (build.py sets it; see _past_modes)
+        self.owner_access = None
         # --disk: reserve_space(bytes) before a copy-up takes them, which
         # raises OSError(ENOSPC) when they do not fit (None: no quota)
         self.reserve_space = None
@@ -127,8 +132,23 @@ class UnionFS(FileSystem):
         else:
             self.setid_bits.pop(key, None)
 
+    def _past_modes(self, rels, fn):
+        """fn(), an operation of the guest kernel's own on the upper layer
+        (a lookup, a listing) that the VFS already let the guest make; if
+        the host refuses umlpy's one user by a mode the guest set (root's
+        0000 directory, which Linux lets root search and read), fn() again
+        through owner_access (vfs/ownermodes.py)."""
+        try:
+            return fn()
+        except PermissionError as e:
+            if e.errno != errno.EACCES or self.owner_access is None:
+                raise
+            refused = e
+        return self.owner_access(rels, fn, refused)
+
     def _upper_stat(self, rel):
-        return hostops.lstat_beneath(self.upper_fd, rel)
+        return self._past_modes([rel.rpartition("/")[0]],
+                                lambda: hostops.lstat_beneath(self.upper_fd, rel))
 
     def _whiteout_stat(self, parent, name):
         """lstat of the upper whiteout for name in parent, or None.  A name
@@ -202,29 +222,17 @@ class UnionFS(FileSystem):
         if not dentry.attr.is_link():
             raise OSError(errno.EINVAL, "not a symlink")
         if dentry.flags & IN_UPPER:
-            with hostops.DirFd(self.upper_fd, dentry.rel) as d:
-                return os.fsdecode(os.readlink(d.name, dir_fd=d.fd))
+            def read():
+                with hostops.DirFd(self.upper_fd, dentry.rel) as d:
+                    return os.fsdecode(os.readlink(d.name, dir_fd=d.fd))
+            return self._past_modes([dentry.rel.rpartition("/")[0]], read)
         return self.lower.readlink(self._lower_dentry(dentry))
 
     def listdir(self, dentry):
         names = {}
         whiteouts = set()
         if dentry.flags & IN_UPPER:
-            with os.scandir(self._upper_host(dentry.rel)) as it:
-                for e in it:
-                    n = e.name
-                    if n.startswith(WH):
-                        if n != OPAQUE:
-                            whiteouts.add(n[len(WH):])
-                        continue
-                    try:
-                        t = IFTODT(e.stat(follow_symlinks=False).st_mode)
-                    except OSError:
-                        continue
-                    ino = e.inode()
-                    if t == DT_DIR and dentry.attr.dev != self.upper_dev:
-                        ino |= UPPER_INO_TAG            # as _dir_identity shows it
-                    names[n] = (n, t, ino)
+            self._past_modes([dentry.rel], lambda: self._list_upper(dentry, names, whiteouts))
         if dentry.flags & LOWER_OPEN:
             for n, t, ino in self.lower.listdir(self._lower_dentry(dentry)):
                 if n in whiteouts or n.startswith(WH):
@@ -233,6 +241,25 @@ class UnionFS(FileSystem):
                 if mine is None or mine[1] == t == DT_DIR:    # merged: the lower's number
                     names[n] = (n, t, ino)
         return sorted(names.values())
+
+    def _list_upper(self, dentry, names, whiteouts):
+        names.clear()
+        whiteouts.clear()
+        with os.scandir(self._upper_host(dentry.rel)) as it:
+            for e in it:
+                n = e.name
+                if n.startswith(WH):
+                    if n != OPAQUE:
+                        whiteouts.add(n[len(WH):])
+                    continue
+                try:
+                    t = IFTODT(e.stat(follow_symlinks=False).st_mode)
+                except OSError:
+                    continue
+                ino = e.inode()
+                if t == DT_DIR and dentry.attr.dev != self.upper_dev:
+                    ino |= UPPER_INO_TAG            # as _dir_identity shows it
+                names[n] = (n, t, ino)
 
     def _upper_host(self, rel):
         return f"{self.upper_path}/{rel}" if rel else self.upper_path
@@ -427,7 +454,8 @@ class UnionFS(FileSystem):
         if dentry.flags & IN_UPPER:
             with hostops.DirFd(self.upper_fd, dentry.rel) as d:
                 if is_dir:
-                    self._clear_dir(d.fd, d.name)
+                    # its whiteouts go first: root may empty its 0000 one
+                    self._past_modes([dentry.rel], lambda: self._clear_dir(d.fd, d.name))
                     os.rmdir(d.name, dir_fd=d.fd)
                 else:
                     self._forget_xattrs(d.fd, d.name)

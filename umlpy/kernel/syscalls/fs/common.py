@@ -8,14 +8,14 @@ the host object the VFS chose, with the host path written into the
 thread's scratch slot: the host never resolves a name the guest wrote."""
 import errno
 import os
-import stat as _stat
 
 from ....abi import MASK64
 from ....abi.fcntl import AT_EMPTY_PATH, AT_FDCWD, R_OK, X_OK
 from ....abi.resource import PATH_MAX
 from ...decisions import AllowThen, Rewrite, Return, fail
-from ...vfs import hostops
+from ...vfs import hostops, ownermodes
 from ...vfs.fs import HostTreeFS
+from ...vfs.mqueuefs import MqueueFS, is_queue_fd
 from ...vfs.union import IN_UPPER, UnionFS
 from ..names import SYSCALL_NUMBERS as NR
 from ..registry import TABLE
@@ -121,6 +121,8 @@ def foreign_host_file(vfs, tid, fd):
     host = vfs.fd_host_path(tid, fd)
     if host is None or not host.startswith("/") or host.startswith("/memfd:"):
         return False
+    if is_queue_fd(vfs, tid, fd, host):
+        return False        # a queue of the sandbox's own IPC namespace
     return not host_path_is_ours(vfs, host)
 
 
@@ -214,10 +216,13 @@ def on_host(task, d, op, *args, write=True):
     directory that the guest kernel opened without following symlinks, on
     the last component, which op never follows."""
     own = own_object(d)
+    # the queues of an mqueue mount are the sandbox's own IPC namespace's:
+    # its root's capabilities hold over them too (vfs/mqueuefs.py)
+    caps = own or isinstance(d.fs, MqueueFS)
 
     def run():
         with d.fs.object_dir(d, write) as h:
-            return task.as_host(op, h.fd, h.name, *args, own=own)
+            return task.as_host(op, h.fd, h.name, *args, own=caps)
     return overriding_modes(task, d.fs.upper_fd if own else None, [d.rel], run)
 
 
@@ -230,83 +235,26 @@ def on_host_at(task, fs, rel, op, *args):
     return overriding_modes(task, fs.upper_fd if own else None, [rel], run)
 
 
-# What the host owner needs of a file or directory of the sandbox's own
-# for any operation the guest kernel decided to let a guest make
-OWNER_NEEDS_FILE = _stat.S_IRUSR | _stat.S_IWUSR
-OWNER_NEEDS_DIR = _stat.S_IRWXU
-
-
 def overriding_modes(task, root_fd, rels, fn):
     """fn(); and if the host refused it (EACCES) on the sandbox's own
     storage (root_fd: a directory of it, rels below it; None: not its
     own) for a guest whose ids the guest kernel emulates (fakeids.py),
     fn() once more with the objects at rels and the directories above them
     opened to their host owner for the time of the call, then given their
-    modes back.  The guest kernel has decided that guest's access itself,
-    by the modes and owners the guest sees (common.host_checks); the host
-    checks only its one user, who owns every file of the sandbox, against
-    modes that are the guest's to set: root writes its own 0444 file or
-    creates in its 0555 directory, as Linux's CAP_DAC_OVERRIDE lets it,
-    and uid 1000 writes the 0606 file of root's the others' bits give it.
-    Nothing outside the sandbox's own storage is opened."""
+    modes back (vfs/ownermodes.py).  The guest kernel has decided that
+    guest's access itself, by the modes and owners the guest sees
+    (common.host_checks); the host checks only its one user, who owns
+    every file of the sandbox, against modes that are the guest's to set:
+    root writes its own 0444 file or creates in its 0555 directory, as
+    Linux's CAP_DAC_OVERRIDE lets it, and uid 1000 writes the 0606 file of
+    root's the others' bits give it.  Nothing outside the sandbox's own
+    storage is opened."""
     try:
         return fn()
     except PermissionError as e:
         if e.errno != errno.EACCES or root_fd is None or task.vfs.fake_ids is None:
             raise
-    changed = task.as_host(open_to_owner, root_fd, rels, own=True)
-    try:
-        return fn()
-    finally:
-        task.as_host(give_modes_back, root_fd, changed, own=True)
-
-
-def open_to_owner(root_fd, rels):
-    """Each existing object at rels below root_fd, and each directory
-    above it, given its owner's bits (OWNER_NEEDS_*) where it lacks them,
-    top down (a directory is opened before what is below it is reached):
-    [(rel, its mode)] of those changed, to give back."""
-    changed = []
-    try:
-        _open_to_owner(root_fd, rels, changed)
-    except OSError:
-        give_modes_back(root_fd, changed)
-        raise
-    return changed
-
-
-def _open_to_owner(root_fd, rels, changed):
-    done = set()
-    for rel in rels:
-        parts = [p for p in rel.split("/") if p]
-        for i in range(1, len(parts) + 1):
-            prefix = "/".join(parts[:i])
-            if prefix in done:
-                continue
-            done.add(prefix)
-            try:
-                st = hostops.lstat_beneath(root_fd, prefix)
-            except OSError:
-                break
-            if st is None or _stat.S_ISLNK(st.st_mode):
-                break
-            needs = OWNER_NEEDS_DIR if _stat.S_ISDIR(st.st_mode) else OWNER_NEEDS_FILE
-            mode = _stat.S_IMODE(st.st_mode)
-            if mode & needs != needs:
-                with hostops.DirFd(root_fd, prefix) as h:
-                    hostops.fchmod_nofollow(h.fd, h.name, mode | needs)
-                changed.append((prefix, mode))
-
-
-def give_modes_back(root_fd, changed):
-    """The modes open_to_owner changed, back, bottom up (an object the call
-    removed or renamed has none to get back)."""
-    for rel, mode in reversed(changed):
-        try:
-            with hostops.DirFd(root_fd, rel) as h:
-                hostops.fchmod_nofollow(h.fd, h.name, mode)
-        except OSError:
-            pass
+    return ownermodes.with_owner_access(task, root_fd, rels, fn)
 
 
 def own_storage_of(vfs, host):
