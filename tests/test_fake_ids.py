@@ -126,6 +126,20 @@ def test_root_lists_and_enters_its_own_0000_directory(place):
     assert (status, out) == (0, native.stdout.decode()), err
 
 
+def test_root_lists_its_own_0000_directory_in_a_tmpfs(place):
+    """/dev/shm and --tmpfs mounts are the sandbox's own storage too: root
+    lists, enters and reads its 0000 directory there."""
+    script = ("cd $(mktemp -d -p {}) && chmod 755 . && mkdir d && echo f > d/f && "
+              "ln -s f d/l && chmod 0 d && ls d && cat d/f && readlink d/l && cd d && ls && "
+              "cd .. && chmod 700 d && rm -r d && echo done")
+    native = subprocess.run(["sh", "-c", script.format("/dev/shm")], capture_output=True,
+                            timeout=60)
+    assert native.stdout.decode().endswith("done\n"), native.stderr
+    for where, options in (("/dev/shm", ()), ("/scratch", ("--tmpfs", "/scratch"))):
+        p = as_nobody(["sh", "-c", script.format(where)], options=options)
+        assert (p.returncode, p.stdout) == (0, native.stdout), p.stderr.decode()
+
+
 def test_root_gets_no_more_of_a_0000_host_directory(place, tmp_path):
     """A mode-0000 directory of the host (of root's, or of the one host
     user's own) stays unreadable: what the guest may read of the host is

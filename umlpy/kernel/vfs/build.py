@@ -167,7 +167,7 @@ class SandboxFS:
         from .aliases import Aliases
         self.vfs.aliases = Aliases(os.path.join(self.state, "a"))
         self.union.open_lower = self._open_lower_as_guest
-        self.union.owner_access = self._owner_access
+        self.union.owner_access = self._owner_access(self.union.upper_fd)
         self.vfs.own_storage = self.own_storage()
         self.procfs = None
         from .guestmounts import GuestMounts
@@ -241,16 +241,19 @@ class SandboxFS:
         return task.as_host(os.open, path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NOCTTY
                             | os.O_NONBLOCK)
 
-    def _owner_access(self, rels, fn, refused):
-        """fn() with the upper layer's directories at rels opened to their
-        host owner (ownermodes.py): only for a guest whose ids the guest
-        kernel emulates (fakeids.py), which decided the guest's access
-        itself; otherwise the host's refusal stands."""
-        task = self.vfs.current
-        if task is None or self.vfs.fake_ids is None:
-            raise refused
-        from .ownermodes import with_owner_access
-        return with_owner_access(task, self.union.upper_fd, rels, fn)
+    def _owner_access(self, root_fd):
+        """A filesystem's owner_access (fs.py) for a tree of the sandbox's
+        own storage at root_fd: fn() with its directories at rels opened
+        to their host owner (ownermodes.py), only for a guest whose ids the
+        guest kernel emulates (fakeids.py), which decided the guest's
+        access itself; otherwise the host's refusal stands."""
+        def access(rels, fn, refused):
+            task = self.vfs.current
+            if task is None or self.vfs.fake_ids is None:
+                raise refused
+            from .ownermodes import with_owner_access
+            return with_owner_access(task, root_fd, rels, fn)
+        return access
 
     def own_storage(self):
         """Host directories the guest writes into that belong to the
@@ -282,7 +285,9 @@ class SandboxFS:
         path = os.path.join(self.state, name)
         os.mkdir(path)
         os.chmod(path, mode)
-        return HostTreeFS(path, self.idmap, writable=True, fstype="tmpfs", source="tmpfs")
+        fs = HostTreeFS(path, self.idmap, writable=True, fstype="tmpfs", source="tmpfs")
+        fs.owner_access = self._owner_access(fs.root_fd)
+        return fs
 
     def _lower(self, options, content_cache):
         if options.rootfs is None:

@@ -50,6 +50,26 @@ class FileSystem:
     # whether the guest's own process may run calls on host_path() objects
     # directly (they are real host objects with real permissions)
     host_backed = True
+    # owner_access(rels, fn, refused): fn() again with the directories at
+    # rels opened to their host owner, for a guest whose ids the guest
+    # kernel emulates (it checked the guest's access itself), else raises
+    # refused; set (build.py) only on the sandbox's own storage: the
+    # union's upper layer, its tmpfs mounts
+    owner_access = None
+
+    def _past_modes(self, rels, fn):
+        """fn(), an operation of the guest kernel's own on the sandbox's
+        own storage (a lookup, a listing) that the VFS already let the
+        guest make; if the host refuses umlpy's one user by a mode the
+        guest set (root's 0000 directory, which Linux lets root search and
+        read), fn() again through owner_access (vfs/ownermodes.py)."""
+        try:
+            return fn()
+        except PermissionError as e:
+            if e.errno != errno.EACCES or self.owner_access is None:
+                raise
+            refused = e
+        return self.owner_access(rels, fn, refused)
 
     def root(self):
         raise NotImplementedError
@@ -149,7 +169,8 @@ class HostTreeFS(FileSystem):
             except (FileNotFoundError, NotADirectoryError):
                 return None
         else:
-            st = hostops.lstat_beneath(self.root_fd, rel)
+            st = self._past_modes([parent.rel],
+                                  lambda: hostops.lstat_beneath(self.root_fd, rel))
             if st is None:
                 return None
         return Dentry(self, rel, self._attr(st))
@@ -182,10 +203,15 @@ class HostTreeFS(FileSystem):
             raise OSError(errno.EINVAL, "not a symlink")
         if "/" not in dentry.rel or self.read_only:
             return os.fsdecode(os.readlink(dentry.rel, dir_fd=self.root_fd))
-        with hostops.DirFd(self.root_fd, dentry.rel) as d:
-            return os.fsdecode(os.readlink(d.name, dir_fd=d.fd))
+        def read():
+            with hostops.DirFd(self.root_fd, dentry.rel) as d:
+                return os.fsdecode(os.readlink(d.name, dir_fd=d.fd))
+        return self._past_modes([dentry.rel.rpartition("/")[0]], read)
 
     def listdir(self, dentry):
+        return self._past_modes([dentry.rel], lambda: self._list(dentry))
+
+    def _list(self, dentry):
         out = []
         base = self._host(dentry.rel)
         hides = self.hides_in(dentry.rel)

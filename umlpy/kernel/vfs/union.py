@@ -62,11 +62,6 @@ class UnionFS(FileSystem):
         # opens a lower file for a copy-up: as the guest's host identity
         # (build.py sets it), so a copy-up never reads what the guest could not
         self.open_lower = refuse_lower_read
-        # owner_access(rels, fn, refused): fn() again, the upper layer's
-        # directories at rels opened to their host owner, for a guest whose
-        # ids the guest kernel emulates (it checked the guest's access
-        # itself); else raises refused (build.py sets it; see _past_modes)
-        self.owner_access = None
         # --disk: reserve_space(bytes) before a copy-up takes them, which
         # raises OSError(ENOSPC) when they do not fit (None: no quota)
         self.reserve_space = None
@@ -131,20 +126,6 @@ class UnionFS(FileSystem):
             self.setid_bits[key] = bits     # this run's only
         else:
             self.setid_bits.pop(key, None)
-
-    def _past_modes(self, rels, fn):
-        """fn(), an operation of the guest kernel's own on the upper layer
-        (a lookup, a listing) that the VFS already let the guest make; if
-        the host refuses umlpy's one user by a mode the guest set (root's
-        0000 directory, which Linux lets root search and read), fn() again
-        through owner_access (vfs/ownermodes.py)."""
-        try:
-            return fn()
-        except PermissionError as e:
-            if e.errno != errno.EACCES or self.owner_access is None:
-                raise
-            refused = e
-        return self.owner_access(rels, fn, refused)
 
     def _upper_stat(self, rel):
         return self._past_modes([rel.rpartition("/")[0]],
