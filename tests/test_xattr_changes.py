@@ -278,7 +278,13 @@ def test_diff_of_a_symlink_against_an_images_attributes(tmp_path):
     os.symlink("there", upper / "edited")
     keep_record(upper, "kept", {"trusted.t": b"T"})
     keep_record(upper, "edited", {"trusted.t": b"U"})
-    image = TarLower(Tree({"kept": kept, "edited": edited}))
+    # an image may claim a user.* attribute of a symlink's, which Linux
+    # lets no symlink hold (nor a copy-up give it): no change either
+    claims = Entry(link, xattrs=(("trusted.t", b"T"), ("user.u", b"U")))
+    claims.linkname = "there"
+    os.symlink("there", upper / "claims")
+    keep_record(upper, "claims", {"trusted.t": b"T"})
+    image = TarLower(Tree({"kept": kept, "edited": edited, "claims": claims}))
     assert [c.line() for c in changes.diff(str(upper), image)] == ["M /edited"]
 
 

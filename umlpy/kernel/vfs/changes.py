@@ -24,6 +24,7 @@ import errno
 import os
 import stat
 
+from ...abi.xattr import XATTR_USER_PREFIX
 from ...errors import BadInput, UmlpyError
 from . import hostops, setid, xattrs, xattrstore
 from .tmpdirs import empty_dir, open_dir_to_empty
@@ -301,6 +302,15 @@ def _guest_xattrs(dir_fd, name):
     return xattrs.guest_view(host_xattrs(_in_dir(dir_fd, name)))
 
 
+def _holdable(attrs, mode):
+    """What of attrs an object of mode can hold: user.* only a regular
+    file or a directory (Linux's xattr_permission; an image may claim
+    one of a symlink's, which no copy of it keeps)."""
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return attrs
+    return {n: v for n, v in attrs.items() if not n.startswith(XATTR_USER_PREFIX)}
+
+
 class _Kept:
     """The emulated attributes an upper layer keeps in its records
     (xattrstore.py), not on the objects: those of its symlinks, FIFOs and
@@ -516,7 +526,8 @@ def _scan_dir(dir_fd, rel, lower, lower_is_dir, hidden, found, marked, kept):
             else:
                 bits = setid.read(dir_fd, name) if marked and stat.S_ISREG(st.st_mode) else 0
                 differs = _differs(dir_fd, name, st, le, lower, bits) \
-                    or kept.guest_xattrs(dir_fd, name) != lower.xattrs(le)
+                    or _holdable(kept.guest_xattrs(dir_fd, name), st.st_mode) \
+                    != _holdable(lower.xattrs(le), st.st_mode)
                 kind = "modified" if differs else None
             if kind is not None:
                 found.append((Change(kind, _guest(child), type_name(st.st_mode)), st))
