@@ -18,12 +18,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/mount.h>
+#include <linux/nsfs.h>
 #include <sched.h>
 #include <signal.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -216,4 +220,85 @@ int umlpy_opener_open(int sock, const char *path, int flags, int mode)
         return -err;
     }
     return fd >= 0 ? fd : -EPROTO;
+}
+
+/* The mqueue filesystem of an IPC namespace, for a guest's mount -t
+ * mqueue (Linux's ipc/mqueue.c): mounting it takes CAP_SYS_ADMIN in the
+ * user namespace that owns the IPC namespace, and an fs_context shows
+ * the queues of the IPC namespace of the process that opened it.  So a
+ * child of ours joins that user namespace and that IPC namespace, makes
+ * itself a mount namespace of its own (fsopen asks for CAP_SYS_ADMIN
+ * over the caller's mount namespace: the host's is not the sandbox's to
+ * mount in), and makes a detached mount (fsmount): attached nowhere, in
+ * no mount table, reached only through the fd it passes back, from
+ * which the guest kernel opens, lists and unlinks the queues itself.
+ * The child takes nothing from the guest but the namespace fd the guest
+ * kernel opened, holds none of our other fds, and exits at once. */
+int umlpy_mqueue_mount(int ipc_fd)
+{
+    int userns = ioctl(ipc_fd, NS_GET_USERNS);
+    if (userns < 0)
+        return -errno;
+    /* an IPC namespace of our own user namespace (umlpy's as root with
+       --host-root): nothing to join, setns would refuse it (EINVAL) */
+    struct stat theirs, ours;
+    int join_user = fstat(userns, &theirs) < 0 || stat("/proc/self/ns/user", &ours) < 0 ||
+                    theirs.st_dev != ours.st_dev || theirs.st_ino != ours.st_ino;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+        int e = errno;
+        close(userns);
+        return -e;
+    }
+    pid_t pid = (pid_t)syscall(SYS_clone, (long)SIGCHLD, NULL, NULL, NULL, NULL);
+    if (pid == 0) {
+        int keep[3] = { sv[1], userns, ipc_fd };
+        sort3(keep);
+        close_all_but(keep, 3);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+        int err = 0, mnt = -1;
+        if (join_user && setns(userns, CLONE_NEWUSER) < 0)
+            err = errno;
+        else if (unshare(CLONE_NEWNS) < 0 || setns(ipc_fd, CLONE_NEWIPC) < 0)
+            err = errno;
+        else {
+            int fs = (int)syscall(SYS_fsopen, "mqueue", FSOPEN_CLOEXEC);
+            if (fs < 0 || syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0 ||
+                (mnt = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC,
+                                    MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+                                    MOUNT_ATTR_NOEXEC)) < 0)
+                err = errno;
+        }
+        answer(sv[1], err, mnt);
+        _exit(0);
+    }
+    int e = pid < 0 ? errno : 0;
+    close(sv[1]);
+    close(userns);
+    int fd = -e;
+    if (!e) {
+        struct int_msg x;
+        struct msghdr *m = int_msg(&x, 1);
+        ssize_t n;
+        do
+            n = recvmsg(sv[0], m, MSG_CMSG_CLOEXEC);
+        while (n < 0 && errno == EINTR);
+        struct cmsghdr *c = n > 0 ? CMSG_FIRSTHDR(m) : NULL;
+        fd = n < 0 ? -errno : n == 0 ? -EPIPE : -x.value;
+        if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+            int got;
+            memcpy(&got, CMSG_DATA(c), sizeof got);
+            if (fd == 0)
+                fd = got;
+            else
+                close(got);
+        } else if (fd == 0) {
+            fd = -EPROTO;
+        }
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+    }
+    close(sv[0]);
+    return fd;
 }

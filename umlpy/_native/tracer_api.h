@@ -315,3 +315,7 @@ void umlpy_notifier_counts(struct umlpy_notifier *n, unsigned long *out);
 int umlpy_opener_start(int init_pid, int clone_flags, int uid, int gid, int *pid_out);
 /* An fd the opener opened (open(path, flags | O_CLOEXEC, mode)), or -errno. */
 int umlpy_opener_open(int sock, const char *path, int flags, int mode);
+/* The mqueue filesystem of the IPC namespace ipc_fd names (an fd of
+ * /proc/TID/ns/ipc), as a detached mount: fsmount's O_PATH fd of its
+ * root, attached nowhere, or -errno (opener.c). */
+int umlpy_mqueue_mount(int ipc_fd);

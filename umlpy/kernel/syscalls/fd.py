@@ -307,9 +307,12 @@ def getdents(call, vfs, task, new_layout):
     except OSError as e:
         return fail(e.errno or errno.EBADF)
     host = vfs.fd_host_path(os.getpid(), dup)
-    res = vfs.resolve_link(task, vfs.guest_path_of_link(host))
+    # only a directory is listed: the link of an fd of another mount
+    # namespace's object (an mq_open queue's "/name") may name a guest
+    # directory, which the caller's fd is not
+    is_dir = stat.S_ISDIR(os.fstat(dup).st_mode)
+    res = vfs.resolve_link(task, vfs.guest_path_of_link(host)) if is_dir else None
     if res is None or not res.dentry.attr.is_dir():
-        is_dir = stat.S_ISDIR(os.fstat(dup).st_mode)
         os.close(dup)
         if res is None and is_dir:
             # a directory of no guest filesystem (none is ever opened for a

@@ -1,10 +1,13 @@
 """Mounts a guest makes itself (mount(2), umount2(2)), in the guest VFS's
 mount table: never the host's.  A container's init and test suites mount
 a tmpfs, bind a directory elsewhere, mount another proc or sysfs; these
-are filesystems the guest kernel already has, put at another path.  Block
-devices and loop mounts are not (ENODEV): the sandbox has no disks."""
+are filesystems the guest kernel already has, put at another path, and
+the POSIX message queues of the guest's own IPC namespace (mqueuefs.py).
+Block devices and loop mounts are not (ENODEV): the sandbox has no disks."""
 import errno
 import os
+
+from .mqueuefs import MqueueFS, mount_for
 
 
 class SubtreeFS:
@@ -58,6 +61,21 @@ class GuestMounts:
         except PermissionError:
             pass            # umlpy is that user already
         return fs
+
+    def mqueue(self, tid, source):
+        """The queues of guest thread tid's IPC namespace, as Linux shows
+        the mounting process's."""
+        root_fd, ns = mount_for(tid)
+        # its queues' fds are known by their device (vfs.fd_path)
+        self.sandbox_fs.vfs.queue_devs.add(os.stat(root_fd).st_dev)
+        self.made += 1
+        stand_in = os.path.join(self.sandbox_fs.spool, f"mq{self.made}")
+        try:
+            os.mkdir(stand_in, 0o555)
+        except OSError:
+            os.close(root_fd)
+            raise
+        return MqueueFS(root_fd, ns, self.sandbox_fs.idmap, stand_in, source)
 
     def already(self, guest_path):
         """The filesystem umlpy mounted at guest_path (/proc, /sys...)."""

@@ -14,6 +14,7 @@ from .creds import Creds
 from .hostid import HostIdentity, IdentityExecutor
 from .namei import SCOPED, Frame, Resolver, join
 from .fs import HostTreeFS
+from .mqueuefs import is_queue_fd
 from .union import IN_UPPER, UnionFS
 
 # The frames of directory paths kept (issue 12: by bytes, as a path's frames
@@ -191,6 +192,7 @@ class VFS:
         self.procfs = None          # the /proc filesystem, once build.py mounts it
         self.own_storage = ()       # host directories of the sandbox's own storage
         self.fake_ids = None        # fakeids.FakeIds, where the guest kernel emulates the ids
+        self.queue_devs = set()     # devices of the mqueue filesystems the guest mounted
         self._attached = {}         # host tid -> the FsContext it was attached to
         # dir path -> frames below the root (see frames_of_path)
         self._frames = ByteBoundedCache(FRAMES_BYTES)
@@ -610,7 +612,10 @@ class VFS:
         filesystems: a pipe, a socket, an anonymous inode)."""
         if fd < 0:
             return None
-        return self.guest_path_of_link(self.fd_host_path(tid, fd))
+        host = self.fd_host_path(tid, fd)
+        if self.queue_devs and is_queue_fd(self, tid, fd, host):
+            return None
+        return self.guest_path_of_link(host)
 
     def guest_path_of_link(self, host):
         """The guest path of an fd's /proc link text, or None."""

@@ -13,6 +13,7 @@ from ....abi.time import TIMESPEC, TIMEVAL, UTIMBUF, UTIME_NOW, UTIME_OMIT
 from ...decisions import ALLOW, Return, fail
 from ...fakeids import valid
 from ...vfs import hostops
+from ...vfs.mqueuefs import MqueueFS
 from ...vfs.union import IN_UPPER, UnionFS
 from ..registry import TABLE
 from .common import FAMILY, copy_up_for_change, done, host_checks, lookup_at, lookup_existing, \
@@ -292,11 +293,16 @@ def sys_truncate(call, vfs, task):
 @vfs_call
 def sys_statfs(call, vfs, task):
     res = lookup_existing(vfs, task, AT_FDCWD, path_arg(call, 0), True)
-    host = res.dentry.fs.statfs_path(res.dentry)
-    fd = hostops.openat2(AT_FDCWD, host, O_PATH, 0, RESOLVE_NO_SYMLINKS)
-    try:
-        data = hostops.fstatfs_bytes(fd)
-    finally:
-        os.close(fd)
+    fs = res.dentry.fs
+    if isinstance(fs, MqueueFS):
+        # no host path: the mount's own root fd (the same superblock)
+        data = hostops.fstatfs_bytes(fs.root_fd)
+    else:
+        fd = hostops.openat2(AT_FDCWD, fs.statfs_path(res.dentry), O_PATH, 0,
+                             RESOLVE_NO_SYMLINKS)
+        try:
+            data = hostops.fstatfs_bytes(fd)
+        finally:
+            os.close(fd)
     call.write(call.args[1], data)
     return done()

@@ -3,8 +3,9 @@ mount table, never the host's (vfs/guestmounts.py).  The sandbox is one
 mount namespace: a mount is seen by every guest process, and propagation
 types change nothing.  Filesystems: tmpfs (new, of the sandbox's own
 storage), bind mounts of any directory or file, proc, sysfs and devpts
-(the sandbox's own, at another path).  Block devices, loop mounts and
-mqueue are not there: ENODEV."""
+(the sandbox's own, at another path), mqueue (the queues of the caller's
+IPC namespace, always one of the sandbox's: vfs/mqueuefs.py).  Block
+devices and loop mounts are not there: ENODEV."""
 import errno
 
 from ....abi import MASK64
@@ -40,7 +41,7 @@ def _existing(vfs, task, path, follow=True):
 
 
 @TABLE.emulated(FAMILY, "mount", "in the guest VFS's mount table (tmpfs, bind, proc, sysfs, "
-                "devpts); never the host's")
+                "devpts, mqueue); never the host's")
 @vfs_call
 def sys_mount(call, vfs, task):
     if not task.creds.caps & CAP_SYS_ADMIN:
@@ -89,6 +90,8 @@ def sys_mount(call, vfs, task):
         if fstype == "tmpfs":
             identity = task.host_identity
             fs = made.tmpfs((identity.uid, identity.gid), tmpfs_mode(_string(call, 4)))
+        elif fstype == "mqueue":
+            fs = made.mqueue(call.tid, _string(call, 0))
         elif fstype in ALREADY_MOUNTED:
             fs = made.already(ALREADY_MOUNTED[fstype])
             if fs is None:

@@ -6,15 +6,16 @@ import errno
 import os
 import stat as _stat
 
-from ....abi.fcntl import AT_FDCWD, OPEN_HOW, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, \
-    O_EXCL, O_LARGEFILE, O_NOFOLLOW, O_PATH, O_PATH_FLAGS, O_TMPFILE, O_TMPFILE_BIT, O_TRUNC, \
-    R_OK, RESOLVE_BENEATH, RESOLVE_CACHED, RESOLVE_IN_ROOT, RESOLVE_NO_SYMLINKS, \
-    VALID_OPEN_FLAGS, VALID_RESOLVE_FLAGS, W_OK, X_OK
+from ....abi.fcntl import AT_FDCWD, F_SETFD, OPEN_HOW, O_ACCMODE, O_CLOEXEC, O_CREAT, \
+    O_DIRECTORY, O_EXCL, O_LARGEFILE, O_NOFOLLOW, O_PATH, O_PATH_FLAGS, O_TMPFILE, O_TMPFILE_BIT, \
+    O_NONBLOCK, O_TRUNC, R_OK, RESOLVE_BENEATH, RESOLVE_CACHED, RESOLVE_IN_ROOT, \
+    RESOLVE_NO_SYMLINKS, VALID_OPEN_FLAGS, VALID_RESOLVE_FLAGS, W_OK, X_OK
 from ....abi.mman import PAGE_SIZE
 from ....abi.stat import S_IALLUGO, S_IROTH
 from ... import procfs
 from ...decisions import Deferred, Install, fail
 from ...vfs import hostopen, hostops
+from ...vfs.mqueuefs import MQ_OPEN_FLAGS, MqueueFS, ns_of
 from ...vfs.union import IN_UPPER, UnionFS
 from ..names import SYSCALL_NUMBERS as NR
 from ..registry import TABLE
@@ -49,6 +50,8 @@ def open_file(call, vfs, task, dirfd, path, flags, mode, resolve=0):
             raise OSError(errno.ENOENT, path)
         if res.dir_required:
             raise OSError(errno.EISDIR, path)
+        if isinstance(res.fs, MqueueFS):
+            return queue_open(call, task, res, flags, mode)
         if call.notified:
             return create_open(call, task, res, flags, mode)
         return create_then(call, vfs, task, res, "openat2", lambda host: open_how_args(
@@ -67,6 +70,8 @@ def open_file(call, vfs, task, dirfd, path, flags, mode, resolve=0):
         raise OSError(errno.EISDIR, path)
     if flags & O_DIRECTORY and not attr.is_dir():
         raise OSError(errno.ENOTDIR, path)
+    if isinstance(d.fs, MqueueFS) and d.rel:
+        return queue_open(call, task, res, flags, mode)
     if writes and attr.kind in (_stat.S_IFCHR, _stat.S_IFBLK, _stat.S_IFIFO, _stat.S_IFSOCK):
         host = d.fs.host_path(d)        # a device is written, not its directory entry
     elif writes:
@@ -274,6 +279,44 @@ def open_object(call, task, host, flags, mode, after=None, holding=None):
             hostopen.open_waiting, host, flags, mode, resolve,
             own=task.vfs.owns_host_path(host))))
     return opened(lambda: fd)
+
+
+def queue_open(call, task, res, flags, mode):
+    """An open of a POSIX message queue's file in an mqueue mount
+    (vfs/mqueuefs.py), which no host path names: the guest kernel opens it
+    beneath the mount's root fd, as the caller's host identity, and hands
+    it over.  At a ptrace stop, where no fd can be handed over, the call
+    becomes mq_open of the name, which opens (or makes) the same queue in
+    the caller's IPC namespace: only if that is the mount's, and only for
+    flags mq_open has (else EOPNOTSUPP, documented)."""
+    fs, d = res.fs, res.dentry
+    name = d.rel if d is not None else res.name
+    acc = flags & O_ACCMODE
+    if not flags & O_PATH and (flags & (O_CREAT | O_TRUNC) or acc != os.O_RDONLY):
+        writable_mount(res)
+    if d is not None and not flags & O_PATH:
+        want = {os.O_RDONLY: R_OK, os.O_WRONLY: W_OK}.get(acc, R_OK | W_OK)
+        err = task.creds.permission(d.attr, want)
+        if err:
+            raise OSError(err, res.path)
+    if call.notified:
+        how_flags, how_mode, _ = open_how(name, flags, mode)
+        fd = task.as_host(fs.open, name, how_flags, how_mode & ~task.host_identity.umask,
+                          own=True)
+        return Install(fd, bool(flags & O_CLOEXEC))
+    if flags & ~MQ_OPEN_FLAGS or ns_of(call.tid) != fs.ns:
+        raise OSError(errno.EOPNOTSUPP, "a queue's open at a ptrace stop")
+    rewritten = rewrite(call, "mq_open", name, flags & (O_ACCMODE | O_CREAT | O_EXCL | O_NONBLOCK),
+                        mode, 0)
+    if flags & O_CLOEXEC:
+        return rewritten
+
+    def inherited(call, result):
+        # mq_open's fd is close-on-exec; open's is not unless asked
+        if result >= 0:
+            call.inject(NR["fcntl"], result, F_SETFD, 0)
+        return None
+    return then(rewritten, inherited)
 
 
 def open_own(task, host, fn):
