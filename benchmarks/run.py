@@ -10,6 +10,7 @@ that slow drift of the machine hits every runner alike; medians are reported.
 Standard library only. See benchmarks/README.md.
 """
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -56,15 +57,16 @@ MACRO = [
     ("tar", ["sh", "-c", "tar cf - /usr/include | wc -c"]),
 ]
 
-RUNNER_ORDER = ["native", "umlpy", "umlpy-trace-all", "strace", "proot", "proot-termux",
-                "runsc"]
+RUNNER_ORDER = ["native", "umlpy", "umlpy-warm", "umlpy-trace-all", "strace", "proot",
+                "proot-termux", "runsc"]
 # optional; each runner is named after its tool
 PEERS = ("strace", "proot", "proot-termux", "runsc")
 RUNNER_LABELS = {
-    "native": "native", "umlpy": "umlpy", "umlpy-trace-all": "umlpy --trace-all",
+    "native": "native", "umlpy": "umlpy", "umlpy-warm": "umlpy (warm pool)",
+    "umlpy-trace-all": "umlpy --trace-all",
     "strace": "strace -f", "proot": "proot", "proot-termux": "proot-termux", "runsc": "runsc",
 }
-UMLPY_RUNNERS = ("umlpy", "umlpy-trace-all")
+UMLPY_RUNNERS = ("umlpy", "umlpy-warm", "umlpy-trace-all")
 # The peer umlpy is compared with directly (see compare_report): termux's PRoot
 # fork with its seccomp filter, so that it stops only on the calls it rewrites.
 REFERENCE_PEER = "proot-termux"
@@ -131,9 +133,16 @@ def run_cmd(argv, timeout, capture=False):
     own timeout polls with sleeps of up to 50 ms, which would quantize the
     timings. On timeout a timer kills the whole process group instead."""
     out = subprocess.PIPE if capture else subprocess.DEVNULL
+    env = None
+    while argv and "=" in argv[0] and "/" not in argv[0].split("=")[0]:
+        # leading NAME=VALUE words: the runner's environment, as a shell reads them
+        env = dict(os.environ if env is None else env)
+        name, _, value = argv[0].partition("=")
+        env[name] = value
+        argv = argv[1:]
     start = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=REPO, stdin=subprocess.DEVNULL, stdout=out,
-                            stderr=out, start_new_session=True)
+                            stderr=out, start_new_session=True, env=env)
     timed_out = threading.Event()
     timer = threading.Timer(timeout, lambda: (timed_out.set(), kill_group(proc.pid)))
     timer.start()
@@ -213,7 +222,10 @@ def candidate_runners(umlpy):
     base = umlpy_prefix(umlpy)
     return {
         "native": [[]],
-        "umlpy": [base + ["--"]],
+        # cold even while the warm runner's pool is up
+        "umlpy": [["UMLPY_WARM=0"] + base + ["--"]],
+        # a run the pool of the default options serves (the installed front end)
+        "umlpy-warm": [base + ["--"]],
         "umlpy-trace-all": [base + ["--trace-all", "--"]],
         "strace": [["strace", "-f", "-o", "/dev/null"]],
         "proot": [["proot", "-r", "/"]],
@@ -659,6 +671,38 @@ def main(argv=None):
     # would otherwise compile the package again (tens of ms of start-up).
     import compileall
     compileall.compile_dir(os.path.join(REPO, "umlpy"), quiet=1)
+    with warm_pool(args):
+        return measure_and_report(args, info)
+
+
+@contextlib.contextmanager
+def warm_pool(args):
+    """For the umlpy-warm runner: a pool of the default options, kept by the
+    installed `umlpy` front end (python -m umlpy has none), stopped after."""
+    if "umlpy-warm" not in args.runners:
+        yield
+        return
+    front = args.umlpy
+    if not front or not open(front, "rb").read(4) == b"\x7fELF":
+        note("note: skipping umlpy-warm: give --umlpy the installed umlpy command "
+             "(the C front end that claims warm sandboxes)")
+        args.runners.remove("umlpy-warm")
+        yield
+        return
+    started = subprocess.run([front, "warm", "start", "--size", "2"], capture_output=True,
+                             text=True)
+    if started.returncode != 0:
+        note(f"note: skipping umlpy-warm: {started.stderr.strip()}")
+        args.runners.remove("umlpy-warm")
+        yield
+        return
+    try:
+        yield
+    finally:
+        subprocess.run([front, "warm", "stop"], capture_output=True)
+
+
+def measure_and_report(args, info):
     runners = detect_runners(args.runners, args.umlpy)
     if runners[0].broken:
         loud("native runs fail; nothing to compare against")

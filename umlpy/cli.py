@@ -44,6 +44,7 @@ commands:
   logs       what a named sandbox's INIT wrote
   export     write a named sandbox as an OCI image layout (a tar file)
   import     make a named sandbox of an OCI image layout
+  warm       keep sandboxes pre-started for umlpy run (start, stop, ls)
   trace      run a program and print its system calls, as strace does
   syscalls   print the syscall support table
   options    print the sandbox options
@@ -155,6 +156,14 @@ def cmd_trace(words):
 
 
 RAW_HANDLERS["trace"] = cmd_trace
+
+
+def cmd_warm(words):
+    from .warm.commands import main as warm_main
+    return warm_main(words)
+
+
+RAW_HANDLERS["warm"] = cmd_warm
 
 
 def cmd_lifecycle(name):

@@ -4,6 +4,7 @@ import os
 
 from ._native._tracer import ffi, lib
 from .abi.args import MASK64
+from .errors import UmlpyError
 
 EV_NONE = lib.UMLPY_EV_NONE
 EV_SYSCALL = lib.UMLPY_EV_SYSCALL
@@ -46,6 +47,27 @@ def _check(ret, what):
     if ret < 0:
         raise TracerError(-ret, f"{what}: {os.strerror(-ret)}")
     return ret
+
+
+class GuestStartError(UmlpyError, OSError):
+    """The guest's first process could not be made: an OSError with its
+    errno for the API, one line for the command."""
+
+    def __str__(self):
+        return self.strerror
+
+
+def _traced_hint(err):
+    """A tracer cannot trace while it is traced itself (strace, gdb)."""
+    if err != _errno.EPERM:
+        return ""
+    try:
+        with open("/proc/self/status") as f:
+            traced = any(line.startswith("TracerPid:") and line.split()[1] != "0" for line in f)
+    except OSError:
+        return ""
+    return " (umlpy is traced itself: it runs no guest under strace or a debugger)" \
+        if traced else ""
 
 
 class SetupFailure(Exception):
@@ -149,7 +171,8 @@ class Tracer:
                                        bpf, len(bpf) // 8, status_fd, listener)
         self.listener = listener[0] if listener[0] >= 0 else None
         if pid < 0:
-            raise OSError(-pid, f"cannot start the guest: {os.strerror(-pid)}")
+            raise GuestStartError(-pid, f"umlpy: cannot start the guest: {os.strerror(-pid)}"
+                                        f"{_traced_hint(-pid)}")
         return pid, status_fd[0]
 
     @staticmethod

@@ -9,7 +9,7 @@
    It speaks the control protocol (lifecycle/control.py, server.py's
    op_exec): one exec request, with fds 0, 1 and 2 attached, on the
    sandbox's control socket (<registry root>/NAME/control.sock, the root
-   found as tmpdirs.registry_root() finds it); then it forwards SIGINT,
+   found as hostuser.registry_root() finds it, registry_path.h); then it forwards SIGINT,
    SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 as {"op":"signal"}
    messages until the daemon says "exited", and exits with that status.
 
@@ -38,6 +38,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "registry_path.h"
+
 #define PROTOCOL_VERSION 1
 #define MAX_MESSAGE (1 << 20)       /* control.py's MAX_MESSAGE */
 #define MAX_FDS 4                   /* control.py's MAX_FDS */
@@ -46,7 +48,6 @@
 #define STATUS_UMLPY 125
 #define STATUS_NOT_EXECUTABLE 126
 #define STATUS_NOT_FOUND 127
-#define SUBORDINATE_ENV "UMLPY_SUBORDINATE_OF"      /* kernel/identity.py */
 #define USAGE "usage: umlpy-exec [-e K=V]... [-w DIR] [-u USER[:GROUP]] NAME [--] CMD [ARGS...]"
 
 static const int forwarded_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
@@ -293,117 +294,22 @@ static void build_request(const struct options *o)
     free(user);
 }
 
-/* ---- where the socket is (tmpdirs.registry_root, registry.Record) ------- */
+/* ---- where the socket is (hostuser.registry_root, registry.Record) ------ */
 
-static void append_path(char *out, size_t size, const char *part)
+static void find_registry(char *out, size_t size)
 {
-    size_t len = strlen(out);
-    if (len && out[len - 1] != '/' && part[0] != '/') {
-        if (len + 1 >= size)
-            fail(STATUS_UMLPY, "umlpy-exec: the registry's path is too long");
-        out[len++] = '/';
-        out[len] = 0;
-    }
-    if (strlen(part) >= size - len)
-        fail(STATUS_UMLPY, "umlpy-exec: the registry's path is too long");
-    strcpy(out + len, part);
-}
-
-/* os.path.abspath: joined to the working directory, "." and ".." taken
-   away by name (as Python does, not by following symbolic links). */
-static void absolute_path(const char *path, char *out, size_t size)
-{
-    char joined[PATH_MAX * 2];
-    if (path[0] == '/')
-        joined[0] = 0;
-    else if (!getcwd(joined, PATH_MAX))
-        fail(STATUS_UMLPY, "umlpy-exec: the working directory: %s", strerror(errno));
-    if (strlen(joined) + strlen(path) + 2 > sizeof joined)
-        fail(STATUS_UMLPY, "umlpy-exec: UMLPY_REGISTRY is too long");
-    strcat(joined, "/");
-    strcat(joined, path);
-    size_t len = 0;
-    out[0] = 0;
-    for (char *part = strtok(joined, "/"); part; part = strtok(NULL, "/")) {
-        if (!strcmp(part, "."))
-            continue;
-        if (!strcmp(part, "..")) {
-            while (len > 0 && out[len - 1] != '/')
-                len--;
-            if (len > 0)
-                len--;
-            out[len] = 0;
-            continue;
-        }
-        if (len + 1 + strlen(part) >= size)
-            fail(STATUS_UMLPY, "umlpy-exec: UMLPY_REGISTRY is too long");
-        out[len++] = '/';
-        strcpy(out + len, part);
-        len += strlen(part);
-    }
-    if (len == 0)
-        strcpy(out, "/");
-}
-
-/* The user umlpy runs for (identity.host_uid): the one outside, in the
-   user namespace of subordinate ids umlpy enters for a user. */
-static uid_t host_uid(void)
-{
-    const char *entered = getenv(SUBORDINATE_ENV);
-    if (!entered || !*entered || geteuid() != 0)
-        return geteuid();
-    char *end;
-    errno = 0;
-    unsigned long uid = strtoul(entered, &end, 10);
-    if (errno || end == entered || (*end && *end != ':') || uid > (uid_t)-2)
-        fail(STATUS_UMLPY, "umlpy-exec: " SUBORDINATE_ENV "=%s is not uid:gid", entered);
-    return (uid_t)uid;
-}
-
-static void registry_root(char *out, size_t size)
-{
-    const char *override = getenv("UMLPY_REGISTRY");
-    if (override && *override) {
-        absolute_path(override, out, size);
-        return;
-    }
-    out[0] = 0;
-    if (host_uid() == 0) {
-        append_path(out, size, "/var/lib/umlpy");
-        return;
-    }
-    const char *state = getenv("XDG_STATE_HOME");
-    if (state && *state) {
-        append_path(out, size, state);
-    } else {
-        const char *home = getenv("HOME");      /* os.path.expanduser("~") */
-        if (!home) {
-            struct passwd *pw = getpwuid(getuid());
-            if (!pw)
-                fail(STATUS_UMLPY, "umlpy-exec: no HOME, and no home in the password file");
-            home = pw->pw_dir;
-        }
-        append_path(out, size, *home ? home : "/");
-        append_path(out, size, ".local/state");
-    }
-    append_path(out, size, "umlpy");
+    const char *why = registry_root(out, size);
+    if (why)
+        fail(STATUS_UMLPY, "umlpy-exec: %s", why);
 }
 
 /* control.connect: a path too long for a sockaddr_un goes through an fd of
    its directory. */
 static int connect_control(const char *record_dir)
 {
-    struct sockaddr_un addr = { .sun_family = AF_UNIX };
-    char path[PATH_MAX + 64];
-    if (snprintf(path, sizeof path, "%s/control.sock", record_dir) >= (int)sizeof path)
+    struct sockaddr_un addr;
+    if (socket_address(record_dir, "control.sock", &addr) < 0)
         fail(STATUS_UMLPY, "umlpy-exec: the registry's path is too long");
-    if (strlen(path) >= sizeof addr.sun_path) {
-        int dir = open(record_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (dir < 0)
-            return -1;
-        snprintf(path, sizeof path, "/proc/self/fd/%d/control.sock", dir);
-    }
-    strcpy(addr.sun_path, path);
     int sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     if (sock < 0)
         fail(STATUS_UMLPY, "umlpy-exec: socket: %s", strerror(errno));
@@ -791,8 +697,9 @@ int main(int argc, char **argv)
     build_request(&o);
 
     char record_dir[PATH_MAX];
-    registry_root(record_dir, sizeof record_dir);
-    append_path(record_dir, sizeof record_dir, sandbox_name);
+    find_registry(record_dir, sizeof record_dir);
+    if (append_path(record_dir, sizeof record_dir, sandbox_name) < 0)
+        fail(STATUS_UMLPY, "umlpy-exec: the registry's path is too long");
     int sock = connect_control(record_dir);
     if (sock < 0)
         not_reachable(record_dir);

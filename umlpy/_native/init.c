@@ -17,6 +17,15 @@
        "K" id signal          signal the process group of exec id
        "T"                    terminate: SIGTERM to every process, then
                               exit once none is left
+       "B" id cwd umask sigign sigblk nrlimits (resource soft hard)...
+           argc argv... envc env...
+           with 3 fds: become the process asked for, in place (a warm
+           sandbox's first program, umlpy/warm/: it is then pid 1, as a
+           cold `umlpy run`'s is).  The caller's umask, ignored signals
+           (hex), blocked signals (hex) and resource limits are taken on,
+           PATH is searched as the tracer's spawn does (exec_search.h);
+           "S" id pid goes out just before the execve, "F" id errno if a
+           step fails, and init then goes on as before
      init -> supervisor
        "S" id pid             started (pid as the sandbox sees it)
        "F" id errno           could not start (errno of the failed step)
@@ -43,7 +52,11 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include "exec_search.h"
 
 #define CONTROL_FD 3
 #define MAX_MSG (256 * 1024)
@@ -280,6 +293,86 @@ static void start(char **f, int nf, int fds[3])
     send_fields("S", id, pid);
 }
 
+static void install_handlers(void);
+
+static int hex_mask(const char *s, unsigned long long *mask)
+{
+    char *end;
+    errno = 0;
+    *mask = strtoull(s, &end, 16);
+    return errno || *end || end == s ? -1 : 0;
+}
+
+/* "B": what a cold run's tracer child would have been, made of init.
+   Fields: B id cwd umask sigign sigblk nrl (res soft hard)*nrl argc argv...
+   envc env...  Returns only on failure, with errno set. */
+static void become_in_place(char **f, int nf, int fds[3])
+{
+    unsigned long long ignored, blocked;
+    long mask = number(f[3]), nrl = number(f[6]);
+    int at = 7;
+    if (mask < 0 || mask > 0777 || hex_mask(f[4], &ignored) || hex_mask(f[5], &blocked) ||
+        nrl < 0 || nrl > RLIM_NLIMITS || at + 3 * nrl + 1 > nf)
+        goto bad;
+    for (long i = 0; i < nrl; i++, at += 3) {
+        long resource = number(f[at]);
+        char *end1, *end2;
+        errno = 0;
+        struct rlimit rl = { strtoull(f[at + 1], &end1, 10), strtoull(f[at + 2], &end2, 10) };
+        if (resource < 0 || errno || *end1 || *end2)
+            goto bad;
+        if (setrlimit((int)resource, &rl) < 0)
+            return;
+    }
+    long argc = number(f[at++]);
+    if (argc < 1 || at + argc + 1 > nf)
+        goto bad;
+    char **argv = calloc((size_t)argc + 1, sizeof(char *));
+    if (!argv)
+        return;
+    for (long i = 0; i < argc; i++)
+        argv[i] = f[at + i];
+    at += argc;
+    long envc = number(f[at++]);
+    if (envc < 0 || at + envc > nf)
+        goto bad;
+    char **envp = calloc((size_t)envc + 1, sizeof(char *));
+    if (!envp)
+        return;
+    for (long i = 0; i < envc; i++)
+        envp[i] = f[at + i];
+    if (chdir(f[2]) < 0)
+        return;
+    for (int i = 0; i < 3; i++)
+        if (dup2(fds[i], i) < 0)
+            return;
+    umask((mode_t)mask);
+    /* As the tracer's child: the caller's ignored signals stay ignored,
+       but SIGPIPE and SIGXFSZ (which Python ignores) start at default. */
+    sigset_t mask_set;
+    sigemptyset(&mask_set);
+    for (int s = 1; s < 65; s++) {
+        if (s == SIGKILL || s == SIGSTOP)
+            continue;
+        int ignore = (ignored >> (s - 1)) & 1 && s != SIGPIPE && s != SIGXFSZ;
+        signal(s, ignore ? SIG_IGN : SIG_DFL);
+        if ((blocked >> (s - 1)) & 1)
+            sigaddset(&mask_set, s);
+    }
+    send_fields("S", number(f[1]), getpid());
+    sigprocmask(SIG_SETMASK, &mask_set, NULL);
+    errno = exec_search(argv[0], argv, envp);
+    /* Back to being init: its own handlers and mask. */
+    sigemptyset(&mask_set);
+    sigprocmask(SIG_SETMASK, &mask_set, NULL);
+    install_handlers();
+    free(argv);
+    free(envp);
+    return;
+bad:
+    errno = EINVAL;
+}
+
 static void signal_exec(long id, int sig)
 {
     for (int i = 0; i < nchildren; i++)
@@ -320,6 +413,19 @@ static void on_forwarded(int sig)
         terminate_all();
 }
 
+static void install_handlers(void)
+{
+    struct sigaction sa = { 0 };
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGCHLD, &sa, NULL);
+    for (size_t i = 0; i < sizeof FORWARDED / sizeof FORWARDED[0]; i++)
+        sigaction(FORWARDED[i], &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGTTOU, SIG_IGN);
+    signal(SIGTTIN, SIG_IGN);
+}
+
 static void on_message(void)
 {
     static char buf[MAX_MSG + 1];
@@ -352,6 +458,11 @@ static void on_message(void)
         start(f, nf, fds);
     else if (nf >= 1 && !strcmp(f[0], "X"))
         send_fields("F", nf > 1 ? number(f[1]) : -1, terminating ? ESHUTDOWN : EBADF);
+    else if (nf >= 8 && !strcmp(f[0], "B") && nfds == 3 && !terminating && !nchildren) {
+        become_in_place(f, nf, fds);
+        send_fields("F", number(f[1]), errno ? errno : EINVAL);
+    } else if (nf >= 1 && !strcmp(f[0], "B"))
+        send_fields("F", nf > 1 ? number(f[1]) : -1, EINVAL);
     else if (nf == 3 && !strcmp(f[0], "K"))
         signal_exec(number(f[1]), (int)number(f[2]));
     else if (nf == 1 && !strcmp(f[0], "T"))
@@ -392,15 +503,7 @@ int main(void)
     }
     if (pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
         return 1;
-    struct sigaction sa = { 0 };
-    sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGCHLD, &sa, NULL);
-    for (size_t i = 0; i < sizeof FORWARDED / sizeof FORWARDED[0]; i++)
-        sigaction(FORWARDED[i], &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    signal(SIGTTOU, SIG_IGN);
-    signal(SIGTTIN, SIG_IGN);
+    install_handlers();
     fcntl(CONTROL_FD, F_SETFD, FD_CLOEXEC);
     send_fields("R", getpid(), 0);
     for (;;) {

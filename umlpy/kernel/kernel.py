@@ -93,6 +93,7 @@ class GuestKernel:
         # a process no guest may reach into (pidfd_getfd, process_vm_*,
         # /proc/PID/mem): a named sandbox's init, its supervisor's channel
         self.protected_pid = None
+        self.on_guest_gone = None       # f(exit status) once no guest process is left
         self.first_ids = None           # identity() of the first process, once spawned
         self.id_block = None            # as root: the host ids the guest's map to (identity.py)
         self.own_ids = False            # the guest's ids are a block of the sandbox's own
@@ -334,6 +335,14 @@ class GuestKernel:
         self.tracer.set_forward_mode(self.pid_namespace)
         return pid
 
+    def first_process_runs_the_guest(self):
+        """The first process was init, and now runs the guest's own program
+        (a warm sandbox's, umlpy/warm/sandbox.py): nothing of it is
+        init's to protect any more."""
+        self.protected_pid = None
+        if self.fs.procfs is not None:
+            self.fs.procfs.protected_pids.clear()
+
     def _runnable_copy(self, program):
         """A copy of a host program where the guest's host ids may run it:
         the sandbox's state directory (the program's own may be closed to
@@ -523,6 +532,9 @@ class GuestKernel:
                                      "reached: the kernel killed a guest process\n")
                 self.cgroup.close()
             self.tracer.restore_signals()
+            if self.on_guest_gone is not None and self.main_status is not None:
+                # before the teardown, which is no one's wait (a warm sandbox's caller)
+                self.on_guest_gone(exit_status_of(self.main_status))
             if self.fs is not None:
                 self.fs.close()
             if self.id_block is not None:

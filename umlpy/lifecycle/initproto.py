@@ -76,6 +76,22 @@ class InitChannel:
         session = self.session(exec_id)
         fields = ["X", session.id, user, group, FLAG_TTY if tty else 0,
                   cwd, len(argv), *argv, len(env), *(f"{k}={v}" for k, v in env.items())]
+        return self._send_request(session, fields, fds)
+
+    def become(self, argv, env, cwd, fds, umask, sigign, sigblk, limits):
+        """Ask init to become argv in place (a warm sandbox's run,
+        umlpy/warm/sandbox.py), with fds as its stdin, stdout, stderr, the
+        umask, the ignored and blocked signals (hex masks as
+        /proc/PID/status shows them) and limits [(resource, soft, hard)].
+        Its session's pid is set just before the execve; init's end of
+        the socket closes when the execve succeeded (close-on-exec)."""
+        session = self.session()
+        fields = ["B", session.id, cwd, umask, sigign, sigblk, len(limits),
+                  *(v for limit in limits for v in limit), len(argv), *argv,
+                  len(env), *(f"{k}={v}" for k, v in env.items())]
+        return self._send_request(session, fields, fds)
+
+    def _send_request(self, session, fields, fds):
         for field in fields:
             if "\0" in str(field):
                 session._set(errno=22)
