@@ -149,28 +149,27 @@ class Pool:
         return ""
 
     def _hand_out(self):
-        now = time.monotonic()
-        still = []
-        for deadline, conn, fields, fds in self.waiting:
+        while self.waiting:
             spare = next((s for s in self.spares.values() if s.ready), None)
-            if spare is not None:
-                self.spares.pop(spare.sock.fileno(), None)
-                try:
-                    wire.send(spare.sock, fields, [conn.fileno(), *fds])
-                    self.claimed[spare.sock.fileno()] = spare
-                except OSError:
-                    spare.sock.close()
-                    _cold(conn, fds, "the spare is gone")
-                    continue
-                for fd in fds:
-                    os.close(fd)
-                conn.close()
-                self._replenish()
-            elif now >= deadline:
-                _cold(conn, fds, "no spare ready in time")
-            else:
-                still.append((deadline, conn, fields, fds))
-        self.waiting = still
+            if spare is None:
+                break
+            _deadline, conn, fields, fds = self.waiting.pop(0)
+            self.spares.pop(spare.sock.fileno(), None)
+            try:
+                wire.send(spare.sock, fields, [conn.fileno(), *fds])
+                self.claimed[spare.sock.fileno()] = spare
+            except OSError:
+                spare.sock.close()
+                _cold(conn, fds, "the spare is gone")
+                continue
+            for fd in fds:
+                os.close(fd)
+            conn.close()
+            self._replenish()       # the run's fds are closed: none is the next spare's
+        now = time.monotonic()
+        for late in [w for w in self.waiting if w[0] <= now]:
+            self.waiting.remove(late)
+            _cold(late[1], late[3], "no spare ready in time")
 
     def _from_spare(self, spare):
         try:

@@ -54,8 +54,9 @@ def run(pool_sock, config, program, log_path):
         threading.Thread(target=claim.serve, daemon=True, name="umlpy-warm-claim").start()
         status = kernel.run()
         claim.finished(status)
-    except BaseException as e:     # noqa: BLE001 -- the pool's log says why
-        sys.stderr.write(f"umlpy: a warm sandbox failed: {type(e).__name__}: {e}\n")
+    except BaseException:     # noqa: BLE001 -- the pool's log says why: a bug of umlpy's
+        import traceback
+        sys.stderr.write("umlpy: a warm sandbox failed:\n" + traceback.format_exc())
     finally:
         sys.stderr.flush()
         os._exit(0)
