@@ -689,8 +689,11 @@ def warm_pool(args):
         args.runners.remove("umlpy-warm")
         yield
         return
+    # The pool is the user's daemon, started apart from the runs: it makes
+    # its spares on any CPU (a claimed spare takes the run's own CPUs).
+    every_cpu = set(range(os.cpu_count() or 1))
     started = subprocess.run([front, "warm", "start", "--size", "2"], capture_output=True,
-                             text=True)
+                             text=True, preexec_fn=lambda: os.sched_setaffinity(0, every_cpu))
     if started.returncode != 0:
         note(f"note: skipping umlpy-warm: {started.stderr.strip()}")
         args.runners.remove("umlpy-warm")

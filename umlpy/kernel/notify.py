@@ -55,6 +55,15 @@ class NotificationServer:
         for thread in self.threads:
             thread.start()
 
+    def keep(self, count):
+        """Serve with the first count threads only (a warm sandbox claimed
+        by a run on fewer CPUs than its pool's: as many servers as that
+        run's cold guest kernel would have).  Before the guest runs: no
+        call is in flight on the ones that leave."""
+        for notifier, thread in zip(self.notifiers[count:], self.threads[count:]):
+            notifier.stop()
+            thread.join()
+
     def stop(self):
         """Return once every serving thread has left (the guest is gone, or
         the sandbox is torn down)."""

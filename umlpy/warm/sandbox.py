@@ -165,6 +165,9 @@ class Claim:
         the guest and for this guest kernel's threads (a stop is served on
         the CPU the guest runs on)."""
         if request.cpus and request.cpus != os.sched_getaffinity(0):
+            from ..kernel.kernel import MAX_NOTIFY_SERVERS
+            if self.kernel.notifications is not None:
+                self.kernel.notifications.keep(min(len(request.cpus), MAX_NOTIFY_SERVERS))
             for task in os.listdir("/proc/self/task"):
                 os.sched_setaffinity(int(task), request.cpus)
             os.sched_setaffinity(init, request.cpus)
