@@ -198,8 +198,10 @@ class Pool:
             fields, fds = [], []
         for fd in fds:
             os.close(fd)
-        if fields == ["served"]:
+        if fields[:1] == ["served"]:
             self.served += 1
+        else:
+            _log_cold(" ".join(fields[1:2]) or "the spare died")
         spare.sock.close()
 
     def _replenish(self, after_failure=False):
@@ -325,7 +327,14 @@ def _traced(conn):
     return True
 
 
+def _log_cold(reason):
+    """The pool's log (its stderr) says why a run was not served."""
+    sys.stderr.write(f"umlpy: a run went cold: {one_line(reason)}\n")
+    sys.stderr.flush()
+
+
 def _cold(conn, fds, reason):
+    _log_cold(reason)
     for fd in fds:
         os.close(fd)
     try:

@@ -146,8 +146,8 @@ class Claim:
             return self._cold("the program did not start", ())
         self.started = True
         kernel.on_guest_gone = self.finished
+        self._tell_pool("served")      # first: `umlpy warm ls` after the run counts it
         wire.send(self.client, ["started"])
-        self._tell_pool("served")
         self._forward_signals(init)
 
     def _limits_to_set(self, request):
@@ -169,7 +169,10 @@ class Claim:
             if self.kernel.notifications is not None:
                 self.kernel.notifications.keep(min(len(request.cpus), MAX_NOTIFY_SERVERS))
             for task in os.listdir("/proc/self/task"):
-                os.sched_setaffinity(int(task), request.cpus)
+                try:
+                    os.sched_setaffinity(int(task), request.cpus)
+                except ProcessLookupError:
+                    pass        # a thread that just left (a server keep() stopped)
             os.sched_setaffinity(init, request.cpus)
         if request.nice != os.getpriority(os.PRIO_PROCESS, init):
             os.setpriority(os.PRIO_PROCESS, init, request.nice)
@@ -193,16 +196,17 @@ class Claim:
                 except OSError:
                     pass
 
-    def _tell_pool(self, outcome):
-        """Whether the claim became a warm run (the pool counts them)."""
+    def _tell_pool(self, outcome, reason=""):
+        """Whether the claim became a warm run (the pool counts them, and
+        logs why one did not)."""
         try:
-            wire.send(self.pool_sock, [outcome])
+            wire.send(self.pool_sock, [outcome, reason])
         except OSError:
             pass
         self.pool_sock.close()
 
     def _cold(self, reason, stdio):
-        self._tell_pool("cold")
+        self._tell_pool("cold", reason)
         for fd in stdio:
             os.close(fd)
         try:
