@@ -138,13 +138,19 @@ class Pool:
             return "no stdio"
         if _traced(conn):
             return "a traced caller"
+        if "--" not in request.words:
+            return "no program"
+        dashes = request.words.index("--")
+        if request.words[:dashes] == self.words and request.cwd == self.cwd:
+            # the pool's own words where it parsed them: the same meaning
+            return "" if dashes + 1 < len(request.words) else "no program"
         try:
             canonical, argv = options_meaning(request.words, request.cwd)
         except Exception as e:      # noqa: BLE001 -- the cold run says it properly
             return one_line(str(e)) or type(e).__name__
         if canonical != self.canonical:
             return "other options"
-        if not argv or argv != request.words[request.words.index("--") + 1:]:
+        if not argv or argv != request.words[dashes + 1:]:
             return "no program"
         return ""
 
