@@ -11,11 +11,14 @@ fields in one SOCK_SEQPACKET packet, fds attached with SCM_RIGHTS.
     front -> sandbox    "kill" signal         umlpy was sent signal
     any -> pool         "info" | "stop"
     pool -> any         "info" pid served ready cwd words... | "stopped"
+    spare -> pool       "ready" modules... | "served" | "cold" reason
+    pool -> spare       a run request, with the caller's connection and fds
 """
 import os
+import socket
 import sys
 
-import _socket
+from ..lifecycle.control import short_path
 
 VERSION = "1"
 MAX_REQUEST = 1 << 20
@@ -53,8 +56,7 @@ def socket_path(key):
 
 
 def connect(path):
-    from ..lifecycle.control import short_path
-    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
     try:
         sock.connect(short_path(path))
     except OSError:
@@ -71,7 +73,7 @@ def send(sock, fields, fds=()):
     data = encode(fields)
     if fds:
         rights = b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds)
-        sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)])
+        sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, rights)])
     else:
         sock.send(data)
 
@@ -79,10 +81,10 @@ def send(sock, fields, fds=()):
 def receive(sock, max_fds=8):
     """(fields as str, fds) of one packet; ([], []) at the end."""
     data, ancillary, _flags, _addr = sock.recvmsg(
-        MAX_REQUEST, _socket.CMSG_SPACE(4 * max_fds), _socket.MSG_CMSG_CLOEXEC)
+        MAX_REQUEST, socket.CMSG_SPACE(4 * max_fds), socket.MSG_CMSG_CLOEXEC)
     fds = []
     for level, kind, payload in ancillary:
-        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             usable = len(payload) - len(payload) % 4
             fds += [int.from_bytes(payload[i:i + 4], sys.byteorder)
                     for i in range(0, usable, 4)]
