@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT, open_up, wait_for
+from conftest import ROOT, open_up, read_pty, wait_for
 
 AS_ROOT = os.geteuid() == 0
 FRONT = os.path.join(os.path.dirname(sys.executable), "umlpy")
@@ -208,15 +208,7 @@ def test_a_terminal_runs_cold(front, reg):
     if pid == 0:
         os.environ.update(env_of(reg))
         os.execv(front, [front, "run", "--", "sh", "-c", "test -t 0 && tty && echo TTY-OK"])
-    out = b""
-    while True:
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
+    out = read_pty(fd)
     _, status = os.waitpid(pid, 0)
     assert b"TTY-OK" in out and os.waitstatus_to_exitcode(status) == 0, out
     assert served(reg)["(none)"] == 0

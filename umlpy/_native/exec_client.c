@@ -9,7 +9,7 @@
    It speaks the control protocol (lifecycle/control.py, server.py's
    op_exec): one exec request, with fds 0, 1 and 2 attached, on the
    sandbox's control socket (<registry root>/NAME/control.sock, the root
-   found as hostuser.registry_root() finds it, registry_path.h); then it forwards SIGINT,
+   found as hostuser.registry_root() finds it, client_socket.h); then it forwards SIGINT,
    SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 as {"op":"signal"}
    messages until the daemon says "exited", and exits with that status.
 
@@ -38,7 +38,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "registry_path.h"
+#include "client_socket.h"
 
 #define PROTOCOL_VERSION 1
 #define MAX_MESSAGE (1 << 20)       /* control.py's MAX_MESSAGE */
@@ -342,20 +342,7 @@ static void not_reachable(const char *record_dir)
 static void send_request(int sock)
 {
     int fds[3] = { 0, 1, 2 };
-    union { struct cmsghdr align; char buf[CMSG_SPACE(sizeof fds)]; } control;
-    memset(&control, 0, sizeof control);
-    struct iovec iov = { .iov_base = request, .iov_len = request_len };
-    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
-                          .msg_control = control.buf, .msg_controllen = sizeof control.buf };
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof fds);
-    memcpy(CMSG_DATA(c), fds, sizeof fds);
-    ssize_t n;
-    do
-        n = sendmsg(sock, &msg, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
+    ssize_t n = send_with_fds(sock, request, request_len, fds, 3);
     if (n < 0)
         fail(STATUS_UMLPY, "umlpy-exec: sandbox '%s': sending the request: %s", sandbox_name,
              strerror(errno));

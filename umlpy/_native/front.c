@@ -37,7 +37,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "registry_path.h"
+#include "client_socket.h"
 
 #define VERSION "1"                 /* wire.VERSION */
 #define MAX_REQUEST (1 << 20)       /* wire.MAX_REQUEST */
@@ -261,23 +261,7 @@ static int send_stdio(int sock)
     for (int i = 0; i < 3; i++)
         if (fcntl(i, F_GETFD) < 0)
             return -1;          /* a closed stdio: a cold run keeps it closed */
-    char control[CMSG_SPACE(sizeof fds)];
-    memset(control, 0, sizeof control);
-    struct iovec iov = { packet, packet_len };
-    struct msghdr msg = { 0 };
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof fds);
-    memcpy(CMSG_DATA(c), fds, sizeof fds);
-    ssize_t n;
-    do
-        n = sendmsg(sock, &msg, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
+    ssize_t n = send_with_fds(sock, packet, packet_len, fds, 3);
     return n == (ssize_t)packet_len ? 0 : -1;
 }
 

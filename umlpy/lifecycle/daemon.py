@@ -76,7 +76,7 @@ def start(record, prepare=None):
                     _daemon(record, data, config, program, ready_w, prepare)
                 status = 0
             except BaseException as e:     # noqa: BLE001 -- reported to the command
-                _report(ready_w, f"error {one_line(str(e)) or type(e).__name__}")
+                report_line(ready_w, f"error {one_line(str(e)) or type(e).__name__}")
             finally:
                 os._exit(status)
         os.close(ready_w)
@@ -108,7 +108,9 @@ def check_reachable(path):
         here = os.path.dirname(here)
 
 
-def _report(fd, text):
+def report_line(fd, text):
+    """One line to the command waiting on a daemon's start, then its pipe
+    closed (umlpy start, umlpy warm start)."""
     try:
         os.write(fd, text.encode() + b"\n")
         os.close(fd)
@@ -188,7 +190,7 @@ def _daemon(record, data, config, program, ready_w, prepare):
     except BaseException as e:     # noqa: BLE001 -- the record keeps why
         reason = one_line(str(e)) or type(e).__name__
         if ready_w is not None:
-            _report(ready_w, f"error {reason}")
+            report_line(ready_w, f"error {reason}")
     finally:
         try:
             record.ended(reason, status)
@@ -212,9 +214,9 @@ def _when_ready(record, data, server, channel, env, ready_w):
                 raise UmlpyError(f"umlpy: INIT {data['init'][0]}: "
                                  f"{os.strerror(session.errno or 5)}")
         server.start()
-        _report(ready_w, f"ok {os.getpid()}")
+        report_line(ready_w, f"ok {os.getpid()}")
     except BaseException as e:     # noqa: BLE001 -- reported to `umlpy start`
-        _report(ready_w, f"error {one_line(str(e)) or type(e).__name__}")
+        report_line(ready_w, f"error {one_line(str(e)) or type(e).__name__}")
         channel.terminate()
         server.kill_everything()
 

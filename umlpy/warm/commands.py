@@ -3,6 +3,7 @@ import os
 import sys
 
 from ..errors import BadInput, UmlpyError, one_line
+from ..lifecycle import control
 from . import wire
 
 USAGE = """usage: umlpy warm start [--size N] [--idle SECONDS] [RUN OPTIONS]
@@ -116,7 +117,7 @@ def _make_dir(path):
 
 def _daemonize(path, config, words, canonical, size, idle, program):
     import socket
-    from .pool import Pool, say
+    from .pool import Pool
     from .sandbox import ignore_terminal_signals
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
     try:
@@ -169,7 +170,7 @@ def _daemonize(path, config, words, canonical, size, idle, program):
 
 def _ask(path, what):
     try:
-        sock = wire.connect(path)
+        sock = control.connect(path)
     except OSError:
         return None
     try:

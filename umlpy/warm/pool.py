@@ -19,6 +19,7 @@ import time
 
 from ..abi.socket import SO_PEERGROUPS, UCRED
 from ..errors import one_line
+from ..lifecycle.daemon import report_line
 from . import wire
 from .sandbox import run as run_sandbox
 
@@ -78,7 +79,7 @@ class Pool:
                 elif fd in self.claimed:
                     self._outcome(self.claimed.pop(fd))
             if self.ready_fd is not None and any(s.ready for s in self.spares.values()):
-                say(self.ready_fd, f"ok {os.getpid()}")
+                report_line(self.ready_fd, f"ok {os.getpid()}")
                 self.ready_fd = None
             self._hand_out()
             self._reap()
@@ -178,32 +179,22 @@ class Pool:
             _cold(late[1], late[3], "no spare ready in time")
 
     def _from_spare(self, spare):
-        try:
-            fields, fds = wire.receive(spare.sock)
-        except OSError:
-            fields, fds = [], []
-        for fd in fds:
-            os.close(fd)
+        fields = _news(spare)
         if fields[:1] == ["ready"]:
             spare.ready = True
             _preload(fields[1:])
         else:
             self._drop(spare)       # it died while being made
             if self.ready_fd is not None:
-                say(self.ready_fd, f"error: the pool's first sandbox did not start "
-                                   f"(its log: {self.log_path})")
+                report_line(self.ready_fd, "error: the pool's first sandbox did not start "
+                            f"(its log: {self.log_path})")
                 self.ready_fd = None
                 self.stopping = True
                 return
             self._replenish(after_failure=True)
 
     def _outcome(self, spare):
-        try:
-            fields, fds = wire.receive(spare.sock)
-        except OSError:
-            fields, fds = [], []
-        for fd in fds:
-            os.close(fd)
+        fields = _news(spare)
         if fields[:1] == ["served"]:
             self.served += 1
         else:
@@ -333,6 +324,17 @@ def _traced(conn):
     return True
 
 
+def _news(spare):
+    """A spare's message ([] if it is gone); a spare sends no fds."""
+    try:
+        fields, fds = wire.receive(spare.sock)
+    except OSError:
+        return []
+    for fd in fds:
+        os.close(fd)
+    return fields
+
+
 def _log_cold(reason):
     """The pool's log (its stderr) says why a run was not served."""
     sys.stderr.write(f"umlpy: a run went cold: {one_line(reason)}\n")
@@ -348,12 +350,3 @@ def _cold(conn, fds, reason):
     except OSError:
         pass
     conn.close()
-
-
-def say(fd, text):
-    """One line to `umlpy warm start`, waiting for the pool to be ready."""
-    try:
-        os.write(fd, text.encode() + b"\n")
-        os.close(fd)
-    except OSError:
-        pass

@@ -18,7 +18,6 @@ import os
 import socket
 import sys
 
-from ..lifecycle.control import short_path
 
 VERSION = "1"
 MAX_REQUEST = 1 << 20
@@ -53,16 +52,6 @@ def pool_env(name):
 
 def socket_path(key):
     return os.path.join(pool_dir(), key + ".sock")
-
-
-def connect(path):
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-    try:
-        sock.connect(short_path(path))
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 def encode(fields):

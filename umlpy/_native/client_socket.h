@@ -1,14 +1,16 @@
-/* Where the user umlpy runs for keeps its named sandboxes and warm pools:
- * hostuser.registry_root() in C, for the C clients (exec_client.c,
- * front.c).  tests/test_warm.py checks the two agree.  Header-only: each
- * client is a program of its own.  Errors come back as a sentence. */
-#ifndef UMLPY_REGISTRY_PATH_H
-#define UMLPY_REGISTRY_PATH_H
+/* What umlpy's C clients (exec_client.c, front.c) need to reach a daemon
+ * of the user's: where the user keeps named sandboxes and warm pools
+ * (hostuser.registry_root() in C; tests/test_warm.py checks the two
+ * agree), a socket's address, and a request sent with fds.  Header-only:
+ * each client is a program of its own.  Errors come back as a sentence. */
+#ifndef UMLPY_CLIENT_SOCKET_H
+#define UMLPY_CLIENT_SOCKET_H
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <sys/un.h>
 #include <pwd.h>
 #include <stdlib.h>
@@ -137,6 +139,31 @@ static int socket_address(const char *dir, const char *leaf, struct sockaddr_un 
     }
     strcpy(addr->sun_path, path);
     return 0;
+}
+
+/* One packet of len bytes with fds attached (SCM_RIGHTS); the bytes sent,
+   or -1 with errno. */
+static ssize_t send_with_fds(int sock, const void *data, size_t len, const int *fds, int nfds)
+{
+    union { struct cmsghdr align; char buf[CMSG_SPACE(sizeof(int) * 8)]; } control;
+    if (nfds < 1 || nfds > 8) {
+        errno = EINVAL;
+        return -1;
+    }
+    memset(&control, 0, sizeof control);
+    struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                          .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds) };
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+    memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
+    ssize_t n;
+    do
+        n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n;
 }
 
 #endif
