@@ -194,20 +194,33 @@ def test_an_ignored_signal_does_not_interrupt_a_call(guest, mode, how):
     assert_same([guest("ignored_signal"), how], mode)
 
 
-@pytest.mark.parametrize("how", ["ignored", "pending", "stopped"])
+@pytest.mark.parametrize("how", ["ignored", "pending", "stopped", "repeated"])
 @pytest.mark.parametrize("where", ["init", "child"])
-def test_an_interrupted_wait_keeps_its_deadline(guest, how, where):
+def test_an_interrupted_wait_keeps_its_deadline(guest, mode, how, where):
     """Eleven waits of 400 ms, each disturbed on its way, timed natively and
     inside (tests/guest/wait_deadline.c): a discarded signal (one a
-    blocked pending signal does not make interrupting) leaves every wait
-    its deadline, as natively, never its whole timeout again; a stop and
-    SIGCONT make sigtimedwait, epoll_wait and semtimedop fail with EINTR, as Linux
-    does, and the others keep their deadline."""
+    blocked pending signal does not make interrupting), once or every
+    50 ms, leaves every wait its deadline, as natively, never its whole
+    timeout again; a stop and SIGCONT make sigtimedwait, epoll_wait and
+    semtimedop fail with EINTR, as Linux does, and the others keep their
+    deadline.  Under --trace-all too, where each wait made again stops
+    for Python."""
     argv = [guest("wait_deadline"), how]
     if where == "child":
         argv = ["sh", "-c", '"$0" "$1"; exit $?', *argv]
     native = run_native(argv)
-    inside = run_umlpy(argv)
+    inside = run_umlpy(argv, mode)
+    assert (inside.returncode, inside.stderr) == (0, b""), inside.stderr.decode()[-800:]
+    assert inside.stdout.decode() == native.stdout.decode()
+
+
+def test_a_wait_that_stops_for_python_keeps_its_deadline(guest):
+    """Under --net-rate the readiness waits stop for Python (netwait.py),
+    as every call does under --trace-all: their deadline is kept all the
+    same when a discarded signal wakes them every 50 ms."""
+    argv = [guest("wait_deadline"), "repeated"]
+    native = run_native(argv)
+    inside = run_umlpy(argv, options=["--net-rate", "1M"])
     assert (inside.returncode, inside.stderr) == (0, b""), inside.stderr.decode()[-800:]
     assert inside.stdout.decode() == native.stdout.decode()
 

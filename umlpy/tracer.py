@@ -96,6 +96,11 @@ class Tracer:
     def set_action(self, nr, action, err=0):
         lib.umlpy_set_action(self._t, nr, int(action), err)
 
+    def set_wait(self, nr, how):
+        """nr is a timed wait (how: TimedWait.code(); -1: none): its
+        deadline is kept whatever its action (tracer.c, timed waits)."""
+        lib.umlpy_set_wait(self._t, nr, how)
+
     def set_spin(self, spin_ns):
         """Poll for the next stop this long before sleeping (0: never)."""
         lib.umlpy_set_spin(self._t, int(spin_ns))

@@ -11,7 +11,10 @@
  *            are restarted
  *            with the time they had left, and end at 400 ms;
  *   pending: as ignored, with another signal blocked and pending all
- *            along (SIGUSR1), which interrupts nothing.
+ *            along (SIGUSR1), which interrupts nothing;
+ *   repeated: SIGWINCH every 50 ms for 600 ms: every call still times
+ *            out at 400 ms (a wait made again whole each time would end
+ *            at 1000 ms).
  * "early" is before 300 ms, "on time" 300..520 ms, "late" after 520 ms
  * (a wait made again whole ends at 600 ms).  A child process sends
  * the signals, so that the whole process can be stopped. */
@@ -54,7 +57,12 @@ static pid_t disturb(const char *how)
     pid_t parent = getpid(), child = fork();
     if (child != 0)
         return child;
-    if (strcmp(how, "stopped")) {
+    if (!strcmp(how, "repeated")) {
+        for (int i = 0; i < 12; i++) {
+            sleep_ms(50);
+            kill(parent, SIGWINCH);
+        }
+    } else if (strcmp(how, "stopped")) {
         sleep_ms(200);
         kill(parent, SIGWINCH);
     } else {

@@ -74,6 +74,7 @@ struct timed_wait {
     int again;                  /* made again with the time it had left */
     unsigned long long rip, rsp;    /* where it is made again */
     unsigned long long saved[2];    /* the guest's own timeout, given back at the exit */
+    unsigned long long saved_at;    /* where a timespec was (its address) */
 };
 
 #define QUEUE_LEN 1024
@@ -82,6 +83,7 @@ struct timed_wait {
 struct umlpy_tracer {
     unsigned char action[UMLPY_TABLE_SIZE];
     int err[UMLPY_TABLE_SIZE];
+    int wait[UMLPY_TABLE_SIZE];     /* a timed wait's UMLPY_WAIT_* word, or -1 */
     int report_signals;
     unsigned long long ignored_by_default;  /* signals.py's default actions */
     int init_pid;
@@ -141,8 +143,10 @@ struct umlpy_tracer *umlpy_tracer_new(void)
     struct umlpy_tracer *t = calloc(1, sizeof *t);
     if (!t)
         return NULL;
-    for (int i = 0; i < UMLPY_TABLE_SIZE; i++)
+    for (int i = 0; i < UMLPY_TABLE_SIZE; i++) {
         t->action[i] = UMLPY_ACT_PYTHON;
+        t->wait[i] = -1;
+    }
     t->state_len = (size_t)read_pid_max() + 1;
     /* calloc of a large block is lazily backed: untouched pages cost nothing */
     t->state = calloc(t->state_len, 1);
@@ -171,6 +175,12 @@ void umlpy_set_action(struct umlpy_tracer *t, int nr, int action, int err)
         t->action[nr] = (unsigned char)action;
         t->err[nr] = err;
     }
+}
+
+void umlpy_set_wait(struct umlpy_tracer *t, int nr, int how)
+{
+    if (nr >= 0 && nr < UMLPY_TABLE_SIZE)
+        t->wait[nr] = how;
 }
 
 int umlpy_harden_self(void)
@@ -736,11 +746,15 @@ static int handled_by_process(int pid, int sig)
  * received natively (drop_signal) wakes them all the same, so the tracer
  * makes the call again; natively it would have gone on to its deadline,
  * not waited its whole timeout anew.  So the call stops at its entry (in
- * C only, and only with a finite timeout: policy's TIMED rule), where
- * its deadline is noted; made again, it waits what is left (its timeout
- * argument changed for that call and given back at its exit, so the
- * guest finds its registers and memory as it left them), and one whose
- * time is up returns what it returns then. */
+ * C only, and only with a finite timeout: policy's TIMED rule; or for
+ * Python, under --trace-all or when something hooks it), where its
+ * deadline is noted (t->wait says which calls are timed waits, in every
+ * mode); made again, it waits what is left (its timeout argument changed
+ * for that call and given back at its exit, so the guest finds its
+ * registers and memory as it left them), and one whose time is up
+ * returns what it returns then.  A call made again stops at its entry
+ * again, for Python too under --trace-all: there the deadline is kept,
+ * not noted anew. */
 
 static long long monotonic_ns(void)
 {
@@ -783,27 +797,32 @@ static void timed_wait_began(struct umlpy_tracer *t, int pid, long nr,
             *state_of(t, pid) |= TS_RESTORE;
         return;     /* else a wait within it (a handler's) goes as before */
     }
-    long long timeout = timeout_of(pid, t->err[nr], r);
+    long long timeout = timeout_of(pid, t->wait[nr], r);
     w->tid = timeout < 0 ? 0 : pid;
     w->nr = nr;
     w->again = 0;
     w->deadline_ns = monotonic_ns() + timeout;
 }
 
-/* At the exit of a wait made again: the guest's own timeout back. */
+/* At the exit of a wait made again: the guest's own timeout back.  Not
+ * yet if a handler of Python's made another call of it (a sleep before
+ * the wait is made again, netwait.py): that wait, made again at the same
+ * place, gives it back at its own exit. */
 static void timed_wait_ended(struct umlpy_tracer *t, int pid)
 {
     struct timed_wait *w = &t->waits[pid % WAIT_SLOTS];
     if (w->tid != pid || !w->again)
         return;
-    int how = t->err[w->nr];
-    if (how & UMLPY_WAIT_TIMESPEC) {
-        struct user_regs_struct r;
-        if (ptrace(PTRACE_GETREGS, pid, 0, &r) == 0)
-            umlpy_write_mem(pid, arg_of(&r, how), w->saved, sizeof w->saved);
-    } else {
+    struct user_regs_struct r;
+    if (ptrace(PTRACE_GETREGS, pid, 0, &r) < 0)
+        return;
+    if ((long)r.orig_rax != w->nr && (long)r.orig_rax != -1)
+        return;     /* -1: skipped (a hook answered it), its registers as they were */
+    int how = t->wait[w->nr];
+    if (how & UMLPY_WAIT_TIMESPEC)
+        umlpy_write_mem(pid, w->saved_at, w->saved, sizeof w->saved);
+    else
         ptrace(PTRACE_POKEUSER, pid, arg_offset[(how & 0x0f) % 6], (void *)w->saved[0]);
-    }
     w->again = 0;
 }
 
@@ -811,16 +830,16 @@ static void timed_wait_ended(struct umlpy_tracer *t, int pid)
  * what the call gives now (its result if its time is up, else
  * -ERESTARTNOINTR with the time left as its timeout) and returns 1, or
  * returns 0 if it is no wait noted here (it is made again whole: one with
- * no timeout, or under --trace-all). */
+ * no timeout). */
 static int timed_wait_interrupted(struct umlpy_tracer *t, int pid,
                                   const struct user_regs_struct *r, long *result)
 {
     long nr = (long)r->orig_rax;
     struct timed_wait *w = &t->waits[pid % WAIT_SLOTS];
-    if (nr >= UMLPY_TABLE_SIZE || t->action[nr] != UMLPY_ACT_TIMED || w->tid != pid ||
-        w->nr != nr || w->again)
+    if (nr >= UMLPY_TABLE_SIZE || t->wait[nr] < 0 || w->tid != pid || w->nr != nr ||
+        w->again)
         return 0;
-    int how = t->err[nr];
+    int how = t->wait[nr];
     unsigned long long arg = arg_of(r, how);
     if (how & UMLPY_WAIT_TIMESPEC ? arg == 0 : (int)arg <= 0)
         return 0;   /* no timeout: the wait noted was an earlier one */
@@ -835,6 +854,7 @@ static int timed_wait_interrupted(struct umlpy_tracer *t, int pid,
         if (umlpy_read_mem(pid, arg, w->saved, sizeof w->saved) != sizeof w->saved ||
             umlpy_write_mem(pid, arg, &ts, sizeof ts) != sizeof ts)
             return 0;
+        w->saved_at = arg;
     } else {
         w->saved[0] = arg;
         long ms = (long)((left + 999999) / 1000000);
@@ -985,8 +1005,11 @@ static int handle_status(struct umlpy_tracer *t, int pid, int status,
         int act = (nr >= 0 && nr < UMLPY_TABLE_SIZE) ? t->action[nr]
                                                      : UMLPY_ACT_PYTHON;
         set_stop(t, pid, UMLPY_STOP_SECCOMP);
-        if (act == UMLPY_ACT_TIMED) {
+        /* a timed wait's deadline is noted whoever decides the call (one
+         * that stops for Python too: --trace-all, a hook, --net-rate) */
+        if (nr >= 0 && nr < UMLPY_TABLE_SIZE && t->wait[nr] >= 0)
             timed_wait_began(t, pid, nr, &r);
+        if (act == UMLPY_ACT_TIMED) {
             resume(t, pid, 0);
             return 0;
         }

@@ -10,11 +10,11 @@
 #define UMLPY_ACT_ERRNO 1        /* skip the call, return -errno, no Python */
 #define UMLPY_ACT_PYTHON 2       /* report UMLPY_EV_SYSCALL to the guest kernel */
 #define UMLPY_ACT_CACHE 3        /* answer from the path cache; a miss is PYTHON's */
-#define UMLPY_ACT_TIMED 5        /* resume, noting when the wait began: err is UMLPY_WAIT_* */
+#define UMLPY_ACT_TIMED 5        /* resume, noting when the wait began (umlpy_set_wait) */
 
-/* A timed wait's err word (registry.TimedWait): the timeout's argument
- * (bits 0-3), a struct timespec pointer rather than int milliseconds, and
- * -EAGAIN rather than 0 for a wait whose time is up. */
+/* A timed wait's word (registry.TimedWait, umlpy_set_wait): the timeout's
+ * argument (bits 0-3), a struct timespec pointer rather than int
+ * milliseconds, and -EAGAIN rather than 0 for a wait whose time is up. */
 #define UMLPY_WAIT_TIMESPEC 0x10
 #define UMLPY_WAIT_EAGAIN 0x20
 
@@ -113,6 +113,10 @@ struct umlpy_tracer;
 struct umlpy_tracer *umlpy_tracer_new(void);
 void umlpy_tracer_free(struct umlpy_tracer *t);
 void umlpy_set_action(struct umlpy_tracer *t, int nr, int action, int err);
+/* nr is a timed wait (how: its UMLPY_WAIT_* word; -1: it is none): at
+ * each seccomp stop it makes, whatever its action, the tracer notes its
+ * deadline, and keeps it when it makes the call again (tracer.c). */
+void umlpy_set_wait(struct umlpy_tracer *t, int nr, int how);
 void umlpy_set_report_signals(struct umlpy_tracer *t, int on);
 /* The signals whose default action is to ignore them (bit sig-1), as
  * kernel/signals.py says: a signal a thread would not have received

@@ -301,6 +301,11 @@ class GuestKernel:
             # Python's to decide.
             action = Action.PYTHON if rule.guard or rule.action == Action.NOTIFY else rule.action
             self.tracer.set_action(nr, action, rule.errno)
+        # The table's timed waits keep their deadline in every mode, also
+        # when they stop for Python (--trace-all, a hook): C notes it.
+        for entry in self.table:
+            if entry.wait is not None:
+                self.tracer.set_wait(entry.nr, entry.wait.code())
         self._start_fastpath(policy)
         # What the guest may change in the user's terminal is set back at
         # the end (terminal.py).

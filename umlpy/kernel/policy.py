@@ -30,7 +30,8 @@ class Rule:
     """What to do with one syscall number; a guard (with ALLOW) makes the
     call stop for Python when it matches; a wait (with TIMED) makes it stop
     for the native tracer alone when its timeout is finite (else it is
-    allowed); errno is then the wait's word for C (TimedWait.code)."""
+    allowed); C learns which calls are timed waits from the table itself,
+    in every mode (GuestKernel.spawn, Tracer.set_wait)."""
     __slots__ = ("action", "errno", "guard", "wait")
 
     def __init__(self, action, errno=0, guard=None, wait=None):
@@ -61,7 +62,7 @@ def rule_for(entry, mode, hooked):
     support = entry.support
     if support == Support.PASSTHROUGH:
         if entry.wait is not None:
-            return Rule(Action.TIMED, entry.wait.code(), wait=entry.wait)
+            return Rule(Action.TIMED, wait=entry.wait)
         return Rule(Action.ALLOW)
     if support == Support.GUARDED:
         return Rule(Action.ALLOW, guard=entry.guard)

@@ -72,7 +72,8 @@ class TimedWait:
     still wakes it with EINTR, and the native tracer makes it again; so
     that it keeps its deadline rather than waiting its whole timeout anew,
     the call stops (in C only) when its timeout is finite and not zero,
-    and the tracer notes when it began (tracer.c, drop_signal).
+    and the tracer notes when it began (tracer.c, drop_signal); at a stop
+    for Python (--trace-all, a hook) the tracer notes it all the same.
     timed_out: what the call returns when its time is up (0, or -EAGAIN)."""
     __slots__ = ("arg", "timespec", "timed_out")
 
