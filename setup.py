@@ -61,5 +61,6 @@ setup(
     install_requires=["cffi>=1.15", "python-ptrace>=0.9.8"],
     extras_require={"test": ["pytest>=7", "hypothesis>=6"]},
     scripts=[FRONT],
-    entry_points={"console_scripts": ["umlpy-cli=umlpy.cli:entry"]},
+    entry_points={"console_scripts": ["umlpy-cli=umlpy.cli:entry",
+                                      "umlpy-oci=umlpy.oci.cli:main"]},
 )

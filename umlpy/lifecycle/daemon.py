@@ -52,9 +52,13 @@ def config_of(record, data=None):
     return config.replace(upper=record.upper, preserve_fds=1)
 
 
-def start(record, prepare=None):
+def start(record, prepare=None, serve=None):
     """Start the sandbox's daemon; returns its pid.  prepare(kernel), if
-    given, runs in the daemon before the guest starts (the API's hooks)."""
+    given, runs in the daemon before the guest starts (the API's hooks);
+    serve, if given, is the control server's class in place of
+    ControlServer (the OCI runtime's, umlpy/oci/server.py, which also
+    says the daemon's exit status: exit_code)."""
+    from .server import ControlServer
     data = record.data()
     with record.locked():
         if record.daemon_alive():
@@ -73,7 +77,8 @@ def start(record, prepare=None):
                 os.close(ready_r)
                 os.setsid()
                 if os.fork() == 0:
-                    _daemon(record, data, config, program, ready_w, prepare)
+                    _daemon(record, data, config, program, ready_w, prepare,
+                            serve or ControlServer)
                 status = 0
             except BaseException as e:     # noqa: BLE001 -- reported to the command
                 report_line(ready_w, f"error {one_line(str(e)) or type(e).__name__}")
@@ -126,11 +131,10 @@ def _high(fd):
     return high
 
 
-def _daemon(record, data, config, program, ready_w, prepare):
+def _daemon(record, data, config, program, ready_w, prepare, serve):
     from ..kernel import GuestKernel
     from .initproto import InitChannel
     from .logfile import BoundedLog, drain_into
-    from .server import ControlServer
 
     status, reason, server = None, "crashed", None
     ready_w = _high(ready_w)
@@ -176,7 +180,7 @@ def _daemon(record, data, config, program, ready_w, prepare):
         env.update(config.environment)
         channel = InitChannel(ours)
         channel.start()
-        server = ControlServer(record, kernel, channel, config, env)
+        server = serve(record, kernel, channel, config, env)
         kernel.spawn(["/sbin/umlpy-init"], env=env, program=program)
         os.close(3)     # init's end is init's alone: its death closes the channel
         threading.Thread(target=_when_ready, args=(record, data, server, channel, env,
@@ -197,7 +201,7 @@ def _daemon(record, data, config, program, ready_w, prepare):
             os.unlink(record.socket_path)
         except OSError:
             pass
-        os._exit(0 if reason == "stopped" else 1)
+        os._exit(server.exit_code(reason, status) if server is not None else 1)
 
 
 def _when_ready(record, data, server, channel, env, ready_w):

@@ -258,6 +258,11 @@ class ControlServer:
         vfs = self.kernel.vfs
         return vfs.idmap.uid_in(host_uid) if vfs is not None else host_uid
 
+    def exit_code(self, reason, status):
+        """The daemon's exit status, once the guest is gone: whether it
+        stopped as asked (no one waits for a named sandbox's daemon)."""
+        return 0 if reason == "stopped" else 1
+
     def kill_everything(self):
         """SIGKILL init: in its pid namespace, every guest process goes
         with it; without one (--pid-host), each is killed."""

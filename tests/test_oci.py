@@ -1,0 +1,412 @@
+"""umlpy-oci, the OCI runtime (umlpy/oci/): runc's command line over a
+bundle whose rootfs is busybox, driven as an engine drives it (create,
+state, start, kill, delete), the exit status read by waiting for the
+--pid-file's process as a subreaper (conmon, containerd's shim)."""
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from conftest import AS_ROOT, ROOT
+
+OCI = [str(pathlib.Path(sys.executable).with_name("umlpy-oci"))]
+NAMESPACES = [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")]
+
+# Run by the tests as the engine: a subreaper, so that the daemon that
+# create leaves (double-forked) becomes its child, and its exit status
+# the container's.  argv: the umlpy-oci words, the container id, pid file.
+SUBREAPER = r"""
+import ctypes, json, os, subprocess, sys
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)        # PR_SET_CHILD_SUBREAPER
+oci, cid, pid_file, bundle = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+# the container's stdio is create's, as runc's is: files, so that waiting
+# for create is not waiting for the container
+out = open(os.path.join(bundle, "stdout"), "wb")
+err = open(os.path.join(bundle, "stderr"), "wb+")
+p = subprocess.run(oci + ["create", "--bundle", bundle, "--pid-file", pid_file, cid],
+                   stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+if p.returncode:
+    err.seek(0)
+    sys.exit("create: " + err.read().decode())
+pid = int(open(pid_file).read())
+print(json.dumps({"state": json.loads(subprocess.check_output(oci + ["state", cid]))}), flush=True)
+sys.stdin.readline()        # the test says when the container may start
+p = subprocess.run(oci + ["start", cid], stderr=subprocess.PIPE)
+if p.returncode:
+    sys.exit("start: " + p.stderr.decode())
+_, status = os.waitpid(pid, 0)
+print(json.dumps({"status": os.waitstatus_to_exitcode(status)}), flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def rootfs():
+    """A busybox root in a directory others may search (uid 65534's test
+    and, as root, the sandbox's own ids pass through it)."""
+    busybox = shutil.which("busybox")
+    if not busybox:
+        pytest.skip("busybox-static not installed")
+    top = pathlib.Path(tempfile.mkdtemp(prefix="umlpy-test-oci-", dir="/tmp"))
+    os.chmod(top, 0o755)
+    root = top / "rootfs"
+    subprocess.run(["sh", str(ROOT / "rootfs" / "make-busybox-rootfs.sh"), str(root)],
+                   check=True, capture_output=True)
+    for d in [top, *root.rglob("*")]:
+        if d.is_dir() and not d.is_symlink():
+            os.chmod(d, os.stat(d).st_mode | 0o755)
+    yield root
+    shutil.rmtree(top, ignore_errors=True)
+
+
+@pytest.fixture
+def work(rootfs):
+    """A directory of the test's own beside the rootfs: --root and bundles."""
+    path = pathlib.Path(tempfile.mkdtemp(prefix="work-", dir=rootfs.parent))
+    os.chmod(path, 0o755)
+    yield path
+    state = path / "state"
+    if state.exists():
+        for cid in os.listdir(state):
+            if not cid.startswith("."):
+                subprocess.run(OCI + ["--root", str(state), "delete", "--force", cid],
+                               capture_output=True, timeout=60)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def config(args, **changes):
+    data = {
+        "ociVersion": "1.0.2",
+        "process": {"terminal": False, "user": {"uid": 0, "gid": 0}, "args": args,
+                    "env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"], "cwd": "/",
+                    "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+                    "noNewPrivileges": True},
+        "root": {"path": "rootfs", "readonly": False},
+        "hostname": "umlpy-oci",
+        "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
+                   {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+                    "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+                   {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+                    "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666"]},
+                   {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+                    "options": ["nosuid", "noexec", "nodev", "ro"]}],
+        "annotations": {"org.example.test": "yes"},
+        "linux": {"namespaces": NAMESPACES,
+                  "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/timer_list",
+                                  "/sys/firmware"],
+                  "readonlyPaths": ["/proc/bus", "/proc/sys"]},
+    }
+    for key, value in changes.items():
+        section, _, field = key.partition("__")
+        if field:
+            data[section][field] = value
+        else:
+            data[section] = value
+    return data
+
+
+def bundle(work, rootfs, args, name="bundle", **changes):
+    path = work / name
+    path.mkdir()
+    os.symlink(rootfs, path / "rootfs")
+    (path / "config.json").write_text(json.dumps(config(args, **changes)))
+    return path
+
+
+# create's stdio is the container's: none of the test's pipes, which would
+# stay open as long as the container
+DETACHED = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL,
+            "stderr": subprocess.DEVNULL}
+
+
+def oci(work, *args, log=None, timeout=60, **kw):
+    extra = ["--log", str(log), "--log-format", "json"] if log else []
+    if "stdout" in kw:
+        return subprocess.run(OCI + ["--root", str(work / "state"), *extra, *args],
+                              timeout=timeout, **kw)
+    return subprocess.run(OCI + ["--root", str(work / "state"), *extra, *args],
+                          capture_output=True, timeout=timeout, **kw)
+
+
+def ok(p):
+    assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
+    return (p.stdout or b"").decode()
+
+
+def state(work, cid):
+    return json.loads(ok(oci(work, "state", cid)))
+
+
+def wait_status(work, cid, want, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        s = state(work, cid)
+        if s["status"] == want:
+            return s
+        time.sleep(0.05)
+    raise AssertionError(f"{cid} never {want}: {s}")
+
+
+class Engine:
+    """The SUBREAPER script as a running engine for one container."""
+
+    def __init__(self, work, cid, path, oci_words=None, prefix=(), env=None):
+        words = oci_words or OCI + ["--root", str(work / "state")]
+        self.proc = subprocess.Popen(
+            [*prefix, sys.executable, "-c", SUBREAPER, json.dumps(words), cid,
+             str(path / "pid"), str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, env=env)
+        self.path = path
+
+    def created(self):
+        line = self.proc.stdout.readline()
+        assert line, self.proc.communicate(timeout=30)[1].decode()
+        return json.loads(line)["state"]
+
+    def start(self):
+        self.proc.stdin.write(b"go\n")
+        self.proc.stdin.flush()
+
+    def status(self, timeout=60):
+        out, err = self.proc.communicate(timeout=timeout)
+        assert self.proc.returncode == 0, err.decode()
+        return json.loads(out.splitlines()[-1])["status"]
+
+    def output(self):
+        return (self.path / "stdout").read_text()
+
+
+def test_create_start_state_delete(work, rootfs):
+    path = bundle(work, rootfs, ["sh", "-c", "echo hi; hostname; ulimit -n; echo $TERM; "
+                                 "echo kept > /out; exit 3"])
+    engine = Engine(work, "one", path)
+    created = engine.created()
+    pid = int((path / "pid").read_text())
+    assert created["status"] == "created" and created["pid"] == pid > 0
+    assert created["bundle"] == str(path) and created["id"] == "one"
+    assert created["annotations"] == {"org.example.test": "yes"}
+    time.sleep(0.3)
+    assert engine.output() == ""        # nothing runs before start
+    assert state(work, "one")["status"] == "created"
+    engine.start()
+    assert engine.status() == 3
+    assert engine.output() == "hi\numlpy-oci\n1024\nxterm\n"
+    s = wait_status(work, "one", "stopped")
+    assert s["pid"] == 0
+    upper = list((work / "state" / "one").glob("sandbox/store-*/upper/out"))
+    assert [p.read_text() for p in upper] == ["kept\n"]
+    assert not (rootfs / "out").exists()
+    p = oci(work, "start", "one")
+    assert p.returncode != 0 and len(p.stderr.decode().splitlines()) == 1
+    ok(oci(work, "delete", "one"))
+    assert not (work / "state" / "one").exists()
+    p = oci(work, "state", "one")
+    assert p.returncode != 0 and b"does not exist" in p.stderr
+
+
+def test_kill_running_container(work, rootfs):
+    path = bundle(work, rootfs, ["sh", "-c", "echo up; exec sleep 100"])
+    engine = Engine(work, "sleeper", path)
+    assert engine.created()["status"] == "created"
+    engine.start()
+    wait_status(work, "sleeper", "running")
+    p = oci(work, "delete", "sleeper")
+    assert p.returncode != 0 and b"running" in p.stderr
+    assert len(p.stderr.decode().splitlines()) == 1
+    ok(oci(work, "kill", "sleeper", "TERM"))
+    assert engine.status() == 143
+    wait_status(work, "sleeper", "stopped")
+    p = oci(work, "kill", "sleeper", "KILL")
+    assert p.returncode != 0 and b"not running" in p.stderr
+    ok(oci(work, "delete", "sleeper"))
+
+
+def test_kill_all_and_delete_force(work, rootfs):
+    path = bundle(work, rootfs, ["sh", "-c", "sleep 100 & sleep 100"])
+    ok(oci(work, "create", "--bundle", str(path), "--pid-file", str(path / "pid"), "many",
+           **DETACHED))
+    daemon = int((path / "pid").read_text())
+    ok(oci(work, "start", "many"))
+    wait_status(work, "many", "running")
+    ok(oci(work, "kill", "--all", "many", "9"))
+    wait_status(work, "many", "stopped")
+    ok(oci(work, "delete", "many"))
+    # delete --force of a running one: the daemon and every guest process go
+    path = bundle(work, rootfs, ["sleep", "100"], name="b2")
+    ok(oci(work, "create", "-b", str(path), "--pid-file", str(path / "pid"), "forced",
+           **DETACHED))
+    daemon = int((path / "pid").read_text())
+    ok(oci(work, "start", "forced"))
+    wait_status(work, "forced", "running")
+    ok(oci(work, "delete", "--force", "forced"))
+    assert not os.path.exists(f"/proc/{daemon}") or \
+        open(f"/proc/{daemon}/stat").read().split()[2] == "Z"
+    assert os.listdir(work / "state") == []
+    ok(oci(work, "delete", "--force", "forced"))    # gone already: as runc, no error
+
+
+def test_delete_a_created_container(work, rootfs):
+    path = bundle(work, rootfs, ["sh", "-c", "echo never > /dev/stderr"])
+    ok(oci(work, "create", "--bundle", str(path), "c", **DETACHED))
+    assert state(work, "c")["status"] == "created"
+    ok(oci(work, "delete", "c"))
+    assert os.listdir(work / "state") == []
+
+
+def test_two_containers_at_once(work, rootfs):
+    engines = []
+    for n in range(2):
+        path = bundle(work, rootfs, ["sh", "-c", f"echo $$ > /mine; sleep 0.5; cat /mine; "
+                                     f"hostname; exit {n + 4}"], name=f"b{n}",
+                      hostname=f"box{n}")
+        engines.append(Engine(work, f"c{n}", path))
+    for engine in engines:
+        assert engine.created()["status"] == "created"
+    for engine in engines:
+        engine.start()
+    assert [e.status() for e in engines] == [4, 5]
+    # each is pid 2 in a pid namespace of its own (pid 1: umlpy-init)
+    assert [e.output() for e in engines] == ["2\nbox0\n", "2\nbox1\n"]
+    for n in range(2):
+        ok(oci(work, "delete", f"c{n}"))
+
+
+def test_start_fails_for_a_missing_program(work, rootfs):
+    path = bundle(work, rootfs, ["/no/such/program"])
+    engine = Engine(work, "missing", path)
+    engine.created()
+    engine.start()
+    engine.proc.wait(60)
+    assert engine.proc.returncode != 0
+    assert b"No such file" in engine.proc.stderr.read()
+    wait_status(work, "missing", "stopped")
+    ok(oci(work, "delete", "missing"))
+
+
+@pytest.mark.parametrize("case, words", [
+    ("no config", "no such file"),
+    ("bad json", "config.json"),
+    ("namespace path", "not supported"),
+    ("mount type", "mount type 'nfs'"),
+    ("no pid namespace", "pid namespace"),
+    ("read-only root", "root.readonly"),
+    ("terminal", "terminal"),
+    ("hooks", "hooks.prestart"),
+    ("capabilities", "capabilities"),
+    ("seccomp", "linux.seccomp"),
+])
+def test_bad_bundles_are_one_line(work, rootfs, case, words):
+    path = bundle(work, rootfs, ["true"])
+    data = json.loads((path / "config.json").read_text())
+    if case == "no config":
+        (path / "config.json").unlink()
+    elif case == "bad json":
+        (path / "config.json").write_text('{"ociVersion": ')
+    else:
+        if case == "namespace path":
+            data["linux"]["namespaces"][1]["path"] = "/proc/1/ns/net"
+        elif case == "mount type":
+            data["mounts"].append({"destination": "/mnt", "type": "nfs", "source": "h:/x"})
+        elif case == "no pid namespace":
+            data["linux"]["namespaces"] = NAMESPACES[1:]
+        elif case == "read-only root":
+            data["root"]["readonly"] = True
+        elif case == "terminal":
+            data["process"]["terminal"] = True
+        elif case == "hooks":
+            data["hooks"] = {"prestart": [{"path": "/bin/true"}]}
+        elif case == "capabilities":
+            data["process"]["capabilities"] = {"bounding": ["CAP_CHOWN"]}
+        elif case == "seccomp":
+            data["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW"}
+        (path / "config.json").write_text(json.dumps(data))
+    log = work / "log.json"
+    p = oci(work, "create", "--bundle", str(path), "bad", log=log)
+    err = p.stderr.decode()
+    assert p.returncode != 0 and len(err.splitlines()) == 1 and words in err, err
+    entry = json.loads(log.read_text().splitlines()[-1])
+    assert entry["level"] == "error" and entry["msg"] == err.strip() and entry["time"]
+    assert not (work / "state" / "bad").exists()
+    assert oci(work, "state", "bad").returncode != 0
+
+
+def test_memory_and_pids_limits_and_mounts(work, rootfs):
+    host = work / "shared"
+    host.mkdir()
+    (host / "file").write_text("from the host\n")
+    os.chmod(host, 0o755)
+    os.chmod(host / "file", 0o644)
+    path = bundle(work, rootfs, ["sh", "-c", "cat /data/file; echo x > /data/new; echo $?; "
+                                 "touch /scratch/t && echo tmp; ls /proc/kcore; "
+                                 "cat /proc/keys | wc -c"])
+    data = json.loads((path / "config.json").read_text())
+    data["mounts"] += [{"destination": "/data", "type": "bind", "source": str(host),
+                        "options": ["rbind", "ro"]},
+                       {"destination": "/scratch", "type": "tmpfs", "source": "tmpfs"}]
+    data["linux"]["resources"] = {"memory": {"limit": 256 << 20}, "pids": {"limit": 64},
+                                  "devices": [{"allow": False, "access": "rwm"}]}
+    (path / "config.json").write_text(json.dumps(data))
+    engine = Engine(work, "limits", path)
+    engine.created()
+    record = json.loads((work / "state" / "limits" / "sandbox" / "record.json").read_text())
+    words = record["words"]
+    assert f"--memory={256 << 20}" in words and "--pids=64" in words
+    assert "--tmpfs=/scratch" in words and f"--bind={host}:/data:ro" in words
+    engine.start()
+    engine.status()
+    out = engine.output().splitlines()
+    assert out[0] == "from the host" and out[1] != "0" and out[2] == "tmp"
+    assert out[-1] == "0"       # /proc/keys masked by /dev/null
+    assert not (host / "new").exists()
+    ok(oci(work, "delete", "limits"))
+
+
+def test_features_and_version():
+    p = subprocess.run(OCI + ["features"], capture_output=True, timeout=30)
+    features = json.loads(ok(p))
+    assert features["ociVersionMin"] == "1.0.0"
+    assert "pid" in features["linux"]["namespaces"]
+    assert features["hooks"] == []
+    version = ok(subprocess.run(OCI + ["--version"], capture_output=True, timeout=30))
+    assert version.startswith("umlpy-oci version ") and "spec: " in version
+    p = subprocess.run(OCI + ["frobnicate"], capture_output=True, timeout=30)
+    assert p.returncode != 0 and len(p.stderr.splitlines()) == 1
+
+
+def test_as_an_ordinary_user(work, rootfs):
+    if not AS_ROOT:
+        pytest.skip("already unprivileged: the rest of this file covers it")
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    probe = subprocess.run(nobody + [sys.executable, "-c", "import cffi, ptrace"],
+                           capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"{sys.executable} cannot import cffi and ptrace as uid 65534")
+    copy = work / "pkg"
+    shutil.copytree(ROOT / "umlpy", copy / "umlpy",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.o"))
+    for d in [copy, *copy.rglob("*")]:
+        os.chmod(d, 0o755 if d.is_dir() or d.name == "umlpy-init" else 0o644)
+    mine = work / "nobody"
+    mine.mkdir()
+    os.chown(mine, 65534, 65534)
+    path = bundle(work, rootfs, ["sh", "-c", "id -u; echo x > /tmp/f; cat /tmp/f; exit 7"])
+    for p in (path, path / "config.json"):
+        os.chown(p, 65534, 65534, follow_symlinks=False)
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "PYTHONPATH": str(copy),
+           "HOME": str(mine), "LANG": "C.UTF-8"}
+    words = [sys.executable, "-m", "umlpy.oci.cli", "--root", str(mine / "state")]
+    engine = Engine(work, "mine", path, oci_words=words, prefix=nobody, env=env)
+    assert engine.created()["status"] == "created"
+    assert os.stat(mine / "state" / "mine").st_uid == 65534
+    engine.start()
+    assert engine.status() == 7
+    assert engine.output() == "0\nx\n"
+    p = subprocess.run(nobody + words + ["delete", "mine"], env=env, capture_output=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert os.listdir(mine / "state") == []

@@ -1,0 +1,395 @@
+"""A bundle's config.json (the OCI runtime spec) -> umlpy's Config and
+the container's process.
+
+Every field is either honoured, shown to be what umlpy gives every
+guest anyway, or refused in one line: a field umlpy cannot honour is
+never dropped in silence, since a container that asked to be more
+confined than umlpy makes it would otherwise run less confined than its
+owner believes."""
+import json
+import os
+
+from ..abi import resource as R
+from ..errors import BadInput
+
+# What every umlpy guest has, whatever the config says: its own pid,
+# IPC, UTS, mount and network namespaces, and a user namespace (or, as
+# an ordinary user, emulated ids); no cgroup filesystem to see through.
+OWN_NAMESPACES = ("pid", "ipc", "uts", "mount", "network")
+ACCEPTED_NAMESPACES = OWN_NAMESPACES + ("user", "cgroup")
+
+# Mounts the guest VFS gives every guest at these places (the guest's
+# /proc and /sys are read-only, /dev holds umlpy's own device nodes).
+OWN_MOUNTS = {("proc", "/proc"), ("sysfs", "/sys"), ("devpts", "/dev/pts"),
+              ("mqueue", "/dev/mqueue"), ("tmpfs", "/dev"), ("tmpfs", "/dev/shm"),
+              ("cgroup", "/sys/fs/cgroup"), ("cgroup2", "/sys/fs/cgroup")}
+# Options that change nothing umlpy does, or that umlpy always applies:
+# nosuid (no_new_privs is always set), nodev (a guest makes no devices),
+# propagation (no guest mount ever reaches the host), times.
+HARMLESS_OPTIONS = {"bind", "rbind", "nosuid", "nodev", "private", "rprivate", "slave",
+                    "rslave", "shared", "rshared", "unbindable", "runbindable", "relatime",
+                    "norelatime", "strictatime", "noatime", "nodiratime", "rw", "ro"}
+# Options of the mounts umlpy gives itself (its own sizes and modes).
+OWN_MOUNT_OPTIONS = ("mode=", "size=", "newinstance", "ptmxmode=", "gid=", "uid=",
+                     "nr_inodes=", "noexec")
+
+RLIMITS = {name: getattr(R, name) for name in dir(R) if name.startswith("RLIMIT_")
+           and isinstance(getattr(R, name), int) and name != "RLIMIT_NLIMITS"}
+
+# Linux's capabilities by number (capability.h), as config.json names
+# them without CAP_.
+CAPABILITY_NUMBERS = {name: number for number, name in enumerate((
+    "CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP "
+    "LINUX_IMMUTABLE NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER "
+    "SYS_MODULE SYS_RAWIO SYS_CHROOT SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE "
+    "SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE AUDIT_WRITE AUDIT_CONTROL SETFCAP "
+    "MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ PERFMON BPF "
+    "CHECKPOINT_RESTORE").split())}
+
+# The guest's /proc and /sys are read-only to it but for a process's
+# own oom_score_adj (kernel/vfs/procfs_fs.py WRITABLE): a read-only path
+# there is read-only already.
+READ_ONLY_TREES = ("/proc/", "/sys/")
+
+
+class Spec:
+    """What a bundle asks for: the sandbox's Config keywords, the
+    container process, and what the runtime keeps in its state."""
+
+    def __init__(self):
+        self.options = {}           # Config(**options)
+        self.process = {}           # argv, env, cwd, user, group, rlimits, oom_score_adj
+        self.annotations = {}
+        self.oci_version = ""
+        self.capabilities = None    # the bounding set's capability numbers, or None
+
+
+def load(bundle):
+    """Spec of the bundle directory's config.json; BadInput, in one line,
+    for a bundle umlpy cannot run as asked."""
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise BadInput(f"umlpy-oci: {path}: no such file (is {bundle} an OCI bundle?)") \
+            from None
+    except (OSError, ValueError) as e:
+        raise BadInput(f"umlpy-oci: {path}: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise BadInput(f"umlpy-oci: {path}: not a JSON object")
+    return from_json(data, bundle)
+
+
+def _fail(what):
+    raise BadInput(f"umlpy-oci: config.json: {what}")
+
+
+def _obj(value, where):
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        _fail(f"{where} is not an object")
+    return value
+
+
+def _list(value, where):
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        _fail(f"{where} is not a list")
+    return value
+
+
+def _empty(section, where, keys):
+    """Refuse each of keys that section gives a value."""
+    for key in keys:
+        if section.get(key) not in (None, "", [], {}, 0, False):
+            _fail(f"{where}.{key} is not supported by umlpy yet")
+
+
+def from_json(data, bundle):
+    spec = Spec()
+    spec.oci_version = str(data.get("ociVersion", ""))
+    spec.annotations = {str(k): str(v) for k, v in _obj(data.get("annotations"),
+                                                          "annotations").items()}
+    known = {"ociVersion", "root", "process", "hostname", "domainname", "mounts", "linux",
+             "annotations", "hooks"}
+    for key in data:
+        if key not in known:
+            _fail(f"{key} is not supported by umlpy")
+    _empty(data, "config", ["domainname"])
+    hooks = _obj(data.get("hooks"), "hooks")
+    for kind, entries in hooks.items():
+        if entries:
+            _fail(f"hooks.{kind} are not supported by umlpy yet")
+    _root(spec, _obj(data.get("root"), "root"), bundle)
+    if data.get("hostname"):
+        spec.options["hostname"] = str(data["hostname"])
+    _process(spec, _obj(data.get("process"), "process"))
+    _mounts(spec, _list(data.get("mounts"), "mounts"))
+    _linux(spec, _obj(data.get("linux"), "linux"))
+    if os.geteuid() != 0:
+        # An ordinary user's guest is its one id unless it has subordinate
+        # ids: fake root lets the container be root as containers expect.
+        spec.options["root"] = True
+    return spec
+
+
+def _root(spec, root, bundle):
+    path = root.get("path")
+    if not isinstance(path, str) or not path:
+        _fail("root.path is missing")
+    full = os.path.join(bundle, path)
+    if not os.path.isdir(full):
+        _fail(f"root.path {path}: not a directory")
+    if root.get("readonly"):
+        # umlpy's root is the rootfs below a private writable layer; a
+        # read-only root is not there yet, and a writable one is not what
+        # was asked for.
+        _fail("root.readonly: a read-only root is not supported by umlpy yet "
+              "(set it to false: the container's writes go to a private layer that "
+              "delete removes, never to root.path)")
+    spec.options["rootfs"] = os.path.abspath(full)
+
+
+def _process(spec, process):
+    args = _list(process.get("args"), "process.args")
+    if not args or not all(isinstance(a, str) for a in args):
+        _fail("process.args must be a non-empty list of strings")
+    if process.get("terminal"):
+        _fail("process.terminal: a terminal is not supported by umlpy-oci yet")
+    env = {}
+    for item in _list(process.get("env"), "process.env"):
+        key, sep, value = str(item).partition("=")
+        if not sep or not key:
+            _fail(f"process.env {item!r}: expected KEY=VALUE")
+        env[key] = value
+    cwd = process.get("cwd") or "/"
+    if not isinstance(cwd, str) or not cwd.startswith("/"):
+        _fail(f"process.cwd {cwd!r}: must be an absolute path")
+    user = _obj(process.get("user"), "process.user")
+    uid, gid = user.get("uid", 0), user.get("gid", 0)
+    if not all(isinstance(x, int) and 0 <= x < 1 << 32 for x in (uid, gid)):
+        _fail("process.user: uid and gid must be numbers")
+    if user.get("umask") not in (None, 0o22):
+        _fail("process.user.umask: only 022 (umlpy-init's) is supported by umlpy yet")
+    groups = _list(user.get("additionalGids"), "process.user.additionalGids")
+    who, group = _user(spec, uid, gid, groups)
+    rlimits = []
+    for item in _list(process.get("rlimits"), "process.rlimits"):
+        item = _obj(item, "process.rlimits[]")
+        number = RLIMITS.get(item.get("type"))
+        if number is None:
+            _fail(f"process.rlimits: unknown type {item.get('type')!r}")
+        soft, hard = item.get("soft"), item.get("hard")
+        if not all(isinstance(x, int) and x >= 0 for x in (soft, hard)) or soft > hard:
+            _fail(f"process.rlimits {item.get('type')}: soft and hard must be numbers, "
+                  "soft at most hard")
+        rlimits.append((number, soft, hard))
+    # noNewPrivileges: umlpy sets no_new_privs on every guest, whatever
+    # the config says (its seccomp filter needs it).
+    _empty(process, "process", ["apparmorProfile", "selinuxLabel", "ioPriority", "scheduler",
+                                "execCPUAffinity", "commandLine"])
+    oom = process.get("oomScoreAdj")
+    if oom is not None and not (isinstance(oom, int) and -1000 <= oom <= 1000):
+        _fail(f"process.oomScoreAdj {oom!r}: -1000 to 1000")
+    spec.capabilities = _capabilities(_obj(process.get("capabilities"), "process.capabilities"))
+    spec.process = {"argv": args, "env": env, "cwd": cwd, "user": who, "group": group,
+                    "rlimits": rlimits, "oom_score_adj": oom}
+
+
+def _user(spec, uid, gid, groups):
+    """init's user and group words for uid, gid and the supplementary
+    groups: umlpy-init sets supplementary groups only for a user it
+    finds by name (those of the guest's /etc/group), so groups beyond
+    the primary one are honoured when they are exactly that name's."""
+    extra = sorted(set(int(g) for g in groups) - {gid})
+    if not extra:
+        return str(uid), str(gid)
+    root = spec.options["rootfs"]
+    name = _passwd_name(os.path.join(root, "etc/passwd"), uid)
+    if name is not None and sorted(_member_of(os.path.join(root, "etc/group"), name)
+                                   - {gid}) == extra:
+        return name, str(gid)
+    _fail(f"process.user.additionalGids {sorted(groups)}: umlpy-init gives a user only "
+          "its /etc/group groups (not yet any others)")
+
+
+def _passwd_name(path, uid):
+    try:
+        with open(path, errors="replace") as f:
+            for line in f:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) > 2 and fields[2] == str(uid):
+                    return fields[0]
+    except OSError:
+        pass
+    return None
+
+
+def _member_of(path, name):
+    out = set()
+    try:
+        with open(path, errors="replace") as f:
+            for line in f:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) > 3 and name in fields[3].split(",") and fields[2].isdigit():
+                    out.add(int(fields[2]))
+    except OSError:
+        pass
+    return out
+
+
+def _capabilities(caps):
+    """Check the capabilities asked for.  A guest's root has every
+    capability inside the sandbox's own user namespace (none over the
+    host's): a smaller set is not there yet, and giving the full one
+    to a container that asked for less would weaken it, so only the
+    full set (podman's and docker's --cap-add=all) is accepted."""
+    if not caps:
+        return None
+    for kind in ("bounding", "effective", "permitted"):
+        names = _list(caps.get(kind), f"process.capabilities.{kind}")
+        numbers = set()
+        for name in names:
+            number = CAPABILITY_NUMBERS.get(str(name).upper().removeprefix("CAP_"))
+            if number is None:
+                _fail(f"process.capabilities.{kind}: unknown capability {name!r}")
+            numbers.add(number)
+        missing = set(CAPABILITY_NUMBERS.values()) - numbers
+        if caps.get(kind) is not None and missing:
+            _fail(f"process.capabilities.{kind}: fewer capabilities than the guest's full set "
+                  "(inside its own user namespace) are not supported by umlpy yet "
+                  "(--cap-add=all)")
+    return sorted(CAPABILITY_NUMBERS.values())
+
+
+def _mounts(spec, mounts):
+    binds, tmpfs = [], []
+    for m in mounts:
+        m = _obj(m, "mounts[]")
+        kind, dest = m.get("type") or "", m.get("destination")
+        if not isinstance(dest, str) or not dest.startswith("/"):
+            _fail(f"mounts: destination {dest!r} must be an absolute path")
+        dest = os.path.normpath(dest)
+        options = [str(o) for o in _list(m.get("options"), f"mounts {dest}: options")]
+        is_bind = kind == "bind" or "bind" in options or "rbind" in options
+        if is_bind:
+            _options(options, dest, ())
+            source = m.get("source")
+            if not isinstance(source, str) or not os.path.exists(source):
+                _fail(f"mounts {dest}: bind source {source!r} does not exist")
+            ro = "ro" in options
+            binds.append(f"{os.path.realpath(source)}:{dest}" + (":ro" if ro else ""))
+        elif (kind, dest) in OWN_MOUNTS:
+            _options(options, dest, OWN_MOUNT_OPTIONS)
+        elif kind == "tmpfs":
+            _options(options, dest, ("mode=",))
+            tmpfs.append(dest)
+        elif kind in ("proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2"):
+            _fail(f"mounts {dest}: umlpy gives a {kind} only at its usual place")
+        else:
+            _fail(f"mounts {dest}: mount type {kind!r} is not supported by umlpy")
+    spec.options["binds"] = binds
+    spec.options["tmpfs"] = tmpfs
+
+
+def _options(options, dest, allowed_prefixes):
+    for o in options:
+        if o in HARMLESS_OPTIONS or any(o.startswith(p) for p in allowed_prefixes):
+            continue
+        _fail(f"mounts {dest}: mount option {o!r} is not supported by umlpy yet")
+
+
+def _linux(spec, linux):
+    known = {"namespaces", "uidMappings", "gidMappings", "resources", "maskedPaths",
+             "readonlyPaths", "cgroupsPath", "rootfsPropagation", "mountLabel", "sysctl",
+             "seccomp", "devices", "intelRdt", "personality", "timeOffsets", "memoryPolicy"}
+    for key in linux:
+        if key not in known:
+            _fail(f"linux.{key} is not supported by umlpy")
+    # cgroupsPath: umlpy makes the sandbox's own cgroups for its limits;
+    # the engine's path is not used.  rootfsPropagation: no guest mount
+    # ever reaches the host.
+    _empty(linux, "linux", ["uidMappings", "gidMappings", "mountLabel", "sysctl", "seccomp",
+                            "devices", "intelRdt", "personality", "timeOffsets",
+                            "memoryPolicy"])
+    _namespaces(_list(linux.get("namespaces"), "linux.namespaces"))
+    _resources(spec, _obj(linux.get("resources"), "linux.resources"))
+    _masked(spec, _list(linux.get("maskedPaths"), "linux.maskedPaths"))
+    _read_only(spec, _list(linux.get("readonlyPaths"), "linux.readonlyPaths"))
+
+
+def _namespaces(namespaces):
+    listed = set()
+    for ns in namespaces:
+        ns = _obj(ns, "linux.namespaces[]")
+        kind = ns.get("type")
+        if kind not in ACCEPTED_NAMESPACES:
+            _fail(f"linux.namespaces: namespace type {kind!r} is not supported by umlpy")
+        if ns.get("path"):
+            _fail(f"linux.namespaces: joining the {kind} namespace {ns['path']} is not "
+                  "supported by umlpy (each sandbox has its own)")
+        listed.add(kind)
+    for kind in OWN_NAMESPACES:
+        if kind not in listed:
+            # an absent namespace means the host's: umlpy always gives its own
+            _fail(f"linux.namespaces: no {kind} namespace means the host's, which umlpy "
+                  "does not give a container (list it)")
+
+
+def _resources(spec, resources):
+    known = {"devices", "memory", "pids", "cpu", "blockIO", "hugepageLimits", "network",
+             "rdma", "unified"}
+    for key in resources:
+        if key not in known:
+            _fail(f"linux.resources.{key} is not supported by umlpy")
+    # devices: the guest's /dev holds umlpy's own nodes only, whatever
+    # the cgroup's device rules allow.
+    _empty(resources, "linux.resources", ["cpu", "blockIO", "hugepageLimits", "network",
+                                          "rdma", "unified"])
+    memory = _obj(resources.get("memory"), "linux.resources.memory")
+    _empty(memory, "linux.resources.memory", ["kernel", "kernelTCP", "disableOOMKiller"])
+    limit = memory.get("limit")
+    if limit not in (None, 0, -1):
+        if not isinstance(limit, int) or limit < 0:
+            _fail(f"linux.resources.memory.limit {limit!r}: expected bytes")
+        spec.options["memory"] = limit
+    # swap (umlpy has none for the guest) and reservation (a soft floor)
+    # leave the limit as it is.
+    pids = _obj(resources.get("pids"), "linux.resources.pids").get("limit")
+    if pids not in (None, 0, -1):
+        if not isinstance(pids, int) or pids < 0:
+            _fail(f"linux.resources.pids.limit {pids!r}: expected a number")
+        spec.options["pids"] = pids
+
+
+def _masked(spec, paths):
+    """A masked file is /dev/null bound over it, a masked directory an
+    empty tmpfs; a path that is not there (in the rootfs, or in the host's
+    /proc and /sys that the guest's mirror) needs no mask."""
+    for path in paths:
+        path = _guest_path(path, "linux.maskedPaths")
+        where = path if path.startswith(READ_ONLY_TREES) else \
+            os.path.join(spec.options["rootfs"], path.lstrip("/"))
+        if os.path.isdir(where):
+            spec.options.setdefault("tmpfs", []).append(path)
+        elif os.path.lexists(where):
+            spec.options.setdefault("binds", []).append(f"/dev/null:{path}:ro")
+
+
+def _read_only(spec, paths):
+    for path in paths:
+        path = _guest_path(path, "linux.readonlyPaths")
+        if path.startswith(READ_ONLY_TREES) and not path.startswith(("/proc/self", "/proc/1")):
+            continue
+        where = os.path.join(spec.options["rootfs"], path.lstrip("/"))
+        if os.path.lexists(where):
+            spec.options.setdefault("binds", []).append(f"{os.path.realpath(where)}:{path}:ro")
+
+
+def _guest_path(path, where):
+    if not isinstance(path, str) or not path.startswith("/"):
+        _fail(f"{where}: {path!r} must be an absolute path")
+    return os.path.normpath(path)

@@ -1,0 +1,152 @@
+"""The container's daemon: a named sandbox's (lifecycle/daemon.py) with
+the OCI runtime's requests on its control socket.
+
+`umlpy-oci create` starts the daemon (umlpy-init waits as pid 1) and
+hands it, in `oci_prepare`, the container's process and create's own
+stdin, stdout and stderr, which the daemon holds: an engine gives the
+container its stdio through create, and calls start with other fds.
+`oci_start` asks init to start the process with them as INIT (exec id
+0), whose exit ends the sandbox with its status, which becomes the
+daemon's exit status: the daemon's pid is the one in --pid-file, and an
+engine (conmon, containerd's shim) waits for it as runsc's sandbox
+process is waited for."""
+import json
+import os
+import resource
+import threading
+
+from ..abi import resource as R
+from ..lifecycle import control
+from ..lifecycle.server import ControlServer
+
+INIT_ID = 0     # init.c: exec id 0 is INIT, whose exit ends the sandbox
+
+
+class OciServer(ControlServer):
+    def __init__(self, record, kernel, channel, config, env):
+        super().__init__(record, kernel, channel, config, env)
+        self.container_dir = os.path.dirname(record.dir)
+        self.held = None        # (stdio fds, process) from create, until start
+        self.session = None     # the container's process, once started
+        self.failed = None      # the exit status of a process that could not start
+        self.lock = threading.Lock()
+
+    def _mark(self, leaf, data):
+        from .state import write_json
+        write_json(os.path.join(self.container_dir, leaf), data)
+
+    def _answer(self, conn, error=None, **fields):
+        control.send(conn, {"ok": False, "error": error} if error else {"ok": True, **fields})
+
+    def op_oci_prepare(self, conn, message, fds):
+        process = message.get("process")
+        with self.lock:
+            if self.held is not None or self.session is not None:
+                return self._answer(conn, "the container's process is already set")
+            if len(fds) != 3 or not isinstance(process, dict):
+                return self._answer(conn, "oci_prepare takes the process and 3 fds")
+            # fds are closed when the request ends: the held ones are copies
+            self.held = ([os.dup(fd) for fd in fds], process)
+        self._answer(conn)
+
+    def op_oci_start(self, conn, message, fds):
+        with self.lock:
+            if self.session is not None or self.failed is not None:
+                return self._answer(conn, "the container was started already")
+            if self.held is None or self.stopping:
+                return self._answer(conn, "the container has no process to start")
+            stdio, process = self.held
+            self.held = None
+            try:
+                self._set_limits(process)
+                session = self.channel.spawn(process["argv"], process["env"], process["cwd"],
+                                             stdio, process["user"], process["group"],
+                                             exec_id=INIT_ID)
+            except (OSError, KeyError, TypeError) as e:
+                self.failed = 126
+                self.channel.terminate()
+                return self._answer(conn, f"cannot start the container: {e}")
+            finally:
+                for fd in stdio:
+                    os.close(fd)
+            pid = session.wait_started(30)
+            if pid is None:
+                # as runc: 127 when the program is not found, else 126
+                self.failed = 127 if session.errno == 2 else 126
+                self.channel.terminate()
+                return self._answer(conn, f"{process['argv'][0]}: "
+                                    f"{os.strerror(session.errno or 5)}")
+            self.session = session
+            self._mark("started", {"pid": pid})
+        threading.Thread(target=self._watch, args=(session,), daemon=True,
+                         name="umlpy-oci-exit").start()
+        self._answer(conn, pid=pid)
+
+    def _watch(self, session):
+        from ..kernel.kernel import exit_status_of
+        status = session.wait_exited()
+        self._mark("exited", {"status": exit_status_of(status or 0)
+                              if session.errno is None else 137})
+
+    def _set_limits(self, process):
+        """The process's rlimits and oom_score_adj, set on init just before
+        it forks the process (which inherits them).  A limit umlpy sets
+        itself for the sandbox (--memory's, --nofile's, the memlock one)
+        is only ever lowered."""
+        init = self.init_host_pid()
+        owned = {R.RLIMIT_MEMLOCK}
+        if self.config.memory is not None:
+            owned |= {R.RLIMIT_DATA, R.RLIMIT_MSGQUEUE}
+        if self.config.nofile is not None:
+            owned.add(R.RLIMIT_NOFILE)
+        for number, soft, hard in process.get("rlimits") or ():
+            if number in owned:
+                now_soft, now_hard = resource.prlimit(init, number)
+                hard = min(hard, _finite(now_hard))
+                soft = min(soft, hard)
+            resource.prlimit(init, number, (_rlim(soft), _rlim(hard)))
+        oom = process.get("oom_score_adj")
+        if oom is not None:
+            with open(f"/proc/{init}/oom_score_adj", "w") as f:
+                f.write(str(oom))
+
+    def op_oci_signal(self, conn, message, fds):
+        """A signal to the container's process itself (kill without --all)."""
+        sig = message.get("signal")
+        if not isinstance(sig, int) or not 0 < sig < 65:
+            return self._answer(conn, f"bad signal {sig!r}")
+        session = self.session
+        target = None
+        if session is not None and session.pid is not None:
+            target = next((p["host_pid"] for p in self.processes() if p["pid"] == session.pid),
+                          None)
+        if target is None:
+            return self._answer(conn, "the container's process is not running")
+        try:
+            os.kill(target, sig)
+        except ProcessLookupError:
+            return self._answer(conn, "the container's process is not running")
+        self._answer(conn)
+
+    def exit_code(self, reason, status):
+        """The container's exit status: its process's (init exits with
+        INIT's), 127 or 126 when it could not start, 255 when the sandbox
+        crashed."""
+        if self.failed is not None:
+            return self.failed
+        if reason != "stopped":
+            return 255
+        try:
+            with open(os.path.join(self.container_dir, "exited")) as f:
+                return int(json.load(f)["status"]) & 0xff
+        except (OSError, ValueError, KeyError, TypeError):
+            return (status or 0) & 0xff
+
+
+def _finite(value):
+    return (1 << 63) - 1 if value == resource.RLIM_INFINITY else value
+
+
+def _rlim(value):
+    """config.json's 2^64-1 is RLIM_INFINITY."""
+    return resource.RLIM_INFINITY if value >= (1 << 63) - 1 else value

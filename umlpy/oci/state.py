@@ -1,0 +1,124 @@
+"""Where umlpy-oci keeps its containers, and what state each is in.
+
+--root DIR (default /run/umlpy-oci for root, $XDG_RUNTIME_DIR/umlpy-oci
+for a user) holds one directory per container id:
+
+- ``state.json``: the runtime spec's `state` (ociVersion, id, bundle,
+  annotations) with the pid umlpy-oci reports, written once by create;
+  ``status`` and ``pid`` are read live, never remembered;
+- ``sandbox/``: the container's sandbox, a named sandbox's record
+  (lifecycle/registry.py: its words, upper layer, daemon lock, logs and
+  control socket), whose daemon is the container;
+- ``started``, ``exited``: written by the daemon when the container's
+  process started and when it exited (server.py).
+
+The state is the record's: created while the daemon lives and the
+process has not started, running once it has, stopped once it exited or
+the daemon is gone.  A directory whose daemon died is stopped too."""
+import json
+import os
+import re
+
+from ..errors import BadInput, UmlpyError
+
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,1023}\Z")
+OCI_VERSION = "1.1.0"
+
+
+def default_root():
+    if os.geteuid() == 0:
+        return "/run/umlpy-oci"
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if not runtime:
+        raise BadInput("umlpy-oci: XDG_RUNTIME_DIR is not set: give --root DIR")
+    return os.path.join(runtime, "umlpy-oci")
+
+
+def check_id(container_id):
+    if not ID_PATTERN.match(container_id or ""):
+        raise BadInput(f"umlpy-oci: bad container id {container_id!r}: letters, digits, "
+                       "'_', '.', '+' and '-', starting with a letter or digit")
+    return container_id
+
+
+def write_json(path, data):
+    """Replace path with data, atomically (a reader sees old or new)."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600),
+              "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
+
+
+class Container:
+    def __init__(self, root, container_id):
+        self.id = check_id(container_id)
+        self.root = os.path.abspath(root)
+        self.dir = os.path.join(self.root, container_id)
+
+    def path(self, leaf):
+        return os.path.join(self.dir, leaf)
+
+    @property
+    def record(self):
+        from ..lifecycle.registry import Record
+        return Record("sandbox", root=self.dir)
+
+    def make(self):
+        """The container's directory; BadInput if the id is taken.  Both
+        it and the root are search-only for others (0711): as root, the
+        sandbox's own host ids reach its upper layer through them
+        (lifecycle/daemon.py check_reachable)."""
+        try:
+            os.makedirs(self.root, mode=0o711, exist_ok=True)
+            os.mkdir(self.dir, 0o711)
+        except FileExistsError:
+            raise BadInput(f"umlpy-oci: container {self.id!r} already exists") from None
+        except OSError as e:
+            raise UmlpyError(f"umlpy-oci: cannot make {self.dir}: {e.strerror}") from None
+
+    def exists(self):
+        return os.path.exists(self.path("state.json"))
+
+    def saved(self):
+        try:
+            with open(self.path("state.json")) as f:
+                return json.load(f)
+        except FileNotFoundError:
+            raise BadInput(f"umlpy-oci: container {self.id!r} does not exist") from None
+        except (OSError, ValueError) as e:
+            raise UmlpyError(f"umlpy-oci: {self.path('state.json')}: {e}") from None
+
+    def save(self, data):
+        write_json(self.path("state.json"), data)
+
+    def status(self):
+        """created, running or stopped (see the module's text)."""
+        if os.path.exists(self.path("exited")):
+            return "stopped"
+        record = self.record
+        if not record.daemon_alive():
+            return "stopped"
+        return "running" if os.path.exists(self.path("started")) else "created"
+
+    def state(self):
+        """The runtime spec's state of the container."""
+        data = self.saved()
+        status = self.status()
+        out = {"ociVersion": data.get("ociVersion", OCI_VERSION), "id": self.id,
+               "status": status, "pid": data.get("pid", 0) if status != "stopped" else 0,
+               "bundle": data.get("bundle", ""), "annotations": data.get("annotations", {})}
+        if data.get("created"):
+            out["created"] = data["created"]
+        return out
+
+    def daemon_pid(self):
+        return self.saved().get("pid", 0)
+
+    def remove(self):
+        """The whole directory: state, record, upper layer (files the
+        sandbox's ids own included)."""
+        from ..kernel.vfs.tmpdirs import remove_tree
+        doomed = os.path.join(self.root, f".removing.{self.id}.{os.getpid()}")
+        os.rename(self.dir, doomed)     # the id is free at once
+        remove_tree(doomed)
