@@ -366,6 +366,53 @@ def test_memory_and_pids_limits_and_mounts(work, rootfs):
     ok(oci(work, "delete", "limits"))
 
 
+# An engine's exec --detach: a subreaper runs it and waits for the pid
+# file's process.  argv: the umlpy-oci words, the pid file.
+DETACHED_EXEC = r"""
+import ctypes, json, os, subprocess, sys
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)        # PR_SET_CHILD_SUBREAPER
+words, pid_file = json.loads(sys.argv[1]), sys.argv[2]
+p = subprocess.run(words, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+if p.returncode:
+    sys.exit(f"exec -d: {p.returncode}")
+_, status = os.waitpid(int(open(pid_file).read()), 0)
+print(os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_exec_and_ps(work, rootfs):
+    path = bundle(work, rootfs, ["sleep", "100"])
+    ok(oci(work, "create", "--bundle", str(path), "box", **DETACHED))
+    ok(oci(work, "start", "box"))
+    wait_status(work, "box", "running")
+    p = oci(work, "exec", "box", "--", "sh", "-c", "echo in; cat; hostname; exit 5",
+            input=b"typed\n")
+    assert p.returncode == 5 and p.stdout == b"in\ntyped\numlpy-oci\n", p.stderr
+    process = {"args": ["sh", "-c", "id -u; id -g; pwd; echo $WHO"], "cwd": "/tmp",
+               "env": ["PATH=/bin", "WHO=exec"], "user": {"uid": 1000, "gid": 1001},
+               "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}]}
+    (work / "process.json").write_text(json.dumps(process))
+    p = oci(work, "exec", "--process", str(work / "process.json"), "box")
+    assert p.returncode == 0 and p.stdout == b"1000\n1001\n/tmp\nexec\n", p.stderr
+    p = oci(work, "exec", "box", "/no/such/program")
+    assert p.returncode == 127 and len(p.stderr.splitlines()) == 1, p.stderr
+    words = OCI + ["--root", str(work / "state"), "exec", "--detach", "--pid-file",
+                   str(work / "exec.pid"), "box", "sh", "-c", "echo d > /tmp/d; exit 6"]
+    p = subprocess.run([sys.executable, "-c", DETACHED_EXEC, json.dumps(words),
+                        str(work / "exec.pid")], capture_output=True, timeout=60)
+    assert p.returncode == 0 and p.stdout == b"6\n", p.stderr
+    assert oci(work, "exec", "box", "cat", "/tmp/d").stdout == b"d\n"
+    pids = json.loads(ok(oci(work, "ps", "--format", "json", "box")))
+    assert len(pids) == 2 and all(isinstance(pid, int) for pid in pids)    # init, sleep
+    assert "sleep" in ok(oci(work, "ps", "box"))
+    ok(oci(work, "kill", "box", "KILL"))
+    wait_status(work, "box", "stopped")
+    p = oci(work, "exec", "box", "true")
+    assert p.returncode != 0 and b"stopped" in p.stderr
+    ok(oci(work, "delete", "box"))
+
+
 def test_features_and_version():
     p = subprocess.run(OCI + ["features"], capture_output=True, timeout=30)
     features = json.loads(ok(p))

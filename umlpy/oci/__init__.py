@@ -10,7 +10,8 @@ umlpy sandbox, as they run gVisor's with runsc.
   process, refusing in one line what umlpy cannot honour;
 - server.py: the daemon's control server with the container's own
   requests (the process held from create, released by start);
-- commands.py: create, start, state, kill, delete, features.
+- commands.py: create, start, state, kill, delete, features;
+- execute.py: exec and ps.
 
 A container is a named sandbox's daemon (umlpy/lifecycle/) whose record
 lives in the container's directory: see docs/ARCHITECTURE.md, "OCI

@@ -8,6 +8,9 @@
     state ID
     kill [--all] ID [SIGNAL]
     delete [--force] ID
+    exec [--process FILE] [--detach] [--pid-file F] [--cwd D] [--env K=V]
+         [--user UID[:GID]] ID [-- ARGS]
+    ps [--format table|json] ID
     features
     --version
 
@@ -64,6 +67,20 @@ def parser():
     d = sub.add_parser("delete")
     d.add_argument("-f", "--force", action="store_true")
     d.add_argument("id")
+    e = sub.add_parser("exec")
+    e.add_argument("-p", "--process")
+    e.add_argument("-d", "--detach", action="store_true")
+    e.add_argument("--pid-file")
+    e.add_argument("-t", "--tty", action="store_true")
+    e.add_argument("--console-socket")
+    e.add_argument("--cwd")
+    e.add_argument("-e", "--env", action="append", default=[])
+    e.add_argument("-u", "--user")
+    e.add_argument("id")
+    e.add_argument("args", nargs=argparse.REMAINDER)
+    s = sub.add_parser("ps")
+    s.add_argument("-f", "--format", choices=("table", "json"), default="table")
+    s.add_argument("id")
     sub.add_parser("features")
     return p
 
@@ -90,6 +107,13 @@ def run(args):
         commands.kill(root, args.id, args.signal, args.all)
     elif args.command == "delete":
         commands.delete(root, args.id, args.force)
+    elif args.command == "exec":
+        from .execute import execute
+        return execute(root, args.id, args.process, args.args, args.detach, args.pid_file,
+                       args.tty, args.console_socket, args.cwd, args.env, args.user)
+    elif args.command == "ps":
+        from .execute import ps
+        ps(root, args.id, args.format)
     return 0
 
 
@@ -109,12 +133,13 @@ def log_error(path, fmt, message):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    args = None
+    args, status = None, 1
     try:
         args = parser().parse_args(argv)
         return run(args)
     except UmlpyError as e:
         message = one_line(str(e))
+        status = getattr(e, "oci_status", 1)     # exec's 127 and 126
     except KeyboardInterrupt:
         message = "umlpy-oci: interrupted"
     sys.stdout.flush()
@@ -123,7 +148,7 @@ def main(argv=None):
     if log:
         fmt = getattr(args, "log_format", None) or _value(argv, "--log-format") or "text"
         log_error(log, fmt, message)
-    return 1
+    return status
 
 
 def _value(argv, flag):

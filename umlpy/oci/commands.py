@@ -17,7 +17,7 @@ from .state import OCI_VERSION, Container
 STOP_WAIT = 10.0
 
 
-def _request(container, op, fds=(), **fields):
+def request(container, op, fds=(), **fields):
     """One request to the container's daemon; its answer, or UmlpyError."""
     try:
         sock = control.connect(container.record.socket_path)
@@ -62,21 +62,22 @@ def create(root, container_id, bundle, pid_file=None, console_socket=None, prese
     try:
         container.save({"ociVersion": spec.oci_version or OCI_VERSION, "id": container.id,
                         "bundle": bundle, "annotations": spec.annotations, "pid": 0,
-                        "created": _now()})
+                        "created": _now(), "rootfs": spec.options["rootfs"],
+                        "rlimits": spec.process["rlimits"]})
         record = container.record
         record.create(words, None, bundle)
         pid = daemon.start(record, serve=OciServer)
         container.save({**container.saved(), "pid": pid})
         # the container's stdio is create's (an engine's pipes or files)
-        _request(container, "oci_prepare", fds=(0, 1, 2), process=spec.process)
+        request(container, "oci_prepare", fds=(0, 1, 2), process=spec.process)
         if pid_file:
-            _write_pid(pid_file, pid)
+            write_pid(pid_file, pid)
     except BaseException:
         _destroy(container)
         raise
 
 
-def _write_pid(path, pid):
+def write_pid(path, pid):
     path = os.path.abspath(path)
     tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}")
     with open(tmp, "w") as f:
@@ -89,7 +90,7 @@ def start(root, container_id):
     status = _status(container)
     if status != "created":
         raise UmlpyError(f"umlpy-oci: cannot start container {container_id!r}: it is {status}")
-    _request(container, "oci_start")
+    request(container, "oci_start")
 
 
 def _status(container):
@@ -109,13 +110,13 @@ def kill(root, container_id, sig="SIGTERM", all_processes=False):
     if status == "stopped":
         raise UmlpyError(f"umlpy-oci: container {container_id!r} is not running")
     if all_processes:
-        _request(container, "kill", signal=number, all=True)
+        request(container, "kill", signal=number, all=True)
     elif status == "running":
-        _request(container, "oci_signal", signal=number)
+        request(container, "oci_signal", signal=number)
     else:
         # created: nothing runs but umlpy-init, which ends the sandbox on
         # SIGTERM, SIGINT, SIGHUP and SIGKILL
-        _request(container, "kill", signal=number, all=False)
+        request(container, "kill", signal=number, all=False)
 
 
 def signal_number(sig):
@@ -152,7 +153,7 @@ def _destroy(container):
     record = container.record
     if record.daemon_alive():
         try:
-            _request(container, "stop", timeout=0)
+            request(container, "stop", timeout=0)
         except UmlpyError:
             pass
         if not wait_gone(record, STOP_WAIT):

@@ -126,7 +126,7 @@ def from_json(data, bundle):
     _root(spec, _obj(data.get("root"), "root"), bundle)
     if data.get("hostname"):
         spec.options["hostname"] = str(data["hostname"])
-    _process(spec, _obj(data.get("process"), "process"))
+    check_process(spec, _obj(data.get("process"), "process"))
     _mounts(spec, _list(data.get("mounts"), "mounts"))
     _linux(spec, _obj(data.get("linux"), "linux"))
     if os.geteuid() != 0:
@@ -153,7 +153,9 @@ def _root(spec, root, bundle):
     spec.options["rootfs"] = os.path.abspath(full)
 
 
-def _process(spec, process):
+def check_process(spec, process):
+    """spec.process from a process object (config.json's, or exec's
+    process.json); spec.options["rootfs"] set already."""
     args = _list(process.get("args"), "process.args")
     if not args or not all(isinstance(a, str) for a in args):
         _fail("process.args must be a non-empty list of strings")
