@@ -413,6 +413,103 @@ def test_exec_and_ps(work, rootfs):
     ok(oci(work, "delete", "box"))
 
 
+def test_terminal_through_the_console_socket(work, rootfs):
+    import socket
+    import threading
+    path = bundle(work, rootfs, ["sh", "-c", "tty > /dev/null && echo TTY; stty size; "
+                                 "read line; echo got $line"])
+    data = json.loads((path / "config.json").read_text())
+    data["process"].update(terminal=True, consoleSize={"height": 33, "width": 99})
+    (path / "config.json").write_text(json.dumps(data))
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(work / "console.sock"))
+    listener.listen(1)
+    got = {}
+
+    def accept():
+        conn, _ = listener.accept()
+        got["name"], got["fds"], _, _ = socket.recv_fds(conn, 4096, 1)
+        conn.close()
+    thread = threading.Thread(target=accept)
+    thread.start()
+    ok(oci(work, "create", "--bundle", str(path), "--console-socket",
+           str(work / "console.sock"), "tty", **DETACHED))
+    thread.join(10)
+    listener.close()
+    master = got["fds"][0]
+    assert got["name"].startswith(b"/dev/pts/")
+    ok(oci(work, "start", "tty"))
+
+    def read_until(mark, out=b""):
+        while mark not in out:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        return out
+    out = read_until(b"99")
+    os.write(master, b"typed\n")      # after stty: the echo comes after it too
+    out = read_until(b"got", out)
+    os.close(master)
+    assert b"TTY\r\n33 99\r\n" in out and b"got typed" in out, out
+    wait_status(work, "tty", "stopped")
+    ok(oci(work, "delete", "tty"))
+    p = oci(work, "create", "--bundle", str(path), "no-socket")
+    assert p.returncode != 0 and b"--console-socket" in p.stderr
+
+
+def console_listener(path):
+    """The engine's console socket: a thread that takes one master."""
+    import socket
+    import threading
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(1)
+    got = {}
+
+    def accept():
+        conn, _ = listener.accept()
+        got["name"], got["fds"], _, _ = socket.recv_fds(conn, 4096, 1)
+        conn.close()
+        listener.close()
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    return thread, got
+
+
+def test_exec_with_a_terminal(work, rootfs):
+    path = bundle(work, rootfs, ["sleep", "100"])
+    ok(oci(work, "create", "--bundle", str(path), "box", **DETACHED))
+    ok(oci(work, "start", "box"))
+    thread, got = console_listener(work / "exec.sock")
+    p = subprocess.Popen(OCI + ["--root", str(work / "state"), "exec", "--tty",
+                                "--console-socket", str(work / "exec.sock"), "box", "sh", "-c",
+                                "tty > /dev/null && echo ETTY; exit 4"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    thread.join(20)
+    master = got["fds"][0]
+    assert got["name"].startswith(b"/dev/pts/")
+    out = b""
+    while b"ETTY" not in out:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    assert b"ETTY" in out
+    assert p.wait(30) == 4, p.stderr.read()
+    os.close(master)
+    p = oci(work, "exec", "--tty", "box", "true")
+    assert p.returncode != 0 and b"--console-socket" in p.stderr
+    ok(oci(work, "delete", "--force", "box"))
+
+
 def test_features_and_version():
     p = subprocess.run(OCI + ["features"], capture_output=True, timeout=30)
     features = json.loads(ok(p))

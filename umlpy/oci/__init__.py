@@ -11,7 +11,8 @@ umlpy sandbox, as they run gVisor's with runsc.
 - server.py: the daemon's control server with the container's own
   requests (the process held from create, released by start);
 - commands.py: create, start, state, kill, delete, features;
-- execute.py: exec and ps.
+- execute.py: exec and ps;
+- console.py: --console-socket (a terminal's master to the engine).
 
 A container is a named sandbox's daemon (umlpy/lifecycle/) whose record
 lives in the container's directory: see docs/ARCHITECTURE.md, "OCI

@@ -8,8 +8,8 @@
     state ID
     kill [--all] ID [SIGNAL]
     delete [--force] ID
-    exec [--process FILE] [--detach] [--pid-file F] [--cwd D] [--env K=V]
-         [--user UID[:GID]] ID [-- ARGS]
+    exec [--process FILE] [--detach] [--pid-file F] [--tty --console-socket S]
+         [--cwd D] [--env K=V] [--user UID[:GID]] ID [-- ARGS]
     ps [--format table|json] ID
     features
     --version

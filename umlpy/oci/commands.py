@@ -47,14 +47,16 @@ def create(root, container_id, bundle, pid_file=None, console_socket=None, prese
     from ..config.words import option_words
     from ..lifecycle import daemon
     from . import config as oci_config
+    from . import console
     from .server import OciServer
 
     container = Container(root, container_id)
     bundle = os.path.abspath(bundle or ".")
     spec = oci_config.load(bundle)
-    if console_socket:
-        raise BadInput("umlpy-oci: --console-socket is for a container with a terminal, "
-                       "which umlpy-oci does not support yet")
+    terminal = spec.process["terminal"]
+    if bool(console_socket) != terminal:
+        raise BadInput("umlpy-oci: --console-socket goes with process.terminal (and "
+                       "process.terminal with --console-socket)")
     if preserve_fds:
         raise BadInput("umlpy-oci: --preserve-fds is not supported by umlpy-oci yet")
     words = option_words(Config(**spec.options))
@@ -68,8 +70,17 @@ def create(root, container_id, bundle, pid_file=None, console_socket=None, prese
         record.create(words, None, bundle)
         pid = daemon.start(record, serve=OciServer)
         container.save({**container.saved(), "pid": pid})
-        # the container's stdio is create's (an engine's pipes or files)
-        request(container, "oci_prepare", fds=(0, 1, 2), process=spec.process)
+        # the container's stdio is create's (an engine's pipes or files),
+        # or a terminal's whose master went to the engine's console socket
+        if terminal:
+            slave = console.open_terminal(console_socket, spec.process["rows"],
+                                          spec.process["cols"])
+            try:
+                request(container, "oci_prepare", fds=(slave,) * 3, process=spec.process)
+            finally:
+                os.close(slave)
+        else:
+            request(container, "oci_prepare", fds=(0, 1, 2), process=spec.process)
         if pid_file:
             write_pid(pid_file, pid)
     except BaseException:

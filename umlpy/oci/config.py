@@ -159,8 +159,11 @@ def check_process(spec, process):
     args = _list(process.get("args"), "process.args")
     if not args or not all(isinstance(a, str) for a in args):
         _fail("process.args must be a non-empty list of strings")
-    if process.get("terminal"):
-        _fail("process.terminal: a terminal is not supported by umlpy-oci yet")
+    terminal = bool(process.get("terminal"))
+    size = _obj(process.get("consoleSize"), "process.consoleSize")
+    rows, cols = size.get("height", 0), size.get("width", 0)
+    if not all(isinstance(x, int) and 0 <= x < 65536 for x in (rows, cols)):
+        _fail("process.consoleSize: height and width must be numbers")
     env = {}
     for item in _list(process.get("env"), "process.env"):
         key, sep, value = str(item).partition("=")
@@ -198,7 +201,8 @@ def check_process(spec, process):
         _fail(f"process.oomScoreAdj {oom!r}: -1000 to 1000")
     spec.capabilities = _capabilities(_obj(process.get("capabilities"), "process.capabilities"))
     spec.process = {"argv": args, "env": env, "cwd": cwd, "user": who, "group": group,
-                    "rlimits": rlimits, "oom_score_adj": oom}
+                    "rlimits": rlimits, "oom_score_adj": oom, "terminal": terminal,
+                    "rows": rows, "cols": cols}
 
 
 def _user(spec, uid, gid, groups):

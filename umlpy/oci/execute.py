@@ -40,7 +40,9 @@ def process_of(container, process_file, args, cwd, env, user):
         if process.get("oom_score_adj") is not None:
             raise BadInput("umlpy-oci: process.oomScoreAdj is not supported by exec yet")
         return {"argv": process["argv"], "env": process["env"], "cwd": process["cwd"],
-                "user": process["user"], "group": process["group"]}
+                "user": process["user"], "group": process["group"],
+                "terminal": process["terminal"], "rows": process["rows"] or 24,
+                "cols": process["cols"] or 80}
     if args and args[0] == "--":
         args = args[1:]
     if not args:
@@ -55,7 +57,7 @@ def process_of(container, process_file, args, cwd, env, user):
     if not (uid.isdigit() or not uid) or not (gid.isdigit() or not gid):
         raise BadInput(f"umlpy-oci: --user {user!r}: expected UID[:GID]")
     return {"argv": list(args), "env": variables, "cwd": cwd or "/", "user": uid,
-            "group": gid}
+            "group": gid, "rows": 24, "cols": 80}
 
 
 def execute(root, container_id, process_file=None, args=(), detach=False, pid_file=None,
@@ -64,10 +66,13 @@ def execute(root, container_id, process_file=None, args=(), detach=False, pid_fi
     container.saved()
     if container.status() == "stopped":
         raise UmlpyError(f"umlpy-oci: cannot exec in container {container_id!r}: it is stopped")
-    if tty or console_socket:
-        raise BadInput("umlpy-oci: exec with a terminal is not supported by umlpy-oci yet")
     fields = process_of(container, process_file, list(args), cwd, env, user)
-    message = {"v": control.VERSION, "op": "exec", "tty": False, **fields}
+    tty = bool(fields.pop("terminal", False) or tty)
+    if tty != bool(console_socket):
+        raise BadInput("umlpy-oci: exec: a terminal (--tty, process.terminal) goes with "
+                       "--console-socket, which receives its master")
+    message = {"v": control.VERSION, "op": "exec", "tty": tty, **fields}
+    message["console_socket"] = console_socket
     if not detach:
         sock = _started(container, message)
         old = client._forward_signals(sock)
@@ -101,14 +106,23 @@ def _started(container, message):
         sock = control.connect(container.record.socket_path)
     except OSError:
         raise UmlpyError(f"umlpy-oci: container {container.id!r} is not running") from None
+    console_socket = message.pop("console_socket", None)
     try:
-        control.send(sock, message, (0, 1, 2))
+        control.send(sock, message, () if message["tty"] else (0, 1, 2))
         answer, fds = control.receive(sock)
     except (OSError, control.ProtocolError) as e:
         sock.close()
         raise UmlpyError(f"umlpy-oci: exec in {container.id!r}: {e}") from None
-    for fd in fds:
-        os.close(fd)
+    try:
+        if answer and answer.get("ok") and message["tty"] and fds:
+            from .console import pty_name, send_master
+            send_master(console_socket, fds[0], pty_name(fds[0]))
+    except UmlpyError:
+        sock.close()
+        raise
+    finally:
+        for fd in fds:
+            os.close(fd)
     if answer is None or not answer.get("ok"):
         sock.close()
         error = UmlpyError(f"umlpy-oci: exec in {container.id!r}: "

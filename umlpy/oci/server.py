@@ -61,6 +61,7 @@ class OciServer(ControlServer):
                 self._set_limits(process)
                 session = self.channel.spawn(process["argv"], process["env"], process["cwd"],
                                              stdio, process["user"], process["group"],
+                                             tty=bool(process.get("terminal")),
                                              exec_id=INIT_ID)
             except (OSError, KeyError, TypeError) as e:
                 self.failed = 126
@@ -78,9 +79,9 @@ class OciServer(ControlServer):
                                     f"{os.strerror(session.errno or 5)}")
             self.session = session
             self._mark("started", {"pid": pid})
-        threading.Thread(target=self._watch, args=(session,), daemon=True,
-                         name="umlpy-oci-exit").start()
-        self._answer(conn, pid=pid)
+            threading.Thread(target=self._watch, args=(session,), daemon=True,
+                             name="umlpy-oci-exit").start()
+            self._answer(conn, pid=pid)
 
     def _watch(self, session):
         from ..kernel.kernel import exit_status_of
@@ -110,8 +111,19 @@ class OciServer(ControlServer):
             with open(f"/proc/{init}/oom_score_adj", "w") as f:
                 f.write(str(oom))
 
+    def op_kill(self, conn, message, fds):
+        """kill --all (or a created container's init): under the lock, so
+        that the answer goes out before a daemon the signal ended exits
+        (finish)."""
+        with self.lock:
+            super().op_kill(conn, message, fds)
+
     def op_oci_signal(self, conn, message, fds):
         """A signal to the container's process itself (kill without --all)."""
+        with self.lock:
+            self._signal(conn, message)
+
+    def _signal(self, conn, message):
         sig = message.get("signal")
         if not isinstance(sig, int) or not 0 < sig < 65:
             return self._answer(conn, f"bad signal {sig!r}")
@@ -127,6 +139,14 @@ class OciServer(ControlServer):
         except ProcessLookupError:
             return self._answer(conn, "the container's process is not running")
         self._answer(conn)
+
+    def finish(self, timeout=2.0):
+        """The guest is gone: a process that exits at once may end the
+        sandbox before start's answer went out; it goes out first (the
+        lock is held until it has)."""
+        if self.lock.acquire(timeout=timeout):
+            self.lock.release()
+        super().finish(timeout)
 
     def exit_code(self, reason, status):
         """The container's exit status: its process's (init exits with
