@@ -113,12 +113,14 @@ class ControlServer:
             return
         targets = [p["host_pid"] for p in self.processes()] if message.get("all") \
             else [self.init_host_pid()]
+        # answered first: a signal that ends the guest may end the daemon
+        # before an answer sent after it (seen: "the daemon went away")
+        control.send(conn, {"ok": True})
         for pid in targets:
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
                 pass
-        control.send(conn, {"ok": True})
 
     def op_stop(self, conn, message, fds):
         grace = message.get("timeout", 10)

@@ -111,19 +111,8 @@ class OciServer(ControlServer):
             with open(f"/proc/{init}/oom_score_adj", "w") as f:
                 f.write(str(oom))
 
-    def op_kill(self, conn, message, fds):
-        """kill --all (or a created container's init): under the lock, so
-        that the answer goes out before a daemon the signal ended exits
-        (finish)."""
-        with self.lock:
-            super().op_kill(conn, message, fds)
-
     def op_oci_signal(self, conn, message, fds):
         """A signal to the container's process itself (kill without --all)."""
-        with self.lock:
-            self._signal(conn, message)
-
-    def _signal(self, conn, message):
         sig = message.get("signal")
         if not isinstance(sig, int) or not 0 < sig < 65:
             return self._answer(conn, f"bad signal {sig!r}")
@@ -134,11 +123,13 @@ class OciServer(ControlServer):
                           None)
         if target is None:
             return self._answer(conn, "the container's process is not running")
+        # answered first, as ControlServer.op_kill: the signal may end the
+        # daemon before an answer sent after it
+        self._answer(conn)
         try:
             os.kill(target, sig)
         except ProcessLookupError:
-            return self._answer(conn, "the container's process is not running")
-        self._answer(conn)
+            pass
 
     def finish(self, timeout=2.0):
         """The guest is gone: a process that exits at once may end the
