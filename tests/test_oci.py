@@ -510,6 +510,32 @@ def test_exec_with_a_terminal(work, rootfs):
     ok(oci(work, "delete", "--force", "box"))
 
 
+def test_user_and_its_groups(work, rootfs):
+    """uid, gid and additionalGids as the guest sees them: extra groups
+    are honoured when they are the user's own in the rootfs's
+    /etc/group (umlpy-init sets them by name), refused otherwise."""
+    mine = work / "rootfs"
+    shutil.copytree(rootfs, mine, symlinks=True)
+    with open(mine / "etc" / "passwd", "a") as f:
+        f.write("app:x:1000:1000::/:/bin/sh\n")
+    with open(mine / "etc" / "group", "a") as f:
+        f.write("app:x:1000:\nextra:x:2000:app\n")
+    path = bundle(work, mine, ["sh", "-c", "id -u; id -g; id -G"])
+    data = json.loads((path / "config.json").read_text())
+    data["process"]["user"] = {"uid": 1000, "gid": 1000, "additionalGids": [2000]}
+    (path / "config.json").write_text(json.dumps(data))
+    engine = Engine(work, "groups", path)
+    engine.created()
+    engine.start()
+    assert engine.status() == 0
+    assert engine.output() == "1000\n1000\n1000 2000\n"
+    data["process"]["user"]["additionalGids"] = [3000]
+    (path / "config.json").write_text(json.dumps(data))
+    p = oci(work, "create", "--bundle", str(path), "other-groups")
+    assert p.returncode != 0 and b"additionalGids" in p.stderr
+    assert len(p.stderr.splitlines()) == 1
+
+
 def test_features_and_version():
     p = subprocess.run(OCI + ["features"], capture_output=True, timeout=30)
     features = json.loads(ok(p))
