@@ -159,8 +159,12 @@ int umlpy_opener_start(int init_pid, int clone_flags, int uid, int gid, int *pid
         if ((clone_flags & JOINED) && setns(pidfd, clone_flags & JOINED) < 0)
             err = errno;
         if (!err) {
-            setgroups(0, NULL);     /* refused where setgroups is denied */
-            if (setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)
+            /* Raw calls: glibc's set*id would signal every thread it thinks
+               we have (the threaded parent's, in a raw clone) and wait for
+               them forever. */
+            syscall(SYS_setgroups, 0L, NULL);   /* refused where setgroups is denied */
+            if (syscall(SYS_setresgid, (long)gid, (long)gid, (long)gid) < 0 ||
+                syscall(SYS_setresuid, (long)uid, (long)uid, (long)uid) < 0)
                 err = errno;
         }
         if (!err && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)

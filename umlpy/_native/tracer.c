@@ -378,8 +378,14 @@ static void child_main(int sync_fd, int report_fd, const char *path,
     if (c != 'g')
         child_fail(report_fd, UMLPY_SETUP_ID_MAP, (int)(unsigned char)c);
     if (o->switch_ids) {
-        if (setgroups(0, NULL) < 0 || setresgid(o->gid_inside, o->gid_inside, o->gid_inside) < 0 ||
-            setresuid(o->uid_inside, o->uid_inside, o->uid_inside) < 0)
+        /* Raw calls: in a raw clone of a threaded process, glibc's set*id
+           would signal the parent's threads it believes are ours and wait
+           for them forever. */
+        if (syscall(SYS_setgroups, 0L, NULL) < 0 ||
+            syscall(SYS_setresgid, (long)o->gid_inside, (long)o->gid_inside,
+                    (long)o->gid_inside) < 0 ||
+            syscall(SYS_setresuid, (long)o->uid_inside, (long)o->uid_inside,
+                    (long)o->uid_inside) < 0)
             child_fail(report_fd, UMLPY_SETUP_SETUID, errno);
     }
 
