@@ -30,21 +30,8 @@ def _connect(record):
 
 def request(record, op, **fields):
     """One request, its answer (a dict with ok True), or UmlpyError."""
-    sock = _connect(record)
-    try:
-        control.send(sock, {"v": control.VERSION, "op": op, **fields})
-        answer, fds = control.receive(sock)
-    except (OSError, control.ProtocolError) as e:
-        raise UmlpyError(f"umlpy: sandbox {record.name!r}: the daemon did not answer ({e})") \
-            from None
-    finally:
-        sock.close()
-    for fd in fds:
-        os.close(fd)
-    if answer is None or not answer.get("ok"):
-        raise UmlpyError(f"umlpy: sandbox {record.name!r}: "
-                         f"{(answer or {}).get('error', 'the daemon went away')}")
-    return answer
+    return control.request(record.socket_path, op, f"umlpy: sandbox {record.name!r}",
+                           f" (umlpy start {record.name})", **fields)
 
 
 def execute(record, argv, env=None, cwd="/", user="", group="", tty=False, stdio=(0, 1, 2)):

@@ -89,3 +89,27 @@ def connect(path):
         sock.close()
         raise
     return sock
+
+
+def request(path, op, who, how_to_start="", fds=(), **fields):
+    """One request on a daemon's control socket: its answer (a dict with ok
+    True), or UmlpyError saying so for who ("umlpy: sandbox 'x'")."""
+    from ..errors import UmlpyError
+    try:
+        sock = connect(path)
+    except (FileNotFoundError, ConnectionRefusedError):
+        raise UmlpyError(f"{who} is not running{how_to_start}") from None
+    except OSError as e:
+        raise UmlpyError(f"{who}: {e.strerror}") from None
+    try:
+        send(sock, {"v": VERSION, "op": op, **fields}, fds)
+        answer, got = receive(sock)
+    except (OSError, ProtocolError) as e:
+        raise UmlpyError(f"{who}: the daemon did not answer ({e})") from None
+    finally:
+        sock.close()
+    for fd in got:
+        _close(fd)
+    if answer is None or not answer.get("ok"):
+        raise UmlpyError(f"{who}: {(answer or {}).get('error', 'the daemon went away')}")
+    return answer

@@ -71,7 +71,7 @@ def check_name(name):
     return name
 
 
-def _write_json(path, data):
+def write_json(path, data):
     """Replace path with data, atomically (a reader sees the old or the new)."""
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600),
@@ -182,7 +182,7 @@ class Record:
             store = f"store-{os.urandom(12).hex()}"
             os.mkdir(self.path(store), 0o711)
             os.mkdir(self.path(f"{store}/upper"), 0o755)
-            _write_json(self.path("record.json"), {
+            write_json(self.path("record.json"), {
                 "version": RECORD_VERSION, "name": self.name, "created": time.time(),
                 "words": list(words), "init": list(init) if init else None, "cwd": cwd,
                 "store": store})
@@ -192,10 +192,10 @@ class Record:
             os.unlink(self.path("exit.json"))
         except FileNotFoundError:
             pass
-        _write_json(self.path("daemon.json"), {"pid": pid, "started": time.time()})
+        write_json(self.path("daemon.json"), {"pid": pid, "started": time.time()})
 
     def ended(self, reason, status=None):
-        _write_json(self.path("exit.json"), {"reason": reason, "status": status,
+        write_json(self.path("exit.json"), {"reason": reason, "status": status,
                                              "ended": time.time()})
 
     def remove(self):

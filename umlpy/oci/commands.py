@@ -19,23 +19,8 @@ STOP_WAIT = 10.0
 
 def request(container, op, fds=(), **fields):
     """One request to the container's daemon; its answer, or UmlpyError."""
-    try:
-        sock = control.connect(container.record.socket_path)
-    except OSError:
-        raise UmlpyError(f"umlpy-oci: container {container.id!r} is not running") from None
-    try:
-        control.send(sock, {"v": control.VERSION, "op": op, **fields}, fds)
-        answer, got = control.receive(sock)
-    except (OSError, control.ProtocolError) as e:
-        raise UmlpyError(f"umlpy-oci: container {container.id!r}: no answer ({e})") from None
-    finally:
-        sock.close()
-    for fd in got:
-        os.close(fd)
-    if answer is None or not answer.get("ok"):
-        raise UmlpyError(f"umlpy-oci: container {container.id!r}: "
-                         f"{(answer or {}).get('error', 'its daemon went away')}")
-    return answer
+    return control.request(container.record.socket_path, op,
+                           f"umlpy-oci: container {container.id!r}", "", fds, **fields)
 
 
 def _now():

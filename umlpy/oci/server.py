@@ -32,7 +32,7 @@ class OciServer(ControlServer):
         self.lock = threading.Lock()
 
     def _mark(self, leaf, data):
-        from .state import write_json
+        from ..lifecycle.registry import write_json
         write_json(os.path.join(self.container_dir, leaf), data)
 
     def _answer(self, conn, error=None, **fields):

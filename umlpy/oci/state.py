@@ -20,6 +20,7 @@ import os
 import re
 
 from ..errors import BadInput, UmlpyError
+from ..lifecycle.registry import write_json
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,1023}\Z")
 OCI_VERSION = "1.1.0"
@@ -40,14 +41,6 @@ def check_id(container_id):
                        "'_', '.', '+' and '-', starting with a letter or digit")
     return container_id
 
-
-def write_json(path, data):
-    """Replace path with data, atomically (a reader sees old or new)."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600),
-              "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
 
 
 class Container:
