@@ -414,28 +414,15 @@ def test_exec_and_ps(work, rootfs):
 
 
 def test_terminal_through_the_console_socket(work, rootfs):
-    import socket
-    import threading
     path = bundle(work, rootfs, ["sh", "-c", "tty > /dev/null && echo TTY; stty size; "
                                  "read line; echo got $line"])
     data = json.loads((path / "config.json").read_text())
     data["process"].update(terminal=True, consoleSize={"height": 33, "width": 99})
     (path / "config.json").write_text(json.dumps(data))
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(str(work / "console.sock"))
-    listener.listen(1)
-    got = {}
-
-    def accept():
-        conn, _ = listener.accept()
-        got["name"], got["fds"], _, _ = socket.recv_fds(conn, 4096, 1)
-        conn.close()
-    thread = threading.Thread(target=accept)
-    thread.start()
+    thread, got = console_listener(work / "console.sock")
     ok(oci(work, "create", "--bundle", str(path), "--console-socket",
            str(work / "console.sock"), "tty", **DETACHED))
     thread.join(10)
-    listener.close()
     master = got["fds"][0]
     assert got["name"].startswith(b"/dev/pts/")
     ok(oci(work, "start", "tty"))
