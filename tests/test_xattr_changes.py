@@ -90,6 +90,22 @@ def layers(tmp_path):
 WANT = ["M /changed", "M /d", "M /removed", "M /setattr", "M /trusted"]
 
 
+def guest_changes_then_diff(code, lower, upper, want_stdout, modified):
+    """Python code run in the guest over lower (its argv[1]) with a kept
+    upper prints want_stdout, and `umlpy diff` then lists each of modified
+    as "M"; the lower's path as diff names it, without its leading /."""
+    p = run_umlpy([sys.executable, "-c", code, str(lower)], options=["--upper", str(upper)],
+                  host_root=False)
+    assert p.stdout == want_stdout, p.stderr
+    p = subprocess.run(UMLPY + ["diff", "--upper", str(upper)], capture_output=True,
+                       env=_env(), timeout=120)
+    assert p.returncode == 0, p.stderr
+    rel = str(lower)[1:]
+    for name in modified:
+        assert f"M /{rel}/{name}" in p.stdout.decode().split("\n"), p.stdout
+    return rel
+
+
 def test_diff_sees_attribute_only_changes(layers):
     lower, upper, _ = layers
     assert [c.line() for c in changes.diff(str(upper), HostDirLower(str(lower)))] == WANT
@@ -201,15 +217,8 @@ def test_a_guests_setfattr_is_diffed_and_committed(tmp_path):
     code = ("import os, sys; d = sys.argv[1]; os.setxattr(d + '/f', 'user.b', b'2'); "
             "os.setxattr(d + '/g', 'trusted.t', b'T'); "
             "print(sorted(os.listxattr(d + '/f')), sorted(os.listxattr(d + '/g')))")
-    p = run_umlpy([sys.executable, "-c", code, str(lower)], options=["--upper", str(upper)],
-                  host_root=False)
-    assert p.stdout == b"['user.a', 'user.b'] ['trusted.t']\n", p.stderr
-    p = subprocess.run(UMLPY + ["diff", "--upper", str(upper)], capture_output=True,
-                       env=_env(), timeout=120)
-    assert p.returncode == 0, p.stderr
-    rel = str(lower)[1:]
-    assert f"M /{rel}/f" in p.stdout.decode().split("\n"), p.stdout
-    assert f"M /{rel}/g" in p.stdout.decode().split("\n"), p.stdout
+    rel = guest_changes_then_diff(code, lower, upper, b"['user.a', 'user.b'] ['trusted.t']\n",
+                                  ["f", "g"])
     target = tmp_path / "target"
     (target / rel).mkdir(parents=True)
     p = subprocess.run(UMLPY + ["commit", "--upper", str(upper), "--rootfs", "/", "--to",
@@ -341,14 +350,7 @@ def test_a_guests_lsetxattr_on_a_symlink_is_diffed_and_committed(tmp_path):
     code = ("import os, sys; p = sys.argv[1] + '/l'; "
             "os.setxattr(p, 'trusted.t', b'T', follow_symlinks=False); "
             "print(os.listxattr(p, follow_symlinks=False))")
-    p = run_umlpy([sys.executable, "-c", code, str(lower)], options=["--upper", str(upper)],
-                  host_root=False)
-    assert p.stdout == b"['trusted.t']\n", p.stderr
-    p = subprocess.run(UMLPY + ["diff", "--upper", str(upper)], capture_output=True,
-                       env=_env(), timeout=120)
-    assert p.returncode == 0, p.stderr
-    rel = str(lower)[1:]
-    assert f"M /{rel}/l" in p.stdout.decode().split("\n"), p.stdout
+    rel = guest_changes_then_diff(code, lower, upper, b"['trusted.t']\n", ["l"])
     target = tmp_path / "target"
     (target / rel).mkdir(parents=True)
     os.symlink("nowhere", target / rel / "l")
