@@ -314,13 +314,14 @@ class GuestKernel:
         # In its own pid namespace the guest cannot see umlpy's process
         # group, so it leads one of its own, with the terminal if we had it.
         tty_fd = self._foreground_tty() if self.pid_namespace else -1
-        pid, self._status_fd = self.tracer.spawn(
-            argv[0], argv, env, self.seccomp_filter(policy), cwd="/", root=None,
-            hostname=self.config.hostname, mount_proc=self.pid_namespace,
-            **{key: v for key, v in ids.items() if not key.endswith("_ranges")},
-            new_pgrp=self.pid_namespace, tty_fd=tty_fd,
-            rlimits=self._rlimits(), notify=bool(self._notified),
-            preserve_fds=self.config.preserve_fds)
+        with self._guest_network():
+            pid, self._status_fd = self.tracer.spawn(
+                argv[0], argv, env, self.seccomp_filter(policy), cwd="/", root=None,
+                hostname=self.config.hostname, mount_proc=self.pid_namespace,
+                **{key: v for key, v in ids.items() if not key.endswith("_ranges")},
+                new_pgrp=self.pid_namespace, tty_fd=tty_fd,
+                rlimits=self._rlimits(), notify=bool(self._notified),
+                preserve_fds=self.config.preserve_fds)
         if self.tracer.listener is not None:
             self._listener_at = (pid, self.tracer.listener, ids)
         self._argv0 = argv[0]
@@ -339,6 +340,15 @@ class GuestKernel:
             self.tracer.report_init_stops(self.tty_handed)
         self.tracer.set_forward_mode(self.pid_namespace)
         return pid
+
+    def _guest_network(self):
+        """Where the first process is cloned: in the namespace it joins
+        (--net ns:PATH, netns.py), or where umlpy is."""
+        if self.net.joins:
+            from .netns import joined
+            return joined(self.net.path)
+        import contextlib
+        return contextlib.nullcontext()
 
     def first_process_runs_the_guest(self):
         """The first process was init, and now runs the guest's own program
@@ -405,7 +415,9 @@ class GuestKernel:
                 notifier.identity(os.geteuid(), os.getegid(), os.getgroups())
             notifiers.append(notifier)
         from .vfs.hostopen import Opener
-        self.opener = Opener(pid, ids["clone_flags"], ids["uid_inside"],
+        # the opener joins the guest's namespaces, a joined network one too
+        joined = T.NEWNET if self.net.joins else 0
+        self.opener = Opener(pid, ids["clone_flags"] | joined, ids["uid_inside"],
                              ids["gid_inside"])
         self.notifications = NotificationServer(self, notifiers)
         self.notifications.start()

@@ -4,6 +4,10 @@
              loopback only the guest's processes share; nothing outside.
   loopback   the host's loopback (127.0.0.0/8, ::1), nothing else.
   host       the host's network, unfiltered.
+  ns:PATH    the network namespace at PATH, made by someone else (a
+             container engine's, with its interfaces, routes and
+             firewall): the sandbox's network is all of that namespace,
+             unfiltered, and nothing else of the host's.
   allow=R,…  the host's network, but only destinations matching a rule
              R = CIDR[:PORT] (PORT a number, a range A-B, or * for any);
              IPv6 CIDRs go in brackets: [2001:db8::/32]:443.
@@ -91,11 +95,12 @@ def parse_rule(text):
 
 
 class NetPolicy:
-    NONE, LOOPBACK, HOST, ALLOW = "none", "loopback", "host", "allow"
+    NONE, LOOPBACK, HOST, ALLOW, JOINED = "none", "loopback", "host", "allow", "ns"
 
-    def __init__(self, mode="none", rules=()):
+    def __init__(self, mode="none", rules=(), path=None):
         self.mode = mode
         self.rules = list(rules)
+        self.path = path        # JOINED: the namespace's file
         self.own = set()        # (ip, port) the sandbox's sockets are bound to
 
     @classmethod
@@ -103,15 +108,24 @@ class NetPolicy:
         text = (text or "none").strip()
         if text in (cls.NONE, cls.LOOPBACK, cls.HOST):
             return cls(text)
+        if text.startswith("ns:"):
+            path = text[len("ns:"):]
+            if not path.startswith("/"):
+                raise BadInput(f"--net {text!r}: ns: takes the absolute path of a network "
+                               "namespace (such as /run/netns/NAME)")
+            return cls(cls.JOINED, path=path)
         if text.startswith("allow="):
             rules = [parse_rule(r) for r in text[len("allow="):].split(",") if r.strip()]
             if not rules:
                 raise BadInput("--net allow= needs at least one CIDR[:PORT]")
             return cls(cls.ALLOW, rules)
-        raise BadInput(f"--net {text!r}: expected none, loopback, host or allow=CIDR[:PORT],...")
+        raise BadInput(f"--net {text!r}: expected none, loopback, host, ns:PATH or "
+                       "allow=CIDR[:PORT],...")
 
     def text(self):
         """The policy as parse reads it (--net's value)."""
+        if self.mode == self.JOINED:
+            return f"ns:{self.path}"
         if self.mode != self.ALLOW:
             return self.mode
         return "allow=" + ",".join(rule.text() for rule in self.rules)
@@ -120,6 +134,12 @@ class NetPolicy:
     def own_namespace(self):
         """The sandbox gets a network namespace (and loopback) of its own."""
         return self.mode == self.NONE
+
+    @property
+    def joins(self):
+        """The sandbox's network namespace is one made by someone else,
+        which its first process joins (netns.py)."""
+        return self.mode == self.JOINED
 
     @property
     def filters(self):
