@@ -44,6 +44,13 @@ class Config:
         value = getattr(self, name)
         return value not in (None, False, [], {})
 
+    def noexec_mounts(self):
+        """Whether the sandbox starts with a noexec mount (--noexec, or
+        noexec in a --bind's or --tmpfs's options): only then do the
+        executable mappings stop (syscalls/memory.py)."""
+        return bool(self.noexec) or any(b.noexec for b in self.binds) or \
+            any(t.noexec for t in self.tmpfs)
+
     def _relate(self):
         """What one option means depends on another."""
         if self.cwd is not None and not self.cwd.startswith("/"):

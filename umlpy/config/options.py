@@ -44,10 +44,15 @@ OPTIONS = [
            "repeatable)", "IMG.tar", V.existing_file, repeat=True),
     Option("upper", ["--upper"], "keep the guest's changes in this directory (default: a "
            "throwaway one)", "DIR", V.directory_to_keep),
-    Option("binds", ["--bind"], "show a host path at a guest path (repeatable)",
-           "HOST:GUEST[:ro]", V.bind, repeat=True, show=V.show_bind),
-    Option("tmpfs", ["--tmpfs"], "an empty writable directory at a guest path (repeatable)",
-           "GUEST", V.guest_path, repeat=True),
+    Option("binds", ["--bind"], "show a host path at a guest path (repeatable); OPTS: a "
+           "comma list of ro, rw, noexec (execve of its files EACCES, mapping them "
+           "executable EPERM/EACCES, as Linux's MS_NOEXEC), exec, nosuid, nodev (always so)",
+           "HOST:GUEST[:OPTS]", V.bind, repeat=True, show=V.show_bind),
+    Option("tmpfs", ["--tmpfs"], "an empty writable directory at a guest path (repeatable); "
+           "OPTS as --bind's", "GUEST[:OPTS]", V.tmpfs, repeat=True, show=V.show_tmpfs),
+    Option("noexec", ["--noexec"], "make one of umlpy's own mounts noexec: /dev, /dev/shm, "
+           "/dev/mqueue, /dev/pts, /proc or /sys (repeatable)", "PATH", V.own_mount,
+           repeat=True),
     Option("cwd", ["-C", "--cwd"], "guest working directory (relative: to ours on the "
            "host's tree, to / in a --rootfs)", "DIR"),
     Option("env", ["-e", "--env"], "set an environment variable (repeatable)", "K=V",

@@ -133,37 +133,94 @@ def directory_to_keep(flag, value):
     return os.path.abspath(path)
 
 
+# What a --bind's or a --tmpfs's OPTS may say (mount(8)'s words): ro/rw,
+# noexec/exec; nosuid and nodev are accepted, since umlpy always behaves so
+# (no_new_privs is set for every guest, a guest makes no device nodes).
+MOUNT_WORDS = ("ro", "rw", "noexec", "exec", "nosuid", "nodev", "suid", "dev")
+
+
+class Bind(tuple):
+    """A --bind: (host's real path, normalized guest path, read_only,
+    noexec)."""
+    __slots__ = ()
+
+    def __new__(cls, host, guest, read_only=False, noexec=False):
+        return super().__new__(cls, (host, guest, bool(read_only), bool(noexec)))
+
+    host = property(lambda self: self[0])
+    guest = property(lambda self: self[1])
+    read_only = property(lambda self: self[2])
+    noexec = property(lambda self: self[3])
+
+
+class Tmpfs(tuple):
+    """A --tmpfs: (normalized guest path, read_only, noexec)."""
+    __slots__ = ()
+
+    def __new__(cls, guest, read_only=False, noexec=False):
+        return super().__new__(cls, (guest, bool(read_only), bool(noexec)))
+
+    guest = property(lambda self: self[0])
+    read_only = property(lambda self: self[1])
+    noexec = property(lambda self: self[2])
+
+
+def mount_words(flag, spec, words):
+    """OPTS (a comma list, the last of ro/rw and of noexec/exec wins, as
+    in mount(8)) -> (read_only, noexec)."""
+    read_only = noexec = False
+    for word in words.split(","):
+        if word not in MOUNT_WORDS:
+            raise BadInput(f"{flag} {spec}: unknown mount option {word!r} (options: "
+                           "ro, rw, noexec, exec, nosuid, nodev)")
+        if word in ("ro", "rw"):
+            read_only = word == "ro"
+        elif word in ("noexec", "exec"):
+            noexec = word == "noexec"
+        elif word in ("suid", "dev"):
+            raise BadInput(f"{flag} {spec}: {word} is not offered (umlpy's mounts are "
+                           "always nosuid and nodev)")
+    return read_only, noexec
+
+
+def show_mount_words(read_only, noexec):
+    words = (["ro"] if read_only else []) + (["noexec"] if noexec else [])
+    return (":" + ",".join(words)) if words else ""
+
+
 def bind(flag, value):
-    """'HOST:GUEST[:ro|rw]', or (host, guest[, read_only]) from the API,
-    -> (host's real path, normalized guest path, read_only)."""
+    """'HOST:GUEST[:OPTS]' (OPTS: mount_words), or (host, guest[,
+    read_only[, noexec]]) from the API -> Bind."""
     if isinstance(value, (tuple, list)):
-        if not 2 <= len(value) <= 3:
-            raise BadInput(f"{flag} {value!r}: expected (HOST, GUEST[, read_only])")
+        if not 2 <= len(value) <= 4:
+            raise BadInput(f"{flag} {value!r}: expected (HOST, GUEST[, read_only[, noexec]])")
         host, guest = os.fspath(value[0]), os.fspath(value[1])
         ro = bool(value[2]) if len(value) > 2 else False
-        spec = f"{host}:{guest}" + (":ro" if ro else "")
+        noexec = bool(value[3]) if len(value) > 3 else False
+        spec = f"{host}:{guest}" + show_mount_words(ro, noexec)
     else:
         spec = str(value)
         parts = spec.split(":")
-        if len(parts) == 3 and parts[2] in ("ro", "rw"):
-            host, guest, ro = parts[0], parts[1], parts[2] == "ro"
+        if len(parts) == 3:
+            host, guest = parts[0], parts[1]
+            ro, noexec = mount_words(flag, spec, parts[2])
         elif len(parts) == 2:
-            host, guest, ro = parts[0], parts[1], False
+            host, guest, ro, noexec = parts[0], parts[1], False, False
         else:
-            raise BadInput(f"{flag} {spec}: expected HOST:GUEST[:ro]")
+            raise BadInput(f"{flag} {spec}: expected HOST:GUEST[:OPTS]")
     if not os.path.exists(host):
         raise BadInput(f"{flag} {spec}: {host}: No such file or directory")
     if not guest.startswith("/"):
         raise BadInput(f"{flag} {spec}: the guest path must be absolute")
-    return os.path.realpath(host), os.path.normpath(guest), ro
+    return Bind(os.path.realpath(host), os.path.normpath(guest), ro, noexec)
 
 
 def show_bind(flag, value):
-    host, guest, read_only = value
+    host, guest, read_only, noexec = value
     if ":" in host or ":" in guest:
         raise BadInput(f"{flag} {host}:{guest}: a path with ':' cannot be written as "
-                       "HOST:GUEST[:ro]")
-    return f"{host}:{guest}" + (":ro" if read_only else "")
+                       "HOST:GUEST[:OPTS]")
+    return f"{host}:{guest}" + show_mount_words(read_only, noexec)
 
 
 def guest_path(flag, value):
@@ -171,6 +228,44 @@ def guest_path(flag, value):
     if not path.startswith("/"):
         raise BadInput(f"{flag} {path}: the guest path must be absolute")
     return os.path.normpath(path)
+
+
+def tmpfs(flag, value):
+    """'GUEST[:OPTS]' (OPTS: mount_words), or (guest[, read_only[,
+    noexec]]) from the API -> Tmpfs."""
+    if isinstance(value, (tuple, list)):
+        if not 1 <= len(value) <= 3:
+            raise BadInput(f"{flag} {value!r}: expected (GUEST[, read_only[, noexec]])")
+        guest = os.fspath(value[0])
+        ro = bool(value[1]) if len(value) > 1 else False
+        noexec = bool(value[2]) if len(value) > 2 else False
+        spec = guest + show_mount_words(ro, noexec)
+    else:
+        spec = os.fspath(value)
+        guest, sep, words = spec.partition(":")
+        ro, noexec = mount_words(flag, spec, words) if sep else (False, False)
+    return Tmpfs(guest_path(flag, guest), ro, noexec)
+
+
+def show_tmpfs(flag, value):
+    guest, read_only, noexec = value
+    if ":" in guest:
+        raise BadInput(f"{flag} {guest}: a path with ':' cannot be written as GUEST[:OPTS]")
+    return guest + show_mount_words(read_only, noexec)
+
+
+# umlpy's own mounts that --noexec may make noexec (/dev/mqueue: where an
+# engine asks for one; umlpy has none of its own there, and nothing on an
+# mqueue filesystem can be executed or mapped)
+NOEXEC_OWN = ("/dev", "/dev/shm", "/dev/mqueue", "/dev/pts", "/proc", "/sys")
+
+
+def own_mount(flag, value):
+    path = guest_path(flag, value)
+    if path not in NOEXEC_OWN:
+        raise BadInput(f"{flag} {path}: not one of umlpy's own mounts "
+                       f"({', '.join(NOEXEC_OWN)}); a --bind or --tmpfs takes :noexec")
+    return path
 
 
 def env_item(flag, value):

@@ -39,7 +39,7 @@ class ExecPlans:
     def plan(self, vfs, task, dirfd, path, follow=True):
         """plan_exec(vfs, task, dirfd, path, follow), from a kept plan
         when one still holds."""
-        if task.ctx.root != "/" or not path:
+        if task.ctx.root != "/" or not path or vfs.mounts.root.noexec:
             return plan_exec(vfs, task, dirfd, path, follow)
         if path.startswith("/"):
             where = None

@@ -71,6 +71,19 @@ def rule_for(entry, mode, hooked):
     return Rule(Action.PYTHON)
 
 
+def hook_guards(hooks):
+    """{nr: Guard} of the calls in hooks (a dispatcher's {nr: [hook]})
+    whose hooks all stop on one guard."""
+    if not isinstance(hooks, dict):
+        return {}
+    out = {}
+    for nr, fns in hooks.items():
+        guards = {getattr(fn, "guard", None) for fn in fns}
+        if fns and len(guards) == 1 and None not in guards:
+            out[nr] = guards.pop()
+    return out
+
+
 def build_policy(table, mode, hooked_numbers=(), notified=None):
     """A list of TABLE_SIZE rules, one per syscall number.  notified maps
     emulated calls to the notification listener instead of a ptrace stop
@@ -78,6 +91,13 @@ def build_policy(table, mode, hooked_numbers=(), notified=None):
     the ones a user hooked."""
     hooked = set(hooked_numbers)
     rules = [rule_for(table.by_nr.get(nr), mode, nr in hooked) for nr in range(TABLE_SIZE)]
+    for nr, guard in hook_guards(hooked_numbers).items():
+        # a passthrough call whose only hooks are an option rule's guarded
+        # ones (registry.GuardedHook) stops when that guard matches
+        if mode == Mode.DEFAULT and nr < TABLE_SIZE:
+            own = rule_for(table.by_nr.get(nr), mode, False)
+            if own == Rule(Action.ALLOW):
+                rules[nr] = Rule(Action.ALLOW, guard=guard)
     for nr, guard in (notified or {}).items():
         if nr not in hooked and mode == Mode.DEFAULT and rules[nr] == Rule(Action.PYTHON):
             rules[nr] = Rule(Action.NOTIFY, guard=guard)

@@ -145,14 +145,40 @@ class Entry:
 
 class OptionRule:
     """A handler that a sandbox option puts in front of a call: it runs
-    only in sandboxes where the option is set (a decision takes the call,
-    None lets the table's own treatment go on)."""
-    __slots__ = ("option", "handler", "why")
+    only in sandboxes where the option is set, or where condition(config)
+    holds when it has one (a decision takes the call, None lets the
+    table's own treatment go on).  With a guard, the call stops for it
+    only when the guard matches (a passthrough call: GuardedHook)."""
+    __slots__ = ("option", "handler", "why", "guard", "condition")
 
-    def __init__(self, option, handler, why):
+    def __init__(self, option, handler, why, guard=None, condition=None):
         self.option = option        # a keyword of umlpy/config/options.py
         self.handler = handler
         self.why = why
+        self.guard = guard
+        self.condition = condition
+
+    def holds(self, config):
+        return self.condition(config) if self.condition is not None else \
+            config.is_set(self.option)
+
+
+class GuardedHook:
+    """An option rule's handler as a dispatcher hook that need not stop
+    every call: policy.build_policy gives a passthrough call whose hooks
+    are all GuardedHooks of one guard that guard, so the filter stops it
+    only when the guard matches (any other hook on it: every call stops,
+    and the handler looks at the arguments itself)."""
+    __slots__ = ("handler", "guard")
+
+    def __init__(self, handler, guard):
+        self.handler, self.guard = handler, guard
+
+    def __call__(self, call):
+        return self.handler(call)
+
+    def __repr__(self):
+        return f"GuardedHook({self.handler.__name__}, {self.guard})"
 
 
 class DeclarationError(Exception):
@@ -212,21 +238,26 @@ class SyscallTable:
             return handler
         return register
 
-    def when(self, option, *names, why):
+    def when(self, option, *names, why, guard=None, condition=None):
         """Decorator: handler(call) runs at each of these calls in the
-        sandboxes whose configuration sets `option`; the call then stops
-        whatever its support level (docs/SYSCALLS.md says "with --FLAG")."""
+        sandboxes whose configuration sets `option` (or where
+        condition(config) holds, if given); the call then stops whatever
+        its support level, or, with a guard, a passthrough call stops only
+        when the guard matches (docs/SYSCALLS.md says "with --FLAG")."""
         def register(handler):
             for name in names:
                 self.option_rules.setdefault(self._nr(name), []).append(
-                    OptionRule(option, handler, why))
+                    OptionRule(option, handler, why, guard, condition))
             return handler
         return register
 
     def rules_for(self, config):
-        """[(nr, handler)] of the option rules this configuration turns on."""
-        return [(nr, rule.handler) for nr, rules in sorted(self.option_rules.items())
-                for rule in rules if config.is_set(rule.option)]
+        """[(nr, handler)] of the option rules this configuration turns on
+        (a guarded rule's handler as a GuardedHook)."""
+        return [(nr, rule.handler if rule.guard is None else
+                 GuardedHook(rule.handler, rule.guard))
+                for nr, rules in sorted(self.option_rules.items())
+                for rule in rules if rule.holds(config)]
 
     def entry(self, name_or_nr):
         nr = name_or_nr if isinstance(name_or_nr, int) else self._nr(name_or_nr)

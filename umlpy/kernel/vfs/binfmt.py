@@ -1,7 +1,9 @@
 """What execve of a guest path really runs: #! scripts are unwrapped by
 the guest kernel (their interpreter is a guest path too), and an ELF
 program whose loader (PT_INTERP) the host would find somewhere else than
-the guest does is started through the guest's loader explicitly."""
+the guest does is started through the guest's loader explicitly.  The
+program, a #! interpreter and an ELF loader on a noexec mount: EACCES,
+as Linux's open_exec."""
 import errno
 import os
 import stat
@@ -98,6 +100,9 @@ def plan_exec(vfs, task, dirfd, path, follow=True, depth=0, res=None, seen=None)
         raise OSError(errno.ELOOP, path)
     if not d.attr.is_reg():
         raise OSError(errno.EACCES, path)
+    if res.mount is not None and res.mount.noexec:
+        # Linux's may_open: MAY_EXEC of a regular file on an MS_NOEXEC mount
+        raise OSError(errno.EACCES, path)
     if not d.fs.checks_on_host(d) or vfs.fake_ids is not None:
         # emulated ids (fakeids.py): the host sees one user, who owns
         # every file of the sandbox; the guest kernel checks them
@@ -129,6 +134,9 @@ def plan_exec(vfs, task, dirfd, path, follow=True, depth=0, res=None, seen=None)
             seen.append(ires)
         if ires.dentry is None:
             raise OSError(errno.ENOENT, interp)
+        if ires.mount is not None and ires.mount.noexec:
+            # load_elf_binary opens the loader with open_exec: EACCES
+            raise OSError(errno.EACCES, interp)
         loader = ires.dentry.fs.host_path(ires.dentry)
         if os.path.realpath(interp) != loader:
             # The host would load its own interp; run the guest's instead,

@@ -67,6 +67,20 @@ def umlpy_private_paths():
 OWN_MOUNTS = ("/", "/proc", "/dev", "/dev/pts", "/dev/shm", "/sys")
 
 
+def _searchable_above(path):
+    """Whether anyone may search every directory from / down to path."""
+    path = os.path.realpath(path)
+    while True:
+        try:
+            if not os.stat(path).st_mode & 0o001:
+                return False
+        except OSError:
+            return False
+        if path == "/":
+            return True
+        path = os.path.dirname(path)
+
+
 def resolver_conf(net):
     """The /etc/resolv.conf an image without one gets.  A sandbox that
     shares the host's network (--net host, allow=...) resolves as the host
@@ -172,32 +186,39 @@ class SandboxFS:
         self.procfs = None
         from .guestmounts import GuestMounts
         self.guest_mounts = GuestMounts(self)     # what the guest's mount(2) makes
+        # --noexec: umlpy's own mounts made noexec (locked: the guest may
+        # not remount them exec)
+        self.own_noexec = frozenset(options.noexec or ())
+        noexec = lambda path: dict(noexec_locked=path in self.own_noexec)  # noqa: E731
         self.dev = SynthFS(dev_tree(), self.spool, idmap, "devtmpfs", "udev")
-        self.mounts.add("/dev", self.dev)
+        self.mounts.add("/dev", self.dev, **noexec("/dev"))
         if os.path.isdir("/dev/pts"):
             self.mounts.add("/dev/pts", HostTreeFS("/dev/pts", idmap, writable=False,
-                                                   fstype="devpts", source="devpts"))
-        self.mounts.add("/dev/shm", self._tmpfs("shm", guest_ids), options="mode=1777")
+                                                   fstype="devpts", source="devpts"),
+                            **noexec("/dev/pts"))
+        self.mounts.add("/dev/shm", self._tmpfs("shm", guest_ids), options="mode=1777",
+                        **noexec("/dev/shm"))
         self.mounts.add("/sys", SynthFS(sys_tree(), self.spool, idmap, "sysfs", "sysfs"),
-                        read_only=True)
+                        read_only=True, **noexec("/sys"))
         self.spool_fs = spool
         planned = self._planned_mounts(options)
-        for guest, fs, ro in sorted(planned, key=lambda m: m[0].count("/")):
+        for guest, fs, ro, nx in sorted(planned, key=lambda m: m[0].count("/")):
             self._make_mountpoint_parents(guest, guest_ids)
             if fs is None:
                 fs = self._tmpfs(f"tmpfs{len(self.mounts.by_path)}", guest_ids)
-            self.mounts.add(guest, fs, read_only=ro)
+            self.mounts.add(guest, fs, read_only=ro, noexec_locked=nx)
 
     def _planned_mounts(self, options):
-        """[(guest path, HostTreeFS or None for a tmpfs, read_only)] of the
-        --bind and --tmpfs options; BadInput (one line, status 2) for one
-        on umlpy's own mounts or on a path another one takes."""
+        """[(guest path, HostTreeFS or None for a tmpfs, read_only, noexec)]
+        of the --bind and --tmpfs options; BadInput (one line, status 2)
+        for one on umlpy's own mounts or on a path another one takes."""
+        from ...config.values import show_mount_words
         planned, taken = [], {}
-        wanted = [(os.path.normpath(guest), host, ro, f"--bind {host}:{guest}"
-                   + (":ro" if ro else "")) for host, guest, ro in options.binds]
-        wanted += [(os.path.normpath(guest), None, False, f"--tmpfs {guest}")
-                   for guest in options.tmpfs]
-        for guest, host, ro, spec in wanted:
+        wanted = [(os.path.normpath(guest), host, ro, nx, f"--bind {host}:{guest}"
+                   + show_mount_words(ro, nx)) for host, guest, ro, nx in options.binds]
+        wanted += [(os.path.normpath(guest), None, ro, nx, f"--tmpfs {guest}"
+                    + show_mount_words(ro, nx)) for guest, ro, nx in options.tmpfs]
+        for guest, host, ro, nx, spec in wanted:
             if guest in OWN_MOUNTS:
                 raise BadInput(f"{spec}: {guest} is already umlpy's own mount "
                                f"(the guest's {guest}); not replaced")
@@ -206,7 +227,7 @@ class SandboxFS:
             taken[guest] = spec
             fs = None if host is None else HostTreeFS(host, self.idmap, writable=not ro,
                                                       source=host)
-            planned.append((guest, fs, ro))
+            planned.append((guest, fs, ro, nx))
         return planned
 
     def _make_mountpoint_parents(self, path, guest_ids):
@@ -279,7 +300,7 @@ class SandboxFS:
         self.procfs = ProcFS(self.vfs, self.idmap, self.spool_fs, guest_tid, host_tid,
                              proc_root, hostname, system)
         self.vfs.procfs = self.procfs
-        self.mounts.add("/proc", self.procfs)
+        self.mounts.add("/proc", self.procfs, noexec_locked="/proc" in self.own_noexec)
 
     def _tmpfs(self, name, guest_ids, mode=0o1777):
         path = os.path.join(self.state, name)
@@ -319,7 +340,7 @@ class SandboxFS:
         target = os.path.join(self.state, "rootfs")
         os.mkdir(target, 0o755)
         try:
-            mount_idmapped(root, target, *block)
+            mount_idmapped(root, target, *block, or_plain=not _searchable_above(root))
         except OSError:
             os.rmdir(target)
             return root

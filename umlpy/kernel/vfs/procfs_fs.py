@@ -312,7 +312,7 @@ class ProcFS(FileSystem):
     def _mounts(self):
         lines = []
         for m in self._shown_mounts():
-            opts = "ro" if m.read_only else "rw"
+            opts = m.flags_word()
             lines.append(f"{m.fs.source} {m.path} {m.fs.fstype} {opts} 0 0\n")
         return "".join(lines).encode()
 
@@ -324,10 +324,11 @@ class ProcFS(FileSystem):
     def _mountinfo(self):
         lines = []
         for m in self._shown_mounts():
-            opts = "ro" if m.read_only else "rw"
+            opts = m.flags_word()
             dev = "0:%d" % (m.id + 20)
+            # the mount's flags, then the superblock's (noexec is the mount's)
             lines.append(f"{m.id} {m.parent_id} {dev} / {m.path} {opts} - "
-                         f"{m.fs.fstype} {m.fs.source} {opts}\n")
+                         f"{m.fs.fstype} {m.fs.source} {'ro' if m.read_only else 'rw'}\n")
         return "".join(lines).encode()
 
     def _meminfo(self):
