@@ -248,3 +248,24 @@ def test_cost_of_a_noexec_mount(tmp_path):
         assert words[:2] == ["STOPS", "0"], p.stderr.decode()[-2000:]
         counts.append(int(words[2]))
     assert 0 < counts[1] - counts[0] <= 8, counts
+
+
+@needs_root
+def test_the_guests_own_noexec_mounts(tmp_path):
+    """mount(2) with MS_NOEXEC in the guest: kept on the mount, copied by
+    a bind of it, cleared by a remount without it; one the options made
+    may not be remounted exec (EPERM, as Linux's MNT_LOCK_NOEXEC)."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    script = f"""
+mkdir -p /m1 /m2
+mount -t tmpfs -o noexec tmpfs /m1 && cp /bin/true /m1/t && /m1/t; echo "noexec $?"
+mount --bind /m1 /m2 && /m2/t; echo "bind $?"
+mount -o remount,bind,exec /m2 && /m2/t; echo "remounted exec $?"
+mount -o remount,bind,exec {locked} 2>/dev/null; echo "locked $?"
+grep -E ' (/m1|/m2|{locked}) ' /proc/self/mountinfo | cut -d' ' -f5,6
+"""
+    p = run_umlpy(["sh", "-c", script], options=[f"--tmpfs={locked}:noexec"])
+    assert p.stdout.decode().splitlines() == [
+        "noexec 126", "bind 126", "remounted exec 0", "locked 32",
+        f"{locked} rw,noexec", "/m1 rw,noexec", "/m2 rw"], p.stderr

@@ -5,7 +5,11 @@ types change nothing.  Filesystems: tmpfs (new, of the sandbox's own
 storage), bind mounts of any directory or file, proc, sysfs and devpts
 (the sandbox's own, at another path), mqueue (the queues of the caller's
 IPC namespace, always one of the sandbox's: vfs/mqueuefs.py).  Block
-devices and loop mounts are not there: ENODEV."""
+devices and loop mounts are not there: ENODEV.  MS_NOEXEC is kept as
+the mount's (a bind copies its source mount's, remount sets it; a
+noexec the sandbox's options gave may not be cleared: EPERM); execve
+honours it always, mmap and mprotect in a sandbox that started with a
+noexec mount (the filter stops them only there: syscalls/memory.py)."""
 import errno
 
 from ....abi import MASK64
@@ -13,8 +17,8 @@ from ....abi.capability import CAP_SYS_ADMIN
 from ....abi.fcntl import AT_FDCWD
 from ....abi.mman import PAGE_SIZE
 from ....abi.mount import MNT_DETACH, MNT_EXPIRE, MNT_FORCE, MS_BIND, MS_MGC_MSK, MS_MGC_VAL, \
-    MS_MOVE, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT, MS_SHARED, MS_SLAVE, MS_UNBINDABLE, \
-    UMOUNT_NOFOLLOW
+    MS_MOVE, MS_NOEXEC, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT, MS_SHARED, MS_SLAVE, \
+    MS_UNBINDABLE, UMOUNT_NOFOLLOW
 from ...decisions import fail
 from ...vfs.build import OWN_MOUNTS
 from ...vfs.guestmounts import tmpfs_mode
@@ -62,7 +66,10 @@ def sys_mount(call, vfs, task):
             return fail(errno.EINVAL)
         if not flags & MS_RDONLY and m.fs.read_only:
             return fail(errno.EACCES)     # a read-only filesystem stays so
+        if not flags & MS_NOEXEC and m.noexec_locked:
+            return fail(errno.EPERM)      # the sandbox's owner made it noexec (MNT_LOCK_NOEXEC)
         m.read_only = bool(flags & MS_RDONLY)
+        m.noexec = bool(flags & MS_NOEXEC)
         made.changed()
         return done()
     if flags & MS_MOVE:
@@ -73,7 +80,7 @@ def sys_mount(call, vfs, task):
         if target.path == source.path or target.path.startswith(source.path.rstrip("/") + "/"):
             return fail(errno.ELOOP)
         mounts.remove(source.path)
-        mounts.add(target.path, m.fs, m.read_only, m.options)
+        mounts.add(target.path, m.fs, m.read_only, m.options, m.noexec, m.noexec_locked)
         made.changed()
         return done()
     if flags & MS_BIND:
@@ -81,7 +88,12 @@ def sys_mount(call, vfs, task):
         if source.dentry.attr.is_dir() != target.dentry.attr.is_dir():
             return fail(errno.ENOTDIR)
         fs = made.bind(source.dentry, bool(flags & MS_RDONLY))
+        # a bind is a copy of the source's mount, with its flags and locks
+        # (clone_mnt): a noexec mount's subtree stays noexec elsewhere
+        noexec, locked = source.mount.noexec or bool(flags & MS_NOEXEC), \
+            source.mount.noexec_locked
     else:
+        noexec, locked = bool(flags & MS_NOEXEC), False
         fstype = _string(call, 2)
         if fstype is None:
             return fail(errno.EINVAL)
@@ -98,7 +110,8 @@ def sys_mount(call, vfs, task):
                 return fail(errno.ENODEV)
         else:
             return fail(errno.ENODEV)
-    mounts.add(target.path, fs, read_only=bool(flags & MS_RDONLY))
+    mounts.add(target.path, fs, read_only=bool(flags & MS_RDONLY), noexec=noexec,
+               noexec_locked=locked)
     made.changed()
     return done()
 
