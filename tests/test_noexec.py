@@ -30,7 +30,7 @@ EXPECTED_NOEXEC = [
     "mmap-exec noexec: EPERM", "mmap-exec-shared noexec: EPERM", "mmap-read noexec: ok",
     "mprotect noexec: EACCES", "pkey_mprotect noexec: EACCES", "mprotect-read noexec: ok",
     "mprotect-both noexec: EACCES", "anon-part noexec: r-xp",
-    "mprotect-unlinked noexec: EACCES",
+    "read-implies-exec noexec: r--p", "mprotect-unlinked noexec: EACCES",
 ]
 
 needs_root = pytest.mark.skipif(not AS_ROOT, reason="a real noexec mount needs root "
@@ -191,8 +191,8 @@ def test_mount_options_old_and_new_spellings():
 
 # ---- the filter --------------------------------------------------------------------------
 
-MMAP, MPROTECT, PKEY_MPROTECT = (SYSCALL_NUMBERS[n] for n in ("mmap", "mprotect",
-                                                               "pkey_mprotect"))
+MMAP, MPROTECT, PKEY_MPROTECT, PERSONALITY = (
+    SYSCALL_NUMBERS[n] for n in ("mmap", "mprotect", "pkey_mprotect", "personality"))
 
 
 def _filter(**options):
@@ -219,9 +219,11 @@ def test_with_a_noexec_mount_only_executable_mappings_stop(options):
             args = (0x10000, 4096, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
             want = SECCOMP_RET_TRACE if prot & PROT_EXEC else SECCOMP_RET_ALLOW
             assert evaluate(program, nr, args) == want, (nr, prot)
+    assert evaluate(program, PERSONALITY, (0x0400000,)) == SECCOMP_RET_TRACE
+    assert evaluate(program, PERSONALITY, (0x0040000,)) == SECCOMP_RET_ALLOW
     # every other call is decided as before
     for nr in range(0, 460):
-        if nr not in (MMAP, MPROTECT, PKEY_MPROTECT):
+        if nr not in (MMAP, MPROTECT, PKEY_MPROTECT, PERSONALITY):
             assert evaluate(program, nr) == evaluate(today, nr), nr
 
 

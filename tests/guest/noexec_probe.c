@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/personality.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -227,6 +228,21 @@ static void probe(const char *name, const char *dir, const char *other,
         /* Linux changes the mappings before the refused one */
         printf("anon-part %s: %s\n", name, perms_at(two));
         munmap(two, 8192);
+    }
+    /* READ_IMPLIES_EXEC adds PROT_EXEC to PROT_READ, but never for a
+     * file on a noexec mount (umlpy keeps the bit off the host in a
+     * sandbox with noexec mounts: only the noexec side is compared) */
+    if (strcmp(name, "noexec") == 0) {
+        int persona = personality(0xffffffff);
+        personality(persona | READ_IMPLIES_EXEC);
+        m = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+        personality(persona);
+        if (m == MAP_FAILED)
+            report("read-implies-exec", name, 0);
+        else {
+            printf("read-implies-exec %s: %s\n", name, perms_at(m));
+            munmap(m, 4096);
+        }
     }
     /* unlinked, still mapped */
     m = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0);

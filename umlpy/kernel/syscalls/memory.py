@@ -141,3 +141,26 @@ TABLE.when("noexec", "mmap", why=WHY_MAP, guard=Guard(2, mask=PROT_EXEC),
            condition=has_noexec_mounts)(noexec_mmap)
 TABLE.when("noexec", "mprotect", "pkey_mprotect", why=WHY_PROTECT,
            guard=Guard(2, mask=PROT_EXEC), condition=has_noexec_mounts)(noexec_mprotect)
+
+
+# personality(READ_IMPLIES_EXEC) makes the host add PROT_EXEC to every
+# PROT_READ mapping, where Linux never adds it for a file on a noexec
+# mount; the host's files are not noexec, and a PROT_READ mmap does not
+# stop.  In a sandbox with a noexec mount the bit is kept off the host.
+READ_IMPLIES_EXEC = 0x0400000
+PERSONALITY_QUERY = 0xFFFFFFFF
+
+
+def no_read_implies_exec(call):
+    persona = call.uint(0)
+    if persona == PERSONALITY_QUERY or not persona & READ_IMPLIES_EXEC:
+        return None
+    args = list(call.args)
+    args[0] = persona & ~READ_IMPLIES_EXEC
+    return Rewrite(call.nr, args)
+
+
+TABLE.when("noexec", "personality", why="READ_IMPLIES_EXEC is kept off the host (it would "
+           "make PROT_READ mappings of a noexec mount's files executable), in a sandbox with "
+           "a noexec mount", guard=Guard(0, mask=READ_IMPLIES_EXEC),
+           condition=has_noexec_mounts)(no_read_implies_exec)
