@@ -271,3 +271,13 @@ grep -E ' (/m1|/m2|{locked}) ' /proc/self/mountinfo | cut -d' ' -f5,6
     assert p.stdout.decode().splitlines() == [
         "noexec 126", "bind 126", "remounted exec 0", "locked 32",
         f"{locked} rw,noexec", "/m1 rw,noexec", "/m2 rw"], p.stderr
+
+
+@needs_root
+def test_noexec_dev_mqueue_holds_for_the_guests_mount_there():
+    """umlpy has no mqueue mount of its own: the one a container's init
+    makes at /dev/mqueue is noexec when --noexec names it."""
+    script = ("mount -t mqueue mqueue /dev/mqueue; mkdir -p /q; mount -t mqueue m /q; "
+              "grep mqueue /proc/self/mountinfo | cut -d' ' -f5,6")
+    p = run_umlpy(["sh", "-c", script], options=["--noexec=/dev/mqueue"])
+    assert p.stdout.decode().splitlines() == ["/dev/mqueue rw,noexec", "/q rw"], p.stderr

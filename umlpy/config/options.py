@@ -51,8 +51,8 @@ OPTIONS = [
     Option("tmpfs", ["--tmpfs"], "an empty writable directory at a guest path (repeatable); "
            "OPTS as --bind's", "GUEST[:OPTS]", V.tmpfs, repeat=True, show=V.show_tmpfs),
     Option("noexec", ["--noexec"], "make one of umlpy's own mounts noexec: /dev, /dev/shm, "
-           "/dev/mqueue, /dev/pts, /proc or /sys (repeatable)", "PATH", V.own_mount,
-           repeat=True),
+           "/dev/pts, /proc or /sys, or /dev/mqueue (the guest's mount there) (repeatable)",
+           "PATH", V.own_mount, repeat=True),
     Option("cwd", ["-C", "--cwd"], "guest working directory (relative: to ours on the "
            "host's tree, to / in a --rootfs)", "DIR"),
     Option("env", ["-e", "--env"], "set an environment variable (repeatable)", "K=V",

@@ -110,6 +110,8 @@ def sys_mount(call, vfs, task):
                 return fail(errno.ENODEV)
         else:
             return fail(errno.ENODEV)
+    if target.path in getattr(call.kernel.fs, "own_noexec", ()):
+        noexec = locked = True      # --noexec named the place (/dev/mqueue, say)
     mounts.add(target.path, fs, read_only=bool(flags & MS_RDONLY), noexec=noexec,
                noexec_locked=locked)
     made.changed()
