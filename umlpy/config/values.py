@@ -255,8 +255,8 @@ def show_tmpfs(flag, value):
 
 
 # umlpy's own mounts that --noexec may make noexec (/dev/mqueue: where an
-# engine asks for one; umlpy has none of its own there, and nothing on an
-# mqueue filesystem can be executed or mapped)
+# engine asks for one; umlpy has none of its own there, and the guest's
+# own mount there is made noexec, syscalls/fs/mount.py)
 NOEXEC_OWN = ("/dev", "/dev/shm", "/dev/mqueue", "/dev/pts", "/proc", "/sys")
 
 
