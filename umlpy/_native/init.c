@@ -10,10 +10,31 @@
    (lifecycle/initproto.py is the other side and the protocol's text):
 
      supervisor -> init
-       "X" id user group flags cwd argc argv... envc env...
+       "X" id user group flags cwd argc argv... envc env... [key=value...]
            with 3 fds (stdin, stdout, stderr) attached: start a process
            (user: a number or a name of the guest's /etc/passwd; group:
-           a number, a name, or "" for the user's own)
+           a number, a name, or "" for the user's own).  Optional fields
+           after the env list (an OCI container's process; an unknown key
+           fails the start with EINVAL, never ignored):
+             umask=OCTAL          the process's umask (else init's, 022)
+             groups=G1,G2,...     its supplementary groups, exactly these
+                                  (may be empty: "groups="), as runc's
+                                  additionalGids; else a named user's
+                                  /etc/group ones, or just the gid
+             capbnd=HEX capeff=HEX capprm=HEX capinh=HEX capamb=HEX
+                                  capability masks: every capability
+                                  not in capbnd is dropped from the
+                                  bounding set; capeff/capprm/capinh are
+                                  set by capset after the ids change
+                                  (capprm and capeff default to none,
+                                  capinh to none once any is given);
+                                  capamb's are raised as ambient
+             seccomp=HEX          a BPF program (struct sock_filter[],
+                                  hex) installed with
+             seccomp_flags=N      SECCOMP_SET_MODE_FILTER's flags
+           In runc's order: bounding set, PR_SET_KEEPCAPS, groups and
+           ids, capset, ambient, umask, chdir, PR_SET_NO_NEW_PRIVS, the
+           seccomp filter, execvp.  Any step that fails is the "F" errno.
        "K" id signal          signal the process group of exec id
        "T"                    terminate: SIGTERM to every process, then
                               exit once none is left
@@ -50,6 +71,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <sys/resource.h>
@@ -161,6 +187,142 @@ static int member_groups(const char *user, gid_t primary, gid_t *groups, int max
     return n;
 }
 
+static int hex_mask(const char *s, unsigned long long *mask);
+
+/* The optional key=value fields of "X" (an OCI container's process). */
+struct confinement {
+    long umask;                 /* -1: init's */
+    int ngroups;                /* -1: not given */
+    gid_t groups[256];
+    int caps;                   /* any cap* field given */
+    unsigned long long bnd, eff, prm, inh, amb;
+    int has_bnd;
+    struct sock_filter *filter;
+    unsigned short nfilter;
+    unsigned long seccomp_flags;
+};
+
+static int hex_bytes(const char *s, unsigned char *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned int byte;
+        if (sscanf(s + 2 * i, "%2x", &byte) != 1)
+            return -1;
+        out[i] = (unsigned char)byte;
+    }
+    return 0;
+}
+
+/* Fields f[0..n): 0, or -1 with errno EINVAL for an unknown key or a bad
+   value. */
+static int parse_confinement(char **f, int n, struct confinement *c)
+{
+    memset(c, 0, sizeof *c);
+    c->umask = -1;
+    c->ngroups = -1;
+    for (int i = 0; i < n; i++) {
+        char *eq = strchr(f[i], '=');
+        if (!eq)
+            goto bad;
+        size_t klen = (size_t)(eq - f[i]);
+        const char *v = eq + 1;
+        unsigned long long *mask = NULL;
+#define KEY(name) (klen == sizeof(name) - 1 && !strncmp(f[i], name, klen))
+        if (KEY("umask")) {
+            char *end;
+            errno = 0;
+            c->umask = strtol(v, &end, 8);
+            if (errno || *end || end == v || c->umask < 0 || c->umask > 0777)
+                goto bad;
+        } else if (KEY("groups")) {
+            c->ngroups = 0;
+            for (const char *p = v; *p; ) {
+                char *end;
+                errno = 0;
+                unsigned long g = strtoul(p, &end, 10);
+                if (errno || end == p || g > 0xfffffffeUL || c->ngroups >= 256 ||
+                    (*end && *end != ','))
+                    goto bad;
+                c->groups[c->ngroups++] = (gid_t)g;
+                p = *end ? end + 1 : end;
+            }
+        } else if (KEY("capbnd")) {
+            mask = &c->bnd;
+            c->has_bnd = 1;
+        } else if (KEY("capeff")) {
+            mask = &c->eff;
+        } else if (KEY("capprm")) {
+            mask = &c->prm;
+        } else if (KEY("capinh")) {
+            mask = &c->inh;
+        } else if (KEY("capamb")) {
+            mask = &c->amb;
+        } else if (KEY("seccomp")) {
+            size_t len = strlen(v);
+            if (len == 0 || len % (2 * sizeof(struct sock_filter)) ||
+                len / (2 * sizeof(struct sock_filter)) > BPF_MAXINSNS)
+                goto bad;
+            c->nfilter = (unsigned short)(len / (2 * sizeof(struct sock_filter)));
+            c->filter = malloc(len / 2);
+            if (!c->filter || hex_bytes(v, (unsigned char *)c->filter, len / 2) < 0)
+                goto bad;
+        } else if (KEY("seccomp_flags")) {
+            char *end;
+            errno = 0;
+            c->seccomp_flags = strtoul(v, &end, 10);
+            if (errno || *end || end == v)
+                goto bad;
+        } else {
+            goto bad;
+        }
+#undef KEY
+        if (mask) {
+            if (hex_mask(v, mask) < 0)
+                goto bad;
+            c->caps = 1;
+        }
+    }
+    return 0;
+bad:
+    errno = EINVAL;
+    return -1;
+}
+
+/* Drop from the bounding set every capability not in c->bnd (up to the
+   kernel's last one: PR_CAPBSET_READ fails with EINVAL past it). */
+static int drop_bounding(const struct confinement *c)
+{
+    for (int cap = 0; cap < 64; cap++) {
+        int r = prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
+        if (r < 0) {
+            if (errno == EINVAL)
+                return 0;
+            return -1;
+        }
+        if (r == 1 && !((c->bnd >> cap) & 1) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int set_capabilities(const struct confinement *c)
+{
+    struct __user_cap_header_struct header = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[2];
+    for (int i = 0; i < 2; i++) {
+        data[i].effective = (__u32)(c->eff >> (32 * i));
+        data[i].permitted = (__u32)(c->prm >> (32 * i));
+        data[i].inheritable = (__u32)(c->inh >> (32 * i));
+    }
+    if (syscall(SYS_capset, &header, data) < 0)
+        return -1;
+    for (int cap = 0; cap < 64; cap++)
+        if (((c->amb >> cap) & 1) &&
+            prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
+            return -1;
+    return 0;
+}
+
 /* The child's side of "X": become the process asked for, or report the
    errno of the step that failed through the close-on-exec pipe.
    Fields: X id user group flags cwd argc argv... envc env...; user is a
@@ -191,6 +353,10 @@ static void become(char **f, int nf, int fds[3], int report)
         goto fail;
     for (long i = 0; i < envc; i++)
         envp[i] = f[at + i];
+    at += envc;
+    static struct confinement c;
+    if (parse_confinement(f + at, nf - at, &c) < 0)
+        goto fail;
 
     long uid = *user ? number(user) : (long)getuid(), gid = *user ? -1 : (long)getgid();
     int named = uid < 0;
@@ -210,6 +376,10 @@ static void become(char **f, int nf, int fds[3], int report)
     int ngroups = named ? member_groups(user, (gid_t)gid, groups, 256) : 1;
     if (!named)
         groups[0] = (gid_t)gid;
+    if (c.ngroups >= 0) {
+        ngroups = c.ngroups;
+        memcpy(groups, c.groups, sizeof(gid_t) * (size_t)ngroups);
+    }
 
     sigset_t none;
     sigemptyset(&none);
@@ -224,16 +394,43 @@ static void become(char **f, int nf, int fds[3], int report)
             goto fail;
     if ((flags & FLAG_TTY) && ioctl(0, TIOCSCTTY, 0) < 0)
         goto fail;
+    /* runc's order: the bounding set first (dropping needs CAP_SETPCAP,
+       which the capset below may take away), the capabilities kept
+       across the change of ids, then set. */
+    if (c.has_bnd && drop_bounding(&c) < 0)
+        goto fail;
+    if (c.caps && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+        goto fail;
     /* No user asked for: init's own ids (the sandbox's default user). */
-    if (*user || *group) {
-        if (setgroups((size_t)ngroups, groups) < 0 && errno != EPERM)
+    if (*user || *group || c.ngroups >= 0) {
+        /* groups asked for explicitly must be set; a named user's are
+           best effort, as before (EPERM in a one-id namespace) */
+        if (setgroups((size_t)ngroups, groups) < 0 && (errno != EPERM || c.ngroups >= 0))
             goto fail;
+    }
+    if (*user || *group) {
         if (setresgid((gid_t)gid, (gid_t)gid, (gid_t)gid) < 0 ||
             setresuid((uid_t)uid, (uid_t)uid, (uid_t)uid) < 0)
             goto fail;
     }
+    if (c.caps) {
+        if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0 || set_capabilities(&c) < 0)
+            goto fail;
+    }
+    if (c.umask >= 0)
+        umask((mode_t)c.umask);
     if (chdir(cwd) < 0)
         goto fail;
+    /* Last: the container's own seccomp filter, stacked under the
+       sandbox's (it can only make calls fail, never let one past the
+       guest kernel); every call from here on passes through it. */
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        goto fail;
+    if (c.filter) {
+        struct sock_fprog prog = { c.nfilter, c.filter };
+        if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, c.seccomp_flags, &prog) < 0)
+            goto fail;
+    }
     environ = envp;
     execvp(argv[0], argv);
 fail:;

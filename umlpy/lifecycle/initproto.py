@@ -42,6 +42,42 @@ class ExecSession:
         return self.wait_status
 
 
+# confinement's capability sets -> init's fields
+CAP_FIELDS = {"bounding": "capbnd", "effective": "capeff", "permitted": "capprm",
+              "inheritable": "capinh", "ambient": "capamb"}
+
+
+def confinement_fields(confinement):
+    """init's optional "X" fields (init.c's header) of a dict with any of:
+    umask (int), groups (the supplementary gids, exactly), capabilities
+    ({set name: [capability numbers]}: bounding, effective, permitted,
+    inheritable, ambient; a set not given is empty, the bounding set
+    then untouched), seccomp (a BPF program's bytes) and seccomp_flags."""
+    c = confinement or {}
+    fields = []
+    if c.get("umask") is not None:
+        fields.append(f"umask={int(c['umask']):o}")
+    if c.get("groups") is not None:
+        fields.append("groups=" + ",".join(str(int(g)) for g in c["groups"]))
+    caps = c.get("capabilities")
+    if caps is not None:
+        for name, key in CAP_FIELDS.items():
+            numbers = caps.get(name)
+            if numbers is None and name == "bounding":
+                continue
+            mask = sum(1 << int(n) for n in set(numbers or ()))
+            fields.append(f"{key}={mask:x}")
+    if c.get("seccomp"):
+        program = c["seccomp"]
+        if isinstance(program, str):
+            program = bytes.fromhex(program)
+        if not program or len(program) % 8:
+            raise ValueError("a seccomp program is a whole number of sock_filter")
+        fields.append(f"seccomp={program.hex()}")
+        fields.append(f"seccomp_flags={int(c.get('seccomp_flags') or 0)}")
+    return fields
+
+
 class InitChannel:
     def __init__(self, sock):
         self.sock = sock
@@ -68,14 +104,17 @@ class InitChannel:
             s = self.sessions[exec_id] = ExecSession(exec_id)
         return s
 
-    def spawn(self, argv, env, cwd, fds, user="", group="", tty=False, exec_id=None):
+    def spawn(self, argv, env, cwd, fds, user="", group="", tty=False, exec_id=None,
+              confinement=None):
         """Ask init to start argv with fds as its stdin, stdout, stderr, as
         user and group (numbers or names of the guest's own files; "":
         init's own); returns the session (wait_started() gives the guest
-        pid)."""
+        pid).  confinement: an OCI container's process, init's optional
+        "X" fields (confinement_fields)."""
         session = self.session(exec_id)
         fields = ["X", session.id, user, group, FLAG_TTY if tty else 0,
-                  cwd, len(argv), *argv, len(env), *(f"{k}={v}" for k, v in env.items())]
+                  cwd, len(argv), *argv, len(env), *(f"{k}={v}" for k, v in env.items()),
+                  *confinement_fields(confinement)]
         return self._send_request(session, fields, fds)
 
     def become(self, argv, env, cwd, fds, umask, sigign, sigblk, limits):

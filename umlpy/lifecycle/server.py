@@ -160,7 +160,7 @@ class ControlServer:
         full_env = dict(self.env)
         full_env.update(env)
         try:
-            session = self.channel.spawn(argv, full_env, cwd, stdio, user, group, tty)
+            session = self.spawn_exec(message, argv, full_env, cwd, stdio, user, group, tty)
         finally:
             if slave is not None:
                 os.close(slave)
@@ -178,6 +178,11 @@ class ControlServer:
             if master is not None:
                 os.close(master)    # the client's copy is the terminal's now
         self._follow(conn, session)
+
+    def spawn_exec(self, message, argv, env, cwd, stdio, user, group, tty):
+        """init's session of an exec request (umlpy-oci's server adds its
+        container's confinement)."""
+        return self.channel.spawn(argv, env, cwd, stdio, user, group, tty)
 
     def _follow(self, conn, session):
         """Forward the client's signals until the process exits; then its

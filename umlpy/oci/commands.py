@@ -166,6 +166,7 @@ def _destroy(container):
 def features():
     """What umlpy-oci supports, as runc's `features` prints it."""
     from .config import ACCEPTED_NAMESPACES, CAPABILITY_NUMBERS, HARMLESS_OPTIONS
+    from .seccomp import features as seccomp_features
     print(json.dumps({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
@@ -175,7 +176,7 @@ def features():
             "namespaces": list(ACCEPTED_NAMESPACES),
             "capabilities": [f"CAP_{name}" for name in CAPABILITY_NUMBERS],
             "cgroup": {"v1": False, "v2": False, "systemd": False, "systemdUser": False},
-            "seccomp": {"enabled": False},
+            "seccomp": seccomp_features(),
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},

@@ -61,7 +61,8 @@ class Spec:
         self.process = {}           # argv, env, cwd, user, group, rlimits, oom_score_adj
         self.annotations = {}
         self.oci_version = ""
-        self.capabilities = None    # the bounding set's capability numbers, or None
+        self.capabilities = None    # {capability set: [numbers]}, or None
+        self.seccomp = None         # linux.seccomp, as given
 
 
 def load(bundle):
@@ -177,10 +178,11 @@ def check_process(spec, process):
     uid, gid = user.get("uid", 0), user.get("gid", 0)
     if not all(isinstance(x, int) and 0 <= x < 1 << 32 for x in (uid, gid)):
         _fail("process.user: uid and gid must be numbers")
-    if user.get("umask") not in (None, 0o22):
-        _fail("process.user.umask: only 022 (umlpy-init's) is supported by umlpy yet")
+    umask = user.get("umask")
+    if umask is not None and not (isinstance(umask, int) and 0 <= umask <= 0o777):
+        _fail(f"process.user.umask {umask!r}: a mode from 0 to 0777")
     groups = _list(user.get("additionalGids"), "process.user.additionalGids")
-    who, group = _user(spec, uid, gid, groups)
+    who, group, groups = _user(uid, gid, groups)
     rlimits = []
     for item in _list(process.get("rlimits"), "process.rlimits"):
         item = _obj(item, "process.rlimits[]")
@@ -193,82 +195,62 @@ def check_process(spec, process):
                   "soft at most hard")
         rlimits.append((number, soft, hard))
     # noNewPrivileges: umlpy sets no_new_privs on every guest, whatever
-    # the config says (its seccomp filter needs it).
+    # the config says (its seccomp filter needs it), and umlpy-init sets
+    # it again before the container's own filter.
     _empty(process, "process", ["apparmorProfile", "selinuxLabel", "ioPriority", "scheduler",
                                 "execCPUAffinity", "commandLine"])
     oom = process.get("oomScoreAdj")
     if oom is not None and not (isinstance(oom, int) and -1000 <= oom <= 1000):
         _fail(f"process.oomScoreAdj {oom!r}: -1000 to 1000")
     spec.capabilities = _capabilities(_obj(process.get("capabilities"), "process.capabilities"))
+    # umlpy-init's optional "X" fields (lifecycle/initproto.py
+    # confinement_fields); the seccomp program is linux.seccomp's, added
+    # by _linux
+    confinement = {"umask": umask, "groups": groups}
+    if spec.capabilities is not None:
+        confinement["capabilities"] = spec.capabilities
     spec.process = {"argv": args, "env": env, "cwd": cwd, "user": who, "group": group,
                     "rlimits": rlimits, "oom_score_adj": oom, "terminal": terminal,
-                    "rows": rows, "cols": cols}
+                    "rows": rows, "cols": cols, "confinement": confinement}
 
 
-def _user(spec, uid, gid, groups):
-    """init's user and group words for uid, gid and the supplementary
-    groups: umlpy-init sets supplementary groups only for a user it
-    finds by name (those of the guest's /etc/group), so groups beyond
-    the primary one are honoured when they are exactly that name's."""
-    extra = sorted(set(int(g) for g in groups) - {gid})
-    if not extra:
-        return str(uid), str(gid)
-    root = spec.options["rootfs"]
-    name = _passwd_name(os.path.join(root, "etc/passwd"), uid)
-    if name is not None and sorted(_member_of(os.path.join(root, "etc/group"), name)
-                                   - {gid}) == extra:
-        return name, str(gid)
-    _fail(f"process.user.additionalGids {sorted(groups)}: umlpy-init gives a user only "
-          "its /etc/group groups (not yet any others)")
+def _user(uid, gid, groups):
+    """init's user and group words and the supplementary groups, as runc
+    sets them for a numeric user: exactly additionalGids (none when
+    there are none; the rootfs's /etc/group is not read)."""
+    if not all(isinstance(g, int) and 0 <= g < 1 << 32 for g in groups):
+        _fail("process.user.additionalGids: gids must be numbers")
+    if len(groups) > 256:
+        _fail("process.user.additionalGids: at most 256 groups")
+    return str(uid), str(gid), sorted(set(groups))
 
 
-def _passwd_name(path, uid):
-    try:
-        with open(path, errors="replace") as f:
-            for line in f:
-                fields = line.rstrip("\n").split(":")
-                if len(fields) > 2 and fields[2] == str(uid):
-                    return fields[0]
-    except OSError:
-        pass
-    return None
-
-
-def _member_of(path, name):
-    out = set()
-    try:
-        with open(path, errors="replace") as f:
-            for line in f:
-                fields = line.rstrip("\n").split(":")
-                if len(fields) > 3 and name in fields[3].split(",") and fields[2].isdigit():
-                    out.add(int(fields[2]))
-    except OSError:
-        pass
-    return out
+CAPABILITY_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
 
 
 def _capabilities(caps):
-    """Check the capabilities asked for.  A guest's root has every
-    capability inside the sandbox's own user namespace (none over the
-    host's): a smaller set is not there yet, and giving the full one
-    to a container that asked for less would weaken it, so only the
-    full set (podman's and docker's --cap-add=all) is accepted."""
+    """{set: [capability numbers]} of process.capabilities, each of the
+    five sets (a set not given is empty, as runc reads it), or None when
+    the config gives none (the process keeps init's: the guest root's
+    full set inside its own user namespace).  umlpy-init drops the
+    bounding set and sets the others by Linux's calls (init.c), which
+    the guest kernel emulates where the guest's ids are emulated
+    (kernel/fakeids.py)."""
     if not caps:
         return None
-    for kind in ("bounding", "effective", "permitted"):
-        names = _list(caps.get(kind), f"process.capabilities.{kind}")
+    for kind in caps:
+        if kind not in CAPABILITY_SETS:
+            _fail(f"process.capabilities.{kind} is not a capability set")
+    out = {}
+    for kind in CAPABILITY_SETS:
         numbers = set()
-        for name in names:
+        for name in _list(caps.get(kind), f"process.capabilities.{kind}"):
             number = CAPABILITY_NUMBERS.get(str(name).upper().removeprefix("CAP_"))
             if number is None:
                 _fail(f"process.capabilities.{kind}: unknown capability {name!r}")
             numbers.add(number)
-        missing = set(CAPABILITY_NUMBERS.values()) - numbers
-        if caps.get(kind) is not None and missing:
-            _fail(f"process.capabilities.{kind}: fewer capabilities than the guest's full set "
-                  "(inside its own user namespace) are not supported by umlpy yet "
-                  "(--cap-add=all)")
-    return sorted(CAPABILITY_NUMBERS.values())
+        out[kind] = sorted(numbers)
+    return out
 
 
 def _mounts(spec, mounts):
@@ -318,13 +300,25 @@ def _linux(spec, linux):
     # cgroupsPath: umlpy makes the sandbox's own cgroups for its limits;
     # the engine's path is not used.  rootfsPropagation: no guest mount
     # ever reaches the host.
-    _empty(linux, "linux", ["uidMappings", "gidMappings", "mountLabel", "sysctl", "seccomp",
+    _seccomp(spec, linux.get("seccomp"))
+    _empty(linux, "linux", ["uidMappings", "gidMappings", "mountLabel", "sysctl",
                             "devices", "intelRdt", "personality", "timeOffsets",
                             "memoryPolicy"])
     _namespaces(_list(linux.get("namespaces"), "linux.namespaces"))
     _resources(spec, _obj(linux.get("resources"), "linux.resources"))
     _masked(spec, _list(linux.get("maskedPaths"), "linux.maskedPaths"))
     _read_only(spec, _list(linux.get("readonlyPaths"), "linux.readonlyPaths"))
+
+
+def _seccomp(spec, seccomp):
+    """linux.seccomp compiled (oci/seccomp.py) into the process's
+    confinement; spec.seccomp keeps the object for exec."""
+    spec.seccomp = seccomp or None
+    if seccomp:
+        from . import seccomp as oci_seccomp
+        program, flags = oci_seccomp.compile_profile(seccomp)
+        spec.process.setdefault("confinement", {}).update(
+            seccomp=program.hex(), seccomp_flags=flags)
 
 
 def _namespaces(namespaces):

@@ -39,10 +39,12 @@ def process_of(container, process_file, args, cwd, env, user):
                            "supported by umlpy-oci exec yet")
         if process.get("oom_score_adj") is not None:
             raise BadInput("umlpy-oci: process.oomScoreAdj is not supported by exec yet")
+        # its capabilities, umask and groups (the container's seccomp
+        # filter applies to every exec: server.py spawn_exec)
         return {"argv": process["argv"], "env": process["env"], "cwd": process["cwd"],
                 "user": process["user"], "group": process["group"],
                 "terminal": process["terminal"], "rows": process["rows"] or 24,
-                "cols": process["cols"] or 80}
+                "cols": process["cols"] or 80, "confinement": process["confinement"]}
     if args and args[0] == "--":
         args = args[1:]
     if not args:

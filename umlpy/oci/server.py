@@ -29,6 +29,9 @@ class OciServer(ControlServer):
         self.held = None        # (stdio fds, process) from create, until start
         self.session = None     # the container's process, once started
         self.failed = None      # the exit status of a process that could not start
+        # the container's process's confinement (config.py check_process):
+        # every exec's too, but for what exec's process.json gives
+        self.confinement = {}
         self.lock = threading.Lock()
 
     def _mark(self, leaf, data):
@@ -47,6 +50,7 @@ class OciServer(ControlServer):
                 return self._answer(conn, "oci_prepare takes the process and 3 fds")
             # fds are closed when the request ends: the held ones are copies
             self.held = ([os.dup(fd) for fd in fds], process)
+            self.confinement = dict(process.get("confinement") or {})
         self._answer(conn)
 
     def op_oci_start(self, conn, message, fds):
@@ -62,8 +66,9 @@ class OciServer(ControlServer):
                 session = self.channel.spawn(process["argv"], process["env"], process["cwd"],
                                              stdio, process["user"], process["group"],
                                              tty=bool(process.get("terminal")),
-                                             exec_id=INIT_ID)
-            except (OSError, KeyError, TypeError) as e:
+                                             exec_id=INIT_ID,
+                                             confinement=process.get("confinement"))
+            except (OSError, KeyError, TypeError, ValueError) as e:
                 self.failed = 126
                 self.channel.terminate()
                 return self._answer(conn, f"cannot start the container: {e}")
@@ -82,6 +87,34 @@ class OciServer(ControlServer):
             threading.Thread(target=self._watch, args=(session,), daemon=True,
                              name="umlpy-oci-exit").start()
             self._answer(conn, pid=pid)
+
+    def spawn_exec(self, message, argv, env, cwd, stdio, user, group, tty):
+        """An exec in the container (umlpy-oci exec, umlpy exec): confined
+        as the container's process is, its seccomp filter always (as
+        runc's exec), its capabilities, umask and groups unless exec's
+        process.json gave its own (execute.py: "confinement")."""
+        confinement = dict(self.confinement)
+        asked = message.get("confinement") or {}
+        try:
+            if not isinstance(asked, dict):
+                raise TypeError("confinement")
+            caps = asked.get("capabilities")
+            if caps is not None:
+                if not isinstance(caps, dict) or not all(
+                        isinstance(v, list) and all(isinstance(n, int) and 0 <= n < 64
+                                                    for n in v) for v in caps.values()):
+                    raise TypeError("capabilities")
+                confinement["capabilities"] = caps
+            if asked.get("umask") is not None:
+                confinement["umask"] = int(asked["umask"])
+            if asked.get("groups") is not None:
+                confinement["groups"] = [int(g) for g in asked["groups"]]
+            return self.channel.spawn(argv, env, cwd, stdio, user, group, tty,
+                                      confinement=confinement)
+        except (ValueError, TypeError):
+            session = self.channel.session()
+            session._set(errno=22)      # EINVAL: a bad request
+            return session
 
     def _watch(self, session):
         from ..kernel.kernel import exit_status_of

@@ -7,8 +7,9 @@ from errno import EFAULT, EINVAL, EPERM, ESRCH
 
 from ...abi import MASK32
 from ...abi.capset import CAP_USER_DATA, CAP_USER_HEADER, LINUX_CAPABILITY_VERSION_1, \
-    LINUX_CAPABILITY_VERSION_2, LINUX_CAPABILITY_VERSION_3, PR_GET_KEEPCAPS, PR_SET_KEEPCAPS
-from ...abi.capability import CAP_KILL
+    LINUX_CAPABILITY_VERSION_2, LINUX_CAPABILITY_VERSION_3, PR_CAP_AMBIENT, \
+    PR_CAP_AMBIENT_RAISE, PR_CAPBSET_DROP, PR_GET_KEEPCAPS, PR_SET_KEEPCAPS
+from ...abi.capability import CAP_KILL, CAP_SETPCAP
 from ...abi.resource import ID_T
 from ...abi.signal import SIGCONT, SIGRTMAX
 from ..decisions import Return, fail
@@ -245,16 +246,32 @@ def sys_capset(call):
 
 
 @TABLE.when("root", "prctl", why="where the guest has one id, PR_SET_KEEPCAPS and "
-            "PR_GET_KEEPCAPS set and read the emulated credentials' flag (fakeids.py)")
+            "PR_GET_KEEPCAPS set and read the emulated credentials' flag, and "
+            "PR_CAPBSET_DROP and PR_CAP_AMBIENT_RAISE need the emulated capabilities "
+            "Linux asks for (fakeids.py)")
 def sys_prctl(call):
     """The keep-capabilities flag is the emulated credentials' (the rest
-    of prctl is the host's)."""
+    of prctl is the host's).  The bounding set is the host's own (the
+    thread's real one, inherited and applied at execve by the host, read
+    by fakeids.exec_done), but dropping from it takes the emulated
+    CAP_SETPCAP, and raising an ambient capability the emulated
+    permitted and inheritable ones (security/commoncap.c cap_task_prctl):
+    the host thread holds its namespace's whole set whatever the guest's
+    emulated ids."""
     option = call.int(0)
-    if option not in (PR_GET_KEEPCAPS, PR_SET_KEEPCAPS):
+    if option not in (PR_GET_KEEPCAPS, PR_SET_KEEPCAPS, PR_CAPBSET_DROP, PR_CAP_AMBIENT):
         return None
     cred = cred_of(call)
     if cred is None:
         return None
+    if option == PR_CAPBSET_DROP:
+        return None if cred.capable(CAP_SETPCAP) else fail(EPERM)
+    if option == PR_CAP_AMBIENT:
+        cap = call.args[2]
+        if call.args[1] != PR_CAP_AMBIENT_RAISE or cap > 63 or any(call.args[3:5]):
+            return None             # the host's answer (EINVAL for a bad one)
+        need = 1 << cap
+        return None if cred.permitted & cred.inheritable & need else fail(EPERM)
     if option == PR_GET_KEEPCAPS:
         return Return(int(cred.keepcaps))
     keep = call.args[1]
