@@ -165,6 +165,15 @@ def _daemon(record, data, config, program, ready_w, prepare, serve):
                     pass
         sys.stdout = sys.stderr = open(own_log, "w", buffering=1, closefd=False)
         os.chdir(data.get("cwd") or "/")
+        if os.geteuid() == 0 and config.rootfs and os.path.isdir(config.rootfs):
+            # a directory root is mounted idmapped in a mount namespace of
+            # the daemon's own, which only a process of one thread may enter
+            # (kernel/vfs/idmapped.py): before the first thread starts
+            from ..kernel.vfs.idmapped import own_mount_namespace
+            try:
+                own_mount_namespace()
+            except OSError:
+                pass        # the root is then used as it is, as by umlpy run
         record.started(os.getpid())
         init_log = BoundedLog(record.path("init.log"), LOG_LIMIT)
         threading.Thread(target=drain_into, args=(out_r, init_log), daemon=True,

@@ -24,6 +24,7 @@ line in the log file as runc writes it (logrus's JSON, or its text with
 --log-format text), which is where conmon and containerd read it."""
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -131,9 +132,34 @@ def log_error(path, fmt, message):
         pass
 
 
+def adopt_engine_user_namespace():
+    """A rootless engine (podman run by a user) runs its runtime as root
+    of a user namespace of the user's subordinate ids, as `umlpy run`
+    enters one itself (kernel/identity.py): umlpy is then that user's,
+    with those ids for its guests (hostuser.entered_ids)."""
+    from ..hostuser import SUBORDINATE_ENV
+    if os.geteuid() != 0 or os.environ.get(SUBORDINATE_ENV):
+        return
+    outside = []
+    for name in ("uid_map", "gid_map"):
+        try:
+            with open(f"/proc/self/{name}") as f:
+                lines = [line.split() for line in f.read().splitlines()]
+        except OSError:
+            return
+        if lines == [["0", "0", "4294967295"]]:
+            return          # the host's own ids: root is root
+        first = next((int(out) for inside, out, _ in lines if inside == "0"), None)
+        if first is None:
+            return
+        outside.append(first)
+    os.environ[SUBORDINATE_ENV] = f"{outside[0]}:{outside[1]}"
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args, status = None, 1
+    adopt_engine_user_namespace()
     try:
         args = parser().parse_args(argv)
         return run(args)

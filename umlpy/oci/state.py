@@ -4,8 +4,12 @@
 for a user) holds one directory per container id:
 
 - ``state.json``: the runtime spec's `state` (ociVersion, id, bundle,
-  annotations) with the pid umlpy-oci reports, written once by create;
+  annotations), the daemon's pid, init's (the state's pid) and the
+  hooks, written by create;
   ``status`` and ``pid`` are read live, never remembered;
+- ``home``: only where other users may not search the directories
+  above it (Container.home): the directory of umlpy-oci's own that
+  holds the next three instead;
 - ``sandbox/``: the container's sandbox, a named sandbox's record
   (lifecycle/registry.py: its words, upper layer, daemon lock, logs and
   control socket), whose daemon is the container;
@@ -26,8 +30,44 @@ ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,1023}\Z")
 OCI_VERSION = "1.1.0"
 
 
+def store_root():
+    """Where container homes go when the engine's state directory is
+    closed to others (Container.home): search-only, as a named sandbox's
+    registry; root's under /run, a user's (a rootless engine's, whose
+    runtime runs as root of the user's namespace) in /tmp."""
+    from ..hostuser import host_uid
+    uid = host_uid()
+    return "/run/umlpy-oci-store" if uid == 0 else f"/tmp/umlpy-oci-store-{uid}"
+
+
+def _own_store():
+    root = store_root()
+    os.makedirs(root, mode=0o711, exist_ok=True)
+    st = os.lstat(root)
+    if st.st_uid != os.geteuid() or not os.path.isdir(root) or os.path.islink(root):
+        raise UmlpyError(f"umlpy-oci: {root} is not umlpy-oci's (owned by uid {st.st_uid}): "
+                         "remove it")
+    os.chmod(root, 0o711)
+    return root
+
+
+def searchable_above(path):
+    """Whether other users may search every directory above path."""
+    here = os.path.dirname(os.path.abspath(path))
+    while True:
+        try:
+            if not os.stat(here).st_mode & 0o001:
+                return False
+        except OSError:
+            return False
+        if here == "/":
+            return True
+        here = os.path.dirname(here)
+
+
 def default_root():
-    if os.geteuid() == 0:
+    from ..hostuser import entered_ids
+    if os.geteuid() == 0 and entered_ids() is None:
         return "/run/umlpy-oci"
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if not runtime:
@@ -53,9 +93,27 @@ class Container:
         return os.path.join(self.dir, leaf)
 
     @property
+    def home(self):
+        """Where the container's sandbox record and its started/exited
+        marks live: its directory, or, when other users may not search
+        the directories above it (an engine's 0700 state directory, such
+        as docker's exec-root), a directory of umlpy-oci's own under
+        store_root() that they may, named in the file ``home``: as root the
+        sandbox's own host ids reach its upper layer only through
+        searchable directories (lifecycle/daemon.py check_reachable)."""
+        try:
+            with open(self.path("home")) as f:
+                home = f.read().strip()
+        except FileNotFoundError:
+            return self.dir
+        if os.path.dirname(home) != store_root():
+            raise UmlpyError(f"umlpy-oci: {self.path('home')}: not a store of umlpy-oci's")
+        return home
+
+    @property
     def record(self):
         from ..lifecycle.registry import Record
-        return Record("sandbox", root=self.dir)
+        return Record("sandbox", root=self.home)
 
     def make(self):
         """The container's directory; BadInput if the id is taken.  Both
@@ -69,6 +127,11 @@ class Container:
             raise BadInput(f"umlpy-oci: container {self.id!r} already exists") from None
         except OSError as e:
             raise UmlpyError(f"umlpy-oci: cannot make {self.dir}: {e.strerror}") from None
+        if os.geteuid() == 0 and not searchable_above(self.dir):
+            home = os.path.join(_own_store(), os.urandom(16).hex())
+            os.mkdir(home, 0o711)
+            with open(self.path("home"), "w") as f:
+                f.write(home)
 
     def exists(self):
         return os.path.exists(self.path("state.json"))
@@ -87,19 +150,21 @@ class Container:
 
     def status(self):
         """created, running or stopped (see the module's text)."""
-        if os.path.exists(self.path("exited")):
+        if os.path.exists(os.path.join(self.home, "exited")):
             return "stopped"
         record = self.record
         if not record.daemon_alive():
             return "stopped"
-        return "running" if os.path.exists(self.path("started")) else "created"
+        return "running" if os.path.exists(os.path.join(self.home, "started")) \
+            else "created"
 
     def state(self):
         """The runtime spec's state of the container."""
         data = self.saved()
         status = self.status()
         out = {"ociVersion": data.get("ociVersion", OCI_VERSION), "id": self.id,
-               "status": status, "pid": data.get("pid", 0) if status != "stopped" else 0,
+               "status": status,
+               "pid": data.get("init_pid") or data.get("pid", 0) if status != "stopped" else 0,
                "bundle": data.get("bundle", ""), "annotations": data.get("annotations", {})}
         if data.get("created"):
             out["created"] = data["created"]
@@ -112,6 +177,11 @@ class Container:
         """The whole directory: state, record, upper layer (files the
         sandbox's ids own included)."""
         from ..kernel.vfs.tmpdirs import remove_tree
+        home = self.home
+        if home != self.dir and os.path.isdir(home):
+            doomed = os.path.join(store_root(), f".removing.{os.path.basename(home)}")
+            os.rename(home, doomed)
+            remove_tree(doomed)
         doomed = os.path.join(self.root, f".removing.{self.id}.{os.getpid()}")
         os.rename(self.dir, doomed)     # the id is free at once
         remove_tree(doomed)

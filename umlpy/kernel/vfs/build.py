@@ -108,6 +108,7 @@ class SandboxFS:
         self.idmap = idmap
         self.vfs = None
         self.idmapped_root = None       # a directory --rootfs's idmapped mount (idmapped.py)
+        self.reached = []               # binds mounted in the state (_reachable)
         # locked while this run lives: a later run sweeps it if this one
         # dies without removing it (statedirs.py)
         self.state, self._state_lock = claim(state_root())
@@ -225,10 +226,31 @@ class SandboxFS:
             if guest in taken:
                 raise BadInput(f"{spec}: {guest} is already a mountpoint ({taken[guest]})")
             taken[guest] = spec
-            fs = None if host is None else HostTreeFS(host, self.idmap, writable=not ro,
-                                                      source=host)
+            fs = None if host is None else HostTreeFS(self._reachable(host), self.idmap,
+                                                      writable=not ro, source=host)
             planned.append((guest, fs, ro, nx))
         return planned
+
+    def _reachable(self, host):
+        """host, or, where umlpy runs as root and the directories above it
+        are closed to others (a container engine's 0700 storage, where its
+        /etc/hosts and resolv.conf for the container live), the same
+        object mounted in the state directory, in umlpy's own mount
+        namespace (idmapped.py), where the sandbox's host ids reach it."""
+        if os.geteuid() != 0 or _searchable_above(os.path.dirname(os.path.realpath(host))):
+            return host
+        from .idmapped import mount_plain
+        target = os.path.join(self.state, f"bind{len(self.reached)}")
+        self.reached.append(target)
+        if os.path.isdir(host):
+            os.mkdir(target, 0o755)
+        else:
+            os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o644))
+        try:
+            mount_plain(host, target)
+        except OSError:
+            return host
+        return target
 
     def _make_mountpoint_parents(self, path, guest_ids):
         """A mount whose parent directory the root lacks (--bind X:/mnt/x
@@ -385,9 +407,9 @@ class SandboxFS:
     def close(self):
         if self.vfs is not None:
             self.vfs.executor.close()
-        if self.idmapped_root is not None:
+        for target in ([self.idmapped_root] if self.idmapped_root else []) + self.reached:
             from .idmapped import unmount
-            if not unmount(self.idmapped_root):
+            if not unmount(target):
                 return      # never remove what a mount still shows: the user's files
         remove_tree(self.state)
         if self._state_lock is not None:

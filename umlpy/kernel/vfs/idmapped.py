@@ -17,6 +17,7 @@ its mount namespace only so), and the directory's filesystem supports
 idmapped mounts (ext4, xfs, btrfs, tmpfs, overlayfs...); otherwise the
 directory is used as it is (its owners then show as the overflow id)."""
 import ctypes
+import errno
 import os
 import threading
 
@@ -38,16 +39,16 @@ def _check(r, what):
     return r
 
 
-def _own_mount_namespace():
+def own_mount_namespace():
     """Move umlpy into a mount namespace of its own (once), receiving the
     host's mount events but sending none."""
-    if getattr(_own_mount_namespace, "done", False):
+    if getattr(own_mount_namespace, "done", False):
         return
     if threading.active_count() != 1:
         raise OSError(0, "umlpy already runs threads")
     _check(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
     _check(_libc.mount(None, b"/", None, MS_REC | MS_SLAVE, None), "mount --make-rslave /")
-    _own_mount_namespace.done = True
+    own_mount_namespace.done = True
 
 
 def _user_namespace(first, count):
@@ -66,10 +67,14 @@ def _user_namespace(first, count):
         os.waitpid(child.pid, 0)
 
 
-def mount_idmapped(source, target, first, count):
+def mount_idmapped(source, target, first, count, or_plain=False):
     """source, seen with owner k as host id first + k, at target (an empty
-    directory).  OSError if the host cannot."""
-    _own_mount_namespace()
+    directory); whether it is idmapped.  With or_plain, a filesystem that
+    cannot be idmapped (overlayfs itself: a container engine's merged
+    root) is mounted there as it is: the guest's ids then reach it through
+    the state directory, whatever the directories above it let them
+    search (an engine's storage is 0700).  OSError if the host cannot."""
+    own_mount_namespace()
     userns = _user_namespace(first, count)
     tree = -1
     try:
@@ -77,14 +82,35 @@ def mount_idmapped(source, target, first, count):
                                     os.fsencode(source), OPEN_TREE_CLONE | os.O_CLOEXEC),
                       "open_tree")
         attr = MOUNT_ATTR.pack(MOUNT_ATTR_IDMAP, 0, 0, userns)
-        _check(_libc.syscall(SYSCALL_NUMBERS["mount_setattr"], tree, b"", AT_EMPTY_PATH,
-                             attr, len(attr)), "mount_setattr(MOUNT_ATTR_IDMAP)")
+        mapped = True
+        try:
+            _check(_libc.syscall(SYSCALL_NUMBERS["mount_setattr"], tree, b"", AT_EMPTY_PATH,
+                                 attr, len(attr)), "mount_setattr(MOUNT_ATTR_IDMAP)")
+        except OSError as e:
+            if not or_plain or e.errno != errno.EINVAL:
+                raise
+            mapped = False
         _check(_libc.syscall(SYSCALL_NUMBERS["move_mount"], tree, b"", AT_FDCWD,
                              os.fsencode(target), MOVE_MOUNT_F_EMPTY_PATH), "move_mount")
+        return mapped
     finally:
         os.close(userns)
         if tree >= 0:
             os.close(tree)
+
+
+def mount_plain(source, target):
+    """source mounted as it is at target (an empty directory, or an empty
+    file for a file), in umlpy's own mount namespace.  OSError if the
+    host cannot."""
+    own_mount_namespace()
+    tree = _check(_libc.syscall(SYSCALL_NUMBERS["open_tree"], AT_FDCWD, os.fsencode(source),
+                                OPEN_TREE_CLONE | os.O_CLOEXEC), "open_tree")
+    try:
+        _check(_libc.syscall(SYSCALL_NUMBERS["move_mount"], tree, b"", AT_FDCWD,
+                             os.fsencode(target), MOVE_MOUNT_F_EMPTY_PATH), "move_mount")
+    finally:
+        os.close(tree)
 
 
 def unmount(target):
