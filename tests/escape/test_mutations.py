@@ -48,6 +48,14 @@ MUTATIONS = [
      "    return None\n",
      ["tests/test_limit_attacks.py::test_disk_writes_without_write_calls_are_counted"
       "[mmap-write]"]),
+    ("emulated ids: PR_CAPBSET_DROP needs the emulated CAP_SETPCAP",
+     "umlpy/kernel/syscalls/ids.py",
+     "return None if cred.capable(CAP_SETPCAP) else fail(EPERM)", "return None",
+     ["tests/test_oci_confinement.py::test_full_podman_set_and_a_user[nobody]"]),
+    ("OCI seccomp profiles: umlpy's injected mseal allowed ahead of them",
+     "umlpy/oci/seccomp.py",
+     "program = allow_first(sealing) + program", "pass",
+     ["tests/test_oci_confinement.py::test_seccomp_profile_of_podman[root]"]),
 ]
 
 
