@@ -216,6 +216,50 @@ def test_seccomp_profile_of_podman(work, croot, who, nobody):
                           "chown: OK", "Seccomp:\t2"], out
 
 
+def native_under(program, argv):
+    """argv's output run natively (no umlpy) under the BPF program."""
+    import ctypes
+
+    def install():
+        libc = ctypes.CDLL(None, use_errno=True)
+        buf = ctypes.create_string_buffer(program, len(program))
+
+        class Prog(ctypes.Structure):
+            _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+        prog = Prog(len(program) // 8, ctypes.addressof(buf))
+        if libc.prctl(38, 1, 0, 0, 0) or libc.syscall(317, 1, 0, ctypes.byref(prog)):
+            os._exit(99)
+    return subprocess.run(argv, preexec_fn=install, capture_output=True, timeout=30)
+
+
+def test_the_profile_natively_and_inside(work, croot):
+    """The compiled podman profile run natively (no umlpy) and in a
+    container say the same of the same probes; natively, mseal is what
+    podman's own filter refuses (ENOSYS) and umlpy's compiled one allows
+    ahead of it."""
+    from umlpy.oci.seccomp import allow_first, compile_profile
+    program, _ = compile_profile(podman_profile())
+    probes = ["personality:ffffffff", "personality:8", "personality:1", "mseal",
+              "chown:/nonexistent"]
+    native = native_under(program, [str(croot / "bin/caps_probe"), *probes])
+    assert native.returncode == 0, native
+    seal = allow_first(462)
+    assert program.startswith(seal)
+    podman_own = native_under(program[len(seal):], [str(croot / "bin/caps_probe"), "mseal"])
+    assert podman_own.stdout == b"mseal: ENOSYS\n"
+    path = bundle(work, croot, [PROBE, *probes])
+    data = json.loads((path / "config.json").read_text())
+    data["linux"]["seccomp"] = podman_profile()
+    (path / "config.json").write_text(json.dumps(data))
+    engine = Engine(work, "native", path)
+    engine.created()
+    engine.start()
+    assert engine.status() == 0
+    assert engine.output() == native.stdout.decode() == (
+        "personality: OK\npersonality: OK\npersonality: ENOSYS\nmseal: OK\n"
+        "chown: ENOENT\n")
+
+
 def test_an_allow_all_profile_keeps_umlpy_defences(work, croot, who, nobody):
     """SCMP_ACT_ALLOW for everything is stacked under umlpy's filter,
     never in its place: the guest still cannot trace its parent."""

@@ -11,6 +11,7 @@
  *   personality:HEX   personality(HEX)
  *   ptrace-parent     PTRACE_ATTACH to its parent
  *   umask             the umask, in octal ("OK 027")
+ *   mseal             mseal of an empty range (x86_64's 462)
  *   exec:PROG         execv(PROG, [PROG, the probes after it]) */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -69,6 +70,8 @@ int main(int argc, char **argv)
             report(arg, syscall(SYS_personality, strtoul(value, NULL, 16)));
         } else if (!strcmp(arg, "ptrace-parent")) {
             report(arg, ptrace(PTRACE_ATTACH, getppid(), 0, 0));
+        } else if (!strcmp(arg, "mseal")) {
+            report(arg, syscall(462, 0, 0, 0));
         } else if (!strcmp(arg, "umask")) {
             mode_t m = umask(0);
             umask(m);
