@@ -181,13 +181,29 @@ class Engine:
         return (self.path / "stdout").read_text()
 
 
+def ancestors(pid):
+    out = []
+    while pid > 1:
+        with open(f"/proc/{pid}/stat") as f:
+            pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        out.append(pid)
+    return out
+
+
 def test_create_start_state_delete(work, rootfs):
     path = bundle(work, rootfs, ["sh", "-c", "echo hi; hostname; ulimit -n; echo $TERM; "
                                  "echo kept > /out; exit 3"])
     engine = Engine(work, "one", path)
     created = engine.created()
     pid = int((path / "pid").read_text())
-    assert created["status"] == "created" and created["pid"] == pid > 0
+    assert created["status"] == "created" and created["pid"] > 0 and pid > 0
+    # the state's pid is the container's init, in its namespaces (where a
+    # hook joins them); the pid file's, whose exit status is the
+    # container's, is the daemon it descends from
+    init = created["pid"]
+    for ns in ("pid", "uts", "ipc", "net", "mnt"):
+        assert os.readlink(f"/proc/{init}/ns/{ns}") != os.readlink(f"/proc/self/ns/{ns}"), ns
+    assert ancestors(init)[:1] == [pid]
     assert created["bundle"] == str(path) and created["id"] == "one"
     assert created["annotations"] == {"org.example.test": "yes"}
     time.sleep(0.3)
@@ -292,11 +308,12 @@ def test_start_fails_for_a_missing_program(work, rootfs):
     ("no config", "no such file"),
     ("bad json", "config.json"),
     ("namespace path", "not supported"),
+    ("network path", "not a network namespace"),
     ("mount type", "mount type 'nfs'"),
     ("no pid namespace", "pid namespace"),
     ("read-only root", "root.readonly"),
     ("terminal", "terminal"),
-    ("hooks", "hooks.prestart"),
+    ("hooks", "hooks.createContainer"),
     ("capabilities", "capabilities"),
     ("seccomp", "linux.seccomp"),
 ])
@@ -309,7 +326,9 @@ def test_bad_bundles_are_one_line(work, rootfs, case, words):
         (path / "config.json").write_text('{"ociVersion": ')
     else:
         if case == "namespace path":
-            data["linux"]["namespaces"][1]["path"] = "/proc/1/ns/net"
+            data["linux"]["namespaces"][0]["path"] = "/proc/1/ns/pid"
+        elif case == "network path":
+            data["linux"]["namespaces"][1]["path"] = str(path / "config.json")
         elif case == "mount type":
             data["mounts"].append({"destination": "/mnt", "type": "nfs", "source": "h:/x"})
         elif case == "no pid namespace":
@@ -319,7 +338,7 @@ def test_bad_bundles_are_one_line(work, rootfs, case, words):
         elif case == "terminal":
             data["process"]["terminal"] = True
         elif case == "hooks":
-            data["hooks"] = {"prestart": [{"path": "/bin/true"}]}
+            data["hooks"] = {"createContainer": [{"path": "/bin/true"}]}
         elif case == "capabilities":
             data["process"]["capabilities"] = {"bounding": ["CAP_CHOWN", "CAP_BOGUS"]}
         elif case == "seccomp":
@@ -530,7 +549,7 @@ def test_features_and_version():
     features = json.loads(ok(p))
     assert features["ociVersionMin"] == "1.0.0"
     assert "pid" in features["linux"]["namespaces"]
-    assert features["hooks"] == []
+    assert features["hooks"] == ["prestart", "createRuntime", "poststart", "poststop"]
     version = ok(subprocess.run(OCI + ["--version"], capture_output=True, timeout=30))
     assert version.startswith("umlpy-oci version ") and "spec: " in version
     p = subprocess.run(OCI + ["frobnicate"], capture_output=True, timeout=30)
@@ -569,3 +588,77 @@ def test_as_an_ordinary_user(work, rootfs):
                        timeout=60)
     assert p.returncode == 0, p.stderr
     assert os.listdir(mine / "state") == []
+
+
+HOOK = r"""#!/bin/sh
+# a hook: what it was given, and the container's namespaces it can join
+kind="$1"; out="$2"
+state=$(cat)
+pid=$(printf '%s' "$state" | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
+status=$(printf '%s' "$state" | sed -n 's/.*"status": *"\([a-z]*\)".*/\1/p')
+echo "$kind status=$status env=$HOOK_ENV net=$(readlink /proc/$pid/ns/net 2>/dev/null)" >> "$out"
+[ "$kind" != fail ]
+"""
+
+
+def test_hooks_run_as_the_spec_says(work, rootfs):
+    """prestart and createRuntime at create, with the state on stdin whose
+    pid is in the container's namespaces; poststart after start; poststop
+    at delete; a failing prestart fails create and leaves nothing."""
+    hook = work / "hook.sh"
+    hook.write_text(HOOK)
+    hook.chmod(0o755)
+    out = work / "hooks.log"
+
+    def entry(kind):
+        return [{"path": str(hook), "args": ["hook", kind, str(out)],
+                 "env": ["HOOK_ENV=given"], "timeout": 10}]
+    hooks = {kind: entry(kind) for kind in ("createRuntime", "prestart", "poststart",
+                                            "poststop")}
+    path = bundle(work, rootfs, ["sh", "-c", "readlink /proc/self/ns/net"], hooks=hooks)
+    engine = Engine(work, "hooked", path)
+    engine.created()
+    lines = out.read_text().splitlines()
+    assert [line.split()[0] for line in lines] == ["createRuntime", "prestart"]
+    assert all("status=created env=given net=net:[" in line for line in lines), lines
+    engine.start()
+    assert engine.status() == 0
+    # the namespace the hooks saw through the state's pid is the container's
+    assert lines[0].split("net=")[1] == engine.output().strip()
+    assert out.read_text().splitlines()[2].startswith("poststart status=running")
+    ok(oci(work, "delete", "hooked"))
+    assert out.read_text().splitlines()[3] == "poststop status=stopped env=given net="
+
+    failing = bundle(work, rootfs, ["true"], name="failing",
+                     hooks={"prestart": [{"path": str(hook), "args": ["hook", "fail",
+                                                                      str(out)]}]})
+    p = oci(work, "create", "--bundle", str(failing), "failing", **DETACHED_ERR)
+    assert p.returncode != 0 and b"prestart hook" in p.stderr and b"status 1" in p.stderr
+    assert not (work / "state" / "failing").exists()
+
+
+DETACHED_ERR = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL,
+                "stderr": subprocess.PIPE}
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="needs a network namespace of the sandbox's own "
+                    "that root may write the parameters of")
+def test_sysctl_of_the_containers_own_namespaces(work, rootfs):
+    host = open("/proc/sys/net/ipv4/ping_group_range").read()
+    path = bundle(work, rootfs, ["sh", "-c", "cat /proc/sys/net/ipv4/ping_group_range "
+                                 "/proc/sys/kernel/msgmax"],
+                  linux={"namespaces": NAMESPACES, "sysctl": {
+                      "net.ipv4.ping_group_range": "0 0", "kernel.msgmax": "4096"}})
+    engine = Engine(work, "sysctl", path)
+    engine.created()
+    engine.start()
+    assert engine.status() == 0
+    assert engine.output().split() == ["0", "0", "4096"]
+    # the host's own are untouched
+    assert open("/proc/sys/net/ipv4/ping_group_range").read() == host
+    ok(oci(work, "delete", "sysctl"))
+    # a parameter of the host's is refused in one line
+    bad = bundle(work, rootfs, ["true"], name="bad", linux={
+        "namespaces": NAMESPACES, "sysctl": {"kernel.panic": "1"}})
+    p = oci(work, "create", "--bundle", str(bad), "bad", **DETACHED_ERR)
+    assert p.returncode != 0 and len(p.stderr.splitlines()) == 1 and b"kernel.panic" in p.stderr

@@ -8,10 +8,12 @@ wait in the daemon (server.py) until start."""
 import json
 import os
 import signal
+import sys
 import time
 
 from ..errors import BadInput, UmlpyError
 from ..lifecycle import control
+from . import hooks as oci_hooks
 from .state import OCI_VERSION, Container
 
 STOP_WAIT = 10.0
@@ -61,11 +63,20 @@ def create(root, container_id, bundle, pid_file=None, console_socket=None, prese
             slave = console.open_terminal(console_socket, spec.process["rows"],
                                           spec.process["cols"])
             try:
-                request(container, "oci_prepare", fds=(slave,) * 3, process=spec.process)
+                answer = request(container, "oci_prepare", fds=(slave,) * 3,
+                                 process=spec.process, sysctl=spec.sysctl)
             finally:
                 os.close(slave)
         else:
-            request(container, "oci_prepare", fds=(0, 1, 2), process=spec.process)
+            answer = request(container, "oci_prepare", fds=(0, 1, 2), process=spec.process,
+                             sysctl=spec.sysctl)
+        # the state's pid: init, in the container's namespaces (a hook
+        # joins them through /proc/PID/ns); --pid-file's is the daemon,
+        # whose exit status is the container's
+        container.save({**container.saved(), "init_pid": answer.get("init_pid", 0),
+                        "hooks": spec.hooks})
+        oci_hooks.run(spec.hooks, "createRuntime", container.state())
+        oci_hooks.run(spec.hooks, "prestart", container.state())
         if pid_file:
             write_pid(pid_file, pid)
     except BaseException:
@@ -87,6 +98,12 @@ def start(root, container_id):
     if status != "created":
         raise UmlpyError(f"umlpy-oci: cannot start container {container_id!r}: it is {status}")
     request(container, "oci_start")
+    oci_hooks.run_logged(container.saved().get("hooks") or {}, "poststart",
+                         container.state(), warn)
+
+
+def warn(message):
+    sys.stderr.write(f"{message} (a warning)\n")
 
 
 def _status(container):
@@ -139,7 +156,13 @@ def delete(root, container_id, force=False):
     if status == "running" and not force:
         raise UmlpyError(f"umlpy-oci: cannot delete container {container_id!r}: it is running "
                          "(kill it first, or delete --force)")
+    saved = container.saved() if container.exists() else {}
     _destroy(container)
+    if saved.get("hooks"):
+        state = {"ociVersion": saved.get("ociVersion", OCI_VERSION), "id": container_id,
+                 "status": "stopped", "pid": 0, "bundle": saved.get("bundle", ""),
+                 "annotations": saved.get("annotations", {})}
+        oci_hooks.run_logged(saved["hooks"], "poststop", state, warn)
 
 
 def _destroy(container):
@@ -170,7 +193,7 @@ def features():
     print(json.dumps({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
-        "hooks": [],
+        "hooks": list(oci_hooks.HOST_SIDE),
         "mountOptions": sorted(HARMLESS_OPTIONS),
         "linux": {
             "namespaces": list(ACCEPTED_NAMESPACES),

@@ -11,6 +11,8 @@ import os
 
 from ..abi import resource as R
 from ..errors import BadInput
+from . import hooks as oci_hooks
+from . import sysctl as oci_sysctl
 
 # What every umlpy guest has, whatever the config says: its own pid,
 # IPC, UTS, mount and network namespaces, and a user namespace (or, as
@@ -23,6 +25,11 @@ ACCEPTED_NAMESPACES = OWN_NAMESPACES + ("user", "cgroup")
 OWN_MOUNTS = {("proc", "/proc"), ("sysfs", "/sys"), ("devpts", "/dev/pts"),
               ("mqueue", "/dev/mqueue"), ("tmpfs", "/dev"), ("tmpfs", "/dev/shm"),
               ("cgroup", "/sys/fs/cgroup"), ("cgroup2", "/sys/fs/cgroup")}
+# cgroup v1's cpu.shares of every cgroup that was given none
+DEFAULT_CPU_SHARES = 1024
+# An engine's bind for the container's shared memory: umlpy's own
+# /dev/shm is the container's (its IPC namespace is its own).
+SHARED_MEMORY = ("/dev/shm",)
 # Options that change nothing umlpy does, or that umlpy always applies:
 # nosuid (no_new_privs is always set), nodev (a guest makes no devices),
 # propagation (no guest mount ever reaches the host), times.
@@ -63,6 +70,8 @@ class Spec:
         self.oci_version = ""
         self.capabilities = None    # {capability set: [numbers]}, or None
         self.seccomp = None         # linux.seccomp, as given
+        self.hooks = {}             # hooks.py: {kind: [hook]}
+        self.sysctl = {}            # sysctl.py: {key: value}
 
 
 def load(bundle):
@@ -120,19 +129,19 @@ def from_json(data, bundle):
         if key not in known:
             _fail(f"{key} is not supported by umlpy")
     _empty(data, "config", ["domainname"])
-    hooks = _obj(data.get("hooks"), "hooks")
-    for kind, entries in hooks.items():
-        if entries:
-            _fail(f"hooks.{kind} are not supported by umlpy yet")
+    spec.hooks = oci_hooks.check(_obj(data.get("hooks"), "hooks"))
     _root(spec, _obj(data.get("root"), "root"), bundle)
     if data.get("hostname"):
         spec.options["hostname"] = str(data["hostname"])
     check_process(spec, _obj(data.get("process"), "process"))
     _mounts(spec, _list(data.get("mounts"), "mounts"))
     _linux(spec, _obj(data.get("linux"), "linux"))
-    if os.geteuid() != 0:
-        # An ordinary user's guest is its one id unless it has subordinate
-        # ids: fake root lets the container be root as containers expect.
+    from ..hostuser import entered_ids
+    if os.geteuid() != 0 or entered_ids() is not None:
+        # An ordinary user's guest is its one id (fake root), or, in a
+        # rootless engine's user namespace, the user's own (the namespace's
+        # root) with subordinate ids: root lets the container be root as
+        # containers expect.
         spec.options["root"] = True
     return spec
 
@@ -263,7 +272,12 @@ def _mounts(spec, mounts):
         dest = os.path.normpath(dest)
         options = [str(o) for o in _list(m.get("options"), f"mounts {dest}: options")]
         is_bind = kind == "bind" or "bind" in options or "rbind" in options
-        if is_bind:
+        if is_bind and dest in SHARED_MEMORY:
+            # an engine's shared memory for the container (podman's
+            # userdata/shm, docker's shm tmpfs): the sandbox's own /dev/shm
+            # is that, private to its IPC namespace and counted by --memory
+            _options(options, dest, OWN_MOUNT_OPTIONS)
+        elif is_bind:
             _options(options, dest, ())
             source = m.get("source")
             if not isinstance(source, str) or not os.path.exists(source):
@@ -300,11 +314,12 @@ def _linux(spec, linux):
     # cgroupsPath: umlpy makes the sandbox's own cgroups for its limits;
     # the engine's path is not used.  rootfsPropagation: no guest mount
     # ever reaches the host.
+    spec.sysctl = oci_sysctl.check(_obj(linux.get("sysctl"), "linux.sysctl"))
     _seccomp(spec, linux.get("seccomp"))
-    _empty(linux, "linux", ["uidMappings", "gidMappings", "mountLabel", "sysctl",
+    _empty(linux, "linux", ["uidMappings", "gidMappings", "mountLabel",
                             "devices", "intelRdt", "personality", "timeOffsets",
                             "memoryPolicy"])
-    _namespaces(_list(linux.get("namespaces"), "linux.namespaces"))
+    _namespaces(spec, _list(linux.get("namespaces"), "linux.namespaces"))
     _resources(spec, _obj(linux.get("resources"), "linux.resources"))
     _masked(spec, _list(linux.get("maskedPaths"), "linux.maskedPaths"))
     _read_only(spec, _list(linux.get("readonlyPaths"), "linux.readonlyPaths"))
@@ -321,22 +336,48 @@ def _seccomp(spec, seccomp):
             seccomp=program.hex(), seccomp_flags=flags)
 
 
-def _namespaces(namespaces):
+def _namespaces(spec, namespaces):
+    """Each namespace umlpy always gives its own of; a network namespace
+    an engine made (its path: netavark's, CNI's) is joined (--net ns:),
+    and no network namespace at all is the host's network (--net host),
+    as the config asks.  Joining any other is refused."""
     listed = set()
     for ns in namespaces:
         ns = _obj(ns, "linux.namespaces[]")
         kind = ns.get("type")
         if kind not in ACCEPTED_NAMESPACES:
             _fail(f"linux.namespaces: namespace type {kind!r} is not supported by umlpy")
-        if ns.get("path"):
-            _fail(f"linux.namespaces: joining the {kind} namespace {ns['path']} is not "
+        path = ns.get("path")
+        if path and kind == "network":
+            if not isinstance(path, str) or not path.startswith("/"):
+                _fail(f"linux.namespaces: network path {path!r} must be an absolute path")
+            _network_namespace(path)
+            spec.options["net"] = f"ns:{path}"
+        elif path:
+            _fail(f"linux.namespaces: joining the {kind} namespace {path} is not "
                   "supported by umlpy (each sandbox has its own)")
         listed.add(kind)
+    if "network" not in listed:
+        spec.options["net"] = "host"
     for kind in OWN_NAMESPACES:
-        if kind not in listed:
+        if kind not in listed and kind != "network":
             # an absent namespace means the host's: umlpy always gives its own
             _fail(f"linux.namespaces: no {kind} namespace means the host's, which umlpy "
                   "does not give a container (list it)")
+
+
+def _network_namespace(path):
+    """A one-line error now, at create, for a path that is no network
+    namespace (the sandbox would fail to start on it later)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        _fail(f"linux.namespaces: network path {path}: {e.strerror}")
+    try:
+        if os.fstat(fd).st_dev != os.stat("/proc/self/ns/net").st_dev:
+            _fail(f"linux.namespaces: network path {path}: not a network namespace")
+    finally:
+        os.close(fd)
 
 
 def _resources(spec, resources):
@@ -347,8 +388,15 @@ def _resources(spec, resources):
             _fail(f"linux.resources.{key} is not supported by umlpy")
     # devices: the guest's /dev holds umlpy's own nodes only, whatever
     # the cgroup's device rules allow.
-    _empty(resources, "linux.resources", ["cpu", "blockIO", "hugepageLimits", "network",
-                                          "rdma", "unified"])
+    # an engine's zero values (docker's cpu.shares 0, blockIO.weight 0)
+    # ask for nothing
+    cpu = dict(_obj(resources.get("cpu"), "linux.resources.cpu"))
+    if cpu.get("shares") == DEFAULT_CPU_SHARES:
+        del cpu["shares"]       # the default weight (containerd's default spec)
+    for key, value in (("cpu", cpu), *((k, resources.get(k)) for k in (
+            "blockIO", "hugepageLimits", "network", "rdma", "unified"))):
+        if _asks_something(value):
+            _fail(f"linux.resources.{key} is not supported by umlpy yet")
     memory = _obj(resources.get("memory"), "linux.resources.memory")
     _empty(memory, "linux.resources.memory", ["kernel", "kernelTCP", "disableOOMKiller"])
     limit = memory.get("limit")
@@ -363,6 +411,14 @@ def _resources(spec, resources):
         if not isinstance(pids, int) or pids < 0:
             _fail(f"linux.resources.pids.limit {pids!r}: expected a number")
         spec.options["pids"] = pids
+
+
+def _asks_something(value):
+    if isinstance(value, dict):
+        return any(_asks_something(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_asks_something(v) for v in value)
+    return value not in (None, "", 0, False)
 
 
 def _masked(spec, paths):

@@ -17,6 +17,15 @@ from ..lifecycle import client, control
 from .state import Container
 
 
+def _inherited_oom_score_adj(container):
+    pid = container.saved().get("init_pid")
+    try:
+        with open(f"/proc/{pid}/oom_score_adj") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
 def process_of(container, process_file, args, cwd, env, user):
     """The exec request's fields: from process.json (the spec's process
     object), or from the command line's words."""
@@ -37,8 +46,11 @@ def process_of(container, process_file, args, cwd, env, user):
                                                 container.saved().get("rlimits", [])):
             raise BadInput("umlpy-oci: process.rlimits other than the container's are not "
                            "supported by umlpy-oci exec yet")
-        if process.get("oom_score_adj") is not None:
-            raise BadInput("umlpy-oci: process.oomScoreAdj is not supported by exec yet")
+        oom = process.get("oom_score_adj")
+        if oom is not None and oom != _inherited_oom_score_adj(container):
+            # the exec inherits init's, which is the container's process's
+            raise BadInput("umlpy-oci: process.oomScoreAdj other than the container's is "
+                           "not supported by exec yet")
         # its capabilities, umask and groups (the container's seccomp
         # filter applies to every exec: server.py spawn_exec)
         return {"argv": process["argv"], "env": process["env"], "cwd": process["cwd"],

@@ -18,6 +18,7 @@ import threading
 from ..abi import resource as R
 from ..lifecycle import control
 from ..lifecycle.server import ControlServer
+from . import sysctl as oci_sysctl
 
 INIT_ID = 0     # init.c: exec id 0 is INIT, whose exit ends the sandbox
 
@@ -48,10 +49,17 @@ class OciServer(ControlServer):
                 return self._answer(conn, "the container's process is already set")
             if len(fds) != 3 or not isinstance(process, dict):
                 return self._answer(conn, "oci_prepare takes the process and 3 fds")
+            sysctl = message.get("sysctl") or {}
+            try:
+                # the container's kernel parameters, in its own namespaces
+                # (those of init, which the process will share)
+                oci_sysctl.apply(self.init_host_pid(), sysctl)
+            except OSError as e:
+                return self._answer(conn, f"cannot set {e.strerror}")
             # fds are closed when the request ends: the held ones are copies
             self.held = ([os.dup(fd) for fd in fds], process)
             self.confinement = dict(process.get("confinement") or {})
-        self._answer(conn)
+        self._answer(conn, init_pid=self.init_host_pid())
 
     def op_oci_start(self, conn, message, fds):
         with self.lock:

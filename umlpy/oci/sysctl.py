@@ -15,6 +15,8 @@ import threading
 from ..abi.sched import CLONE_NEWIPC, CLONE_NEWNET
 from ..errors import BadInput
 
+# parameters whose value is a range of group ids (the caller's own)
+GROUP_RANGES = ("net.ipv4.ping_group_range",)
 IPC_KEYS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
             "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
 
@@ -45,6 +47,52 @@ def check(sysctl):
     return out
 
 
+def _host_groups(pid, key, value):
+    """A range of the container's group ids as the host's: this thread
+    writes as the host's root, so the kernel reads ids as the host's, and
+    the container's group 0 is its user namespace's, a host id of the
+    sandbox's own."""
+    try:
+        low, high = (int(v) for v in value.split())
+    except ValueError:
+        raise OSError(22, f"sysctl {key}: expected two group ids") from None
+    with open(f"/proc/{pid}/gid_map") as f:
+        maps = [tuple(int(v) for v in line.split()) for line in f]
+
+    def host(gid):
+        for inside, outside, count in maps:
+            if inside <= gid < inside + count:
+                return outside + gid - inside
+        return None
+    if low > high:          # an empty range, as Linux's default "1 0"
+        return value
+    a, b = host(low), host(high)
+    if a is None or b is None or b - a != high - low:
+        raise OSError(22, f"sysctl {key}: {value!r} is not a range of the container's groups")
+    return f"{a} {b}"
+
+
+def _namespace_root(pid):
+    """The host uid of root in the user namespace of process pid."""
+    with open(f"/proc/{pid}/uid_map") as f:
+        for line in f:
+            inside, outside, _ = line.split()
+            if inside == "0":
+                return int(outside)
+    raise OSError(1, "its user namespace has no root")
+
+
+def _become_thread_euid(uid):
+    """The calling thread's effective uid (the raw call: glibc's setresuid
+    would change every thread's)."""
+    import ctypes
+    from ..kernel.syscalls.names import SYSCALL_NUMBERS
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(SYSCALL_NUMBERS["setresuid"], -1, uid, -1) < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
 def apply(pid, sysctl):
     """Write each parameter in the namespaces of the process pid (the
     container's init); OSError of the first that fails, naming it."""
@@ -65,6 +113,14 @@ def apply(pid, sysctl):
                     finally:
                         os.close(fd)
                     joined.add(kind)
+                if kind == "ipc" and "uid" not in joined:
+                    # Linux lets only the IPC namespace's root write its
+                    # parameters (ipc_permissions), whatever the writer's
+                    # capabilities: this thread, and only it, becomes it
+                    _become_thread_euid(_namespace_root(pid))
+                    joined.add("uid")
+                if key in GROUP_RANGES:
+                    value = _host_groups(pid, key, value)
                 path = "/proc/sys/" + key.replace(".", "/")
                 try:
                     fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
