@@ -35,8 +35,9 @@ UMLPY_OCI = str(pathlib.Path(sys.executable).with_name("umlpy-oci"))
 RUNC_FAILS = {
     # runc 1.1 ignores an unknown capability with a warning
     "process_capabilities_fail",
-    # runc 1.1 runs poststart hooks at create (fixed in runc 1.2)
-    "hooks_poststart",
+    # runc 1.1 runs poststart hooks at create (fixed in runc 1.2), and a
+    # failing one fails create where the spec has a warning
+    "hooks_poststart", "hooks_poststart_fail",
     # runc deletes a created container (it kills it first)
     "delete_created",
 }
@@ -49,9 +50,9 @@ UMLPY_PASSES = {
     "process_capabilities_host_all", "process_capabilities_fail", "process_oom_score_adj",
     "process_no_new_privileges", "process_umask", "linux_masked_paths",
     "linux_readonly_paths", "linux_seccomp", "linux_rootfs_propagation_private",
-    "delete_resources", "hooks", "hooks_poststart", "hooks_prestart_fail", "state",
-    "create", "start", "kill_created", "kill_running_term", "kill_running_kill",
-    "kill_errors", "delete_running", "delete_stopped", "config_updates_without_affect",
+    "delete_resources", "hooks", "hooks_poststart", "hooks_poststart_fail",
+    "hooks_poststop_fail", "hooks_prestart_fail", "state", "create", "start", "kill_created",
+    "kill_running_term", "kill_running_kill", "kill_signals", "kill_errors", "delete_running", "delete_stopped", "config_updates_without_affect",
 }
 
 LINE = re.compile(r"^(ok|not ok) \d+ - (\S+) (\S+)(?: # (.*))?$")

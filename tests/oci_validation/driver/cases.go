@@ -288,6 +288,17 @@ var cases = []Case{
 	{Name: "hooks", Config: configHooks, Run: runHooks},
 	// runc 1.1 runs poststart hooks at create (fixed in runc 1.2)
 	{Name: "hooks_poststart", Config: configHooks, Run: runHooksPoststart},
+	// a failing poststart or poststop hook is a warning: the lifecycle
+	// goes on (config.md "Poststart", "Poststop"); runc 1.1 fails create
+	// for a failing poststart hook
+	{Name: "hooks_poststart_fail", Run: runHookFailIgnored, Config: func(b *Bundle) error {
+		b.G.AddPostStartHook(rspec.Hook{Path: "/bin/false", Args: []string{"false"}})
+		return nil
+	}},
+	{Name: "hooks_poststop_fail", Run: runHookFailIgnored, Config: func(b *Bundle) error {
+		b.G.AddPostStopHook(rspec.Hook{Path: "/bin/false", Args: []string{"false"}})
+		return nil
+	}},
 	{Name: "hooks_prestart_fail", Run: FailsToRun, Config: func(b *Bundle) error {
 		b.G.AddPreStartHook(rspec.Hook{Path: "/bin/false", Args: []string{"false"}})
 		return nil
@@ -307,6 +318,9 @@ var cases = []Case{
 			KillAndDelete(t, c)
 		}
 	}},
+	{Name: "kill_signals", Config: args("sh", "-c", "trap 'echo got-HUP' HUP; trap 'echo got-USR1' USR1; "+
+		"trap 'echo got-USR2' USR2; trap 'exit 43' TERM; echo ready; while :; do sleep 0.1; done"),
+		Run: runKillSignals},
 	{Name: "kill_errors", Config: args("true"), Run: runKillErrors},
 	{Name: "delete_running", Config: args("sleep", "30"), Run: runDeleteRunning},
 	// runc deletes a created container (killing it first)
@@ -698,6 +712,10 @@ func runHooksPoststart(t *T, b *Bundle) {
 	t.Ok(err == nil, "delete", "%v", err)
 }
 
+// runHookFailIgnored: the checker's lifecycle, start and delete
+// succeeding whatever the failing hook.
+func runHookFailIgnored(t *T, b *Bundle) { Lifecycle(t, b, 0) }
+
 // --- the lifecycle's operations (runtime.md) ---
 
 func runState(t *T, b *Bundle) {
@@ -838,6 +856,30 @@ func runKillTerm(t *T, b *Bundle) {
 	t.Ok(err == nil && code == 42, "the process's handler ran (exit status 42)", "got %d (%v)", code, err)
 	st, err := c.WaitStatus(rspec.StateStopped, 10*time.Second)
 	t.Ok(err == nil && st.Status == rspec.StateStopped, "state after kill", "got %q (%v)", st.Status, err)
+	err = c.Delete()
+	t.Ok(err == nil, "delete", "%v", err)
+}
+
+// runKillSignals: a signal by its name, its name without SIG, its number.
+func runKillSignals(t *T, b *Bundle) {
+	c := b.Container(b.ID)
+	defer c.Cleanup()
+	if !Started(t, c) {
+		return
+	}
+	if !t.Ok(WaitOutput(c, "ready", 10*time.Second), "the process runs", "output %q", c.Output()) {
+		return
+	}
+	for _, k := range [][2]string{{"SIGHUP", "got-HUP"}, {"USR1", "got-USR1"}, {"12", "got-USR2"}} {
+		err := c.Kill(k[0])
+		t.Ok(err == nil && WaitOutput(c, k[1], 10*time.Second), "kill "+k[0],
+			"%v; output %q", err, c.Output())
+	}
+	err := c.Kill("TERM")
+	t.Ok(err == nil, "kill TERM", "%v", err)
+	code, err := c.Wait(20 * time.Second)
+	t.Ok(err == nil && code == 43, "the TERM handler ran (exit status 43)", "got %d (%v)", code, err)
+	c.WaitStatus(rspec.StateStopped, 10*time.Second)
 	err = c.Delete()
 	t.Ok(err == nil, "delete", "%v", err)
 }
