@@ -156,12 +156,14 @@ def status_caps(out):
 
 
 def test_dropped_capabilities_stay_dropped(work, croot, who, nobody):
-    """podman's set without CAP_CHOWN: chown fails EPERM as root, before
-    and after an execve; a dropped capability cannot be raised again
-    (capset EPERM) and is out of the bounding set; /proc shows what the
+    """podman's set without CAP_CHOWN and CAP_SETPCAP: chown fails EPERM
+    as root, before and after an execve; a dropped capability cannot be
+    raised again (capset EPERM), is out of the bounding set, and without
+    CAP_SETPCAP nothing more can be dropped from it; /proc shows what the
     config asked for."""
-    names = [c for c in PODMAN_CAPS if c != "CAP_CHOWN"]
-    probes = ["chown:/etc/passwd", "raise:0", "raise:21", "bset:0", "bset:8"]
+    names = [c for c in PODMAN_CAPS if c not in ("CAP_CHOWN", "CAP_SETPCAP")]
+    probes = ["chown:/etc/passwd", "raise:0", "raise:8", "raise:21", "bset:0", "bset:8",
+              "bset:5", "bdrop:5"]
     status, out = run(work, croot, who, nobody, [
         "sh", "-c", "grep ^Cap /proc/self/status; exec caps_probe " + " ".join(
             probes + ["exec:/bin/caps_probe.dyn", *probes])],
@@ -169,7 +171,8 @@ def test_dropped_capabilities_stay_dropped(work, croot, who, nobody):
     assert status == 0, out
     assert status_caps(out) == {"CapInh": 0, "CapPrm": mask(names), "CapEff": mask(names),
                                 "CapBnd": mask(names), "CapAmb": 0}, out
-    once = ["chown: EPERM", "raise: EPERM", "raise: EPERM", "bset: OK 0", "bset: OK 1"]
+    once = ["chown: EPERM", "raise: EPERM", "raise: EPERM", "raise: EPERM", "bset: OK 0",
+            "bset: OK 0", "bset: OK 1", "bdrop: EPERM"]
     assert [line for line in out.splitlines() if not line.startswith("Cap")] == once * 2
 
 
