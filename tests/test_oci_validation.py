@@ -40,6 +40,8 @@ RUNC_FAILS = {
     "hooks_poststart", "hooks_poststart_fail",
     # runc deletes a created container (it kills it first)
     "delete_created",
+    # runc does not check ociVersion (an invalid value is to be an error)
+    "misc_invalid_version",
 }
 
 # Cases umlpy-oci passes (pinned when this test was written): one that
@@ -49,7 +51,7 @@ UMLPY_PASSES = {
     "process_user_additional_gids", "process_rlimits_fail", "process_capabilities",
     "process_capabilities_host_all", "process_capabilities_fail", "process_oom_score_adj",
     "process_no_new_privileges", "process_umask", "linux_masked_paths",
-    "linux_readonly_paths", "linux_seccomp", "linux_rootfs_propagation_private",
+    "linux_readonly_paths", "linux_ns_path_type", "linux_seccomp", "linux_rootfs_propagation_private",
     "delete_resources", "hooks", "hooks_poststart", "hooks_poststart_fail",
     "hooks_poststop_fail", "hooks_prestart_fail", "state", "create", "start", "kill_created",
     "kill_running_term", "kill_running_kill", "kill_signals", "kill_errors", "delete_running", "delete_stopped", "config_updates_without_affect",

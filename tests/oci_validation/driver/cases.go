@@ -205,13 +205,14 @@ var cases = []Case{
 		b.G.SetProcessArgs([]string{"/oci-check", "--ns-inherit"})
 		return nil
 	}},
-	{Name: "linux_ns_path", Config: configNsPath, After: func(b *Bundle) {
-		if pid, err := strconv.Atoi(b.Extra["holder"]); err == nil {
-			syscall.Kill(pid, syscall.SIGKILL)
-			var ws syscall.WaitStatus
-			syscall.Wait4(pid, &ws, 0, nil)
+	{Name: "linux_ns_path", Config: configNsPath, After: killHolder},
+	// joining a namespace by the path of another type's is an error
+	{Name: "linux_ns_path_type", Run: FailsToRun, Config: func(b *Bundle) error {
+		if err := configNsPath(b); err != nil {
+			return err
 		}
-	}},
+		return b.G.AddOrReplaceLinuxNamespace("uts", "/proc/"+b.Extra["holder"]+"/ns/net")
+	}, After: killHolder},
 	{Name: "linux_uid_mappings", Config: configUserNS},
 	{Name: "linux_devices", Config: func(b *Bundle) error {
 		mode := os.FileMode(0o640)
@@ -327,6 +328,17 @@ var cases = []Case{
 	{Name: "delete_created", Config: args("sleep", "30"), Run: runDeleteCreated},
 	{Name: "delete_stopped", Config: args("true"), Run: runDeleteStopped},
 	{Name: "config_updates_without_affect", Run: runConfigUpdates},
+	// config.md "Extensibility": an unknown property MUST NOT be an error
+	{Name: "misc_unknown_property", Config: func(b *Bundle) error {
+		b.Unknown = map[string]interface{}{"org.umlpy.unknownProperty": "unknown"}
+		return nil
+	}},
+	// "Valid values": an invalid value MUST be an error (an ociVersion
+	// that is no SemVer)
+	{Name: "misc_invalid_version", Invalid: true, Run: FailsToRun, Config: func(b *Bundle) error {
+		b.G.SetVersion("invalid")
+		return nil
+	}},
 }
 
 func rootfsFiles(b *Bundle, files ...string) error {
@@ -402,6 +414,14 @@ func configNsPath(b *Bundle) error {
 	b.G.AddProcessEnv("OCI_VALIDATION_NS_PATHS", strings.Join(paths, ";"))
 	b.G.SetHostname("")
 	return nil
+}
+
+func killHolder(b *Bundle) {
+	if pid, err := strconv.Atoi(b.Extra["holder"]); err == nil {
+		syscall.Kill(pid, syscall.SIGKILL)
+		var ws syscall.WaitStatus
+		syscall.Wait4(pid, &ws, 0, nil)
+	}
 }
 
 // configUserNS: a user namespace, ids 0-65535 as the host's 100000-;

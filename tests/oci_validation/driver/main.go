@@ -113,6 +113,8 @@ type Bundle struct {
 	ID     string
 	G      *generate.Generator
 	Extra  map[string]string // what a case's config step leaves for its run step
+	// top-level properties config.json has beside the Spec's
+	Unknown map[string]interface{}
 }
 
 // Container is a container made from a bundle.
@@ -531,6 +533,16 @@ func newBundle(cs *Case, rt *Runtime) (*Bundle, error) {
 	data, err := json.MarshalIndent(b.G.Config, "", "\t")
 	if err != nil {
 		return nil, err
+	}
+	if b.Unknown != nil {
+		var top map[string]interface{}
+		json.Unmarshal(data, &top)
+		for k, v := range b.Unknown {
+			top[k] = v
+		}
+		if data, err = json.MarshalIndent(top, "", "\t"); err != nil {
+			return nil, err
+		}
 	}
 	for _, p := range []string{filepath.Join(dir, "config.json"), filepath.Join(b.Rootfs, "config.json")} {
 		if err := os.WriteFile(p, data, 0o644); err != nil {
