@@ -50,11 +50,12 @@ UMLPY_PASSES = {
     "base", "hostname", "process", "process_exit_status", "process_user",
     "process_user_additional_gids", "process_rlimits_fail", "process_capabilities",
     "process_capabilities_host_all", "process_capabilities_fail", "process_oom_score_adj",
-    "process_no_new_privileges", "process_umask", "linux_masked_paths",
-    "linux_readonly_paths", "linux_ns_path_type", "linux_seccomp", "linux_rootfs_propagation_private",
+    "process_no_new_privileges", "process_umask", "linux_masked_paths", "linux_readonly_paths",
+    "linux_ns_path_type", "linux_seccomp", "linux_rootfs_propagation_private",
     "delete_resources", "hooks", "hooks_poststart", "hooks_poststart_fail",
     "hooks_poststop_fail", "hooks_prestart_fail", "state", "create", "start", "kill_created",
-    "kill_running_term", "kill_running_kill", "kill_signals", "kill_errors", "delete_running", "delete_stopped", "config_updates_without_affect",
+    "kill_running_term", "kill_running_kill", "kill_signals", "kill_errors", "delete_running",
+    "delete_stopped", "config_updates_without_affect",
 }
 
 LINE = re.compile(r"^(ok|not ok) \d+ - (\S+) (\S+)(?: # (.*))?$")
