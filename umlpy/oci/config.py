@@ -327,7 +327,8 @@ def _linux(spec, linux):
 
 def _seccomp(spec, seccomp):
     """linux.seccomp compiled (oci/seccomp.py) into the process's
-    confinement; spec.seccomp keeps the object for exec."""
+    confinement, which the daemon keeps for every exec too
+    (server.py spawn_exec); spec.seccomp is the object as given."""
     spec.seccomp = seccomp or None
     if seccomp:
         from . import seccomp as oci_seccomp
