@@ -289,7 +289,8 @@ func CheckTAP(t *T, output string) {
 	for _, line := range strings.Split(output, "\n") {
 		switch {
 		case strings.HasPrefix(line, "not ok "):
-			t.Fail("checker", "%s", strings.SplitN(line, " - ", 2)[len(strings.SplitN(line, " - ", 2))-1])
+			_, check, _ := strings.Cut(line, " - ")
+			t.Fail("checker", "%s", check)
 		case strings.HasPrefix(line, "ok "):
 			oks++
 		case strings.HasPrefix(line, "1.."):
@@ -444,6 +445,9 @@ func runCase(cs *Case, rt *Runtime) (t *T) {
 	}()
 	env.Seq++
 	b, err := newBundle(cs, rt)
+	if b != nil && cs.After != nil {
+		defer cs.After(b)
+	}
 	if err != nil {
 		t.Fail("bundle", "%v", err)
 		return t
@@ -458,9 +462,6 @@ func runCase(cs *Case, rt *Runtime) (t *T) {
 		cs.Run(t, b)
 	} else {
 		Lifecycle(t, b, 0)
-	}
-	if cs.After != nil {
-		cs.After(b)
 	}
 	return t
 }
@@ -514,25 +515,25 @@ func newBundle(cs *Case, rt *Runtime) (*Bundle, error) {
 	// a copy of the rootfs, its files hard links (the checker only adds
 	// probe files, which it removes)
 	if out, err := exec.Command("cp", "-a", "-l", env.Rootfs, b.Rootfs).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("cp: %v: %s", err, out)
+		return b, fmt.Errorf("cp: %v: %s", err, out)
 	}
 	if out, err := exec.Command("cp", env.Checker, filepath.Join(b.Rootfs, "oci-check")).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("cp: %v: %s", err, out)
+		return b, fmt.Errorf("cp: %v: %s", err, out)
 	}
 	os.Chmod(filepath.Join(b.Rootfs, "oci-check"), 0o755)
 	g, err := baseGenerator(b)
 	if err != nil {
-		return nil, err
+		return b, err
 	}
 	b.G = g
 	if cs.Config != nil {
 		if err := cs.Config(b); err != nil {
-			return nil, err
+			return b, err
 		}
 	}
 	data, err := json.MarshalIndent(b.G.Config, "", "\t")
 	if err != nil {
-		return nil, err
+		return b, err
 	}
 	if b.Unknown != nil {
 		var top map[string]interface{}
@@ -541,17 +542,17 @@ func newBundle(cs *Case, rt *Runtime) (*Bundle, error) {
 			top[k] = v
 		}
 		if data, err = json.MarshalIndent(top, "", "\t"); err != nil {
-			return nil, err
+			return b, err
 		}
 	}
 	for _, p := range []string{filepath.Join(dir, "config.json"), filepath.Join(b.Rootfs, "config.json")} {
 		if err := os.WriteFile(p, data, 0o644); err != nil {
-			return nil, err
+			return b, err
 		}
 	}
 	if owner := b.Extra["chown"]; owner != "" {
 		if out, err := exec.Command("chown", "-R", "-h", owner+":"+owner, b.Rootfs).CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("chown: %v: %s", err, out)
+			return b, fmt.Errorf("chown: %v: %s", err, out)
 		}
 	}
 	return b, nil
