@@ -267,6 +267,28 @@ def test_the_profile_natively_and_inside(work, croot):
         "chown: ENOENT\n")
 
 
+def test_a_masked_argument_as_docker_s_clone_rule(work, croot, who, nobody):
+    """docker's profile allows clone only without namespace flags
+    (SCMP_CMP_MASKED_EQ of the first argument with 0x7e020000 equal to
+    0): a fork passes, a clone with CLONE_NEWUTS gets the default EPERM,
+    as natively."""
+    profile = podman_profile()
+    profile["defaultErrnoRet"] = 1
+    for rule in profile["syscalls"]:
+        if rule["action"] == "SCMP_ACT_ALLOW" and not rule.get("args"):
+            rule["names"] = [n for n in rule["names"] if n != "clone"]
+    profile["syscalls"].append({"names": ["clone"], "action": "SCMP_ACT_ALLOW", "args": [
+        {"index": 0, "value": 0x7E020000, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]})
+    probes = ["clone:0", "clone:4000000"]         # CLONE_NEWUTS
+    from umlpy.oci.seccomp import compile_profile
+    native = native_under(compile_profile(profile)[0], [str(croot / "bin/caps_probe"),
+                                                         *probes])
+    status, out = run(work, croot, who, nobody, ["sh", "-c", "echo x | cat; exec " + PROBE +
+                                                  " " + " ".join(probes)], seccomp=profile)
+    assert status == 0, out
+    assert out == "x\n" + native.stdout.decode() == "x\nclone: OK\nclone: EPERM\n"
+
+
 def test_an_allow_all_profile_keeps_umlpy_defences(work, croot, who, nobody):
     """SCMP_ACT_ALLOW for everything is stacked under umlpy's filter,
     never in its place: the guest still cannot trace its parent."""

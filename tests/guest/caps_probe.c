@@ -12,6 +12,7 @@
  *   ptrace-parent     PTRACE_ATTACH to its parent
  *   umask             the umask, in octal ("OK 027")
  *   mseal             mseal of an empty range (x86_64's 462)
+ *   clone:HEX         a child by clone(HEX | SIGCHLD), which exits at once
  *   exec:PROG         execv(PROG, [PROG, the probes after it]) */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -24,6 +25,8 @@
 #include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 
 static void report(const char *name, long r)
@@ -70,6 +73,13 @@ int main(int argc, char **argv)
             report(arg, syscall(SYS_personality, strtoul(value, NULL, 16)));
         } else if (!strcmp(arg, "ptrace-parent")) {
             report(arg, ptrace(PTRACE_ATTACH, getppid(), 0, 0));
+        } else if (!strcmp(arg, "clone")) {
+            long r = syscall(SYS_clone, strtoul(value, NULL, 16) | SIGCHLD, 0, 0, 0, 0);
+            if (r == 0)
+                _exit(0);
+            if (r > 0)
+                waitpid((pid_t)r, NULL, 0);
+            report(arg, r);
         } else if (!strcmp(arg, "mseal")) {
             report(arg, syscall(462, 0, 0, 0));
         } else if (!strcmp(arg, "umask")) {
