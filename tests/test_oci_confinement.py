@@ -352,6 +352,20 @@ def test_refused_in_one_line(work, croot, case, words):
     assert len(p.stderr.splitlines()) == 1, p.stderr
 
 
+def test_mseal_is_allowed_ahead_unless_the_default_allows_it():
+    """umlpy's injected mseal passes whatever the profile's default, also
+    where a rule allows it by a name this libseccomp may not know."""
+    from umlpy.oci.seccomp import allow_first, compile_profile
+    seal = allow_first(462)
+    errno_default = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+        {"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}
+    assert compile_profile(errno_default)[0].startswith(seal)
+    errno_default["syscalls"].append({"names": ["mseal"], "action": "SCMP_ACT_ALLOW",
+                                      "args": [{"index": 2, "value": 0, "op": "SCMP_CMP_EQ"}]})
+    assert compile_profile(errno_default)[0].startswith(seal)
+    assert not compile_profile({"defaultAction": "SCMP_ACT_ALLOW"})[0].startswith(seal)
+
+
 def test_no_libseccomp_is_one_line_only_with_a_profile(monkeypatch):
     from umlpy.errors import BadInput
     from umlpy.oci import seccomp

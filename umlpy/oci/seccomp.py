@@ -13,11 +13,14 @@ One call is the sandbox's own: the guest kernel maps scratch memory in
 every guest process by calls it injects (kernel/vfs/scratch.py), which
 pass through the process's filters like its own, and seals it with
 mseal, which older profiles do not name (libseccomp 2.5.4 does not know
-it, so podman's default profile gives it ENOSYS).  A profile that does
-not name mseal lets it through (sealing a process's own memory only
-restricts it); one that refuses it by name is refused: the guest kernel
-would otherwise refuse every call that needs scratch memory (the
-process's memory is then "tainted", fail closed)."""
+it, so podman's default profile gives it ENOSYS).  So mseal is allowed
+outright, ahead of the profile's rules, unless its default allows it
+already (sealing a process's own memory only restricts it); a rule that
+allows it by name changes nothing (a libseccomp that does not know the
+name would drop that rule), and a profile that refuses it by name is
+refused: with it refused, the scratch mapping would not show sealed and
+the guest kernel, failing closed, would refuse every call that needs
+scratch memory (the container's first execve got EPERM)."""
 import ctypes
 import errno
 import os
@@ -173,7 +176,6 @@ def compile_profile(seccomp):
     if not isinstance(arches, list) or not isinstance(syscalls, list):
         _fail("architectures and syscalls are lists")
     rules = []                      # (action, name, [(index, op, a, b)])
-    named = set()
     for i, entry in enumerate(syscalls):
         where = f"syscalls[{i}]"
         if not isinstance(entry, dict):
@@ -189,15 +191,14 @@ def compile_profile(seccomp):
                                                       errno.EPERM), where)
         conditions = _arg_conditions(entry.get("args") or [], where)
         for name in names:
-            named.add(name)
             if name == SEALING and action not in (SCMP_ACT_ALLOW, SCMP_ACT_LOG):
                 _fail(f"{where}: {SEALING} must be allowed: umlpy's guest kernel seals its "
                       "own scratch memory in every guest process with it")
             rules.append((action, name, conditions))
-    if default in (SCMP_ACT_ALLOW, SCMP_ACT_LOG) or SEALING in named:
-        sealing = None
-    else:
-        sealing = SYSCALL_NUMBERS[SEALING]
+    # A rule naming it may only allow it (checked above), perhaps under
+    # conditions, and a libseccomp that does not know it drops the rule:
+    # allowed outright, ahead, unless the default allows it already.
+    sealing = None if default in (SCMP_ACT_ALLOW, SCMP_ACT_LOG) else SYSCALL_NUMBERS[SEALING]
     return _build(default, arches, rules, sealing), flags
 
 
