@@ -95,7 +95,9 @@ def programs():
         for name in ("checker", "driver"):
             p = subprocess.run([go, "build", "-o", str(tmp / name), "./" + name], cwd=SRC,
                                env=go_env(base), capture_output=True, text=True, timeout=600)
-            assert p.returncode == 0, f"go build {name}:\n{p.stderr}"
+            if p.returncode:
+                shutil.rmtree(tmp, ignore_errors=True)
+                pytest.fail(f"go build {name}:\n{p.stderr}")
         try:
             tmp.rename(out)
         except OSError:         # built meanwhile by another run
