@@ -289,6 +289,45 @@ def test_a_masked_argument_as_docker_s_clone_rule(work, croot, who, nobody):
     assert out == "x\n" + native.stdout.decode() == "x\nclone: OK\nclone: EPERM\n"
 
 
+def test_as_runc_confines_it(work, croot):
+    """The same bundle (podman's profile, podman's capabilities less
+    CAP_CHOWN and CAP_SETPCAP, a umask, additionalGids) under runc and
+    under umlpy-oci: what the process sees of itself and what its calls
+    get are the same, but for mseal, which umlpy allows ahead of the
+    profile for its own scratch memory (runc: podman's ENOSYS)."""
+    runc = shutil.which("runc")
+    if not runc or not AS_ROOT:
+        pytest.skip("needs runc, as root")
+    names = [c for c in PODMAN_CAPS if c not in ("CAP_CHOWN", "CAP_SETPCAP")]
+    script = ('grep -E "^(Cap|Groups|Seccomp:|NoNewPrivs)" /proc/self/status; exec ' + PROBE +
+              " chown:/etc/passwd raise:0 raise:8 bset:0 bdrop:5 personality:ffffffff "
+              "personality:1 mkdir:/tmp/d umask clone:4000000 mseal")
+    path = bundle(work, croot, ["sh", "-c", script])
+    data = json.loads((path / "config.json").read_text())
+    data["process"]["capabilities"] = caps(names)
+    data["process"]["user"] = {"uid": 0, "gid": 0, "umask": 0o27, "additionalGids": [3000]}
+    data["linux"]["seccomp"] = podman_profile()
+    (path / "config.json").write_text(json.dumps(data))
+    # runc's root is written in place: a copy of its own, never a symlink
+    shutil.copytree(croot, work / "runc-root", symlinks=True)
+    runc_bundle = work / "runc-bundle"
+    runc_bundle.mkdir()
+    data["root"]["path"] = str(work / "runc-root")
+    (runc_bundle / "config.json").write_text(json.dumps(data))
+    native = subprocess.run([runc, "--root", str(work / "runc-state"), "run", "--bundle",
+                             str(runc_bundle), "runc-one"], stdin=subprocess.DEVNULL,
+                            capture_output=True, timeout=60)
+    if native.returncode != 0:
+        pytest.skip(f"runc cannot run here: {native.stderr.decode().strip()[-200:]}")
+    engine = Engine(work, "umlpy-one", path)
+    engine.created()
+    engine.start()
+    assert engine.status() == 0
+    theirs = native.stdout.decode().replace("mseal: ENOSYS", "mseal: OK")
+    assert engine.output() == theirs
+    assert "chown: EPERM" in theirs and "personality: ENOSYS" in theirs
+
+
 def test_an_allow_all_profile_keeps_umlpy_defences(work, croot, who, nobody):
     """SCMP_ACT_ALLOW for everything is stacked under umlpy's filter,
     never in its place: the guest still cannot trace its parent."""
