@@ -198,6 +198,25 @@ def test_full_podman_set_and_a_user(work, croot, who, nobody):
     assert out.splitlines()[2:] == ["raise: EPERM", "bdrop: EPERM"], out
 
 
+def test_ambient_capabilities(work, croot, who, nobody):
+    """A user's ambient CAP_KILL is its effective one across execve (a
+    real user namespace); under emulated ids ambient capabilities are not
+    emulated, and the container fails to start rather than run without
+    them."""
+    c = caps(["CAP_KILL", "CAP_CHOWN"], ambient=["CAP_KILL"])
+    c["inheritable"] = ["CAP_KILL"]
+    process = {"capabilities": c, "user": {"uid": 1000, "gid": 1000}}
+    if who == "nobody":
+        with pytest.raises(AssertionError, match="Operation not permitted"):
+            run(work, croot, who, nobody, ["true"], process=process)
+        return
+    status, out = run(work, croot, who, nobody, ["sh", "-c", "grep ^Cap /proc/self/status"],
+                      process=process)
+    assert status == 0, out
+    assert status_caps(out) == {"CapInh": 0x20, "CapPrm": 0x20, "CapEff": 0x20,
+                                "CapBnd": 0x21, "CapAmb": 0x20}, out
+
+
 def test_seccomp_profile_of_podman(work, croot, who, nobody):
     """podman's default profile, with mkdir and mkdirat refused EPERM:
     busybox sh and a dynamically linked program run under it (umlpy's own
