@@ -281,9 +281,15 @@ def allow_first(number):
 
 
 def features():
-    """`features`' linux.seccomp: what compile_profile takes."""
+    """`features`' linux.seccomp: what compile_profile takes (enabled when
+    libseccomp is there to compile a profile)."""
+    try:
+        library()
+        enabled = True
+    except BadInput:
+        enabled = False
     return {
-        "enabled": True,
+        "enabled": enabled,
         "actions": sorted(ACTIONS),
         "operators": sorted(OPERATORS),
         "archs": sorted(ARCHITECTURES),
