@@ -372,7 +372,8 @@ def test_bad_input_is_one_line(named):
 EVERY_OPTION = {
     "rootfs": "/", "layers": [__file__], "upper": "/tmp/upper-of-a-test",
     "binds": [("/tmp", "/mnt/t", True), "/usr:/u"],
-    "tmpfs": ["/scratch", ("/run", False, True)], "noexec": ["/dev/shm"], "cwd": "/tmp", "env": {"A": "b=c", "EMPTY": ""}, "trace_all": True,
+    "tmpfs": ["/scratch:size=1M", ("/run", False, True)], "noexec": ["/dev/shm"],
+    "shm_size": 1 << 20, "cwd": "/tmp", "env": {"A": "b=c", "EMPTY": ""}, "trace_all": True,
     "pid_host": True, "net": "allow=10.0.0.0/8:80-90,[::1]:22,192.0.2.1", "net_rate": "1M/s",
     "memory": 64 << 20, "pids": 12, "cpu_time": "1.5s", "disk": "1G", "nofile": 64,
     "preserve_fds": 2, "hostname": "-looks-like-a-flag", "kernel_release": "6.1.0-x",

@@ -176,8 +176,9 @@ def test_mount_options_old_and_new_spellings():
         (real, "/a", False, False), (real, "/b", True, False), (real, "/c", False, False),
         (real, "/d", True, True), (real, "/e", False, False), (real, "/f", True, False),
         (real, "/g", False, True)]
-    assert [tuple(t) for t in c.tmpfs] == [("/t", False, False), ("/u", False, True),
-                                           ("/v", True, True)]
+    assert [tuple(t) for t in c.tmpfs] == [("/t", False, False, None),
+                                           ("/u", False, True, None),
+                                           ("/v", True, True, None)]
     assert c.noexec == ["/dev/shm"]
     assert c.noexec_mounts()
     assert not Config(binds=["/tmp:/a:ro"], tmpfs=["/t"]).noexec_mounts()

@@ -49,7 +49,10 @@ OPTIONS = [
            "executable EPERM/EACCES, as Linux's MS_NOEXEC), exec, nosuid, nodev (always so)",
            "HOST:GUEST[:OPTS]", V.bind, repeat=True, show=V.show_bind),
     Option("tmpfs", ["--tmpfs"], "an empty writable directory at a guest path (repeatable); "
-           "OPTS as --bind's", "GUEST[:OPTS]", V.tmpfs, repeat=True, show=V.show_tmpfs),
+           "OPTS as --bind's, and size=SIZE (a real tmpfs of that size: root, or a user "
+           "with subordinate ids)", "GUEST[:OPTS]", V.tmpfs, repeat=True, show=V.show_tmpfs),
+    Option("shm_size", ["--shm-size"], "the size of the guest's /dev/shm (a real tmpfs, as "
+           "--tmpfs's size=)", "SIZE", V.size),
     Option("noexec", ["--noexec"], "make one of umlpy's own mounts noexec: /dev, /dev/shm, "
            "/dev/pts, /proc or /sys, or /dev/mqueue (the guest's mount there) (repeatable)",
            "PATH", V.own_mount, repeat=True),

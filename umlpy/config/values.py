@@ -154,15 +154,17 @@ class Bind(tuple):
 
 
 class Tmpfs(tuple):
-    """A --tmpfs: (normalized guest path, read_only, noexec)."""
+    """A --tmpfs: (normalized guest path, read_only, noexec, size in bytes
+    or None: bounded only by the sandbox's --disk and --memory)."""
     __slots__ = ()
 
-    def __new__(cls, guest, read_only=False, noexec=False):
-        return super().__new__(cls, (guest, bool(read_only), bool(noexec)))
+    def __new__(cls, guest, read_only=False, noexec=False, size=None):
+        return super().__new__(cls, (guest, bool(read_only), bool(noexec), size))
 
     guest = property(lambda self: self[0])
     read_only = property(lambda self: self[1])
     noexec = property(lambda self: self[2])
+    size = property(lambda self: self[3])
 
 
 def mount_words(flag, spec, words):
@@ -243,15 +245,22 @@ def tmpfs(flag, value):
     else:
         spec = os.fspath(value)
         guest, sep, words = spec.partition(":")
-        ro, noexec = mount_words(flag, spec, words) if sep else (False, False)
+        sizes = [w[len("size="):] for w in words.split(",") if w.startswith("size=")]
+        words = ",".join(w for w in words.split(",") if not w.startswith("size="))
+        ro, noexec = mount_words(flag, spec, words) if words else (False, False)
+        if sizes:
+            return Tmpfs(guest_path(flag, guest), ro, noexec, size(flag, sizes[-1]))
     return Tmpfs(guest_path(flag, guest), ro, noexec)
 
 
 def show_tmpfs(flag, value):
-    guest, read_only, noexec = value
+    guest, read_only, noexec, _ = value
     if ":" in guest:
         raise BadInput(f"{flag} {guest}: a path with ':' cannot be written as GUEST[:OPTS]")
-    return guest + show_mount_words(read_only, noexec)
+    shown = guest + show_mount_words(read_only, noexec)
+    if value.size is not None:
+        shown += ("," if shown != guest else ":") + f"size={value.size}"
+    return shown
 
 
 # umlpy's own mounts that --noexec may make noexec (/dev/mqueue: where an

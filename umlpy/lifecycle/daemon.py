@@ -165,9 +165,10 @@ def _daemon(record, data, config, program, ready_w, prepare, serve):
                     pass
         sys.stdout = sys.stderr = open(own_log, "w", buffering=1, closefd=False)
         os.chdir(data.get("cwd") or "/")
-        if os.geteuid() == 0 and config.rootfs and os.path.isdir(config.rootfs):
-            # a directory root is mounted idmapped in a mount namespace of
-            # the daemon's own, which only a process of one thread may enter
+        if os.geteuid() == 0:
+            # a directory root, binds below closed directories and sized
+            # tmpfs mounts are mounted in a mount namespace of the daemon's
+            # own, which only a process of one thread may enter
             # (kernel/vfs/idmapped.py): before the first thread starts
             from ..kernel.vfs.idmapped import own_mount_namespace
             try:

@@ -8,8 +8,10 @@ confined than umlpy makes it would otherwise run less confined than its
 owner believes."""
 import json
 import os
+import re
 
 from ..abi import resource as R
+from ..config.values import NOEXEC_OWN
 from ..errors import BadInput
 from . import hooks as oci_hooks
 from . import sysctl as oci_sysctl
@@ -37,8 +39,12 @@ HARMLESS_OPTIONS = {"bind", "rbind", "nosuid", "nodev", "private", "rprivate", "
                     "rslave", "shared", "rshared", "unbindable", "runbindable", "relatime",
                     "norelatime", "strictatime", "noatime", "nodiratime", "rw", "ro"}
 # Options of the mounts umlpy gives itself (its own sizes and modes).
+# (size= of /dev: umlpy's /dev is read-only to the guest, whatever its
+# size; /dev/shm's becomes --shm-size.  noexec: --noexec of umlpy's own
+# mounts; /dev and /sys/fs/cgroup hold no file a guest could make.)
 OWN_MOUNT_OPTIONS = ("mode=", "size=", "newinstance", "ptmxmode=", "gid=", "uid=",
                      "nr_inodes=", "noexec")
+
 
 RLIMITS = {name: getattr(R, name) for name in dir(R) if name.startswith("RLIMIT_")
            and isinstance(getattr(R, name), int) and name != "RLIMIT_NLIMITS"}
@@ -123,11 +129,13 @@ def from_json(data, bundle):
     spec.oci_version = str(data.get("ociVersion", ""))
     spec.annotations = {str(k): str(v) for k, v in _obj(data.get("annotations"),
                                                           "annotations").items()}
-    known = {"ociVersion", "root", "process", "hostname", "domainname", "mounts", "linux",
-             "annotations", "hooks"}
-    for key in data:
-        if key not in known:
-            _fail(f"{key} is not supported by umlpy")
+    # config.md: a property the spec does not define is ignored, never an
+    # error ("Extensibility"); those of other platforms (windows, solaris,
+    # vm, zos) are not this one's
+    if not re.fullmatch(r"1\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?",
+                        spec.oci_version):
+        _fail(f"ociVersion {spec.oci_version!r}: umlpy-oci runs version 1 of the runtime spec "
+              "(1.MINOR.PATCH)")
     _empty(data, "config", ["domainname"])
     spec.hooks = oci_hooks.check(_obj(data.get("hooks"), "hooks"))
     _root(spec, _obj(data.get("root"), "root"), bundle)
@@ -263,7 +271,7 @@ def _capabilities(caps):
 
 
 def _mounts(spec, mounts):
-    binds, tmpfs = [], []
+    binds, tmpfs, noexec = [], [], []
     for m in mounts:
         m = _obj(m, "mounts[]")
         kind, dest = m.get("type") or "", m.get("destination")
@@ -272,29 +280,65 @@ def _mounts(spec, mounts):
         dest = os.path.normpath(dest)
         options = [str(o) for o in _list(m.get("options"), f"mounts {dest}: options")]
         is_bind = kind == "bind" or "bind" in options or "rbind" in options
+        words = [w for w in ("noexec",) if w in options]
         if is_bind and dest in SHARED_MEMORY:
             # an engine's shared memory for the container (podman's
-            # userdata/shm, docker's shm tmpfs): the sandbox's own /dev/shm
-            # is that, private to its IPC namespace and counted by --memory
-            _options(options, dest, OWN_MOUNT_OPTIONS)
+            # userdata/shm, a tmpfs of its own): the sandbox's own /dev/shm,
+            # private to its IPC namespace, of the same size
+            _options(options, dest, ("noexec",))
+            spec.options["shm_size"] = _tmpfs_size_of(m.get("source"), dest)
+            noexec += [dest] if words else []
         elif is_bind:
-            _options(options, dest, ())
+            _options(options, dest, ("noexec",))
             source = m.get("source")
             if not isinstance(source, str) or not os.path.exists(source):
                 _fail(f"mounts {dest}: bind source {source!r} does not exist")
-            ro = "ro" in options
-            binds.append(f"{os.path.realpath(source)}:{dest}" + (":ro" if ro else ""))
+            words = (["ro"] if "ro" in options else []) + words
+            binds.append(f"{os.path.realpath(source)}:{dest}" +
+                         (":" + ",".join(words) if words else ""))
         elif (kind, dest) in OWN_MOUNTS:
             _options(options, dest, OWN_MOUNT_OPTIONS)
+            if dest == "/dev/shm":
+                size = _size_option(options, dest)
+                if size is not None:
+                    spec.options["shm_size"] = size
+            if words and dest in NOEXEC_OWN:
+                noexec.append(dest)
         elif kind == "tmpfs":
-            _options(options, dest, ("mode=",))
-            tmpfs.append(dest)
+            _options(options, dest, ("mode=", "size=", "noexec"))
+            size = _size_option(options, dest)
+            words += [f"size={size}"] if size is not None else []
+            tmpfs.append(dest + (":" + ",".join(words) if words else ""))
         elif kind in ("proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2"):
             _fail(f"mounts {dest}: umlpy gives a {kind} only at its usual place")
         else:
             _fail(f"mounts {dest}: mount type {kind!r} is not supported by umlpy")
     spec.options["binds"] = binds
     spec.options["tmpfs"] = tmpfs
+    spec.options["noexec"] = noexec
+
+
+def _size_option(options, dest):
+    """A tmpfs's size= in bytes (mount(8)'s k, m, g suffixes; a % of
+    memory is refused), or None."""
+    sizes = [o[len("size="):] for o in options if o.startswith("size=")]
+    if not sizes:
+        return None
+    text = sizes[-1].lower()
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    try:
+        return int(text[:-1]) * units[text[-1]] if text[-1:] in units else int(text)
+    except ValueError:
+        _fail(f"mounts {dest}: size={sizes[-1]}: expected bytes, or k, m or g of them")
+
+
+def _tmpfs_size_of(source, dest):
+    """The size of the tmpfs an engine mounted for the container."""
+    try:
+        st = os.statvfs(source)
+    except (OSError, TypeError):
+        _fail(f"mounts {dest}: bind source {source!r} does not exist")
+    return st.f_blocks * st.f_frsize
 
 
 def _options(options, dest, allowed_prefixes):

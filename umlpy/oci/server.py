@@ -55,7 +55,7 @@ class OciServer(ControlServer):
                 # (those of init, which the process will share)
                 oci_sysctl.apply(self.init_host_pid(), sysctl)
             except OSError as e:
-                return self._answer(conn, f"cannot set {e.strerror}")
+                return self._answer(conn, f"cannot set {e.strerror or e}")
             # fds are closed when the request ends: the held ones are copies
             self.held = ([os.dup(fd) for fd in fds], process)
             self.confinement = dict(process.get("confinement") or {})
@@ -136,7 +136,10 @@ class OciServer(ControlServer):
         itself for the sandbox (--memory's, --nofile's, the memlock one)
         is only ever lowered."""
         init = self.init_host_pid()
-        owned = {R.RLIMIT_MEMLOCK}
+        # core dumps: umlpy gives none (a dump is written by the host's
+        # kernel, outside the guest kernel's view), so a container's core
+        # limit is lowered to umlpy's
+        owned = {R.RLIMIT_MEMLOCK, R.RLIMIT_CORE}
         if self.config.memory is not None:
             owned |= {R.RLIMIT_DATA, R.RLIMIT_MSGQUEUE}
         if self.config.nofile is not None:

@@ -104,7 +104,11 @@ def apply(pid, sysctl):
         from ..kernel.netns import setns
         joined = set()
         try:
-            for key, value in sysctl.items():
+            # the network's first: an IPC parameter makes the thread its
+            # namespace's root, who may not write the network's
+            def net_first(item):
+                return namespace_of(item[0])[0] != "net"
+            for key, value in sorted(sysctl.items(), key=net_first):
                 kind, flag = namespace_of(key)
                 if kind not in joined:
                     fd = os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)

@@ -197,29 +197,30 @@ class SandboxFS:
             self.mounts.add("/dev/pts", HostTreeFS("/dev/pts", idmap, writable=False,
                                                    fstype="devpts", source="devpts"),
                             **noexec("/dev/pts"))
-        self.mounts.add("/dev/shm", self._tmpfs("shm", guest_ids), options="mode=1777",
-                        **noexec("/dev/shm"))
+        self.mounts.add("/dev/shm", self._tmpfs("shm", guest_ids, size=options.shm_size),
+                        options="mode=1777", **noexec("/dev/shm"))
         self.mounts.add("/sys", SynthFS(sys_tree(), self.spool, idmap, "sysfs", "sysfs"),
                         read_only=True, **noexec("/sys"))
         self.spool_fs = spool
         planned = self._planned_mounts(options)
-        for guest, fs, ro, nx in sorted(planned, key=lambda m: m[0].count("/")):
+        for guest, fs, ro, nx, size in sorted(planned, key=lambda m: m[0].count("/")):
             self._make_mountpoint_parents(guest, guest_ids)
             if fs is None:
-                fs = self._tmpfs(f"tmpfs{len(self.mounts.by_path)}", guest_ids)
+                fs = self._tmpfs(f"tmpfs{len(self.mounts.by_path)}", guest_ids, size=size)
             self.mounts.add(guest, fs, read_only=ro, noexec_locked=nx)
 
     def _planned_mounts(self, options):
-        """[(guest path, HostTreeFS or None for a tmpfs, read_only, noexec)]
+        """[(guest path, HostTreeFS or None for a tmpfs, read_only, noexec,
+        a tmpfs's size or None)]
         of the --bind and --tmpfs options; BadInput (one line, status 2)
         for one on umlpy's own mounts or on a path another one takes."""
         from ...config.values import show_mount_words
         planned, taken = [], {}
-        wanted = [(os.path.normpath(guest), host, ro, nx, f"--bind {host}:{guest}"
+        wanted = [(os.path.normpath(guest), host, ro, nx, None, f"--bind {host}:{guest}"
                    + show_mount_words(ro, nx)) for host, guest, ro, nx in options.binds]
-        wanted += [(os.path.normpath(guest), None, ro, nx, f"--tmpfs {guest}"
-                    + show_mount_words(ro, nx)) for guest, ro, nx in options.tmpfs]
-        for guest, host, ro, nx, spec in wanted:
+        wanted += [(os.path.normpath(guest), None, ro, nx, size, f"--tmpfs {guest}"
+                    + show_mount_words(ro, nx)) for guest, ro, nx, size in options.tmpfs]
+        for guest, host, ro, nx, size, spec in wanted:
             if guest in OWN_MOUNTS:
                 raise BadInput(f"{spec}: {guest} is already umlpy's own mount "
                                f"(the guest's {guest}); not replaced")
@@ -228,7 +229,7 @@ class SandboxFS:
             taken[guest] = spec
             fs = None if host is None else HostTreeFS(self._reachable(host), self.idmap,
                                                       writable=not ro, source=host)
-            planned.append((guest, fs, ro, nx))
+            planned.append((guest, fs, ro, nx, size))
         return planned
 
     def _reachable(self, host):
@@ -324,11 +325,30 @@ class SandboxFS:
         self.vfs.procfs = self.procfs
         self.mounts.add("/proc", self.procfs, noexec_locked="/proc" in self.own_noexec)
 
-    def _tmpfs(self, name, guest_ids, mode=0o1777):
+    def _tmpfs(self, name, guest_ids, mode=0o1777, size=None):
+        """A tmpfs for the guest: a directory of the state's, or, with a
+        size, a real tmpfs of that size mounted there in umlpy's own mount
+        namespace (idmapped.py), where the host's kernel holds the size
+        (ENOSPC) as Linux's tmpfs does; that needs umlpy to be root (of
+        the host, or of the user's namespace of subordinate ids)."""
         path = os.path.join(self.state, name)
         os.mkdir(path)
+        if size is not None:
+            if os.geteuid() != 0:
+                raise BadInput(f"a tmpfs of {size} bytes needs a tmpfs of umlpy's own, "
+                               "which only root may mount (or a user with subordinate ids)")
+            from .idmapped import mount_tmpfs
+            try:
+                mount_tmpfs(path, size)
+            except OSError as e:
+                raise BadInput(f"cannot make a tmpfs of {size} bytes: {e.strerror}") from None
+            self.reached.append(path)
         os.chmod(path, mode)
+        if guest_ids is not None and os.geteuid() == 0:
+            # guest root's, as a tmpfs is its mounter's
+            os.chown(path, guest_ids[0], guest_ids[1])
         fs = HostTreeFS(path, self.idmap, writable=True, fstype="tmpfs", source="tmpfs")
+        fs.sandbox_own = True
         fs.owner_access = self._owner_access(fs.root_fd)
         return fs
 

@@ -144,6 +144,10 @@ class HostTreeFS(FileSystem):
             self.fstype = fstype
         self.source = source or self.root_path
         self.copy_on_write = False      # a union's lower layer (union.UnionFS)
+        # the sandbox's own storage (a tmpfs of its state), whose objects
+        # guest root may change by its capabilities, as the upper layer's
+        # (syscalls/fs/common.own_object)
+        self.sandbox_own = False
 
     def _attr(self, st):
         attr = self.idmap.attr_of(st)

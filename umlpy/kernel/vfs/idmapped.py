@@ -23,7 +23,7 @@ import threading
 
 from ...abi.fcntl import AT_EMPTY_PATH, AT_FDCWD
 from ...abi.mount import MNT_DETACH, MOUNT_ATTR, MOUNT_ATTR_IDMAP, MOVE_MOUNT_F_EMPTY_PATH, \
-    MS_REC, MS_SLAVE, OPEN_TREE_CLONE
+    MS_NODEV, MS_NOSUID, MS_REC, MS_SLAVE, OPEN_TREE_CLONE
 from ...abi.sched import CLONE_NEWNS
 from ..userns import NamespaceChild
 from ..syscalls.names import SYSCALL_NUMBERS
@@ -111,6 +111,14 @@ def mount_plain(source, target):
                              os.fsencode(target), MOVE_MOUNT_F_EMPTY_PATH), "move_mount")
     finally:
         os.close(tree)
+
+
+def mount_tmpfs(target, size):
+    """A tmpfs of size bytes at target (a directory), in umlpy's own mount
+    namespace: nosuid, nodev, as every guest mount behaves."""
+    own_mount_namespace()
+    _check(_libc.mount(b"tmpfs", os.fsencode(target), b"tmpfs", MS_NOSUID | MS_NODEV,
+                       f"size={int(size)},mode=1777".encode()), "mount tmpfs")
 
 
 def unmount(target):

@@ -216,9 +216,11 @@ def on_host(task, d, op, *args, write=True):
     directory that the guest kernel opened without following symlinks, on
     the last component, which op never follows."""
     own = own_object(d)
-    # the queues of an mqueue mount are the sandbox's own IPC namespace's:
-    # its root's capabilities hold over them too (vfs/mqueuefs.py)
-    caps = own or isinstance(d.fs, MqueueFS)
+    # the queues of an mqueue mount are the sandbox's own IPC namespace's,
+    # and a tmpfs of its state (/dev/shm, --tmpfs) is its own storage: its
+    # root's capabilities hold over them too (vfs/mqueuefs.py)
+    caps = own or isinstance(d.fs, MqueueFS) or \
+        (isinstance(d.fs, HostTreeFS) and d.fs.sandbox_own)
 
     def run():
         with d.fs.object_dir(d, write) as h:
