@@ -615,7 +615,9 @@ def test_hooks_run_as_the_spec_says(work, rootfs):
                  "env": ["HOOK_ENV=given"], "timeout": 10}]
     hooks = {kind: entry(kind) for kind in ("createRuntime", "prestart", "poststart",
                                             "poststop")}
-    path = bundle(work, rootfs, ["sh", "-c", "readlink /proc/self/ns/net"], hooks=hooks)
+    # (it lives on a while: poststart sees it running)
+    path = bundle(work, rootfs, ["sh", "-c", "readlink /proc/self/ns/net; sleep 2"],
+                  hooks=hooks)
     engine = Engine(work, "hooked", path)
     engine.created()
     lines = out.read_text().splitlines()

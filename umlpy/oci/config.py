@@ -286,7 +286,9 @@ def _mounts(spec, mounts):
             # userdata/shm, a tmpfs of its own): the sandbox's own /dev/shm,
             # private to its IPC namespace, of the same size
             _options(options, dest, ("noexec",))
-            spec.options["shm_size"] = _tmpfs_size_of(m.get("source"), dest)
+            size = _tmpfs_size_of(m.get("source"), dest)
+            if size is not None:
+                spec.options["shm_size"] = size
             noexec += [dest] if words else []
         elif is_bind:
             _options(options, dest, ("noexec",))
@@ -333,11 +335,21 @@ def _size_option(options, dest):
 
 
 def _tmpfs_size_of(source, dest):
-    """The size of the tmpfs an engine mounted for the container."""
-    try:
-        st = os.statvfs(source)
-    except (OSError, TypeError):
+    """The size of the tmpfs an engine mounted for the container, or None
+    where the source is no tmpfs of its own (yet): the sandbox's /dev/shm
+    is then bounded by its --memory and --disk, as the directory would be."""
+    if not isinstance(source, str) or not os.path.isdir(source):
         _fail(f"mounts {dest}: bind source {source!r} does not exist")
+    real = os.path.realpath(source)
+    try:
+        with open("/proc/self/mountinfo") as f:
+            mounts = [line.split(" - ") for line in f]
+    except OSError:
+        return None
+    if not any(len(m) == 2 and m[0].split()[4] == real and m[1].split()[0] == "tmpfs"
+               for m in mounts):
+        return None
+    st = os.statvfs(real)
     return st.f_blocks * st.f_frsize
 
 

@@ -24,9 +24,10 @@ scratch memory (the container's first execve got EPERM)."""
 import ctypes
 import errno
 import os
-import struct
 
+from ..abi.seccomp import AUDIT_ARCH_X86_64, SECCOMP_DATA, SOCK_FILTER
 from ..errors import BadInput
+from ..kernel.seccomp import JEQ_K, LD_ABS_W, RET_K
 from ..kernel.syscalls.names import SYSCALL_NUMBERS
 
 LIBSECCOMP = "libseccomp.so.2"
@@ -267,17 +268,14 @@ def _build(default, arches, rules, sealing):
     return program
 
 
-AUDIT_ARCH_X86_64 = 0xc000003e
-BPF_LD_W_ABS, BPF_JEQ_K, BPF_RET_K = 0x20, 0x15, 0x06
-
-
 def allow_first(number):
     """BPF that allows x86_64's call number and falls through to what
     follows for every other call (seccomp_data: nr at 0, arch at 4)."""
-    insns = [(BPF_LD_W_ABS, 0, 0, 4), (BPF_JEQ_K, 0, 3, AUDIT_ARCH_X86_64),
-             (BPF_LD_W_ABS, 0, 0, 0), (BPF_JEQ_K, 0, 1, number),
-             (BPF_RET_K, 0, 0, SCMP_ACT_ALLOW)]
-    return b"".join(struct.pack("=HBBI", *i) for i in insns)
+    nr, arch = SECCOMP_DATA.offset("nr"), SECCOMP_DATA.offset("arch")
+    insns = [(LD_ABS_W, 0, 0, arch), (JEQ_K, 0, 3, AUDIT_ARCH_X86_64),
+             (LD_ABS_W, 0, 0, nr), (JEQ_K, 0, 1, number),
+             (RET_K, 0, 0, SCMP_ACT_ALLOW)]
+    return b"".join(SOCK_FILTER.pack(*i) for i in insns)
 
 
 def features():

@@ -79,7 +79,8 @@ class OciServer(ControlServer):
             except (OSError, KeyError, TypeError, ValueError) as e:
                 self.failed = 126
                 self.channel.terminate()
-                return self._answer(conn, f"cannot start the container: {e}")
+                said = e.strerror if isinstance(e, OSError) and e.strerror else e
+                return self._answer(conn, f"cannot start the container: {said}")
             finally:
                 for fd in stdio:
                     os.close(fd)
@@ -149,7 +150,13 @@ class OciServer(ControlServer):
                 now_soft, now_hard = resource.prlimit(init, number)
                 hard = min(hard, _finite(now_hard))
                 soft = min(soft, hard)
-            resource.prlimit(init, number, (_rlim(soft), _rlim(hard)))
+            try:
+                resource.prlimit(init, number, (_rlim(soft), _rlim(hard)))
+            except OSError as e:
+                name = next((n for n, v in vars(R).items() if n.startswith("RLIMIT_") and
+                             v == number), str(number))
+                raise OSError(e.errno, f"{name} {soft}:{hard}: {e.strerror} (the host's "
+                              f"hard limit is {_finite(resource.prlimit(init, number)[1])})")
         oom = process.get("oom_score_adj")
         if oom is not None:
             with open(f"/proc/{init}/oom_score_adj", "w") as f:

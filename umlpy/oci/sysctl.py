@@ -59,17 +59,15 @@ def _host_groups(pid, key, value):
     with open(f"/proc/{pid}/gid_map") as f:
         maps = [tuple(int(v) for v in line.split()) for line in f]
 
-    def host(gid):
-        for inside, outside, count in maps:
-            if inside <= gid < inside + count:
-                return outside + gid - inside
-        return None
     if low > high:          # an empty range, as Linux's default "1 0"
         return value
-    a, b = host(low), host(high)
-    if a is None or b is None or b - a != high - low:
-        raise OSError(22, f"sysctl {key}: {value!r} is not a range of the container's groups")
-    return f"{a} {b}"
+    # the part of the range the container's groups are in (docker asks
+    # "0 2147483647": all of them)
+    for inside, outside, count in maps:
+        a, b = max(low, inside), min(high, inside + count - 1)
+        if a <= b:
+            return f"{outside + a - inside} {outside + b - inside}"
+    raise OSError(22, f"sysctl {key}: {value!r} holds none of the container's groups")
 
 
 def _namespace_root(pid):
