@@ -311,7 +311,7 @@ def test_start_fails_for_a_missing_program(work, rootfs):
     ("network path", "not a network namespace"),
     ("mount type", "mount type 'nfs'"),
     ("no pid namespace", "pid namespace"),
-    ("read-only root", "root.readonly"),
+    ("uid mappings", "uidMappings"),
     ("terminal", "terminal"),
     ("hooks", "hooks.createContainer"),
     ("capabilities", "capabilities"),
@@ -333,8 +333,9 @@ def test_bad_bundles_are_one_line(work, rootfs, case, words):
             data["mounts"].append({"destination": "/mnt", "type": "nfs", "source": "h:/x"})
         elif case == "no pid namespace":
             data["linux"]["namespaces"] = NAMESPACES[1:]
-        elif case == "read-only root":
-            data["root"]["readonly"] = True
+        elif case == "uid mappings":
+            data["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 500000,
+                                             "size": 1000}]
         elif case == "terminal":
             data["process"]["terminal"] = True
         elif case == "hooks":
@@ -664,3 +665,25 @@ def test_sysctl_of_the_containers_own_namespaces(work, rootfs):
         "namespaces": NAMESPACES, "sysctl": {"kernel.panic": "1"}})
     p = oci(work, "create", "--bundle", str(bad), "bad", **DETACHED_ERR)
     assert p.returncode != 0 and len(p.stderr.splitlines()) == 1 and b"kernel.panic" in p.stderr
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="a block of host ids is root's to choose")
+def test_read_only_root_and_a_user_namespace_block(work, rootfs):
+    """root.readonly is a read-only root (EROFS); a user namespace mapping
+    of one block of 65536 ids picks the sandbox's block (--id-block)."""
+    block = 1 << 30
+    mapping = [{"containerID": 0, "hostID": block, "size": 65536}]
+    path = bundle(work, rootfs, ["sh", "-c", "touch /new; echo touch=$?; "
+                                 "cat /proc/self/uid_map /proc/self/gid_map; id -u"],
+                  root={"path": "rootfs", "readonly": True},
+                  linux={"namespaces": NAMESPACES + [{"type": "user"}],
+                         "uidMappings": mapping, "gidMappings": mapping})
+    engine = Engine(work, "ro", path)
+    engine.created()
+    engine.start()
+    assert engine.status() == 0
+    lines = [line.split() for line in engine.output().splitlines()]
+    assert lines[0] == ["touch=1"]
+    assert lines[1] == lines[2] == ["0", str(block), "65536"]
+    assert lines[3] == ["0"]
+    ok(oci(work, "delete", "ro"))

@@ -42,6 +42,8 @@ OPTIONS = [
            "tar image (default: the host's tree, read-only)", "DIR|IMG.tar", V.existing_path),
     Option("layers", ["--layer"], "another tar image stacked over --rootfs (OCI whiteouts; "
            "repeatable)", "IMG.tar", V.existing_file, repeat=True),
+    Option("read_only", ["--read-only"], "the root filesystem is read-only (EROFS), as "
+           "docker's --read-only; --bind and --tmpfs mounts keep their own mode"),
     Option("upper", ["--upper"], "keep the guest's changes in this directory (default: a "
            "throwaway one)", "DIR", V.directory_to_keep),
     Option("binds", ["--bind"], "show a host path at a guest path (repeatable); OPTS: a "
@@ -76,8 +78,21 @@ OPTIONS = [
     Option("cpu_time", ["--cpu-time"], "CPU seconds for the whole sandbox (RLIMIT_CPU per "
            "process; every process is killed when the sandbox total reaches it)", "SECONDS",
            V.seconds),
+    Option("cpus", ["--cpus"], "CPU time per period, in CPUs (cgroup cpu.cfs_quota_us; needs "
+           "the sandbox's own cgroup: root, cgroup v1's cpu controller)", "N", V.cpus),
+    Option("cpu_period", ["--cpu-period"], "the period --cpus is counted in, microseconds "
+           "(default 100000)", "MICROSECONDS", V.cpu_period),
+    Option("cpu_shares", ["--cpu-shares"], "the sandbox's CPU weight against others (cgroup "
+           "cpu.shares; default 1024)", "WEIGHT", V.cpu_shares),
+    Option("cpuset_cpus", ["--cpuset-cpus"], "the CPUs the sandbox may run on (cgroup "
+           "cpuset.cpus)", "LIST", V.cpu_list),
+    Option("cpuset_mems", ["--cpuset-mems"], "the memory nodes the sandbox may use (cgroup "
+           "cpuset.mems)", "LIST", V.cpu_list),
     Option("disk", ["--disk"], "quota on what the guest writes into the sandbox's storage "
            "(upper layer, tmpfs, /dev/shm): ENOSPC beyond it", "SIZE", V.size),
+    Option("cgroup_path", ["--cgroup-path"], "where the sandbox's own cgroup is made, when "
+           "it gets one (root, cgroup v1 controllers): absolute, from each hierarchy's root "
+           "(as a container engine's cgroupsPath), or relative to umlpy's own cgroup", "PATH"),
     Option("nofile", ["--nofile"], "open files per process (RLIMIT_NOFILE)", "N",
            V.file_count),
     Option("preserve_fds", ["--preserve-fds"], "pass the caller's descriptors 3 to 3+N-1 "

@@ -94,6 +94,42 @@ def seconds(flag, value):
     return min(result, MAX_NUMBER)
 
 
+def cpus(flag, value):
+    """A number of CPUs' worth of time, as docker's --cpus: '1.5'."""
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        raise BadInput(f"{flag} {value!r}: expected a number of CPUs, like 0.5 or 2") from None
+    if not 0.001 <= result <= 1 << 16:
+        raise BadInput(f"{flag} {value!r}: from 0.001 to 65536 CPUs")
+    return result
+
+
+def cpu_period(flag, value):
+    """The CFS period in microseconds (Linux takes 1000 to 1000000)."""
+    result = count(flag, value, 1000)
+    if result > 1000000:
+        raise BadInput(f"{flag} {value!r}: at most 1000000 microseconds")
+    return result
+
+
+def cpu_shares(flag, value):
+    """cgroup v1's cpu.shares weight (Linux takes 2 to 262144)."""
+    result = count(flag, value, 2)
+    if result > 262144:
+        raise BadInput(f"{flag} {value!r}: at most 262144")
+    return result
+
+
+def cpu_list(flag, value):
+    """A CPU or memory node list as cpuset takes it: '0-3,6'."""
+    import re
+    t = str(value).strip()
+    if not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", t):
+        raise BadInput(f"{flag} {value!r}: expected a list like 0-3,6")
+    return t
+
+
 def rate(flag, value):
     """Bytes per second: '1M', '512K/s' or a number."""
     t = str(value).strip()

@@ -24,7 +24,8 @@ every process it makes is born inside."""
 import errno
 import os
 
-CONTROLLERS = ("memory", "pids", "cpuacct")
+CONTROLLERS = ("memory", "pids", "cpuacct", "cpu", "cpuset")
+CFS_PERIOD_DEFAULT = 100000     # microseconds: the kernel's own default
 
 
 def _v1_mounts():
@@ -68,10 +69,29 @@ def available():
     mounts, own = _v1_mounts(), _own_paths()
     out = {}
     for controller in CONTROLLERS:
-        if controller in mounts:
+        if controller in mounts and controller not in out:
             parent = os.path.join(mounts[controller], own.get(controller, "/").lstrip("/"))
             if os.access(parent, os.W_OK):
                 out[controller] = parent
+    return out
+
+
+def placed(parents, path):
+    """{controller: the directory the sandbox's cgroup is made in, and its
+    name there} for --cgroup-path PATH: absolute, from each hierarchy's
+    root (a container engine's cgroupsPath, /libpod_parent/libpod-ID);
+    relative, below umlpy's own cgroup."""
+    mounts = _v1_mounts()
+    out = {}
+    for controller, parent in parents.items():
+        if path.startswith("/"):
+            base = mounts[controller]
+        else:
+            base = parent
+        full = os.path.normpath(os.path.join(base, path.lstrip("/")))
+        if not full.startswith(mounts[controller].rstrip("/") + "/"):
+            raise OSError(errno.EINVAL, f"--cgroup-path {path}: outside the hierarchy")
+        out[controller] = (os.path.dirname(full), os.path.basename(full))
     return out
 
 
@@ -85,20 +105,62 @@ def in_force_text():
             ", ".join(sorted(controllers)) + ", v1) and by the guest kernel and rlimits.")
 
 
+class CpuControls:
+    """--cpus, --cpu-period, --cpu-shares, --cpuset-cpus, --cpuset-mems:
+    enforced only by the sandbox's own cgroup (nothing in the guest kernel
+    could share the CPU out as the scheduler does), so a sandbox that asks
+    for them and gets no cgroup does not start."""
+
+    def __init__(self, cpus=None, period=None, shares=None, cpuset_cpus=None,
+                 cpuset_mems=None):
+        self.cpus, self.period, self.shares = cpus, period, shares
+        self.cpuset_cpus, self.cpuset_mems = cpuset_cpus, cpuset_mems
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(config.cpus, config.cpu_period, config.cpu_shares, config.cpuset_cpus,
+                   config.cpuset_mems)
+
+    def wants_cpu(self):
+        return any(v is not None for v in (self.cpus, self.period, self.shares))
+
+    def wants_cpuset(self):
+        return self.cpuset_cpus is not None or self.cpuset_mems is not None
+
+    def any(self):
+        return self.wants_cpu() or self.wants_cpuset()
+
+    def missing(self, parents):
+        """The controllers these controls need and parents lack."""
+        needed = (["cpu"] if self.wants_cpu() else []) + \
+            (["cpuset"] if self.wants_cpuset() else [])
+        return [c for c in needed if c not in parents]
+
+
 class SandboxCgroup:
     """One sandbox's cgroups: made before its first process runs guest
     code, removed when the sandbox is over."""
 
-    def __init__(self, name, limits, parents=None):
+    def __init__(self, name, limits, parents=None, path=None, cpu=None):
+        """name: the cgroup's, in each controller's parent; path: where
+        --cgroup-path puts it instead (placed); cpu: CpuControls."""
         self.dirs = {}
         parents = available() if parents is None else parents
-        wanted = {"memory": limits.memory is not None, "pids": limits.pids is not None,
-                  "cpuacct": limits.cpu_time is not None}
+        cpu = cpu or CpuControls()
+        wanted = {"memory": limits is not None and limits.memory is not None,
+                  "pids": limits is not None and limits.pids is not None,
+                  "cpuacct": limits is not None and limits.cpu_time is not None,
+                  "cpu": cpu.wants_cpu(), "cpuset": cpu.wants_cpuset()}
+        where = placed(parents, path) if path else \
+            {c: (parent, name) for c, parent in parents.items()}
         try:
-            for controller, parent in parents.items():
+            for controller, (parent, leaf) in where.items():
                 if not wanted.get(controller):
                     continue
-                path = os.path.join(parent, name)
+                # an engine's parent (libpod_parent, docker) may not be
+                # there yet: made as runc makes it, and left after
+                os.makedirs(parent, 0o755, exist_ok=True)
+                path = os.path.join(parent, leaf)
                 os.mkdir(path, 0o755)
                 self.dirs[controller] = path
             if "memory" in self.dirs:
@@ -107,6 +169,24 @@ class SandboxCgroup:
                             optional=True)
             if "pids" in self.dirs:
                 self._write("pids", "pids.max", limits.pids)
+            if "cpu" in self.dirs:
+                if cpu.shares is not None:
+                    self._write("cpu", "cpu.shares", cpu.shares)
+                if cpu.cpus is not None:
+                    period = cpu.period or CFS_PERIOD_DEFAULT
+                    self._write("cpu", "cpu.cfs_period_us", period)
+                    self._write("cpu", "cpu.cfs_quota_us", max(1000, round(cpu.cpus * period)))
+                elif cpu.period is not None:
+                    self._write("cpu", "cpu.cfs_period_us", cpu.period)
+            if "cpuset" in self.dirs:
+                # a v1 cpuset takes no task before it has CPUs and nodes:
+                # its parent's, unless asked
+                parent = os.path.dirname(self.dirs["cpuset"])
+                for leaf, asked in (("cpuset.cpus", cpu.cpuset_cpus),
+                                    ("cpuset.mems", cpu.cpuset_mems)):
+                    with open(os.path.join(parent, leaf)) as f:
+                        inherited = f.read().strip()
+                    self._write("cpuset", leaf, asked if asked is not None else inherited)
         except OSError:
             self.close()
             raise

@@ -283,6 +283,7 @@ class GuestKernel:
         ids = self.first_ids = self.identity()
         if cwd is not None:
             self.config = self.config.replace(cwd=cwd)
+        self._check_cpu_controls()
         if self.fs is None:
             self._build_fs(ids)
             self.fs.check_cwd()
@@ -495,20 +496,40 @@ class GuestKernel:
             out.append((RLIMIT_MEMLOCK, memlock_limit()))
         return out
 
+    def _check_cpu_controls(self):
+        """CPU controls hold only in a cgroup of the sandbox's own: one line,
+        before anything starts, where this host gives umlpy none."""
+        from . import cgroups
+        cpu = cgroups.CpuControls.from_config(self.config)
+        if not cpu.any():
+            return
+        missing = cpu.missing(cgroups.available())
+        if missing:
+            raise BadInput(f"--cpus, --cpu-shares and --cpuset-*: need the sandbox's own "
+                           f"cgroup ({', '.join(missing)} controller), which umlpy gets only "
+                           "as root on a host with cgroup v1's controllers")
+
     def _join_cgroup(self, pid):
         """Put the first process in the sandbox's own cgroup, where the host
         offers one, before it runs guest code (it waits at its execve)."""
         limits = self.limits
-        if limits is None or not (limits.memory or limits.pids or limits.cpu_time):
-            return
         from . import cgroups
+        cpu = cgroups.CpuControls.from_config(self.config)
+        if not cpu.any() and (limits is None or not (limits.memory or limits.pids or
+                                                     limits.cpu_time)):
+            return
         parents = cgroups.available()
         if not parents:
             return
         try:
-            self.cgroup = cgroups.SandboxCgroup(f"umlpy-{os.getpid()}-{pid}", limits, parents)
+            self.cgroup = cgroups.SandboxCgroup(f"umlpy-{os.getpid()}-{pid}", limits, parents,
+                                                self.config.cgroup_path, cpu)
             self.cgroup.add(pid)
         except OSError as e:
+            if cpu.any():
+                # nothing else would hold the CPU controls: no sandbox
+                raise UmlpyError(f"umlpy: cannot make the sandbox's cgroup for its CPU "
+                                 f"controls: {e.strerror or e}") from None
             # The guest kernel's own enforcement still holds: a host that
             # shows its controllers but refuses us one (a container's
             # cgroupfs) is not an error of the run's.

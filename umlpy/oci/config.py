@@ -12,6 +12,8 @@ import re
 
 from ..abi import resource as R
 from ..config.values import NOEXEC_OWN
+from ..kernel.cgroups import CFS_PERIOD_DEFAULT
+from ..kernel.identity import IDS_INSIDE
 from ..errors import BadInput
 from . import hooks as oci_hooks
 from . import sysctl as oci_sysctl
@@ -162,12 +164,7 @@ def _root(spec, root, bundle):
     if not os.path.isdir(full):
         _fail(f"root.path {path}: not a directory")
     if root.get("readonly"):
-        # umlpy's root is the rootfs below a private writable layer; a
-        # read-only root is not there yet, and a writable one is not what
-        # was asked for.
-        _fail("root.readonly: a read-only root is not supported by umlpy yet "
-              "(set it to false: the container's writes go to a private layer that "
-              "delete removes, never to root.path)")
+        spec.options["read_only"] = True
     spec.options["rootfs"] = os.path.abspath(full)
 
 
@@ -367,12 +364,20 @@ def _linux(spec, linux):
     for key in linux:
         if key not in known:
             _fail(f"linux.{key} is not supported by umlpy")
-    # cgroupsPath: umlpy makes the sandbox's own cgroups for its limits;
-    # the engine's path is not used.  rootfsPropagation: no guest mount
-    # ever reaches the host.
+    # cgroupsPath: where the sandbox's own cgroups for its limits go.
+    # rootfsPropagation: no guest mount ever reaches the host.
+    cgroups_path = linux.get("cgroupsPath")
+    if isinstance(cgroups_path, str) and cgroups_path and ":" not in cgroups_path:
+        # a path (cgroupfs's); systemd's slice:prefix:name is not one, and
+        # the sandbox's cgroup then gets umlpy's own name
+        if "\0" in cgroups_path or ".." in cgroups_path.split("/"):
+            _fail(f"linux.cgroupsPath {cgroups_path!r}: not a cgroup path")
+        spec.options["cgroup_path"] = cgroups_path
     spec.sysctl = oci_sysctl.check(_obj(linux.get("sysctl"), "linux.sysctl"))
     _seccomp(spec, linux.get("seccomp"))
-    _empty(linux, "linux", ["uidMappings", "gidMappings", "mountLabel",
+    _id_mappings(spec, _list(linux.get("uidMappings"), "linux.uidMappings"),
+                 _list(linux.get("gidMappings"), "linux.gidMappings"))
+    _empty(linux, "linux", ["mountLabel",
                             "devices", "intelRdt", "personality", "timeOffsets",
                             "memoryPolicy"])
     _namespaces(spec, _list(linux.get("namespaces"), "linux.namespaces"))
@@ -423,6 +428,33 @@ def _namespaces(spec, namespaces):
                   "does not give a container (list it)")
 
 
+def _id_mappings(spec, uids, gids):
+    """A user namespace's mappings (podman's --userns=auto, docker's
+    userns-remap): umlpy's guests always have one, whose ids 0..65535 are
+    a block of 65536 host ids (--id-block): a mapping of exactly such a
+    block, the same for users and groups, picks it; any other is refused."""
+    if not uids and not gids:
+        return
+    ranges = []
+    for name, entries in (("uidMappings", uids), ("gidMappings", gids)):
+        entries = [_obj(e, f"linux.{name}[]") for e in entries]
+        ranges.append([(e.get("containerID"), e.get("hostID"), e.get("size"))
+                       for e in entries])
+    if ranges[0] != ranges[1] or len(ranges[0]) != 1 or ranges[0][0][0] != 0 or \
+            ranges[0][0][2] != IDS_INSIDE or not isinstance(ranges[0][0][1], int):
+        _fail("linux.uidMappings/gidMappings: umlpy maps a container's ids 0..65535 to one "
+              "block of 65536 host ids, the same for users and groups (containerID 0, size "
+              "65536); not this mapping")
+    if os.geteuid() != 0 or _entered():
+        _fail("linux.uidMappings: the host ids of a container's block are root's to choose")
+    spec.options["id_block"] = ranges[0][0][1]
+
+
+def _entered():
+    from ..hostuser import entered_ids
+    return entered_ids() is not None
+
+
 def _network_namespace(path):
     """A one-line error now, at create, for a path that is no network
     namespace (the sandbox would fail to start on it later)."""
@@ -447,11 +479,9 @@ def _resources(spec, resources):
     # the cgroup's device rules allow.
     # an engine's zero values (docker's cpu.shares 0, blockIO.weight 0)
     # ask for nothing
-    cpu = dict(_obj(resources.get("cpu"), "linux.resources.cpu"))
-    if cpu.get("shares") == DEFAULT_CPU_SHARES:
-        del cpu["shares"]       # the default weight (containerd's default spec)
-    for key, value in (("cpu", cpu), *((k, resources.get(k)) for k in (
-            "blockIO", "hugepageLimits", "network", "rdma", "unified"))):
+    _cpu(spec, dict(_obj(resources.get("cpu"), "linux.resources.cpu")))
+    for key, value in ((k, resources.get(k)) for k in (
+            "blockIO", "hugepageLimits", "network", "rdma", "unified")):
         if _asks_something(value):
             _fail(f"linux.resources.{key} is not supported by umlpy yet")
     memory = _obj(resources.get("memory"), "linux.resources.memory")
@@ -468,6 +498,33 @@ def _resources(spec, resources):
         if not isinstance(pids, int) or pids < 0:
             _fail(f"linux.resources.pids.limit {pids!r}: expected a number")
         spec.options["pids"] = pids
+
+
+def _cpu(spec, cpu):
+    """linux.resources.cpu -> --cpus (quota/period), --cpu-period,
+    --cpu-shares, --cpuset-cpus, --cpuset-mems: the sandbox's own cgroup
+    holds them, or the container does not start."""
+    if cpu.get("shares") == DEFAULT_CPU_SHARES:
+        del cpu["shares"]       # the default weight (containerd's default spec)
+    for key in ("realtimeRuntime", "realtimePeriod", "idle"):
+        if _asks_something(cpu.get(key)):
+            _fail(f"linux.resources.cpu.{key} is not supported by umlpy yet")
+    numbers = {}
+    for key in ("shares", "quota", "period"):
+        value = cpu.get(key)
+        if value is not None and not isinstance(value, int):
+            _fail(f"linux.resources.cpu.{key} {value!r}: expected a number")
+        numbers[key] = value
+    if numbers["shares"]:
+        spec.options["cpu_shares"] = numbers["shares"]
+    if numbers["period"]:
+        spec.options["cpu_period"] = numbers["period"]
+    quota = numbers["quota"]
+    if quota is not None and quota > 0:
+        spec.options["cpus"] = quota / (numbers["period"] or CFS_PERIOD_DEFAULT)
+    for key, option in (("cpus", "cpuset_cpus"), ("mems", "cpuset_mems")):
+        if cpu.get(key):
+            spec.options[option] = str(cpu[key])
 
 
 def _asks_something(value):

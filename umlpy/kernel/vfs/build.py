@@ -176,6 +176,8 @@ class SandboxFS:
         except OSError as e:        # an --upper the host will not let us use
             raise BadInput(f"--upper {options.upper}: {e.strerror}") from None
         self.mounts = MountTable(self.union)
+        if options.read_only:
+            self.mounts.root.read_only = True
         self.vfs = VFS(self.mounts, idmap, cwd=options.cwd or (
             os.getcwd() if options.rootfs is None else "/"))
         self.vfs.spool_dir = self.spool
