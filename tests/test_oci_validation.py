@@ -56,6 +56,11 @@ UMLPY_PASSES = {
     "hooks_poststop_fail", "hooks_prestart_fail", "state", "create", "start", "kill_created",
     "kill_running_term", "kill_running_kill", "kill_signals", "kill_errors", "delete_running",
     "delete_stopped", "config_updates_without_affect",
+    # since: a read-only root, sysctls in any order, user namespace
+    # mappings, cgroupsPath, CPU controls, unknown properties, ociVersion
+    "root_readonly_true", "linux_sysctl", "linux_uid_mappings", "linux_cgroups_memory",
+    "linux_cgroups_relative_memory", "linux_cgroups_pids", "linux_cgroups_relative_pids",
+    "linux_cgroups_cpus", "misc_unknown_property", "misc_invalid_version",
 }
 
 LINE = re.compile(r"^(ok|not ok) \d+ - (\S+) (\S+)(?: # (.*))?$")
