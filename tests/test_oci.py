@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import AS_ROOT, ROOT
+from conftest import AS_ROOT, ROOT, wait_for
 
 OCI = [str(pathlib.Path(sys.executable).with_name("umlpy-oci"))]
 NAMESPACES = [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")]
@@ -687,3 +687,26 @@ def test_read_only_root_and_a_user_namespace_block(work, rootfs):
     assert lines[1] == lines[2] == ["0", str(block), "65536"]
     assert lines[3] == ["0"]
     ok(oci(work, "delete", "ro"))
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="a cgroup namespace needs the sandbox's root to "
+                    "have CAP_SYS_ADMIN in its own user namespace")
+def test_a_cgroup_namespace_of_its_own(work, rootfs):
+    """A listed cgroup namespace is made for the process (and each exec),
+    rooted at the sandbox's cgroup: it sees its cgroups as /."""
+    path = bundle(work, rootfs, ["sh", "-c", "readlink /proc/self/ns/cgroup; "
+                                 "grep -c ':/$' /proc/self/cgroup; sleep 30"],
+                  linux={"namespaces": NAMESPACES + [{"type": "cgroup"}],
+                         "resources": {"pids": {"limit": 100}}})
+    engine = Engine(work, "cgns", path)
+    engine.created()
+    engine.start()
+    assert wait_for(lambda: (path / "stdout").read_text().count("\n") >= 2, 30)
+    ns, rooted = (path / "stdout").read_text().split()[:2]
+    assert ns != os.readlink("/proc/self/ns/cgroup") and int(rooted) > 3
+    p = oci(work, "exec", "cgns", "--", "readlink", "/proc/self/ns/cgroup")
+    assert p.returncode == 0 and p.stdout.decode().strip() != os.readlink(
+        "/proc/self/ns/cgroup"), p.stderr
+    ok(oci(work, "kill", "cgns", "KILL"))
+    engine.status()
+    ok(oci(work, "delete", "cgns"))

@@ -60,7 +60,7 @@ UMLPY_PASSES = {
     # mappings, cgroupsPath, CPU controls, unknown properties, ociVersion
     "root_readonly_true", "linux_sysctl", "linux_uid_mappings", "linux_cgroups_memory",
     "linux_cgroups_relative_memory", "linux_cgroups_pids", "linux_cgroups_relative_pids",
-    "linux_cgroups_cpus", "misc_unknown_property", "misc_invalid_version",
+    "linux_cgroups_cpus", "misc_unknown_property", "misc_invalid_version", "linux_ns_nopath",
 }
 
 LINE = re.compile(r"^(ok|not ok) \d+ - (\S+) (\S+)(?: # (.*))?$")

@@ -32,7 +32,9 @@
              seccomp=HEX          a BPF program (struct sock_filter[],
                                   hex) installed with
              seccomp_flags=N      SECCOMP_SET_MODE_FILTER's flags
-           In runc's order: bounding set, PR_SET_KEEPCAPS, groups and
+             cgroupns=1           a cgroup namespace of its own, rooted
+                                  at the sandbox's cgroup (the first step)
+           In runc's order: cgroup namespace, bounding set, PR_SET_KEEPCAPS, groups and
            ids, capset, ambient, umask, chdir, PR_SET_NO_NEW_PRIVS, the
            seccomp filter, execvp.  Any step that fails is the "F" errno.
        "K" id signal          signal the process group of exec id
@@ -66,6 +68,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -200,6 +203,7 @@ struct confinement {
     struct sock_filter *filter;
     unsigned short nfilter;
     unsigned long seccomp_flags;
+    int cgroupns;
 };
 
 static int hex_bytes(const char *s, unsigned char *out, size_t n)
@@ -266,6 +270,10 @@ static int parse_confinement(char **f, int n, struct confinement *c)
             c->filter = malloc(len / 2);
             if (!c->filter || hex_bytes(v, (unsigned char *)c->filter, len / 2) < 0)
                 goto bad;
+        } else if (KEY("cgroupns")) {
+            if (strcmp(v, "1"))
+                goto bad;
+            c->cgroupns = 1;
         } else if (KEY("seccomp_flags")) {
             char *end;
             errno = 0;
@@ -393,6 +401,11 @@ static void become(char **f, int nf, int fds[3], int report)
         if (dup2(fds[i], i) < 0)
             goto fail;
     if ((flags & FLAG_TTY) && ioctl(0, TIOCSCTTY, 0) < 0)
+        goto fail;
+    /* Its own view of the cgroups: rooted where the sandbox's cgroup is
+       (the guest kernel moved init there before it ran), as runc makes
+       it after joining the container's cgroup. */
+    if (c.cgroupns && unshare(CLONE_NEWCGROUP) < 0)
         goto fail;
     /* runc's order: the bounding set first (dropping needs CAP_SETPCAP,
        which the capset below may take away), the capabilities kept

@@ -52,7 +52,8 @@ def confinement_fields(confinement):
     umask (int), groups (the supplementary gids, exactly), capabilities
     ({set name: [capability numbers]}: bounding, effective, permitted,
     inheritable, ambient; a set not given is empty, the bounding set
-    then untouched), seccomp (a BPF program's bytes) and seccomp_flags."""
+    then untouched), seccomp (a BPF program's bytes), seccomp_flags and
+    cgroupns (a cgroup namespace of its own)."""
     c = confinement or {}
     fields = []
     if c.get("umask") is not None:
@@ -75,6 +76,8 @@ def confinement_fields(confinement):
             raise ValueError("a seccomp program is a whole number of sock_filter")
         fields.append(f"seccomp={program.hex()}")
         fields.append(f"seccomp_flags={int(c.get('seccomp_flags') or 0)}")
+    if c.get("cgroupns"):
+        fields.append("cgroupns=1")
     return fields
 
 

@@ -421,6 +421,9 @@ def _namespaces(spec, namespaces):
         listed.add(kind)
     if "network" not in listed:
         spec.options["net"] = "host"
+    if "cgroup" in listed and spec.process:
+        # made by init's child for the process, at the sandbox's cgroup
+        spec.process["confinement"]["cgroupns"] = True
     for kind in OWN_NAMESPACES:
         if kind not in listed and kind != "network":
             # an absent namespace means the host's: umlpy always gives its own
