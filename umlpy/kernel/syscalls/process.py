@@ -145,16 +145,19 @@ def read_argv(call, addr, limit=1 << 17):
     return ptrs
 
 
-def exec_rewrite(call, task, plan, argv_addr, envp_addr):
+def exec_rewrite(call, task, plan, argv_addr, envp_addr, filename=None):
+    """filename: the path the guest gave, which names the process (its
+    comm), as Linux's execve: the program's own path by default."""
     from .fs import rewrite
     kernel = call.kernel
     kernel.pending_exe[call.tid] = plan.guest_exe
     status = task.status()
+    host_path = kernel.vfs.exec_names.path(plan.host_path, filename or plan.guest_exe)
     if not plan.argv_prefix:
-        return rewrite(call, "execve", plan.host_path, argv_addr, envp_addr, status=status)
+        return rewrite(call, "execve", host_path, argv_addr, envp_addr, status=status)
     old = read_argv(call, argv_addr)
     w = kernel.scratch_writer(call, status)
-    host = w.string(plan.host_path)
+    host = w.string(host_path)
     argv0 = old[0] if old else w.string(plan.guest_exe)
     items = []
     for s in plan.argv_prefix:
@@ -185,9 +188,11 @@ def sys_execve(call):
         plan = kernel.first_program
         if plan is not None and call.tid == kernel.processes.main:
             kernel.first_program = None
+            filename = None
         else:
-            plan = planner(kernel)(vfs, task, AT_FDCWD, path_arg(call, 0))
-        return exec_rewrite(call, task, plan, a[1], a[2])
+            filename = path_arg(call, 0)
+            plan = planner(kernel)(vfs, task, AT_FDCWD, filename)
+        return exec_rewrite(call, task, plan, a[1], a[2], filename)
     except OSError as e:
         return fail(e.errno)
 
@@ -212,10 +217,14 @@ def sys_execveat(call):
                 from .fs import on_fd_itself
                 return on_fd_itself(call, 1)    # a memfd: the guest's own bytes
             plan = plan_exec(vfs, task, AT_FDCWD, res.path, res=res)
+            # named after the file itself (Linux 6.x, begin_new_exec: an
+            # AT_EMPTY_PATH exec takes the dentry's name, not "/dev/fd/N")
+            filename = res.path
         else:
             plan = planner(call.kernel)(vfs, task, call.fd(0), path,
                                         not flags & AT_SYMLINK_NOFOLLOW)
-        return exec_rewrite(call, task, plan, a[2], a[3])
+            filename = path
+        return exec_rewrite(call, task, plan, a[2], a[3], filename)
     except OSError as e:
         return fail(e.errno)
 

@@ -30,7 +30,8 @@ class Aliases:
     def of(self, dentry, kind):
         """The alias host path of dentry's object, which must be of kind
         (S_IFSOCK, S_IFREG); None when its filesystem is another device
-        than the sandbox's state (a bind elsewhere: no hard link across)."""
+        than the sandbox's state, or another mount of it (a bind elsewhere,
+        or one mounted in the state: no hard link across)."""
         with dentry.fs.object_dir(dentry, False) as d:
             st = os.stat(d.name, dir_fd=d.fd, follow_symlinks=False)
             if _stat.S_IFMT(st.st_mode) != kind:
@@ -50,8 +51,13 @@ class Aliases:
                     pass
             self._counter += 1
             name = str(self._counter)
-            os.link(d.name, name, src_dir_fd=d.fd, dst_dir_fd=self.dir_fd,
-                    follow_symlinks=False)
+            try:
+                os.link(d.name, name, src_dir_fd=d.fd, dst_dir_fd=self.dir_fd,
+                        follow_symlinks=False)
+            except OSError as e:
+                if e.errno != errno.EXDEV:
+                    raise
+                return None     # another mount of the same device: no link across
         # the link is of what the name held when linked: check it is still
         # the object (a guest may have swapped the name in between)
         linked = os.stat(name, dir_fd=self.dir_fd, follow_symlinks=False)

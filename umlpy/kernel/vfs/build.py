@@ -183,6 +183,8 @@ class SandboxFS:
         self.vfs.spool_dir = self.spool
         from .aliases import Aliases
         self.vfs.aliases = Aliases(os.path.join(self.state, "a"))
+        from .execnames import ExecNames
+        self.vfs.exec_names = ExecNames(os.path.join(self.state, "n"))
         self.union.open_lower = self._open_lower_as_guest
         self.union.owner_access = self._owner_access(self.union.upper_fd)
         self.vfs.own_storage = self.own_storage()
@@ -240,8 +242,9 @@ class SandboxFS:
         /etc/hosts and resolv.conf for the container live), the same
         object mounted in the state directory, in umlpy's own mount
         namespace (idmapped.py), where the sandbox's host ids reach it."""
-        if os.geteuid() != 0 or _searchable_above(os.path.dirname(os.path.realpath(host))):
-            return host
+        if os.geteuid() != 0 or self.idmap.block() is None or \
+                _searchable_above(os.path.dirname(os.path.realpath(host))):
+            return host     # (without a block of ids the guest is root itself)
         from .idmapped import mount_plain
         target = os.path.join(self.state, f"bind{len(self.reached)}")
         self.reached.append(target)
