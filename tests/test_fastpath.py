@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT, _env, open_up, run_in_kernel
+from conftest import ROOT, _env, busybox_rootfs, open_up, run_in_kernel
 
 AS_ROOT = os.geteuid() == 0
 NAMES = ["a", "b", "c", "dd", "e.txt"]
@@ -135,6 +135,66 @@ def test_cache_answers_as_python(probe, tmp_path_factory, entries, mutate):
     assert with_cache.splitlines() == without.splitlines()
     rounds = with_cache.split(b"round ")
     assert len(rounds) == 4
+
+
+@pytest.fixture(scope="module")
+def bound_root(guest):
+    """A busybox root holding a static path_probe at /probe, for runs
+    whose tree is a bind (a container's volume): delegated only where no
+    other mount shows the same host directories, as the host's own tree
+    without --rootfs would."""
+    for root in busybox_rootfs("umlpy-test-fastpath-"):
+        shutil.copy(guest("path_probe", static=True), root / "probe")
+        yield root
+
+
+@settings(max_examples=8, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(entries=trees(), mutate=st.sampled_from(["", "a", "b"]),
+       read_only=st.booleans())
+@example(entries=[("a", "dir", 0o755), ("a/b", "dir", 0o700), ("a/b/c", "file", 0o644),
+                  ("e.txt", "link", "a/b/c")], mutate="a", read_only=False)
+def test_cache_answers_as_python_in_a_bind(bound_root, tmp_path_factory, entries, mutate,
+                                           read_only):
+    """C answers below a bind mount's root from the host (pathtree.c),
+    with the bind's statx mount id: the same as Python's answers."""
+    base = tmp_path_factory.mktemp("fpb") / "tree"
+    open_up(base.parent)
+    build(base, entries)
+    guest = "/vol"
+    args = (["-m", f"{guest}/{mutate}" if mutate else guest]) + \
+        [p.replace(str(base), guest, 1) for p in probe_paths(base, entries)]
+    if not read_only:
+        victim = base / mutate / "victim" if mutate else base / "victim"
+        if victim.parent.is_dir() and os.access(victim.parent, os.W_OK):
+            victim.write_text("v")
+    options = ["--rootfs", str(bound_root), "--bind",
+               f"{base}:{guest}" + (":ro" if read_only else "")]
+    inodes = tree_inodes(base)
+    with_cache = outside_counts_masked(run_probe("/probe", args, True, options), inodes)
+    without = outside_counts_masked(run_probe("/probe", args, False, options), inodes)
+    assert with_cache.splitlines() == without.splitlines()
+
+
+def test_a_bind_is_answered_in_c(bound_root, tmp_path):
+    """Lookups below a bind (podman's -v) are C's: in-process counts."""
+    base = tmp_path / "vol"
+    build(base, [("a", "dir", 0o755), ("a/f", "file", 0o644), ("a/g", "file", 0o644),
+                 ("a/l", "link", "f"), ("b", "dir", 0o755)])
+    open_up(tmp_path)
+    code = ("import sys\nfrom umlpy.kernel import GuestKernel\nfrom umlpy.config import Config\n"
+            f"k = GuestKernel(config=Config(rootfs={str(bound_root)!r}, "
+            f"binds=[{str(base) + ':/vol:ro'!r}]))\n"
+            "k.spawn(['/bin/sh', '-c', 'for i in 1 2 3 4 5 6 7 8; do ls -lR /vol; done'])\n"
+            "status = k.run()\n"
+            "print('COUNTS', status, *k.fastpath.counts(), file=sys.stderr)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, env=_env(),
+                       timeout=120)
+    found = re.search(rb"COUNTS (-?\d+) (\d+) (\d+)", p.stderr)
+    assert found, p.stderr.decode()[-2000:]
+    status, hits, misses = map(int, found.groups())
+    assert status == 0 and b"a/l -> f" not in p.stdout
+    assert hits > 40 and misses < hits / 4, (hits, misses)
 
 
 def test_cache_is_used_and_sees_the_guests_changes(probe, tmp_path):

@@ -177,18 +177,18 @@ void umlpy_cache_configure(struct umlpy_pathcache *c, int enabled, long ttl_ms)
 }
 
 int umlpy_cache_tree(struct umlpy_pathcache *c, const char *guest, const char *host,
-                     unsigned long dev, unsigned long ino)
+                     unsigned long dev, unsigned long ino, unsigned long mnt_id)
 {
-    if (!c->enabled)
+    if (!c->enabled || !mnt_id)
         return -EINVAL;
-    return pathtree_add(c->trees, guest, host, dev, ino);
+    return pathtree_add(c->trees, guest, host, dev, ino, mnt_id);
 }
 
 void umlpy_cache_idmap(struct umlpy_pathcache *c, int identity,
                        const unsigned int *uid_ranges, int nuid,
-                       const unsigned int *gid_ranges, int ngid, unsigned long mnt_id)
+                       const unsigned int *gid_ranges, int ngid)
 {
-    pathtree_idmap(c->trees, identity, uid_ranges, nuid, gid_ranges, ngid, mnt_id);
+    pathtree_idmap(c->trees, identity, uid_ranges, nuid, gid_ranges, ngid);
 }
 
 void umlpy_cache_set_scratch(struct umlpy_pathcache *c, int tid, unsigned long addr)
@@ -489,9 +489,11 @@ static int tree_look(struct umlpy_pathcache *c, int tid, long fd, unsigned char 
 {
     unsigned char kind = key[0];
     struct stat st;
+    unsigned long mnt_id;
     if ((kind == 's' || kind == 'x') && key[1] == 'E') {
         key[n] = 0;
-        if (!pathtree_holds(c->trees, (const char *)key + 2))
+        mnt_id = pathtree_mnt_of(c->trees, (const char *)key + 2);
+        if (!mnt_id)
             return 0;
         /* the object the fd holds, through its /proc link */
         char link[64];
@@ -504,6 +506,7 @@ static int tree_look(struct umlpy_pathcache *c, int tid, long fd, unsigned char 
         if (!tree)
             return 0;
         int rc = pathtree_stat(c->trees, tree, rel, key[1] == '1', &st);
+        mnt_id = pathtree_tree_mnt(tree);
         pathtree_release(c->trees, tree);
         if (rc > 0)
             return 0;
@@ -516,7 +519,7 @@ static int tree_look(struct umlpy_pathcache *c, int tid, long fd, unsigned char 
         return 0;
     }
     if (kind == 'x') {
-        pathtree_pack_statx(c->trees, &st, &out->stx);
+        pathtree_pack_statx(c->trees, &st, &out->stx, mnt_id);
         *len = sizeof out->stx;
     } else {
         pathtree_pack_stat(c->trees, &st, &out->st);

@@ -47,6 +47,7 @@ struct tree {
     char *guest, *host;         /* canonical paths, no trailing slash */
     size_t glen, hlen;
     int fd;                     /* O_PATH of the host directory */
+    uint64_t mnt_id;            /* statx's mount id of what it shows */
     long stamp_ms;
     int users, dead;
 };
@@ -73,7 +74,6 @@ struct umlpy_trees {
     long ttl_ms;
     int identity;               /* the guest shares the host's ids */
     struct idmap uids, gids;    /* else: its user namespace's maps */
-    uint64_t mnt_id;
 };
 
 static long now_ms(void)
@@ -186,20 +186,19 @@ static void idmap_set(struct idmap *m, const unsigned int *ranges, int n)
 
 void pathtree_idmap(struct umlpy_trees *T, int identity,
                     const unsigned int *uid_ranges, int nuid,
-                    const unsigned int *gid_ranges, int ngid, unsigned long mnt_id)
+                    const unsigned int *gid_ranges, int ngid)
 {
     pthread_mutex_lock(&T->lock);
     T->identity = identity;
     idmap_set(&T->uids, uid_ranges, nuid);
     idmap_set(&T->gids, gid_ranges, ngid);
-    T->mnt_id = mnt_id;
     pthread_mutex_unlock(&T->lock);
 }
 
 /* Python's tree: its directory opened here with no symlink followed, and
  * checked to be the object Python looked at.  0 or -errno. */
 int pathtree_add(struct umlpy_trees *T, const char *guest, const char *host,
-                 unsigned long dev, unsigned long ino)
+                 unsigned long dev, unsigned long ino, unsigned long mnt_id)
 {
     size_t glen = strlen(guest), hlen = strlen(host);
     if (guest[0] != '/' || host[0] != '/' || glen < 2 || hlen < 2 ||
@@ -229,6 +228,7 @@ int pathtree_add(struct umlpy_trees *T, const char *guest, const char *host,
     t->glen = glen;
     t->hlen = hlen;
     t->fd = fd;
+    t->mnt_id = mnt_id;
     t->stamp_ms = now_ms();
     pthread_mutex_lock(&T->lock);
     int slot = -1, oldest = 0;
@@ -328,13 +328,25 @@ struct tree *pathtree_find_host(struct umlpy_trees *T, const char *host, char *r
  * guest's). */
 int pathtree_holds(struct umlpy_trees *T, const char *host)
 {
+    return pathtree_mnt_of(T, host) != 0;
+}
+
+/* The mount id of the tree the host path lies in, 0 if none. */
+unsigned long pathtree_mnt_of(struct umlpy_trees *T, const char *host)
+{
     size_t n = strlen(host);
     if (host[0] != '/' || (n > 10 && strcmp(host + n - 10, " (deleted)") == 0))
         return 0;
     pthread_mutex_lock(&T->lock);
-    int in = tree_of(T, host, 1) != NULL;
+    struct tree *t = tree_of(T, host, 1);
+    unsigned long id = t ? (unsigned long)t->mnt_id : 0;
     pthread_mutex_unlock(&T->lock);
-    return in;
+    return id;
+}
+
+unsigned long pathtree_tree_mnt(const struct tree *t)
+{
+    return (unsigned long)t->mnt_id;
 }
 
 void pathtree_release(struct umlpy_trees *T, struct tree *t)
@@ -606,7 +618,8 @@ void pathtree_pack_stat(struct umlpy_trees *T, const struct stat *host, struct s
 
 /* struct statx as the guest sees it (Attr.pack_statx): the basic stats and
  * the mount's id, no birth time. */
-void pathtree_pack_statx(struct umlpy_trees *T, const struct stat *host, struct statx *out)
+void pathtree_pack_statx(struct umlpy_trees *T, const struct stat *host, struct statx *out,
+                         unsigned long mnt_id)
 {
     memset(out, 0, sizeof *out);
     out->stx_mask = STATX_BASIC_STATS | 0x1000;     /* STATX_MNT_ID */
@@ -629,5 +642,6 @@ void pathtree_pack_statx(struct umlpy_trees *T, const struct stat *host, struct 
     out->stx_dev_major = major(host->st_dev);
     out->stx_dev_minor = minor(host->st_dev);
     /* stx_mnt_id follows the minor numbers (Linux 5.8) */
-    memcpy((char *)out + 0x90, &T->mnt_id, sizeof T->mnt_id);
+    uint64_t id = mnt_id;
+    memcpy((char *)out + 0x90, &id, sizeof id);
 }

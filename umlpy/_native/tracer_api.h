@@ -244,16 +244,16 @@ void umlpy_cache_clear(struct umlpy_pathcache *c);
 void umlpy_cache_counts(struct umlpy_pathcache *c, unsigned long *out);
 /* umlpy_cache_put: 0, 1 if the table was full and emptied first, or -errno. */
 /* A directory below which the host's answers are the guest's, whole
- * (pathtree.c): its guest path, host path, and the device and inode Python
- * saw.  0 or -errno. */
+ * (pathtree.c): its guest path, host path, the device and inode Python
+ * saw, and the id of the guest mount it shows (statx's).  0 or -errno. */
 int umlpy_cache_tree(struct umlpy_pathcache *c, const char *guest, const char *host,
-                     unsigned long dev, unsigned long ino);
+                     unsigned long dev, unsigned long ino, unsigned long mnt_id);
 /* How host ids show inside (the guest's user-namespace map as (inside,
- * outside, count) triples, or the identity), and the root mount's id, for
- * answers made from the host. */
+ * outside, count) triples, or the identity), for answers made from the
+ * host. */
 void umlpy_cache_idmap(struct umlpy_pathcache *c, int identity,
                        const unsigned int *uid_ranges, int nuid,
-                       const unsigned int *gid_ranges, int ngid, unsigned long mnt_id);
+                       const unsigned int *gid_ranges, int ngid);
 /* Where tid's scratch slot is (0: none), for replayed opens. */
 void umlpy_cache_set_scratch(struct umlpy_pathcache *c, int tid, unsigned long addr);
 /* Working directories (workdir.c): a box per guest process holds its cwd

@@ -71,16 +71,16 @@ class PathCache:
         lib.umlpy_cache_configure(self._c, 0, TTL_MS)
         self.enabled = False
 
-    def answer_trees(self, idmap, mnt_id):
+    def answer_trees(self, idmap):
         """Let C answer below the directories delegate() finds, presenting
-        host ids through idmap, statx's mount id mnt_id."""
+        host ids through idmap."""
         if not self.enabled:
             return
         uids = [n for r in idmap.uid_ranges or () for n in r]
         gids = [n for r in idmap.gid_ranges or () for n in r]
         lib.umlpy_cache_idmap(self._c, 1 if idmap.identity else 0,
                               ffi.new("unsigned int[]", uids or [0]), len(uids) // 3,
-                              ffi.new("unsigned int[]", gids or [0]), len(gids) // 3, mnt_id)
+                              ffi.new("unsigned int[]", gids or [0]), len(gids) // 3)
         self._trees_on = True
 
     def clear(self):
@@ -170,6 +170,10 @@ class PathCache:
             frames = [*frames, Frame(res.path, res.dentry, res.mount)]
         for depth, frame in enumerate(frames):
             if frame.mount is not root:
+                # a bind's (a container's volume): from its root down, as
+                # the root's lower directories
+                if self._delegable(vfs, frame):
+                    self._register(frame)
                 return
             if depth and self._delegable(vfs, frame):
                 self._register(frame)
@@ -192,7 +196,7 @@ class PathCache:
             return
         self._trees[host] = now
         lib.umlpy_cache_tree(self._c, os.fsencode(frame.path), os.fsencode(host),
-                             d.attr.dev, d.attr.ino)
+                             d.attr.dev, d.attr.ino, frame.mount.id)
 
     def remember_fstat(self, task, fd, res, data=b"", kind=STAT):
         """fstat (newfstatat with an empty path; kind STATX: statx with

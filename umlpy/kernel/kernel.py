@@ -443,7 +443,7 @@ class GuestKernel:
         from .fastpath import NativeWorkdirs
         self.vfs.keep_workdirs(NativeWorkdirs(self.tracer))
         self.fastpath.enable(numbers)
-        self.fastpath.answer_trees(self.fs.union.idmap, self.fs.mounts.root.id)
+        self.fastpath.answer_trees(self.fs.union.idmap)
 
     @staticmethod
     def _foreground_tty():

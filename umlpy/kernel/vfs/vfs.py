@@ -540,41 +540,60 @@ class VFS:
     def host_lists(self, dentry, path, mount):
         """Whether the host's own listing of this directory is the guest's:
         a directory of the host tree below the root, with nothing of the
-        upper layer, no mountpoint and none of umlpy's hidden state in it."""
+        upper layer, or of a bind mount (as Linux lists a bind's, ".." of
+        its root included), with no mountpoint and none of umlpy's hidden
+        state in it."""
         fs = dentry.fs
-        if not isinstance(fs, UnionFS) or dentry.flags & IN_UPPER or \
-                mount is not self.mounts.root:
+        if mount is not self.mounts.root:
+            lower = fs if type(fs) is HostTreeFS and fs.host_backed else None
+        elif not isinstance(fs, UnionFS) or dentry.flags & IN_UPPER:
             return False
-        lower = fs.lower
+        else:
+            lower = fs.lower
         if not isinstance(lower, HostTreeFS) or lower.hides_in(dentry.rel):
             return False
         return not self.mounts.mounted_names(path)
 
     def delegable(self, frame):
         """A directory whose whole subtree the host shows exactly as the
-        guest sees it (fastpath.py lets C answer below it from the host):
-        in the root filesystem, searchable by anyone, only in the union's
-        lower layer (so all below it is), a host directory with no
-        mountpoint and nothing hidden at or below it."""
+        guest sees it (fastpath.py lets C answer below it from the host),
+        searchable by anyone: in the root filesystem, one only in the
+        union's lower layer (so all below it is), or the root of a bind
+        mount; a host directory with no mountpoint and nothing hidden at
+        or below it, which no other mount shows under another name."""
         dentry = frame.dentry
         fs = dentry.fs
-        if frame.mount is not self.mounts.root or not isinstance(fs, UnionFS) or \
-                dentry.flags & IN_UPPER or not dentry.rel or \
-                not dentry.attr.is_dir() or not dentry.attr.mode & S_IXOTH:
+        if not dentry.attr.is_dir() or not dentry.attr.mode & S_IXOTH:
             return False
-        lower = fs.lower
+        if frame.mount is self.mounts.root:
+            if not isinstance(fs, UnionFS) or dentry.flags & IN_UPPER or not dentry.rel:
+                return False
+            lower = fs.lower
+        else:
+            # a bind mount's root (--bind, a container's volume): the host
+            # directory is what the guest sees below it, whole
+            if type(fs) is not HostTreeFS or dentry.rel or \
+                    frame.path != frame.mount.path or not fs.host_backed:
+                return False
+            lower = fs
         if not isinstance(lower, HostTreeFS) or lower.hides_below(dentry.rel):
             return False
-        below = frame.path + "/"
-        if any(p == frame.path or p.startswith(below) for p in self.mounts.by_path):
+        below = frame.path.rstrip("/") + "/"
+        if any(p == frame.path and m is not frame.mount or p.startswith(below)
+               for p, m in self.mounts.by_path.items()):
             return False
         # C finds a relative lookup's tree by its directory's host path: no
         # other mount may show the same host directories under other names
         host = fs.host_path(dentry) + "/"
-        return not any(isinstance(m.fs, HostTreeFS) and m is not self.mounts.root and
-                       (host.startswith(m.fs.root_path.rstrip("/") + "/") or
-                        m.fs.root_path.startswith(host))
-                       for m in self.mounts.by_path.values())
+
+        def shows(other):
+            return isinstance(other, HostTreeFS) and (
+                host.startswith(other.root_path.rstrip("/") + "/") or
+                other.root_path.startswith(host))
+        root = self.mounts.root
+        return not any(shows(m.fs) for m in self.mounts.by_path.values()
+                       if m is not root and m is not frame.mount) and \
+            (frame.mount is root or not shows(root.fs.lower))
 
     def shared_dir(self, dentry):
         """A directory whose lookups answer every caller alike and change
