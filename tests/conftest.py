@@ -62,6 +62,31 @@ def write_tiny_image(image, files, extra_dirs=()):
     os.chmod(image, 0o644)
 
 
+def busybox_rootfs(prefix):
+    """A busybox root (rootfs/make-busybox-rootfs.sh) in a new directory of
+    /tmp that others may search (uid 65534's tests and, as root, the
+    sandbox's own ids pass through it); a generator for fixtures: yields
+    the root, removes it all after."""
+    import pathlib
+    import shutil
+    import tempfile
+    import pytest
+    if not shutil.which("busybox"):
+        pytest.skip("busybox-static not installed")
+    top = pathlib.Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    os.chmod(top, 0o755)
+    root = top / "rootfs"
+    subprocess.run(["sh", str(ROOT / "rootfs" / "make-busybox-rootfs.sh"), str(root)],
+                   check=True, capture_output=True)
+    for d in [top, *root.rglob("*")]:
+        if d.is_dir() and not d.is_symlink():
+            os.chmod(d, os.stat(d).st_mode | 0o755)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
 def run_native(argv, timeout=120, **kw):
     p = subprocess.run(argv, capture_output=True, timeout=timeout, **kw)
     p.returncode = shell_status(p.returncode)

@@ -30,7 +30,7 @@ import time
 
 import pytest
 
-from conftest import AS_ROOT, ROOT, read_pty, wait_for
+from conftest import AS_ROOT, busybox_rootfs, read_pty, wait_for
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not AS_ROOT, reason="the engines run as root here")]
@@ -57,15 +57,23 @@ def run(argv, timeout=120, check=False, **kw):
 @pytest.fixture(scope="module")
 def image_dir():
     """A busybox root and its tar, in a directory every user may search."""
-    top = pathlib.Path(tempfile.mkdtemp(prefix="umlpy-test-engines-", dir="/tmp"))
-    os.chmod(top, 0o755)
-    root = top / "rootfs"
-    run(["sh", str(ROOT / "rootfs" / "make-busybox-rootfs.sh"), str(root)], check=True)
-    tar = top / "rootfs.tar"
-    run(["tar", "-C", str(root), "-cf", str(tar), "."], check=True)
-    os.chmod(tar, 0o644)
-    yield top
-    shutil.rmtree(top, ignore_errors=True)
+    for root in busybox_rootfs("umlpy-test-engines-"):
+        top = root.parent
+        tar = top / "rootfs.tar"
+        run(["tar", "-C", str(root), "-cf", str(tar), "."], check=True)
+        os.chmod(tar, 0o644)
+        yield top
+
+
+def stop_daemon(proc, log):
+    """An engine's daemon (its own process group): SIGTERM, then SIGKILL."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    log.close()
 
 
 # -- podman ---------------------------------------------------------------
@@ -275,15 +283,9 @@ class Dockerd:
         return p.stdout.decode()
 
     def close(self):
-        self("rm", "--force", *self.ok("ps", "--all", "--quiet").split()) \
-            if self.proc.poll() is None else None
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(30)
-        self.log.close()
+        if self.proc.poll() is None:
+            self("rm", "--force", *self.ok("ps", "--all", "--quiet").split())
+        stop_daemon(self.proc, self.log)
 
 
 @pytest.fixture
@@ -386,13 +388,7 @@ class Containerd:
             self("task", "rm", "--force", task)
         for container in self("container", "ls", "--quiet").stdout.decode().split():
             self("container", "rm", container)
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(30)
-        self.log.close()
+        stop_daemon(self.proc, self.log)
 
 
 @pytest.fixture

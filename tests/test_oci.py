@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import AS_ROOT, ROOT, wait_for
+from conftest import AS_ROOT, ROOT, busybox_rootfs, wait_for
 
 OCI = [str(pathlib.Path(sys.executable).with_name("umlpy-oci"))]
 NAMESPACES = [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")]
@@ -47,21 +47,7 @@ print(json.dumps({"status": os.waitstatus_to_exitcode(status)}), flush=True)
 
 @pytest.fixture(scope="module")
 def rootfs():
-    """A busybox root in a directory others may search (uid 65534's test
-    and, as root, the sandbox's own ids pass through it)."""
-    busybox = shutil.which("busybox")
-    if not busybox:
-        pytest.skip("busybox-static not installed")
-    top = pathlib.Path(tempfile.mkdtemp(prefix="umlpy-test-oci-", dir="/tmp"))
-    os.chmod(top, 0o755)
-    root = top / "rootfs"
-    subprocess.run(["sh", str(ROOT / "rootfs" / "make-busybox-rootfs.sh"), str(root)],
-                   check=True, capture_output=True)
-    for d in [top, *root.rglob("*")]:
-        if d.is_dir() and not d.is_symlink():
-            os.chmod(d, os.stat(d).st_mode | 0o755)
-    yield root
-    shutil.rmtree(top, ignore_errors=True)
+    yield from busybox_rootfs("umlpy-test-oci-")
 
 
 @pytest.fixture

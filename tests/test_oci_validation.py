@@ -21,7 +21,7 @@ import tempfile
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, busybox_rootfs
 
 pytestmark = pytest.mark.slow
 
@@ -112,20 +112,7 @@ def programs():
 
 @pytest.fixture(scope="module")
 def rootfs():
-    busybox = shutil.which("busybox")
-    if not busybox:
-        pytest.skip("busybox-static not installed")
-    top = pathlib.Path(tempfile.mkdtemp(prefix="umlpy-oci-validation-", dir="/tmp"))
-    os.chmod(top, 0o755)
-    root = top / "rootfs"
-    subprocess.run(["sh", str(ROOT / "rootfs" / "make-busybox-rootfs.sh"), str(root)],
-                   check=True, capture_output=True)
-    # the sandbox's guest ids are unprivileged host ids: others search it
-    for d in [top, *root.rglob("*")]:
-        if d.is_dir() and not d.is_symlink():
-            os.chmod(d, os.stat(d).st_mode | 0o755)
-    yield root
-    shutil.rmtree(top, ignore_errors=True)
+    yield from busybox_rootfs("umlpy-oci-validation-")
 
 
 def parse(output):

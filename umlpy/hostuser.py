@@ -36,3 +36,21 @@ def registry_root():
     base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"),
                                                             ".local", "state")
     return os.path.join(base, "umlpy")
+
+
+def searchable_above(path, itself=False):
+    """Whether other users may search every directory above path (and
+    path itself, with itself): what the sandbox's own host ids need to
+    reach it, as root (a block of ids of its own)."""
+    here = os.path.abspath(path)
+    if not itself:
+        here = os.path.dirname(here)
+    while True:
+        try:
+            if not os.stat(here).st_mode & 0o001:
+                return False
+        except OSError:
+            return False
+        if here == "/":
+            return True
+        here = os.path.dirname(here)

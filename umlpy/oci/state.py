@@ -51,20 +51,6 @@ def _own_store():
     return root
 
 
-def searchable_above(path):
-    """Whether other users may search every directory above path."""
-    here = os.path.dirname(os.path.abspath(path))
-    while True:
-        try:
-            if not os.stat(here).st_mode & 0o001:
-                return False
-        except OSError:
-            return False
-        if here == "/":
-            return True
-        here = os.path.dirname(here)
-
-
 def default_root():
     from ..hostuser import entered_ids
     if os.geteuid() == 0 and entered_ids() is None:
@@ -127,6 +113,7 @@ class Container:
             raise BadInput(f"umlpy-oci: container {self.id!r} already exists") from None
         except OSError as e:
             raise UmlpyError(f"umlpy-oci: cannot make {self.dir}: {e.strerror}") from None
+        from ..hostuser import searchable_above
         if os.geteuid() == 0 and not searchable_above(self.dir):
             home = os.path.join(_own_store(), os.urandom(16).hex())
             os.mkdir(home, 0o711)

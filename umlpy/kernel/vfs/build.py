@@ -12,7 +12,7 @@ from .mounts import MountTable
 from .procfs_fs import ProcFS
 from .synth import SDir, SFile, SynthFS, dev_tree, sys_tree, with_files
 from .statedirs import claim
-from ...hostuser import registry_root
+from ...hostuser import registry_root, searchable_above
 from .tmpdirs import remove_tree, temp_dir
 from .union import UnionFS
 from .vfs import VFS
@@ -65,20 +65,6 @@ def umlpy_private_paths():
 # kernel answers for them).  (What it adds to an image's /etc is no mount:
 # see _with_etc.)
 OWN_MOUNTS = ("/", "/proc", "/dev", "/dev/pts", "/dev/shm", "/sys")
-
-
-def _searchable_above(path):
-    """Whether anyone may search every directory from / down to path."""
-    path = os.path.realpath(path)
-    while True:
-        try:
-            if not os.stat(path).st_mode & 0o001:
-                return False
-        except OSError:
-            return False
-        if path == "/":
-            return True
-        path = os.path.dirname(path)
 
 
 def resolver_conf(net):
@@ -243,7 +229,7 @@ class SandboxFS:
         object mounted in the state directory, in umlpy's own mount
         namespace (idmapped.py), where the sandbox's host ids reach it."""
         if os.geteuid() != 0 or self.idmap.block() is None or \
-                _searchable_above(os.path.dirname(os.path.realpath(host))):
+                searchable_above(os.path.realpath(host)):
             return host     # (without a block of ids the guest is root itself)
         from .idmapped import mount_plain
         target = os.path.join(self.state, f"bind{len(self.reached)}")
@@ -387,7 +373,8 @@ class SandboxFS:
         target = os.path.join(self.state, "rootfs")
         os.mkdir(target, 0o755)
         try:
-            mount_idmapped(root, target, *block, or_plain=not _searchable_above(root))
+            reachable = searchable_above(os.path.realpath(root), itself=True)
+            mount_idmapped(root, target, *block, or_plain=not reachable)
         except OSError:
             os.rmdir(target)
             return root
