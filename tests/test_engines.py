@@ -232,7 +232,23 @@ def podman_user(image_dir):
     yield engine
     engine.close()
     engine("rmi", "--all", "--force")
+    end_processes_of(name)
     shutil.rmtree(top, ignore_errors=True)
+
+
+def end_processes_of(name):
+    """Kill what a rootless podman leaves running (its pause process, which
+    holds the user's namespace), and reap it if it became ours: pytest is
+    a subreaper once a guest kernel ran in it, and an in-process guest
+    kernel waits for every child it has, so a process left here would
+    hang the next one."""
+    pids = [int(p) for p in run(["pgrep", "-u", name]).stdout.split()]
+    run(["pkill", "-KILL", "-u", name])
+    for pid in pids:
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass        # not ours: its own parent reaps it
 
 
 def test_rootless_podman(podman_user):
