@@ -8,7 +8,7 @@ import tempfile
 
 import pytest
 
-from conftest import assert_same
+from conftest import assert_same, run_native, run_umlpy
 
 PROBE = r"""
 d=$(mktemp -d)
@@ -27,3 +27,15 @@ rm -r "$d"
 
 def test_processes_are_named_as_linux_names_them(mode):
     assert_same(["sh", "-c", PROBE], mode)
+
+
+def test_the_names_reach_a_guest_that_is_nobody_on_the_host():
+    """umlpy makes the names' directory under its caller's umask (027
+    here would close it to others): the guest, another host user when
+    root runs umlpy, still executes through it."""
+    def umask():
+        os.umask(0o027)
+    native = run_native(["sh", "-c", PROBE], preexec_fn=umask)
+    inside = run_umlpy(["sh", "-c", PROBE], preexec_fn=umask, host_root=False)
+    assert (inside.returncode, inside.stdout) == (native.returncode, native.stdout), \
+        inside.stderr

@@ -60,9 +60,9 @@ MUTATIONS = [
 
 
 def _copy_of_the_tree(where):
-    """The package and its tests, as they are here (with the native part
-    already built)."""
-    for name in ("umlpy", "tests"):
+    """The package, its tests and the image builders they use (rootfs/),
+    as they are here (with the native part already built)."""
+    for name in ("umlpy", "tests", "rootfs"):
         shutil.copytree(ROOT / name, where / name,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     for name in ("setup.py", "README.md", "pyproject.toml"):
@@ -106,7 +106,9 @@ def pristine(trees):
     for dirpath, dirnames, filenames in os.walk(where):
         os.chmod(dirpath, 0o755)
         for name in filenames:
-            os.chmod(os.path.join(dirpath, name), 0o755 if name.endswith(".so") else 0o644)
+            # programs (the .so, umlpy-init, umlpy-exec, scripts) stay runnable
+            path = os.path.join(dirpath, name)
+            os.chmod(path, 0o755 if os.stat(path).st_mode & 0o111 else 0o644)
     tests = sorted({t for m in MUTATIONS for t in m[4]})
     status, out, summary = _pytest(where, tests)
     assert status == 0 and " passed" in summary and "skipped" not in summary, \

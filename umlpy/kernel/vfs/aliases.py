@@ -21,7 +21,8 @@ MAX_ALIASES = 1024
 class Aliases:
     def __init__(self, directory):
         self.dir = directory
-        os.mkdir(directory, 0o711)
+        os.mkdir(directory)
+        os.chmod(directory, 0o711)      # whatever umlpy's umask (the caller's) is
         self.dir_fd = os.open(directory, os.O_PATH | os.O_DIRECTORY)
         self.dev = os.stat(self.dir_fd).st_dev
         self._by_inode = OrderedDict()      # (dev, ino) -> alias name

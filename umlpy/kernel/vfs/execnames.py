@@ -25,7 +25,10 @@ MAX_NAMES = 1024
 class ExecNames:
     def __init__(self, directory):
         self.dir = directory
-        os.mkdir(directory, 0o711)
+        os.mkdir(directory)
+        # searchable by the guest's host ids whatever umlpy's umask is
+        # (the caller's: umask 027 would close it to them)
+        os.chmod(directory, 0o711)
         self._links = OrderedDict()     # (name, target) -> link path
         self._counter = 0
 
@@ -45,7 +48,8 @@ class ExecNames:
         self._counter += 1
         holder = os.path.join(self.dir, str(self._counter))
         try:
-            os.mkdir(holder, 0o711)
+            os.mkdir(holder)
+            os.chmod(holder, 0o711)
             link = os.path.join(holder, name)
             os.symlink(target, link)
         except OSError:
