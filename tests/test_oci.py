@@ -433,25 +433,28 @@ def test_terminal_through_the_console_socket(work, rootfs):
     assert got["name"].startswith(b"/dev/pts/")
     ok(oci(work, "start", "tty"))
 
-    def read_until(mark, out=b""):
-        while mark not in out:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-        return out
-    out = read_until(b"99")
+    out = read_until(master, b"99")
     os.write(master, b"typed\n")      # after stty: the echo comes after it too
-    out = read_until(b"got", out)
+    out = read_until(master, b"got", out)
     os.close(master)
     assert b"TTY\r\n33 99\r\n" in out and b"got typed" in out, out
     wait_status(work, "tty", "stopped")
     ok(oci(work, "delete", "tty"))
     p = oci(work, "create", "--bundle", str(path), "no-socket")
     assert p.returncode != 0 and b"--console-socket" in p.stderr
+
+
+def read_until(master, mark, out=b""):
+    """What a pty master gives until mark shows (or the slave is gone)."""
+    while mark not in out:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    return out
 
 
 def console_listener(path):
@@ -486,15 +489,7 @@ def test_exec_with_a_terminal(work, rootfs):
     thread.join(20)
     master = got["fds"][0]
     assert got["name"].startswith(b"/dev/pts/")
-    out = b""
-    while b"ETTY" not in out:
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
+    out = read_until(master, b"ETTY")
     assert b"ETTY" in out
     assert p.wait(30) == 4, p.stderr.read()
     os.close(master)
